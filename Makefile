@@ -1,0 +1,37 @@
+# LoggerHub — two commands: `make run` and `make test`.
+# One target directory for every build (DESIGN §8: builds are the slow part).
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/loggerhub-target
+CARGO ?= cargo
+DATA_DIR ?= ./data
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: run test bench setup build lint fmt
+
+## Build everything (plugins included) and run LoggerHub on embedded backends.
+run: setup
+	$(CARGO) build --release -p loggerhub --bin loggerhub
+	$(CARGO_TARGET_DIR)/release/loggerhub serve --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+## Every test: format, lints, unit, property and integration tests.
+test: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
+
+## The end-to-end benchmark (release build); figures go to docs/PERFORMANCE.md.
+bench: setup
+	$(CARGO) build --release -p loggerhub --bins
+	$(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub $(BENCH_ARGS)
+
+## The wasm32-wasip2 target for the built-in plugins (host/build.rs builds them).
+setup:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+build: setup
+	$(CARGO) build --workspace
+
+lint: setup
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all

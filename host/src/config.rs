@@ -1,0 +1,69 @@
+//! Settings of a `loggerhub serve` process, built from flags and env by
+//! `main` and passed in explicitly, so tests set them directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// `LOGGERHUB_ADMIN_TOKEN`; generated and kept in the data dir if unset.
+    pub admin_token: Option<String>,
+    pub limits: Limits,
+    pub processor: ProcessorConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Bytes of unprocessed batches the queue holds before ingest answers 503.
+    pub queue_max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 10 * 1024 * 1024,
+            queue_max_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// Concurrent pipeline workers.
+    pub workers: usize,
+    /// Queue entries a worker takes at once.
+    pub max_entries: usize,
+    /// Records a worker gathers before it runs the pipeline and commits.
+    pub max_records: usize,
+    /// How long a worker waits for more entries to fill a batch.
+    pub linger: Duration,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            workers: 2,
+            max_entries: 256,
+            max_records: 16_384,
+            linger: Duration::from_millis(50),
+        }
+    }
+}
+
+impl Config {
+    /// Embedded defaults over `data_dir`.
+    pub fn embedded(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            listen,
+            admin_token: None,
+            limits: Limits::default(),
+            processor: ProcessorConfig::default(),
+        }
+    }
+}

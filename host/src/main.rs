@@ -1,0 +1,104 @@
+//! The `loggerhub` binary: parses the command line and hands off to
+//! `server::run` or the CLI client.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use loggerhub::config::{Config, Limits, ProcessorConfig};
+
+mod cli;
+
+// glibc malloc trims the heap after every large batch (DESIGN §8).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "loggerhub", version, about = "Multi-tenant log platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in this process over a data directory.
+    Serve(ServeArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[arg(long, default_value = "./data", env = "LOGGERHUB_DATA_DIR")]
+    data_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8080", env = "LOGGERHUB_LISTEN")]
+    listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_body_bytes, env = "LOGGERHUB_MAX_BODY_BYTES")]
+    max_body_bytes: usize,
+    /// Bytes of unprocessed batches held before ingest answers 503.
+    #[arg(long, default_value_t = Limits::default().queue_max_bytes, env = "LOGGERHUB_QUEUE_MAX_BYTES")]
+    queue_max_bytes: u64,
+    /// Pipeline workers.
+    #[arg(long, default_value_t = ProcessorConfig::default().workers, env = "LOGGERHUB_WORKERS")]
+    workers: usize,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LOGGERHUB_LOG_FORMAT").as_deref() == Ok("json") {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    match Cli::parse().command {
+        Command::Serve(a) => serve(a).await,
+        Command::Client(c) => c.run().await,
+    }
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::embedded(a.data_dir, a.listen);
+    config.admin_token = std::env::var("LOGGERHUB_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    config.limits = Limits {
+        max_body_bytes: a.max_body_bytes,
+        queue_max_bytes: a.queue_max_bytes,
+    };
+    config.processor.workers = a.workers;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let (token, _) = loggerhub::server::admin_token(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("LoggerHub is running at {url}");
+    if config.admin_token.is_none() {
+        println!(
+            "admin token: {token}  (kept in {})",
+            config.data_dir.join("admin_token").display()
+        );
+    }
+    println!(
+        "create a tenant: curl -X POST {url}/v1/admin/tenants -H 'Authorization: Bearer <admin token>' -d '{{\"slug\":\"acme\"}}'"
+    );
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    };
+    loggerhub::server::run(config, listener, shutdown).await
+}

@@ -1,0 +1,163 @@
+//! The log record as the host stores and serves it, and the list/search
+//! vocabulary shared by every store (filters, cursors, pages).
+
+use std::fmt;
+
+use loggerhub_codec::time;
+pub use loggerhub_codec::{Level, Record};
+
+/// A log record after the pipeline: what the stores hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub id: String,
+    pub tenant: String,
+    pub service: String,
+    pub level: Level,
+    /// Unix nanoseconds.
+    pub timestamp: i64,
+    /// Unix nanoseconds.
+    pub received_at: i64,
+    pub message: String,
+    pub full_log: String,
+    pub language: Option<String>,
+    pub attributes: Vec<(String, String)>,
+    /// `<object key>#<line>` in the raw store, when the record went there.
+    pub raw_path: Option<String>,
+}
+
+/// The metadata store keeps this many characters of a message (DESIGN §3).
+pub const MESSAGE_PREVIEW_CHARS: usize = 500;
+
+/// The first [`MESSAGE_PREVIEW_CHARS`] characters of `s`.
+pub fn preview(s: &str) -> &str {
+    match s.char_indices().nth(MESSAGE_PREVIEW_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Sort key of an id: its 128-bit value for ULIDs and UUIDs, so that every
+/// store breaks timestamp ties the same way.
+pub fn id_sort_key(id: &str) -> u128 {
+    if let Ok(u) = ulid::Ulid::from_string(id) {
+        return u.0;
+    }
+    let hex: String = id.chars().filter(|c| *c != '-').collect();
+    u128::from_str_radix(&hex, 16).unwrap_or(0)
+}
+
+/// Filters of the list view, search and stats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    pub service: Option<String>,
+    pub level: Option<Level>,
+    /// Inclusive lower bound, unix ns.
+    pub from: Option<i64>,
+    /// Exclusive upper bound, unix ns.
+    pub to: Option<i64>,
+}
+
+/// Where a page ends: the (timestamp, id) of its last hit. Results are
+/// ordered newest first by (timestamp, id), so the next page holds what
+/// sorts strictly before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub timestamp: i64,
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn of(rec: &LogRecord) -> Self {
+        Cursor {
+            timestamp: rec.timestamp,
+            id: rec.id.clone(),
+        }
+    }
+
+    /// Whether (timestamp, id) sorts strictly before the cursor.
+    pub fn admits(&self, timestamp: i64, id: &str) -> bool {
+        (timestamp, id_sort_key(id)) < (self.timestamp, id_sort_key(&self.id))
+    }
+
+    /// Parses the opaque form produced by `Display`.
+    pub fn parse(s: &str) -> Option<Cursor> {
+        let (ts, id) = s.split_once('_')?;
+        let timestamp = ts.parse().ok()?;
+        if id.is_empty() || id.len() > 64 {
+            return None;
+        }
+        Some(Cursor {
+            timestamp,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.timestamp, self.id)
+    }
+}
+
+/// One page of a list or search.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// Exact number of matches for the filters, over all pages.
+    pub total: u64,
+    pub hits: Vec<LogRecord>,
+    pub next_cursor: Option<Cursor>,
+}
+
+/// Counts by level and service and a time histogram.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub total: u64,
+    pub by_level: Vec<(Level, u64)>,
+    pub by_service: Vec<(String, u64)>,
+    /// (bucket start in unix ns, count), oldest first.
+    pub histogram: Vec<(i64, u64)>,
+}
+
+pub fn format_ts(ns: i64) -> String {
+    time::format_rfc3339(ns)
+}
+
+pub fn now_ns() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_order() {
+        let c = Cursor {
+            timestamp: 5,
+            id: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+        };
+        assert_eq!(Cursor::parse(&c.to_string()), Some(c.clone()));
+        assert!(c.admits(4, "01ARZ3NDEKTSV4RRFFQ69G5FAZ"));
+        assert!(c.admits(5, "01ARZ3NDEKTSV4RRFFQ69G5FAT"));
+        assert!(!c.admits(5, "01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+        assert!(!c.admits(6, "01ARZ3NDEKTSV4RRFFQ69G5FA0"));
+        assert_eq!(Cursor::parse("nope"), None);
+        assert_eq!(Cursor::parse("x_y"), None);
+    }
+
+    #[test]
+    fn preview_cuts_on_chars() {
+        let s = "é".repeat(600);
+        assert_eq!(preview(&s).chars().count(), MESSAGE_PREVIEW_CHARS);
+        assert_eq!(preview("short"), "short");
+    }
+
+    #[test]
+    fn uuid_and_ulid_sort_keys() {
+        assert_eq!(id_sort_key("00000000-0000-0000-0000-0000000000ff"), 255);
+        assert!(id_sort_key("01ARZ3NDEKTSV4RRFFQ69G5FAW") > id_sort_key("01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+    }
+}

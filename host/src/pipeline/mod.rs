@@ -1,0 +1,429 @@
+//! The processor: takes queue entries in batches, runs each tenant's
+//! pipeline (parse → enrich → route, all WebAssembly), writes the stores,
+//! then acks. One readable function per step; see `process_tenant`.
+
+mod dead_letter;
+pub mod ids;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+use tokio::sync::watch;
+
+pub use dead_letter::DeadLetters;
+use loggerhub_codec::{self as codec, Record};
+
+use crate::config::ProcessorConfig;
+use crate::model::LogRecord;
+use crate::queue::{Delivery, Queue, QueueEntry};
+use crate::runtime::{Instance, Plugin, Route, Runtime, RuntimeError, Stage, builtin};
+use crate::search::SearchIndex;
+use crate::stores::raw::RawStore;
+use crate::stores::{MetaRow, MetadataStore, StoreError};
+use crate::telemetry::Metrics;
+
+/// How long a worker backs off after a store failed, before the entries
+/// are taken again.
+const STORE_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// A queue entry's pipeline is retried this many times before it is
+/// dead-lettered.
+const PLUGIN_ATTEMPTS: usize = 2;
+/// Body bytes a worker gathers before it stops lingering for more.
+const BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("plugin output: {0}")]
+    Decode(#[from] codec::DecodeError),
+    #[error("metadata/raw store: {0}")]
+    Store(#[from] StoreError),
+    #[error("index: {0}")]
+    Index(#[from] crate::search::IndexError),
+    #[error("queue: {0}")]
+    Queue(#[from] crate::queue::QueueError),
+    #[error("dead letter: {0}")]
+    DeadLetter(#[from] std::io::Error),
+}
+
+/// The plugins of the default pipeline.
+pub struct DefaultPipeline {
+    json: Arc<Plugin>,
+    text: Arc<Plugin>,
+    enricher: Arc<Plugin>,
+    router: Arc<Plugin>,
+}
+
+impl DefaultPipeline {
+    pub fn compile(rt: &Runtime) -> Result<Self, RuntimeError> {
+        Ok(DefaultPipeline {
+            json: rt.compile("json-parser", Stage::Parser, builtin::JSON_PARSER)?,
+            text: rt.compile("line-parser", Stage::Parser, builtin::LINE_PARSER)?,
+            enricher: rt.compile("default-enricher", Stage::Enricher, builtin::DEFAULT_ENRICHER)?,
+            router: rt.compile("default-router", Stage::Router, builtin::DEFAULT_ROUTER)?,
+        })
+    }
+}
+
+/// One tenant's live instances, owned by one worker.
+struct TenantInstances {
+    json: Instance,
+    text: Instance,
+    enricher: Instance,
+    router: Instance,
+}
+
+pub struct Processor {
+    pub queue: Arc<dyn Queue>,
+    pub runtime: Runtime,
+    pub pipeline: DefaultPipeline,
+    pub meta: Arc<dyn MetadataStore>,
+    pub raw: RawStore,
+    pub index: Arc<dyn SearchIndex>,
+    pub metrics: Arc<Metrics>,
+    pub dead_letters: DeadLetters,
+    pub config: ProcessorConfig,
+}
+
+struct Worker {
+    instances: HashMap<String, TenantInstances>,
+}
+
+impl Processor {
+    /// Runs `config.workers` workers until `shutdown` turns true. Zero
+    /// workers makes an ingest-only process: entries wait in the queue.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let mut tasks = Vec::new();
+        for n in 0..self.config.workers {
+            let this = self.clone();
+            let shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move { this.worker(n, shutdown).await }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    async fn worker(&self, n: usize, mut shutdown: watch::Receiver<bool>) {
+        let mut w = Worker {
+            instances: HashMap::new(),
+        };
+        tracing::debug!(worker = n, "processor worker started");
+        while !*shutdown.borrow() {
+            let batch = tokio::select! {
+                b = self.gather() => b,
+                _ = shutdown.changed() => break,
+            };
+            let deliveries = match batch {
+                Ok(d) if d.is_empty() => continue,
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "queue take failed");
+                    tokio::time::sleep(STORE_RETRY_BACKOFF).await;
+                    continue;
+                }
+            };
+            self.process(&mut w, deliveries).await;
+        }
+    }
+
+    /// Takes entries, lingering briefly so that one pipeline run and one
+    /// commit per store serve many requests.
+    async fn gather(&self) -> Result<Vec<Delivery>, PipelineError> {
+        let cfg = &self.config;
+        let mut out = self.queue.take(cfg.max_entries, Duration::from_millis(500)).await?;
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let deadline = Instant::now() + cfg.linger;
+        let mut bytes: usize = out.iter().map(|d| d.entry.body.len()).sum();
+        while out.len() < cfg.max_entries && bytes < BATCH_BODY_BYTES {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let more = self.queue.take(cfg.max_entries - out.len(), left).await?;
+            if more.is_empty() {
+                break;
+            }
+            bytes += more.iter().map(|d| d.entry.body.len()).sum::<usize>();
+            out.extend(more);
+        }
+        Ok(out)
+    }
+
+    /// Processes deliveries tenant by tenant; acks what is done, hands back
+    /// what hit a store failure.
+    async fn process(&self, w: &mut Worker, deliveries: Vec<Delivery>) {
+        let mut by_tenant: Vec<(String, Vec<Delivery>)> = Vec::new();
+        for d in deliveries {
+            match by_tenant.iter_mut().find(|(t, _)| *t == d.entry.tenant) {
+                Some((_, v)) => v.push(d),
+                None => by_tenant.push((d.entry.tenant.clone(), vec![d])),
+            }
+        }
+        for (tenant, group) in by_tenant {
+            let tokens: Vec<u64> = group.iter().map(|d| d.token).collect();
+            let entries: Vec<&QueueEntry> = group.iter().map(|d| &d.entry).collect();
+            match self.process_tenant(w, &tenant, &entries).await {
+                Ok(()) => {
+                    if let Err(e) = self.queue.ack(&tokens).await {
+                        tracing::error!(error = %e, "queue ack failed");
+                    }
+                }
+                Err(e) => {
+                    self.metrics.error("store");
+                    tracing::warn!(tenant, error = %e, "store write failed; batch will be retried");
+                    tokio::time::sleep(STORE_RETRY_BACKOFF).await;
+                    let _ = self.queue.nack(&tokens).await;
+                }
+            }
+        }
+    }
+
+    async fn instances<'w>(&self, w: &'w mut Worker, tenant: &str) -> Result<&'w mut TenantInstances, RuntimeError> {
+        let stale = w.instances.get(tenant).is_none_or(|t| {
+            t.json.is_poisoned() || t.text.is_poisoned() || t.enricher.is_poisoned() || t.router.is_poisoned()
+        });
+        if stale {
+            let config = Arc::new(HashMap::new());
+            let p = &self.pipeline;
+            let t = TenantInstances {
+                json: self.runtime.instantiate(&p.json, tenant, config.clone()).await?,
+                text: self.runtime.instantiate(&p.text, tenant, config.clone()).await?,
+                enricher: self.runtime.instantiate(&p.enricher, tenant, config.clone()).await?,
+                router: self.runtime.instantiate(&p.router, tenant, config).await?,
+            };
+            w.instances.insert(tenant.to_string(), t);
+        }
+        w.instances.get_mut(tenant).ok_or_else(|| RuntimeError::Instantiate {
+            plugin: "default".into(),
+            message: "instances vanished".into(),
+        })
+    }
+
+    /// One tenant's entries: run the pipeline over all of them at once; if a
+    /// plugin fails, run each entry alone so only the failing ones are
+    /// dead-lettered. Store failures bubble up (the entries are retried).
+    async fn process_tenant(&self, w: &mut Worker, tenant: &str, entries: &[&QueueEntry]) -> Result<(), PipelineError> {
+        let routed = match self.run_pipeline(w, tenant, entries).await {
+            Ok(r) => r,
+            Err(PipelineError::Runtime(e)) if entries.len() > 1 => {
+                tracing::warn!(tenant, error = %e, entries = entries.len(), "pipeline failed; isolating entries");
+                let mut all = Vec::new();
+                for e in entries {
+                    if let Some(r) = self.run_isolated(w, tenant, e).await? {
+                        all.extend(r);
+                    }
+                }
+                all
+            }
+            Err(PipelineError::Runtime(_)) => self.run_isolated(w, tenant, entries[0]).await?.unwrap_or_default(),
+            Err(other) => return Err(other),
+        };
+        self.write_stores(tenant, entries, routed).await
+    }
+
+    /// Runs one entry alone, retrying; dead-letters it when it keeps failing.
+    async fn run_isolated(
+        &self,
+        w: &mut Worker,
+        tenant: &str,
+        entry: &QueueEntry,
+    ) -> Result<Option<Vec<RoutedRecord>>, PipelineError> {
+        let mut last = None;
+        for _ in 0..PLUGIN_ATTEMPTS {
+            match self.run_pipeline(w, tenant, &[entry]).await {
+                Ok(r) => return Ok(Some(r)),
+                Err(PipelineError::Runtime(e)) => last = Some(e),
+                Err(PipelineError::Decode(e)) => {
+                    last = Some(RuntimeError::BadOutput {
+                        plugin: "pipeline".into(),
+                        message: e.to_string(),
+                    })
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        if let Some(e) = last {
+            self.metrics.error(e.kind());
+            self.metrics.dead_lettered();
+            tracing::error!(tenant, batch = %entry.batch_id, error = %e, "dead-lettering queue entry");
+            let plugin = match &e {
+                RuntimeError::Compile { plugin, .. }
+                | RuntimeError::Instantiate { plugin, .. }
+                | RuntimeError::Trap { plugin, .. }
+                | RuntimeError::Timeout { plugin }
+                | RuntimeError::Refused { plugin, .. }
+                | RuntimeError::BadOutput { plugin, .. } => plugin.clone(),
+            };
+            self.dead_letters.put(entry, &plugin, e.kind(), &e.to_string()).await?;
+        }
+        Ok(None)
+    }
+
+    /// parse → enrich → route over `entries`. Nothing is written.
+    async fn run_pipeline(
+        &self,
+        w: &mut Worker,
+        tenant: &str,
+        entries: &[&QueueEntry],
+    ) -> Result<Vec<RoutedRecord>, PipelineError> {
+        let inst = self.instances(w, tenant).await?;
+        let mut records: Vec<Record> = Vec::new();
+        // Which entry each record came from: its raw object.
+        let mut origin: HashMap<String, usize> = HashMap::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let parser = if is_text(&entry.content_type) {
+                &mut inst.text
+            } else {
+                &mut inst.json
+            };
+            let started = Instant::now();
+            let out = parser
+                .parse(&entry.content_type, entry.service.as_deref(), &entry.body)
+                .await;
+            self.metrics.stage("parse", parser.plugin(), started.elapsed());
+            let parsed = codec::decode(&out?)?;
+            for (j, mut r) in parsed.into_iter().enumerate() {
+                r.tenant = tenant.to_string();
+                if r.id.is_empty() {
+                    r.id = ids::record_id(entry.batch_id, j).to_string();
+                }
+                if r.timestamp == 0 {
+                    r.timestamp = entry.received_at;
+                }
+                origin.insert(r.id.clone(), i);
+                records.push(r);
+            }
+        }
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        let started = Instant::now();
+        let enriched = inst.enricher.enrich(codec::encode(&records)).await;
+        self.metrics.stage("enrich", inst.enricher.plugin(), started.elapsed());
+        let mut records = codec::decode(&enriched?)?;
+
+        let started = Instant::now();
+        let routes = inst.router.route(codec::encode(&records), records.len()).await;
+        self.metrics.stage("route", inst.router.plugin(), started.elapsed());
+        let routes = routes?;
+
+        Ok(records
+            .drain(..)
+            .zip(routes)
+            .filter(|(_, route)| route.metadata || route.raw || route.index)
+            .map(|(mut r, route)| {
+                // A plugin cannot move a record to another tenant, nor give it
+                // an id that would collide across batches.
+                r.tenant = tenant.to_string();
+                let entry = origin.get(&r.id).copied().unwrap_or(0);
+                if r.id.is_empty() || r.id.len() > 64 {
+                    r.id = ulid::Ulid::new().to_string();
+                }
+                let received_at = entries[entry].received_at;
+                RoutedRecord {
+                    entry,
+                    route,
+                    record: to_log_record(r, received_at),
+                }
+            })
+            .collect())
+    }
+
+    /// raw (one object per entry) → index → metadata, so the list view
+    /// only shows records whose raw copy and index entry exist.
+    async fn write_stores(
+        &self,
+        tenant: &str,
+        entries: &[&QueueEntry],
+        mut routed: Vec<RoutedRecord>,
+    ) -> Result<(), PipelineError> {
+        if routed.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut raw_writes = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let recs: Vec<&LogRecord> = routed
+                .iter()
+                .filter(|r| r.entry == i && r.route.raw)
+                .map(|r| &r.record)
+                .collect();
+            if !recs.is_empty() {
+                raw_writes.push(async move {
+                    let key = self.raw.put_batch(tenant, entry.batch_id, &recs).await?;
+                    Ok::<_, StoreError>((i, key))
+                });
+            }
+        }
+        let keys: HashMap<usize, String> = try_join_all(raw_writes).await?.into_iter().collect();
+        let mut line: HashMap<usize, usize> = HashMap::new();
+        for r in routed.iter_mut().filter(|r| r.route.raw) {
+            let n = line.entry(r.entry).or_insert(0);
+            *n += 1;
+            if let Some(key) = keys.get(&r.entry) {
+                r.record.raw_path = Some(format!("{key}#{n}"));
+            }
+        }
+        self.metrics.store_write("raw", started.elapsed());
+
+        let started = Instant::now();
+        let to_index: Vec<LogRecord> = routed
+            .iter()
+            .filter(|r| r.route.index)
+            .map(|r| r.record.clone())
+            .collect();
+        if !to_index.is_empty() {
+            self.index.index(tenant, &to_index).await?;
+        }
+        self.metrics.store_write("index", started.elapsed());
+
+        let started = Instant::now();
+        let rows: Vec<MetaRow<'_>> = routed
+            .iter()
+            .filter(|r| r.route.metadata)
+            .map(|r| MetaRow {
+                record: &r.record,
+                indexed: r.route.index,
+            })
+            .collect();
+        if !rows.is_empty() {
+            self.meta.insert_logs(&rows).await?;
+        }
+        self.metrics.store_write("metadata", started.elapsed());
+        self.metrics.logs_processed(routed.len());
+        Ok(())
+    }
+}
+
+struct RoutedRecord {
+    entry: usize,
+    route: Route,
+    record: LogRecord,
+}
+
+fn is_text(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+}
+
+fn to_log_record(r: Record, received_at: i64) -> LogRecord {
+    LogRecord {
+        id: r.id,
+        tenant: r.tenant,
+        service: r.service,
+        level: r.level,
+        timestamp: r.timestamp,
+        received_at,
+        message: r.message,
+        full_log: r.full_log,
+        language: r.language,
+        attributes: r.attributes,
+        raw_path: None,
+    }
+}

@@ -1,0 +1,385 @@
+//! The WebAssembly runtime: the only module that knows wasmtime.
+//!
+//! One `Engine` per process; each plugin is compiled once into a
+//! `Component` and pre-linked (`*Pre`), and each tenant gets its own
+//! instances, reused batch after batch. Guests get WASI with nothing
+//! granted (no files, env, sockets, clocks beyond the defaults), a memory
+//! cap, a CPU budget counted in epoch ticks, and a wall-clock timeout.
+
+mod bindings;
+pub mod builtin;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use bindings::enricher::{Enricher, EnricherPre};
+use bindings::parser::{Parser, ParserPre};
+use bindings::router::{Router, RouterPre};
+use bindings::types;
+
+/// Memory one instance may grow to. Python and JavaScript guests
+/// (componentize-py/-js, ~18 MB components) need tens of MiB; 256 MiB
+/// leaves room for large batches without letting one tenant exhaust the
+/// host.
+pub const MAX_INSTANCE_MEMORY: usize = 256 * 1024 * 1024;
+/// How often the engine's epoch advances; the unit of the CPU budget.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Epoch ticks one call may run: 2 s of CPU, far above what a batch of
+/// 16k records takes in the built-in plugins.
+pub const CPU_BUDGET_TICKS: u32 = 200;
+/// Wall-clock limit of one call, including time spent yielded.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("plugin {plugin}: failed to compile: {message}")]
+    Compile { plugin: String, message: String },
+    #[error("plugin {plugin}: failed to instantiate: {message}")]
+    Instantiate { plugin: String, message: String },
+    #[error("plugin {plugin}: trapped: {message}")]
+    Trap { plugin: String, message: String },
+    #[error("plugin {plugin}: timed out after {CALL_TIMEOUT:?}")]
+    Timeout { plugin: String },
+    #[error("plugin {plugin}: refused the batch ({code}): {message}")]
+    Refused {
+        plugin: String,
+        code: String,
+        message: String,
+    },
+    #[error("plugin {plugin}: bad output: {message}")]
+    BadOutput { plugin: String, message: String },
+}
+
+impl RuntimeError {
+    /// A stable word for metrics and dead letters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RuntimeError::Compile { .. } => "compile",
+            RuntimeError::Instantiate { .. } => "instantiate",
+            RuntimeError::Trap { .. } => "trap",
+            RuntimeError::Timeout { .. } => "timeout",
+            RuntimeError::Refused { .. } => "refused",
+            RuntimeError::BadOutput { .. } => "bad_output",
+        }
+    }
+}
+
+/// Per-instance host state.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    tenant: String,
+    plugin: String,
+    config: Arc<HashMap<String, String>>,
+    ticks_left: u32,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl bindings::host::Host for HostState {
+    fn log(&mut self, level: types::Level, message: String) {
+        let (tenant, plugin) = (self.tenant.as_str(), self.plugin.as_str());
+        let message: String = message.chars().take(4096).collect();
+        match level {
+            types::Level::Trace => tracing::trace!(tenant, plugin, message, "plugin log"),
+            types::Level::Debug => tracing::debug!(tenant, plugin, message, "plugin log"),
+            types::Level::Info => tracing::info!(tenant, plugin, message, "plugin log"),
+            types::Level::Warn => tracing::warn!(tenant, plugin, message, "plugin log"),
+            types::Level::Error | types::Level::Fatal => tracing::error!(tenant, plugin, message, "plugin log"),
+        }
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).cloned()
+    }
+}
+
+/// The pipeline stage a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Parser,
+    Enricher,
+    Router,
+}
+
+enum Pre {
+    Parser(ParserPre<HostState>),
+    Enricher(EnricherPre<HostState>),
+    Router(RouterPre<HostState>),
+}
+
+/// A compiled, linked plugin, ready to instantiate.
+pub struct Plugin {
+    name: String,
+    pre: Pre,
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The engine and linker shared by every plugin.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+}
+
+impl Runtime {
+    pub fn new() -> Result<Runtime, RuntimeError> {
+        let err = |e: wasmtime::Error| RuntimeError::Compile {
+            plugin: "<engine>".into(),
+            message: format!("{e:#}"),
+        };
+        let mut cfg = Config::new();
+        cfg.epoch_interruption(true);
+        cfg.wasm_component_model(true);
+        let engine = Engine::new(&cfg).map_err(err)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
+        Parser::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(err)?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| RuntimeError::Compile {
+                plugin: "<engine>".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Runtime {
+            engine,
+            linker: Arc::new(linker),
+        })
+    }
+
+    /// Compiles `wasm` as a component for `stage` and checks that it exports
+    /// that stage's world.
+    pub fn compile(&self, name: &str, stage: Stage, wasm: &[u8]) -> Result<Arc<Plugin>, RuntimeError> {
+        let err = |e: wasmtime::Error| RuntimeError::Compile {
+            plugin: name.to_string(),
+            message: format!("{e:#}"),
+        };
+        let component = Component::new(&self.engine, wasm).map_err(err)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(err)?;
+        let pre = match stage {
+            Stage::Parser => Pre::Parser(ParserPre::new(pre).map_err(err)?),
+            Stage::Enricher => Pre::Enricher(EnricherPre::new(pre).map_err(err)?),
+            Stage::Router => Pre::Router(RouterPre::new(pre).map_err(err)?),
+        };
+        Ok(Arc::new(Plugin {
+            name: name.to_string(),
+            pre,
+        }))
+    }
+
+    /// A fresh instance of `plugin` for `tenant`.
+    pub async fn instantiate(
+        &self,
+        plugin: &Arc<Plugin>,
+        tenant: &str,
+        config: Arc<HashMap<String, String>>,
+    ) -> Result<Instance, RuntimeError> {
+        let state = HostState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(MAX_INSTANCE_MEMORY)
+                .instances(16)
+                .tables(16)
+                .memories(4)
+                .build(),
+            tenant: tenant.to_string(),
+            plugin: plugin.name.clone(),
+            config,
+            ticks_left: CPU_BUDGET_TICKS,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_callback(|mut ctx| {
+            let s = ctx.data_mut();
+            if s.ticks_left == 0 {
+                return Err(wasmtime::Error::msg("cpu budget exceeded"));
+            }
+            s.ticks_left -= 1;
+            // Yield so the other tasks of this thread run while a long batch
+            // is in the guest.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store.set_epoch_deadline(1);
+        let err = |e: wasmtime::Error| RuntimeError::Instantiate {
+            plugin: plugin.name.clone(),
+            message: format!("{e:#}"),
+        };
+        let bindings = match &plugin.pre {
+            Pre::Parser(p) => Bindings::Parser(p.instantiate_async(&mut store).await.map_err(err)?),
+            Pre::Enricher(p) => Bindings::Enricher(p.instantiate_async(&mut store).await.map_err(err)?),
+            Pre::Router(p) => Bindings::Router(p.instantiate_async(&mut store).await.map_err(err)?),
+        };
+        Ok(Instance {
+            plugin: plugin.clone(),
+            store,
+            bindings,
+            poisoned: false,
+        })
+    }
+}
+
+enum Bindings {
+    Parser(Parser),
+    Enricher(Enricher),
+    Router(Router),
+}
+
+/// Where one record goes, as a router said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub metadata: bool,
+    pub raw: bool,
+    pub index: bool,
+}
+
+/// A live instance of a plugin, owned by one worker.
+pub struct Instance {
+    plugin: Arc<Plugin>,
+    store: Store<HostState>,
+    bindings: Bindings,
+    /// A trap or timeout leaves the guest in an unknown state: the instance
+    /// must be thrown away.
+    poisoned: bool,
+}
+
+impl Instance {
+    pub fn plugin(&self) -> &str {
+        &self.plugin.name
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    fn wrong_stage(&self) -> RuntimeError {
+        RuntimeError::BadOutput {
+            plugin: self.plugin.name.clone(),
+            message: "called as the wrong stage".into(),
+        }
+    }
+
+    /// Runs one guest call under the CPU budget and the wall-clock limit.
+    async fn guarded<T>(
+        &mut self,
+        call: impl AsyncFnOnce(&mut Store<HostState>, &Bindings) -> wasmtime::Result<T>,
+    ) -> Result<T, RuntimeError> {
+        self.store.data_mut().ticks_left = CPU_BUDGET_TICKS;
+        self.store.set_epoch_deadline(1);
+        let plugin = self.plugin.name.clone();
+        let result = tokio::time::timeout(CALL_TIMEOUT, call(&mut self.store, &self.bindings)).await;
+        match result {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.poisoned = true;
+                Err(RuntimeError::Trap {
+                    plugin,
+                    message: format!("{e:#}"),
+                })
+            }
+            Err(_) => {
+                self.poisoned = true;
+                Err(RuntimeError::Timeout { plugin })
+            }
+        }
+    }
+
+    pub async fn parse(
+        &mut self,
+        content_type: &str,
+        service: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<u8>, RuntimeError> {
+        if !matches!(self.bindings, Bindings::Parser(_)) {
+            return Err(self.wrong_stage());
+        }
+        let input = types::RawInput {
+            content_type: content_type.to_string(),
+            service: service.map(str::to_string),
+            body: body.to_vec(),
+        };
+        let out = self
+            .guarded(async |store, b| match b {
+                Bindings::Parser(p) => p.call_parse(store, &input).await,
+                _ => Err(wasmtime::Error::msg("not a parser")),
+            })
+            .await?;
+        out.map_err(|e| self.refused(e))
+    }
+
+    pub async fn enrich(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, RuntimeError> {
+        if !matches!(self.bindings, Bindings::Enricher(_)) {
+            return Err(self.wrong_stage());
+        }
+        let out = self
+            .guarded(async move |store, b| match b {
+                Bindings::Enricher(p) => p.call_enrich(store, &batch).await,
+                _ => Err(wasmtime::Error::msg("not an enricher")),
+            })
+            .await?;
+        out.map_err(|e| self.refused(e))
+    }
+
+    /// One route per record of `batch`, which holds `records` records.
+    pub async fn route(&mut self, batch: Vec<u8>, records: usize) -> Result<Vec<Route>, RuntimeError> {
+        if !matches!(self.bindings, Bindings::Router(_)) {
+            return Err(self.wrong_stage());
+        }
+        let routes = self
+            .guarded(async move |store, b| match b {
+                Bindings::Router(p) => p.call_route(store, &batch).await,
+                _ => Err(wasmtime::Error::msg("not a router")),
+            })
+            .await?;
+        if routes.len() != records {
+            return Err(RuntimeError::BadOutput {
+                plugin: self.plugin.name.clone(),
+                message: format!("{} routes for {records} records", routes.len()),
+            });
+        }
+        Ok(routes
+            .into_iter()
+            .map(|r| Route {
+                metadata: r.destinations.contains(types::Destinations::METADATA),
+                raw: r.destinations.contains(types::Destinations::RAW),
+                index: r.destinations.contains(types::Destinations::INDEX),
+            })
+            .collect())
+    }
+
+    fn refused(&self, e: types::PluginError) -> RuntimeError {
+        RuntimeError::Refused {
+            plugin: self.plugin.name.clone(),
+            code: e.code,
+            message: e.message,
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The read paths: list (metadata), search (index → ids → metadata),
+//! detail (index, else rebuilt from the raw store) and stats. Every read
+//! takes the tenant from the caller's key, never from the request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{IndexError, Query, SearchIndex};
+use crate::model::{Cursor, LogFilter, LogRecord, Page, Stats};
+use crate::stores::raw::RawStore;
+use crate::stores::{MetadataStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("metadata store: {0}")]
+    Store(#[from] StoreError),
+    #[error("index: {0}")]
+    Index(#[from] IndexError),
+}
+
+/// Which store answered a detail read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Index,
+    Raw,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Index => "index",
+            Source::Raw => "raw",
+        }
+    }
+}
+
+pub struct Reader {
+    meta: Arc<dyn MetadataStore>,
+    raw: RawStore,
+    index: Arc<dyn SearchIndex>,
+}
+
+impl Reader {
+    pub fn new(meta: Arc<dyn MetadataStore>, raw: RawStore, index: Arc<dyn SearchIndex>) -> Self {
+        Reader { meta, raw, index }
+    }
+
+    /// The list view: the metadata store alone, so it works without the
+    /// index.
+    pub async fn list(
+        &self,
+        tenant: &str,
+        f: &LogFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, ReadError> {
+        Ok(self.meta.list_logs(tenant, f, cursor, limit).await?)
+    }
+
+    pub async fn search(
+        &self,
+        tenant: &str,
+        q: &Query,
+        f: &LogFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, ReadError> {
+        let ids = self.index.search(tenant, q, f, cursor, limit).await?;
+        let found = self.meta.get_logs(tenant, &ids.ids).await?;
+        let mut by_id: HashMap<String, LogRecord> = found.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let mut hits = Vec::with_capacity(ids.ids.len());
+        for id in &ids.ids {
+            match by_id.remove(id) {
+                Some(r) => hits.push(r),
+                // Routed to the index only: serve the indexed copy.
+                None => {
+                    if let Some(mut r) = self.index.get(tenant, id).await? {
+                        r.full_log.clear();
+                        hits.push(r);
+                    }
+                }
+            }
+        }
+        Ok(Page {
+            total: ids.total,
+            hits,
+            next_cursor: ids.next_cursor,
+        })
+    }
+
+    /// The whole record: from the index, else rebuilt from the raw store.
+    pub async fn detail(&self, tenant: &str, id: &str) -> Result<Option<(LogRecord, Source)>, ReadError> {
+        match self.index.get(tenant, id).await {
+            Ok(Some(r)) if r.tenant == tenant => return Ok(Some((r, Source::Index))),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(tenant, id, error = %e, "index unavailable for detail; trying the raw store"),
+        }
+        let Some(meta) = self.meta.get_logs(tenant, &[id.to_string()]).await?.pop() else {
+            return Ok(None);
+        };
+        let Some(path) = &meta.raw_path else {
+            return Ok(None);
+        };
+        Ok(self
+            .raw
+            .read(path)
+            .await?
+            .filter(|r| r.tenant == tenant && r.id == id)
+            .map(|r| (r, Source::Raw)))
+    }
+
+    pub async fn stats(&self, tenant: &str, f: &LogFilter, interval_ns: i64) -> Result<Stats, ReadError> {
+        Ok(self.meta.stats(tenant, f, interval_ns).await?)
+    }
+}

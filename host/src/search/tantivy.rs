@@ -1,0 +1,365 @@
+//! The embedded index: one Tantivy index per tenant under
+//! `<data>/index/<tenant>`, so tenants never share a segment.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, TermQuery};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader, TantivyDocument, Term};
+
+use super::query::{Matcher, Query};
+use super::{IdPage, IndexError, SearchIndex};
+use crate::model::{Cursor, LogFilter, LogRecord, id_sort_key};
+use crate::stores::raw::{record_from_json, record_to_json};
+
+/// Indexing memory per tenant writer (Tantivy's minimum is 15 MB).
+const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+
+/// (timestamp, high and low 64 bits of the id): newest first, ties broken
+/// by id exactly as the metadata store does.
+type SortKey = (i64, u64, u64);
+
+struct Fields {
+    id: Field,
+    id_hi: Field,
+    id_lo: Field,
+    service: Field,
+    level: Field,
+    timestamp: Field,
+    message: Field,
+    full_log: Field,
+    attr: Field,
+    source: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        id_hi: b.add_u64_field("id_hi", FAST),
+        id_lo: b.add_u64_field("id_lo", FAST),
+        service: b.add_text_field("service", STRING),
+        level: b.add_text_field("level", STRING),
+        timestamp: b.add_i64_field("timestamp", INDEXED | FAST),
+        message: b.add_text_field("message", TEXT),
+        full_log: b.add_text_field("full_log", TEXT),
+        // `key=value`, one value per attribute: exact attribute matches.
+        attr: b.add_text_field("attr", STRING),
+        source: b.add_bytes_field("source", STORED),
+    };
+    (b.build(), fields)
+}
+
+struct TenantIndex {
+    index: Index,
+    writer: Mutex<IndexWriter>,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+pub struct TantivyIndex {
+    root: PathBuf,
+    tenants: Mutex<HashMap<String, Arc<TenantIndex>>>,
+}
+
+impl TantivyIndex {
+    pub fn open(root: impl Into<PathBuf>) -> Result<TantivyIndex, IndexError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        Ok(TantivyIndex {
+            root,
+            tenants: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn tenant(&self, tenant: &str) -> Result<Arc<TenantIndex>, IndexError> {
+        let mut map = self.tenants.lock();
+        if let Some(t) = map.get(tenant) {
+            return Ok(t.clone());
+        }
+        let dir = self.root.join(tenant);
+        std::fs::create_dir_all(&dir)?;
+        let (schema, fields) = schema();
+        let mmap = MmapDirectory::open(&dir).map_err(|e| IndexError::Directory(e.to_string()))?;
+        let index = Index::open_or_create(mmap, schema)?;
+        let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
+        // Reloaded by hand after each commit: a record is searchable as soon
+        // as `index` returns.
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let t = Arc::new(TenantIndex {
+            index,
+            writer: Mutex::new(writer),
+            reader,
+            fields,
+        });
+        map.insert(tenant.to_string(), t.clone());
+        Ok(t)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, IndexError> + Send + 'static,
+) -> Result<T, IndexError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| IndexError::Task(e.to_string()))?
+}
+
+impl TenantIndex {
+    fn analyzer(&self) -> Result<TextAnalyzer, IndexError> {
+        self.index
+            .tokenizers()
+            .get("default")
+            .ok_or_else(|| IndexError::Corrupt("default tokenizer missing".into()))
+    }
+
+    fn tokens(&self, text: &str) -> Result<Vec<String>, IndexError> {
+        let mut analyzer = self.analyzer()?;
+        let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        while let Some(t) = stream.next() {
+            out.push(t.text.clone());
+        }
+        Ok(out)
+    }
+
+    fn text_query(&self, text: &str) -> Result<Box<dyn TQuery>, IndexError> {
+        let tokens = self.tokens(text)?;
+        let f = &self.fields;
+        let per_field = |field: Field| -> Box<dyn TQuery> {
+            let terms: Vec<Term> = tokens.iter().map(|t| Term::from_field_text(field, t)).collect();
+            if terms.len() == 1 {
+                Box::new(TermQuery::new(terms[0].clone(), IndexRecordOption::Basic))
+            } else {
+                Box::new(PhraseQuery::new(terms))
+            }
+        };
+        if tokens.is_empty() {
+            // Only punctuation: matches nothing, as in every full-text engine.
+            return Ok(Box::new(BooleanQuery::new(vec![])));
+        }
+        Ok(Box::new(BooleanQuery::new(vec![
+            (Occur::Should, per_field(f.message)),
+            (Occur::Should, per_field(f.full_log)),
+        ])))
+    }
+
+    fn build_query(&self, q: &Query, filter: &LogFilter) -> Result<Box<dyn TQuery>, IndexError> {
+        let f = &self.fields;
+        let exact = |field: Field, v: &str| -> Box<dyn TQuery> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, v),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = vec![(Occur::Must, Box::new(AllQuery))];
+        for c in &q.clauses {
+            let sub = match &c.matcher {
+                Matcher::Text(t) => self.text_query(t)?,
+                Matcher::Service(s) => exact(f.service, s),
+                Matcher::Level(l) => exact(f.level, l.as_str()),
+                Matcher::Attribute { key, value } => exact(f.attr, &format!("{key}={value}")),
+            };
+            clauses.push((if c.negated { Occur::MustNot } else { Occur::Must }, sub));
+        }
+        if let Some(s) = &filter.service {
+            clauses.push((Occur::Must, exact(f.service, s)));
+        }
+        if let Some(l) = filter.level {
+            clauses.push((Occur::Must, exact(f.level, l.as_str())));
+        }
+        if filter.from.is_some() || filter.to.is_some() {
+            let lo = filter.from.map_or(Bound::Unbounded, |v| {
+                Bound::Included(Term::from_field_i64(f.timestamp, v))
+            });
+            let hi = filter.to.map_or(Bound::Unbounded, |v| {
+                Bound::Excluded(Term::from_field_i64(f.timestamp, v))
+            });
+            clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    fn to_doc(&self, r: &LogRecord) -> TantivyDocument {
+        let f = &self.fields;
+        let key = id_sort_key(&r.id);
+        let mut doc = TantivyDocument::default();
+        doc.add_text(f.id, &r.id);
+        doc.add_u64(f.id_hi, (key >> 64) as u64);
+        doc.add_u64(f.id_lo, key as u64);
+        doc.add_text(f.service, &r.service);
+        doc.add_text(f.level, r.level.as_str());
+        doc.add_i64(f.timestamp, r.timestamp);
+        doc.add_text(f.message, &r.message);
+        doc.add_text(f.full_log, &r.full_log);
+        for (k, v) in &r.attributes {
+            doc.add_text(f.attr, format!("{k}={v}"));
+        }
+        doc.add_bytes(f.source, &record_to_json(r));
+        doc
+    }
+
+    fn add(&self, docs: &[LogRecord]) -> Result<(), IndexError> {
+        let mut w = self.writer.lock();
+        for r in docs {
+            // Delete-then-add within one commit keeps the new copy: a replayed
+            // record replaces itself instead of appearing twice.
+            w.delete_term(Term::from_field_text(self.fields.id, &r.id));
+            w.add_document(self.to_doc(r))?;
+        }
+        w.commit()?;
+        drop(w);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Top `n` matches of `query`, newest first by (timestamp, id).
+    fn top(&self, query: &dyn TQuery, n: usize) -> Result<Vec<(SortKey, DocAddress)>, IndexError> {
+        let searcher = self.reader.searcher();
+        let collector = TopDocs::with_limit(n.max(1)).order_by(|seg: &SegmentReader| {
+            let ff = seg.fast_fields();
+            let ts = ff.i64("timestamp").ok().map(|c| c.first_or_default_col(i64::MIN));
+            let hi = ff.u64("id_hi").ok().map(|c| c.first_or_default_col(0));
+            let lo = ff.u64("id_lo").ok().map(|c| c.first_or_default_col(0));
+            move |doc| {
+                (
+                    ts.as_ref().map_or(i64::MIN, |c| c.get_val(doc)),
+                    hi.as_ref().map_or(0, |c| c.get_val(doc)),
+                    lo.as_ref().map_or(0, |c| c.get_val(doc)),
+                )
+            }
+        });
+        Ok(searcher.search(query, &collector)?)
+    }
+
+    fn doc_id(&self, addr: DocAddress) -> Result<String, IndexError> {
+        let doc: TantivyDocument = self.reader.searcher().doc(addr)?;
+        doc.get_first(self.fields.id)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| IndexError::Corrupt("document without id".into()))
+    }
+
+    fn search(
+        &self,
+        q: &Query,
+        filter: &LogFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<IdPage, IndexError> {
+        let query = self.build_query(q, filter)?;
+        let total = self.reader.searcher().search(query.as_ref(), &Count)? as u64;
+        let cursor_key = cursor.map(|c| (c.timestamp, id_sort_key(&c.id)));
+        let bounded: Box<dyn TQuery> = match cursor {
+            None => query,
+            Some(c) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query),
+                (
+                    Occur::Must,
+                    Box::new(RangeQuery::new(
+                        Bound::Unbounded,
+                        Bound::Included(Term::from_field_i64(self.fields.timestamp, c.timestamp)),
+                    )),
+                ),
+            ])),
+        };
+        // Records at the cursor's exact timestamp but not before it in id
+        // order are skipped; fetch more until the page is full.
+        let mut want = limit + 1;
+        let admitted = loop {
+            let top = self.top(bounded.as_ref(), want)?;
+            let fetched = top.len();
+            let admitted: Vec<_> = top
+                .into_iter()
+                .filter(|((ts, hi, lo), _)| {
+                    cursor_key.is_none_or(|(cts, cid)| (*ts, (u128::from(*hi) << 64) | u128::from(*lo)) < (cts, cid))
+                })
+                .collect();
+            if admitted.len() > limit || fetched < want {
+                break admitted;
+            }
+            want = want.saturating_mul(2);
+        };
+        let has_more = admitted.len() > limit;
+        let mut ids = Vec::with_capacity(limit.min(admitted.len()));
+        let mut last = None;
+        for ((ts, _, _), addr) in admitted.into_iter().take(limit) {
+            let id = self.doc_id(addr)?;
+            last = Some((ts, id.clone()));
+            ids.push(id);
+        }
+        let next_cursor = if has_more {
+            last.map(|(timestamp, id)| Cursor { timestamp, id })
+        } else {
+            None
+        };
+        Ok(IdPage {
+            total,
+            ids,
+            next_cursor,
+        })
+    }
+
+    fn get(&self, id: &str) -> Result<Option<LogRecord>, IndexError> {
+        let searcher = self.reader.searcher();
+        let q = TermQuery::new(Term::from_field_text(self.fields.id, id), IndexRecordOption::Basic);
+        let Some((_, addr)) = searcher
+            .search(&q, &TopDocs::with_limit(1).order_by_score())?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let doc: TantivyDocument = searcher.doc(addr)?;
+        let src = doc
+            .get_first(self.fields.source)
+            .and_then(|v| v.as_bytes())
+            .ok_or_else(|| IndexError::Corrupt("document without source".into()))?;
+        record_from_json(src).map(Some).map_err(IndexError::Corrupt)
+    }
+}
+
+#[async_trait]
+impl SearchIndex for TantivyIndex {
+    async fn provision(&self, tenant: &str) -> Result<(), IndexError> {
+        self.tenant(tenant).map(|_| ())
+    }
+
+    async fn index(&self, tenant: &str, docs: &[LogRecord]) -> Result<(), IndexError> {
+        let t = self.tenant(tenant)?;
+        let docs = docs.to_vec();
+        blocking(move || t.add(&docs)).await
+    }
+
+    async fn search(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<IdPage, IndexError> {
+        let t = self.tenant(tenant)?;
+        let (query, filter, cursor) = (query.clone(), filter.clone(), cursor.cloned());
+        blocking(move || t.search(&query, &filter, cursor.as_ref(), limit)).await
+    }
+
+    async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, IndexError> {
+        let t = self.tenant(tenant)?;
+        let id = id.to_string();
+        blocking(move || t.get(&id)).await
+    }
+
+    async fn ping(&self) -> Result<(), IndexError> {
+        std::fs::metadata(&self.root)?;
+        Ok(())
+    }
+}

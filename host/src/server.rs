@@ -1,0 +1,118 @@
+//! Wires the services of one `loggerhub serve` process: opens the backends,
+//! starts the processor, serves the API until shutdown.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::ingest::Ingest;
+use crate::pipeline::{DeadLetters, DefaultPipeline, Processor};
+use crate::queue::Queue;
+use crate::queue::local::LocalQueue;
+use crate::runtime::Runtime;
+use crate::search::SearchIndex;
+use crate::search::service::Reader;
+use crate::search::tantivy::TantivyIndex;
+use crate::stores::MetadataStore;
+use crate::stores::raw::RawStore;
+use crate::stores::sqlite::SqliteStore;
+use crate::telemetry::Metrics;
+use crate::tenants::Tenants;
+
+/// The admin token: from config, else the one kept in the data dir, else a
+/// new one (written there). Returns the token and whether it is new.
+pub fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
+    if let Some(t) = &config.admin_token {
+        return Ok((t.clone(), false));
+    }
+    let path = config.data_dir.join("admin_token");
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok((t.trim().to_string(), false)),
+        _ => {
+            let token = format!("lha_{}", hex::encode(rand::random::<[u8; 24]>()));
+            write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+            Ok((token, true))
+        }
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+/// Runs every service on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let data = &config.data_dir;
+    std::fs::create_dir_all(data).with_context(|| format!("creating data dir {}", data.display()))?;
+    let (admin_token, _) = admin_token(&config)?;
+
+    let meta: Arc<dyn MetadataStore> = Arc::new(
+        SqliteStore::open(&data.join("metadata.db"))
+            .await
+            .context("opening the metadata store")?,
+    );
+    let raw = RawStore::local(&data.join("raw")).context("opening the raw store")?;
+    let index: Arc<dyn SearchIndex> = Arc::new(TantivyIndex::open(data.join("index")).context("opening the index")?);
+    let local_queue =
+        LocalQueue::open(&data.join("queue"), config.limits.queue_max_bytes).context("opening the queue")?;
+    let queue: Arc<dyn Queue> = local_queue.clone();
+    let metrics = Arc::new(Metrics::default());
+
+    let runtime = Runtime::new().context("starting the wasm runtime")?;
+    let pipeline = DefaultPipeline::compile(&runtime).context("compiling the built-in plugins")?;
+    let processor = Arc::new(Processor {
+        queue: queue.clone(),
+        runtime,
+        pipeline,
+        meta: meta.clone(),
+        raw: raw.clone(),
+        index: index.clone(),
+        metrics: metrics.clone(),
+        dead_letters: DeadLetters::new(data.join("dead-letters")),
+        config: config.processor.clone(),
+    });
+
+    let state = AppState {
+        tenants: Arc::new(Tenants::new(meta.clone())),
+        ingest: Arc::new(Ingest::new(queue.clone(), metrics.clone())),
+        reader: Arc::new(Reader::new(meta.clone(), raw.clone(), index.clone())),
+        meta,
+        raw,
+        index,
+        queue,
+        metrics,
+        admin_token: admin_token.into(),
+        max_body_bytes: config.limits.max_body_bytes,
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let processing = tokio::spawn(processor.run(stop_rx));
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %data.display(), "loggerhub serving");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("http server")?;
+    let _ = stop_tx.send(true);
+    let _ = processing.await;
+    local_queue.close();
+    tracing::info!("loggerhub stopped");
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! The embedded metadata store: one SQLite database in the data dir, with a
+//! `tenant` column on every table (DESIGN §1).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{ApiKey, MetaRow, MetadataStore, StoreError, Tenant};
+use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tenants (
+    slug        TEXT PRIMARY KEY,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL REFERENCES tenants (slug),
+    hash        TEXT NOT NULL UNIQUE,
+    scopes      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE TABLE IF NOT EXISTS logs (
+    tenant      TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    id_key      BLOB NOT NULL,
+    service     TEXT NOT NULL,
+    level       INTEGER NOT NULL,
+    timestamp   INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    message     TEXT NOT NULL,
+    language    TEXT,
+    attributes  TEXT NOT NULL,
+    raw_path    TEXT,
+    indexed     INTEGER NOT NULL,
+    PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS logs_by_time ON logs (tenant, timestamp DESC, id_key DESC);
+CREATE INDEX IF NOT EXISTS logs_by_service ON logs (tenant, service, timestamp DESC, id_key DESC);
+CREATE INDEX IF NOT EXISTS logs_by_level ON logs (tenant, level, timestamp DESC, id_key DESC);
+"#;
+
+/// Rows per INSERT statement: 12 bound values each, under SQLite's limit of
+/// 32766 parameters.
+const INSERT_CHUNK: usize = 2000;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed batch survives power loss, since the queue
+            // entry is acked right after.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn id_key(id: &str) -> Vec<u8> {
+    model::id_sort_key(id).to_be_bytes().to_vec()
+}
+
+fn push_filters(qb: &mut QueryBuilder<Sqlite>, tenant: &str, f: &LogFilter) {
+    qb.push(" WHERE tenant = ").push_bind(tenant.to_string());
+    if let Some(s) = &f.service {
+        qb.push(" AND service = ").push_bind(s.clone());
+    }
+    if let Some(l) = f.level {
+        qb.push(" AND level = ").push_bind(l as i64);
+    }
+    if let Some(from) = f.from {
+        qb.push(" AND timestamp >= ").push_bind(from);
+    }
+    if let Some(to) = f.to {
+        qb.push(" AND timestamp < ").push_bind(to);
+    }
+}
+
+fn row_to_record(row: &sqlx::sqlite::SqliteRow) -> Result<LogRecord, StoreError> {
+    let level: i64 = row.try_get("level")?;
+    let attrs: String = row.try_get("attributes")?;
+    let attributes: Vec<(String, String)> = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&attrs)
+        .map_err(|e| StoreError::Corrupt(format!("attributes: {e}")))?
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect();
+    Ok(LogRecord {
+        id: row.try_get("id")?,
+        tenant: row.try_get("tenant")?,
+        service: row.try_get("service")?,
+        level: u8::try_from(level).ok().and_then(Level::from_u8).unwrap_or_default(),
+        timestamp: row.try_get("timestamp")?,
+        received_at: row.try_get("received_at")?,
+        message: row.try_get("message")?,
+        full_log: String::new(),
+        language: row.try_get("language")?,
+        attributes,
+        raw_path: row.try_get("raw_path")?,
+    })
+}
+
+pub(crate) fn attributes_json(attrs: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = attrs
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+const COLUMNS: &str = "tenant, id, service, level, timestamp, received_at, message, language, attributes, raw_path";
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn create_tenant(&self, slug: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("INSERT INTO tenants (slug, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(slug)
+            .bind(model::now_ns())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query("SELECT slug, created_at FROM tenants ORDER BY slug")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Tenant {
+                    slug: r.try_get("slug")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_keys (id, tenant, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&key.id)
+            .bind(&key.tenant)
+            .bind(&key.hash)
+            .bind(key.scopes.join(","))
+            .bind(key.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT id, tenant, hash, scopes, created_at, revoked_at FROM api_keys WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| key_from_row(&r)).transpose()
+    }
+
+    async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant, hash, scopes, created_at, revoked_at FROM api_keys WHERE tenant = ? ORDER BY created_at",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE tenant = ? AND id = ? AND revoked_at IS NULL")
+            .bind(model::now_ns())
+            .bind(tenant)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO logs (tenant, id, id_key, service, level, timestamp, received_at, message, language, attributes, raw_path, indexed) ",
+            );
+            qb.push_values(chunk, |mut b, row| {
+                let r = row.record;
+                b.push_bind(r.tenant.clone())
+                    .push_bind(r.id.clone())
+                    .push_bind(id_key(&r.id))
+                    .push_bind(r.service.clone())
+                    .push_bind(r.level as i64)
+                    .push_bind(r.timestamp)
+                    .push_bind(r.received_at)
+                    .push_bind(model::preview(&r.message).to_string())
+                    .push_bind(r.language.clone())
+                    .push_bind(attributes_json(&r.attributes))
+                    .push_bind(r.raw_path.clone())
+                    .push_bind(row.indexed);
+            });
+            qb.push(" ON CONFLICT (tenant, id) DO NOTHING");
+            inserted += qb.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn list_logs(
+        &self,
+        tenant: &str,
+        filter: &LogFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM logs");
+        push_filters(&mut count, tenant, filter);
+        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
+
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM logs"));
+        push_filters(&mut qb, tenant, filter);
+        if let Some(c) = cursor {
+            qb.push(" AND (timestamp < ")
+                .push_bind(c.timestamp)
+                .push(" OR (timestamp = ")
+                .push_bind(c.timestamp)
+                .push(" AND id_key < ")
+                .push_bind(id_key(&c.id))
+                .push("))");
+        }
+        qb.push(" ORDER BY timestamp DESC, id_key DESC LIMIT ")
+            .push_bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        let mut hits = rows.iter().map(row_to_record).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if hits.len() > limit {
+            hits.truncate(limit);
+            hits.last().map(Cursor::of)
+        } else {
+            None
+        };
+        Ok(Page {
+            total: u64::try_from(total).unwrap_or(0),
+            hits,
+            next_cursor,
+        })
+    }
+
+    async fn get_logs(&self, tenant: &str, ids: &[String]) -> Result<Vec<LogRecord>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM logs WHERE tenant = "));
+            qb.push_bind(tenant.to_string()).push(" AND id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.clone());
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&self.pool).await? {
+                out.push(row_to_record(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn stats(&self, tenant: &str, filter: &LogFilter, interval_ns: i64) -> Result<Stats, StoreError> {
+        let mut stats = Stats::default();
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT level, COUNT(*) FROM logs");
+        push_filters(&mut qb, tenant, filter);
+        qb.push(" GROUP BY level ORDER BY level");
+        for row in qb.build().fetch_all(&self.pool).await? {
+            let level: i64 = row.try_get(0)?;
+            let n: i64 = row.try_get(1)?;
+            if let Some(l) = u8::try_from(level).ok().and_then(Level::from_u8) {
+                stats.by_level.push((l, n as u64));
+                stats.total += n as u64;
+            }
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT service, COUNT(*) AS n FROM logs");
+        push_filters(&mut qb, tenant, filter);
+        qb.push(" GROUP BY service ORDER BY n DESC, service LIMIT 1000");
+        for row in qb.build().fetch_all(&self.pool).await? {
+            let n: i64 = row.try_get(1)?;
+            stats.by_service.push((row.try_get(0)?, n as u64));
+        }
+        let interval = interval_ns.max(1);
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT (timestamp - (timestamp % ");
+        qb.push_bind(interval).push(")) AS bucket, COUNT(*) FROM logs");
+        push_filters(&mut qb, tenant, filter);
+        qb.push(" GROUP BY bucket ORDER BY bucket");
+        for row in qb.build().fetch_all(&self.pool).await? {
+            let n: i64 = row.try_get(1)?;
+            stats.histogram.push((row.try_get(0)?, n as u64));
+        }
+        Ok(stats)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+fn key_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ApiKey, StoreError> {
+    let scopes: String = r.try_get("scopes")?;
+    let revoked_at: Option<i64> = r.try_get("revoked_at")?;
+    Ok(ApiKey {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        hash: r.try_get("hash")?,
+        scopes: scopes
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        created_at: r.try_get("created_at")?,
+        revoked: revoked_at.is_some(),
+    })
+}

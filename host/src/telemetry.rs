@@ -1,0 +1,207 @@
+//! Metrics, in one place: every metric name appears only here. Rendered as
+//! Prometheus text at `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::queue::Depth;
+
+/// Upper bounds (seconds) of the latency histograms' buckets.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    ingest_requests: AtomicU64,
+    logs_ingested: AtomicU64,
+    ingest_bytes: AtomicU64,
+    logs_processed: AtomicU64,
+    batches_processed: AtomicU64,
+    dead_letters: AtomicU64,
+    /// Wall time spent inside guest calls, ns.
+    wasm_ns: AtomicU64,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    stage_latency: Mutex<BTreeMap<(&'static str, String), Histogram>>,
+    store_latency: Mutex<BTreeMap<&'static str, Histogram>>,
+}
+
+impl Metrics {
+    pub fn logs_accepted(&self, count: usize, bytes: usize) {
+        self.ingest_requests.fetch_add(1, Ordering::Relaxed);
+        self.logs_ingested.fetch_add(count as u64, Ordering::Relaxed);
+        self.ingest_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn logs_processed(&self, count: usize) {
+        self.batches_processed.fetch_add(1, Ordering::Relaxed);
+        self.logs_processed.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    pub fn dead_lettered(&self) {
+        self.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `kind` is a stable snake_case word (`trap`, `bad_request`, `store`…).
+    pub fn error(&self, kind: &'static str) {
+        *self.errors.lock().entry(kind).or_default() += 1;
+    }
+
+    pub fn stage(&self, stage: &'static str, plugin: &str, took: Duration) {
+        self.wasm_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.stage_latency
+            .lock()
+            .entry((stage, plugin.to_string()))
+            .or_default()
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn store_write(&self, store: &'static str, took: Duration) {
+        self.store_latency
+            .lock()
+            .entry(store)
+            .or_default()
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn render(&self, depth: Depth) -> String {
+        let mut out = String::with_capacity(4096);
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut out,
+            "loggerhub_ingest_requests_total",
+            "Accepted ingest requests.",
+            load(&self.ingest_requests),
+        );
+        counter(
+            &mut out,
+            "loggerhub_logs_ingested_total",
+            "Logs accepted with 202.",
+            load(&self.logs_ingested),
+        );
+        counter(
+            &mut out,
+            "loggerhub_ingest_bytes_total",
+            "Body bytes accepted.",
+            load(&self.ingest_bytes),
+        );
+        counter(
+            &mut out,
+            "loggerhub_logs_processed_total",
+            "Logs written to the stores.",
+            load(&self.logs_processed),
+        );
+        counter(
+            &mut out,
+            "loggerhub_batches_processed_total",
+            "Pipeline batches committed.",
+            load(&self.batches_processed),
+        );
+        counter(
+            &mut out,
+            "loggerhub_dead_letters_total",
+            "Queue entries dead-lettered.",
+            load(&self.dead_letters),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP loggerhub_wasm_seconds_total Time spent in plugin calls.\n# TYPE loggerhub_wasm_seconds_total counter\nloggerhub_wasm_seconds_total {}",
+            load(&self.wasm_ns) as f64 / 1e9
+        );
+        let _ = writeln!(
+            out,
+            "# HELP loggerhub_queue_depth Queue entries not yet processed.\n# TYPE loggerhub_queue_depth gauge\nloggerhub_queue_depth {}\n# HELP loggerhub_queue_bytes Bytes of queue entries not yet processed.\n# TYPE loggerhub_queue_bytes gauge\nloggerhub_queue_bytes {}",
+            depth.entries, depth.bytes
+        );
+        let _ = writeln!(
+            out,
+            "# HELP loggerhub_errors_total Errors by kind.\n# TYPE loggerhub_errors_total counter"
+        );
+        for (kind, n) in self.errors.lock().iter() {
+            let _ = writeln!(out, "loggerhub_errors_total{{kind=\"{kind}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP loggerhub_stage_seconds Plugin call latency per stage and plugin.\n# TYPE loggerhub_stage_seconds histogram"
+        );
+        for ((stage, plugin), h) in self.stage_latency.lock().iter() {
+            write_histogram(
+                &mut out,
+                "loggerhub_stage_seconds",
+                &format!("stage=\"{stage}\",plugin=\"{plugin}\""),
+                h,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP loggerhub_store_write_seconds Store write latency per store.\n# TYPE loggerhub_store_write_seconds histogram"
+        );
+        for (store, h) in self.store_latency.lock().iter() {
+            write_histogram(
+                &mut out,
+                "loggerhub_store_write_seconds",
+                &format!("store=\"{store}\""),
+                h,
+            );
+        }
+        out
+    }
+}
+
+fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    for (b, c) in BUCKETS.iter().zip(h.counts.iter()) {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {c}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.logs_accepted(3, 100);
+        m.error("trap");
+        m.stage("enrich", "default-enricher", Duration::from_millis(2));
+        let text = m.render(Depth { entries: 2, bytes: 10 });
+        assert!(text.contains("loggerhub_logs_ingested_total 3"));
+        assert!(text.contains("loggerhub_queue_depth 2"));
+        assert!(text.contains("loggerhub_errors_total{kind=\"trap\"} 1"));
+        assert!(
+            text.contains(
+                "loggerhub_stage_seconds_bucket{stage=\"enrich\",plugin=\"default-enricher\",le=\"0.0025\"} 1"
+            )
+        );
+        assert!(text.contains("loggerhub_stage_seconds_count{stage=\"enrich\",plugin=\"default-enricher\"} 1"));
+    }
+}

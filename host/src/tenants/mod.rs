@@ -1,0 +1,256 @@
+//! Tenants and their API keys: slug rules, key minting and hashing, and the
+//! authentication cache in front of the metadata store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+use crate::model;
+use crate::stores::{ApiKey, MetadataStore, StoreError, Tenant};
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Ingest,
+    Search,
+    Plugins,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Ingest, Scope::Search, Scope::Plugins];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Search => "search",
+            Scope::Plugins => "plugins",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Who a request comes from, once its key checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: String,
+    pub key_id: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    pub fn can(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("invalid tenant slug {0:?}: must match ^[a-z][a-z0-9_]{{1,39}}$")]
+    BadSlug(String),
+    #[error("tenant {0:?} already exists")]
+    Exists(String),
+    #[error("no tenant {0:?}")]
+    NoTenant(String),
+    #[error("unknown scope {0:?} (expected ingest, search or plugins)")]
+    BadScope(String),
+    #[error("no key {0:?}")]
+    NoKey(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `^[a-z][a-z0-9_]{1,39}$` (DESIGN §4): safe in schema, index and object
+/// names on every backend.
+pub fn valid_slug(s: &str) -> bool {
+    let b = s.as_bytes();
+    (2..=40).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+pub fn hash_key(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A fresh key: `lh_` + 40 random base62 characters (238 bits).
+fn mint_secret() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    let body: String = (0..40)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("lh_{body}")
+}
+
+/// A key as minted: the secret is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub id: String,
+    pub secret: String,
+    pub scopes: Vec<Scope>,
+}
+
+/// How long a successful key lookup is trusted before the store is asked
+/// again; bounds how late a revocation made by another node takes effect.
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(5);
+
+pub struct Tenants {
+    store: Arc<dyn MetadataStore>,
+    cache: RwLock<HashMap<String, (Instant, Option<Principal>)>>,
+}
+
+impl Tenants {
+    pub fn new(store: Arc<dyn MetadataStore>) -> Self {
+        Tenants {
+            store,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Creates a tenant and its first key (all scopes).
+    pub async fn create(&self, slug: &str) -> Result<NewKey, TenantError> {
+        if !valid_slug(slug) {
+            return Err(TenantError::BadSlug(slug.to_string()));
+        }
+        if !self.store.create_tenant(slug).await? {
+            return Err(TenantError::Exists(slug.to_string()));
+        }
+        self.mint(slug, &Scope::ALL).await
+    }
+
+    pub async fn list(&self) -> Result<Vec<Tenant>, TenantError> {
+        Ok(self.store.list_tenants().await?)
+    }
+
+    async fn ensure_exists(&self, slug: &str) -> Result<(), TenantError> {
+        if self.store.list_tenants().await?.iter().any(|t| t.slug == slug) {
+            Ok(())
+        } else {
+            Err(TenantError::NoTenant(slug.to_string()))
+        }
+    }
+
+    /// Adds a key with `scopes` to an existing tenant.
+    pub async fn create_key(&self, slug: &str, scopes: &[String]) -> Result<NewKey, TenantError> {
+        let scopes = if scopes.is_empty() {
+            Scope::ALL.to_vec()
+        } else {
+            scopes
+                .iter()
+                .map(|s| Scope::parse(s).ok_or_else(|| TenantError::BadScope(s.clone())))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        self.ensure_exists(slug).await?;
+        self.mint(slug, &scopes).await
+    }
+
+    async fn mint(&self, slug: &str, scopes: &[Scope]) -> Result<NewKey, TenantError> {
+        let secret = mint_secret();
+        let id = format!("key_{}", ulid::Ulid::new().to_string().to_lowercase());
+        self.store
+            .insert_key(&ApiKey {
+                id: id.clone(),
+                tenant: slug.to_string(),
+                hash: hash_key(&secret),
+                scopes: scopes.iter().map(|s| s.as_str().to_string()).collect(),
+                created_at: model::now_ns(),
+                revoked: false,
+            })
+            .await?;
+        Ok(NewKey {
+            id,
+            secret,
+            scopes: scopes.to_vec(),
+        })
+    }
+
+    pub async fn list_keys(&self, slug: &str) -> Result<Vec<ApiKey>, TenantError> {
+        self.ensure_exists(slug).await?;
+        Ok(self.store.list_keys(slug).await?)
+    }
+
+    pub async fn revoke_key(&self, slug: &str, key_id: &str) -> Result<(), TenantError> {
+        if !self.store.revoke_key(slug, key_id).await? {
+            return Err(TenantError::NoKey(key_id.to_string()));
+        }
+        self.cache
+            .write()
+            .retain(|_, (_, p)| p.as_ref().is_none_or(|p| p.key_id != key_id));
+        Ok(())
+    }
+
+    /// The principal behind a bearer secret, or None for unknown or revoked
+    /// keys.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>, TenantError> {
+        if !secret.starts_with("lh_") || secret.len() > 128 {
+            return Ok(None);
+        }
+        let hash = hash_key(secret);
+        if let Some((at, p)) = self.cache.read().get(&hash)
+            && at.elapsed() < AUTH_CACHE_TTL
+        {
+            return Ok(p.clone());
+        }
+        let principal = self
+            .store
+            .find_key(&hash)
+            .await?
+            .filter(|k| !k.revoked)
+            .map(|k| Principal {
+                tenant: k.tenant,
+                key_id: k.id,
+                scopes: k.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+            });
+        let mut cache = self.cache.write();
+        // Unknown keys are cached too, so a flood of bad keys cannot reach
+        // the store; the map is bounded by clearing it when large.
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(hash, (Instant::now(), principal.clone()));
+        Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for ok in ["ab", "tenant_a", "a1", &format!("a{}", "b".repeat(39))] {
+            assert!(valid_slug(ok), "{ok}");
+        }
+        for bad in [
+            "a",
+            "1a",
+            "_a",
+            "Tenant",
+            "ten-ant",
+            "tenant a",
+            "",
+            &format!("a{}", "b".repeat(40)),
+            "tenänt",
+        ] {
+            assert!(!valid_slug(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_unique_and_hashes_stable() {
+        let a = mint_secret();
+        assert!(a.starts_with("lh_") && a.len() == 43);
+        assert_ne!(a, mint_secret());
+        assert_eq!(hash_key("lh_x"), hash_key("lh_x"));
+        assert_eq!(hash_key("lh_x").len(), 64);
+    }
+}

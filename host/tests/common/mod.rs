@@ -1,0 +1,174 @@
+//! Test harness: runs the real `loggerhub` binary on a free loopback port
+//! over a temporary data dir, and talks to it over HTTP.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const ADMIN: &str = "test-admin-token";
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Server {
+    /// Starts the binary with extra `serve` flags and waits for /health.
+    pub async fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_loggerhub"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn loggerhub");
+        let server = Server {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = server.http.get(format!("{}/health", server.url)).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "loggerhub did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Creates a tenant; returns its first key.
+    pub async fn tenant(&self, slug: &str) -> String {
+        let r = self
+            .http
+            .post(self.url("/v1/admin/tenants"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"slug": slug}))
+            .send()
+            .await
+            .expect("create tenant");
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.expect("json");
+        v["api_key"]["key"].as_str().expect("key").to_string()
+    }
+
+    /// POST /v1/logs; returns (status, body).
+    pub async fn post_logs(&self, key: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url("/v1/logs"))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("post logs");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("get");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until every accepted log has been processed: the queue is
+    /// empty and the processed counter caught up with `expected`.
+    pub async fn drained(&self, expected: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let depth = self.metric("loggerhub_queue_depth").await;
+            let processed = self.metric("loggerhub_logs_processed_total").await as u64;
+            if depth == 0.0 && processed >= expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pipeline did not drain: depth {depth}, processed {processed}/{expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// NDJSON of `n` SDK-shaped records whose messages are `<prefix> <i>`.
+pub fn ndjson(prefix: &str, n: usize, service: &str) -> String {
+    (0..n)
+        .map(|i| {
+            json!({
+                "service": service,
+                "level": if i % 3 == 0 { "ERROR" } else { "INFO" },
+                "timestamp": format!("2025-10-10T12:{:02}:{:02}Z", (i / 60) % 60, i % 60),
+                "message": format!("{prefix} {i}"),
+                "full_log": format!("trace for {prefix} {i}"),
+                "attributes": {"n": i.to_string()},
+            })
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

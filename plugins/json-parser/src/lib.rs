@@ -1,0 +1,52 @@
+//! Built-in parser for JSON bodies: one object, an array, or NDJSON, in the
+//! SDK payload format (DESIGN.md §3). Ingest validated the body with the same
+//! decoder before it answered 202.
+
+use loggerhub_codec::payload;
+use loggerhub_plugin_sdk::{Host, Parser, PluginError, RawInput, Record};
+
+pub struct JsonParser;
+
+impl Parser for JsonParser {
+    fn parse(input: RawInput<'_>, _host: &dyn Host) -> Result<Vec<Record>, PluginError> {
+        let mut records =
+            payload::parse_json(input.body).map_err(|e| PluginError::new("invalid_json", e.to_string()))?;
+        if let Some(service) = input.service {
+            for r in records.iter_mut().filter(|r| r.service.is_empty()) {
+                r.service = service.to_string();
+            }
+        }
+        Ok(records)
+    }
+}
+
+loggerhub_plugin_sdk::export_parser!(JsonParser, wit = "../../wit");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loggerhub_plugin_sdk::testing::TestHost;
+
+    #[test]
+    fn fills_service_from_the_request() {
+        let input = RawInput {
+            content_type: "application/x-ndjson",
+            service: Some("api"),
+            body: b"{\"message\":\"a\"}\n{\"message\":\"b\",\"service\":\"db\"}",
+        };
+        let out = JsonParser::parse(input, &TestHost::new()).expect("parses");
+        assert_eq!(out[0].service, "api");
+        assert_eq!(out[1].service, "db");
+    }
+
+    #[test]
+    fn bad_input_is_a_plugin_error() {
+        let input = RawInput {
+            content_type: "application/json",
+            service: None,
+            body: b"{",
+        };
+        let err = JsonParser::parse(input, &TestHost::new()).expect_err("fails");
+        assert_eq!(err.code, "invalid_json");
+    }
+}

@@ -1,0 +1,375 @@
+//! The LoggerHub batch encoding: how a batch of log records crosses the
+//! host/plugin boundary as one `list<u8>` (see `wit/plugin.wit`).
+//!
+//! Layout, all integers little-endian:
+//!
+//! ```text
+//! batch  := "LHB1" count:u32 record{count}
+//! record := id:str tenant:str service:str level:u8 timestamp:i64
+//!           message:str full_log:str language:opt-str
+//!           attr-count:u32 (key:str value:str){attr-count}
+//! str    := len:u32 utf8-bytes{len}
+//! opt-str:= 0u8 | 1u8 str
+//! ```
+//!
+//! Both sides of the boundary use this crate, so it has no dependencies and
+//! builds for `wasm32-wasip2` as well as for the host.
+
+use std::fmt;
+
+#[cfg(feature = "payload")]
+pub mod payload;
+pub mod time;
+
+const MAGIC: &[u8; 4] = b"LHB1";
+
+/// Severity of a log record, ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Level {
+    Trace = 0,
+    Debug = 1,
+    #[default]
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+    Fatal = 5,
+}
+
+impl Level {
+    pub const ALL: [Level; 6] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Fatal,
+    ];
+
+    /// Upper-case name, as stored and returned by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "TRACE",
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+            Level::Fatal => "FATAL",
+        }
+    }
+
+    /// Parses the names shippers and SDKs use, case-insensitively
+    /// (`warning`, `err`, `critical`, syslog's `emerg`…).
+    pub fn parse(s: &str) -> Option<Level> {
+        let s = s.trim();
+        let mut buf = [0u8; 16];
+        if s.len() > buf.len() {
+            return None;
+        }
+        for (dst, src) in buf.iter_mut().zip(s.bytes()) {
+            *dst = src.to_ascii_lowercase();
+        }
+        Some(match &buf[..s.len()] {
+            b"trace" => Level::Trace,
+            b"debug" | b"dbg" => Level::Debug,
+            b"info" | b"information" | b"informational" | b"notice" => Level::Info,
+            b"warn" | b"warning" => Level::Warn,
+            b"error" | b"err" => Level::Error,
+            b"fatal" | b"critical" | b"crit" | b"alert" | b"emerg" | b"emergency" | b"panic" => Level::Fatal,
+            _ => return None,
+        })
+    }
+
+    pub fn from_u8(v: u8) -> Option<Level> {
+        Level::ALL.get(usize::from(v)).copied()
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One log record as plugins see it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    /// ULID or UUID; empty until the host assigns one.
+    pub id: String,
+    pub tenant: String,
+    pub service: String,
+    pub level: Level,
+    /// Unix time in nanoseconds.
+    pub timestamp: i64,
+    pub message: String,
+    pub full_log: String,
+    pub language: Option<String>,
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Record {
+    /// The value of attribute `key`, if set.
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Sets attribute `key`, replacing an earlier value.
+    pub fn set_attr(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key = key.into();
+        let value = value.into();
+        match self.attributes.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.attributes.push((key, value)),
+        }
+    }
+
+    /// Removes attribute `key`, returning its value.
+    pub fn remove_attr(&mut self, key: &str) -> Option<String> {
+        let pos = self.attributes.iter().position(|(k, _)| k == key)?;
+        Some(self.attributes.remove(pos).1)
+    }
+
+    fn encoded_len(&self) -> usize {
+        let strs = self.id.len()
+            + self.tenant.len()
+            + self.service.len()
+            + self.message.len()
+            + self.full_log.len()
+            + self.language.as_ref().map_or(0, |l| l.len() + 4)
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>();
+        strs + 5 * 4 + 1 + 8 + 1 + 4
+    }
+}
+
+/// Why a buffer is not a valid batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub offset: usize,
+    pub reason: &'static str,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid batch at byte {}: {}", self.offset, self.reason)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Encodes `records` into a fresh buffer.
+pub fn encode(records: &[Record]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + records.iter().map(Record::encoded_len).sum::<usize>());
+    encode_into(records, &mut out);
+    out
+}
+
+/// Appends the encoding of `records` to `out`.
+pub fn encode_into(records: &[Record], out: &mut Vec<u8>) {
+    out.extend_from_slice(MAGIC);
+    put_u32(out, records.len());
+    for r in records {
+        put_str(out, &r.id);
+        put_str(out, &r.tenant);
+        put_str(out, &r.service);
+        out.push(r.level as u8);
+        out.extend_from_slice(&r.timestamp.to_le_bytes());
+        put_str(out, &r.message);
+        put_str(out, &r.full_log);
+        match &r.language {
+            None => out.push(0),
+            Some(l) => {
+                out.push(1);
+                put_str(out, l);
+            }
+        }
+        put_u32(out, r.attributes.len());
+        for (k, v) in &r.attributes {
+            put_str(out, k);
+            put_str(out, v);
+        }
+    }
+}
+
+fn put_u32(out: &mut Vec<u8>, n: usize) {
+    // Lengths come from in-memory strings and vectors; a batch over 4 GiB
+    // cannot cross the boundary anyway (wasm32 memory).
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    out.extend_from_slice(&n.to_le_bytes());
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_u32(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Decodes a whole batch. Never panics on any input.
+pub fn decode(buf: &[u8]) -> Result<Vec<Record>, DecodeError> {
+    let mut r = Reader { buf, pos: 0 };
+    if r.take(4)? != MAGIC {
+        return Err(r.err("bad magic"));
+    }
+    let count = r.u32()? as usize;
+    // Each record takes at least 34 bytes: refuse counts the buffer cannot hold
+    // before allocating for them.
+    if count > buf.len() / 34 {
+        return Err(r.err("record count exceeds buffer"));
+    }
+    let mut records = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = r.string()?;
+        let tenant = r.string()?;
+        let service = r.string()?;
+        let level_byte = r.take(1)?[0];
+        let level = Level::from_u8(level_byte).ok_or_else(|| r.err("bad level"))?;
+        let ts = r.take(8)?;
+        let mut ts_bytes = [0u8; 8];
+        ts_bytes.copy_from_slice(ts);
+        let timestamp = i64::from_le_bytes(ts_bytes);
+        let message = r.string()?;
+        let full_log = r.string()?;
+        let language = match r.take(1)?[0] {
+            0 => None,
+            1 => Some(r.string()?),
+            _ => return Err(r.err("bad option tag")),
+        };
+        let n_attrs = r.u32()? as usize;
+        if n_attrs > (buf.len() - r.pos) / 8 {
+            return Err(r.err("attribute count exceeds buffer"));
+        }
+        let mut attributes = Vec::with_capacity(n_attrs);
+        for _ in 0..n_attrs {
+            let k = r.string()?;
+            let v = r.string()?;
+            attributes.push((k, v));
+        }
+        records.push(Record {
+            id,
+            tenant,
+            service,
+            level,
+            timestamp,
+            message,
+            full_log,
+            language,
+            attributes,
+        });
+    }
+    if r.pos != buf.len() {
+        return Err(r.err("trailing bytes"));
+    }
+    Ok(records)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn err(&self, reason: &'static str) -> DecodeError {
+        DecodeError {
+            offset: self.pos,
+            reason,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| self.err("truncated"))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        let len = self.u32()? as usize;
+        let start = self.pos;
+        let bytes = self.take(len)?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(DecodeError {
+                offset: start,
+                reason: "invalid utf-8",
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(i: usize) -> Record {
+        Record {
+            id: format!("01J{i:023}"),
+            tenant: "tenant_a".into(),
+            service: "billing".into(),
+            level: Level::ALL[i % 6],
+            timestamp: 1_760_099_196_000_000_000 + i as i64,
+            message: format!("payment {i} failed: ünïcode"),
+            full_log: "Traceback (most recent call last): ...".into(),
+            language: i.is_multiple_of(2).then(|| "python".to_string()),
+            attributes: vec![("region".into(), "eu".into()), ("k".into(), String::new())],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let records: Vec<_> = (0..20).map(sample).collect();
+        let buf = encode(&records);
+        assert_eq!(buf.len(), 8 + records.iter().map(Record::encoded_len).sum::<usize>());
+        assert_eq!(decode(&buf), Ok(records));
+        assert_eq!(decode(&encode(&[])), Ok(vec![]));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let buf = encode(&[sample(1), sample(2)]);
+        for cut in 0..buf.len() {
+            assert!(decode(&buf[..cut]).is_err(), "prefix of {cut} bytes decoded");
+        }
+        let mut long = buf.clone();
+        long.push(0);
+        assert_eq!(decode(&long).map_err(|e| e.reason), Err("trailing bytes"));
+    }
+
+    #[test]
+    fn rejects_huge_counts_without_allocating() {
+        let mut buf = MAGIC.to_vec();
+        buf.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode(&buf).map_err(|e| e.reason), Err("record count exceeds buffer"));
+    }
+
+    #[test]
+    fn level_aliases() {
+        assert_eq!(Level::parse("WARNING"), Some(Level::Warn));
+        assert_eq!(Level::parse(" err "), Some(Level::Error));
+        assert_eq!(Level::parse("Critical"), Some(Level::Fatal));
+        assert_eq!(Level::parse("verbose-ish"), None);
+        assert_eq!(Level::parse(&"x".repeat(100)), None);
+        for l in Level::ALL {
+            assert_eq!(Level::parse(l.as_str()), Some(l));
+        }
+    }
+
+    #[test]
+    fn attribute_helpers() {
+        let mut r = Record::default();
+        r.set_attr("a", "1");
+        r.set_attr("a", "2");
+        assert_eq!(r.attr("a"), Some("2"));
+        assert_eq!(r.remove_attr("a").as_deref(), Some("2"));
+        assert!(r.attributes.is_empty());
+    }
+}

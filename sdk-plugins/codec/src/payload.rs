@@ -1,0 +1,379 @@
+//! The SDK payload (DESIGN.md §3) as JSON: one object, an array of objects,
+//! or NDJSON. Ingest validates bodies with this decoder before it answers
+//! 202, and the built-in JSON parser plugin runs the very same code, so what
+//! ingest accepts the pipeline parses.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+
+use crate::{Level, Record, time};
+
+/// Why a body is not a valid payload; `line` is 1-based.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {} column {}: {}", self.line, self.column, self.message)
+    }
+}
+
+impl std::error::Error for PayloadError {}
+
+impl From<serde_json::Error> for PayloadError {
+    fn from(e: serde_json::Error) -> Self {
+        let text = e.to_string();
+        let message = match text.rsplit_once(" at line ") {
+            Some((m, _)) => m.to_string(),
+            None => text,
+        };
+        PayloadError {
+            line: e.line(),
+            column: e.column(),
+            message,
+        }
+    }
+}
+
+/// Decodes a JSON body into records. Fields the client did not send stay
+/// empty (`id`, `tenant`, `service`, `full_log`) or zero (`timestamp`): the
+/// host and the enricher fill them.
+pub fn parse_json(body: &[u8]) -> Result<Vec<Record>, PayloadError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let first = body.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(first) = first else {
+        return Err(PayloadError {
+            line: 1,
+            column: 1,
+            message: "empty body: expected a JSON object, an array of objects, or NDJSON".into(),
+        });
+    };
+    if body[first] == b'[' {
+        let items: Vec<Incoming<'_>> = serde_json::from_slice(body)?;
+        return Ok(items.into_iter().map(Incoming::into_record).collect());
+    }
+    let mut out = Vec::new();
+    for item in serde_json::Deserializer::from_slice(body).into_iter::<Incoming<'_>>() {
+        out.push(item?.into_record());
+    }
+    Ok(out)
+}
+
+/// Counts the records of a JSON body without keeping them.
+pub fn count_json(body: &[u8]) -> Result<usize, PayloadError> {
+    parse_json(body).map(|r| r.len())
+}
+
+#[derive(Default)]
+struct Incoming<'a> {
+    id: Option<Cow<'a, str>>,
+    tenant: Option<Cow<'a, str>>,
+    service: Option<Cow<'a, str>>,
+    level: Option<Level>,
+    timestamp: Option<i64>,
+    message: Option<Cow<'a, str>>,
+    full_log: Option<Cow<'a, str>>,
+    language: Option<Cow<'a, str>>,
+    attributes: Vec<(String, String)>,
+}
+
+impl Incoming<'_> {
+    fn into_record(self) -> Record {
+        Record {
+            id: self.id.map(Cow::into_owned).unwrap_or_default(),
+            tenant: self.tenant.map(Cow::into_owned).unwrap_or_default(),
+            service: self.service.map(Cow::into_owned).unwrap_or_default(),
+            level: self.level.unwrap_or_default(),
+            timestamp: self.timestamp.unwrap_or(0),
+            message: self.message.map(Cow::into_owned).unwrap_or_default(),
+            full_log: self.full_log.map(Cow::into_owned).unwrap_or_default(),
+            language: self.language.map(Cow::into_owned),
+            attributes: self.attributes,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Incoming<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(IncomingVisitor)
+    }
+}
+
+struct IncomingVisitor;
+
+/// A string field that may be absent or null.
+fn opt_str<'de, A: MapAccess<'de>>(map: &mut A, field: &str) -> Result<Option<Cow<'de, str>>, A::Error> {
+    match map.next_value::<Option<CowStr<'de>>>() {
+        Ok(v) => Ok(v.map(|c| c.0)),
+        Err(e) => Err(de::Error::custom(format!("field `{field}`: {e}"))),
+    }
+}
+
+impl<'de> Visitor<'de> for IncomingVisitor {
+    type Value = Incoming<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a log record object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut r = Incoming::default();
+        while let Some(key) = map.next_key::<CowStr<'de>>()? {
+            match key.0.as_ref() {
+                "id" => {
+                    r.id = opt_str(&mut map, "id")?;
+                    if let Some(id) = r.id.as_ref().filter(|id| !is_valid_id(id)) {
+                        return Err(de::Error::custom(format!(
+                            "field `id`: {id:?} is neither a ULID nor a UUID"
+                        )));
+                    }
+                }
+                "tenant_id" | "tenant" => r.tenant = opt_str(&mut map, "tenant_id")?,
+                "service" => r.service = opt_str(&mut map, "service")?,
+                "message" | "msg" => r.message = opt_str(&mut map, "message")?,
+                "full_log" => r.full_log = opt_str(&mut map, "full_log")?,
+                "language" => r.language = opt_str(&mut map, "language")?,
+                "level" | "severity" => {
+                    if let Some(s) = opt_str(&mut map, "level")? {
+                        r.level = Some(Level::parse(&s).ok_or_else(|| {
+                            de::Error::custom(format!(
+                                "field `level`: unknown level {s:?} (expected trace, debug, info, warn, error or fatal)"
+                            ))
+                        })?);
+                    }
+                }
+                "timestamp" | "time" | "@timestamp" | "ts" => {
+                    r.timestamp =
+                        match map.next_value::<Value>()? {
+                            Value::Null => None,
+                            Value::String(s) => Some(time::parse_rfc3339(&s).ok_or_else(|| {
+                                de::Error::custom(format!("field `timestamp`: {s:?} is not an RFC 3339 time"))
+                            })?),
+                            Value::Number(n) => Some(epoch_to_ns(&n).ok_or_else(|| {
+                                de::Error::custom(format!("field `timestamp`: {n} is not a unix time"))
+                            })?),
+                            other => {
+                                return Err(de::Error::custom(format!(
+                                    "field `timestamp`: expected an RFC 3339 string or a unix time, got {}",
+                                    kind(&other)
+                                )));
+                            }
+                        }
+                }
+                "attributes" => match map.next_value::<Value>()? {
+                    Value::Null => {}
+                    Value::Object(obj) => {
+                        for (k, v) in obj {
+                            match scalar(v) {
+                                Ok(Some(v)) => r.attributes.push((k, v)),
+                                Ok(None) => {}
+                                Err(kind) => {
+                                    return Err(de::Error::custom(format!(
+                                        "field `attributes.{k}`: expected a string, got {kind}"
+                                    )));
+                                }
+                            }
+                        }
+                    }
+                    other => {
+                        return Err(de::Error::custom(format!(
+                            "field `attributes`: expected an object of strings, got {}",
+                            kind(&other)
+                        )));
+                    }
+                },
+                // Fields outside the schema are kept as attributes, as
+                // shippers add their own (host, pid, trace_id…).
+                other => {
+                    let key = other.to_string();
+                    match map.next_value::<Value>()? {
+                        Value::Null => {}
+                        v @ (Value::Object(_) | Value::Array(_)) => r.attributes.push((key, v.to_string())),
+                        v => {
+                            if let Ok(Some(s)) = scalar(v) {
+                                r.attributes.push((key, s));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if r.message.is_none() && r.full_log.is_none() {
+            return Err(de::Error::custom("field `message` is required"));
+        }
+        Ok(r)
+    }
+}
+
+/// A string that borrows from the input when it has no escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+fn scalar(v: Value) -> Result<Option<String>, &'static str> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Array(_) => Err("an array"),
+        Value::Object(_) => Err("an object"),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Unix time in seconds, milliseconds, microseconds or nanoseconds, told
+/// apart by magnitude (as Vector and Loki do).
+fn epoch_to_ns(n: &serde_json::Number) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        let a = i.unsigned_abs();
+        return if a >= 100_000_000_000_000_000 {
+            Some(i)
+        } else if a >= 100_000_000_000_000 {
+            i.checked_mul(1_000)
+        } else if a >= 100_000_000_000 {
+            i.checked_mul(1_000_000)
+        } else {
+            i.checked_mul(1_000_000_000)
+        };
+    }
+    let f = n.as_f64()?;
+    if !f.is_finite() || f.abs() > 9.0e9 {
+        return None;
+    }
+    Some((f * 1e9) as i64)
+}
+
+/// A ULID (26 Crockford base32 characters) or a UUID (36 with hyphens).
+pub fn is_valid_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    match b.len() {
+        26 => {
+            b[0] <= b'7'
+                && b.iter().all(|c| {
+                    c.is_ascii_digit()
+                        || (c.is_ascii_alphabetic() && !matches!(c.to_ascii_uppercase(), b'I' | b'L' | b'O' | b'U'))
+                })
+        }
+        36 => b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"{"tenant_id": "tenant_a", "service": "billing", "level": "ERROR",
+ "timestamp": "2025-10-10T12:26:36Z", "message": "Payment failed due to invalid UUID",
+ "full_log": "Traceback (most recent call last): ...", "language": "python"}"#;
+
+    #[test]
+    fn seed_payload() {
+        let r = parse_json(SEED.as_bytes()).expect("valid");
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].tenant, "tenant_a");
+        assert_eq!(r[0].level, Level::Error);
+        assert_eq!(r[0].timestamp, 1_760_099_196_000_000_000);
+        assert_eq!(r[0].language.as_deref(), Some("python"));
+        assert_eq!(r[0].message, "Payment failed due to invalid UUID");
+    }
+
+    #[test]
+    fn array_ndjson_and_extra_fields() {
+        let arr =
+            br#"[{"message":"a"},{"message":"b","level":"warning","host":"h1","pid":7,"attributes":{"k":"v","n":1}}]"#;
+        let r = parse_json(arr).expect("valid");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1].level, Level::Warn);
+        assert_eq!(
+            r[1].attributes,
+            vec![
+                ("host".into(), "h1".into()),
+                ("pid".into(), "7".into()),
+                ("k".into(), "v".into()),
+                ("n".into(), "1".into())
+            ]
+        );
+        let nd = b"{\"message\":\"a\"}\n\n{\"message\":\"b\\n\",\"timestamp\":1760099196}\n";
+        let r = parse_json(nd).expect("valid");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1].message, "b\n");
+        assert_eq!(r[1].timestamp, 1_760_099_196_000_000_000);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_field() {
+        let nd = b"{\"message\":\"ok\"}\n{\"message\":\"x\",\"level\":\"loud\"}\n";
+        let e = parse_json(nd).expect_err("bad level");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("field `level`"), "{e}");
+
+        let e = parse_json(b"{\"message\":\"ok\"}\n{\"service\":\"x\"}").expect_err("no message");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("`message` is required"), "{e}");
+
+        let e = parse_json(b"{\"message\":\"ok\"}\n{not json").expect_err("syntax");
+        assert_eq!(e.line, 2);
+
+        let e = parse_json(b"{\"message\":\"ok\",\"attributes\":{\"a\":{\"b\":1}}}").expect_err("nested");
+        assert!(e.message.contains("attributes.a"), "{e}");
+
+        let e = parse_json(b"{\"message\":\"ok\",\"id\":\"nope\"}").expect_err("bad id");
+        assert!(e.message.contains("field `id`"), "{e}");
+
+        assert!(parse_json(b"  \n").is_err());
+        assert!(parse_json(b"42").is_err());
+        assert!(parse_json(b"{\"message\":\"x\",\"timestamp\":\"noon\"}").is_err());
+    }
+
+    #[test]
+    fn ids() {
+        assert!(is_valid_id("01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+        assert!(is_valid_id("123e4567-e89b-12d3-a456-426614174000"));
+        assert!(!is_valid_id("81ARZ3NDEKTSV4RRFFQ69G5FAV"));
+        assert!(!is_valid_id("01ARZ3NDEKTSV4RRFFQ69G5FAU"));
+        assert!(!is_valid_id("123e4567e89b12d3a456426614174000"));
+    }
+}
