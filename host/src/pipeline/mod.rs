@@ -30,8 +30,11 @@ const STORE_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 /// A queue entry's pipeline is retried this many times before it is
 /// dead-lettered.
 const PLUGIN_ATTEMPTS: usize = 2;
-/// Body bytes a worker gathers before it stops lingering for more.
-const BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Body bytes a worker gathers before it stops lingering for more: about
+/// 14k records of 300 bytes, enough to amortise a commit per store.
+const BATCH_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Entries taken per queue call while gathering.
+const TAKE_CHUNK: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -134,7 +137,9 @@ impl Processor {
     /// commit per store serve many requests.
     async fn gather(&self) -> Result<Vec<Delivery>, PipelineError> {
         let cfg = &self.config;
-        let mut out = self.queue.take(cfg.max_entries, Duration::from_millis(500)).await?;
+        // Entries are taken a few at a time so that a deep queue cannot make
+        // one batch (and the guests' linear memories) arbitrarily large.
+        let mut out = self.queue.take(TAKE_CHUNK, Duration::from_millis(500)).await?;
         if out.is_empty() {
             return Ok(out);
         }
@@ -145,7 +150,8 @@ impl Processor {
             if left.is_zero() {
                 break;
             }
-            let more = self.queue.take(cfg.max_entries - out.len(), left).await?;
+            let want = TAKE_CHUNK.min(cfg.max_entries - out.len());
+            let more = self.queue.take(want, left).await?;
             if more.is_empty() {
                 break;
             }
@@ -336,8 +342,9 @@ impl Processor {
             .collect())
     }
 
-    /// raw (one object per entry) → index → metadata, so the list view
-    /// only shows records whose raw copy and index entry exist.
+    /// raw (one object per entry), then index and metadata together: the
+    /// raw path must be known before either records it. The entries are
+    /// acked only after all three committed.
     async fn write_stores(
         &self,
         tenant: &str,
@@ -373,18 +380,17 @@ impl Processor {
         }
         self.metrics.store_write("raw", started.elapsed());
 
-        let started = Instant::now();
-        let to_index: Vec<LogRecord> = routed
-            .iter()
-            .filter(|r| r.route.index)
-            .map(|r| r.record.clone())
-            .collect();
-        if !to_index.is_empty() {
-            self.index.index(tenant, &to_index).await?;
-        }
-        self.metrics.store_write("index", started.elapsed());
-
-        let started = Instant::now();
+        // Index and metadata are independent once raw paths are known: write
+        // them side by side (each store uses its own thread).
+        let to_index: Vec<LogRecord> = routed.iter().filter(|r| r.route.index).map(|r| r.record.clone()).collect();
+        let index_write = async {
+            let started = Instant::now();
+            if !to_index.is_empty() {
+                self.index.index(tenant, &to_index).await?;
+            }
+            self.metrics.store_write("index", started.elapsed());
+            Ok::<_, PipelineError>(())
+        };
         let rows: Vec<MetaRow<'_>> = routed
             .iter()
             .filter(|r| r.route.metadata)
@@ -393,10 +399,15 @@ impl Processor {
                 indexed: r.route.index,
             })
             .collect();
-        if !rows.is_empty() {
-            self.meta.insert_logs(&rows).await?;
-        }
-        self.metrics.store_write("metadata", started.elapsed());
+        let meta_write = async {
+            let started = Instant::now();
+            if !rows.is_empty() {
+                self.meta.insert_logs(&rows).await?;
+            }
+            self.metrics.store_write("metadata", started.elapsed());
+            Ok::<_, PipelineError>(())
+        };
+        tokio::try_join!(index_write, meta_write)?;
         self.metrics.logs_processed(routed.len());
         Ok(())
     }

@@ -4,7 +4,9 @@
 //! payload. One writer thread appends what concurrent `push` calls sent and
 //! syncs once for all of them (group commit), then wakes them: a 202 costs
 //! a share of one fdatasync, not one each. Unacked entries also stay in
-//! memory, bounded by `max_bytes`, so taking them needs no disk read.
+//! memory up to `RESIDENT_BYTES`, so taking them usually needs no disk
+//! read; past that they are read back from their segment when taken, so a
+//! deep backlog costs disk, not memory.
 //! `acked` holds the lowest sequence number not yet acked; on open, every
 //! frame from there on is delivered again and a torn tail is cut off.
 
@@ -26,6 +28,8 @@ use super::{Delivery, Depth, Queue, QueueEntry, QueueError};
 /// A new segment starts past this size, so acked data is deleted in pieces.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 const FRAME_HEADER: usize = 16;
+/// Unacked entries kept in memory; the rest wait on disk only.
+const RESIDENT_BYTES: u64 = 64 * 1024 * 1024;
 
 pub struct LocalQueue {
     dir: PathBuf,
@@ -43,9 +47,27 @@ struct WriteReq {
     done: oneshot::Sender<Result<(), QueueError>>,
 }
 
+/// Where an entry's payload sits on disk.
+#[derive(Clone)]
+struct Loc {
+    path: Arc<PathBuf>,
+    offset: u64,
+    len: usize,
+}
+
+/// An unacked entry: on disk always, in memory while the budget allows.
+struct Slot {
+    size: u64,
+    loc: Loc,
+    entry: Option<QueueEntry>,
+}
+
 #[derive(Default)]
 struct State {
-    pending: BTreeMap<u64, QueueEntry>,
+    pending: BTreeMap<u64, Slot>,
+    /// Bytes of entries held in memory, and the most it may be.
+    resident: u64,
+    budget: u64,
     ready: VecDeque<u64>,
     in_flight: HashSet<u64>,
     /// (first seq, path) of every segment on disk, oldest first.
@@ -59,10 +81,17 @@ struct State {
 impl LocalQueue {
     /// Opens (or creates) the queue in `dir` and recovers unacked entries.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Arc<LocalQueue>, QueueError> {
+        Self::open_with_budget(dir, max_bytes, RESIDENT_BYTES)
+    }
+
+    /// As `open`, holding at most `resident_budget` bytes of entries in
+    /// memory.
+    pub fn open_with_budget(dir: &Path, max_bytes: u64, resident_budget: u64) -> Result<Arc<LocalQueue>, QueueError> {
         fs::create_dir_all(dir)?;
         let watermark = read_watermark(dir)?;
         let mut state = State {
             watermark,
+            budget: resident_budget,
             ..State::default()
         };
         let mut next_seq = watermark;
@@ -82,7 +111,7 @@ impl LocalQueue {
         }
         state.published = next_seq;
         state.ready = state.pending.keys().copied().collect();
-        state.bytes = state.pending.values().map(|e| e.encoded_len() as u64).sum();
+        state.bytes = state.pending.values().map(|s| s.size).sum();
         let reserved = state.bytes;
         let recovered = state.pending.len();
 
@@ -105,6 +134,27 @@ impl LocalQueue {
         Ok(queue)
     }
 
+    /// Turns taken slots into deliveries, reading from disk those past the
+    /// memory budget; on a read error every taken entry is handed back.
+    async fn materialize(&self, taken: Vec<(u64, Result<QueueEntry, Loc>)>) -> Result<Vec<Delivery>, QueueError> {
+        let tokens: Vec<u64> = taken.iter().map(|(t, _)| *t).collect();
+        let mut out = Vec::with_capacity(taken.len());
+        for (token, got) in taken {
+            let entry = match got {
+                Ok(e) => Ok(e),
+                Err(loc) => Self::read_entry(&loc),
+            };
+            match entry {
+                Ok(entry) => out.push(Delivery { token, entry }),
+                Err(e) => {
+                    self.nack(&tokens).await?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Stops accepting pushes; entries already durable stay on disk.
     pub fn close(&self) {
         self.writer.lock().take();
@@ -117,6 +167,15 @@ impl LocalQueue {
         fs::write(&tmp, watermark.to_le_bytes())?;
         fs::rename(tmp, self.dir.join("acked"))?;
         Ok(())
+    }
+
+    fn read_entry(loc: &Loc) -> Result<QueueEntry, QueueError> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = File::open(loc.path.as_ref())?;
+        f.seek(SeekFrom::Start(loc.offset))?;
+        let mut buf = vec![0u8; loc.len];
+        f.read_exact(&mut buf)?;
+        QueueEntry::decode(&buf)
     }
 
     fn gc_segments(&self) {
@@ -150,6 +209,7 @@ fn read_watermark(dir: &Path) -> Result<u64, QueueError> {
 fn recover_segment(path: &Path, watermark: u64, state: &mut State) -> Result<Option<u64>, QueueError> {
     let mut buf = Vec::new();
     File::open(path)?.read_to_end(&mut buf)?;
+    let shared_path = Arc::new(path.to_path_buf());
     let mut pos = 0usize;
     let mut last = None;
     while pos + FRAME_HEADER <= buf.len() {
@@ -171,7 +231,24 @@ fn recover_segment(path: &Path, watermark: u64, state: &mut State) -> Result<Opt
         let seq = u64::from_le_bytes(s);
         if seq >= watermark {
             let entry = QueueEntry::decode(&buf[pos + FRAME_HEADER..end])?;
-            state.pending.insert(seq, entry);
+            let size = entry.encoded_len() as u64;
+            let resident = state.resident + size <= state.budget;
+            if resident {
+                state.resident += size;
+            }
+            let loc = Loc {
+                path: shared_path.clone(),
+                offset: (pos + FRAME_HEADER) as u64,
+                len,
+            };
+            state.pending.insert(
+                seq,
+                Slot {
+                    size,
+                    loc,
+                    entry: resident.then_some(entry),
+                },
+            );
         }
         last = Some(seq);
         pos = end;
@@ -186,6 +263,7 @@ fn recover_segment(path: &Path, watermark: u64, state: &mut State) -> Result<Opt
 struct Segment {
     file: BufWriter<File>,
     size: u64,
+    path: Arc<PathBuf>,
 }
 
 fn open_segment(dir: &Path, first_seq: u64) -> std::io::Result<(Segment, PathBuf)> {
@@ -198,6 +276,7 @@ fn open_segment(dir: &Path, first_seq: u64) -> std::io::Result<(Segment, PathBuf
         Segment {
             file: BufWriter::with_capacity(1 << 20, file),
             size,
+            path: Arc::new(path.clone()),
         },
         path,
     ))
@@ -217,15 +296,21 @@ fn writer_loop(queue: std::sync::Weak<LocalQueue>, rx: std_mpsc::Receiver<WriteR
         let first_seq = next_seq;
         let result = write_group(&q, &mut segment, &group, first_seq);
         match result {
-            Ok(()) => {
+            Ok(locs) => {
                 next_seq += group.len() as u64;
                 {
                     let mut st = q.state.lock();
                     st.published = next_seq;
-                    for (i, req) in group.iter().enumerate() {
+                    for (i, (req, loc)) in group.iter().zip(locs).enumerate() {
                         let seq = first_seq + i as u64;
-                        st.bytes += req.entry.encoded_len() as u64;
-                        st.pending.insert(seq, req.entry.clone());
+                        let size = req.entry.encoded_len() as u64;
+                        st.bytes += size;
+                        let resident = st.resident + size <= st.budget;
+                        if resident {
+                            st.resident += size;
+                        }
+                        let entry = resident.then(|| req.entry.clone());
+                        st.pending.insert(seq, Slot { size, loc, entry });
                         st.ready.push_back(seq);
                     }
                 }
@@ -253,7 +338,7 @@ fn write_group(
     segment: &mut Option<Segment>,
     group: &[WriteReq],
     first_seq: u64,
-) -> std::io::Result<()> {
+) -> std::io::Result<Vec<Loc>> {
     if segment.as_ref().is_none_or(|s| s.size >= SEGMENT_BYTES) {
         let (seg, path) = open_segment(&q.dir, first_seq)?;
         q.state.lock().segments.push((first_seq, path));
@@ -262,6 +347,7 @@ fn write_group(
     let Some(seg) = segment.as_mut() else {
         return Err(std::io::Error::other("no segment"));
     };
+    let mut locs = Vec::with_capacity(group.len());
     for (i, req) in group.iter().enumerate() {
         let seq = (first_seq + i as u64).to_le_bytes();
         let mut hasher = crc32fast::Hasher::new();
@@ -272,10 +358,16 @@ fn write_group(
         seg.file.write_all(&hasher.finalize().to_le_bytes())?;
         seg.file.write_all(&seq)?;
         seg.file.write_all(&req.frame_payload)?;
+        locs.push(Loc {
+            path: seg.path.clone(),
+            offset: seg.size + FRAME_HEADER as u64,
+            len: req.frame_payload.len(),
+        });
         seg.size += (FRAME_HEADER + req.frame_payload.len()) as u64;
     }
     seg.file.flush()?;
-    seg.file.get_ref().sync_data()
+    seg.file.get_ref().sync_data()?;
+    Ok(locs)
 }
 
 #[async_trait]
@@ -305,20 +397,20 @@ impl Queue for LocalQueue {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.notify.notified();
-            {
+            let taken: Vec<(u64, Result<QueueEntry, Loc>)> = {
                 let mut st = self.state.lock();
-                if !st.ready.is_empty() {
-                    let mut out = Vec::with_capacity(max.min(st.ready.len()));
-                    while out.len() < max {
-                        let Some(seq) = st.ready.pop_front() else { break };
-                        let Some(entry) = st.pending.get(&seq).cloned() else {
-                            continue;
-                        };
-                        st.in_flight.insert(seq);
-                        out.push(Delivery { token: seq, entry });
-                    }
-                    return Ok(out);
+                let mut out = Vec::with_capacity(max.min(st.ready.len()));
+                while out.len() < max {
+                    let Some(seq) = st.ready.pop_front() else { break };
+                    let Some(slot) = st.pending.get(&seq) else { continue };
+                    let got = slot.entry.clone().ok_or_else(|| slot.loc.clone());
+                    st.in_flight.insert(seq);
+                    out.push((seq, got));
                 }
+                out
+            };
+            if !taken.is_empty() {
+                return self.materialize(taken).await;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Ok(Vec::new());
@@ -331,10 +423,12 @@ impl Queue for LocalQueue {
             let mut st = self.state.lock();
             for t in tokens {
                 st.in_flight.remove(t);
-                if let Some(e) = st.pending.remove(t) {
-                    let n = e.encoded_len() as u64;
-                    st.bytes -= n;
-                    self.reserved.fetch_sub(n, Ordering::Relaxed);
+                if let Some(slot) = st.pending.remove(t) {
+                    st.bytes -= slot.size;
+                    if slot.entry.is_some() {
+                        st.resident -= slot.size;
+                    }
+                    self.reserved.fetch_sub(slot.size, Ordering::Relaxed);
                 }
             }
             // Everything below the first pending entry is acked.
@@ -442,6 +536,24 @@ mod tests {
             .expect("truncate");
         let q = LocalQueue::open(dir.path(), 1 << 30).expect("reopen");
         assert_eq!(q.depth().entries, 2);
+    }
+
+    #[tokio::test]
+    async fn entries_past_the_memory_budget_are_read_back_from_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = entry(0).encoded_len() as u64;
+        let q = LocalQueue::open_with_budget(dir.path(), 1 << 30, one * 3).expect("open");
+        for i in 0..10 {
+            q.push(entry(i)).await.expect("push");
+        }
+        assert_eq!(q.state.lock().resident, one * 3);
+        let got = q.take(100, Duration::from_millis(10)).await.expect("take");
+        let seen: Vec<i64> = got.iter().map(|d| d.entry.received_at).collect();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        assert_eq!(got[9].entry.body, entry(9).body);
+        q.ack(&got.iter().map(|d| d.token).collect::<Vec<_>>()).await.expect("ack");
+        assert_eq!(q.state.lock().resident, 0);
+        assert_eq!(q.depth(), Depth::default());
     }
 
     #[tokio::test]

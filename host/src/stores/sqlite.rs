@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
 use super::{ApiKey, MetaRow, MetadataStore, StoreError, Tenant};
 use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats};
@@ -62,6 +62,10 @@ impl SqliteStore {
             // entry is acked right after.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
+            // 64 MiB of page cache: the four indexes of `logs` are updated on
+            // every insert and thrash the 2 MiB default.
+            .pragma("cache_size", "-65536")
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;

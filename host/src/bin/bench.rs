@@ -1,0 +1,242 @@
+//! `make bench`: the end-to-end benchmark.
+//!
+//! Starts a `loggerhub serve` (the binary given with `--server`) over a
+//! fresh data dir, creates a tenant, sends `--logs` records of ~300 bytes in
+//! NDJSON batches over `--connections` HTTP connections, and reports:
+//! logs/s accepted (until the last 202), logs/s end to end (until every log
+//! is processed and searchable), the server's peak RSS, and the share of its
+//! CPU time spent inside WASM stages.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(about = "LoggerHub end-to-end benchmark")]
+struct Args {
+    /// The loggerhub binary to benchmark.
+    #[arg(long)]
+    server: PathBuf,
+    /// Records to send.
+    #[arg(long, default_value_t = 1_000_000)]
+    logs: u64,
+    /// Records per request.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Pipeline workers of the server.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Data dir (default: a fresh temp dir, removed afterwards).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+const ADMIN: &str = "bench-admin-token";
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One record of about 300 bytes, varied enough to index like real logs.
+fn record(i: u64) -> String {
+    const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
+    const PATHS: [&str; 4] = ["/api/v1/orders", "/api/v1/users", "/api/v1/payments", "/healthz"];
+    json!({
+        "service": format!("svc-{}", i % 8),
+        "level": LEVELS[(i % 4) as usize],
+        "timestamp": format!("2025-10-10T12:{:02}:{:02}.{:03}Z", (i / 60_000) % 60, (i / 1000) % 60, i % 1000),
+        "message": format!("GET {}/{} completed with status {} in {}ms for user {} session s{:08x}",
+            PATHS[(i % 4) as usize], i % 100_000, if i % 17 == 0 { 500 } else { 200 }, i % 900, i % 10_000, i.wrapping_mul(2_654_435_761) % 0xffff_ffff),
+        "full_log": format!("request id r{i:010} handled by worker {} upstream latency {}ms", i % 32, i % 250),
+        "attributes": {"region": if i % 2 == 0 { "eu-west-1" } else { "us-east-1" }, "host": format!("web-{:02}", i % 16)},
+    })
+    .to_string()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn proc_stat(pid: u32) -> anyhow::Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad /proc stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    for l in status.lines().filter(|l| l.starts_with("RssAnon") || l.starts_with("RssFile")) {
+        eprintln!("  {}", l.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    let hwm_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    // CLK_TCK is 100 on Linux.
+    Ok((ticks / 100.0, hwm_kb))
+}
+
+async fn metric(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<f64> {
+    let text = http.get(format!("{url}/metrics")).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let tmp;
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = std::env::temp_dir().join(format!("loggerhub-bench-{}", std::process::id()));
+            tmp.clone()
+        }
+    };
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let child = Command::new(&args.server)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--workers", &args.workers.to_string()])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", args.server.display()))?;
+    let server = Server { child, url };
+    let pid = server.child.id();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{}/health", server.url)).send().await.is_err() {
+        if Instant::now() > deadline {
+            bail!("server did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v: Value = http
+        .post(format!("{}/v1/admin/tenants", server.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"slug": "bench"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let key = v["api_key"]["key"].as_str().context("no key")?.to_string();
+
+    // A pool of distinct batch bodies, reused: ids are assigned per request,
+    // so every record stored is distinct.
+    let pool: Arc<Vec<bytes::Bytes>> = Arc::new(
+        (0..64u64)
+            .map(|b| {
+                let body: Vec<String> = (0..args.batch as u64).map(|i| record(b * args.batch as u64 + i)).collect();
+                bytes::Bytes::from(body.join("\n"))
+            })
+            .collect(),
+    );
+    let avg_record = pool[0].len() / args.batch;
+    let batches = args.logs.div_ceil(args.batch as u64);
+    let next = Arc::new(AtomicU64::new(0));
+    let retries = Arc::new(AtomicU64::new(0));
+    let (cpu0, _) = proc_stat(pid)?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let (http, url, key, pool, next, retries) =
+            (http.clone(), server.url.clone(), key.clone(), pool.clone(), next.clone(), retries.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= batches {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let body = pool[(b % pool.len() as u64) as usize].clone();
+                loop {
+                    let r = http
+                        .post(format!("{url}/v1/logs"))
+                        .bearer_auth(&key)
+                        .header("content-type", "application/x-ndjson")
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    match r.status().as_u16() {
+                        202 => break,
+                        429 | 503 => {
+                            retries.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        s => bail!("unexpected status {s}: {}", r.text().await.unwrap_or_default()),
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let accept_secs = started.elapsed().as_secs_f64();
+    let total = batches * args.batch as u64;
+    loop {
+        let processed = metric(&http, &server.url, "loggerhub_logs_processed_total").await? as u64;
+        if processed >= total {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            bail!("not processed after an hour: {processed}/{total}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e2e_secs = started.elapsed().as_secs_f64();
+    let (cpu1, hwm_kb) = proc_stat(pid)?;
+    let wasm = metric(&http, &server.url, "loggerhub_wasm_seconds_total").await?;
+    let v: Value = http
+        .get(format!("{}/v1/search?limit=1", server.url))
+        .bearer_auth(&key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let searchable = v["total"].as_u64().unwrap_or(0);
+    if searchable != total {
+        bail!("{searchable} of {total} searchable");
+    }
+    let cpu = cpu1 - cpu0;
+    println!("logs                 {total} ({avg_record} bytes each, {} per request, {} connections, {} workers)", args.batch, args.connections, args.workers);
+    println!("accepted             {:.0} logs/s ({accept_secs:.2} s, {} retries after 503)", total as f64 / accept_secs, retries.load(Ordering::Relaxed));
+    println!("end to end           {:.0} logs/s ({e2e_secs:.2} s until all searchable)", total as f64 / e2e_secs);
+    println!("server peak RSS      {} MiB", hwm_kb / 1024);
+    println!("server CPU           {cpu:.1} s ({:.2} cores)", cpu / e2e_secs);
+    println!("CPU in WASM stages   {:.1} % ({wasm:.2} s)", 100.0 * wasm / cpu.max(1e-9));
+    // Where the pipeline's time went, from the server's own histograms.
+    let text = http.get(format!("{}/metrics", server.url)).send().await?.text().await?;
+    for line in text.lines().filter(|l| l.contains("_seconds_sum{")) {
+        println!("  {line}");
+    }
+    drop(server);
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    Ok(())
+}
