@@ -63,9 +63,9 @@ fn record(i: u64) -> String {
         "level": LEVELS[(i % 4) as usize],
         "timestamp": format!("2025-10-10T12:{:02}:{:02}.{:03}Z", (i / 60_000) % 60, (i / 1000) % 60, i % 1000),
         "message": format!("GET {}/{} completed with status {} in {}ms for user {} session s{:08x}",
-            PATHS[(i % 4) as usize], i % 100_000, if i % 17 == 0 { 500 } else { 200 }, i % 900, i % 10_000, i.wrapping_mul(2_654_435_761) % 0xffff_ffff),
+            PATHS[(i % 4) as usize], i % 100_000, if i.is_multiple_of(17) { 500 } else { 200 }, i % 900, i % 10_000, i.wrapping_mul(2_654_435_761) % 0xffff_ffff),
         "full_log": format!("request id r{i:010} handled by worker {} upstream latency {}ms", i % 32, i % 250),
-        "attributes": {"region": if i % 2 == 0 { "eu-west-1" } else { "us-east-1" }, "host": format!("web-{:02}", i % 16)},
+        "attributes": {"region": if i.is_multiple_of(2) { "eu-west-1" } else { "us-east-1" }, "host": format!("web-{:02}", i % 16)},
     })
     .to_string()
 }
@@ -82,7 +82,10 @@ fn proc_stat(pid: u32) -> anyhow::Result<(f64, u64)> {
     let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    for l in status.lines().filter(|l| l.starts_with("RssAnon") || l.starts_with("RssFile")) {
+    for l in status
+        .lines()
+        .filter(|l| l.starts_with("RssAnon") || l.starts_with("RssFile"))
+    {
         eprintln!("  {}", l.split_whitespace().collect::<Vec<_>>().join(" "));
     }
     let hwm_kb = status
@@ -118,7 +121,13 @@ async fn main() -> anyhow::Result<()> {
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let child = Command::new(&args.server)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--workers", &args.workers.to_string()])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            &args.workers.to_string(),
+        ])
         .arg("--data-dir")
         .arg(&data_dir)
         .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
@@ -128,7 +137,9 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("starting {}", args.server.display()))?;
     let server = Server { child, url };
     let pid = server.child.id();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while http.get(format!("{}/health", server.url)).send().await.is_err() {
         if Instant::now() > deadline {
@@ -151,7 +162,9 @@ async fn main() -> anyhow::Result<()> {
     let pool: Arc<Vec<bytes::Bytes>> = Arc::new(
         (0..64u64)
             .map(|b| {
-                let body: Vec<String> = (0..args.batch as u64).map(|i| record(b * args.batch as u64 + i)).collect();
+                let body: Vec<String> = (0..args.batch as u64)
+                    .map(|i| record(b * args.batch as u64 + i))
+                    .collect();
                 bytes::Bytes::from(body.join("\n"))
             })
             .collect(),
@@ -164,8 +177,14 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
-        let (http, url, key, pool, next, retries) =
-            (http.clone(), server.url.clone(), key.clone(), pool.clone(), next.clone(), retries.clone());
+        let (http, url, key, pool, next, retries) = (
+            http.clone(),
+            server.url.clone(),
+            key.clone(),
+            pool.clone(),
+            next.clone(),
+            retries.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let b = next.fetch_add(1, Ordering::Relaxed);
@@ -223,12 +242,25 @@ async fn main() -> anyhow::Result<()> {
         bail!("{searchable} of {total} searchable");
     }
     let cpu = cpu1 - cpu0;
-    println!("logs                 {total} ({avg_record} bytes each, {} per request, {} connections, {} workers)", args.batch, args.connections, args.workers);
-    println!("accepted             {:.0} logs/s ({accept_secs:.2} s, {} retries after 503)", total as f64 / accept_secs, retries.load(Ordering::Relaxed));
-    println!("end to end           {:.0} logs/s ({e2e_secs:.2} s until all searchable)", total as f64 / e2e_secs);
+    println!(
+        "logs                 {total} ({avg_record} bytes each, {} per request, {} connections, {} workers)",
+        args.batch, args.connections, args.workers
+    );
+    println!(
+        "accepted             {:.0} logs/s ({accept_secs:.2} s, {} retries after 503)",
+        total as f64 / accept_secs,
+        retries.load(Ordering::Relaxed)
+    );
+    println!(
+        "end to end           {:.0} logs/s ({e2e_secs:.2} s until all searchable)",
+        total as f64 / e2e_secs
+    );
     println!("server peak RSS      {} MiB", hwm_kb / 1024);
     println!("server CPU           {cpu:.1} s ({:.2} cores)", cpu / e2e_secs);
-    println!("CPU in WASM stages   {:.1} % ({wasm:.2} s)", 100.0 * wasm / cpu.max(1e-9));
+    println!(
+        "CPU in WASM stages   {:.1} % ({wasm:.2} s)",
+        100.0 * wasm / cpu.max(1e-9)
+    );
     // Where the pipeline's time went, from the server's own histograms.
     let text = http.get(format!("{}/metrics", server.url)).send().await?.text().await?;
     for line in text.lines().filter(|l| l.contains("_seconds_sum{")) {

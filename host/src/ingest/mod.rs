@@ -100,6 +100,7 @@ impl Ingest {
             received_at: now_ns(),
             content_type: content_type.to_string(),
             service: req.service,
+            idempotent: req.idempotency_key.is_some(),
             body: req.body,
         };
         match self.queue.push(entry).await {

@@ -5,7 +5,7 @@
 mod dead_letter;
 pub mod ids;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,9 @@ use loggerhub_codec::{self as codec, Record};
 
 use crate::config::ProcessorConfig;
 use crate::model::LogRecord;
-use crate::queue::{Delivery, Queue, QueueEntry};
+use crate::queue::{Delivery, Queue};
 use crate::runtime::{Instance, Plugin, Route, Runtime, RuntimeError, Stage, builtin};
-use crate::search::SearchIndex;
+use crate::search::{IndexRow, SearchIndex};
 use crate::stores::raw::RawStore;
 use crate::stores::{MetaRow, MetadataStore, StoreError};
 use crate::telemetry::Metrics;
@@ -173,7 +173,7 @@ impl Processor {
         }
         for (tenant, group) in by_tenant {
             let tokens: Vec<u64> = group.iter().map(|d| d.token).collect();
-            let entries: Vec<&QueueEntry> = group.iter().map(|d| &d.entry).collect();
+            let entries: Vec<&Delivery> = group.iter().collect();
             match self.process_tenant(w, &tenant, &entries).await {
                 Ok(()) => {
                     if let Err(e) = self.queue.ack(&tokens).await {
@@ -214,7 +214,7 @@ impl Processor {
     /// One tenant's entries: run the pipeline over all of them at once; if a
     /// plugin fails, run each entry alone so only the failing ones are
     /// dead-lettered. Store failures bubble up (the entries are retried).
-    async fn process_tenant(&self, w: &mut Worker, tenant: &str, entries: &[&QueueEntry]) -> Result<(), PipelineError> {
+    async fn process_tenant(&self, w: &mut Worker, tenant: &str, entries: &[&Delivery]) -> Result<(), PipelineError> {
         let routed = match self.run_pipeline(w, tenant, entries).await {
             Ok(r) => r,
             Err(PipelineError::Runtime(e)) if entries.len() > 1 => {
@@ -238,11 +238,11 @@ impl Processor {
         &self,
         w: &mut Worker,
         tenant: &str,
-        entry: &QueueEntry,
+        delivery: &Delivery,
     ) -> Result<Option<Vec<RoutedRecord>>, PipelineError> {
         let mut last = None;
         for _ in 0..PLUGIN_ATTEMPTS {
-            match self.run_pipeline(w, tenant, &[entry]).await {
+            match self.run_pipeline(w, tenant, &[delivery]).await {
                 Ok(r) => return Ok(Some(r)),
                 Err(PipelineError::Runtime(e)) => last = Some(e),
                 Err(PipelineError::Decode(e)) => {
@@ -255,6 +255,7 @@ impl Processor {
             }
         }
         if let Some(e) = last {
+            let entry = &delivery.entry;
             self.metrics.error(e.kind());
             self.metrics.dead_lettered();
             tracing::error!(tenant, batch = %entry.batch_id, error = %e, "dead-lettering queue entry");
@@ -276,13 +277,18 @@ impl Processor {
         &self,
         w: &mut Worker,
         tenant: &str,
-        entries: &[&QueueEntry],
+        entries: &[&Delivery],
     ) -> Result<Vec<RoutedRecord>, PipelineError> {
         let inst = self.instances(w, tenant).await?;
         let mut records: Vec<Record> = Vec::new();
         // Which entry each record came from: its raw object.
         let mut origin: HashMap<String, usize> = HashMap::new();
-        for (i, entry) in entries.iter().enumerate() {
+        // Ids the host just made for a first delivery cannot be in any store
+        // yet: the index skips its dedupe lookup for them.
+        let mut new_ids: HashSet<String> = HashSet::new();
+        for (i, delivery) in entries.iter().enumerate() {
+            let entry = &delivery.entry;
+            let fresh = !delivery.redelivered && !entry.idempotent;
             let parser = if is_text(&entry.content_type) {
                 &mut inst.text
             } else {
@@ -298,6 +304,9 @@ impl Processor {
                 r.tenant = tenant.to_string();
                 if r.id.is_empty() {
                     r.id = ids::record_id(entry.batch_id, j).to_string();
+                    if fresh {
+                        new_ids.insert(r.id.clone());
+                    }
                 }
                 if r.timestamp == 0 {
                     r.timestamp = entry.received_at;
@@ -332,9 +341,10 @@ impl Processor {
                 if r.id.is_empty() || r.id.len() > 64 {
                     r.id = ulid::Ulid::new().to_string();
                 }
-                let received_at = entries[entry].received_at;
+                let received_at = entries[entry].entry.received_at;
                 RoutedRecord {
                     entry,
+                    may_exist: !new_ids.contains(&r.id),
                     route,
                     record: to_log_record(r, received_at),
                 }
@@ -348,7 +358,7 @@ impl Processor {
     async fn write_stores(
         &self,
         tenant: &str,
-        entries: &[&QueueEntry],
+        entries: &[&Delivery],
         mut routed: Vec<RoutedRecord>,
     ) -> Result<(), PipelineError> {
         if routed.is_empty() {
@@ -356,7 +366,8 @@ impl Processor {
         }
         let started = Instant::now();
         let mut raw_writes = Vec::new();
-        for (i, entry) in entries.iter().enumerate() {
+        for (i, delivery) in entries.iter().enumerate() {
+            let entry = &delivery.entry;
             let recs: Vec<&LogRecord> = routed
                 .iter()
                 .filter(|r| r.entry == i && r.route.raw)
@@ -382,7 +393,14 @@ impl Processor {
 
         // Index and metadata are independent once raw paths are known: write
         // them side by side (each store uses its own thread).
-        let to_index: Vec<LogRecord> = routed.iter().filter(|r| r.route.index).map(|r| r.record.clone()).collect();
+        let to_index: Vec<IndexRow<'_>> = routed
+            .iter()
+            .filter(|r| r.route.index)
+            .map(|r| IndexRow {
+                record: &r.record,
+                may_exist: r.may_exist,
+            })
+            .collect();
         let index_write = async {
             let started = Instant::now();
             if !to_index.is_empty() {
@@ -415,6 +433,7 @@ impl Processor {
 
 struct RoutedRecord {
     entry: usize,
+    may_exist: bool,
     route: Route,
     record: LogRecord,
 }

@@ -14,14 +14,18 @@ pub struct QueueEntry {
     pub received_at: i64,
     pub content_type: String,
     pub service: Option<String>,
+    /// Sent with an `Idempotency-Key`: the same batch may have been accepted
+    /// before, so its records may already be stored.
+    pub idempotent: bool,
     pub body: Bytes,
 }
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 impl QueueEntry {
     pub fn encoded_len(&self) -> usize {
-        1 + 16
+        1 + 1
+            + 16
             + 8
             + 3 * 4
             + 1
@@ -35,6 +39,7 @@ impl QueueEntry {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
         out.push(VERSION);
+        out.push(u8::from(self.idempotent));
         out.extend_from_slice(&self.batch_id.0.to_le_bytes());
         out.extend_from_slice(&self.received_at.to_le_bytes());
         put(&mut out, self.tenant.as_bytes());
@@ -56,6 +61,7 @@ impl QueueEntry {
         if version != VERSION {
             return Err(QueueError::Corrupt(format!("unknown entry version {version}")));
         }
+        let idempotent = r.take(1)?[0] != 0;
         let mut id = [0u8; 16];
         id.copy_from_slice(r.take(16)?);
         let mut ts = [0u8; 8];
@@ -73,6 +79,7 @@ impl QueueEntry {
             received_at: i64::from_le_bytes(ts),
             content_type,
             service,
+            idempotent,
             body,
         })
     }
@@ -120,6 +127,7 @@ mod tests {
             received_at: 42,
             content_type: "application/json".into(),
             service: Some("api".into()),
+            idempotent: true,
             body: Bytes::from_static(b"{\"message\":\"x\"}"),
         };
         let buf = e.encode();

@@ -47,6 +47,9 @@ struct WriteReq {
     done: oneshot::Sender<Result<(), QueueError>>,
 }
 
+/// A taken entry: token, redelivered, and the entry or where to read it.
+type Taken = (u64, bool, Result<QueueEntry, Loc>);
+
 /// Where an entry's payload sits on disk.
 #[derive(Clone)]
 struct Loc {
@@ -60,6 +63,8 @@ struct Slot {
     size: u64,
     loc: Loc,
     entry: Option<QueueEntry>,
+    /// Taken before (recovered at open, or nacked).
+    redelivered: bool,
 }
 
 #[derive(Default)]
@@ -136,16 +141,20 @@ impl LocalQueue {
 
     /// Turns taken slots into deliveries, reading from disk those past the
     /// memory budget; on a read error every taken entry is handed back.
-    async fn materialize(&self, taken: Vec<(u64, Result<QueueEntry, Loc>)>) -> Result<Vec<Delivery>, QueueError> {
-        let tokens: Vec<u64> = taken.iter().map(|(t, _)| *t).collect();
+    async fn materialize(&self, taken: Vec<Taken>) -> Result<Vec<Delivery>, QueueError> {
+        let tokens: Vec<u64> = taken.iter().map(|(t, _, _)| *t).collect();
         let mut out = Vec::with_capacity(taken.len());
-        for (token, got) in taken {
+        for (token, redelivered, got) in taken {
             let entry = match got {
                 Ok(e) => Ok(e),
                 Err(loc) => Self::read_entry(&loc),
             };
             match entry {
-                Ok(entry) => out.push(Delivery { token, entry }),
+                Ok(entry) => out.push(Delivery {
+                    token,
+                    entry,
+                    redelivered,
+                }),
                 Err(e) => {
                     self.nack(&tokens).await?;
                     return Err(e);
@@ -247,6 +256,7 @@ fn recover_segment(path: &Path, watermark: u64, state: &mut State) -> Result<Opt
                     size,
                     loc,
                     entry: resident.then_some(entry),
+                    redelivered: true,
                 },
             );
         }
@@ -310,7 +320,13 @@ fn writer_loop(queue: std::sync::Weak<LocalQueue>, rx: std_mpsc::Receiver<WriteR
                             st.resident += size;
                         }
                         let entry = resident.then(|| req.entry.clone());
-                        st.pending.insert(seq, Slot { size, loc, entry });
+                        let slot = Slot {
+                            size,
+                            loc,
+                            entry,
+                            redelivered: false,
+                        };
+                        st.pending.insert(seq, slot);
                         st.ready.push_back(seq);
                     }
                 }
@@ -397,15 +413,16 @@ impl Queue for LocalQueue {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.notify.notified();
-            let taken: Vec<(u64, Result<QueueEntry, Loc>)> = {
+            let taken: Vec<Taken> = {
                 let mut st = self.state.lock();
                 let mut out = Vec::with_capacity(max.min(st.ready.len()));
                 while out.len() < max {
                     let Some(seq) = st.ready.pop_front() else { break };
                     let Some(slot) = st.pending.get(&seq) else { continue };
                     let got = slot.entry.clone().ok_or_else(|| slot.loc.clone());
+                    let redelivered = slot.redelivered;
                     st.in_flight.insert(seq);
-                    out.push((seq, got));
+                    out.push((seq, redelivered, got));
                 }
                 out
             };
@@ -448,6 +465,9 @@ impl Queue for LocalQueue {
         let mut st = self.state.lock();
         for t in tokens.iter().rev() {
             if st.in_flight.remove(t) {
+                if let Some(slot) = st.pending.get_mut(t) {
+                    slot.redelivered = true;
+                }
                 st.ready.push_front(*t);
             }
         }
@@ -477,6 +497,7 @@ mod tests {
             received_at: i as i64,
             content_type: "application/json".into(),
             service: None,
+            idempotent: false,
             body: Bytes::from(format!("{{\"message\":\"{i}\"}}")),
         }
     }
@@ -491,6 +512,7 @@ mod tests {
             }
             let got = q.take(4, Duration::from_millis(10)).await.expect("take");
             assert_eq!(got.len(), 4);
+            assert!(got.iter().all(|d| !d.redelivered));
             q.ack(&[got[0].token, got[1].token]).await.expect("ack");
             // got[2], got[3] taken but never acked: redelivered after reopen.
             q.close();
@@ -500,6 +522,8 @@ mod tests {
         let got = q.take(100, Duration::from_millis(10)).await.expect("take");
         let seen: Vec<i64> = got.iter().map(|d| d.entry.received_at).collect();
         assert_eq!(seen, (2..10).collect::<Vec<_>>());
+        // After a restart any entry may have been processed already.
+        assert!(got.iter().all(|d| d.redelivered));
         q.ack(&got.iter().map(|d| d.token).collect::<Vec<_>>())
             .await
             .expect("ack");
@@ -551,7 +575,9 @@ mod tests {
         let seen: Vec<i64> = got.iter().map(|d| d.entry.received_at).collect();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
         assert_eq!(got[9].entry.body, entry(9).body);
-        q.ack(&got.iter().map(|d| d.token).collect::<Vec<_>>()).await.expect("ack");
+        q.ack(&got.iter().map(|d| d.token).collect::<Vec<_>>())
+            .await
+            .expect("ack");
         assert_eq!(q.state.lock().resident, 0);
         assert_eq!(q.depth(), Depth::default());
     }
@@ -568,6 +594,7 @@ mod tests {
         q.nack(&[got[0].token]).await.expect("nack");
         let again = q.take(1, Duration::from_millis(10)).await.expect("take");
         assert_eq!(again[0].token, got[0].token);
+        assert!(!got[0].redelivered && again[0].redelivered);
         q.ack(&[again[0].token]).await.expect("ack");
         q.push(entry(3)).await.expect("room again");
     }

@@ -33,6 +33,9 @@ pub enum QueueError {
 pub struct Delivery {
     pub token: u64,
     pub entry: QueueEntry,
+    /// The entry may have been processed before (recovered after a restart,
+    /// or handed back): its records may already be in the stores.
+    pub redelivered: bool,
 }
 
 /// What the queue holds, for metrics and readiness.

@@ -24,6 +24,15 @@ pub enum IndexError {
     Task(String),
 }
 
+/// A record bound for the index.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexRow<'a> {
+    pub record: &'a LogRecord,
+    /// False only when the id is known to be new (made by the host for a
+    /// first delivery): then no earlier copy needs replacing.
+    pub may_exist: bool,
+}
+
 /// One page of ids, newest first by (timestamp, id).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdPage {
@@ -38,7 +47,7 @@ pub trait SearchIndex: Send + Sync + 'static {
     async fn provision(&self, tenant: &str) -> Result<(), IndexError>;
     /// Adds or replaces `docs` (by id); they are durable and searchable when
     /// this returns.
-    async fn index(&self, tenant: &str, docs: &[LogRecord]) -> Result<(), IndexError>;
+    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<(), IndexError>;
     async fn search(
         &self,
         tenant: &str,

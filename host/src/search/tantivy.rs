@@ -16,7 +16,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader, TantivyDocument, Term};
 
 use super::query::{Matcher, Query};
-use super::{IdPage, IndexError, SearchIndex};
+use super::{IdPage, IndexError, IndexRow, SearchIndex};
 use crate::model::{Cursor, LogFilter, LogRecord, id_sort_key};
 use crate::stores::raw::{record_from_json, record_to_json};
 
@@ -207,13 +207,16 @@ impl TenantIndex {
         doc
     }
 
-    fn add(&self, docs: &[LogRecord]) -> Result<(), IndexError> {
+    /// Adds documents; those with a term first delete any earlier copy of
+    /// the same id, so a replayed record replaces itself.
+    fn add(&self, docs: Vec<(Option<Term>, TantivyDocument)>) -> Result<(), IndexError> {
         let mut w = self.writer.lock();
-        for r in docs {
-            // Delete-then-add within one commit keeps the new copy: a replayed
-            // record replaces itself instead of appearing twice.
-            w.delete_term(Term::from_field_text(self.fields.id, &r.id));
-            w.add_document(self.to_doc(r))?;
+        for (dedupe, doc) in docs {
+            // Delete-then-add within one commit keeps the new copy.
+            if let Some(term) = dedupe {
+                w.delete_term(term);
+            }
+            w.add_document(doc)?;
         }
         w.commit()?;
         drop(w);
@@ -333,10 +336,18 @@ impl SearchIndex for TantivyIndex {
         self.tenant(tenant).map(|_| ())
     }
 
-    async fn index(&self, tenant: &str, docs: &[LogRecord]) -> Result<(), IndexError> {
+    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<(), IndexError> {
         let t = self.tenant(tenant)?;
-        let docs = docs.to_vec();
-        blocking(move || t.add(&docs)).await
+        // Each id's delete term costs a lookup in every segment at commit:
+        // only ids that may already be indexed pay it.
+        let docs: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let dedupe = r.may_exist.then(|| Term::from_field_text(t.fields.id, &r.record.id));
+                (dedupe, t.to_doc(r.record))
+            })
+            .collect();
+        blocking(move || t.add(docs)).await
     }
 
     async fn search(
