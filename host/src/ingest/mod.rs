@@ -133,25 +133,20 @@ pub struct Checked {
 pub fn check_body(format: Format, body: &[u8], tenant: &str) -> Result<Checked, IngestError> {
     match format {
         Format::Json => {
-            let records = payload::parse_json(body).map_err(|e| IngestError::BadRequest(e.to_string()))?;
-            if records.is_empty() {
+            let scan = payload::scan_json(body, tenant).map_err(|e| IngestError::BadRequest(e.to_string()))?;
+            if scan.count == 0 {
                 return Err(IngestError::BadRequest("no records in body".into()));
             }
-            if let Some((index, r)) = records
-                .iter()
-                .enumerate()
-                .find(|(_, r)| !r.tenant.is_empty() && r.tenant != tenant)
-            {
+            if let Some((index, named)) = scan.foreign_tenant {
                 return Err(IngestError::WrongTenant {
                     index,
-                    named: r.tenant.clone(),
+                    named,
                     tenant: tenant.to_string(),
                 });
             }
-            let first_ts_ms = u64::try_from(records[0].timestamp / 1_000_000).unwrap_or(0);
             Ok(Checked {
-                count: records.len(),
-                first_ts_ms,
+                count: scan.count,
+                first_ts_ms: u64::try_from(scan.first_timestamp / 1_000_000).unwrap_or(0),
             })
         }
         Format::Text => {

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS logs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS logs_by_time ON logs (tenant, timestamp DESC, id_key DESC);
 CREATE INDEX IF NOT EXISTS logs_by_service ON logs (tenant, service, timestamp DESC, id_key DESC);
-CREATE INDEX IF NOT EXISTS logs_by_level ON logs (tenant, level, timestamp DESC, id_key DESC);
+-- No per-level index: it cost ~10 % of ingest throughput (docs/PERFORMANCE.md);
+-- level filters walk logs_by_time.
+
 "#;
 
 /// Rows per INSERT statement: 12 bound values each, under SQLite's limit of
@@ -62,7 +64,7 @@ impl SqliteStore {
             // entry is acked right after.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            // 64 MiB of page cache: the four indexes of `logs` are updated on
+            // 64 MiB of page cache: the three B-trees of `logs` are updated on
             // every insert and thrash the 2 MiB default.
             .pragma("cache_size", "-65536")
             .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30))

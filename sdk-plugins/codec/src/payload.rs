@@ -47,6 +47,40 @@ impl From<serde_json::Error> for PayloadError {
 /// empty (`id`, `tenant`, `service`, `full_log`) or zero (`timestamp`): the
 /// host and the enricher fill them.
 pub fn parse_json(body: &[u8]) -> Result<Vec<Record>, PayloadError> {
+    let mut out = Vec::new();
+    for_each(body, |r| out.push(r.into_record()))?;
+    Ok(out)
+}
+
+/// What ingest needs to know of a body, read without copying its strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    pub count: usize,
+    /// The first record's timestamp (0 if it has none).
+    pub first_timestamp: i64,
+    /// The first record naming a tenant other than the expected one:
+    /// (index, tenant).
+    pub foreign_tenant: Option<(usize, String)>,
+}
+
+/// Validates a body exactly as [`parse_json`] does, without building records.
+pub fn scan_json(body: &[u8], tenant: &str) -> Result<Scan, PayloadError> {
+    let mut scan = Scan::default();
+    for_each(body, |r| {
+        if scan.count == 0 {
+            scan.first_timestamp = r.timestamp.unwrap_or(0);
+        }
+        if scan.foreign_tenant.is_none()
+            && let Some(t) = r.tenant.as_deref().filter(|t| !t.is_empty() && *t != tenant)
+        {
+            scan.foreign_tenant = Some((scan.count, t.to_string()));
+        }
+        scan.count += 1;
+    })?;
+    Ok(scan)
+}
+
+fn for_each<'a>(body: &'a [u8], mut f: impl FnMut(Incoming<'a>)) -> Result<(), PayloadError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
     let Some(first) = first else {
@@ -58,18 +92,13 @@ pub fn parse_json(body: &[u8]) -> Result<Vec<Record>, PayloadError> {
     };
     if body[first] == b'[' {
         let items: Vec<Incoming<'_>> = serde_json::from_slice(body)?;
-        return Ok(items.into_iter().map(Incoming::into_record).collect());
+        items.into_iter().for_each(f);
+        return Ok(());
     }
-    let mut out = Vec::new();
     for item in serde_json::Deserializer::from_slice(body).into_iter::<Incoming<'_>>() {
-        out.push(item?.into_record());
+        f(item?);
     }
-    Ok(out)
-}
-
-/// Counts the records of a JSON body without keeping them.
-pub fn count_json(body: &[u8]) -> Result<usize, PayloadError> {
-    parse_json(body).map(|r| r.len())
+    Ok(())
 }
 
 #[derive(Default)]
@@ -366,6 +395,20 @@ mod tests {
         assert!(parse_json(b"  \n").is_err());
         assert!(parse_json(b"42").is_err());
         assert!(parse_json(b"{\"message\":\"x\",\"timestamp\":\"noon\"}").is_err());
+    }
+
+    #[test]
+    fn scan_agrees_with_parse() {
+        let body = b"{\"message\":\"a\",\"timestamp\":1}\n{\"message\":\"b\",\"tenant_id\":\"x\"}\n{\"message\":\"c\",\"tenant_id\":\"y\"}";
+        let scan = scan_json(body, "acme").expect("valid");
+        assert_eq!(scan.count, parse_json(body).expect("valid").len());
+        assert_eq!(scan.first_timestamp, 1_000_000_000);
+        assert_eq!(scan.foreign_tenant, Some((1, "x".to_string())));
+        assert_eq!(
+            scan_json(body, "x").expect("valid").foreign_tenant,
+            Some((2, "y".to_string()))
+        );
+        assert_eq!(scan_json(b"{\"x\":1}", "acme").map_err(|e| e.line), Err(1));
     }
 
     #[test]
