@@ -19,10 +19,14 @@ const PLUGINS: [(&str, &str); 4] = [
     ("DEFAULT_ROUTER", "default-router"),
 ];
 
+/// Example plugins, built with the built-ins so tests can upload them; only
+/// their paths are recorded, they are not embedded.
+const EXAMPLES: [(&str, &str); 1] = [("PII_REDACTOR", "lh-example-pii-redactor")];
+
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("workspace root").to_path_buf();
-    for dir in ["wit", "plugins", "sdk-plugins"] {
+    for dir in ["wit", "plugins", "sdk-plugins", "examples/plugins"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
@@ -50,6 +54,9 @@ fn main() {
     for (_, crate_dir) in PLUGINS {
         cmd.args(["-p", &format!("lh-plugin-{crate_dir}")]);
     }
+    for (_, crate_name) in EXAMPLES {
+        cmd.args(["-p", crate_name]);
+    }
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
@@ -74,6 +81,16 @@ fn main() {
         writeln!(
             src,
             "/// The built-in `{crate_dir}` component.\npub const {konst}: &[u8] = include_bytes!({:?});",
+            file.display().to_string()
+        )
+        .expect("write to string");
+    }
+    for (konst, crate_name) in EXAMPLES {
+        let file = wasm_dir.join(format!("{}.wasm", crate_name.replace('-', "_")));
+        assert!(Path::new(&file).exists(), "missing {}", file.display());
+        writeln!(
+            src,
+            "/// Path of the `{crate_name}` example component (for tests).\npub const {konst}_PATH: &str = {:?};",
             file.display().to_string()
         )
         .expect("write to string");

@@ -1,6 +1,7 @@
 //! The `loggerhub` binary: parses the command line and hands off to
 //! `server::run` or the CLI client.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -79,16 +80,23 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let (token, _) = loggerhub::server::admin_token(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
-    println!("LoggerHub is running at {url}");
+    // Written with errors ignored: nobody reading stdout must not stop the
+    // server.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "LoggerHub is running at {url}");
     if config.admin_token.is_none() {
-        println!(
+        let _ = writeln!(
+            out,
             "admin token: {token}  (kept in {})",
             config.data_dir.join("admin_token").display()
         );
     }
-    println!(
-        "create a tenant: curl -X POST {url}/v1/admin/tenants -H 'Authorization: Bearer <admin token>' -d '{{\"slug\":\"acme\"}}'"
+    let _ = writeln!(
+        out,
+        "create a tenant: curl -X POST {url}/v1/admin/tenants -H 'Authorization: Bearer <admin token>' -H 'content-type: application/json' -d '{{\"slug\":\"acme\"}}'"
     );
+    let _ = out.flush();
+    drop(out);
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::ingest::Ingest;
-use crate::pipeline::{DeadLetters, DefaultPipeline, Processor};
+use crate::pipeline::{DeadLetters, Processor, Registry};
 use crate::queue::Queue;
 use crate::queue::local::LocalQueue;
 use crate::runtime::Runtime;
@@ -77,11 +77,11 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
 
     let runtime = Runtime::new().context("starting the wasm runtime")?;
-    let pipeline = DefaultPipeline::compile(&runtime).context("compiling the built-in plugins")?;
+    let registry = Arc::new(Registry::new(data.join("plugins"), runtime).context("compiling the built-in plugins")?);
+    let _watcher = crate::pipeline::hot_reload::watch(registry.clone()).context("watching the plugin directory")?;
     let processor = Arc::new(Processor {
         queue: queue.clone(),
-        runtime,
-        pipeline,
+        registry: registry.clone(),
         meta: meta.clone(),
         raw: raw.clone(),
         index: index.clone(),
@@ -99,6 +99,7 @@ pub async fn run(
         index,
         queue,
         metrics,
+        registry,
         admin_token: admin_token.into(),
         max_body_bytes: config.limits.max_body_bytes,
     };

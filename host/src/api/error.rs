@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::ingest::IngestError;
+use crate::pipeline::RegistryError;
 use crate::search::QueryError;
 use crate::search::service::ReadError;
 use crate::tenants::TenantError;
@@ -95,6 +96,30 @@ impl From<TenantError> for ApiError {
             e @ TenantError::NoKey(_) => ApiError::new(StatusCode::NOT_FOUND, "key_not_found", e.to_string()),
             TenantError::Store(e) => ApiError::unavailable("metadata store", e),
         }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        let status = match &e {
+            RegistryError::BadName(_) | RegistryError::Invalid { .. } | RegistryError::BadPipeline(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            RegistryError::Reserved(_) | RegistryError::InUse(_) => StatusCode::CONFLICT,
+            RegistryError::NotFound { .. } | RegistryError::NoVersion { .. } => StatusCode::NOT_FOUND,
+            RegistryError::Io(_) | RegistryError::Runtime(_) => return ApiError::internal(e),
+        };
+        let code = match &e {
+            RegistryError::BadName(_) => "invalid_plugin_name",
+            RegistryError::Invalid { .. } => "invalid_plugin",
+            RegistryError::BadPipeline(_) => "invalid_pipeline",
+            RegistryError::Reserved(_) => "reserved_plugin_name",
+            RegistryError::InUse(_) => "plugin_in_use",
+            RegistryError::NotFound { .. } => "plugin_not_found",
+            RegistryError::NoVersion { .. } => "version_not_found",
+            RegistryError::Io(_) | RegistryError::Runtime(_) => "internal",
+        };
+        ApiError::new(status, code, e.to_string())
     }
 }
 

@@ -6,14 +6,16 @@ mod auth;
 pub mod error;
 mod logs;
 mod ops;
+mod plugins;
 mod wire;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::ingest::Ingest;
+use crate::pipeline::Registry;
 use crate::queue::Queue;
 use crate::search::SearchIndex;
 use crate::search::service::Reader;
@@ -34,6 +36,7 @@ pub struct AppState {
     pub index: Arc<dyn SearchIndex>,
     pub queue: Arc<dyn Queue>,
     pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry>,
     pub admin_token: Arc<str>,
     pub max_body_bytes: usize,
 }
@@ -50,6 +53,13 @@ pub fn router(state: AppState) -> Router {
             post(admin::create_key).get(admin::list_keys),
         )
         .route("/v1/admin/tenants/{slug}/keys/{id}", delete(admin::revoke_key))
+        .route("/v1/plugins", get(plugins::list))
+        .route(
+            "/v1/plugins/{stage}/{name}",
+            put(plugins::upload).delete(plugins::delete),
+        )
+        .route("/v1/plugins/{stage}/{name}/rollback", post(plugins::rollback))
+        .route("/v1/pipeline", get(plugins::get_pipeline).put(plugins::put_pipeline))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

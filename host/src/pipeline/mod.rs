@@ -3,7 +3,9 @@
 //! then acks. One readable function per step; see `process_tenant`.
 
 mod dead_letter;
+pub mod hot_reload;
 pub mod ids;
+pub mod registry;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,11 +16,12 @@ use tokio::sync::watch;
 
 pub use dead_letter::DeadLetters;
 use loggerhub_codec::{self as codec, Record};
+pub use registry::{PipelineSpec, Registry, RegistryError};
 
 use crate::config::ProcessorConfig;
 use crate::model::LogRecord;
 use crate::queue::{Delivery, Queue};
-use crate::runtime::{Instance, Plugin, Route, Runtime, RuntimeError, Stage, builtin};
+use crate::runtime::{Instance, Route, RuntimeError};
 use crate::search::{IndexRow, SearchIndex};
 use crate::stores::raw::RawStore;
 use crate::stores::{MetaRow, MetadataStore, StoreError};
@@ -48,41 +51,34 @@ pub enum PipelineError {
     Index(#[from] crate::search::IndexError),
     #[error("queue: {0}")]
     Queue(#[from] crate::queue::QueueError),
+    #[error("plugins: {0}")]
+    Registry(#[from] RegistryError),
     #[error("dead letter: {0}")]
     DeadLetter(#[from] std::io::Error),
 }
 
-/// The plugins of the default pipeline.
-pub struct DefaultPipeline {
-    json: Arc<Plugin>,
-    text: Arc<Plugin>,
-    enricher: Arc<Plugin>,
-    router: Arc<Plugin>,
-}
-
-impl DefaultPipeline {
-    pub fn compile(rt: &Runtime) -> Result<Self, RuntimeError> {
-        Ok(DefaultPipeline {
-            json: rt.compile("json-parser", Stage::Parser, builtin::JSON_PARSER)?,
-            text: rt.compile("line-parser", Stage::Parser, builtin::LINE_PARSER)?,
-            enricher: rt.compile("default-enricher", Stage::Enricher, builtin::DEFAULT_ENRICHER)?,
-            router: rt.compile("default-router", Stage::Router, builtin::DEFAULT_ROUTER)?,
-        })
-    }
-}
-
-/// One tenant's live instances, owned by one worker.
+/// One tenant's live instances, owned by one worker, for one generation
+/// of the tenant's pipeline.
 struct TenantInstances {
+    generation: u64,
     json: Instance,
     text: Instance,
-    enricher: Instance,
+    enrichers: Vec<Instance>,
     router: Instance,
+}
+
+impl TenantInstances {
+    fn poisoned(&self) -> bool {
+        self.json.is_poisoned()
+            || self.text.is_poisoned()
+            || self.router.is_poisoned()
+            || self.enrichers.iter().any(Instance::is_poisoned)
+    }
 }
 
 pub struct Processor {
     pub queue: Arc<dyn Queue>,
-    pub runtime: Runtime,
-    pub pipeline: DefaultPipeline,
+    pub registry: Arc<Registry>,
     pub meta: Arc<dyn MetadataStore>,
     pub raw: RawStore,
     pub index: Arc<dyn SearchIndex>,
@@ -190,24 +186,35 @@ impl Processor {
         }
     }
 
-    async fn instances<'w>(&self, w: &'w mut Worker, tenant: &str) -> Result<&'w mut TenantInstances, RuntimeError> {
-        let stale = w.instances.get(tenant).is_none_or(|t| {
-            t.json.is_poisoned() || t.text.is_poisoned() || t.enricher.is_poisoned() || t.router.is_poisoned()
-        });
+    async fn instances<'w>(&self, w: &'w mut Worker, tenant: &str) -> Result<&'w mut TenantInstances, PipelineError> {
+        let resolved = self.registry.resolve(tenant).await?;
+        // A new generation (upload, rollback, pipeline change, file change)
+        // takes effect here, between batches.
+        let stale = w
+            .instances
+            .get(tenant)
+            .is_none_or(|t| t.generation != resolved.generation || t.poisoned());
         if stale {
-            let config = Arc::new(HashMap::new());
-            let p = &self.pipeline;
+            let rt = self.registry.runtime();
+            let r = &resolved;
+            let mut enrichers = Vec::with_capacity(r.enrichers.len());
+            for e in &r.enrichers {
+                enrichers.push(rt.instantiate(e, tenant, r.config_of(e.name())).await?);
+            }
             let t = TenantInstances {
-                json: self.runtime.instantiate(&p.json, tenant, config.clone()).await?,
-                text: self.runtime.instantiate(&p.text, tenant, config.clone()).await?,
-                enricher: self.runtime.instantiate(&p.enricher, tenant, config.clone()).await?,
-                router: self.runtime.instantiate(&p.router, tenant, config).await?,
+                generation: r.generation,
+                json: rt.instantiate(&r.json, tenant, r.config_of(r.json.name())).await?,
+                text: rt.instantiate(&r.text, tenant, r.config_of(r.text.name())).await?,
+                enrichers,
+                router: rt.instantiate(&r.router, tenant, r.config_of(r.router.name())).await?,
             };
             w.instances.insert(tenant.to_string(), t);
         }
-        w.instances.get_mut(tenant).ok_or_else(|| RuntimeError::Instantiate {
-            plugin: "default".into(),
-            message: "instances vanished".into(),
+        w.instances.get_mut(tenant).ok_or_else(|| {
+            PipelineError::Runtime(RuntimeError::Instantiate {
+                plugin: "pipeline".into(),
+                message: "instances vanished".into(),
+            })
         })
     }
 
@@ -217,7 +224,7 @@ impl Processor {
     async fn process_tenant(&self, w: &mut Worker, tenant: &str, entries: &[&Delivery]) -> Result<(), PipelineError> {
         let routed = match self.run_pipeline(w, tenant, entries).await {
             Ok(r) => r,
-            Err(PipelineError::Runtime(e)) if entries.len() > 1 => {
+            Err(e @ (PipelineError::Runtime(_) | PipelineError::Decode(_))) if entries.len() > 1 => {
                 tracing::warn!(tenant, error = %e, entries = entries.len(), "pipeline failed; isolating entries");
                 let mut all = Vec::new();
                 for e in entries {
@@ -227,7 +234,9 @@ impl Processor {
                 }
                 all
             }
-            Err(PipelineError::Runtime(_)) => self.run_isolated(w, tenant, entries[0]).await?.unwrap_or_default(),
+            Err(PipelineError::Runtime(_) | PipelineError::Decode(_)) => {
+                self.run_isolated(w, tenant, entries[0]).await?.unwrap_or_default()
+            }
             Err(other) => return Err(other),
         };
         self.write_stores(tenant, entries, routed).await
@@ -259,15 +268,9 @@ impl Processor {
             self.metrics.error(e.kind());
             self.metrics.dead_lettered();
             tracing::error!(tenant, batch = %entry.batch_id, error = %e, "dead-lettering queue entry");
-            let plugin = match &e {
-                RuntimeError::Compile { plugin, .. }
-                | RuntimeError::Instantiate { plugin, .. }
-                | RuntimeError::Trap { plugin, .. }
-                | RuntimeError::Timeout { plugin }
-                | RuntimeError::Refused { plugin, .. }
-                | RuntimeError::BadOutput { plugin, .. } => plugin.clone(),
-            };
-            self.dead_letters.put(entry, &plugin, e.kind(), &e.to_string()).await?;
+            self.dead_letters
+                .put(entry, e.plugin(), e.kind(), &e.to_string())
+                .await?;
         }
         Ok(None)
     }
@@ -319,10 +322,14 @@ impl Processor {
             return Ok(Vec::new());
         }
 
-        let started = Instant::now();
-        let enriched = inst.enricher.enrich(codec::encode(&records)).await;
-        self.metrics.stage("enrich", inst.enricher.plugin(), started.elapsed());
-        let mut records = codec::decode(&enriched?)?;
+        let mut batch = codec::encode(&records);
+        for enricher in &mut inst.enrichers {
+            let started = Instant::now();
+            let enriched = enricher.enrich(batch).await;
+            self.metrics.stage("enrich", enricher.plugin(), started.elapsed());
+            batch = enriched?;
+        }
+        let mut records = codec::decode(&batch)?;
 
         let started = Instant::now();
         let routes = inst.router.route(codec::encode(&records), records.len()).await;

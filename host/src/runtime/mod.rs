@@ -39,6 +39,14 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum RuntimeError {
     #[error("plugin {plugin}: failed to compile: {message}")]
     Compile { plugin: String, message: String },
+    #[error("plugin {plugin}: imports what the host does not grant: {message}")]
+    Link { plugin: String, message: String },
+    #[error("plugin {plugin}: does not export the {stage} world: {message}")]
+    WrongWorld {
+        plugin: String,
+        stage: &'static str,
+        message: String,
+    },
     #[error("plugin {plugin}: failed to instantiate: {message}")]
     Instantiate { plugin: String, message: String },
     #[error("plugin {plugin}: trapped: {message}")]
@@ -56,10 +64,26 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// The plugin the error is about.
+    pub fn plugin(&self) -> &str {
+        match self {
+            RuntimeError::Compile { plugin, .. }
+            | RuntimeError::Link { plugin, .. }
+            | RuntimeError::WrongWorld { plugin, .. }
+            | RuntimeError::Instantiate { plugin, .. }
+            | RuntimeError::Trap { plugin, .. }
+            | RuntimeError::Timeout { plugin }
+            | RuntimeError::Refused { plugin, .. }
+            | RuntimeError::BadOutput { plugin, .. } => plugin,
+        }
+    }
+
     /// A stable word for metrics and dead letters.
     pub fn kind(&self) -> &'static str {
         match self {
             RuntimeError::Compile { .. } => "compile",
+            RuntimeError::Link { .. } => "link",
+            RuntimeError::WrongWorld { .. } => "wrong_world",
             RuntimeError::Instantiate { .. } => "instantiate",
             RuntimeError::Trap { .. } => "trap",
             RuntimeError::Timeout { .. } => "timeout",
@@ -115,6 +139,22 @@ pub enum Stage {
     Parser,
     Enricher,
     Router,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Parser, Stage::Enricher, Stage::Router];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Parser => "parser",
+            Stage::Enricher => "enricher",
+            Stage::Router => "router",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|x| x.as_str() == s)
+    }
 }
 
 enum Pre {
@@ -178,16 +218,26 @@ impl Runtime {
     /// Compiles `wasm` as a component for `stage` and checks that it exports
     /// that stage's world.
     pub fn compile(&self, name: &str, stage: Stage, wasm: &[u8]) -> Result<Arc<Plugin>, RuntimeError> {
-        let err = |e: wasmtime::Error| RuntimeError::Compile {
+        let component = Component::new(&self.engine, wasm).map_err(|e| RuntimeError::Compile {
             plugin: name.to_string(),
             message: format!("{e:#}"),
+        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RuntimeError::Link {
+                plugin: name.to_string(),
+                message: format!("{e:#}"),
+            })?;
+        let world = |e: wasmtime::Error| RuntimeError::WrongWorld {
+            plugin: name.to_string(),
+            stage: stage.as_str(),
+            message: format!("{e:#}"),
         };
-        let component = Component::new(&self.engine, wasm).map_err(err)?;
-        let pre = self.linker.instantiate_pre(&component).map_err(err)?;
         let pre = match stage {
-            Stage::Parser => Pre::Parser(ParserPre::new(pre).map_err(err)?),
-            Stage::Enricher => Pre::Enricher(EnricherPre::new(pre).map_err(err)?),
-            Stage::Router => Pre::Router(RouterPre::new(pre).map_err(err)?),
+            Stage::Parser => Pre::Parser(ParserPre::new(pre).map_err(world)?),
+            Stage::Enricher => Pre::Enricher(EnricherPre::new(pre).map_err(world)?),
+            Stage::Router => Pre::Router(RouterPre::new(pre).map_err(world)?),
         };
         Ok(Arc::new(Plugin {
             name: name.to_string(),

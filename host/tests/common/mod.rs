@@ -18,31 +18,39 @@ pub struct Server {
     pub http: reqwest::Client,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 impl Server {
     /// Starts the binary with extra `serve` flags and waits for /health.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Server {
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_loggerhub"))
+        // Port 0: the server picks a free port and prints its URL first
+        // thing, so parallel tests never race for a port.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_loggerhub"))
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env(
+                "RUST_LOG",
+                std::env::var("LOGGERHUB_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn loggerhub");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut first).expect("read url");
+        // Keep reading so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let url = first
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http://"))
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_string();
         let server = Server {
             child,
             url,
