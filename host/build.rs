@@ -19,14 +19,24 @@ const PLUGINS: [(&str, &str); 4] = [
     ("DEFAULT_ROUTER", "default-router"),
 ];
 
-/// Example plugins, built with the built-ins so tests can upload them; only
-/// their paths are recorded, they are not embedded.
-const EXAMPLES: [(&str, &str); 1] = [("PII_REDACTOR", "lh-example-pii-redactor")];
+/// Example plugins and test fixtures, built with the built-ins so tests can
+/// upload them; only their paths are recorded, they are not embedded.
+const EXAMPLES: [(&str, &str); 3] = [
+    ("PII_REDACTOR", "lh-example-pii-redactor"),
+    ("HOSTILE_ENRICHER", "lh-fixture-hostile-enricher"),
+    ("BAD_ROUTER", "lh-fixture-bad-router"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("workspace root").to_path_buf();
-    for dir in ["wit", "plugins", "sdk-plugins", "examples/plugins"] {
+    for dir in [
+        "wit",
+        "plugins",
+        "sdk-plugins",
+        "examples/plugins",
+        "host/tests/fixtures",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());

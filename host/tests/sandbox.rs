@@ -1,0 +1,164 @@
+//! Hostile plugins fail only their own tenant's batches: the entry holding
+//! the poison is retried, then dead-lettered with its raw body, while every
+//! other entry and every other tenant flows on.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use loggerhub::runtime::builtin;
+use serde_json::{Value, json};
+
+async fn setup(s: &Server, tenant: &str, stage: &str, wasm_path: &str, pipeline: Value) -> String {
+    let key = s.tenant(tenant).await;
+    let r = s
+        .http
+        .put(s.url(&format!("/v1/plugins/{stage}/hostile")))
+        .bearer_auth(&key)
+        .body(std::fs::read(wasm_path).expect("fixture built by build.rs"))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let r = s
+        .http
+        .put(s.url("/v1/pipeline"))
+        .bearer_auth(&key)
+        .json(&pipeline)
+        .send()
+        .await
+        .expect("pipeline");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    key
+}
+
+fn enricher(mode: &str) -> Value {
+    json!({"enrichers": ["default-enricher", "hostile"], "config": {"hostile": {"mode": mode}}})
+}
+
+async fn send(s: &Server, key: &str, messages: &[&str]) {
+    let body: Vec<String> = messages.iter().map(|m| json!({"message": m}).to_string()).collect();
+    let (status, _) = s.post_logs(key, "application/x-ndjson", body.join("\n")).await;
+    assert_eq!(status, 202);
+}
+
+async fn total(s: &Server, key: &str) -> u64 {
+    s.get(key, "/v1/logs?limit=1").await.1["total"].as_u64().unwrap_or(0)
+}
+
+fn dead_letters(s: &Server, tenant: &str) -> Vec<Value> {
+    std::fs::read_dir(s.data_dir.join("dead-letters").join(tenant))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn hostile_plugins_fail_only_their_own_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]).await;
+    let hostile = builtin::HOSTILE_ENRICHER_PATH;
+    let tenants = [
+        (
+            "t_loop",
+            setup(&s, "t_loop", "enricher", hostile, enricher("loop")).await,
+        ),
+        (
+            "t_alloc",
+            setup(&s, "t_alloc", "enricher", hostile, enricher("alloc")).await,
+        ),
+        (
+            "t_panic",
+            setup(&s, "t_panic", "enricher", hostile, enricher("panic")).await,
+        ),
+        (
+            "t_router",
+            setup(
+                &s,
+                "t_router",
+                "router",
+                builtin::BAD_ROUTER_PATH,
+                json!({"router": "hostile"}),
+            )
+            .await,
+        ),
+    ];
+    let healthy = s.tenant("healthy").await;
+
+    // Each hostile tenant: a good entry, a poisoned one, another good one.
+    for (_, key) in &tenants {
+        send(&s, key, &["good one", "good two"]).await;
+        send(&s, key, &["fine", "poison pill", "fine too"]).await;
+        send(&s, key, &["good three"]).await;
+    }
+    // The healthy tenant keeps sending meanwhile, and is served while the
+    // looping plugin still burns its CPU budget.
+    let started = Instant::now();
+    for i in 0..10 {
+        send(&s, &healthy, &[&format!("healthy {i}"), "all good"]).await;
+    }
+    loop {
+        if total(&s, &healthy).await == 20 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "healthy tenant starved");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        dead_letters(&s, "t_loop").is_empty(),
+        "the healthy tenant waited for the looping tenant's retries to finish"
+    );
+
+    // Every hostile tenant ends with its good entries stored and exactly the
+    // poisoned entry dead-lettered, raw body and reason kept.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (tenant, key) in &tenants {
+        loop {
+            if dead_letters(&s, tenant).len() == 1 && total(&s, key).await == 3 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{tenant}: {} stored, {:?}",
+                total(&s, key).await,
+                dead_letters(&s, tenant)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let letter = &dead_letters(&s, tenant)[0];
+        assert!(
+            letter["body"].as_str().expect("body").contains("poison pill"),
+            "{letter}"
+        );
+        assert_eq!(letter["tenant"], *tenant);
+        let reason = letter["reason"].as_str().expect("reason");
+        match *tenant {
+            "t_loop" => assert!(reason.contains("cpu budget"), "{reason}"),
+            "t_alloc" => assert!(letter["kind"] == "trap", "{letter}"),
+            "t_panic" => assert!(reason.contains("unreachable") || reason.contains("panic"), "{reason}"),
+            _ => assert!(reason.contains("2 routes for 3 records"), "{reason}"),
+        }
+    }
+    assert_eq!(s.metric("loggerhub_dead_letters_total").await, 4.0);
+    assert_eq!(total(&s, &healthy).await, 20);
+}
+
+#[tokio::test]
+async fn guests_get_no_files_and_no_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]).await;
+    let hostile = builtin::HOSTILE_ENRICHER_PATH;
+    let fs_key = setup(&s, "t_fs", "enricher", hostile, enricher("read_file")).await;
+    let env_key = setup(&s, "t_env", "enricher", hostile, enricher("read_env")).await;
+    send(&s, &fs_key, &["poison: read a file"]).await;
+    send(&s, &env_key, &["poison: read the env"]).await;
+    s.drained(2).await;
+    let (_, page) = s.get(&fs_key, "/v1/logs").await;
+    let file = page["hits"][0]["attributes"]["file"].as_str().expect("file attribute");
+    assert!(file.starts_with("denied"), "guest read a host file: {file}");
+    let (_, page) = s.get(&env_key, "/v1/logs").await;
+    assert_eq!(page["hits"][0]["attributes"]["env"], "denied (0 vars)");
+}
