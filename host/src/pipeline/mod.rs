@@ -157,8 +157,9 @@ impl Processor {
         Ok(out)
     }
 
-    /// Processes deliveries tenant by tenant; acks what is done, hands back
-    /// what hit a store failure.
+    /// Processes deliveries, each tenant's concurrently so that one tenant's
+    /// slow or failing plugin does not hold up the others gathered with it;
+    /// acks what is done, hands back what hit a store failure.
     async fn process(&self, w: &mut Worker, deliveries: Vec<Delivery>) {
         let mut by_tenant: Vec<(String, Vec<Delivery>)> = Vec::new();
         for d in deliveries {
@@ -167,32 +168,51 @@ impl Processor {
                 None => by_tenant.push((d.entry.tenant.clone(), vec![d])),
             }
         }
-        for (tenant, group) in by_tenant {
-            let tokens: Vec<u64> = group.iter().map(|d| d.token).collect();
-            let entries: Vec<&Delivery> = group.iter().collect();
-            match self.process_tenant(w, &tenant, &entries).await {
-                Ok(()) => {
-                    if let Err(e) = self.queue.ack(&tokens).await {
-                        tracing::error!(error = %e, "queue ack failed");
-                    }
-                }
-                Err(e) => {
-                    self.metrics.error("store");
-                    tracing::warn!(tenant, error = %e, "store write failed; batch will be retried");
-                    tokio::time::sleep(STORE_RETRY_BACKOFF).await;
-                    let _ = self.queue.nack(&tokens).await;
-                }
+        let jobs = by_tenant.into_iter().map(|(tenant, group)| {
+            let slot = w.instances.remove(&tenant);
+            self.process_group(tenant, group, slot)
+        });
+        for (tenant, slot) in futures::future::join_all(jobs).await {
+            if let Some(inst) = slot {
+                w.instances.insert(tenant, inst);
             }
         }
     }
 
-    async fn instances<'w>(&self, w: &'w mut Worker, tenant: &str) -> Result<&'w mut TenantInstances, PipelineError> {
+    async fn process_group(
+        &self,
+        tenant: String,
+        group: Vec<Delivery>,
+        mut slot: Option<TenantInstances>,
+    ) -> (String, Option<TenantInstances>) {
+        let tokens: Vec<u64> = group.iter().map(|d| d.token).collect();
+        let entries: Vec<&Delivery> = group.iter().collect();
+        match self.process_tenant(&mut slot, &tenant, &entries).await {
+            Ok(()) => {
+                if let Err(e) = self.queue.ack(&tokens).await {
+                    tracing::error!(error = %e, "queue ack failed");
+                }
+            }
+            Err(e) => {
+                self.metrics.error("store");
+                tracing::warn!(tenant, error = %e, "store write failed; batch will be retried");
+                tokio::time::sleep(STORE_RETRY_BACKOFF).await;
+                let _ = self.queue.nack(&tokens).await;
+            }
+        }
+        (tenant, slot)
+    }
+
+    async fn instances<'w>(
+        &self,
+        slot: &'w mut Option<TenantInstances>,
+        tenant: &str,
+    ) -> Result<&'w mut TenantInstances, PipelineError> {
         let resolved = self.registry.resolve(tenant).await?;
         // A new generation (upload, rollback, pipeline change, file change)
         // takes effect here, between batches.
-        let stale = w
-            .instances
-            .get(tenant)
+        let stale = slot
+            .as_ref()
             .is_none_or(|t| t.generation != resolved.generation || t.poisoned());
         if stale {
             let rt = self.registry.runtime();
@@ -208,9 +228,9 @@ impl Processor {
                 enrichers,
                 router: rt.instantiate(&r.router, tenant, r.config_of(r.router.name())).await?,
             };
-            w.instances.insert(tenant.to_string(), t);
+            *slot = Some(t);
         }
-        w.instances.get_mut(tenant).ok_or_else(|| {
+        slot.as_mut().ok_or_else(|| {
             PipelineError::Runtime(RuntimeError::Instantiate {
                 plugin: "pipeline".into(),
                 message: "instances vanished".into(),
@@ -221,21 +241,26 @@ impl Processor {
     /// One tenant's entries: run the pipeline over all of them at once; if a
     /// plugin fails, run each entry alone so only the failing ones are
     /// dead-lettered. Store failures bubble up (the entries are retried).
-    async fn process_tenant(&self, w: &mut Worker, tenant: &str, entries: &[&Delivery]) -> Result<(), PipelineError> {
-        let routed = match self.run_pipeline(w, tenant, entries).await {
+    async fn process_tenant(
+        &self,
+        slot: &mut Option<TenantInstances>,
+        tenant: &str,
+        entries: &[&Delivery],
+    ) -> Result<(), PipelineError> {
+        let routed = match self.run_pipeline(slot, tenant, entries).await {
             Ok(r) => r,
             Err(e @ (PipelineError::Runtime(_) | PipelineError::Decode(_))) if entries.len() > 1 => {
                 tracing::warn!(tenant, error = %e, entries = entries.len(), "pipeline failed; isolating entries");
                 let mut all = Vec::new();
                 for e in entries {
-                    if let Some(r) = self.run_isolated(w, tenant, e).await? {
+                    if let Some(r) = self.run_isolated(slot, tenant, e).await? {
                         all.extend(r);
                     }
                 }
                 all
             }
             Err(PipelineError::Runtime(_) | PipelineError::Decode(_)) => {
-                self.run_isolated(w, tenant, entries[0]).await?.unwrap_or_default()
+                self.run_isolated(slot, tenant, entries[0]).await?.unwrap_or_default()
             }
             Err(other) => return Err(other),
         };
@@ -245,13 +270,13 @@ impl Processor {
     /// Runs one entry alone, retrying; dead-letters it when it keeps failing.
     async fn run_isolated(
         &self,
-        w: &mut Worker,
+        slot: &mut Option<TenantInstances>,
         tenant: &str,
         delivery: &Delivery,
     ) -> Result<Option<Vec<RoutedRecord>>, PipelineError> {
         let mut last = None;
         for _ in 0..PLUGIN_ATTEMPTS {
-            match self.run_pipeline(w, tenant, &[delivery]).await {
+            match self.run_pipeline(slot, tenant, &[delivery]).await {
                 Ok(r) => return Ok(Some(r)),
                 Err(PipelineError::Runtime(e)) => last = Some(e),
                 Err(PipelineError::Decode(e)) => {
@@ -278,11 +303,11 @@ impl Processor {
     /// parse → enrich → route over `entries`. Nothing is written.
     async fn run_pipeline(
         &self,
-        w: &mut Worker,
+        slot: &mut Option<TenantInstances>,
         tenant: &str,
         entries: &[&Delivery],
     ) -> Result<Vec<RoutedRecord>, PipelineError> {
-        let inst = self.instances(w, tenant).await?;
+        let inst = self.instances(slot, tenant).await?;
         let mut records: Vec<Record> = Vec::new();
         // Which entry each record came from: its raw object.
         let mut origin: HashMap<String, usize> = HashMap::new();
