@@ -162,3 +162,36 @@ async fn guests_get_no_files_and_no_environment() {
     let (_, page) = s.get(&env_key, "/v1/logs").await;
     assert_eq!(page["hits"][0]["attributes"]["env"], "denied (0 vars)");
 }
+
+#[tokio::test]
+async fn guest_output_goes_to_the_host_log_tagged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("server.log");
+    let s = Server::start_logging(dir.path(), &[], &log).await;
+    let key = setup(
+        &s,
+        "t_out",
+        "enricher",
+        builtin::HOSTILE_ENRICHER_PATH,
+        enricher("stdout"),
+    )
+    .await;
+    send(&s, &key, &["poison: print something"]).await;
+    s.drained(1).await;
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("plugin output") || l.contains("plugin log"))
+        .collect();
+    for want in [
+        "hello from the guest's stdout",
+        "hello from the guest's stderr",
+        "hello through host.log",
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(want))
+            .unwrap_or_else(|| panic!("{want:?} not in the log:\n{text}"));
+        assert!(line.contains("t_out") && line.contains("hostile@v1"), "{line}");
+    }
+}

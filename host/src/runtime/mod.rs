@@ -8,6 +8,7 @@
 
 mod bindings;
 pub mod builtin;
+mod guest_output;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -253,7 +254,18 @@ impl Runtime {
         config: Arc<HashMap<String, String>>,
     ) -> Result<Instance, RuntimeError> {
         let state = HostState {
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder()
+                .stdout(guest_output::GuestOutput {
+                    tenant: tenant.to_string(),
+                    plugin: plugin.name.clone(),
+                    stream: "stdout",
+                })
+                .stderr(guest_output::GuestOutput {
+                    tenant: tenant.to_string(),
+                    plugin: plugin.name.clone(),
+                    stream: "stderr",
+                })
+                .build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(MAX_INSTANCE_MEMORY)

@@ -21,6 +21,25 @@ pub struct Server {
 impl Server {
     /// Starts the binary with extra `serve` flags and waits for /health.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::spawn(data_dir, extra, None).await
+    }
+
+    /// As `start`, with the server's log (info level) written to `log`.
+    pub async fn start_logging(data_dir: &Path, extra: &[&str], log: &Path) -> Server {
+        Self::spawn(data_dir, extra, Some(log)).await
+    }
+
+    async fn spawn(data_dir: &Path, extra: &[&str], log: Option<&Path>) -> Server {
+        let (level, stderr) = match log {
+            Some(path) => (
+                "info,tantivy=warn".to_string(),
+                Stdio::from(std::fs::File::create(path).expect("log file")),
+            ),
+            None => (
+                std::env::var("LOGGERHUB_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                Stdio::inherit(),
+            ),
+        };
         // Port 0: the server picks a free port and prints its URL first
         // thing, so parallel tests never race for a port.
         let mut child = Command::new(env!("CARGO_BIN_EXE_loggerhub"))
@@ -30,12 +49,10 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
-            .env(
-                "RUST_LOG",
-                std::env::var("LOGGERHUB_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", level)
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn loggerhub");
         let stdout = child.stdout.take().expect("stdout");
