@@ -78,6 +78,7 @@ pub async fn run(
 
     let runtime = Runtime::new().context("starting the wasm runtime")?;
     let registry = Arc::new(Registry::new(data.join("plugins"), runtime).context("compiling the built-in plugins")?);
+    let dead_letters = Arc::new(DeadLetters::new(data.join("dead-letters")));
     let _watcher = crate::pipeline::hot_reload::watch(registry.clone()).context("watching the plugin directory")?;
     let processor = Arc::new(Processor {
         queue: queue.clone(),
@@ -86,7 +87,7 @@ pub async fn run(
         raw: raw.clone(),
         index: index.clone(),
         metrics: metrics.clone(),
-        dead_letters: DeadLetters::new(data.join("dead-letters")),
+        dead_letters: dead_letters.clone(),
         config: config.processor.clone(),
     });
 
@@ -100,6 +101,7 @@ pub async fn run(
         queue,
         metrics,
         registry,
+        dead_letters,
         admin_token: admin_token.into(),
         max_body_bytes: config.limits.max_body_bytes,
     };

@@ -42,6 +42,7 @@ pub struct Metrics {
     logs_processed: AtomicU64,
     batches_processed: AtomicU64,
     dead_letters: AtomicU64,
+    plugins_disabled: AtomicU64,
     /// Wall time spent inside guest calls, ns.
     wasm_ns: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
@@ -59,6 +60,10 @@ impl Metrics {
     pub fn logs_processed(&self, count: usize) {
         self.batches_processed.fetch_add(1, Ordering::Relaxed);
         self.logs_processed.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    pub fn plugin_disabled(&self) {
+        self.plugins_disabled.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn dead_lettered(&self) {
@@ -128,6 +133,12 @@ impl Metrics {
             "loggerhub_dead_letters_total",
             "Queue entries dead-lettered.",
             load(&self.dead_letters),
+        );
+        counter(
+            &mut out,
+            "loggerhub_plugins_disabled_total",
+            "Tenant plugins disabled after repeated failures.",
+            load(&self.plugins_disabled),
         );
         let _ = writeln!(
             out,

@@ -195,3 +195,117 @@ async fn guest_output_goes_to_the_host_log_tagged() {
         assert!(line.contains("t_out") && line.contains("hostile@v1"), "{line}");
     }
 }
+
+#[tokio::test]
+async fn failing_plugin_is_disabled_and_dead_letters_replay_once_fixed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]).await;
+    let wasm = builtin::HOSTILE_ENRICHER_PATH;
+    let key = setup(&s, "t_dis", "enricher", wasm, enricher("panic")).await;
+    for i in 0..5 {
+        send(&s, &key, &[&format!("poison {i}")]).await;
+    }
+    // Five dead letters in a row disable the plugin; the tenant's logs then
+    // run on the built-ins of that stage (the enricher is skipped).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let plugin = loop {
+        let (_, list) = s.get(&key, "/v1/plugins").await;
+        let p = list["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .find(|p| p["name"] == "hostile")
+            .cloned();
+        if let Some(p) = p.filter(|p| !p["disabled"].is_null()) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "plugin never disabled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        plugin["disabled"].as_str().expect("reason").contains("trapped"),
+        "{plugin}"
+    );
+    assert_eq!(s.metric("loggerhub_plugins_disabled_total").await, 1.0);
+    send(&s, &key, &["normal after disable"]).await;
+    s.drained(1).await;
+    let (_, page) = s.get(&key, "/v1/logs").await;
+    assert_eq!(page["total"], 1);
+    assert!(page["hits"][0]["attributes"].get("hostile").is_none());
+
+    // The dead letters keep the raw bodies and can be listed.
+    let (status, dl) = s.get(&key, "/v1/dead-letters").await;
+    assert_eq!(status, 200);
+    let letters = dl["dead_letters"].as_array().expect("letters").clone();
+    assert_eq!(letters.len(), 5);
+    assert!(
+        letters
+            .iter()
+            .all(|d| d["body"].as_str().is_some_and(|b| b.contains("poison")) && d["kind"] == "trap")
+    );
+
+    // Fix the plugin (new config, new version: re-enabled), then replay one.
+    let fixed = enricher("read_env");
+    let r = s
+        .http
+        .put(s.url("/v1/pipeline"))
+        .bearer_auth(&key)
+        .json(&fixed)
+        .send()
+        .await
+        .expect("pipeline");
+    assert_eq!(r.status(), 200);
+    let r = s
+        .http
+        .put(s.url("/v1/plugins/enricher/hostile"))
+        .bearer_auth(&key)
+        .body(std::fs::read(wasm).expect("fixture"))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 201);
+    let (_, list) = s.get(&key, "/v1/plugins").await;
+    let p = list["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .find(|p| p["name"] == "hostile")
+        .cloned()
+        .expect("listed");
+    assert!(p["disabled"].is_null(), "{p}");
+    let batch = letters[0]["batch_id"].as_str().expect("batch id");
+    let r = s
+        .http
+        .post(s.url(&format!("/v1/dead-letters/{batch}/replay")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(r.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Index and metadata commit side by side: wait for both.
+    let page = loop {
+        let (_, page) = s.get(&key, "/v1/search?q=poison").await;
+        if page["total"] == 1 && total(&s, &key).await == 2 {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "replayed entry never stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["hits"][0]["attributes"]["env"], "denied (0 vars)");
+    assert_eq!(
+        s.get(&key, "/v1/dead-letters").await.1["dead_letters"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+    let r = s
+        .http
+        .post(s.url(&format!("/v1/dead-letters/{batch}/replay")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("replay again");
+    assert_eq!(r.status(), 404);
+}

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::routing::{delete, get, post, put};
 
 use crate::ingest::Ingest;
-use crate::pipeline::Registry;
+use crate::pipeline::{DeadLetters, Registry};
 use crate::queue::Queue;
 use crate::search::SearchIndex;
 use crate::search::service::Reader;
@@ -37,6 +37,7 @@ pub struct AppState {
     pub queue: Arc<dyn Queue>,
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
+    pub dead_letters: Arc<DeadLetters>,
     pub admin_token: Arc<str>,
     pub max_body_bytes: usize,
 }
@@ -60,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/plugins/{stage}/{name}/rollback", post(plugins::rollback))
         .route("/v1/pipeline", get(plugins::get_pipeline).put(plugins::put_pipeline))
+        .route("/v1/dead-letters", get(plugins::list_dead_letters))
+        .route("/v1/dead-letters/{batch_id}/replay", post(plugins::replay_dead_letter))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

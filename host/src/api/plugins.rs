@@ -102,3 +102,47 @@ pub async fn put_pipeline(
     state.registry.set_pipeline(&p.tenant, spec.clone()).await?;
     Ok(Json(spec))
 }
+
+pub async fn list_dead_letters(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = auth::tenant(&state, &headers, Scope::Plugins).await?;
+    let letters: Vec<_> = state
+        .dead_letters
+        .list(&p.tenant)
+        .into_iter()
+        .map(|d| {
+            json!({
+                "batch_id": d.batch_id, "received_at": d.received_at, "content_type": d.content_type,
+                "plugin": d.plugin, "kind": d.kind, "reason": d.reason, "body": d.body,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"dead_letters": letters})))
+}
+
+/// Puts a dead-lettered entry back in the queue (with its batch id, so its
+/// records keep their ids) and forgets the dead letter.
+pub async fn replay_dead_letter(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(batch_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = auth::tenant(&state, &headers, Scope::Plugins).await?;
+    let letter = state
+        .dead_letters
+        .get(&p.tenant, &batch_id)
+        .ok_or_else(|| ApiError::not_found(format!("no dead letter {batch_id:?}")))?;
+    let entry = letter
+        .to_entry()
+        .filter(|e| e.tenant == p.tenant)
+        .ok_or_else(|| ApiError::not_found(format!("dead letter {batch_id:?} is unreadable")))?;
+    state
+        .queue
+        .push(entry)
+        .await
+        .map_err(crate::ingest::IngestError::from_queue)?;
+    state.dead_letters.remove(&p.tenant, &batch_id)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"replayed": batch_id}))))
+}

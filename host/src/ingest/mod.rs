@@ -29,6 +29,16 @@ pub enum IngestError {
     Queue(QueueError),
 }
 
+impl IngestError {
+    /// A queue refusal as ingest reports it (503 when full).
+    pub fn from_queue(e: QueueError) -> Self {
+        match e {
+            QueueError::Full { .. } => IngestError::QueueFull,
+            other => IngestError::Queue(other),
+        }
+    }
+}
+
 /// The body formats ingest accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -83,7 +83,7 @@ pub struct Processor {
     pub raw: RawStore,
     pub index: Arc<dyn SearchIndex>,
     pub metrics: Arc<Metrics>,
-    pub dead_letters: DeadLetters,
+    pub dead_letters: Arc<DeadLetters>,
     pub config: ProcessorConfig,
 }
 
@@ -188,7 +188,10 @@ impl Processor {
         let tokens: Vec<u64> = group.iter().map(|d| d.token).collect();
         let entries: Vec<&Delivery> = group.iter().collect();
         match self.process_tenant(&mut slot, &tenant, &entries).await {
-            Ok(()) => {
+            Ok(clean) => {
+                if clean {
+                    self.registry.record_success(&tenant);
+                }
                 if let Err(e) = self.queue.ack(&tokens).await {
                     tracing::error!(error = %e, "queue ack failed");
                 }
@@ -246,25 +249,35 @@ impl Processor {
         slot: &mut Option<TenantInstances>,
         tenant: &str,
         entries: &[&Delivery],
-    ) -> Result<(), PipelineError> {
+    ) -> Result<bool, PipelineError> {
+        // Whether every entry went through (none was dead-lettered).
+        let mut clean = true;
         let routed = match self.run_pipeline(slot, tenant, entries).await {
             Ok(r) => r,
             Err(e @ (PipelineError::Runtime(_) | PipelineError::Decode(_))) if entries.len() > 1 => {
                 tracing::warn!(tenant, error = %e, entries = entries.len(), "pipeline failed; isolating entries");
                 let mut all = Vec::new();
                 for e in entries {
-                    if let Some(r) = self.run_isolated(slot, tenant, e).await? {
-                        all.extend(r);
+                    match self.run_isolated(slot, tenant, e).await? {
+                        Some(r) => all.extend(r),
+                        None => clean = false,
                     }
                 }
                 all
             }
             Err(PipelineError::Runtime(_) | PipelineError::Decode(_)) => {
-                self.run_isolated(slot, tenant, entries[0]).await?.unwrap_or_default()
+                match self.run_isolated(slot, tenant, entries[0]).await? {
+                    Some(r) => r,
+                    None => {
+                        clean = false;
+                        Vec::new()
+                    }
+                }
             }
             Err(other) => return Err(other),
         };
-        self.write_stores(tenant, entries, routed).await
+        self.write_stores(tenant, entries, routed).await?;
+        Ok(clean)
     }
 
     /// Runs one entry alone, retrying; dead-letters it when it keeps failing.
@@ -296,6 +309,9 @@ impl Processor {
             self.dead_letters
                 .put(entry, e.plugin(), e.kind(), &e.to_string())
                 .await?;
+            if self.registry.record_failure(tenant, e.plugin(), &e.to_string()).await {
+                self.metrics.plugin_disabled();
+            }
         }
         Ok(None)
     }

@@ -128,6 +128,8 @@ pub struct PluginInfo {
     pub builtin: bool,
     pub versions: Vec<u32>,
     pub active: Option<u32>,
+    /// Why the plugin was disabled, if it was.
+    pub disabled: Option<String>,
 }
 
 const BUILTINS: [(Stage, &str); 4] = [
@@ -149,7 +151,16 @@ pub struct Registry {
     compiled: Mutex<HashMap<(PathBuf, std::time::SystemTime, u64), Arc<Plugin>>>,
     resolved: RwLock<HashMap<String, Arc<Resolved>>>,
     generation: AtomicU64,
+    /// Consecutive dead-lettered entries per (tenant, plugin).
+    failures: Mutex<HashMap<(String, String), u32>>,
+    /// Disabled plugins per (tenant, plugin), with the last failure.
+    disabled: RwLock<HashMap<(String, String), String>>,
 }
+
+/// A tenant plugin is disabled after this many consecutive dead-lettered
+/// entries; its stage falls back to the built-in until a new version is
+/// uploaded or rolled back to.
+pub const DISABLE_AFTER: u32 = 5;
 
 fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
@@ -185,6 +196,8 @@ impl Registry {
             compiled: Mutex::new(HashMap::new()),
             resolved: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(1),
+            failures: Mutex::new(HashMap::new()),
+            disabled: RwLock::new(HashMap::new()),
         })
     }
 
@@ -282,14 +295,34 @@ impl Registry {
     /// validated) are returned beside it.
     fn build(&self, tenant: &str, spec: &PipelineSpec) -> Result<(Resolved, Fresh), RegistryError> {
         let mut fresh = Vec::new();
-        let json = self.lookup(tenant, Stage::Parser, &spec.json_parser, &mut fresh)?;
-        let text = self.lookup(tenant, Stage::Parser, &spec.text_parser, &mut fresh)?;
+        // A disabled plugin's place is taken by the built-in of its stage
+        // (an enricher is skipped).
+        let pick = |name: &str, fallback: &'static str| {
+            if self.is_disabled(tenant, name) {
+                fallback.to_string()
+            } else {
+                name.to_string()
+            }
+        };
+        let json = self.lookup(
+            tenant,
+            Stage::Parser,
+            &pick(&spec.json_parser, "json-parser"),
+            &mut fresh,
+        )?;
+        let text = self.lookup(
+            tenant,
+            Stage::Parser,
+            &pick(&spec.text_parser, "line-parser"),
+            &mut fresh,
+        )?;
         let enrichers = spec
             .enrichers
             .iter()
+            .filter(|e| !self.is_disabled(tenant, e))
             .map(|e| self.lookup(tenant, Stage::Enricher, e, &mut fresh))
             .collect::<Result<_, _>>()?;
-        let router = self.lookup(tenant, Stage::Router, &spec.router, &mut fresh)?;
+        let router = self.lookup(tenant, Stage::Router, &pick(&spec.router, "default-router"), &mut fresh)?;
         let resolved = Resolved {
             generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
             json,
@@ -371,6 +404,7 @@ impl Registry {
         let version = self.versions(tenant, stage, name).last().map_or(1, |v| v + 1);
         write_atomic(&dir.join(format!("{version}.wasm")), wasm)?;
         write_atomic(&dir.join("active"), version.to_string().as_bytes())?;
+        self.enable(tenant, name);
         if self.pipeline(tenant)?.uses(stage, name) {
             self.reload(tenant).await?;
         }
@@ -418,6 +452,54 @@ impl Registry {
         result.map_err(fail)
     }
 
+    fn is_disabled(&self, tenant: &str, name: &str) -> bool {
+        self.disabled
+            .read()
+            .contains_key(&(tenant.to_string(), name.to_string()))
+    }
+
+    fn enable(&self, tenant: &str, name: &str) {
+        let key = (tenant.to_string(), name.to_string());
+        self.disabled.write().remove(&key);
+        self.failures.lock().remove(&key);
+    }
+
+    /// Counts a dead-lettered entry against `plugin` (`name@vN`); returns
+    /// true when this disables it.
+    pub async fn record_failure(&self, tenant: &str, plugin: &str, reason: &str) -> bool {
+        let name = plugin.split('@').next().unwrap_or(plugin);
+        if BUILTINS.iter().any(|(_, b)| *b == name) {
+            return false;
+        }
+        let key = (tenant.to_string(), name.to_string());
+        let n = {
+            let mut f = self.failures.lock();
+            let n = f.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if n < DISABLE_AFTER || self.disabled.read().contains_key(&key) {
+            return false;
+        }
+        self.disabled.write().insert(key, reason.to_string());
+        tracing::error!(
+            tenant,
+            plugin = name,
+            failures = n,
+            "plugin disabled after repeated failures"
+        );
+        let _ = self.reload(tenant).await;
+        true
+    }
+
+    /// A batch went through: the tenant's failure streaks end.
+    pub fn record_success(&self, tenant: &str) {
+        let mut f = self.failures.lock();
+        if !f.is_empty() {
+            f.retain(|(t, _), _| t != tenant);
+        }
+    }
+
     pub fn list(&self, tenant: &str) -> Vec<PluginInfo> {
         let mut out: Vec<PluginInfo> = BUILTINS
             .iter()
@@ -427,6 +509,7 @@ impl Registry {
                 builtin: true,
                 versions: vec![],
                 active: None,
+                disabled: None,
             })
             .collect();
         for stage in Stage::ALL {
@@ -436,7 +519,9 @@ impl Registry {
             let mut names: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
             names.sort();
             for name in names {
+                let disabled = self.disabled.read().get(&(tenant.to_string(), name.clone())).cloned();
                 out.push(PluginInfo {
+                    disabled,
                     stage: stage.as_str(),
                     versions: self.versions(tenant, stage, &name),
                     active: self.active(tenant, stage, &name),
@@ -483,6 +568,7 @@ impl Registry {
             &self.plugin_dir(tenant, stage, name).join("active"),
             target.to_string().as_bytes(),
         )?;
+        self.enable(tenant, name);
         if self.pipeline(tenant)?.uses(stage, name) {
             self.reload(tenant).await?;
         }
