@@ -417,7 +417,7 @@ impl Registry {
         let config = self
             .pipeline(tenant)?
             .config
-            .get(plugin.name())
+            .get(plugin.name().split('@').next().unwrap_or_default())
             .map(|c| Arc::new(c.clone().into_iter().collect()))
             .unwrap_or_default();
         let fail = |e: RuntimeError| RegistryError::Invalid {
