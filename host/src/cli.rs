@@ -1,7 +1,14 @@
 //! The CLI client: mirrors the admin and search API over HTTP.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use loggerhub::pipeline::registry;
+use loggerhub::runtime::{Runtime, Stage};
+use loggerhub_codec::{self as codec, Record};
 use serde_json::Value;
 
 #[derive(clap::Args)]
@@ -27,6 +34,14 @@ pub enum ClientCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Plugins: validate and test locally; push, list, roll back on a server
+    /// (API key with the plugins scope: LOGGERHUB_API_KEY).
+    Plugin {
+        #[command(subcommand)]
+        cmd: PluginCmd,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Full-text search (API key: LOGGERHUB_API_KEY).
     Search {
         /// Query: terms, "phrases", -exclusions, service:x, level:error, attributes.k:v
@@ -49,6 +64,43 @@ pub enum TenantCmd {
         slug: String,
     },
     List,
+}
+
+#[derive(Subcommand)]
+pub enum PluginCmd {
+    /// Check a component locally as an upload would: compile, imports, the
+    /// stage's world, a dry run on a sample batch.
+    Validate {
+        stage: String,
+        file: PathBuf,
+    },
+    /// Run a component locally on an input file and print what it returns.
+    Test {
+        file: PathBuf,
+        #[arg(long, default_value = "enricher")]
+        stage: String,
+        /// NDJSON records (for a parser: the body; `.ndjson`/`.json` is sent
+        /// as NDJSON, anything else as text/plain).
+        #[arg(long)]
+        input: PathBuf,
+        /// Plugin configuration, `key=value`, repeatable.
+        #[arg(long = "config")]
+        config: Vec<String>,
+    },
+    /// Upload a new version (validated by the server before it is active).
+    Push {
+        stage: String,
+        name: String,
+        file: PathBuf,
+    },
+    List,
+    /// Go back to the previous version, or to `--version`.
+    Rollback {
+        stage: String,
+        name: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -143,6 +195,7 @@ impl ClientCommand {
                 };
                 print(&v);
             }
+            ClientCommand::Plugin { cmd, conn } => plugin(cmd, &conn, &http).await?,
             ClientCommand::Search {
                 query,
                 service,
@@ -165,4 +218,97 @@ impl ClientCommand {
         }
         Ok(())
     }
+}
+
+fn record_json(r: &Record) -> Value {
+    serde_json::json!({
+        "id": r.id, "tenant": r.tenant, "service": r.service, "level": r.level.as_str(),
+        "timestamp": codec::time::format_rfc3339(r.timestamp), "message": r.message,
+        "full_log": r.full_log, "language": r.language,
+        "attributes": r.attributes.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+fn stage_arg(s: &str) -> anyhow::Result<Stage> {
+    Stage::parse(s).with_context(|| format!("no stage {s:?}: use parser, enricher or router"))
+}
+
+async fn plugin(cmd: PluginCmd, conn: &Conn, http: &reqwest::Client) -> anyhow::Result<()> {
+    let base = format!("{}/v1/plugins", conn.url.trim_end_matches('/'));
+    match cmd {
+        PluginCmd::Validate { stage, file } => {
+            let stage = stage_arg(&stage)?;
+            let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let rt = Runtime::new()?;
+            let plugin = rt.compile("local", stage, &wasm)?;
+            registry::dry_run(&rt, "local", stage, &plugin, Arc::default()).await?;
+            println!("{}: a valid {} plugin", file.display(), stage.as_str());
+        }
+        PluginCmd::Test {
+            file,
+            stage,
+            input,
+            config,
+        } => {
+            let stage = stage_arg(&stage)?;
+            let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let body = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let config: HashMap<String, String> = config
+                .iter()
+                .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect::<Option<_>>()
+                .context("--config takes key=value")?;
+            let rt = Runtime::new()?;
+            let plugin = rt.compile("local", stage, &wasm)?;
+            let mut inst = rt.instantiate(&plugin, "local", Arc::new(config)).await?;
+            let records = || codec::payload::parse_json(&body).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()));
+            match stage {
+                Stage::Parser => {
+                    let ext = input.extension().and_then(|e| e.to_str()).unwrap_or_default();
+                    let ct = if matches!(ext, "ndjson" | "json") {
+                        "application/x-ndjson"
+                    } else {
+                        "text/plain"
+                    };
+                    for r in codec::decode(&inst.parse(ct, None, &body).await?)? {
+                        println!("{}", record_json(&r));
+                    }
+                }
+                Stage::Enricher => {
+                    for r in codec::decode(&inst.enrich(codec::encode(&records()?)).await?)? {
+                        println!("{}", record_json(&r));
+                    }
+                }
+                Stage::Router => {
+                    let recs = records()?;
+                    let routes = inst.route(codec::encode(&recs), recs.len()).await?;
+                    for (r, route) in recs.iter().zip(routes) {
+                        println!(
+                            "{}",
+                            serde_json::json!({"message": r.message, "metadata": route.metadata, "raw": route.raw, "index": route.index})
+                        );
+                    }
+                }
+            }
+        }
+        PluginCmd::Push { stage, name, file } => {
+            let key = token("LOGGERHUB_API_KEY")?;
+            let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            print(&call(http.put(format!("{base}/{stage}/{name}")).bearer_auth(&key).body(wasm)).await?);
+        }
+        PluginCmd::List => {
+            let key = token("LOGGERHUB_API_KEY")?;
+            print(&call(http.get(&base).bearer_auth(&key)).await?);
+        }
+        PluginCmd::Rollback { stage, name, version } => {
+            let key = token("LOGGERHUB_API_KEY")?;
+            let req = http.post(format!("{base}/{stage}/{name}/rollback")).bearer_auth(&key);
+            let req = match version {
+                Some(v) => req.json(&serde_json::json!({"version": v})),
+                None => req,
+            };
+            print(&call(req).await?);
+        }
+    }
+    Ok(())
 }

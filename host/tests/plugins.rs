@@ -261,3 +261,83 @@ async fn hot_reload_from_disk_under_a_steady_stream() {
     assert_eq!(later.len(), 10);
     assert!(later.iter().all(|m| m.contains("[REDACTED:email]")), "{later:?}");
 }
+
+fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_loggerhub"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run the cli")
+}
+
+#[tokio::test]
+async fn cli_validates_tests_pushes_and_lists_plugins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Local: validate and test need no server.
+    let out = cli(&["plugin", "validate", "enricher", builtin::PII_REDACTOR_PATH], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"nope").expect("write");
+    let out = cli(
+        &["plugin", "validate", "enricher", garbage.to_str().expect("path")],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("failed to compile"));
+    let out = cli(&["plugin", "validate", "router", builtin::PII_REDACTOR_PATH], &[]);
+    assert!(!out.status.success());
+
+    let input = dir.path().join("sample.ndjson");
+    std::fs::write(&input, "{\"message\":\"mail bob@example.com from 10.0.0.1\"}\n").expect("write");
+    let out = cli(
+        &[
+            "plugin",
+            "test",
+            builtin::PII_REDACTOR_PATH,
+            "--stage",
+            "enricher",
+            "--input",
+            input.to_str().expect("path"),
+            "--config",
+            "redact=email",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one json record");
+    assert_eq!(line["message"], "mail [REDACTED:email] from 10.0.0.1");
+
+    // Remote: push, list, rollback through the API.
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let key = s.tenant("acme").await;
+    let env = [("LOGGERHUB_API_KEY", key.as_str())];
+    for want in [1, 2] {
+        let out = cli(
+            &[
+                "plugin",
+                "push",
+                "enricher",
+                "pii",
+                builtin::PII_REDACTOR_PATH,
+                "--url",
+                &s.url,
+            ],
+            &env,
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["version"], want);
+    }
+    let out = cli(&["plugin", "rollback", "enricher", "pii", "--url", &s.url], &env);
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).expect("json")["active"], 1);
+    let out = cli(&["plugin", "list", "--url", &s.url], &env);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        v["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .any(|p| p["name"] == "pii" && p["active"] == 1)
+    );
+}

@@ -420,36 +420,7 @@ impl Registry {
             .get(plugin.name().split('@').next().unwrap_or_default())
             .map(|c| Arc::new(c.clone().into_iter().collect()))
             .unwrap_or_default();
-        let fail = |e: RuntimeError| RegistryError::Invalid {
-            check: "dry_run",
-            message: e.to_string(),
-        };
-        let mut inst = self.runtime.instantiate(plugin, tenant, config).await.map_err(fail)?;
-        let sample = sample_batch(tenant);
-        let result = match stage {
-            Stage::Parser => {
-                let body = b"{\"message\":\"dry run\",\"level\":\"info\"}\n2025-10-10T12:00:00Z ERROR dry run\n";
-                match inst.parse("application/x-ndjson", Some("dry-run"), body).await {
-                    Ok(out) => codec::decode(&out).map(drop).map_err(|e| RuntimeError::BadOutput {
-                        plugin: plugin.name().to_string(),
-                        message: e.to_string(),
-                    }),
-                    // Refusing the sample is an answer, not a fault.
-                    Err(RuntimeError::Refused { .. }) => Ok(()),
-                    Err(e) => Err(e),
-                }
-            }
-            Stage::Enricher => match inst.enrich(codec::encode(&sample)).await {
-                Ok(out) => codec::decode(&out).map(drop).map_err(|e| RuntimeError::BadOutput {
-                    plugin: plugin.name().to_string(),
-                    message: e.to_string(),
-                }),
-                Err(RuntimeError::Refused { .. }) => Ok(()),
-                Err(e) => Err(e),
-            },
-            Stage::Router => inst.route(codec::encode(&sample), sample.len()).await.map(drop),
-        };
-        result.map_err(fail)
+        dry_run(&self.runtime, tenant, stage, plugin, config).await
     }
 
     fn is_disabled(&self, tenant: &str, name: &str) -> bool {
@@ -605,6 +576,47 @@ impl Registry {
         write_atomic(&dir.join("pipeline.json"), &json)?;
         self.reload(tenant).await
     }
+}
+
+/// Runs `plugin` once on a sample batch: it must not trap, time out or
+/// answer something malformed (refusing the sample is an answer).
+pub async fn dry_run(
+    runtime: &Runtime,
+    tenant: &str,
+    stage: Stage,
+    plugin: &Arc<Plugin>,
+    config: Arc<HashMap<String, String>>,
+) -> Result<(), RegistryError> {
+    let fail = |e: RuntimeError| RegistryError::Invalid {
+        check: "dry_run",
+        message: e.to_string(),
+    };
+    let mut inst = runtime.instantiate(plugin, tenant, config).await.map_err(fail)?;
+    let sample = sample_batch(tenant);
+    let result = match stage {
+        Stage::Parser => {
+            let body = b"{\"message\":\"dry run\",\"level\":\"info\"}\n2025-10-10T12:00:00Z ERROR dry run\n";
+            match inst.parse("application/x-ndjson", Some("dry-run"), body).await {
+                Ok(out) => codec::decode(&out).map(drop).map_err(|e| RuntimeError::BadOutput {
+                    plugin: plugin.name().to_string(),
+                    message: e.to_string(),
+                }),
+                // Refusing the sample is an answer, not a fault.
+                Err(RuntimeError::Refused { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Stage::Enricher => match inst.enrich(codec::encode(&sample)).await {
+            Ok(out) => codec::decode(&out).map(drop).map_err(|e| RuntimeError::BadOutput {
+                plugin: plugin.name().to_string(),
+                message: e.to_string(),
+            }),
+            Err(RuntimeError::Refused { .. }) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Stage::Router => inst.route(codec::encode(&sample), sample.len()).await.map(drop),
+    };
+    result.map_err(fail)
 }
 
 fn sample_batch(tenant: &str) -> Vec<Record> {
