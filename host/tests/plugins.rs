@@ -341,3 +341,62 @@ async fn cli_validates_tests_pushes_and_lists_plugins() {
             .any(|p| p["name"] == "pii" && p["active"] == 1)
     );
 }
+
+#[tokio::test]
+async fn access_log_parser_and_debug_to_raw_router_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]).await;
+    let key = s.tenant("acme").await;
+    let read = |p: &str| std::fs::read(p).expect("example built by build.rs");
+    assert_eq!(
+        put_plugin(&s, &key, "parser", "access", read(builtin::ACCESS_LOG_PARSER_PATH))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        put_plugin(&s, &key, "router", "debug-raw", read(builtin::DEBUG_TO_RAW_PATH))
+            .await
+            .0,
+        201
+    );
+    let (status, body) = put_pipeline(&s, &key, json!({"text_parser": "access", "router": "debug-raw"})).await;
+    assert_eq!(status, 200, "{body}");
+
+    let access = concat!(
+        "203.0.113.7 - alice [10/Oct/2025:13:55:36 +0000] \"GET /api/orders HTTP/1.1\" 502 1234 \"-\" \"curl/8.5\"\n",
+        "198.51.100.2 - - [10/Oct/2025:13:55:37 +0000] \"GET /health HTTP/1.1\" 200 2\n",
+    );
+    let (status, _) = s.post_logs(&key, "text/plain", access).await;
+    assert_eq!(status, 202);
+    let json_body =
+        "{\"message\":\"verbose detail xyzzy\",\"level\":\"debug\"}\n{\"message\":\"visible\",\"level\":\"info\"}";
+    assert_eq!(s.post_logs(&key, "application/x-ndjson", json_body).await.0, 202);
+    s.drained(4).await;
+
+    let (_, page) = s.get(&key, "/v1/search?q=attributes.status:502").await;
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["hits"][0]["message"], "GET /api/orders 502");
+    assert_eq!(page["hits"][0]["level"], "ERROR");
+    assert_eq!(page["hits"][0]["timestamp"], "2025-10-10T13:55:36Z");
+    assert_eq!(page["hits"][0]["attributes"]["client"], "203.0.113.7");
+
+    // The DEBUG record is in the raw store only: not listed, not searchable.
+    assert_eq!(s.get(&key, "/v1/logs").await.1["total"], 3);
+    assert_eq!(s.get(&key, "/v1/search?q=xyzzy").await.1["total"], 0);
+    let mut raw = String::new();
+    let mut stack = vec![dir.path().join("raw")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).expect("ls").flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                raw.push_str(&String::from_utf8_lossy(&std::fs::read(e.path()).expect("read")));
+            }
+        }
+    }
+    assert!(
+        raw.contains("verbose detail xyzzy"),
+        "DEBUG record missing from the raw store"
+    );
+}
