@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use loggerhub::pipeline::registry;
-use loggerhub::runtime::{Runtime, Stage};
+use loggerhub::runtime::{Limits, Runtime, Stage};
 use loggerhub_codec::{self as codec, Record};
 use serde_json::Value;
 
@@ -241,7 +241,7 @@ async fn plugin(cmd: PluginCmd, conn: &Conn, http: &reqwest::Client) -> anyhow::
             let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let rt = Runtime::new()?;
             let plugin = rt.compile("local", stage, &wasm)?;
-            registry::dry_run(&rt, "local", stage, &plugin, Arc::default()).await?;
+            registry::dry_run(&rt, "local", stage, &plugin, Arc::default(), Limits::default()).await?;
             println!("{}: a valid {} plugin", file.display(), stage.as_str());
         }
         PluginCmd::Test {
@@ -260,7 +260,9 @@ async fn plugin(cmd: PluginCmd, conn: &Conn, http: &reqwest::Client) -> anyhow::
                 .context("--config takes key=value")?;
             let rt = Runtime::new()?;
             let plugin = rt.compile("local", stage, &wasm)?;
-            let mut inst = rt.instantiate(&plugin, "local", Arc::new(config)).await?;
+            let mut inst = rt
+                .instantiate(&plugin, "local", Arc::new(config), Limits::default())
+                .await?;
             let records = || codec::payload::parse_json(&body).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()));
             match stage {
                 Stage::Parser => {

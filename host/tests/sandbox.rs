@@ -309,3 +309,41 @@ async fn failing_plugin_is_disabled_and_dead_letters_replay_once_fixed() {
         .expect("replay again");
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn limits_are_set_per_tenant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]).await;
+    let mut pipeline = enricher("loop");
+    pipeline["limits"] = json!({"cpu_ms": 300, "memory_mib": 64, "timeout_ms": 5000});
+    let key = setup(&s, "t_tight", "enricher", builtin::HOSTILE_ENRICHER_PATH, pipeline).await;
+    let (_, spec) = s.get(&key, "/v1/pipeline").await;
+    assert_eq!(spec["limits"]["cpu_ms"], 300);
+    send(&s, &key, &["poison"]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dead_letters(&s, "t_tight").is_empty() {
+        assert!(Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reason = dead_letters(&s, "t_tight")[0]["reason"]
+        .as_str()
+        .expect("reason")
+        .to_string();
+    assert!(reason.contains("cpu budget of 300 ms exceeded"), "{reason}");
+    for bad in [
+        json!({"cpu_ms": 0}),
+        json!({"memory_mib": 4096}),
+        json!({"timeout_ms": 10}),
+        json!({"disk": 1}),
+    ] {
+        let r = s
+            .http
+            .put(s.url("/v1/pipeline"))
+            .bearer_auth(&key)
+            .json(&json!({"limits": bad}))
+            .send()
+            .await
+            .expect("pipeline");
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+}

@@ -222,14 +222,20 @@ impl Processor {
             let r = &resolved;
             let mut enrichers = Vec::with_capacity(r.enrichers.len());
             for e in &r.enrichers {
-                enrichers.push(rt.instantiate(e, tenant, r.config_of(e.name())).await?);
+                enrichers.push(rt.instantiate(e, tenant, r.config_of(e.name()), r.limits).await?);
             }
             let t = TenantInstances {
                 generation: r.generation,
-                json: rt.instantiate(&r.json, tenant, r.config_of(r.json.name())).await?,
-                text: rt.instantiate(&r.text, tenant, r.config_of(r.text.name())).await?,
+                json: rt
+                    .instantiate(&r.json, tenant, r.config_of(r.json.name()), r.limits)
+                    .await?,
+                text: rt
+                    .instantiate(&r.text, tenant, r.config_of(r.text.name()), r.limits)
+                    .await?,
                 enrichers,
-                router: rt.instantiate(&r.router, tenant, r.config_of(r.router.name())).await?,
+                router: rt
+                    .instantiate(&r.router, tenant, r.config_of(r.router.name()), r.limits)
+                    .await?,
             };
             *slot = Some(t);
         }

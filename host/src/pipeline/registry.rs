@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::{Plugin, Runtime, RuntimeError, Stage, builtin};
+use crate::runtime::{
+    LIMIT_MAX_CPU_TICKS, LIMIT_MAX_MEMORY, LIMIT_MAX_TIMEOUT, Limits, Plugin, Runtime, RuntimeError, Stage, builtin,
+};
 use loggerhub_codec::{self as codec, Level, Record};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,67 @@ pub struct PipelineSpec {
     /// Per-plugin configuration, read by plugins through `host.config`.
     #[serde(default)]
     pub config: BTreeMap<String, BTreeMap<String, String>>,
+    /// The tenant's sandbox limits; unset ones take the host defaults.
+    #[serde(default, skip_serializing_if = "LimitsSpec::is_empty")]
+    pub limits: LimitsSpec,
+}
+
+/// Per-tenant sandbox limits, each optional and bounded by the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Memory per instance, MiB (1..=1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+    /// CPU per call, ms, rounded up to 10 ms (10..=10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u32>,
+    /// Wall clock per call, ms (100..=60000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u32>,
+}
+
+impl LimitsSpec {
+    fn is_empty(&self) -> bool {
+        *self == LimitsSpec::default()
+    }
+
+    /// The runtime limits, or why they are out of bounds.
+    pub fn resolve(&self) -> Result<Limits, RegistryError> {
+        let mut l = Limits::default();
+        let tick = crate::runtime::EPOCH_TICK.as_millis() as u32;
+        if let Some(m) = self.memory_mib {
+            let bytes = m as usize * 1024 * 1024;
+            if m == 0 || bytes > LIMIT_MAX_MEMORY {
+                return Err(RegistryError::BadPipeline(format!(
+                    "limits.memory_mib must be 1 to {}",
+                    LIMIT_MAX_MEMORY >> 20
+                )));
+            }
+            l.memory_bytes = bytes;
+        }
+        if let Some(ms) = self.cpu_ms {
+            let ticks = ms.div_ceil(tick);
+            if ticks == 0 || ticks > LIMIT_MAX_CPU_TICKS {
+                return Err(RegistryError::BadPipeline(format!(
+                    "limits.cpu_ms must be 1 to {}",
+                    LIMIT_MAX_CPU_TICKS * tick
+                )));
+            }
+            l.cpu_ticks = ticks;
+        }
+        if let Some(ms) = self.timeout_ms {
+            let t = std::time::Duration::from_millis(u64::from(ms));
+            if ms < 100 || t > LIMIT_MAX_TIMEOUT {
+                return Err(RegistryError::BadPipeline(format!(
+                    "limits.timeout_ms must be 100 to {}",
+                    LIMIT_MAX_TIMEOUT.as_millis()
+                )));
+            }
+            l.timeout = t;
+        }
+        Ok(l)
+    }
 }
 
 fn default_json_parser() -> String {
@@ -85,6 +148,7 @@ impl Default for PipelineSpec {
             enrichers: default_enrichers(),
             router: default_router(),
             config: BTreeMap::new(),
+            limits: LimitsSpec::default(),
         }
     }
 }
@@ -108,6 +172,7 @@ pub struct Resolved {
     pub router: Arc<Plugin>,
     /// Configuration per plugin name.
     pub config: HashMap<String, Arc<HashMap<String, String>>>,
+    pub limits: Limits,
 }
 
 impl Resolved {
@@ -323,12 +388,14 @@ impl Registry {
             .map(|e| self.lookup(tenant, Stage::Enricher, e, &mut fresh))
             .collect::<Result<_, _>>()?;
         let router = self.lookup(tenant, Stage::Router, &pick(&spec.router, "default-router"), &mut fresh)?;
+        let limits = spec.limits.resolve()?;
         let resolved = Resolved {
             generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
             json,
             text,
             enrichers,
             router,
+            limits,
             config: spec
                 .config
                 .iter()
@@ -420,7 +487,8 @@ impl Registry {
             .get(plugin.name().split('@').next().unwrap_or_default())
             .map(|c| Arc::new(c.clone().into_iter().collect()))
             .unwrap_or_default();
-        dry_run(&self.runtime, tenant, stage, plugin, config).await
+        let limits = self.pipeline(tenant)?.limits.resolve()?;
+        dry_run(&self.runtime, tenant, stage, plugin, config, limits).await
     }
 
     fn is_disabled(&self, tenant: &str, name: &str) -> bool {
@@ -586,12 +654,16 @@ pub async fn dry_run(
     stage: Stage,
     plugin: &Arc<Plugin>,
     config: Arc<HashMap<String, String>>,
+    limits: Limits,
 ) -> Result<(), RegistryError> {
     let fail = |e: RuntimeError| RegistryError::Invalid {
         check: "dry_run",
         message: e.to_string(),
     };
-    let mut inst = runtime.instantiate(plugin, tenant, config).await.map_err(fail)?;
+    let mut inst = runtime
+        .instantiate(plugin, tenant, config, limits)
+        .await
+        .map_err(fail)?;
     let sample = sample_batch(tenant);
     let result = match stage {
         Stage::Parser => {

@@ -52,8 +52,8 @@ pub enum RuntimeError {
     Instantiate { plugin: String, message: String },
     #[error("plugin {plugin}: trapped: {message}")]
     Trap { plugin: String, message: String },
-    #[error("plugin {plugin}: timed out after {CALL_TIMEOUT:?}")]
-    Timeout { plugin: String },
+    #[error("plugin {plugin}: timed out after {timeout:?}")]
+    Timeout { plugin: String, timeout: Duration },
     #[error("plugin {plugin}: refused the batch ({code}): {message}")]
     Refused {
         plugin: String,
@@ -73,7 +73,7 @@ impl RuntimeError {
             | RuntimeError::WrongWorld { plugin, .. }
             | RuntimeError::Instantiate { plugin, .. }
             | RuntimeError::Trap { plugin, .. }
-            | RuntimeError::Timeout { plugin }
+            | RuntimeError::Timeout { plugin, .. }
             | RuntimeError::Refused { plugin, .. }
             | RuntimeError::BadOutput { plugin, .. } => plugin,
         }
@@ -103,7 +103,33 @@ pub struct HostState {
     plugin: String,
     config: Arc<HashMap<String, String>>,
     ticks_left: u32,
+    cpu_ticks: u32,
 }
+
+/// Resource limits of one instance; tenants may lower or raise them within
+/// the `MAX_*` bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: usize,
+    /// CPU per call, in epoch ticks of `EPOCH_TICK`.
+    pub cpu_ticks: u32,
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: MAX_INSTANCE_MEMORY,
+            cpu_ticks: CPU_BUDGET_TICKS,
+            timeout: CALL_TIMEOUT,
+        }
+    }
+}
+
+/// Upper bounds of per-tenant limits.
+pub const LIMIT_MAX_MEMORY: usize = 1024 * 1024 * 1024;
+pub const LIMIT_MAX_CPU_TICKS: u32 = 1000;
+pub const LIMIT_MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -252,6 +278,7 @@ impl Runtime {
         plugin: &Arc<Plugin>,
         tenant: &str,
         config: Arc<HashMap<String, String>>,
+        limits: Limits,
     ) -> Result<Instance, RuntimeError> {
         let state = HostState {
             wasi: WasiCtx::builder()
@@ -268,7 +295,7 @@ impl Runtime {
                 .build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(MAX_INSTANCE_MEMORY)
+                .memory_size(limits.memory_bytes)
                 .instances(16)
                 .tables(16)
                 .memories(4)
@@ -276,14 +303,16 @@ impl Runtime {
             tenant: tenant.to_string(),
             plugin: plugin.name.clone(),
             config,
-            ticks_left: CPU_BUDGET_TICKS,
+            ticks_left: limits.cpu_ticks,
+            cpu_ticks: limits.cpu_ticks,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_callback(|mut ctx| {
             let s = ctx.data_mut();
             if s.ticks_left == 0 {
-                return Err(wasmtime::Error::msg("cpu budget exceeded"));
+                let ms = u64::from(s.cpu_ticks) * EPOCH_TICK.as_millis() as u64;
+                return Err(wasmtime::Error::msg(format!("cpu budget of {ms} ms exceeded")));
             }
             s.ticks_left -= 1;
             // Yield so the other tasks of this thread run while a long batch
@@ -302,6 +331,7 @@ impl Runtime {
         };
         Ok(Instance {
             plugin: plugin.clone(),
+            limits,
             store,
             bindings,
             poisoned: false,
@@ -326,6 +356,7 @@ pub struct Route {
 /// A live instance of a plugin, owned by one worker.
 pub struct Instance {
     plugin: Arc<Plugin>,
+    limits: Limits,
     store: Store<HostState>,
     bindings: Bindings,
     /// A trap or timeout leaves the guest in an unknown state: the instance
@@ -354,10 +385,12 @@ impl Instance {
         &mut self,
         call: impl AsyncFnOnce(&mut Store<HostState>, &Bindings) -> wasmtime::Result<T>,
     ) -> Result<T, RuntimeError> {
-        self.store.data_mut().ticks_left = CPU_BUDGET_TICKS;
+        let state = self.store.data_mut();
+        state.ticks_left = state.cpu_ticks;
         self.store.set_epoch_deadline(1);
         let plugin = self.plugin.name.clone();
-        let result = tokio::time::timeout(CALL_TIMEOUT, call(&mut self.store, &self.bindings)).await;
+        let timeout = self.limits.timeout;
+        let result = tokio::time::timeout(timeout, call(&mut self.store, &self.bindings)).await;
         match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
@@ -369,7 +402,7 @@ impl Instance {
             }
             Err(_) => {
                 self.poisoned = true;
-                Err(RuntimeError::Timeout { plugin })
+                Err(RuntimeError::Timeout { plugin, timeout })
             }
         }
     }
