@@ -14,29 +14,11 @@ fn pii_wasm() -> Vec<u8> {
 }
 
 async fn put_plugin(s: &Server, key: &str, stage: &str, name: &str, wasm: Vec<u8>) -> (u16, Value) {
-    let r = s
-        .http
-        .put(s.url(&format!("/v1/plugins/{stage}/{name}")))
-        .bearer_auth(key)
-        .body(wasm)
-        .send()
-        .await
-        .expect("put plugin");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    s.put_plugin(key, stage, name, wasm).await
 }
 
 async fn put_pipeline(s: &Server, key: &str, spec: Value) -> (u16, Value) {
-    let r = s
-        .http
-        .put(s.url("/v1/pipeline"))
-        .bearer_auth(key)
-        .json(&spec)
-        .send()
-        .await
-        .expect("pipeline");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    s.put_pipeline(key, &spec).await
 }
 
 /// Messages stored for `q`, newest first.

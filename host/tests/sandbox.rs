@@ -12,24 +12,11 @@ use serde_json::{Value, json};
 
 async fn setup(s: &Server, tenant: &str, stage: &str, wasm_path: &str, pipeline: Value) -> String {
     let key = s.tenant(tenant).await;
-    let r = s
-        .http
-        .put(s.url(&format!("/v1/plugins/{stage}/hostile")))
-        .bearer_auth(&key)
-        .body(std::fs::read(wasm_path).expect("fixture built by build.rs"))
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-    let r = s
-        .http
-        .put(s.url("/v1/pipeline"))
-        .bearer_auth(&key)
-        .json(&pipeline)
-        .send()
-        .await
-        .expect("pipeline");
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let wasm = std::fs::read(wasm_path).expect("fixture built by build.rs");
+    let (status, body) = s.put_plugin(&key, stage, "hostile", wasm).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s.put_pipeline(&key, &pipeline).await;
+    assert_eq!(status, 200, "{body}");
     key
 }
 
@@ -245,25 +232,11 @@ async fn failing_plugin_is_disabled_and_dead_letters_replay_once_fixed() {
     );
 
     // Fix the plugin (new config, new version: re-enabled), then replay one.
-    let fixed = enricher("read_env");
-    let r = s
-        .http
-        .put(s.url("/v1/pipeline"))
-        .bearer_auth(&key)
-        .json(&fixed)
-        .send()
-        .await
-        .expect("pipeline");
-    assert_eq!(r.status(), 200);
-    let r = s
-        .http
-        .put(s.url("/v1/plugins/enricher/hostile"))
-        .bearer_auth(&key)
-        .body(std::fs::read(wasm).expect("fixture"))
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(r.status(), 201);
+    assert_eq!(s.put_pipeline(&key, &enricher("read_env")).await.0, 200);
+    let (status, _) = s
+        .put_plugin(&key, "enricher", "hostile", std::fs::read(wasm).expect("fixture"))
+        .await;
+    assert_eq!(status, 201);
     let (_, list) = s.get(&key, "/v1/plugins").await;
     let p = list["plugins"]
         .as_array()
@@ -336,14 +309,6 @@ async fn limits_are_set_per_tenant() {
         json!({"timeout_ms": 10}),
         json!({"disk": 1}),
     ] {
-        let r = s
-            .http
-            .put(s.url("/v1/pipeline"))
-            .bearer_auth(&key)
-            .json(&json!({"limits": bad}))
-            .send()
-            .await
-            .expect("pipeline");
-        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(s.put_pipeline(&key, &json!({"limits": bad})).await.0, 400, "{bad}");
     }
 }

@@ -127,6 +127,34 @@ impl Server {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// PUT /v1/plugins/{stage}/{name}; returns (status, body).
+    pub async fn put_plugin(&self, key: &str, stage: &str, name: &str, wasm: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .http
+            .put(self.url(&format!("/v1/plugins/{stage}/{name}")))
+            .bearer_auth(key)
+            .body(wasm)
+            .send()
+            .await
+            .expect("put plugin");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// PUT /v1/pipeline; returns (status, body).
+    pub async fn put_pipeline(&self, key: &str, spec: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .put(self.url("/v1/pipeline"))
+            .bearer_auth(key)
+            .json(spec)
+            .send()
+            .await
+            .expect("put pipeline");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
         let r = self
             .http
