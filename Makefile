@@ -5,7 +5,7 @@ CARGO ?= cargo
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test bench setup build lint fmt
+.PHONY: run test bench plugin-bench setup build lint fmt
 
 ## Build everything (plugins included) and run LoggerHub on embedded backends.
 run: setup
@@ -22,6 +22,11 @@ test: setup
 bench: setup
 	$(CARGO) build --release -p loggerhub --bins
 	$(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub $(BENCH_ARGS)
+
+## WASM stage cost against native code, per batch size.
+plugin-bench: setup
+	$(CARGO) build --release -p loggerhub --bin loggerhub-plugin-bench
+	$(CARGO_TARGET_DIR)/release/loggerhub-plugin-bench
 
 ## The wasm32-wasip2 target for the built-in plugins (host/build.rs builds them).
 setup:
