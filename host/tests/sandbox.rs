@@ -20,6 +20,17 @@ async fn setup(s: &Server, tenant: &str, stage: &str, wasm_path: &str, pipeline:
     key
 }
 
+async fn replay(s: &Server, key: &str, batch: &str) -> u16 {
+    let r = s
+        .http
+        .post(s.url(&format!("/v1/dead-letters/{batch}/replay")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("replay");
+    r.status().as_u16()
+}
+
 fn enricher(mode: &str) -> Value {
     json!({"enrichers": ["default-enricher", "hostile"], "config": {"hostile": {"mode": mode}}})
 }
@@ -247,14 +258,7 @@ async fn failing_plugin_is_disabled_and_dead_letters_replay_once_fixed() {
         .expect("listed");
     assert!(p["disabled"].is_null(), "{p}");
     let batch = letters[0]["batch_id"].as_str().expect("batch id");
-    let r = s
-        .http
-        .post(s.url(&format!("/v1/dead-letters/{batch}/replay")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("replay");
-    assert_eq!(r.status(), 202);
+    assert_eq!(replay(&s, &key, batch).await, 202);
     let deadline = Instant::now() + Duration::from_secs(30);
     // Index and metadata commit side by side: wait for both.
     let page = loop {
@@ -273,14 +277,7 @@ async fn failing_plugin_is_disabled_and_dead_letters_replay_once_fixed() {
             .map(Vec::len),
         Some(4)
     );
-    let r = s
-        .http
-        .post(s.url(&format!("/v1/dead-letters/{batch}/replay")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("replay again");
-    assert_eq!(r.status(), 404);
+    assert_eq!(replay(&s, &key, batch).await, 404);
 }
 
 #[tokio::test]

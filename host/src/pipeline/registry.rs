@@ -46,6 +46,15 @@ pub enum RegistryError {
     Runtime(#[from] RuntimeError),
 }
 
+impl RegistryError {
+    fn not_found(stage: Stage, name: &str) -> Self {
+        RegistryError::NotFound {
+            stage: stage.as_str(),
+            name: name.to_string(),
+        }
+    }
+}
+
 /// A tenant's pipeline, as set through `PUT /v1/pipeline`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -337,10 +346,7 @@ impl Registry {
         }
         let version = self
             .active(tenant, stage, name)
-            .ok_or_else(|| RegistryError::NotFound {
-                stage: stage.as_str(),
-                name: name.to_string(),
-            })?;
+            .ok_or_else(|| RegistryError::not_found(stage, name))?;
         let (plugin, new) = self.load_version(tenant, stage, name, version)?;
         if new {
             fresh.push((stage, plugin.clone()));
@@ -582,10 +588,7 @@ impl Registry {
         let versions = self.versions(tenant, stage, name);
         let active = self
             .active(tenant, stage, name)
-            .ok_or_else(|| RegistryError::NotFound {
-                stage: stage.as_str(),
-                name: name.to_string(),
-            })?;
+            .ok_or_else(|| RegistryError::not_found(stage, name))?;
         let target = match to {
             Some(v) if versions.contains(&v) => v,
             Some(v) => {
@@ -616,10 +619,7 @@ impl Registry {
 
     pub async fn delete(&self, tenant: &str, stage: Stage, name: &str) -> Result<(), RegistryError> {
         if self.active(tenant, stage, name).is_none() {
-            return Err(RegistryError::NotFound {
-                stage: stage.as_str(),
-                name: name.to_string(),
-            });
+            return Err(RegistryError::not_found(stage, name));
         }
         if self.pipeline(tenant)?.uses(stage, name) {
             return Err(RegistryError::InUse(format!(
@@ -669,26 +669,28 @@ pub async fn dry_run(
         Stage::Parser => {
             let body = b"{\"message\":\"dry run\",\"level\":\"info\"}\n2025-10-10T12:00:00Z ERROR dry run\n";
             match inst.parse("application/x-ndjson", Some("dry-run"), body).await {
-                Ok(out) => codec::decode(&out).map(drop).map_err(|e| RuntimeError::BadOutput {
-                    plugin: plugin.name().to_string(),
-                    message: e.to_string(),
-                }),
+                Ok(out) => well_formed(plugin, &out),
                 // Refusing the sample is an answer, not a fault.
                 Err(RuntimeError::Refused { .. }) => Ok(()),
                 Err(e) => Err(e),
             }
         }
         Stage::Enricher => match inst.enrich(codec::encode(&sample)).await {
-            Ok(out) => codec::decode(&out).map(drop).map_err(|e| RuntimeError::BadOutput {
-                plugin: plugin.name().to_string(),
-                message: e.to_string(),
-            }),
+            Ok(out) => well_formed(plugin, &out),
             Err(RuntimeError::Refused { .. }) => Ok(()),
             Err(e) => Err(e),
         },
         Stage::Router => inst.route(codec::encode(&sample), sample.len()).await.map(drop),
     };
     result.map_err(fail)
+}
+
+/// Whether a stage's answer is a batch the host can read.
+fn well_formed(plugin: &Plugin, out: &[u8]) -> Result<(), RuntimeError> {
+    codec::decode(out).map(drop).map_err(|e| RuntimeError::BadOutput {
+        plugin: plugin.name().to_string(),
+        message: e.to_string(),
+    })
 }
 
 fn sample_batch(tenant: &str) -> Vec<Record> {
