@@ -1,6 +1,7 @@
-//! Hostile plugins fail only their own tenant's batches: the entry holding
-//! the poison is retried, then dead-lettered with its raw body, while every
-//! other entry and every other tenant flows on.
+//! Hostile plugins fail only their own tenant's records: the batch holding
+//! the poison is split in halves until the poisoned record is found, which
+//! is retried, then dead-lettered with its raw log, while every other record
+//! and every other tenant flows on.
 
 mod common;
 
@@ -29,6 +30,18 @@ async fn replay(s: &Server, key: &str, batch: &str) -> u16 {
         .await
         .expect("replay");
     r.status().as_u16()
+}
+
+/// The tenant's `hostile` plugin as `GET /v1/plugins` lists it.
+async fn hostile_plugin(s: &Server, key: &str) -> Value {
+    let (_, list) = s.get(key, "/v1/plugins").await;
+    list["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .find(|p| p["name"] == "hostile")
+        .cloned()
+        .expect("listed")
 }
 
 fn enricher(mode: &str) -> Value {
@@ -110,12 +123,13 @@ async fn hostile_plugins_fail_only_their_own_batches() {
         "the healthy tenant waited for the looping tenant's retries to finish"
     );
 
-    // Every hostile tenant ends with its good entries stored and exactly the
-    // poisoned entry dead-lettered, raw body and reason kept.
+    // Every hostile tenant ends with its good records stored, the poisoned
+    // record's neighbours included, and exactly the poisoned record
+    // dead-lettered, raw log and reason kept.
     let deadline = Instant::now() + Duration::from_secs(60);
     for (tenant, key) in &tenants {
         loop {
-            if dead_letters(&s, tenant).len() == 1 && total(&s, key).await == 3 {
+            if dead_letters(&s, tenant).len() == 1 && total(&s, key).await == 5 {
                 break;
             }
             assert!(
@@ -127,21 +141,92 @@ async fn hostile_plugins_fail_only_their_own_batches() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let letter = &dead_letters(&s, tenant)[0];
-        assert!(
-            letter["body"].as_str().expect("body").contains("poison pill"),
-            "{letter}"
-        );
+        let body = letter["body"].as_str().expect("body");
+        assert!(body.contains("poison pill") && !body.contains("fine"), "{letter}");
+        assert_eq!(letter["records"], 1, "{letter}");
         assert_eq!(letter["tenant"], *tenant);
         let reason = letter["reason"].as_str().expect("reason");
         match *tenant {
             "t_loop" => assert!(reason.contains("cpu budget"), "{reason}"),
             "t_alloc" => assert!(letter["kind"] == "trap", "{letter}"),
             "t_panic" => assert!(reason.contains("unreachable") || reason.contains("panic"), "{reason}"),
-            _ => assert!(reason.contains("2 routes for 3 records"), "{reason}"),
+            _ => assert!(reason.contains("0 routes for 1 records"), "{reason}"),
         }
     }
     assert_eq!(s.metric("loggerhub_dead_letters_total").await, 4.0);
     assert_eq!(total(&s, &healthy).await, 20);
+}
+
+#[tokio::test]
+async fn halving_dead_letters_only_the_failing_records_of_a_large_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]).await;
+    let key = setup(
+        &s,
+        "t_split",
+        "enricher",
+        builtin::HOSTILE_ENRICHER_PATH,
+        enricher("panic"),
+    )
+    .await;
+    let poisoned = [17, 101, 150];
+    let messages: Vec<String> = (0..200)
+        .map(|i| {
+            if poisoned.contains(&i) {
+                format!("poison {i}")
+            } else {
+                format!("fine {i}")
+            }
+        })
+        .collect();
+    let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+    send(&s, &key, &refs).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while dead_letters(&s, "t_split").len() < 3 || total(&s, &key).await < 197 {
+        assert!(
+            Instant::now() < deadline,
+            "{} stored, {:?}",
+            total(&s, &key).await,
+            dead_letters(&s, "t_split")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut bodies: Vec<String> = dead_letters(&s, "t_split")
+        .iter()
+        .map(|l| {
+            assert_eq!(l["records"], 1, "{l}");
+            l["body"].as_str().expect("body").to_string()
+        })
+        .collect();
+    bodies.sort();
+    for (body, i) in bodies.iter().zip(poisoned) {
+        assert!(body.contains(&format!("\"poison {i}\"")), "{body}");
+    }
+    assert_eq!(total(&s, &key).await, 197);
+    // One bad record among good ones does not count against the plugin.
+    let hostile = hostile_plugin(&s, &key).await;
+    assert!(hostile["disabled"].is_null(), "{hostile}");
+
+    // A plugin that fails on everything is not called twice per record:
+    // past the split budget the failing parts are dead-lettered whole.
+    let mut pipeline = enricher("panic");
+    pipeline["config"]["hostile"]["every"] = json!("true");
+    let key = setup(&s, "t_all", "enricher", builtin::HOSTILE_ENRICHER_PATH, pipeline).await;
+    let messages: Vec<String> = (0..300).map(|i| format!("doomed {i}")).collect();
+    let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+    send(&s, &key, &refs).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let letters = dead_letters(&s, "t_all");
+        let held: u64 = letters.iter().filter_map(|l| l["records"].as_u64()).sum();
+        if held == 300 {
+            assert!(letters.len() <= 66, "{} letters for 300 records", letters.len());
+            break;
+        }
+        assert!(Instant::now() < deadline, "{held} records dead-lettered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(total(&s, &key).await, 0);
 }
 
 #[tokio::test]
@@ -248,14 +333,7 @@ async fn failing_plugin_is_disabled_and_dead_letters_replay_once_fixed() {
         .put_plugin(&key, "enricher", "hostile", std::fs::read(wasm).expect("fixture"))
         .await;
     assert_eq!(status, 201);
-    let (_, list) = s.get(&key, "/v1/plugins").await;
-    let p = list["plugins"]
-        .as_array()
-        .expect("plugins")
-        .iter()
-        .find(|p| p["name"] == "hostile")
-        .cloned()
-        .expect("listed");
+    let p = hostile_plugin(&s, &key).await;
     assert!(p["disabled"].is_null(), "{p}");
     let batch = letters[0]["batch_id"].as_str().expect("batch id");
     assert_eq!(replay(&s, &key, batch).await, 202);

@@ -1,15 +1,20 @@
-//! Queue entries the pipeline could not process are kept here, whole, with
-//! the reason, instead of blocking the queue or vanishing. Once the plugin
-//! is fixed they can be replayed: the entry goes back to the queue with its
-//! batch id, so its records get the same ids as before.
+//! What the pipeline could not process is kept here with the reason,
+//! instead of blocking the queue or vanishing: a whole queue entry when its
+//! parser failed, or the records an enricher or router failed on. Once the
+//! plugin is fixed a letter can be replayed: it goes back to the queue as an
+//! entry whose records get the same ids as before (an entry keeps its batch
+//! id; records are written out with their ids).
 
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::ids::dead_letter_id;
 use crate::model::format_ts;
 use crate::queue::QueueEntry;
+use loggerhub_codec::Record;
+use loggerhub_codec::payload::is_valid_id;
 use loggerhub_codec::time::parse_rfc3339;
 
 pub struct DeadLetters {
@@ -29,8 +34,16 @@ pub struct DeadLetter {
     pub plugin: String,
     pub kind: String,
     pub reason: String,
-    /// The body as the client sent it (ingest checked it is UTF-8).
+    /// The body as the client sent it (ingest checked it is UTF-8), or the
+    /// failed records as NDJSON in the ingest payload format.
     pub body: String,
+    /// How many records the body holds when it holds records; absent for a
+    /// whole entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<usize>,
+    /// The batches the records came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origin_batches: Vec<String>,
 }
 
 impl DeadLetter {
@@ -59,9 +72,9 @@ impl DeadLetters {
         Some(self.dir.join(tenant).join(format!("{batch_id}.json")))
     }
 
-    /// Writes `<dir>/<tenant>/<batch id>.json`.
+    /// Dead-letters a whole entry as `<dir>/<tenant>/<batch id>.json`.
     pub async fn put(&self, entry: &QueueEntry, plugin: &str, kind: &str, reason: &str) -> std::io::Result<()> {
-        let letter = DeadLetter {
+        self.write(DeadLetter {
             tenant: entry.tenant.clone(),
             batch_id: entry.batch_id.to_string(),
             received_at: format_ts(entry.received_at),
@@ -72,11 +85,53 @@ impl DeadLetters {
             kind: kind.to_string(),
             reason: reason.to_string(),
             body: String::from_utf8_lossy(&entry.body).into_owned(),
-        };
-        let dir = self.dir.join(&entry.tenant);
+            records: None,
+            origin_batches: Vec::new(),
+        })
+        .await
+    }
+
+    /// Dead-letters some records of `entry` (and maybe of the entries in
+    /// `origin_batches`), under an id derived from the records.
+    pub async fn put_records(
+        &self,
+        entry: &QueueEntry,
+        origin_batches: Vec<String>,
+        records: &[Record],
+        plugin: &str,
+        kind: &str,
+        reason: &str,
+    ) -> std::io::Result<()> {
+        let id = dead_letter_id(entry.batch_id, records.iter().map(|r| r.id.as_str()));
+        let mut body = String::new();
+        for r in records {
+            body.push_str(&payload_line(r));
+            body.push('\n');
+        }
+        self.write(DeadLetter {
+            tenant: entry.tenant.clone(),
+            batch_id: id.to_string(),
+            received_at: format_ts(entry.received_at),
+            content_type: "application/x-ndjson".into(),
+            service: None,
+            // The records carry their ids, and some of their batches' other
+            // records are stored: a replay must dedupe.
+            idempotent: true,
+            plugin: plugin.to_string(),
+            kind: kind.to_string(),
+            reason: reason.to_string(),
+            body,
+            records: Some(records.len()),
+            origin_batches,
+        })
+        .await
+    }
+
+    async fn write(&self, letter: DeadLetter) -> std::io::Result<()> {
+        let dir = self.dir.join(&letter.tenant);
         tokio::fs::create_dir_all(&dir).await?;
         let json = serde_json::to_vec_pretty(&letter).map_err(std::io::Error::other)?;
-        tokio::fs::write(dir.join(format!("{}.json", entry.batch_id)), json).await
+        tokio::fs::write(dir.join(format!("{}.json", letter.batch_id)), json).await
     }
 
     /// The tenant's dead letters, oldest first.
@@ -101,5 +156,97 @@ impl DeadLetters {
             Some(p) => std::fs::remove_file(p),
             None => Ok(()),
         }
+    }
+}
+
+/// A record as one line of the ingest payload, so that a replay parses it
+/// back into the same record, id included.
+fn payload_line(r: &Record) -> String {
+    let attributes: serde_json::Map<String, serde_json::Value> = r
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let mut line = serde_json::json!({
+        "service": r.service,
+        "level": r.level.as_str(),
+        "timestamp": format_ts(r.timestamp),
+        "message": r.message,
+        "full_log": r.full_log,
+        "attributes": attributes,
+    });
+    // A parser may make ids the payload format refuses: those records get
+    // a new id when replayed.
+    if is_valid_id(&r.id) {
+        line["id"] = r.id.clone().into();
+    }
+    if let Some(language) = &r.language {
+        line["language"] = language.clone().into();
+    }
+    line.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loggerhub_codec::Level;
+
+    #[tokio::test]
+    async fn record_letters_replay_as_the_same_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let letters = DeadLetters::new(dir.path().to_path_buf());
+        let batch = ulid::Ulid::new();
+        let entry = QueueEntry {
+            tenant: "acme".into(),
+            batch_id: batch,
+            received_at: 1_700_000_000_000_000_000,
+            content_type: "text/plain".into(),
+            service: Some("web".into()),
+            idempotent: false,
+            body: Bytes::from_static(b"unused"),
+        };
+        let record = Record {
+            id: crate::pipeline::ids::record_id(batch, 3).to_string(),
+            tenant: "acme".into(),
+            service: "web".into(),
+            level: Level::Warn,
+            timestamp: 1_700_000_000_123_000_000,
+            message: "poison \"quoted\"".into(),
+            full_log: "line one\nline two".into(),
+            language: Some("rust".into()),
+            attributes: vec![("k".into(), "v".into())],
+        };
+        // The same records name the same letter: a retried batch rewrites it.
+        for _ in 0..2 {
+            letters
+                .put_records(
+                    &entry,
+                    vec![batch.to_string()],
+                    std::slice::from_ref(&record),
+                    "p@v1",
+                    "trap",
+                    "boom",
+                )
+                .await
+                .expect("put");
+        }
+        let all = letters.list("acme");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].records, Some(1));
+        let replay = all[0].to_entry().expect("entry");
+        assert!(replay.idempotent);
+        assert_ne!(
+            replay.batch_id, batch,
+            "a replay must not overwrite the batch's raw object"
+        );
+        let back = loggerhub_codec::payload::parse_json(&replay.body).expect("payload");
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].id, record.id);
+        assert_eq!(back[0].message, record.message);
+        assert_eq!(back[0].full_log, record.full_log);
+        assert_eq!(back[0].level, Level::Warn);
+        assert_eq!(back[0].timestamp, record.timestamp);
+        assert_eq!(back[0].language, record.language);
+        assert_eq!(back[0].attributes, record.attributes);
     }
 }

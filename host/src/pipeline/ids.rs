@@ -18,11 +18,26 @@ pub fn record_id(batch_id: Ulid, index: usize) -> Ulid {
 /// rebuilds the same record ids. `time_ms` places it in time: the first
 /// record's timestamp, which a retry repeats.
 pub fn idempotent_batch_id(tenant: &str, key: &str, time_ms: u64) -> Ulid {
+    hashed(time_ms, [tenant, key])
+}
+
+/// The id of a dead letter holding some records of the batch `batch_id`:
+/// the same records always name the same letter, so a batch retried after
+/// a store failure rewrites its letters instead of adding copies.
+pub fn dead_letter_id<'a>(batch_id: Ulid, record_ids: impl IntoIterator<Item = &'a str>) -> Ulid {
+    hashed(batch_id.timestamp_ms(), record_ids)
+}
+
+/// A ULID at `time_ms` whose random part is a hash of `parts`.
+fn hashed<'a>(time_ms: u64, parts: impl IntoIterator<Item = &'a str>) -> Ulid {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    h.update(tenant.as_bytes());
-    h.update([0]);
-    h.update(key.as_bytes());
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            h.update([0]);
+        }
+        h.update(part.as_bytes());
+    }
     let d = h.finalize();
     let mut r = [0u8; 16];
     r[6..].copy_from_slice(&d[..10]);
@@ -52,5 +67,14 @@ mod tests {
         assert_ne!(a, idempotent_batch_id("acme", "k2", 1000));
         assert_ne!(a, idempotent_batch_id("other", "k1", 1000));
         assert_eq!(a.timestamp_ms(), 1000);
+    }
+
+    #[test]
+    fn dead_letter_ids_follow_their_records() {
+        let b = Ulid::new();
+        let a = dead_letter_id(b, ["r1", "r2"]);
+        assert_eq!(a, dead_letter_id(b, ["r1", "r2"]));
+        assert_ne!(a, dead_letter_id(b, ["r1"]));
+        assert_eq!(a.timestamp_ms(), b.timestamp_ms());
     }
 }
