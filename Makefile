@@ -1,11 +1,13 @@
 # LoggerHub — two commands: `make run` and `make test`.
 # One target directory for every build (DESIGN §8: builds are the slow part).
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/loggerhub-target
+# Plugin-author tools the tests use (infra/local/tools.sh installs them once).
+export LOGGERHUB_TOOLS ?= $(HOME)/.cache/loggerhub-tools
 CARGO ?= cargo
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test bench plugin-bench setup build lint fmt
+.PHONY: run test bench plugin-bench setup tools build lint fmt
 
 ## Build everything (plugins included) and run LoggerHub on embedded backends.
 run: setup
@@ -13,7 +15,7 @@ run: setup
 	$(CARGO_TARGET_DIR)/release/loggerhub serve --data-dir $(DATA_DIR) --listen $(LISTEN)
 
 ## Every test: format, lints, unit, property and integration tests.
-test: setup
+test: setup tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
@@ -31,6 +33,10 @@ plugin-bench: setup
 ## The wasm32-wasip2 target for the built-in plugins (host/build.rs builds them).
 setup:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+## cargo-component and componentize-py, for the SDK and non-Rust plugin tests.
+tools:
+	infra/local/tools.sh
 
 build: setup
 	$(CARGO) build --workspace

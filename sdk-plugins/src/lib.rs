@@ -30,7 +30,7 @@
 //! build`. The batch encoding that crosses the boundary stays hidden: plugins
 //! see `Vec<Record>`. [`testing`] runs the same logic natively in unit tests.
 
-pub use loggerhub_codec::{DecodeError, Level, Record};
+pub use loggerhub_codec::{DecodeError, Level, Record, time};
 
 #[doc(hidden)]
 pub use loggerhub_codec as codec;

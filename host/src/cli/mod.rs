@@ -1,4 +1,7 @@
-//! The CLI client: mirrors the admin and search API over HTTP.
+//! The CLI client: mirrors the admin and search API over HTTP, and runs
+//! the plugin author's tools (new, validate, test) locally.
+
+mod template;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -68,6 +71,18 @@ pub enum TenantCmd {
 
 #[derive(Subcommand)]
 pub enum PluginCmd {
+    /// Start a new plugin project (Rust, on the SDK) in a new directory.
+    New {
+        name: String,
+        #[arg(long, default_value = "enricher")]
+        stage: String,
+        /// Where to create it; defaults to ./<name>.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The SDK crate's directory (sdk-plugins/ of a LoggerHub checkout).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Check a component locally as an upload would: compile, imports, the
     /// stage's world, a dry run on a sample batch.
     Validate {
@@ -236,6 +251,16 @@ fn stage_arg(s: &str) -> anyhow::Result<Stage> {
 async fn plugin(cmd: PluginCmd, conn: &Conn, http: &reqwest::Client) -> anyhow::Result<()> {
     let base = format!("{}/v1/plugins", conn.url.trim_end_matches('/'));
     match cmd {
+        PluginCmd::New { name, stage, dir, sdk } => {
+            let stage = stage_arg(&stage)?;
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            template::create(&name, stage, &dir, sdk.as_deref())?;
+            println!("created the {} plugin {name} in {}", stage.as_str(), dir.display());
+            println!(
+                "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
+                dir.display()
+            );
+        }
         PluginCmd::Validate { stage, file } => {
             let stage = stage_arg(&stage)?;
             let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;

@@ -1,0 +1,165 @@
+//! The plugin author's path, as an author takes it: `loggerhub plugin new`,
+//! `cargo test`, then a component built both with `cargo build --target
+//! wasm32-wasip2` and with `cargo component build`; both validate, and the
+//! one cargo-component made runs on a tenant. An example from the repo is
+//! built with cargo-component too and must behave as the build.rs build.
+//!
+//! cargo-component comes from infra/local/tools.sh (`make test` runs it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Server;
+use loggerhub::runtime::builtin;
+use serde_json::json;
+
+fn tools() -> PathBuf {
+    std::env::var_os("LOGGERHUB_TOOLS").map_or_else(
+        || PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/loggerhub-tools"),
+        PathBuf::from,
+    )
+}
+
+/// Where nested builds go: beside the project's target directory, so that
+/// later runs reuse them.
+fn build_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    target.join("sdk-builds")
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `cargo <args>` in `dir`, cargo-component on the PATH; panics with
+/// its output when it fails.
+fn cargo(dir: &Path, args: &[&str]) {
+    let cc_bin = tools().join("cargo-component/bin");
+    assert!(
+        cc_bin.join("cargo-component").exists(),
+        "cargo-component is not installed in {}: run infra/local/tools.sh (make test does)",
+        cc_bin.display()
+    );
+    let path = format!("{}:{}", cc_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("CARGO_TARGET_DIR", build_dir())
+        // The outer build's flags are for the host, not for wasm guests.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo {args:?} in {} failed:\n{}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs the loggerhub CLI; returns stdout, panics with stderr on failure.
+fn loggerhub(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_loggerhub"))
+        .args(args)
+        .output()
+        .expect("run loggerhub");
+    assert!(
+        out.status.success(),
+        "loggerhub {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[tokio::test]
+async fn a_new_plugin_builds_both_ways_and_runs_on_a_tenant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("team-tagger");
+    loggerhub(&[
+        "plugin",
+        "new",
+        "team-tagger",
+        "--stage",
+        "enricher",
+        "--dir",
+        path_str(&project),
+    ]);
+    // The workspace's lock pins the SDK's dependencies to versions known to
+    // build here.
+    std::fs::copy(workspace().join("Cargo.lock"), project.join("Cargo.lock")).expect("lock");
+
+    cargo(&project, &["test", "--quiet"]);
+    cargo(&project, &["build", "--release", "--target", "wasm32-wasip2"]);
+    cargo(&project, &["component", "build", "--release"]);
+    let p2 = build_dir().join("wasm32-wasip2/release/team_tagger.wasm");
+    let p1 = build_dir().join("wasm32-wasip1/release/team_tagger.wasm");
+    for wasm in [&p2, &p1] {
+        let said = loggerhub(&["plugin", "validate", "enricher", path_str(wasm)]);
+        assert!(said.contains("a valid enricher plugin"), "{said}");
+    }
+
+    // The cargo-component build, uploaded and configured, tags live logs.
+    let data = tempfile::tempdir().expect("data dir");
+    let s = Server::start(data.path(), &[]).await;
+    let key = s.tenant("acme").await;
+    let (status, body) = s
+        .put_plugin(&key, "enricher", "team-tagger", std::fs::read(&p1).expect("component"))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let pipeline = json!({"enrichers": ["default-enricher", "team-tagger"],
+                          "config": {"team-tagger": {"team": "payments"}}});
+    assert_eq!(s.put_pipeline(&key, &pipeline).await.0, 200);
+    let (status, _) = s
+        .post_logs(
+            &key,
+            "application/json",
+            json!({"message": "card declined"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    s.drained(1).await;
+    let (_, page) = s.get(&key, "/v1/logs").await;
+    assert_eq!(page["hits"][0]["attributes"]["team"], "payments", "{page}");
+}
+
+#[test]
+fn an_example_built_with_cargo_component_behaves_as_the_wasip2_build() {
+    let example = workspace().join("examples/plugins/pii-redactor");
+    cargo(&example, &["component", "build", "--release"]);
+    let p1 = build_dir().join("wasm32-wasip1/release/lh_example_pii_redactor.wasm");
+    let input = tempfile::NamedTempFile::with_suffix(".ndjson").expect("input");
+    std::fs::write(
+        input.path(),
+        json!({"message": "mail ann@example.com from 10.1.2.3, card 4111 1111 1111 1111"}).to_string(),
+    )
+    .expect("write input");
+    let run = |wasm: &str| {
+        loggerhub(&[
+            "plugin",
+            "test",
+            "--stage",
+            "enricher",
+            wasm,
+            "--input",
+            path_str(input.path()),
+        ])
+    };
+    let via_component = run(path_str(&p1));
+    assert!(
+        !via_component.contains("ann@example.com") && !via_component.contains("4111"),
+        "{via_component}"
+    );
+    assert_eq!(via_component, run(builtin::PII_REDACTOR_PATH));
+}

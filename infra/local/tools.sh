@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs, once, the plugin-author tools the tests build plugins with:
+# cargo-component from crates.io and componentize-py from PyPI. They land
+# in a cache ($LOGGERHUB_TOOLS, default ~/.cache/loggerhub-tools) that later
+# runs reuse; building cargo-component takes about 10 minutes here.
+set -euo pipefail
+TOOLS="${LOGGERHUB_TOOLS:-$HOME/.cache/loggerhub-tools}"
+CARGO_COMPONENT_VERSION=0.21.1
+COMPONENTIZE_PY_VERSION=0.25.1
+
+# cargo component builds for wasm32-wasip1 and adapts the module to p2.
+for target in wasm32-wasip1 wasm32-wasip2; do
+  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done
+
+cc="$TOOLS/cargo-component/bin/cargo-component"
+if ! "$cc" component --version 2>/dev/null | grep -q " $CARGO_COMPONENT_VERSION"; then
+  echo "installing cargo-component $CARGO_COMPONENT_VERSION into $TOOLS (once)" >&2
+  # Its own target directory: the project's shared one is not for tools.
+  env -u CARGO_TARGET_DIR cargo install cargo-component --version "$CARGO_COMPONENT_VERSION" \
+    --locked --root "$TOOLS/cargo-component"
+fi
+
+py="$TOOLS/python"
+if ! "$py/bin/componentize-py" --version 2>/dev/null | grep -q "$COMPONENTIZE_PY_VERSION"; then
+  echo "installing componentize-py $COMPONENTIZE_PY_VERSION into $TOOLS (once)" >&2
+  python3 -m venv "$py"
+  "$py/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
