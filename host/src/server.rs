@@ -76,7 +76,7 @@ pub async fn run(
     let queue: Arc<dyn Queue> = local_queue.clone();
     let metrics = Arc::new(Metrics::default());
 
-    let runtime = Runtime::new().context("starting the wasm runtime")?;
+    let runtime = Runtime::with_cache(&data.join("compiled")).context("starting the wasm runtime")?;
     let registry = Arc::new(Registry::new(data.join("plugins"), runtime).context("compiling the built-in plugins")?);
     let dead_letters = Arc::new(DeadLetters::new(data.join("dead-letters")));
     let _watcher = crate::pipeline::hot_reload::watch(registry.clone()).context("watching the plugin directory")?;

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use common::Server;
 use loggerhub::runtime::builtin;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn tools() -> PathBuf {
     std::env::var_os("LOGGERHUB_TOOLS").map_or_else(
@@ -162,4 +162,98 @@ fn an_example_built_with_cargo_component_behaves_as_the_wasip2_build() {
         "{via_component}"
     );
     assert_eq!(via_component, run(builtin::PII_REDACTOR_PATH));
+}
+
+/// The Python example, built by componentize-py from `wit/` and the Python
+/// SDK: the contract is not Rust's alone.
+#[tokio::test]
+async fn a_python_plugin_built_with_componentize_py_runs_on_a_tenant() {
+    let componentize = tools().join("python/bin/componentize-py");
+    assert!(
+        componentize.exists(),
+        "componentize-py is not installed in {}: run infra/local/tools.sh (make test does)",
+        tools().display()
+    );
+    let ws = workspace();
+    // The logic and the SDK's codec, natively first.
+    let out = Command::new("python3")
+        .args(["-m", "unittest", "--quiet"])
+        .current_dir(ws.join("examples/plugins/python-tagger"))
+        .env("PYTHONPATH", ws.join("sdk-plugins/python"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    std::fs::create_dir_all(build_dir()).expect("build dir");
+    let wasm = build_dir().join("python-tagger.wasm");
+    let out = Command::new(&componentize)
+        .arg("--wit-path")
+        .arg(ws.join("wit"))
+        .args(["--world", "enricher", "componentize", "app", "--python-path"])
+        .arg(ws.join("examples/plugins/python-tagger"))
+        .arg("--python-path")
+        .arg(ws.join("sdk-plugins/python"))
+        .arg("--output")
+        .arg(&wasm)
+        .output()
+        .expect("run componentize-py");
+    assert!(
+        out.status.success(),
+        "componentize-py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let data = tempfile::tempdir().expect("data dir");
+    let s = Server::start(data.path(), &[]).await;
+    let key = s.tenant("acme").await;
+    let (status, body) = s
+        .put_plugin(&key, "enricher", "tagger", std::fs::read(&wasm).expect("component"))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let pipeline = json!({"enrichers": ["default-enricher", "tagger"],
+                          "config": {"tagger": {"rules": "timeout=network,quota=billing"}}});
+    assert_eq!(s.put_pipeline(&key, &pipeline).await.0, 200);
+    let lines = [
+        json!({"message": "upstream timeout after 30 s", "level": "info", "attributes": {"zone": "é-1"}}),
+        json!({"message": "payment failed: quota", "level": "debug", "language": "python"}),
+        json!({"message": "all good", "level": "error"}),
+    ];
+    let body: Vec<String> = lines.iter().map(Value::to_string).collect();
+    let (status, _) = s.post_logs(&key, "application/x-ndjson", body.join("\n")).await;
+    assert_eq!(status, 202);
+    s.drained(3).await;
+    let (_, page) = s.get(&key, "/v1/logs").await;
+    let by_message = |m: &str| {
+        page["hits"]
+            .as_array()
+            .and_then(|h| h.iter().find(|r| r["message"] == m))
+            .cloned()
+            .unwrap_or_else(|| panic!("{m:?} not stored: {page}"))
+    };
+    let timeout = by_message("upstream timeout after 30 s");
+    assert_eq!(timeout["attributes"]["category"], "network");
+    assert_eq!(
+        timeout["attributes"]["zone"], "é-1",
+        "non-ASCII survives the Python codec"
+    );
+    assert_eq!(timeout["level"], "INFO");
+    let failed = by_message("payment failed: quota");
+    assert_eq!(failed["attributes"]["category"], "billing");
+    assert_eq!(failed["level"], "WARN", "escalated by the plugin");
+    let good = by_message("all good");
+    assert_eq!(good["attributes"]["tagged_by"], "python");
+    assert!(good["attributes"].get("category").is_none());
+    // The compiled component is kept, so a restart does not compile again.
+    let cached = walk_files(&data.path().join("compiled"));
+    assert!(cached > 0, "nothing in the compilation cache");
+}
+
+fn walk_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| if e.path().is_dir() { walk_files(&e.path()) } else { 1 })
+        .sum()
 }

@@ -11,6 +11,7 @@ pub mod builtin;
 mod guest_output;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -210,7 +211,19 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// A runtime that compiles every component from scratch.
     pub fn new() -> Result<Runtime, RuntimeError> {
+        Self::build(None)
+    }
+
+    /// A runtime that keeps compiled components in `dir`, keyed by their
+    /// bytes and the engine's settings: a restart, or a reload of a version
+    /// seen before, skips compilation (seconds for an 18 MB Python guest).
+    pub fn with_cache(dir: &Path) -> Result<Runtime, RuntimeError> {
+        Self::build(Some(dir))
+    }
+
+    fn build(cache_dir: Option<&Path>) -> Result<Runtime, RuntimeError> {
         let err = |e: wasmtime::Error| RuntimeError::Compile {
             plugin: "<engine>".into(),
             message: format!("{e:#}"),
@@ -218,6 +231,11 @@ impl Runtime {
         let mut cfg = Config::new();
         cfg.epoch_interruption(true);
         cfg.wasm_component_model(true);
+        if let Some(dir) = cache_dir {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            cfg.cache(Some(wasmtime::Cache::new(cache).map_err(err)?));
+        }
         let engine = Engine::new(&cfg).map_err(err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
