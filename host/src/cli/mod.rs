@@ -302,13 +302,13 @@ async fn plugin(cmd: PluginCmd, conn: &Conn, http: &reqwest::Client) -> anyhow::
                     }
                 }
                 Stage::Enricher => {
-                    for r in codec::decode(&inst.enrich(codec::encode(&records()?)).await?)? {
+                    for r in codec::decode(&inst.enrich(&codec::encode(&records()?)).await?)? {
                         println!("{}", record_json(&r));
                     }
                 }
                 Stage::Router => {
                     let recs = records()?;
-                    let routes = inst.route(codec::encode(&recs), recs.len()).await?;
+                    let routes = inst.route(&codec::encode(&recs), recs.len()).await?;
                     for (r, route) in recs.iter().zip(routes) {
                         println!(
                             "{}",

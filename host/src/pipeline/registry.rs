@@ -675,12 +675,12 @@ pub async fn dry_run(
                 Err(e) => Err(e),
             }
         }
-        Stage::Enricher => match inst.enrich(codec::encode(&sample)).await {
+        Stage::Enricher => match inst.enrich(&codec::encode(&sample)).await {
             Ok(out) => well_formed(plugin, &out),
             Err(RuntimeError::Refused { .. }) => Ok(()),
             Err(e) => Err(e),
         },
-        Stage::Router => inst.route(codec::encode(&sample), sample.len()).await.map(drop),
+        Stage::Router => inst.route(&codec::encode(&sample), sample.len()).await.map(drop),
     };
     result.map_err(fail)
 }

@@ -304,7 +304,7 @@ impl Processor {
         let mut batch = codec::encode(records);
         for enricher in &mut inst.enrichers {
             let started = Instant::now();
-            let enriched = enricher.enrich(batch).await;
+            let enriched = enricher.enrich(&batch).await;
             self.metrics.stage("enrich", enricher.plugin(), started.elapsed());
             batch = enriched?;
         }
@@ -313,7 +313,7 @@ impl Processor {
             None => records.to_vec(),
         };
         let started = Instant::now();
-        let routes = inst.router.route(batch, records.len()).await;
+        let routes = inst.router.route(&batch, records.len()).await;
         self.metrics.stage("route", inst.router.plugin(), started.elapsed());
         Ok(records.into_iter().zip(routes?).collect())
     }

@@ -448,13 +448,15 @@ impl Instance {
         out.map_err(|e| self.refused(e))
     }
 
-    pub async fn enrich(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, RuntimeError> {
+    // `&Vec`: the bindings lower a `list<u8>` from one; a slice would need a copy.
+    #[allow(clippy::ptr_arg)]
+    pub async fn enrich(&mut self, batch: &Vec<u8>) -> Result<Vec<u8>, RuntimeError> {
         if !matches!(self.bindings, Bindings::Enricher(_)) {
             return Err(self.wrong_stage());
         }
         let out = self
             .guarded(async move |store, b| match b {
-                Bindings::Enricher(p) => p.call_enrich(store, &batch).await,
+                Bindings::Enricher(p) => p.call_enrich(store, batch).await,
                 _ => Err(wasmtime::Error::msg("not an enricher")),
             })
             .await?;
@@ -462,13 +464,14 @@ impl Instance {
     }
 
     /// One route per record of `batch`, which holds `records` records.
-    pub async fn route(&mut self, batch: Vec<u8>, records: usize) -> Result<Vec<Route>, RuntimeError> {
+    #[allow(clippy::ptr_arg)]
+    pub async fn route(&mut self, batch: &Vec<u8>, records: usize) -> Result<Vec<Route>, RuntimeError> {
         if !matches!(self.bindings, Bindings::Router(_)) {
             return Err(self.wrong_stage());
         }
         let routes = self
             .guarded(async move |store, b| match b {
-                Bindings::Router(p) => p.call_route(store, &batch).await,
+                Bindings::Router(p) => p.call_route(store, batch).await,
                 _ => Err(wasmtime::Error::msg("not a router")),
             })
             .await?;

@@ -7,7 +7,7 @@
 //! - `language` is lower-cased, and surrounding whitespace is trimmed from
 //!   `message` and `service`.
 
-use loggerhub_plugin_sdk::{Enricher, Host, PluginError, Record};
+use loggerhub_plugin_sdk::{Cow, Enricher, Host, PluginError, Record};
 
 pub struct DefaultEnricher;
 
@@ -16,30 +16,40 @@ pub struct DefaultEnricher;
 const MESSAGE_CHARS: usize = 500;
 
 impl Enricher for DefaultEnricher {
-    fn enrich(mut batch: Vec<Record>, host: &dyn Host) -> Result<Vec<Record>, PluginError> {
+    fn enrich<'a>(mut batch: Vec<Record<'a>>, host: &dyn Host) -> Result<Vec<Record<'a>>, PluginError> {
         let default_service = host.config("default_service").unwrap_or_else(|| "unknown".to_string());
         for r in &mut batch {
             trim_in_place(&mut r.service);
             if r.service.is_empty() {
-                r.service.clone_from(&default_service);
+                r.service = Cow::Owned(default_service.clone());
             }
             trim_in_place(&mut r.message);
             if r.message.is_empty() {
                 let first = r.full_log.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
-                r.message = first.trim().chars().take(MESSAGE_CHARS).collect();
+                r.message = Cow::Owned(first.trim().chars().take(MESSAGE_CHARS).collect());
             }
-            if let Some(lang) = &mut r.language {
-                lang.make_ascii_lowercase();
+            if let Some(lang) = r
+                .language
+                .as_mut()
+                .filter(|l| l.bytes().any(|b| b.is_ascii_uppercase()))
+            {
+                lang.to_mut().make_ascii_lowercase();
             }
         }
         Ok(batch)
     }
 }
 
-fn trim_in_place(s: &mut String) {
-    let t = s.trim();
-    if t.len() != s.len() {
-        *s = t.to_string();
+/// Trims without copying: a borrowed string becomes a shorter borrow.
+fn trim_in_place(s: &mut Cow<'_, str>) {
+    match s {
+        Cow::Borrowed(b) => *b = b.trim(),
+        Cow::Owned(o) => {
+            let t = o.trim();
+            if t.len() != o.len() {
+                *o = t.to_string();
+            }
+        }
     }
 }
 
@@ -76,7 +86,7 @@ mod tests {
     fn default_service_is_configurable_and_message_is_capped() {
         let host = TestHost::new().with_config("default_service", "edge");
         let batch = vec![Record {
-            full_log: "é".repeat(2000),
+            full_log: "é".repeat(2000).into(),
             ..Record::default()
         }];
         let out = DefaultEnricher::enrich(batch, &host).expect("enriches");

@@ -6,7 +6,7 @@ use loggerhub_plugin_sdk::{Host, Record, Route, Router};
 pub struct DefaultRouter;
 
 impl Router for DefaultRouter {
-    fn route(batch: &[Record], _host: &dyn Host) -> Vec<Route> {
+    fn route(batch: &[Record<'_>], _host: &dyn Host) -> Vec<Route> {
         batch.iter().map(|_| Route::all()).collect()
     }
 }

@@ -8,12 +8,12 @@ use loggerhub_plugin_sdk::{Host, Parser, PluginError, RawInput, Record};
 pub struct JsonParser;
 
 impl Parser for JsonParser {
-    fn parse(input: RawInput<'_>, _host: &dyn Host) -> Result<Vec<Record>, PluginError> {
+    fn parse<'a>(input: RawInput<'a>, _host: &dyn Host) -> Result<Vec<Record<'a>>, PluginError> {
         let mut records =
-            payload::parse_json(input.body).map_err(|e| PluginError::new("invalid_json", e.to_string()))?;
+            payload::parse_json_ref(input.body).map_err(|e| PluginError::new("invalid_json", e.to_string()))?;
         if let Some(service) = input.service {
             for r in records.iter_mut().filter(|r| r.service.is_empty()) {
-                r.service = service.to_string();
+                r.service = service.into();
             }
         }
         Ok(records)

@@ -13,7 +13,7 @@ pub struct LineParser;
 const LEVEL_WINDOW: usize = 64;
 
 impl Parser for LineParser {
-    fn parse(input: RawInput<'_>, _host: &dyn Host) -> Result<Vec<Record>, PluginError> {
+    fn parse<'a>(input: RawInput<'a>, _host: &dyn Host) -> Result<Vec<Record<'a>>, PluginError> {
         let text = std::str::from_utf8(input.body)
             .map_err(|e| PluginError::new("invalid_utf8", format!("body is not UTF-8: {e}")))?;
         let service = input.service.unwrap_or_default();
@@ -26,11 +26,11 @@ impl Parser for LineParser {
     }
 }
 
-fn parse_line(line: &str, service: &str) -> Record {
+fn parse_line<'a>(line: &'a str, service: &'a str) -> Record<'a> {
     let mut rec = Record {
-        service: service.to_string(),
-        message: line.to_string(),
-        full_log: line.to_string(),
+        service: service.into(),
+        message: line.into(),
+        full_log: line.into(),
         ..Record::default()
     };
     let first = line.split_whitespace().next().unwrap_or_default();
@@ -69,7 +69,7 @@ mod tests {
     use super::*;
     use loggerhub_plugin_sdk::testing::TestHost;
 
-    fn parse(body: &str) -> Vec<Record> {
+    fn parse(body: &str) -> Vec<Record<'_>> {
         let input = RawInput {
             content_type: "text/plain",
             service: Some("web"),

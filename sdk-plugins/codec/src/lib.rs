@@ -15,6 +15,7 @@
 //! Both sides of the boundary use this crate, so it has no dependencies and
 //! builds for `wasm32-wasip2` as well as for the host.
 
+use std::borrow::Cow;
 use std::fmt;
 
 #[cfg(feature = "payload")]
@@ -90,57 +91,127 @@ impl fmt::Display for Level {
     }
 }
 
-/// One log record as plugins see it.
+/// One log record, generic over how it holds its strings: [`Record`] owns
+/// them (the host), [`RecordRef`] borrows them from the batch buffer where
+/// it can (the guests: decoding then costs no allocation per field, and
+/// only fields a plugin changes are copied).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Record {
+pub struct RecordOf<S> {
     /// ULID or UUID; empty until the host assigns one.
-    pub id: String,
-    pub tenant: String,
-    pub service: String,
+    pub id: S,
+    pub tenant: S,
+    pub service: S,
     pub level: Level,
     /// Unix time in nanoseconds.
     pub timestamp: i64,
-    pub message: String,
-    pub full_log: String,
-    pub language: Option<String>,
-    pub attributes: Vec<(String, String)>,
+    pub message: S,
+    pub full_log: S,
+    pub language: Option<S>,
+    pub attributes: Vec<(S, S)>,
 }
 
-impl Record {
+/// A record that owns its strings.
+pub type Record = RecordOf<String>;
+
+/// A record whose strings borrow from a batch buffer until changed.
+pub type RecordRef<'a> = RecordOf<Cow<'a, str>>;
+
+impl<S: AsRef<str>> RecordOf<S> {
     /// The value of attribute `key`, if set.
     pub fn attr(&self, key: &str) -> Option<&str> {
-        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.attributes
+            .iter()
+            .find(|(k, _)| k.as_ref() == key)
+            .map(|(_, v)| v.as_ref())
     }
 
     /// Sets attribute `key`, replacing an earlier value.
-    pub fn set_attr(&mut self, key: impl Into<String>, value: impl Into<String>) {
+    pub fn set_attr(&mut self, key: impl Into<S>, value: impl Into<S>) {
         let key = key.into();
         let value = value.into();
-        match self.attributes.iter_mut().find(|(k, _)| *k == key) {
+        match self.attributes.iter_mut().find(|(k, _)| k.as_ref() == key.as_ref()) {
             Some(slot) => slot.1 = value,
             None => self.attributes.push((key, value)),
         }
     }
 
     /// Removes attribute `key`, returning its value.
-    pub fn remove_attr(&mut self, key: &str) -> Option<String> {
-        let pos = self.attributes.iter().position(|(k, _)| k == key)?;
+    pub fn remove_attr(&mut self, key: &str) -> Option<S> {
+        let pos = self.attributes.iter().position(|(k, _)| k.as_ref() == key)?;
         Some(self.attributes.remove(pos).1)
     }
 
     fn encoded_len(&self) -> usize {
-        let strs = self.id.len()
-            + self.tenant.len()
-            + self.service.len()
-            + self.message.len()
-            + self.full_log.len()
-            + self.language.as_ref().map_or(0, |l| l.len() + 4)
+        let strs = self.id.as_ref().len()
+            + self.tenant.as_ref().len()
+            + self.service.as_ref().len()
+            + self.message.as_ref().len()
+            + self.full_log.as_ref().len()
+            + self.language.as_ref().map_or(0, |l| l.as_ref().len() + 4)
             + self
                 .attributes
                 .iter()
-                .map(|(k, v)| k.len() + v.len() + 8)
+                .map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 8)
                 .sum::<usize>();
         strs + 5 * 4 + 1 + 8 + 1 + 4
+    }
+}
+
+impl RecordRef<'_> {
+    /// The same record owning its strings.
+    pub fn into_owned(self) -> Record {
+        Record {
+            id: self.id.into_owned(),
+            tenant: self.tenant.into_owned(),
+            service: self.service.into_owned(),
+            level: self.level,
+            timestamp: self.timestamp,
+            message: self.message.into_owned(),
+            full_log: self.full_log.into_owned(),
+            language: self.language.map(Cow::into_owned),
+            attributes: self
+                .attributes
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        }
+    }
+}
+
+impl Record {
+    /// A view of this record borrowing every string.
+    pub fn borrowed(&self) -> RecordRef<'_> {
+        RecordRef {
+            id: self.id.as_str().into(),
+            tenant: self.tenant.as_str().into(),
+            service: self.service.as_str().into(),
+            level: self.level,
+            timestamp: self.timestamp,
+            message: self.message.as_str().into(),
+            full_log: self.full_log.as_str().into(),
+            language: self.language.as_deref().map(Cow::Borrowed),
+            attributes: self
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                .collect(),
+        }
+    }
+}
+
+impl From<Record> for RecordRef<'static> {
+    fn from(r: Record) -> Self {
+        RecordRef {
+            id: r.id.into(),
+            tenant: r.tenant.into(),
+            service: r.service.into(),
+            level: r.level,
+            timestamp: r.timestamp,
+            message: r.message.into(),
+            full_log: r.full_log.into(),
+            language: r.language.map(Cow::Owned),
+            attributes: r.attributes.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        }
     }
 }
 
@@ -160,35 +231,35 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Encodes `records` into a fresh buffer.
-pub fn encode(records: &[Record]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + records.iter().map(Record::encoded_len).sum::<usize>());
+pub fn encode<S: AsRef<str>>(records: &[RecordOf<S>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + records.iter().map(RecordOf::encoded_len).sum::<usize>());
     encode_into(records, &mut out);
     out
 }
 
 /// Appends the encoding of `records` to `out`.
-pub fn encode_into(records: &[Record], out: &mut Vec<u8>) {
+pub fn encode_into<S: AsRef<str>>(records: &[RecordOf<S>], out: &mut Vec<u8>) {
     out.extend_from_slice(MAGIC);
     put_u32(out, records.len());
     for r in records {
-        put_str(out, &r.id);
-        put_str(out, &r.tenant);
-        put_str(out, &r.service);
+        put_str(out, r.id.as_ref());
+        put_str(out, r.tenant.as_ref());
+        put_str(out, r.service.as_ref());
         out.push(r.level as u8);
         out.extend_from_slice(&r.timestamp.to_le_bytes());
-        put_str(out, &r.message);
-        put_str(out, &r.full_log);
+        put_str(out, r.message.as_ref());
+        put_str(out, r.full_log.as_ref());
         match &r.language {
             None => out.push(0),
             Some(l) => {
                 out.push(1);
-                put_str(out, l);
+                put_str(out, l.as_ref());
             }
         }
         put_u32(out, r.attributes.len());
         for (k, v) in &r.attributes {
-            put_str(out, k);
-            put_str(out, v);
+            put_str(out, k.as_ref());
+            put_str(out, v.as_ref());
         }
     }
 }
@@ -205,8 +276,18 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// Decodes a whole batch. Never panics on any input.
+/// Decodes a whole batch into records that own their strings. Never panics
+/// on any input.
 pub fn decode(buf: &[u8]) -> Result<Vec<Record>, DecodeError> {
+    decode_as(buf)
+}
+
+/// Decodes a whole batch into records that borrow their strings from `buf`.
+pub fn decode_ref(buf: &[u8]) -> Result<Vec<RecordRef<'_>>, DecodeError> {
+    decode_as(buf)
+}
+
+fn decode_as<'a, S: From<&'a str>>(buf: &'a [u8]) -> Result<Vec<RecordOf<S>>, DecodeError> {
     let mut r = Reader { buf, pos: 0 };
     if r.take(4)? != MAGIC {
         return Err(r.err("bad magic"));
@@ -245,7 +326,7 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Record>, DecodeError> {
             let v = r.string()?;
             attributes.push((k, v));
         }
-        records.push(Record {
+        records.push(RecordOf {
             id,
             tenant,
             service,
@@ -292,12 +373,12 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn string(&mut self) -> Result<String, DecodeError> {
+    fn string<S: From<&'a str>>(&mut self) -> Result<S, DecodeError> {
         let len = self.u32()? as usize;
         let start = self.pos;
         let bytes = self.take(len)?;
         match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_owned()),
+            Ok(s) => Ok(S::from(s)),
             Err(_) => Err(DecodeError {
                 offset: start,
                 reason: "invalid utf-8",
@@ -329,8 +410,18 @@ mod tests {
         let records: Vec<_> = (0..20).map(sample).collect();
         let buf = encode(&records);
         assert_eq!(buf.len(), 8 + records.iter().map(Record::encoded_len).sum::<usize>());
-        assert_eq!(decode(&buf), Ok(records));
-        assert_eq!(decode(&encode(&[])), Ok(vec![]));
+        assert_eq!(decode(&buf).as_ref(), Ok(&records));
+        assert_eq!(decode(&encode::<String>(&[])), Ok(vec![]));
+        let borrowed = decode_ref(&buf).expect("decode_ref");
+        assert!(
+            matches!(borrowed[0].message, Cow::Borrowed(_)),
+            "decoding copied a field"
+        );
+        assert_eq!(encode(&borrowed), buf);
+        let owned: Vec<Record> = borrowed.into_iter().map(RecordRef::into_owned).collect();
+        assert_eq!(owned, records);
+        assert_eq!(RecordRef::from(records[0].clone()).into_owned(), records[0]);
+        assert_eq!(records[1].borrowed().into_owned(), records[1]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::{Level, Record, time};
+use crate::{Level, Record, RecordOf, RecordRef, time};
 
 /// Why a body is not a valid payload; `line` is 1-based.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +47,14 @@ impl From<serde_json::Error> for PayloadError {
 /// empty (`id`, `tenant`, `service`, `full_log`) or zero (`timestamp`): the
 /// host and the enricher fill them.
 pub fn parse_json(body: &[u8]) -> Result<Vec<Record>, PayloadError> {
+    let mut out = Vec::new();
+    for_each(body, |r| out.push(r.into_record()))?;
+    Ok(out)
+}
+
+/// [`parse_json`], with strings borrowed from `body` where JSON allows
+/// (no escapes in them).
+pub fn parse_json_ref(body: &[u8]) -> Result<Vec<RecordRef<'_>>, PayloadError> {
     let mut out = Vec::new();
     for_each(body, |r| out.push(r.into_record()))?;
     Ok(out)
@@ -114,18 +122,23 @@ struct Incoming<'a> {
     attributes: Vec<(String, String)>,
 }
 
-impl Incoming<'_> {
-    fn into_record(self) -> Record {
-        Record {
-            id: self.id.map(Cow::into_owned).unwrap_or_default(),
-            tenant: self.tenant.map(Cow::into_owned).unwrap_or_default(),
-            service: self.service.map(Cow::into_owned).unwrap_or_default(),
+impl<'a> Incoming<'a> {
+    fn into_record<S: From<Cow<'a, str>> + From<String>>(self) -> RecordOf<S> {
+        let s = |v: Option<Cow<'a, str>>| S::from(v.unwrap_or_default());
+        RecordOf {
+            id: s(self.id),
+            tenant: s(self.tenant),
+            service: s(self.service),
             level: self.level.unwrap_or_default(),
             timestamp: self.timestamp.unwrap_or(0),
-            message: self.message.map(Cow::into_owned).unwrap_or_default(),
-            full_log: self.full_log.map(Cow::into_owned).unwrap_or_default(),
-            language: self.language.map(Cow::into_owned),
-            attributes: self.attributes,
+            message: s(self.message),
+            full_log: s(self.full_log),
+            language: self.language.map(S::from),
+            attributes: self
+                .attributes
+                .into_iter()
+                .map(|(k, v)| (S::from(k), S::from(v)))
+                .collect(),
         }
     }
 }

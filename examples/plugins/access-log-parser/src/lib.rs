@@ -42,11 +42,11 @@ fn parse_time(s: &str) -> Option<i64> {
     loggerhub_plugin_sdk::codec::time::parse_rfc3339(&rfc)
 }
 
-fn parse_line(line: &str, service: &str) -> Record {
+fn parse_line<'a>(line: &'a str, service: &str) -> Record<'a> {
     let mut rec = Record {
-        service: service.to_string(),
-        message: line.to_string(),
-        full_log: line.to_string(),
+        service: service.to_string().into(),
+        message: line.into(),
+        full_log: line.into(),
         ..Record::default()
     };
     let Some(c) = pattern().captures(line) else {
@@ -61,7 +61,7 @@ fn parse_line(line: &str, service: &str) -> Record {
         _ => Level::Info,
     };
     rec.timestamp = parse_time(get(3)).unwrap_or(0);
-    rec.message = format!("{} {} {}", get(4), get(5), status);
+    rec.message = format!("{} {} {}", get(4), get(5), status).into();
     for (k, i) in [
         ("client", 1),
         ("user", 2),
@@ -82,7 +82,7 @@ fn parse_line(line: &str, service: &str) -> Record {
 }
 
 impl Parser for AccessLogParser {
-    fn parse(input: RawInput<'_>, host: &dyn Host) -> Result<Vec<Record>, PluginError> {
+    fn parse<'a>(input: RawInput<'a>, host: &dyn Host) -> Result<Vec<Record<'a>>, PluginError> {
         let text = std::str::from_utf8(input.body).map_err(|e| PluginError::new("invalid_utf8", e.to_string()))?;
         let service = input
             .service

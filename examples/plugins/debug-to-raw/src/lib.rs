@@ -7,7 +7,7 @@ use loggerhub_plugin_sdk::{Host, Level, Record, Route, Router};
 pub struct DebugToRaw;
 
 impl Router for DebugToRaw {
-    fn route(batch: &[Record], _host: &dyn Host) -> Vec<Route> {
+    fn route(batch: &[Record<'_>], _host: &dyn Host) -> Vec<Route> {
         batch
             .iter()
             .map(|r| {

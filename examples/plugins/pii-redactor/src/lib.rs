@@ -107,7 +107,7 @@ fn redact(text: &str, kinds: Kinds, replacement: &str) -> Option<String> {
 }
 
 impl Enricher for PiiRedactor {
-    fn enrich(mut batch: Vec<Record>, host: &dyn Host) -> Result<Vec<Record>, PluginError> {
+    fn enrich<'a>(mut batch: Vec<Record<'a>>, host: &dyn Host) -> Result<Vec<Record<'a>>, PluginError> {
         let kinds = match host.config("redact") {
             None => Kinds {
                 email: true,
@@ -142,12 +142,12 @@ impl Enricher for PiiRedactor {
         for r in &mut batch {
             for field in [&mut r.message, &mut r.full_log] {
                 if let Some(s) = redact(field, kinds, &replacement) {
-                    *field = s;
+                    *field = s.into();
                 }
             }
             for (_, v) in &mut r.attributes {
                 if let Some(s) = redact(v, kinds, &replacement) {
-                    *v = s;
+                    *v = s.into();
                 }
             }
         }
@@ -167,7 +167,11 @@ mod tests {
             message: msg.into(),
             ..Record::default()
         }];
-        PiiRedactor::enrich(batch, host).expect("enrich").remove(0).message
+        PiiRedactor::enrich(batch, host)
+            .expect("enrich")
+            .remove(0)
+            .message
+            .into_owned()
     }
 
     #[test]
