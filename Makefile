@@ -3,6 +3,9 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/loggerhub-target
 # Plugin-author tools the tests use (infra/local/tools.sh installs them once).
 export LOGGERHUB_TOOLS ?= $(HOME)/.cache/loggerhub-tools
+# Where infra/local/services.sh keeps the test servers' data and env file.
+export LOGGERHUB_SERVICES_DIR ?= /tmp/loggerhub-services
+SERVICES_DIR = $(LOGGERHUB_SERVICES_DIR)
 CARGO ?= cargo
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
@@ -14,11 +17,15 @@ run: setup
 	$(CARGO) build --release -p loggerhub --bin loggerhub
 	$(CARGO_TARGET_DIR)/release/loggerhub serve --data-dir $(DATA_DIR) --listen $(LISTEN)
 
-## Every test: format, lints, unit, property and integration tests.
+## Every test: format, lints, unit, property and integration tests, with
+## PostgreSQL and Redis started for the run and stopped after it.
 test: setup tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test --workspace
+	infra/local/services.sh start
+	set -a; . $(SERVICES_DIR)/env; set +a; \
+	  $(CARGO) test --workspace; rc=$$?; \
+	  infra/local/services.sh stop; exit $$rc
 
 ## The end-to-end benchmark (release build); figures go to docs/PERFORMANCE.md.
 bench: setup

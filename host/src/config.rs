@@ -13,6 +13,30 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub limits: Limits,
     pub processor: ProcessorConfig,
+    pub backends: Backends,
+}
+
+/// Which distributed backends to use, by URL (DESIGN §1); `None` means the
+/// embedded one in the data dir.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// `DATABASE_URL`: `postgres://…` or `sqlite://<file>`.
+    pub database_url: Option<String>,
+    /// `REDIS_URL`: `redis://host:port[/db]`, the queue as a Redis stream.
+    pub redis_url: Option<String>,
+    /// Prefix of the queue's Redis keys (`<name>:stream`, `<name>:bytes`):
+    /// every process of one deployment uses the same.
+    pub queue_name: String,
+}
+
+impl Default for Backends {
+    fn default() -> Self {
+        Backends {
+            database_url: None,
+            redis_url: None,
+            queue_name: "loggerhub".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +88,7 @@ impl Config {
             admin_token: None,
             limits: Limits::default(),
             processor: ProcessorConfig::default(),
+            backends: Backends::default(),
         }
     }
 }

@@ -41,6 +41,17 @@ struct ServeArgs {
     /// Bytes of unprocessed batches held before ingest answers 503.
     #[arg(long, default_value_t = Limits::default().queue_max_bytes, env = "LOGGERHUB_QUEUE_MAX_BYTES")]
     queue_max_bytes: u64,
+    /// The metadata store: postgres://… or sqlite://<file>; unset, SQLite in
+    /// the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// The queue: redis://host:port as a Redis stream; unset, the durable
+    /// local queue in the data dir.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// Prefix of the queue's Redis keys; one per deployment sharing a Redis.
+    #[arg(long, default_value = "loggerhub", env = "LOGGERHUB_QUEUE_NAME")]
+    queue_name: String,
     /// Pipeline workers.
     #[arg(long, default_value_t = ProcessorConfig::default().workers, env = "LOGGERHUB_WORKERS")]
     workers: usize,
@@ -76,6 +87,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         queue_max_bytes: a.queue_max_bytes,
     };
     config.processor.workers = a.workers;
+    config.backends.database_url = a.database_url.filter(|u| !u.is_empty());
+    config.backends.redis_url = a.redis_url.filter(|u| !u.is_empty());
+    config.backends.queue_name = a.queue_name;
     std::fs::create_dir_all(&config.data_dir)?;
     let (token, _) = loggerhub::server::admin_token(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

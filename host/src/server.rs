@@ -15,15 +15,20 @@ use crate::ingest::Ingest;
 use crate::pipeline::{DeadLetters, Processor, Registry};
 use crate::queue::Queue;
 use crate::queue::local::LocalQueue;
+use crate::queue::redis::RedisQueue;
 use crate::runtime::Runtime;
 use crate::search::SearchIndex;
 use crate::search::service::Reader;
 use crate::search::tantivy::TantivyIndex;
 use crate::stores::MetadataStore;
 use crate::stores::raw::RawStore;
-use crate::stores::sqlite::SqliteStore;
 use crate::telemetry::Metrics;
 use crate::tenants::Tenants;
+
+/// How long an entry stays with a processor that stopped answering before
+/// another one takes it: longer than the slowest batch (CPU budgets are
+/// 2 s per plugin call, store retries back off 1 s).
+const REDIS_CLAIM_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The admin token: from config, else the one kept in the data dir, else a
 /// new one (written there). Returns the token and whether it is new.
@@ -64,16 +69,31 @@ pub async fn run(
     std::fs::create_dir_all(data).with_context(|| format!("creating data dir {}", data.display()))?;
     let (admin_token, _) = admin_token(&config)?;
 
-    let meta: Arc<dyn MetadataStore> = Arc::new(
-        SqliteStore::open(&data.join("metadata.db"))
-            .await
-            .context("opening the metadata store")?,
-    );
+    let meta: Arc<dyn MetadataStore> = crate::stores::open_metadata(config.backends.database_url.as_deref(), data)
+        .await
+        .context("opening the metadata store")?;
     let raw = RawStore::local(&data.join("raw")).context("opening the raw store")?;
     let index: Arc<dyn SearchIndex> = Arc::new(TantivyIndex::open(data.join("index")).context("opening the index")?);
-    let local_queue =
-        LocalQueue::open(&data.join("queue"), config.limits.queue_max_bytes).context("opening the queue")?;
-    let queue: Arc<dyn Queue> = local_queue.clone();
+    // The local queue is closed (its writer thread stopped) at shutdown.
+    let mut local_queue = None;
+    let queue: Arc<dyn Queue> = match &config.backends.redis_url {
+        Some(url) => Arc::new(
+            RedisQueue::open(
+                url,
+                &config.backends.queue_name,
+                config.limits.queue_max_bytes,
+                REDIS_CLAIM_IDLE,
+            )
+            .await
+            .context("connecting to the Redis queue")?,
+        ),
+        None => {
+            let q =
+                LocalQueue::open(&data.join("queue"), config.limits.queue_max_bytes).context("opening the queue")?;
+            local_queue = Some(q.clone());
+            q
+        }
+    };
     let metrics = Arc::new(Metrics::default());
 
     let runtime = Runtime::with_cache(&data.join("compiled")).context("starting the wasm runtime")?;
@@ -115,7 +135,9 @@ pub async fn run(
         .context("http server")?;
     let _ = stop_tx.send(true);
     let _ = processing.await;
-    local_queue.close();
+    if let Some(q) = local_queue {
+        q.close();
+    }
     tracing::info!("loggerhub stopped");
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 mod entry;
 pub mod local;
+pub mod redis;
 
 use std::time::Duration;
 

@@ -1,8 +1,12 @@
 //! Where records land: the metadata store (tenants, keys, the list view)
 //! and the raw store (NDJSON batches). The search index is in `search`.
 
+pub mod postgres;
 pub mod raw;
 pub mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -75,4 +79,69 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn get_logs(&self, tenant: &str, ids: &[String]) -> Result<Vec<LogRecord>, StoreError>;
     async fn stats(&self, tenant: &str, filter: &LogFilter, interval_ns: i64) -> Result<Stats, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the metadata store `DATABASE_URL` names: `postgres://…` for
+/// PostgreSQL, `sqlite://<file>` for SQLite; `None` means the embedded
+/// SQLite file in the data dir.
+pub async fn open_metadata(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn MetadataStore>, StoreError> {
+    match url {
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            Ok(Arc::new(postgres::PgStore::open(u).await?))
+        }
+        Some(u) => match u.strip_prefix("sqlite://") {
+            Some(path) => Ok(Arc::new(sqlite::SqliteStore::open(Path::new(path)).await?)),
+            None => Err(StoreError::BadUrl(format!(
+                "DATABASE_URL {u:?}: expected postgres://… or sqlite://…"
+            ))),
+        },
+        None => Ok(Arc::new(
+            sqlite::SqliteStore::open(&data_dir.join("metadata.db")).await?,
+        )),
+    }
+}
+
+/// A page of a list made from up to `limit + 1` hits, newest first: the
+/// extra hit only says that there is a next page.
+pub(crate) fn page(mut hits: Vec<LogRecord>, total: i64, limit: usize) -> Page {
+    let next_cursor = if hits.len() > limit {
+        hits.truncate(limit);
+        hits.last().map(Cursor::of)
+    } else {
+        None
+    };
+    Page {
+        total: u64::try_from(total).unwrap_or(0),
+        hits,
+        next_cursor,
+    }
+}
+
+/// Counts `n` records of the stored level `level` into `stats`.
+pub(crate) fn add_level(stats: &mut Stats, level: i64, n: i64) {
+    if let Some(l) = u8::try_from(level).ok().and_then(crate::model::Level::from_u8) {
+        let n = u64::try_from(n).unwrap_or(0);
+        stats.by_level.push((l, n));
+        stats.total += n;
+    }
+}
+
+/// Attributes as a JSON object of strings, as both SQL stores keep them.
+pub(crate) fn attributes_json(attrs: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = attrs
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+pub(crate) fn attributes_from_json(json: &str) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+        .map_err(|e| StoreError::Corrupt(format!("attributes: {e}")))?
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect())
 }

@@ -98,14 +98,6 @@ fn push_filters(qb: &mut QueryBuilder<Sqlite>, tenant: &str, f: &LogFilter) {
 fn row_to_record(row: &sqlx::sqlite::SqliteRow) -> Result<LogRecord, StoreError> {
     let level: i64 = row.try_get("level")?;
     let attrs: String = row.try_get("attributes")?;
-    let attributes: Vec<(String, String)> = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&attrs)
-        .map_err(|e| StoreError::Corrupt(format!("attributes: {e}")))?
-        .into_iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => (k, s),
-            other => (k, other.to_string()),
-        })
-        .collect();
     Ok(LogRecord {
         id: row.try_get("id")?,
         tenant: row.try_get("tenant")?,
@@ -116,17 +108,9 @@ fn row_to_record(row: &sqlx::sqlite::SqliteRow) -> Result<LogRecord, StoreError>
         message: row.try_get("message")?,
         full_log: String::new(),
         language: row.try_get("language")?,
-        attributes,
+        attributes: super::attributes_from_json(&attrs)?,
         raw_path: row.try_get("raw_path")?,
     })
-}
-
-pub(crate) fn attributes_json(attrs: &[(String, String)]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = attrs
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    serde_json::Value::Object(map).to_string()
 }
 
 const COLUMNS: &str = "tenant, id, service, level, timestamp, received_at, message, language, attributes, raw_path";
@@ -214,7 +198,7 @@ impl MetadataStore for SqliteStore {
                     .push_bind(r.received_at)
                     .push_bind(model::preview(&r.message).to_string())
                     .push_bind(r.language.clone())
-                    .push_bind(attributes_json(&r.attributes))
+                    .push_bind(super::attributes_json(&r.attributes))
                     .push_bind(r.raw_path.clone())
                     .push_bind(row.indexed);
             });
@@ -250,18 +234,8 @@ impl MetadataStore for SqliteStore {
         qb.push(" ORDER BY timestamp DESC, id_key DESC LIMIT ")
             .push_bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
         let rows = qb.build().fetch_all(&self.pool).await?;
-        let mut hits = rows.iter().map(row_to_record).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if hits.len() > limit {
-            hits.truncate(limit);
-            hits.last().map(Cursor::of)
-        } else {
-            None
-        };
-        Ok(Page {
-            total: u64::try_from(total).unwrap_or(0),
-            hits,
-            next_cursor,
-        })
+        let hits = rows.iter().map(row_to_record).collect::<Result<Vec<_>, _>>()?;
+        Ok(super::page(hits, total, limit))
     }
 
     async fn get_logs(&self, tenant: &str, ids: &[String]) -> Result<Vec<LogRecord>, StoreError> {
@@ -287,12 +261,7 @@ impl MetadataStore for SqliteStore {
         push_filters(&mut qb, tenant, filter);
         qb.push(" GROUP BY level ORDER BY level");
         for row in qb.build().fetch_all(&self.pool).await? {
-            let level: i64 = row.try_get(0)?;
-            let n: i64 = row.try_get(1)?;
-            if let Some(l) = u8::try_from(level).ok().and_then(Level::from_u8) {
-                stats.by_level.push((l, n as u64));
-                stats.total += n as u64;
-            }
+            super::add_level(&mut stats, row.try_get(0)?, row.try_get(1)?);
         }
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT service, COUNT(*) AS n FROM logs");
         push_filters(&mut qb, tenant, filter);

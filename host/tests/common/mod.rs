@@ -51,6 +51,12 @@ impl Server {
             .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
             .env("RUST_LOG", level)
             .env("NO_COLOR", "1")
+            // Embedded backends unless a test passes URLs as flags: `make
+            // test` exports the services' URLs for the tests that use them.
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env_remove("OBJECT_STORE_URL")
+            .env_remove("OPENSEARCH_URL")
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

@@ -1,0 +1,343 @@
+//! The distributed metadata store: PostgreSQL 15 (DESIGN §1). Tenants and
+//! API keys live in `public`; each tenant's records in a schema of its own,
+//! `tenant_<slug>`, made from `infra/postgres/templates/tenant_schema_template.sql`
+//! when the tenant is created. Inserts are one `UNNEST` statement per batch
+//! with `ON CONFLICT (id) DO NOTHING`, so a replay changes nothing. Table
+//! names are spliced into SQL (`AssertSqlSafe`) only as `tenant_<slug>`, with
+//! the slug checked against `^[a-z][a-z0-9_]{1,39}$` first.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, ConnectOptions, Postgres, QueryBuilder, Row};
+
+use super::{ApiKey, MetaRow, MetadataStore, StoreError, Tenant};
+use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats};
+use crate::tenants::valid_slug;
+
+/// The shared tables, also run by `infra/postgres/init/01-create-public-tenants.sh`.
+const PUBLIC_SCHEMA: &str = include_str!("../../../infra/postgres/templates/public_schema.sql");
+/// One tenant's schema; `{{schema}}` is replaced by the schema name.
+const TENANT_TEMPLATE: &str = include_str!("../../../infra/postgres/templates/tenant_schema_template.sql");
+
+/// Migrations of `public`, applied in order, each once, under an advisory
+/// lock so that processes starting together do not race.
+const MIGRATIONS: &[(i32, &str)] = &[(1, PUBLIC_SCHEMA)];
+/// Any constant both sides agree on: the key of the migration lock.
+const MIGRATION_LOCK: i64 = 0x4c48_4d49_4752;
+
+const COLUMNS: &str =
+    "id, service, level, timestamp, received_at, message, language, attributes::text AS attributes, raw_path";
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`) and brings `public` up to date.
+    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        let opts: PgConnectOptions = url
+            .parse::<PgConnectOptions>()
+            .map_err(|e| StoreError::BadUrl(format!("{url}: {e}")))?
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30));
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        migrate(&pool).await?;
+        Ok(PgStore { pool })
+    }
+}
+
+async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let result = async {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS public.loggerhub_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        for (version, sql) in MIGRATIONS {
+            let done: Option<i32> = sqlx::query_scalar("SELECT version FROM public.loggerhub_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if done.is_none() {
+                sqlx::raw_sql(*sql).execute(&mut *conn).await?;
+                sqlx::query("INSERT INTO public.loggerhub_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(version)
+                    .bind(model::now_ns())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    result
+}
+
+/// The schema of `tenant`. Slugs are checked again here because the name is
+/// spliced into SQL: only `[a-z][a-z0-9_]` ever gets through.
+fn schema(tenant: &str) -> Result<String, StoreError> {
+    if valid_slug(tenant) {
+        Ok(format!("tenant_{tenant}"))
+    } else {
+        Err(StoreError::Corrupt(format!("not a tenant slug: {tenant:?}")))
+    }
+}
+
+/// The tenant schema's DDL, from the template.
+pub fn tenant_schema_sql(tenant: &str) -> Result<String, StoreError> {
+    Ok(TENANT_TEMPLATE.replace("{{schema}}", &schema(tenant)?))
+}
+
+fn id_key(id: &str) -> Vec<u8> {
+    model::id_sort_key(id).to_be_bytes().to_vec()
+}
+
+fn push_filters(qb: &mut QueryBuilder<Postgres>, f: &LogFilter) {
+    qb.push(" WHERE TRUE");
+    if let Some(s) = &f.service {
+        qb.push(" AND service = ").push_bind(s.clone());
+    }
+    if let Some(l) = f.level {
+        qb.push(" AND level = ").push_bind(l as i16);
+    }
+    if let Some(from) = f.from {
+        qb.push(" AND timestamp >= ").push_bind(from);
+    }
+    if let Some(to) = f.to {
+        qb.push(" AND timestamp < ").push_bind(to);
+    }
+}
+
+fn row_to_record(tenant: &str, row: &PgRow) -> Result<LogRecord, StoreError> {
+    let level: i16 = row.try_get("level")?;
+    let attrs: String = row.try_get("attributes")?;
+    Ok(LogRecord {
+        id: row.try_get("id")?,
+        tenant: tenant.to_string(),
+        service: row.try_get("service")?,
+        level: u8::try_from(level).ok().and_then(Level::from_u8).unwrap_or_default(),
+        timestamp: row.try_get("timestamp")?,
+        received_at: row.try_get("received_at")?,
+        message: row.try_get("message")?,
+        full_log: String::new(),
+        language: row.try_get("language")?,
+        attributes: super::attributes_from_json(&attrs)?,
+        raw_path: row.try_get("raw_path")?,
+    })
+}
+
+fn key_from_row(r: &PgRow) -> Result<ApiKey, StoreError> {
+    let revoked_at: Option<i64> = r.try_get("revoked_at")?;
+    Ok(ApiKey {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        hash: r.try_get("hash")?,
+        scopes: r.try_get("scopes")?,
+        created_at: r.try_get("created_at")?,
+        revoked: revoked_at.is_some(),
+    })
+}
+
+#[async_trait]
+impl MetadataStore for PgStore {
+    async fn create_tenant(&self, slug: &str) -> Result<bool, StoreError> {
+        let ddl = tenant_schema_sql(slug)?;
+        let mut tx = self.pool.begin().await?;
+        let created =
+            sqlx::query("INSERT INTO public.tenants (slug, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(slug)
+                .bind(model::now_ns())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        // Always run: the template is idempotent, and this repairs a schema
+        // dropped by hand.
+        // The only spliced name is a checked slug (`schema`).
+        sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query("SELECT slug, created_at FROM public.tenants ORDER BY slug")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Tenant {
+                    slug: r.try_get("slug")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO public.api_keys (id, tenant, hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&key.id)
+            .bind(&key.tenant)
+            .bind(&key.hash)
+            .bind(&key.scopes)
+            .bind(key.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, tenant, hash, scopes, created_at, revoked_at FROM public.api_keys WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| key_from_row(&r)).transpose()
+    }
+
+    async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant, hash, scopes, created_at, revoked_at FROM public.api_keys WHERE tenant = $1 ORDER BY created_at",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE public.api_keys SET revoked_at = $1 WHERE tenant = $2 AND id = $3 AND revoked_at IS NULL",
+        )
+        .bind(model::now_ns())
+        .bind(tenant)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, StoreError> {
+        let mut tenants: Vec<&str> = rows.iter().map(|r| r.record.tenant.as_str()).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for tenant in tenants {
+            let mine: Vec<&MetaRow<'_>> = rows.iter().filter(|r| r.record.tenant == tenant).collect();
+            let col = |f: &dyn Fn(&LogRecord) -> String| mine.iter().map(|r| f(r.record)).collect::<Vec<_>>();
+            // One statement per tenant and batch: 11 arrays, whatever the
+            // batch size (no parameter limit, one plan).
+            let sql = format!(
+                "INSERT INTO {}.logs (id, id_key, service, level, timestamp, received_at, message, language, attributes, raw_path, indexed) \
+                 SELECT id, id_key, service, level, timestamp, received_at, message, language, attributes::jsonb, raw_path, indexed \
+                 FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::int2[], $5::int8[], $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[]) \
+                 AS t(id, id_key, service, level, timestamp, received_at, message, language, attributes, raw_path, indexed) \
+                 ON CONFLICT (id) DO NOTHING",
+                schema(tenant)?
+            );
+            inserted += sqlx::query(AssertSqlSafe(sql))
+                .bind(col(&|r| r.id.clone()))
+                .bind(mine.iter().map(|r| id_key(&r.record.id)).collect::<Vec<_>>())
+                .bind(col(&|r| r.service.clone()))
+                .bind(mine.iter().map(|r| r.record.level as i16).collect::<Vec<_>>())
+                .bind(mine.iter().map(|r| r.record.timestamp).collect::<Vec<_>>())
+                .bind(mine.iter().map(|r| r.record.received_at).collect::<Vec<_>>())
+                .bind(col(&|r| model::preview(&r.message).to_string()))
+                .bind(mine.iter().map(|r| r.record.language.clone()).collect::<Vec<_>>())
+                .bind(col(&|r| super::attributes_json(&r.attributes)))
+                .bind(mine.iter().map(|r| r.record.raw_path.clone()).collect::<Vec<_>>())
+                .bind(mine.iter().map(|r| r.indexed).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn list_logs(
+        &self,
+        tenant: &str,
+        filter: &LogFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let table = format!("{}.logs", schema(tenant)?);
+        let mut count = QueryBuilder::<Postgres>::new(format!("SELECT COUNT(*) FROM {table}"));
+        push_filters(&mut count, filter);
+        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
+
+        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM {table}"));
+        push_filters(&mut qb, filter);
+        if let Some(c) = cursor {
+            qb.push(" AND (timestamp, id_key) < (")
+                .push_bind(c.timestamp)
+                .push(", ")
+                .push_bind(id_key(&c.id))
+                .push(")");
+        }
+        qb.push(" ORDER BY timestamp DESC, id_key DESC LIMIT ")
+            .push_bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        let hits = rows
+            .iter()
+            .map(|r| row_to_record(tenant, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(super::page(hits, total, limit))
+    }
+
+    async fn get_logs(&self, tenant: &str, ids: &[String]) -> Result<Vec<LogRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM {}.logs WHERE id = ANY($1)", schema(tenant)?);
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(ids).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| row_to_record(tenant, r)).collect()
+    }
+
+    async fn stats(&self, tenant: &str, filter: &LogFilter, interval_ns: i64) -> Result<Stats, StoreError> {
+        let table = format!("{}.logs", schema(tenant)?);
+        let mut stats = Stats::default();
+        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT level, COUNT(*) FROM {table}"));
+        push_filters(&mut qb, filter);
+        qb.push(" GROUP BY level ORDER BY level");
+        for row in qb.build().fetch_all(&self.pool).await? {
+            let level: i16 = row.try_get(0)?;
+            super::add_level(&mut stats, i64::from(level), row.try_get(1)?);
+        }
+        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT service, COUNT(*) AS n FROM {table}"));
+        push_filters(&mut qb, filter);
+        qb.push(" GROUP BY service ORDER BY n DESC, service LIMIT 1000");
+        for row in qb.build().fetch_all(&self.pool).await? {
+            let n: i64 = row.try_get(1)?;
+            stats.by_service.push((row.try_get(0)?, n as u64));
+        }
+        let interval = interval_ns.max(1);
+        let mut qb = QueryBuilder::<Postgres>::new("SELECT (timestamp - (timestamp % ");
+        qb.push_bind(interval)
+            .push(format!(")) AS bucket, COUNT(*) FROM {table}"));
+        push_filters(&mut qb, filter);
+        qb.push(" GROUP BY bucket ORDER BY bucket");
+        for row in qb.build().fetch_all(&self.pool).await? {
+            let n: i64 = row.try_get(1)?;
+            stats.histogram.push((row.try_get(0)?, n as u64));
+        }
+        Ok(stats)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,259 @@
+//! The `MetadataStore` conformance suite: every implementation must pass it
+//! unchanged (host/tests/stores.rs runs it on SQLite and on PostgreSQL).
+
+use loggerhub::model::{Cursor, Level, LogFilter, LogRecord, id_sort_key};
+use loggerhub::stores::{ApiKey, MetaRow, MetadataStore};
+
+/// Two fresh tenant slugs, unique per run so a suite can share a server.
+pub fn fresh_tenants() -> (String, String) {
+    let tag = format!("{:08x}", rand_tag());
+    (format!("ca_{tag}"), format!("cb_{tag}"))
+}
+
+fn rand_tag() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+const T0: i64 = 1_760_000_000_000_000_000;
+const SEC: i64 = 1_000_000_000;
+
+fn record(tenant: &str, i: usize) -> LogRecord {
+    LogRecord {
+        id: ulid::Ulid::from_parts(1_760_000_000_000 + i as u64, (i as u128) * 7919).to_string(),
+        tenant: tenant.to_string(),
+        service: ["billing", "auth", "web"][i % 3].to_string(),
+        level: Level::ALL[i % 6],
+        // Pairs share a timestamp, so ties are broken by id.
+        timestamp: T0 + (i as i64 / 2) * SEC,
+        received_at: T0 + 3600 * SEC,
+        message: if i == 3 {
+            "é".repeat(700)
+        } else {
+            format!("message {i}")
+        },
+        full_log: format!("full log {i}"),
+        language: i.is_multiple_of(2).then(|| "rust".to_string()),
+        attributes: vec![("region".into(), "eu".into()), ("n".into(), i.to_string())],
+        raw_path: Some(format!("logs/{tenant}/batch.ndjson#{}", i + 1)),
+    }
+}
+
+fn newest_first(mut v: Vec<LogRecord>) -> Vec<String> {
+    v.sort_by_key(|r| std::cmp::Reverse((r.timestamp, id_sort_key(&r.id))));
+    v.into_iter().map(|r| r.id).collect()
+}
+
+async fn all_pages(store: &dyn MetadataStore, tenant: &str, filter: &LogFilter, limit: usize) -> (u64, Vec<String>) {
+    let mut cursor: Option<Cursor> = None;
+    let mut ids = Vec::new();
+    let mut total = None;
+    loop {
+        let page = store
+            .list_logs(tenant, filter, cursor.as_ref(), limit)
+            .await
+            .expect("list_logs");
+        assert!(page.hits.len() <= limit);
+        assert_eq!(
+            *total.get_or_insert(page.total),
+            page.total,
+            "total changed between pages"
+        );
+        ids.extend(page.hits.into_iter().map(|r| r.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    (total.unwrap_or(0), ids)
+}
+
+pub async fn run(store: &dyn MetadataStore, a: &str, b: &str) {
+    // Tenants.
+    assert!(store.create_tenant(a).await.expect("create a"));
+    assert!(
+        !store.create_tenant(a).await.expect("create a again"),
+        "second create reports new"
+    );
+    assert!(store.create_tenant(b).await.expect("create b"));
+    let slugs: Vec<String> = store
+        .list_tenants()
+        .await
+        .expect("list tenants")
+        .into_iter()
+        .map(|t| t.slug)
+        .collect();
+    assert!(slugs.contains(&a.to_string()) && slugs.contains(&b.to_string()));
+
+    // Keys: stored by hash, listed per tenant, revoked once.
+    let key = ApiKey {
+        id: format!("k_{a}"),
+        tenant: a.to_string(),
+        hash: format!("{:0>64}", a),
+        scopes: vec!["ingest".into(), "search".into()],
+        created_at: T0,
+        revoked: false,
+    };
+    store.insert_key(&key).await.expect("insert key");
+    assert_eq!(store.find_key(&key.hash).await.expect("find"), Some(key.clone()));
+    assert_eq!(store.find_key("nope").await.expect("find none"), None);
+    assert_eq!(store.list_keys(a).await.expect("keys").len(), 1);
+    assert!(store.list_keys(b).await.expect("keys of b").is_empty());
+    assert!(
+        !store.revoke_key(b, &key.id).await.expect("revoke as b"),
+        "revoked another tenant's key"
+    );
+    assert!(store.revoke_key(a, &key.id).await.expect("revoke"));
+    assert!(!store.revoke_key(a, &key.id).await.expect("revoke twice"));
+    assert!(
+        store
+            .find_key(&key.hash)
+            .await
+            .expect("find revoked")
+            .is_some_and(|k| k.revoked)
+    );
+
+    // Inserts are idempotent by id.
+    let recs_a: Vec<LogRecord> = (0..25).map(|i| record(a, i)).collect();
+    let recs_b: Vec<LogRecord> = (0..5).map(|i| record(b, 100 + i)).collect();
+    let rows = |v: &[LogRecord]| -> Vec<LogRecord> { v.to_vec() };
+    let a_rows = rows(&recs_a);
+    let meta: Vec<MetaRow<'_>> = a_rows
+        .iter()
+        .map(|r| MetaRow {
+            record: r,
+            indexed: true,
+        })
+        .collect();
+    assert_eq!(store.insert_logs(&meta).await.expect("insert"), 25);
+    assert_eq!(
+        store.insert_logs(&meta[..10]).await.expect("replay"),
+        0,
+        "a replay inserted rows"
+    );
+    let b_meta: Vec<MetaRow<'_>> = recs_b
+        .iter()
+        .map(|r| MetaRow {
+            record: r,
+            indexed: false,
+        })
+        .collect();
+    assert_eq!(store.insert_logs(&b_meta).await.expect("insert b"), 5);
+
+    // Order, pagination, exact totals.
+    let none = LogFilter::default();
+    let (total, ids) = all_pages(store, a, &none, 7).await;
+    assert_eq!(total, 25);
+    assert_eq!(
+        ids,
+        newest_first(recs_a.clone()),
+        "pages are not newest first by (timestamp, id)"
+    );
+
+    // Fields round-trip; the message is cut to 500 characters.
+    let page = store.list_logs(a, &none, None, 1000).await.expect("list");
+    let got = page.hits.iter().find(|r| r.id == recs_a[3].id).expect("record 3");
+    assert_eq!(got.message.chars().count(), 500);
+    let got = page.hits.iter().find(|r| r.id == recs_a[4].id).expect("record 4");
+    let want = &recs_a[4];
+    assert_eq!(
+        (&got.tenant, &got.service, got.level, got.timestamp, got.received_at),
+        (
+            &want.tenant,
+            &want.service,
+            want.level,
+            want.timestamp,
+            want.received_at
+        )
+    );
+    assert_eq!(
+        (&got.message, &got.language, &got.raw_path),
+        (&want.message, &want.language, &want.raw_path)
+    );
+    let mut attrs = got.attributes.clone();
+    attrs.sort();
+    assert_eq!(
+        attrs,
+        vec![
+            ("n".to_string(), "4".to_string()),
+            ("region".to_string(), "eu".to_string())
+        ]
+    );
+
+    // Filters.
+    let cases = [
+        LogFilter {
+            service: Some("auth".into()),
+            ..LogFilter::default()
+        },
+        LogFilter {
+            level: Some(Level::Error),
+            ..LogFilter::default()
+        },
+        LogFilter {
+            from: Some(T0 + 3 * SEC),
+            to: Some(T0 + 8 * SEC),
+            ..LogFilter::default()
+        },
+        LogFilter {
+            service: Some("web".into()),
+            from: Some(T0 + 2 * SEC),
+            ..LogFilter::default()
+        },
+    ];
+    for f in &cases {
+        let want: Vec<LogRecord> = recs_a
+            .iter()
+            .filter(|r| f.service.as_ref().is_none_or(|s| *s == r.service))
+            .filter(|r| f.level.is_none_or(|l| l == r.level))
+            .filter(|r| f.from.is_none_or(|t| r.timestamp >= t))
+            .filter(|r| f.to.is_none_or(|t| r.timestamp < t))
+            .cloned()
+            .collect();
+        let (total, ids) = all_pages(store, a, f, 3).await;
+        assert_eq!(total as usize, want.len(), "{f:?}");
+        assert_eq!(ids, newest_first(want), "{f:?}");
+    }
+
+    // Tenant isolation.
+    let (total_b, ids_b) = all_pages(store, b, &none, 100).await;
+    assert_eq!(total_b, 5);
+    assert!(ids_b.iter().all(|id| recs_b.iter().any(|r| &r.id == id)));
+    let asked: Vec<String> = vec![
+        recs_a[0].id.clone(),
+        recs_b[0].id.clone(),
+        "01ZZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+    ];
+    let got = store.get_logs(a, &asked).await.expect("get_logs");
+    assert_eq!(got.len(), 1, "get_logs crossed tenants or invented records");
+    assert_eq!(got[0].id, recs_a[0].id);
+
+    // Stats.
+    let stats = store.stats(a, &none, 10 * SEC).await.expect("stats");
+    assert_eq!(stats.total, 25);
+    let errors = stats.by_level.iter().find(|(l, _)| *l == Level::Error).map(|(_, n)| *n);
+    assert_eq!(
+        errors,
+        Some(recs_a.iter().filter(|r| r.level == Level::Error).count() as u64)
+    );
+    assert_eq!(stats.by_service.iter().map(|(_, n)| n).sum::<u64>(), 25);
+    assert_eq!(stats.by_service[0].1, 9, "services are not ordered by count");
+    // Timestamps T0 .. T0+12s in 10 s buckets (T0 is a multiple of 10 s).
+    assert_eq!(stats.histogram, vec![(T0, 20), (T0 + 10 * SEC, 5)]);
+    let filtered = store
+        .stats(
+            a,
+            &LogFilter {
+                service: Some("billing".into()),
+                ..LogFilter::default()
+            },
+            10 * SEC,
+        )
+        .await
+        .expect("stats filtered");
+    assert_eq!(filtered.total, 9);
+
+    store.ping().await.expect("ping");
+}

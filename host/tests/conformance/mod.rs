@@ -1,0 +1,4 @@
+//! Conformance suites, one per backend trait.
+
+pub mod metadata;
+pub mod queue;

@@ -1,0 +1,106 @@
+//! The `Queue` conformance suite: every implementation must pass it
+//! unchanged (host/tests/stores.rs runs it on the local queue and on Redis).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use loggerhub::queue::{Delivery, Queue, QueueEntry, QueueError};
+
+/// Opens the queue called `name` with room for `max_bytes`; opening the same
+/// name again after dropping the first is a restart of the process.
+pub type Open<'a> = &'a (dyn Fn(String, u64) -> BoxFuture<'static, Arc<dyn Queue>> + Sync);
+
+pub fn entry(i: i64) -> QueueEntry {
+    QueueEntry {
+        tenant: "acme".into(),
+        batch_id: ulid::Ulid::from_parts(1_760_000_000_000 + i as u64, i as u128),
+        received_at: i,
+        content_type: "application/x-ndjson".into(),
+        service: (i % 2 == 0).then(|| "web".to_string()),
+        idempotent: i % 3 == 0,
+        body: Bytes::from(format!("{{\"message\":\"entry {i}\"}}")),
+    }
+}
+
+/// Takes until `n` deliveries arrived or `within` passed.
+pub async fn take_n(q: &dyn Queue, n: usize, within: Duration) -> Vec<Delivery> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    while got.len() < n && Instant::now() < deadline {
+        got.extend(q.take(n - got.len(), Duration::from_millis(100)).await.expect("take"));
+    }
+    got
+}
+
+fn tokens(d: &[Delivery]) -> Vec<u64> {
+    d.iter().map(|d| d.token).collect()
+}
+
+pub async fn run(open: Open<'_>, name: &str) {
+    // Push, take in order, intact.
+    let q = open(format!("{name}-main"), 1 << 30).await;
+    for i in 0..5 {
+        q.push(entry(i)).await.expect("push");
+    }
+    assert_eq!(q.depth().entries, 5);
+    let bodies: u64 = (0..5).map(|i| entry(i).body.len() as u64).sum();
+    assert!(q.depth().bytes >= bodies, "depth counts {} bytes", q.depth().bytes);
+    let got = take_n(q.as_ref(), 5, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 5);
+    for (i, d) in got.iter().enumerate() {
+        assert_eq!(d.entry, entry(i as i64), "entry {i} changed in the queue");
+        assert!(!d.redelivered);
+    }
+    assert!(
+        q.take(5, Duration::from_millis(50)).await.expect("take").is_empty(),
+        "taken entries were delivered twice"
+    );
+
+    // Ack removes; nack hands back for another delivery.
+    q.ack(&tokens(&got[..2])).await.expect("ack");
+    assert_eq!(q.depth().entries, 3);
+    q.nack(&tokens(&got[2..3])).await.expect("nack");
+    let again = take_n(q.as_ref(), 1, Duration::from_secs(5)).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].entry, entry(2));
+    assert!(again[0].redelivered);
+    q.ack(&tokens(&again)).await.expect("ack");
+
+    // A restart delivers what was taken and never acked, marked redelivered.
+    drop(q);
+    let q = open(format!("{name}-main"), 1 << 30).await;
+    let back = take_n(q.as_ref(), 2, Duration::from_secs(10)).await;
+    let mut seen: Vec<i64> = back.iter().map(|d| d.entry.received_at).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![3, 4], "unacked entries lost or acked ones back");
+    assert!(back.iter().all(|d| d.redelivered));
+    q.ack(&tokens(&back)).await.expect("ack");
+    assert_eq!(q.depth().entries, 0);
+    assert_eq!(q.depth().bytes, 0);
+
+    // An empty queue waits about `wait`, then answers nothing.
+    let started = Instant::now();
+    assert!(q.take(1, Duration::from_millis(200)).await.expect("take").is_empty());
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(q);
+
+    // Bounded: past its bytes the queue refuses, until entries are acked.
+    // Entries 0 and 6 have the same size (12 is larger); the queue's own
+    // count of one sets the bound.
+    let probe = open(format!("{name}-probe"), 1 << 30).await;
+    probe.push(entry(0)).await.expect("push");
+    let one = probe.depth().bytes;
+    drop(probe);
+    let q = open(format!("{name}-small"), 2 * one).await;
+    q.push(entry(0)).await.expect("push");
+    q.push(entry(6)).await.expect("push");
+    assert!(
+        matches!(q.push(entry(12)).await, Err(QueueError::Full { .. })),
+        "over capacity accepted"
+    );
+    let got = take_n(q.as_ref(), 1, Duration::from_secs(5)).await;
+    q.ack(&tokens(&got)).await.expect("ack");
+    q.push(entry(0)).await.expect("room again after ack");
+}

@@ -1,0 +1,116 @@
+//! One conformance suite per backend trait, run against the embedded and
+//! the distributed implementation alike. The distributed ones use the real
+//! servers `make test` starts (infra/local/services.sh): PostgreSQL at
+//! `DATABASE_URL`, Redis at `REDIS_URL`.
+
+mod conformance;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use loggerhub::queue::Queue;
+use loggerhub::queue::local::LocalQueue;
+use loggerhub::queue::redis::RedisQueue;
+use loggerhub::stores::postgres::PgStore;
+use loggerhub::stores::sqlite::SqliteStore;
+
+/// How long an entry stays with a silent Redis consumer in these tests.
+const CLAIM_IDLE: Duration = Duration::from_millis(300);
+
+/// The URL of a service the test needs; running without it is a setup
+/// error, never a silent skip.
+fn service_url(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests with `make test`, which starts the services (infra/local/services.sh)")
+    })
+}
+
+#[tokio::test]
+async fn metadata_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("m.db")).await.expect("open");
+    let (a, b) = conformance::metadata::fresh_tenants();
+    conformance::metadata::run(&store, &a, &b).await;
+}
+
+#[tokio::test]
+async fn metadata_postgres() {
+    let store = PgStore::open(&service_url("DATABASE_URL"))
+        .await
+        .expect("connect to PostgreSQL");
+    let (a, b) = conformance::metadata::fresh_tenants();
+    conformance::metadata::run(&store, &a, &b).await;
+    // Opening again finds the migrations applied and changes nothing.
+    PgStore::open(&service_url("DATABASE_URL")).await.expect("reopen");
+}
+
+#[tokio::test]
+async fn queue_local() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root: PathBuf = dir.path().to_path_buf();
+    let open = move |name: String, max: u64| {
+        let path = root.join(name);
+        async move { LocalQueue::open(&path, max).expect("open local queue") as Arc<dyn Queue> }.boxed()
+    };
+    conformance::queue::run(&open, "q").await;
+}
+
+fn redis_prefix() -> String {
+    format!("lhtest-{}-{:08x}", std::process::id(), rand::random::<u32>())
+}
+
+#[tokio::test]
+async fn queue_redis() {
+    let url = service_url("REDIS_URL");
+    let open = move |name: String, max: u64| {
+        let url = url.clone();
+        async move {
+            Arc::new(
+                RedisQueue::open(&url, &name, max, CLAIM_IDLE)
+                    .await
+                    .expect("open redis queue"),
+            ) as Arc<dyn Queue>
+        }
+        .boxed()
+    };
+    conformance::queue::run(&open, &redis_prefix()).await;
+}
+
+/// Two processors share the stream: each entry goes to one of them, and the
+/// entries a processor took and never acked go to the other one once it has
+/// been silent for the claim delay.
+#[tokio::test]
+async fn redis_consumers_share_work_and_take_over_a_dead_ones_entries() {
+    let url = service_url("REDIS_URL");
+    let name = redis_prefix();
+    let a = RedisQueue::open(&url, &name, 1 << 30, CLAIM_IDLE).await.expect("a");
+    let b = RedisQueue::open(&url, &name, 1 << 30, CLAIM_IDLE).await.expect("b");
+    for i in 0..20 {
+        a.push(conformance::queue::entry(i)).await.expect("push");
+    }
+    let from_a = a.take(10, Duration::from_millis(100)).await.expect("take a");
+    let from_b = conformance::queue::take_n(&b, 10, Duration::from_secs(5)).await;
+    assert_eq!((from_a.len(), from_b.len()), (10, 10));
+    let mut all: Vec<i64> = from_a.iter().chain(&from_b).map(|d| d.entry.received_at).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..20).collect::<Vec<_>>(), "an entry went to both consumers");
+    b.ack(&from_b.iter().map(|d| d.token).collect::<Vec<_>>())
+        .await
+        .expect("ack b");
+
+    // `a` dies without acking: `b` gets its ten, marked redelivered.
+    drop(a);
+    let taken_over = conformance::queue::take_n(&b, 10, Duration::from_secs(10)).await;
+    let mut got: Vec<i64> = taken_over.iter().map(|d| d.entry.received_at).collect();
+    got.sort_unstable();
+    let mut want: Vec<i64> = from_a.iter().map(|d| d.entry.received_at).collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    assert!(taken_over.iter().all(|d| d.redelivered));
+    b.ack(&taken_over.iter().map(|d| d.token).collect::<Vec<_>>())
+        .await
+        .expect("ack");
+    assert_eq!(b.depth().entries, 0);
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Starts, on this machine and without Docker, the distributed backends the
+# tests run against: PostgreSQL 15 and Redis 7 from Debian's packages, as
+# plain processes on loopback in one temp directory (not system services).
+#
+#   infra/local/services.sh start   # installs what is missing, starts, writes $DIR/env
+#   infra/local/services.sh stop    # stops everything and removes $DIR
+#   infra/local/services.sh env     # prints the URLs (source it: set -a; . "$DIR/env")
+#
+# $LOGGERHUB_SERVICES_DIR (default /tmp/loggerhub-services) holds the data,
+# the logs and the env file; ports are $PG_PORT (55432), $REDIS_PORT (56379).
+set -euo pipefail
+DIR="${LOGGERHUB_SERVICES_DIR:-/tmp/loggerhub-services}"
+PG_PORT="${PG_PORT:-55432}"
+REDIS_PORT="${REDIS_PORT:-56379}"
+PG_BIN=/usr/lib/postgresql/15/bin
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+install() {
+  if [ ! -x "$PG_BIN/pg_ctl" ] || ! command -v redis-server >/dev/null; then
+    echo "installing postgresql and redis-server from Debian (once)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q postgresql redis-server >/dev/null
+  fi
+}
+
+start_postgres() {
+  local data="$DIR/pg"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    mkdir -p "$data"
+    chown postgres "$data" 2>/dev/null || true
+    as_postgres "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >"$DIR/pg-init.log"
+  fi
+  if as_postgres "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    return 0 # already up (a run that did not stop it)
+  fi
+  touch "$DIR/pg.log"
+  chown postgres "$DIR/pg.log" 2>/dev/null || true
+  # fsync off: test data, and it keeps the suite fast on a shared disk.
+  as_postgres "$PG_BIN/pg_ctl" -D "$data" -l "$DIR/pg.log" -w start \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $data -c fsync=off -c synchronous_commit=off -c max_connections=200" >/dev/null
+  as_postgres "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qtAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'loggerhub'" | grep -q 1 ||
+    as_postgres "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres loggerhub
+}
+
+start_redis() {
+  if redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+    return 0
+  fi
+  mkdir -p "$DIR/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DIR/redis" \
+    --appendonly yes --appendfsync always --daemonize yes --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log" --save ""
+  for _ in $(seq 50); do
+    redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0
+    sleep 0.1
+  done
+  echo "redis did not start: $(tail -5 "$DIR/redis.log")" >&2
+  return 1
+}
+
+write_env() {
+  cat >"$DIR/env" <<ENV
+DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/loggerhub
+REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+ENV
+}
+
+stop() {
+  if [ -f "$DIR/pg/postmaster.pid" ]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null || true
+  fi
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  rm -rf "$DIR"
+}
+
+case "${1:-}" in
+  start)
+    install
+    mkdir -p "$DIR"
+    chmod 755 "$DIR"
+    start_postgres
+    start_redis
+    write_env
+    echo "services up; environment in $DIR/env" >&2
+    ;;
+  stop) stop ;;
+  env) cat "$DIR/env" ;;
+  *)
+    echo "usage: $0 start|stop|env" >&2
+    exit 2
+    ;;
+esac
