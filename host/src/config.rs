@@ -24,6 +24,8 @@ pub struct Backends {
     pub database_url: Option<String>,
     /// `REDIS_URL`: `redis://host:port[/db]`, the queue as a Redis stream.
     pub redis_url: Option<String>,
+    /// `OBJECT_STORE_URL`: `s3://bucket?endpoint=…&region=…` or `file://dir`.
+    pub object_store_url: Option<String>,
     /// Prefix of the queue's Redis keys (`<name>:stream`, `<name>:bytes`):
     /// every process of one deployment uses the same.
     pub queue_name: String,
@@ -34,6 +36,7 @@ impl Default for Backends {
         Backends {
             database_url: None,
             redis_url: None,
+            object_store_url: None,
             queue_name: "loggerhub".into(),
         }
     }

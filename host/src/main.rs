@@ -49,6 +49,11 @@ struct ServeArgs {
     /// local queue in the data dir.
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
+    /// The raw store: s3://bucket?endpoint=http://host:9000&region=r (keys in
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) or file://dir; unset,
+    /// <data dir>/raw.
+    #[arg(long, env = "OBJECT_STORE_URL")]
+    object_store_url: Option<String>,
     /// Prefix of the queue's Redis keys; one per deployment sharing a Redis.
     #[arg(long, default_value = "loggerhub", env = "LOGGERHUB_QUEUE_NAME")]
     queue_name: String,
@@ -90,6 +95,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.backends.database_url = a.database_url.filter(|u| !u.is_empty());
     config.backends.redis_url = a.redis_url.filter(|u| !u.is_empty());
     config.backends.queue_name = a.queue_name;
+    config.backends.object_store_url = a.object_store_url.filter(|u| !u.is_empty());
     std::fs::create_dir_all(&config.data_dir)?;
     let (token, _) = loggerhub::server::admin_token(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

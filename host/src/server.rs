@@ -72,7 +72,7 @@ pub async fn run(
     let meta: Arc<dyn MetadataStore> = crate::stores::open_metadata(config.backends.database_url.as_deref(), data)
         .await
         .context("opening the metadata store")?;
-    let raw = RawStore::local(&data.join("raw")).context("opening the raw store")?;
+    let raw = RawStore::open(config.backends.object_store_url.as_deref(), data).context("opening the raw store")?;
     let index: Arc<dyn SearchIndex> = Arc::new(TantivyIndex::open(data.join("index")).context("opening the index")?);
     // The local queue is closed (its writer thread stopped) at shutdown.
     let mut local_queue = None;

@@ -1,6 +1,6 @@
 //! LoggerHub on the distributed backends `make test` starts: the same API
-//! flow as on the embedded ones, with the metadata in PostgreSQL and the
-//! queue in Redis.
+//! flow as on the embedded ones, with the metadata in PostgreSQL, the queue
+//! in Redis and the raw logs in Garage (S3).
 
 mod common;
 
@@ -14,16 +14,25 @@ fn service_url(var: &str) -> String {
 }
 
 #[tokio::test]
-async fn serves_end_to_end_on_postgresql_and_redis() {
+async fn serves_end_to_end_on_postgresql_redis_and_s3() {
     let db = service_url("DATABASE_URL");
     let redis = service_url("REDIS_URL");
+    // The S3 credentials reach the server through the environment
+    // (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), as in production.
+    let s3 = service_url("OBJECT_STORE_URL");
     let queue = format!("lhdist-{}", std::process::id());
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = Server::start(
-        dir.path(),
-        &["--database-url", &db, "--redis-url", &redis, "--queue-name", &queue],
-    )
-    .await;
+    let flags = [
+        "--database-url",
+        db.as_str(),
+        "--redis-url",
+        redis.as_str(),
+        "--queue-name",
+        queue.as_str(),
+        "--object-store-url",
+        s3.as_str(),
+    ];
+    let mut s = Server::start(dir.path(), &flags).await;
     // Tenant names are unique per run: the database outlives the server.
     let slug = format!("dist_{}", std::process::id());
     let key = s.tenant(&slug).await;
@@ -68,4 +77,19 @@ async fn serves_end_to_end_on_postgresql_and_redis() {
     let (_, ready) = s.get(&key, "/ready").await;
     assert_eq!(ready["backends"]["queue"]["entries"], 0, "{ready}");
     assert!(!dir.path().join("queue").exists(), "the local queue was used");
+    assert!(!dir.path().join("raw").exists(), "the local raw store was used");
+
+    // Without the index, detail is rebuilt from the raw object in S3.
+    s.kill();
+    std::fs::remove_dir_all(dir.path().join("index").join(&slug)).expect("remove index");
+    let s = Server::start(dir.path(), &flags).await;
+    let (status, d) = s.get(&key, &format!("/v1/logs/{id}")).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["source"], "raw");
+    assert!(
+        d["raw_path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(&format!("logs/{slug}/"))),
+        "{d}"
+    );
 }

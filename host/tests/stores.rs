@@ -1,7 +1,7 @@
 //! One conformance suite per backend trait, run against the embedded and
 //! the distributed implementation alike. The distributed ones use the real
 //! servers `make test` starts (infra/local/services.sh): PostgreSQL at
-//! `DATABASE_URL`, Redis at `REDIS_URL`.
+//! `DATABASE_URL`, Redis at `REDIS_URL`, Garage (S3) at `OBJECT_STORE_URL`.
 
 mod conformance;
 
@@ -14,6 +14,7 @@ use loggerhub::queue::Queue;
 use loggerhub::queue::local::LocalQueue;
 use loggerhub::queue::redis::RedisQueue;
 use loggerhub::stores::postgres::PgStore;
+use loggerhub::stores::raw::RawStore;
 use loggerhub::stores::sqlite::SqliteStore;
 
 /// How long an entry stays with a silent Redis consumer in these tests.
@@ -113,4 +114,19 @@ async fn redis_consumers_share_work_and_take_over_a_dead_ones_entries() {
         .await
         .expect("ack");
     assert_eq!(b.depth().entries, 0);
+}
+
+#[tokio::test]
+async fn raw_local() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RawStore::open(None, dir.path()).expect("open");
+    conformance::raw::run(&store, "acme").await;
+}
+
+#[tokio::test]
+async fn raw_s3() {
+    let url = service_url("OBJECT_STORE_URL");
+    let store = RawStore::open(Some(&url), std::path::Path::new("/nonexistent")).expect("open");
+    let (tenant, _) = conformance::metadata::fresh_tenants();
+    conformance::raw::run(&store, &tenant).await;
 }

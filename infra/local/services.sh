@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # Starts, on this machine and without Docker, the distributed backends the
-# tests run against: PostgreSQL 15 and Redis 7 from Debian's packages, as
-# plain processes on loopback in one temp directory (not system services).
+# tests run against: PostgreSQL 15 and Redis 7 from Debian's packages, and
+# Garage (S3; installed by tools.sh), as plain processes on loopback in one
+# temp directory (not system services).
 #
 #   infra/local/services.sh start   # installs what is missing, starts, writes $DIR/env
 #   infra/local/services.sh stop    # stops everything and removes $DIR
 #   infra/local/services.sh env     # prints the URLs (source it: set -a; . "$DIR/env")
 #
 # $LOGGERHUB_SERVICES_DIR (default /tmp/loggerhub-services) holds the data,
-# the logs and the env file; ports are $PG_PORT (55432), $REDIS_PORT (56379).
+# the logs and the env file; ports are $PG_PORT (55432), $REDIS_PORT (56379),
+# $GARAGE_PORT (53900, S3; RPC and admin on the next two).
 set -euo pipefail
 DIR="${LOGGERHUB_SERVICES_DIR:-/tmp/loggerhub-services}"
 PG_PORT="${PG_PORT:-55432}"
 REDIS_PORT="${REDIS_PORT:-56379}"
+GARAGE_PORT="${GARAGE_PORT:-53900}"
 PG_BIN=/usr/lib/postgresql/15/bin
+GARAGE="${LOGGERHUB_TOOLS:-$HOME/.cache/loggerhub-tools}/garage/bin/garage"
+# Test credentials of the one Garage key (loopback only).
+S3_KEY_ID=GK0123456789abcdef01234567
+S3_SECRET=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+S3_BUCKET=loggerhub-raw
 
 as_postgres() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -62,10 +70,59 @@ start_redis() {
   return 1
 }
 
+start_garage() {
+  if [ ! -x "$GARAGE" ]; then
+    echo "garage is not installed at $GARAGE: run infra/local/tools.sh" >&2
+    return 1
+  fi
+  local dir="$DIR/garage" cfg="$DIR/garage/garage.toml"
+  if [ -f "$DIR/garage.pid" ] && kill -0 "$(cat "$DIR/garage.pid")" 2>/dev/null; then
+    return 0
+  fi
+  mkdir -p "$dir/meta" "$dir/data"
+  cat >"$cfg" <<TOML
+metadata_dir = "$dir/meta"
+data_dir = "$dir/data"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$((GARAGE_PORT + 1))"
+rpc_public_addr = "127.0.0.1:$((GARAGE_PORT + 1))"
+rpc_secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$GARAGE_PORT"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$((GARAGE_PORT + 2))"
+TOML
+  nohup "$GARAGE" -c "$cfg" server >"$DIR/garage.log" 2>&1 &
+  echo $! >"$DIR/garage.pid"
+  local node=""
+  for _ in $(seq 100); do
+    node=$("$GARAGE" -c "$cfg" node id -q 2>/dev/null | cut -d@ -f1) && [ -n "$node" ] && break
+    sleep 0.2
+  done
+  if [ -z "$node" ]; then
+    echo "garage did not start: $(tail -5 "$DIR/garage.log")" >&2
+    return 1
+  fi
+  # A single-node layout, one key, one bucket.
+  "$GARAGE" -c "$cfg" layout assign -z dc1 -c 1G "$node" >/dev/null
+  "$GARAGE" -c "$cfg" layout apply --version 1 >/dev/null
+  "$GARAGE" -c "$cfg" key import --yes -n loggerhub "$S3_KEY_ID" "$S3_SECRET" >/dev/null
+  "$GARAGE" -c "$cfg" bucket create "$S3_BUCKET" >/dev/null
+  "$GARAGE" -c "$cfg" bucket allow --read --write --owner "$S3_BUCKET" --key loggerhub >/dev/null
+}
+
 write_env() {
+  # Quoted: the S3 URL holds '&', and the file is sourced by shells.
   cat >"$DIR/env" <<ENV
-DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/loggerhub
-REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+DATABASE_URL='postgres://postgres@127.0.0.1:$PG_PORT/loggerhub'
+REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
+OBJECT_STORE_URL='s3://$S3_BUCKET?endpoint=http://127.0.0.1:$GARAGE_PORT&region=garage'
+AWS_ACCESS_KEY_ID='$S3_KEY_ID'
+AWS_SECRET_ACCESS_KEY='$S3_SECRET'
 ENV
 }
 
@@ -74,6 +131,10 @@ stop() {
     as_postgres "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null || true
   fi
   redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  if [ -f "$DIR/garage.pid" ]; then
+    kill "$(cat "$DIR/garage.pid")" 2>/dev/null || true
+    sleep 0.5
+  fi
   rm -rf "$DIR"
 }
 
@@ -84,6 +145,7 @@ case "${1:-}" in
     chmod 755 "$DIR"
     start_postgres
     start_redis
+    start_garage
     write_env
     echo "services up; environment in $DIR/env" >&2
     ;;

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs, once, the plugin-author tools the tests build plugins with:
-# cargo-component from crates.io and componentize-py from PyPI. They land
+# Installs, once, the tools the tests use that Debian does not package:
+# cargo-component (crates.io) and componentize-py (PyPI) to build plugins,
+# and Garage (crates.io), the S3 server of the object-store tests. They land
 # in a cache ($LOGGERHUB_TOOLS, default ~/.cache/loggerhub-tools) that later
-# runs reuse; building cargo-component takes about 10 minutes here.
+# runs reuse; building cargo-component and Garage takes about 10 minutes
+# each on two cores.
 set -euo pipefail
 TOOLS="${LOGGERHUB_TOOLS:-$HOME/.cache/loggerhub-tools}"
 CARGO_COMPONENT_VERSION=0.21.1
 COMPONENTIZE_PY_VERSION=0.25.1
+GARAGE_VERSION=2.5.0
 
 # cargo component builds for wasm32-wasip1 and adapts the module to p2.
 for target in wasm32-wasip1 wasm32-wasip2; do
@@ -26,4 +29,10 @@ if ! "$py/bin/componentize-py" --version 2>/dev/null | grep -q "$COMPONENTIZE_PY
   echo "installing componentize-py $COMPONENTIZE_PY_VERSION into $TOOLS (once)" >&2
   python3 -m venv "$py"
   "$py/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
+
+garage="$TOOLS/garage/bin/garage"
+if ! "$garage" --version 2>/dev/null | grep -q ":$GARAGE_VERSION "; then
+  echo "installing garage $GARAGE_VERSION into $TOOLS (once)" >&2
+  env -u CARGO_TARGET_DIR cargo install garage --version "$GARAGE_VERSION" --locked --root "$TOOLS/garage"
 fi

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -78,6 +79,49 @@ impl RawStore {
     pub fn local(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
         Ok(RawStore::new(Arc::new(LocalFileSystem::new_with_prefix(dir)?)))
+    }
+
+    /// The store `OBJECT_STORE_URL` names: `s3://<bucket>?endpoint=<url>&region=<r>`
+    /// for any S3 API (credentials from `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`), `file://<dir>` for a local directory; `None`
+    /// means `<data dir>/raw`.
+    pub fn open(url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
+        let Some(url) = url else {
+            return Self::local(&data_dir.join("raw"));
+        };
+        if let Some(dir) = url.strip_prefix("file://") {
+            return Self::local(Path::new(dir));
+        }
+        let Some(rest) = url.strip_prefix("s3://") else {
+            return Err(StoreError::BadUrl(format!(
+                "OBJECT_STORE_URL {url:?}: expected s3://bucket?endpoint=… or file://dir"
+            )));
+        };
+        let (bucket, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let bucket = bucket.trim_end_matches('/');
+        if bucket.is_empty() {
+            return Err(StoreError::BadUrl(format!("OBJECT_STORE_URL {url:?}: no bucket")));
+        }
+        let mut s3 = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("endpoint", v)) => {
+                    // Self-hosted S3 (MinIO, Garage) is addressed by path,
+                    // often over plain HTTP inside the cluster.
+                    s3 = s3
+                        .with_endpoint(v)
+                        .with_allow_http(v.starts_with("http://"))
+                        .with_virtual_hosted_style_request(false);
+                }
+                Some(("region", v)) => s3 = s3.with_region(v),
+                _ => {
+                    return Err(StoreError::BadUrl(format!(
+                        "OBJECT_STORE_URL {url:?}: unknown parameter {pair:?} (endpoint, region)"
+                    )));
+                }
+            }
+        }
+        Ok(RawStore::new(Arc::new(s3.build()?)))
     }
 
     /// Writes `records` as one object named after `batch_id` and returns its
@@ -199,54 +243,5 @@ fn from_line(l: RawLine<'_>, raw_path: &str) -> LogRecord {
             })
             .collect(),
         raw_path: Some(raw_path.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(i: usize, full_log: String) -> LogRecord {
-        LogRecord {
-            id: ulid::Ulid::new().to_string(),
-            tenant: "acme".into(),
-            service: "api".into(),
-            level: Level::Warn,
-            timestamp: 1_760_099_196_000_000_000,
-            received_at: 1_760_099_197_000_000_000,
-            message: format!("message {i}"),
-            full_log: format!("{full_log}\n\"quoted\""),
-            language: Some("rust".into()),
-            attributes: vec![("k".into(), "v".into())],
-            raw_path: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn small_batches_plain_large_ones_gzipped_and_lines_read_back() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = RawStore::local(dir.path()).expect("store");
-        let batch = ulid::Ulid::new();
-        let small = [rec(0, "x".into())];
-        let key = store
-            .put_batch("acme", batch, &small.iter().collect::<Vec<_>>())
-            .await
-            .expect("put");
-        assert!(key.starts_with("logs/acme/") && key.ends_with(".ndjson"), "{key}");
-        let back = store.read(&format!("{key}#1")).await.expect("read").expect("found");
-        assert_eq!(back.full_log, "x\n\"quoted\"");
-        assert_eq!(back.attributes, small[0].attributes);
-
-        let big: Vec<_> = (0..50).map(|i| rec(i, "y".repeat(200))).collect();
-        let key = store
-            .put_batch("acme", ulid::Ulid::new(), &big.iter().collect::<Vec<_>>())
-            .await
-            .expect("put");
-        assert!(key.ends_with(".ndjson.gz"), "{key}");
-        let back = store.read(&format!("{key}#50")).await.expect("read").expect("found");
-        assert_eq!(back.message, "message 49");
-        assert_eq!(back.timestamp, big[49].timestamp);
-        assert!(store.read(&format!("{key}#51")).await.expect("read").is_none());
-        assert!(store.read("logs/acme/none.ndjson#1").await.expect("read").is_none());
     }
 }

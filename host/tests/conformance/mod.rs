@@ -2,3 +2,4 @@
 
 pub mod metadata;
 pub mod queue;
+pub mod raw;
