@@ -116,3 +116,103 @@ async fn postgres_init_scripts_and_tenant_template_run_on_a_real_server() {
         .await
         .expect("drop test database");
 }
+
+/// The compose file as a user's `docker compose` reads it: it parses, pins
+/// every image, puts every service on `loggerhub_net`, declares the named
+/// volumes it uses, points env_file at files that exist, and publishes nginx
+/// on 8100.
+#[test]
+fn compose_file_parses_pins_every_image_and_wires_the_services() {
+    let text = std::fs::read_to_string(infra().join("docker-compose.yml")).expect("compose file");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("compose file is YAML");
+    let services = doc["services"].as_mapping().expect("services");
+    let want = ["postgres", "redis", "minio", "opensearch", "loggerhub", "nginx"];
+    for name in want {
+        assert!(services.contains_key(name), "no {name} service");
+    }
+    let volumes = doc["volumes"].as_mapping().expect("volumes");
+    for (name, svc) in services {
+        let name = name.as_str().expect("service name");
+        let image = svc["image"].as_str().unwrap_or_else(|| panic!("{name}: no image"));
+        let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or_default();
+        assert!(
+            !tag.is_empty() && tag != "latest",
+            "{name}: image {image:?} is not pinned"
+        );
+        let nets = svc["networks"].as_sequence().expect("networks");
+        assert!(
+            nets.iter().any(|n| n == "loggerhub_net"),
+            "{name} is not on loggerhub_net"
+        );
+        for v in svc["volumes"].as_sequence().into_iter().flatten() {
+            let source = v.as_str().and_then(|v| v.split(':').next()).unwrap_or_default();
+            if !source.starts_with('.') {
+                assert!(volumes.contains_key(source), "{name}: volume {source} not declared");
+            }
+        }
+        if let Some(env) = svc["env_file"].as_str() {
+            assert!(infra().join(env).is_file(), "{name}: {env} missing");
+        }
+    }
+    assert_eq!(doc["networks"]["loggerhub_net"]["name"], "loggerhub_net");
+    assert_eq!(services["minio"]["image"], "minio/minio:RELEASE.2025-09-07T16-13-09Z");
+    assert_eq!(services["opensearch"]["image"], "opensearchproject/opensearch:2.9.0");
+    assert!(
+        services["redis"]["command"]
+            .as_sequence()
+            .is_some_and(|c| c.windows(2).any(|w| w[0] == "--appendonly" && w[1] == "yes")),
+        "redis runs without appendonly"
+    );
+    assert!(
+        services["nginx"]["ports"]
+            .as_sequence()
+            .is_some_and(|p| p.iter().any(|p| p.as_str().is_some_and(|p| p.ends_with(":8100")))),
+        "nginx does not publish 8100"
+    );
+    let nginx = std::fs::read_to_string(infra().join("nginx/nginx.conf")).expect("nginx.conf");
+    assert!(nginx.contains("listen 8100;") && nginx.contains("server loggerhub:8080;"));
+    assert!(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../Dockerfile")
+            .is_file()
+    );
+}
+
+/// The settings compose hands LoggerHub are ones LoggerHub accepts.
+#[test]
+fn loggerhub_env_holds_urls_loggerhub_accepts() {
+    let text = std::fs::read_to_string(infra().join("envs/loggerhub.env")).expect("env file");
+    let vars: std::collections::HashMap<&str, &str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains('='))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let db: PgConnectOptions = vars["DATABASE_URL"].parse().expect("DATABASE_URL");
+    assert_eq!((db.get_host(), db.get_port()), ("postgres", 5432));
+    assert!(vars["REDIS_URL"].starts_with("redis://redis:"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    loggerhub::stores::raw::RawStore::open(Some(vars["OBJECT_STORE_URL"]), dir.path()).expect("OBJECT_STORE_URL");
+    let template: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(infra().join("opensearch/logs-template.json")).expect("template"),
+    )
+    .expect("the OpenSearch template is JSON");
+    assert_eq!(template["index_patterns"][0], "loggerhub-logs-*");
+    assert_eq!(
+        template["template"]["mappings"]["properties"]["timestamp"]["type"],
+        "date_nanos"
+    );
+}
+
+#[test]
+fn helper_scripts_are_valid_bash() {
+    for dir in ["scripts", "local", "postgres/init"] {
+        for entry in std::fs::read_dir(infra().join(dir)).expect("dir").flatten() {
+            let status = Command::new("bash")
+                .arg("-n")
+                .arg(entry.path())
+                .status()
+                .expect("bash -n");
+            assert!(status.success(), "{} does not parse", entry.path().display());
+        }
+    }
+}
