@@ -76,6 +76,7 @@ async fn serves_end_to_end_on_postgresql_redis_and_s3() {
     // Every entry went through the stream and was acked and deleted.
     let (_, ready) = s.get(&key, "/ready").await;
     assert_eq!(ready["backends"]["queue"]["entries"], 0, "{ready}");
+    assert_eq!(ready["status"], "ready", "{ready}");
     assert!(!dir.path().join("queue").exists(), "the local queue was used");
     assert!(!dir.path().join("raw").exists(), "the local raw store was used");
 
@@ -92,4 +93,111 @@ async fn serves_end_to_end_on_postgresql_redis_and_s3() {
             .is_some_and(|p| p.starts_with(&format!("logs/{slug}/"))),
         "{d}"
     );
+}
+
+/// A private Redis on a free port, killed when dropped.
+struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateRedis {
+    fn start(port: u16, dir: tempfile::TempDir) -> PrivateRedis {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (installed by infra/local/services.sh)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        PrivateRedis { child, port, _dir: dir }
+    }
+
+    fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self._dir, tempfile::tempdir().expect("tempdir"))
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// While Redis is down, ingest answers 503 with Retry-After and `/ready`
+/// says which backend is down, reads keep working; once Redis is back,
+/// ingest resumes on the same process and nothing accepted is lost.
+#[tokio::test]
+async fn redis_down_then_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let redis = PrivateRedis::start(port, tempfile::tempdir().expect("tempdir"));
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &["--redis-url", &url]).await;
+    let key = s.tenant("acme").await;
+    let one = |m: &str| json!({"message": m}).to_string();
+    assert_eq!(s.post_logs(&key, "application/json", one("before")).await.0, 202);
+    s.drained(1).await;
+
+    let data = redis.stop();
+    let r = s
+        .http
+        .post(s.url("/v1/logs"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(one("while down"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let (status, ready) = s.get(&key, "/ready").await;
+    assert_eq!(status, 503, "{ready}");
+    assert_ne!(ready["backends"]["queue"]["status"], "ok", "{ready}");
+    assert_eq!(ready["backends"]["metadata"], "ok", "{ready}");
+    let (status, page) = s.get(&key, "/v1/logs").await;
+    assert_eq!(
+        (status, &page["total"]),
+        (200, &json!(1)),
+        "reads stopped with the queue"
+    );
+
+    // Same port, same data: the process reconnects by itself.
+    let _redis = PrivateRedis::start(port, data);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, _) = s.post_logs(&key, "application/json", one("after")).await;
+        if status == 202 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ingest never came back ({status})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    s.drained(2).await;
+    let (_, page) = s.get(&key, "/v1/logs").await;
+    assert_eq!(page["total"], 2, "{page}");
 }

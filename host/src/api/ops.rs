@@ -17,8 +17,9 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let metadata = state.meta.ping().await.map_err(|e| e.to_string());
     let raw = state.raw.ping().await.map_err(|e| e.to_string());
     let index = state.index.ping().await.map_err(|e| e.to_string());
+    let queue = state.queue.ping().await.map_err(|e| e.to_string());
     let depth = state.queue.depth();
-    let ok = metadata.is_ok() && raw.is_ok() && index.is_ok();
+    let ok = queue.is_ok() && metadata.is_ok() && raw.is_ok() && index.is_ok();
     let show = |r: &Result<(), String>| match r {
         Ok(()) => json!("ok"),
         Err(e) => json!(e),
@@ -26,7 +27,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let body = json!({
         "status": if ok { "ready" } else { "degraded" },
         "backends": {
-            "queue": {"status": "ok", "entries": depth.entries, "bytes": depth.bytes},
+            "queue": {"status": show(&queue), "entries": depth.entries, "bytes": depth.bytes},
             "metadata": show(&metadata),
             "raw": show(&raw),
             "index": show(&index),

@@ -388,6 +388,14 @@ fn write_group(
 
 #[async_trait]
 impl Queue for LocalQueue {
+    async fn ping(&self) -> Result<(), QueueError> {
+        if self.writer.lock().is_some() {
+            Ok(())
+        } else {
+            Err(QueueError::Closed)
+        }
+    }
+
     async fn push(&self, entry: QueueEntry) -> Result<(), QueueError> {
         let size = entry.encoded_len() as u64;
         let before = self.reserved.fetch_add(size, Ordering::Relaxed);

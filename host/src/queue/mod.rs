@@ -58,4 +58,6 @@ pub trait Queue: Send + Sync + 'static {
     async fn nack(&self, tokens: &[u64]) -> Result<(), QueueError>;
     /// Entries not yet acked.
     fn depth(&self) -> Depth;
+    /// Whether the queue can take writes now (for `/ready`).
+    async fn ping(&self) -> Result<(), QueueError>;
 }

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply,
 };
-use redis::{AsyncCommands, AsyncConnectionConfig, Script};
+use redis::{AsyncCommands, Script};
 
 use super::{Delivery, Depth, Queue, QueueEntry, QueueError};
 
@@ -45,11 +45,12 @@ pub struct RedisQueue {
     consumer: String,
     max_bytes: u64,
     claim_idle: Duration,
-    /// Pushes and acks.
-    conn: MultiplexedConnection,
+    /// Pushes and acks. Connection managers reconnect (with backoff) after
+    /// Redis went away, so a restarted Redis is picked up again.
+    conn: ConnectionManager,
     /// Blocking reads get their own connection: a blocked `XREADGROUP`
     /// holds up every later reply on its connection.
-    reader: tokio::sync::Mutex<MultiplexedConnection>,
+    reader: tokio::sync::Mutex<ConnectionManager>,
     push_script: Script,
     state: Mutex<State>,
     entries: AtomicU64,
@@ -77,17 +78,16 @@ impl RedisQueue {
     /// consumer before another takes it.
     pub async fn open(url: &str, name: &str, max_bytes: u64, claim_idle: Duration) -> Result<RedisQueue, QueueError> {
         let client = redis::Client::open(url).map_err(err)?;
-        let config = AsyncConnectionConfig::new()
+        // No response timeout: reads block for up to the take's wait.
+        let config = ConnectionManagerConfig::new()
             .set_response_timeout(None)
-            .set_connection_timeout(Some(Duration::from_secs(5)));
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_max_delay(Duration::from_secs(2));
         let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
+            .get_connection_manager_with_config(config.clone())
             .await
             .map_err(err)?;
-        let reader = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(err)?;
+        let reader = client.get_connection_manager_with_config(config).await.map_err(err)?;
         let stream = format!("{name}:stream");
         match conn.xgroup_create_mkstream::<_, _, _, ()>(&stream, GROUP, "0").await {
             Ok(()) => {}
@@ -193,6 +193,11 @@ fn hostname() -> String {
 
 #[async_trait]
 impl Queue for RedisQueue {
+    async fn ping(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(err)
+    }
+
     async fn push(&self, entry: QueueEntry) -> Result<(), QueueError> {
         let payload = entry.encode();
         let size = payload.len() as u64;

@@ -41,6 +41,7 @@ fn tokens(d: &[Delivery]) -> Vec<u64> {
 pub async fn run(open: Open<'_>, name: &str) {
     // Push, take in order, intact.
     let q = open(format!("{name}-main"), 1 << 30).await;
+    q.ping().await.expect("ping");
     for i in 0..5 {
         q.push(entry(i)).await.expect("push");
     }
