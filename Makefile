@@ -10,7 +10,7 @@ CARGO ?= cargo
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test bench plugin-bench setup tools build lint fmt
+.PHONY: run test bench bench-embedded bench-distributed plugin-bench setup tools build lint fmt
 
 ## Build everything (plugins included) and run LoggerHub on embedded backends.
 run: setup
@@ -27,10 +27,20 @@ test: setup tools
 	  $(CARGO) test --workspace; rc=$$?; \
 	  infra/local/services.sh stop; exit $$rc
 
-## The end-to-end benchmark (release build); figures go to docs/PERFORMANCE.md.
-bench: setup
+## The end-to-end benchmark (release build), on the embedded backends and
+## then on PostgreSQL + Redis + Garage; figures go to docs/PERFORMANCE.md.
+bench: bench-embedded bench-distributed
+
+bench-embedded: setup
 	$(CARGO) build --release -p loggerhub --bins
 	$(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub $(BENCH_ARGS)
+
+bench-distributed: setup tools
+	$(CARGO) build --release -p loggerhub --bins
+	infra/local/services.sh start
+	set -a; . $(SERVICES_DIR)/env; set +a; \
+	  $(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub $(BENCH_ARGS); rc=$$?; \
+	  infra/local/services.sh stop; exit $$rc
 
 ## WASM stage cost against native code, per batch size.
 plugin-bench: setup
