@@ -79,6 +79,20 @@ fn loggerhub(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A server whose tenant `acme` runs the default enricher, then the
+/// component at `wasm` uploaded as `name` with `config`.
+async fn tenant_with_enricher(data: &Path, wasm: &Path, name: &str, config: Value) -> (Server, String) {
+    let s = Server::start(data, &[]).await;
+    let key = s.tenant("acme").await;
+    let (status, body) = s
+        .put_plugin(&key, "enricher", name, std::fs::read(wasm).expect("component"))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let pipeline = json!({"enrichers": ["default-enricher", name], "config": {name: config}});
+    assert_eq!(s.put_pipeline(&key, &pipeline).await.0, 200);
+    (s, key)
+}
+
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
@@ -112,15 +126,7 @@ async fn a_new_plugin_builds_both_ways_and_runs_on_a_tenant() {
 
     // The cargo-component build, uploaded and configured, tags live logs.
     let data = tempfile::tempdir().expect("data dir");
-    let s = Server::start(data.path(), &[]).await;
-    let key = s.tenant("acme").await;
-    let (status, body) = s
-        .put_plugin(&key, "enricher", "team-tagger", std::fs::read(&p1).expect("component"))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let pipeline = json!({"enrichers": ["default-enricher", "team-tagger"],
-                          "config": {"team-tagger": {"team": "payments"}}});
-    assert_eq!(s.put_pipeline(&key, &pipeline).await.0, 200);
+    let (s, key) = tenant_with_enricher(data.path(), &p1, "team-tagger", json!({"team": "payments"})).await;
     let (status, _) = s
         .post_logs(
             &key,
@@ -205,15 +211,13 @@ async fn a_python_plugin_built_with_componentize_py_runs_on_a_tenant() {
     );
 
     let data = tempfile::tempdir().expect("data dir");
-    let s = Server::start(data.path(), &[]).await;
-    let key = s.tenant("acme").await;
-    let (status, body) = s
-        .put_plugin(&key, "enricher", "tagger", std::fs::read(&wasm).expect("component"))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let pipeline = json!({"enrichers": ["default-enricher", "tagger"],
-                          "config": {"tagger": {"rules": "timeout=network,quota=billing"}}});
-    assert_eq!(s.put_pipeline(&key, &pipeline).await.0, 200);
+    let (s, key) = tenant_with_enricher(
+        data.path(),
+        &wasm,
+        "tagger",
+        json!({"rules": "timeout=network,quota=billing"}),
+    )
+    .await;
     let lines = [
         json!({"message": "upstream timeout after 30 s", "level": "info", "attributes": {"zone": "é-1"}}),
         json!({"message": "payment failed: quota", "level": "debug", "language": "python"}),
