@@ -26,6 +26,10 @@ pub struct Backends {
     pub redis_url: Option<String>,
     /// `OBJECT_STORE_URL`: `s3://bucket?endpoint=…&region=…` or `file://dir`.
     pub object_store_url: Option<String>,
+    /// `OPENSEARCH_URL`: `http[s]://[user:password@]host:port`.
+    pub opensearch_url: Option<String>,
+    /// Tenant `t`'s OpenSearch index is `<index_prefix>t`.
+    pub index_prefix: String,
     /// Prefix of the queue's Redis keys (`<name>:stream`, `<name>:bytes`):
     /// every process of one deployment uses the same.
     pub queue_name: String,
@@ -37,6 +41,8 @@ impl Default for Backends {
             database_url: None,
             redis_url: None,
             object_store_url: None,
+            opensearch_url: None,
+            index_prefix: crate::search::opensearch::DEFAULT_INDEX_PREFIX.into(),
             queue_name: "loggerhub".into(),
         }
     }

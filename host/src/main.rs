@@ -54,6 +54,13 @@ struct ServeArgs {
     /// <data dir>/raw.
     #[arg(long, env = "OBJECT_STORE_URL")]
     object_store_url: Option<String>,
+    /// The search index: http[s]://[user:password@]host:9200 for OpenSearch
+    /// 2.x; unset, Tantivy in the data dir.
+    #[arg(long, env = "OPENSEARCH_URL")]
+    opensearch_url: Option<String>,
+    /// Prefix of the tenants' OpenSearch index names (`<prefix><tenant>`).
+    #[arg(long, default_value = loggerhub::search::opensearch::DEFAULT_INDEX_PREFIX, env = "OPENSEARCH_INDEX_PREFIX")]
+    index_prefix: String,
     /// Prefix of the queue's Redis keys; one per deployment sharing a Redis.
     #[arg(long, default_value = "loggerhub", env = "LOGGERHUB_QUEUE_NAME")]
     queue_name: String,
@@ -96,6 +103,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.backends.redis_url = a.redis_url.filter(|u| !u.is_empty());
     config.backends.queue_name = a.queue_name;
     config.backends.object_store_url = a.object_store_url.filter(|u| !u.is_empty());
+    config.backends.opensearch_url = a.opensearch_url.filter(|u| !u.is_empty());
+    config.backends.index_prefix = a.index_prefix;
     std::fs::create_dir_all(&config.data_dir)?;
     let (token, _) = loggerhub::server::admin_token(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

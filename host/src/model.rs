@@ -122,6 +122,11 @@ pub fn format_ts(ns: i64) -> String {
     time::format_rfc3339(ns)
 }
 
+/// Reads RFC 3339 (what [`format_ts`] writes) into unix ns.
+pub fn parse_ts(s: &str) -> Option<i64> {
+    time::parse_rfc3339(s)
+}
+
 pub fn now_ns() -> i64 {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

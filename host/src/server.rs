@@ -18,6 +18,7 @@ use crate::queue::local::LocalQueue;
 use crate::queue::redis::RedisQueue;
 use crate::runtime::Runtime;
 use crate::search::SearchIndex;
+use crate::search::opensearch::OpenSearchIndex;
 use crate::search::service::Reader;
 use crate::search::tantivy::TantivyIndex;
 use crate::stores::MetadataStore;
@@ -73,7 +74,14 @@ pub async fn run(
         .await
         .context("opening the metadata store")?;
     let raw = RawStore::open(config.backends.object_store_url.as_deref(), data).context("opening the raw store")?;
-    let index: Arc<dyn SearchIndex> = Arc::new(TantivyIndex::open(data.join("index")).context("opening the index")?);
+    let index: Arc<dyn SearchIndex> = match &config.backends.opensearch_url {
+        Some(url) => Arc::new(
+            OpenSearchIndex::open(url, &config.backends.index_prefix)
+                .await
+                .context("connecting to OpenSearch")?,
+        ),
+        None => Arc::new(TantivyIndex::open(data.join("index")).context("opening the index")?),
+    };
     // The local queue is closed (its writer thread stopped) at shutdown.
     let mut local_queue = None;
     let queue: Arc<dyn Queue> = match &config.backends.redis_url {

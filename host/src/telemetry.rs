@@ -43,6 +43,7 @@ pub struct Metrics {
     batches_processed: AtomicU64,
     dead_letters: AtomicU64,
     plugins_disabled: AtomicU64,
+    index_rejected: AtomicU64,
     /// Wall time spent inside guest calls, ns.
     wasm_ns: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
@@ -60,6 +61,11 @@ impl Metrics {
     pub fn logs_processed(&self, count: usize) {
         self.batches_processed.fetch_add(1, Ordering::Relaxed);
         self.logs_processed.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// Records the index refused for good; they are in the other stores.
+    pub fn index_rejected(&self, count: usize) {
+        self.index_rejected.fetch_add(count as u64, Ordering::Relaxed);
     }
 
     pub fn plugin_disabled(&self) {
@@ -139,6 +145,12 @@ impl Metrics {
             "loggerhub_plugins_disabled_total",
             "Tenant plugins disabled after repeated failures.",
             load(&self.plugins_disabled),
+        );
+        counter(
+            &mut out,
+            "loggerhub_index_rejected_total",
+            "Records the search index refused (kept in the metadata and raw stores).",
+            load(&self.index_rejected),
         );
         let _ = writeln!(
             out,

@@ -1,6 +1,8 @@
 //! LoggerHub on the distributed backends `make test` starts: the same API
 //! flow as on the embedded ones, with the metadata in PostgreSQL, the queue
-//! in Redis and the raw logs in Garage (S3).
+//! in Redis, the raw logs in Garage (S3) and the index in OpenSearch (the
+//! server `OPENSEARCH_URL` names: osmem-server unless the caller set a real
+//! one).
 
 mod common;
 
@@ -14,13 +16,15 @@ fn service_url(var: &str) -> String {
 }
 
 #[tokio::test]
-async fn serves_end_to_end_on_postgresql_redis_and_s3() {
+async fn serves_end_to_end_on_postgresql_redis_s3_and_opensearch() {
     let db = service_url("DATABASE_URL");
     let redis = service_url("REDIS_URL");
     // The S3 credentials reach the server through the environment
     // (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), as in production.
     let s3 = service_url("OBJECT_STORE_URL");
+    let opensearch = service_url("OPENSEARCH_URL");
     let queue = format!("lhdist-{}", std::process::id());
+    let index_prefix = format!("lhdist-{}-", std::process::id());
     let dir = tempfile::tempdir().expect("tempdir");
     let flags = [
         "--database-url",
@@ -31,8 +35,12 @@ async fn serves_end_to_end_on_postgresql_redis_and_s3() {
         queue.as_str(),
         "--object-store-url",
         s3.as_str(),
+        "--opensearch-url",
+        opensearch.as_str(),
+        "--index-prefix",
+        index_prefix.as_str(),
     ];
-    let mut s = Server::start(dir.path(), &flags).await;
+    let s = Server::start(dir.path(), &flags).await;
     // Tenant names are unique per run: the database outlives the server.
     let slug = format!("dist_{}", std::process::id());
     let key = s.tenant(&slug).await;
@@ -79,11 +87,17 @@ async fn serves_end_to_end_on_postgresql_redis_and_s3() {
     assert_eq!(ready["status"], "ready", "{ready}");
     assert!(!dir.path().join("queue").exists(), "the local queue was used");
     assert!(!dir.path().join("raw").exists(), "the local raw store was used");
+    assert!(!dir.path().join("index").exists(), "the local index was used");
+    assert_eq!(detail["source"], "index", "{detail}");
 
     // Without the index, detail is rebuilt from the raw object in S3.
-    s.kill();
-    std::fs::remove_dir_all(dir.path().join("index").join(&slug)).expect("remove index");
-    let s = Server::start(dir.path(), &flags).await;
+    let gone = s
+        .http
+        .delete(format!("{opensearch}/{index_prefix}{slug}"))
+        .send()
+        .await
+        .expect("DELETE index");
+    assert!(gone.status().is_success(), "{}", gone.status());
     let (status, d) = s.get(&key, &format!("/v1/logs/{id}")).await;
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["source"], "raw");

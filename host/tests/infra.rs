@@ -192,6 +192,7 @@ fn loggerhub_env_holds_urls_loggerhub_accepts() {
     assert!(vars["REDIS_URL"].starts_with("redis://redis:"));
     let dir = tempfile::tempdir().expect("tempdir");
     loggerhub::stores::raw::RawStore::open(Some(vars["OBJECT_STORE_URL"]), dir.path()).expect("OBJECT_STORE_URL");
+    assert_eq!(vars["OPENSEARCH_URL"], "http://opensearch:9200");
     let template: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(infra().join("opensearch/logs-template.json")).expect("template"),
     )

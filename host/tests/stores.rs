@@ -1,7 +1,9 @@
 //! One conformance suite per backend trait, run against the embedded and
 //! the distributed implementation alike. The distributed ones use the real
 //! servers `make test` starts (infra/local/services.sh): PostgreSQL at
-//! `DATABASE_URL`, Redis at `REDIS_URL`, Garage (S3) at `OBJECT_STORE_URL`.
+//! `DATABASE_URL`, Redis at `REDIS_URL`, Garage (S3) at `OBJECT_STORE_URL`,
+//! and the OpenSearch API at `OPENSEARCH_URL` (a real OpenSearch when the
+//! caller names one, else osmem-server; the test prints which).
 
 mod conformance;
 
@@ -13,6 +15,8 @@ use futures::FutureExt;
 use loggerhub::queue::Queue;
 use loggerhub::queue::local::LocalQueue;
 use loggerhub::queue::redis::RedisQueue;
+use loggerhub::search::opensearch::OpenSearchIndex;
+use loggerhub::search::tantivy::TantivyIndex;
 use loggerhub::stores::postgres::PgStore;
 use loggerhub::stores::raw::RawStore;
 use loggerhub::stores::sqlite::SqliteStore;
@@ -129,4 +133,37 @@ async fn raw_s3() {
     let store = RawStore::open(Some(&url), std::path::Path::new("/nonexistent")).expect("open");
     let (tenant, _) = conformance::metadata::fresh_tenants();
     conformance::raw::run(&store, &tenant).await;
+}
+
+#[tokio::test]
+async fn index_tantivy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = TantivyIndex::open(dir.path()).expect("open");
+    let (a, b) = conformance::metadata::fresh_tenants();
+    conformance::index::run(&index, &a, &b).await;
+}
+
+/// Straight to stderr, past the test harness's capture: the run's output
+/// must say which OpenSearch the suite ran against.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Live whenever `OPENSEARCH_URL` is set (`make test` sets it); the
+/// fixtures in tests/opensearch_fixtures.rs check the wire format either way.
+#[tokio::test]
+async fn index_opensearch() {
+    let Ok(url) = std::env::var("OPENSEARCH_URL") else {
+        say("OpenSearch conformance: NOT RUN live (OPENSEARCH_URL unset); only the REST fixtures checked it");
+        return;
+    };
+    let prefix = format!("lhtest-{:08x}-", rand::random::<u32>());
+    let index = OpenSearchIndex::open(&url, &prefix)
+        .await
+        .expect("connect to OpenSearch");
+    let server = index.server_version().await.expect("GET /");
+    say(&format!("OpenSearch conformance: live against {url} ({server})"));
+    let (a, b) = conformance::metadata::fresh_tenants();
+    conformance::index::run(&index, &a, &b).await;
 }

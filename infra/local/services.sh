@@ -2,7 +2,9 @@
 # Starts, on this machine and without Docker, the distributed backends the
 # tests run against: PostgreSQL 15 and Redis 7 from Debian's packages, and
 # Garage (S3; installed by tools.sh), as plain processes on loopback in one
-# temp directory (not system services).
+# temp directory (not system services). For the search index: the OpenSearch
+# that $OPENSEARCH_URL names if it is set when this starts, else osmem-server
+# (installed by tools.sh), an in-memory server of the OpenSearch REST API.
 #
 #   infra/local/services.sh start   # installs what is missing, starts, writes $DIR/env
 #   infra/local/services.sh stop    # stops everything and removes $DIR
@@ -10,14 +12,16 @@
 #
 # $LOGGERHUB_SERVICES_DIR (default /tmp/loggerhub-services) holds the data,
 # the logs and the env file; ports are $PG_PORT (55432), $REDIS_PORT (56379),
-# $GARAGE_PORT (53900, S3; RPC and admin on the next two).
+# $GARAGE_PORT (53900, S3; RPC and admin on the next two), $OSMEM_PORT (59200).
 set -euo pipefail
 DIR="${LOGGERHUB_SERVICES_DIR:-/tmp/loggerhub-services}"
 PG_PORT="${PG_PORT:-55432}"
 REDIS_PORT="${REDIS_PORT:-56379}"
 GARAGE_PORT="${GARAGE_PORT:-53900}"
 PG_BIN=/usr/lib/postgresql/15/bin
-GARAGE="${LOGGERHUB_TOOLS:-$HOME/.cache/loggerhub-tools}/garage/bin/garage"
+OSMEM_PORT="${OSMEM_PORT:-59200}"
+TOOLS="${LOGGERHUB_TOOLS:-$HOME/.cache/loggerhub-tools}"
+GARAGE="$TOOLS/garage/bin/garage"
 # Test credentials of the one Garage key (loopback only).
 S3_KEY_ID=GK0123456789abcdef01234567
 S3_SECRET=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
@@ -115,6 +119,38 @@ TOML
   "$GARAGE" -c "$cfg" bucket allow --read --write --owner "$S3_BUCKET" --key loggerhub >/dev/null
 }
 
+# Prints the OpenSearch URL the tests use.
+start_opensearch() {
+  if [ -n "${OPENSEARCH_URL:-}" ]; then
+    echo "search index: the OpenSearch at $OPENSEARCH_URL" >&2
+    echo "$OPENSEARCH_URL"
+    return 0
+  fi
+  local url="http://127.0.0.1:$OSMEM_PORT"
+  if [ -f "$DIR/osmem.pid" ] && kill -0 "$(cat "$DIR/osmem.pid")" 2>/dev/null; then
+    echo "$url"
+    return 0
+  fi
+  local bin
+  if ! bin=$("$TOOLS/python/bin/python" -c 'import osmem_server; print(osmem_server.resolve_binary())' 2>/dev/null); then
+    echo "osmem-server is not installed in $TOOLS/python: run infra/local/tools.sh" >&2
+    return 1
+  fi
+  chmod +x "$bin"
+  nohup "$bin" -no-stdin-watch -no-ja -addr "127.0.0.1:$OSMEM_PORT" >"$DIR/osmem.log" 2>&1 </dev/null &
+  echo $! >"$DIR/osmem.pid"
+  for _ in $(seq 100); do
+    "$TOOLS/python/bin/python" -c "import urllib.request as u; u.urlopen('$url/', timeout=1)" 2>/dev/null && {
+      echo "search index: osmem-server at $url (a stand-in for the OpenSearch API; set OPENSEARCH_URL to use a real OpenSearch)" >&2
+      echo "$url"
+      return 0
+    }
+    sleep 0.1
+  done
+  echo "osmem-server did not start: $(tail -5 "$DIR/osmem.log")" >&2
+  return 1
+}
+
 write_env() {
   # Quoted: the S3 URL holds '&', and the file is sourced by shells.
   cat >"$DIR/env" <<ENV
@@ -123,6 +159,7 @@ REDIS_URL='redis://127.0.0.1:$REDIS_PORT'
 OBJECT_STORE_URL='s3://$S3_BUCKET?endpoint=http://127.0.0.1:$GARAGE_PORT&region=garage'
 AWS_ACCESS_KEY_ID='$S3_KEY_ID'
 AWS_SECRET_ACCESS_KEY='$S3_SECRET'
+OPENSEARCH_URL='$1'
 ENV
 }
 
@@ -135,6 +172,9 @@ stop() {
     kill "$(cat "$DIR/garage.pid")" 2>/dev/null || true
     sleep 0.5
   fi
+  if [ -f "$DIR/osmem.pid" ]; then
+    kill "$(cat "$DIR/osmem.pid")" 2>/dev/null || true
+  fi
   rm -rf "$DIR"
 }
 
@@ -146,7 +186,8 @@ case "${1:-}" in
     start_postgres
     start_redis
     start_garage
-    write_env
+    os_url=$(start_opensearch)
+    write_env "$os_url"
     echo "services up; environment in $DIR/env" >&2
     ;;
   stop) stop ;;

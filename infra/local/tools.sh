@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs, once, the tools the tests use that Debian does not package:
 # cargo-component (crates.io) and componentize-py (PyPI) to build plugins,
-# and Garage (crates.io), the S3 server of the object-store tests. They land
+# Garage (crates.io), the S3 server of the object-store tests, and
+# osmem-server (PyPI), an in-memory server of the OpenSearch REST API that the
+# OpenSearch index's wire-level tests run against when no real OpenSearch is
+# named by OPENSEARCH_URL. They land
 # in a cache ($LOGGERHUB_TOOLS, default ~/.cache/loggerhub-tools) that later
 # runs reuse; building cargo-component and Garage takes about 10 minutes
 # each on two cores.
@@ -10,6 +13,7 @@ TOOLS="${LOGGERHUB_TOOLS:-$HOME/.cache/loggerhub-tools}"
 CARGO_COMPONENT_VERSION=0.21.1
 COMPONENTIZE_PY_VERSION=0.25.1
 GARAGE_VERSION=2.5.0
+OSMEM_VERSION=0.1.6
 
 # cargo component builds for wasm32-wasip1 and adapts the module to p2.
 for target in wasm32-wasip1 wasm32-wasip2; do
@@ -29,6 +33,11 @@ if ! "$py/bin/componentize-py" --version 2>/dev/null | grep -q "$COMPONENTIZE_PY
   echo "installing componentize-py $COMPONENTIZE_PY_VERSION into $TOOLS (once)" >&2
   python3 -m venv "$py"
   "$py/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
+
+if ! "$py/bin/pip" show osmem-server 2>/dev/null | grep -qx "Version: $OSMEM_VERSION"; then
+  echo "installing osmem-server $OSMEM_VERSION into $TOOLS (once)" >&2
+  "$py/bin/pip" install --quiet --disable-pip-version-check "osmem-server==$OSMEM_VERSION"
 fi
 
 garage="$TOOLS/garage/bin/garage"

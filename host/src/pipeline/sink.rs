@@ -66,7 +66,17 @@ impl Processor {
         let index_write = async {
             let started = Instant::now();
             if !to_index.is_empty() {
-                self.index.index(tenant, &to_index).await?;
+                let rejected = self.index.index(tenant, &to_index).await?;
+                if let Some(first) = rejected.first() {
+                    self.metrics.index_rejected(rejected.len());
+                    tracing::warn!(
+                        tenant,
+                        count = rejected.len(),
+                        id = %first.id,
+                        reason = %first.reason,
+                        "index refused records; they stay in the metadata and raw stores"
+                    );
+                }
             }
             self.metrics.store_write("index", started.elapsed());
             Ok::<_, PipelineError>(())

@@ -1,6 +1,8 @@
-//! Full-text search: the query language, the `SearchIndex` trait and its
-//! embedded implementation (Tantivy, one index per tenant).
+//! Full-text search: the query language, the `SearchIndex` trait, its
+//! embedded implementation (Tantivy, one index per tenant) and its
+//! distributed one (OpenSearch, one index per tenant).
 
+pub mod opensearch;
 pub mod query;
 pub mod service;
 pub mod tantivy;
@@ -22,6 +24,17 @@ pub enum IndexError {
     Corrupt(String),
     #[error("index task failed: {0}")]
     Task(String),
+    #[error("opensearch: {0}")]
+    OpenSearch(String),
+}
+
+/// A record the index refused for good (a mapping conflict, a term too
+/// long): it stays in the metadata and raw stores, and retrying would not
+/// help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub id: String,
+    pub reason: String,
 }
 
 /// A record bound for the index.
@@ -45,9 +58,10 @@ pub struct IdPage {
 pub trait SearchIndex: Send + Sync + 'static {
     /// Creates the tenant's index (idempotent).
     async fn provision(&self, tenant: &str) -> Result<(), IndexError>;
-    /// Adds or replaces `docs` (by id); they are durable and searchable when
-    /// this returns.
-    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<(), IndexError>;
+    /// Adds or replaces `rows` (by id); they are durable and searchable when
+    /// this returns, except the ones returned as rejected. Transient
+    /// failures are errors: the caller retries the whole batch.
+    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, IndexError>;
     async fn search(
         &self,
         tenant: &str,

@@ -16,7 +16,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader, TantivyDocument, Term};
 
 use super::query::{Matcher, Query};
-use super::{IdPage, IndexError, IndexRow, SearchIndex};
+use super::{IdPage, IndexError, IndexRow, Rejected, SearchIndex};
 use crate::model::{Cursor, LogFilter, LogRecord, id_sort_key};
 use crate::stores::raw::{record_from_json, record_to_json};
 
@@ -336,7 +336,7 @@ impl SearchIndex for TantivyIndex {
         self.tenant(tenant).map(|_| ())
     }
 
-    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<(), IndexError> {
+    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, IndexError> {
         let t = self.tenant(tenant)?;
         // Each id's delete term costs a lookup in every segment at commit:
         // only ids that may already be indexed pay it.
@@ -347,7 +347,8 @@ impl SearchIndex for TantivyIndex {
                 (dedupe, t.to_doc(r.record))
             })
             .collect();
-        blocking(move || t.add(docs)).await
+        blocking(move || t.add(docs)).await?;
+        Ok(Vec::new())
     }
 
     async fn search(

@@ -57,6 +57,7 @@ impl Server {
             .env_remove("REDIS_URL")
             .env_remove("OBJECT_STORE_URL")
             .env_remove("OPENSEARCH_URL")
+            .env_remove("OPENSEARCH_INDEX_PREFIX")
             .env_remove("LOGGERHUB_QUEUE_NAME")
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -1,0 +1,635 @@
+//! The distributed index: OpenSearch 2.x, one index per tenant
+//! (`<prefix><slug>`, prefix `loggerhub-logs-` by default) created with the
+//! settings and mappings of `infra/opensearch/logs-template.json`.
+//!
+//! Documents are keyed by log id, so a replayed batch replaces itself.
+//! Order is (timestamp desc, id_key desc) where `id_key` is the id's
+//! 128-bit value as 32 hex digits: the same order as every other store, and
+//! the pair is what `search_after` resumes from.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use opensearch::auth::Credentials;
+use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+use opensearch::http::{StatusCode, Url};
+use opensearch::indices::{IndicesCreateParts, IndicesPutIndexTemplateParts};
+use opensearch::params::Refresh;
+use opensearch::{BulkParts, GetParts, OpenSearch, SearchParts};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::query::{Matcher, Query};
+use super::{IdPage, IndexError, IndexRow, Rejected, SearchIndex};
+use crate::model::{Cursor, Level, LogFilter, LogRecord, format_ts, id_sort_key};
+
+/// The index template, shipped with the binary so that every tenant index
+/// is created exactly as `infra/` describes it.
+pub const TEMPLATE: &str = include_str!("../../../infra/opensearch/logs-template.json");
+const TEMPLATE_NAME: &str = "loggerhub-logs";
+pub const DEFAULT_INDEX_PREFIX: &str = "loggerhub-logs-";
+
+/// Largest bulk request body: well under OpenSearch's 100 MB
+/// `http.max_content_length`, large enough that a processor batch takes a
+/// few requests, not hundreds.
+const BULK_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Items rejected for load (429) or by a node in trouble (5xx) are sent
+/// again this many times within one call before the batch fails and the
+/// processor retries it later.
+const ITEM_RETRIES: u32 = 3;
+const ITEM_BACKOFF: Duration = Duration::from_millis(200);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct OpenSearchIndex {
+    client: OpenSearch,
+    prefix: String,
+    /// Tenants whose index this process has created or found.
+    provisioned: Mutex<HashSet<String>>,
+}
+
+fn os_err(e: impl std::fmt::Display) -> IndexError {
+    IndexError::OpenSearch(e.to_string())
+}
+
+impl OpenSearchIndex {
+    /// Connects to `url` (`http[s]://[user:password@]host:port`) and installs
+    /// the index template. Indices are named `<prefix><tenant>`.
+    pub async fn open(url: &str, prefix: &str) -> Result<OpenSearchIndex, IndexError> {
+        let mut url = Url::parse(url).map_err(|e| IndexError::OpenSearch(format!("OPENSEARCH_URL {url:?}: {e}")))?;
+        let credentials = (!url.username().is_empty()).then(|| {
+            Credentials::Basic(
+                url.username().to_string(),
+                url.password().unwrap_or_default().to_string(),
+            )
+        });
+        // The credentials travel as a header, not in every request's URL.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))
+            .disable_proxy()
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(c) = credentials {
+            builder = builder.auth(c);
+        }
+        let index = OpenSearchIndex {
+            client: OpenSearch::new(builder.build().map_err(os_err)?),
+            prefix: prefix.to_string(),
+            provisioned: Mutex::new(HashSet::new()),
+        };
+        index.install_template().await?;
+        Ok(index)
+    }
+
+    pub fn index_name(&self, tenant: &str) -> String {
+        format!("{}{tenant}", self.prefix)
+    }
+
+    /// Installs (or updates) the index template, so that indices created
+    /// outside LoggerHub under the default prefix get the same mappings.
+    async fn install_template(&self) -> Result<(), IndexError> {
+        let body: Value = serde_json::from_str(TEMPLATE).map_err(|e| IndexError::Corrupt(format!("template: {e}")))?;
+        let resp = self
+            .client
+            .indices()
+            .put_index_template(IndicesPutIndexTemplateParts::Name(TEMPLATE_NAME))
+            .body(body)
+            .send()
+            .await
+            .map_err(os_err)?;
+        expect_ok::<Value>(resp).await.map(drop)
+    }
+
+    /// "opensearch 2.9.0" and the like, from `GET /`: tests print which
+    /// server they ran against.
+    pub async fn server_version(&self) -> Result<String, IndexError> {
+        let resp = self.client.info().send().await.map_err(os_err)?;
+        let info: Value = expect_ok(resp).await?;
+        let v = &info["version"];
+        let mut s = format!(
+            "{} {}",
+            v["distribution"].as_str().unwrap_or("elasticsearch"),
+            v["number"].as_str().unwrap_or("?")
+        );
+        if let Some(hash) = v["build_hash"].as_str().filter(|h| !h.is_empty() && h.len() < 16) {
+            s.push_str(&format!(" (build {hash})"));
+        }
+        Ok(s)
+    }
+
+    async fn ensure(&self, tenant: &str) -> Result<(), IndexError> {
+        if self.provisioned.lock().contains(tenant) {
+            return Ok(());
+        }
+        self.provision(tenant).await
+    }
+
+    /// One bulk request; returns the items' outcomes in request order.
+    async fn bulk(&self, index: &str, body: Bytes) -> Result<Vec<BulkItem>, IndexError> {
+        let resp = self
+            .client
+            .bulk(BulkParts::Index(index))
+            // Searchable at the next scheduled refresh, without forcing one.
+            .refresh(Refresh::WaitFor)
+            .body(vec![body])
+            .send()
+            .await
+            .map_err(os_err)?;
+        let parsed: BulkResponse = expect_ok(resp).await?;
+        Ok(parsed
+            .items
+            .into_iter()
+            .map(|mut item| item.remove("index").unwrap_or_default())
+            .collect())
+    }
+}
+
+/// The document of one record, as the template maps it.
+pub fn to_document(r: &LogRecord) -> Value {
+    let attributes: serde_json::Map<String, Value> = r
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let mut doc = json!({
+        "id": r.id,
+        "id_key": id_key(&r.id),
+        "tenant": r.tenant,
+        "service": r.service,
+        "level": r.level.as_str(),
+        "timestamp": format_ts(r.timestamp),
+        "received_at": format_ts(r.received_at),
+        "message": r.message,
+        "full_log": r.full_log,
+        "attributes": attributes,
+    });
+    if let Some(l) = &r.language {
+        doc["language"] = json!(l);
+    }
+    if let Some(p) = &r.raw_path {
+        doc["raw_path"] = json!(p);
+    }
+    doc
+}
+
+fn id_key(id: &str) -> String {
+    format!("{:032x}", id_sort_key(id))
+}
+
+#[derive(Deserialize)]
+struct Source {
+    id: String,
+    tenant: String,
+    service: String,
+    level: String,
+    timestamp: String,
+    received_at: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    full_log: String,
+    language: Option<String>,
+    #[serde(default)]
+    attributes: serde_json::Map<String, Value>,
+    raw_path: Option<String>,
+}
+
+/// Reads what [`to_document`] wrote.
+pub fn from_document(source: Value) -> Result<LogRecord, IndexError> {
+    let s: Source = serde_json::from_value(source).map_err(|e| IndexError::Corrupt(e.to_string()))?;
+    let ts = |v: &str| {
+        crate::model::parse_ts(v).ok_or_else(|| IndexError::Corrupt(format!("bad timestamp {v:?} in the index")))
+    };
+    Ok(LogRecord {
+        level: Level::parse(&s.level).ok_or_else(|| IndexError::Corrupt(format!("bad level {:?}", s.level)))?,
+        timestamp: ts(&s.timestamp)?,
+        received_at: ts(&s.received_at)?,
+        id: s.id,
+        tenant: s.tenant,
+        service: s.service,
+        message: s.message,
+        full_log: s.full_log,
+        language: s.language,
+        attributes: s
+            .attributes
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect(),
+        raw_path: s.raw_path,
+    })
+}
+
+/// The query DSL for a DESIGN §4 query plus the list filters, newest first,
+/// resuming after `cursor`; asks for `size` hits and the exact total.
+pub fn search_body(q: &Query, filter: &LogFilter, cursor: Option<&Cursor>, size: usize) -> Value {
+    let mut must = Vec::new();
+    let mut must_not = Vec::new();
+    let mut filters = Vec::new();
+    for c in &q.clauses {
+        let clause = match &c.matcher {
+            Matcher::Text(t) => json!({"bool": {
+                "should": [{"match_phrase": {"message": t}}, {"match_phrase": {"full_log": t}}],
+                "minimum_should_match": 1
+            }}),
+            Matcher::Service(s) => json!({"term": {"service": s}}),
+            Matcher::Level(l) => json!({"term": {"level": l.as_str()}}),
+            Matcher::Attribute { key, value } => json!({"term": {format!("attributes.{key}"): value}}),
+        };
+        match (c.negated, &c.matcher) {
+            (true, _) => must_not.push(clause),
+            (false, Matcher::Text(_)) => must.push(clause),
+            // Exact matches do not score: filter context is cached.
+            (false, _) => filters.push(clause),
+        }
+    }
+    if let Some(s) = &filter.service {
+        filters.push(json!({"term": {"service": s}}));
+    }
+    if let Some(l) = filter.level {
+        filters.push(json!({"term": {"level": l.as_str()}}));
+    }
+    if filter.from.is_some() || filter.to.is_some() {
+        let mut range = serde_json::Map::new();
+        if let Some(from) = filter.from {
+            range.insert("gte".into(), json!(format_ts(from)));
+        }
+        if let Some(to) = filter.to {
+            range.insert("lt".into(), json!(format_ts(to)));
+        }
+        filters.push(json!({"range": {"timestamp": range}}));
+    }
+    let mut body = json!({
+        "size": size,
+        "track_total_hits": true,
+        "_source": false,
+        "query": {"bool": {"must": must, "must_not": must_not, "filter": filters}},
+        "sort": [{"timestamp": "desc"}, {"id_key": "desc"}],
+    });
+    if let Some(c) = cursor {
+        body["search_after"] = json!([c.timestamp, id_key(&c.id)]);
+    }
+    body
+}
+
+#[derive(Deserialize)]
+struct BulkResponse {
+    items: Vec<std::collections::HashMap<String, BulkItem>>,
+}
+
+#[derive(Deserialize, Default)]
+struct BulkItem {
+    #[serde(default)]
+    status: u16,
+    error: Option<ErrorCause>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+struct ErrorCause {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl std::fmt::Display for ErrorCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.reason.as_deref().unwrap_or(""))
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: Option<ErrorCause>,
+    found: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct SearchResponse {
+    hits: SearchHits,
+}
+
+#[derive(Deserialize)]
+struct SearchHits {
+    total: Option<TotalHits>,
+    hits: Vec<SearchHit>,
+}
+
+#[derive(Deserialize)]
+struct TotalHits {
+    value: u64,
+}
+
+#[derive(Deserialize)]
+struct SearchHit {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(default)]
+    sort: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct GetResponse {
+    found: bool,
+    #[serde(rename = "_source")]
+    source: Option<Value>,
+}
+
+/// An OpenSearch error answer, read from its body.
+struct Failure {
+    status: StatusCode,
+    cause: ErrorCause,
+    /// `found` of a get's 404 for a missing document.
+    found: Option<bool>,
+}
+
+impl Failure {
+    fn is(&self, kind: &str) -> bool {
+        self.cause.kind == kind
+    }
+}
+
+impl From<Failure> for IndexError {
+    fn from(f: Failure) -> Self {
+        IndexError::OpenSearch(format!("{} {}", f.status.as_u16(), f.cause))
+    }
+}
+
+/// The parsed body of a 2xx answer, or the error it carried.
+async fn answer<T: serde::de::DeserializeOwned>(
+    resp: opensearch::http::response::Response,
+) -> Result<Result<T, Failure>, IndexError> {
+    let status = resp.status_code();
+    let bytes = resp.bytes().await.map_err(os_err)?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes)
+            .map(Ok)
+            .map_err(|e| IndexError::OpenSearch(format!("unexpected answer ({e}): {}", lossy(&bytes))));
+    }
+    let parsed = serde_json::from_slice::<ErrorResponse>(&bytes).ok();
+    let found = parsed.as_ref().and_then(|p| p.found);
+    let cause = parsed.and_then(|p| p.error).unwrap_or_else(|| ErrorCause {
+        kind: "http_error".into(),
+        reason: Some(lossy(&bytes)),
+    });
+    Ok(Err(Failure { status, cause, found }))
+}
+
+async fn expect_ok<T: serde::de::DeserializeOwned>(
+    resp: opensearch::http::response::Response,
+) -> Result<T, IndexError> {
+    answer(resp).await?.map_err(IndexError::from)
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()
+}
+
+fn retryable(status: u16) -> bool {
+    status == 429 || status >= 500
+}
+
+#[async_trait]
+impl SearchIndex for OpenSearchIndex {
+    async fn provision(&self, tenant: &str) -> Result<(), IndexError> {
+        let template: Value =
+            serde_json::from_str(TEMPLATE).map_err(|e| IndexError::Corrupt(format!("template: {e}")))?;
+        let index = self.index_name(tenant);
+        let resp = self
+            .client
+            .indices()
+            .create(IndicesCreateParts::Index(&index))
+            .body(template["template"].clone())
+            .send()
+            .await
+            .map_err(os_err)?;
+        match answer::<Value>(resp).await? {
+            Ok(_) => {}
+            Err(f) if f.is("resource_already_exists_exception") => {}
+            Err(f) => return Err(f.into()),
+        }
+        self.provisioned.lock().insert(tenant.to_string());
+        Ok(())
+    }
+
+    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, IndexError> {
+        self.ensure(tenant).await?;
+        let index = self.index_name(tenant);
+        let mut rejected = Vec::new();
+        // Serialised once; retries resend the same bytes.
+        let docs: Vec<(&LogRecord, Vec<u8>)> = rows
+            .iter()
+            .map(|r| {
+                let mut line = serde_json::to_vec(&json!({"index": {"_id": r.record.id}})).unwrap_or_default();
+                line.push(b'\n');
+                // A JSON value of strings always serialises.
+                serde_json::to_writer(&mut line, &to_document(r.record)).unwrap_or_default();
+                line.push(b'\n');
+                (r.record, line)
+            })
+            .collect();
+        let mut start = 0;
+        while start < docs.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < docs.len() && (end == start || bytes + docs[end].1.len() <= BULK_MAX_BYTES) {
+                bytes += docs[end].1.len();
+                end += 1;
+            }
+            let mut pending: Vec<usize> = (start..end).collect();
+            let mut attempt = 0;
+            loop {
+                let body: Vec<u8> = pending.iter().flat_map(|&i| docs[i].1.iter().copied()).collect();
+                let items = self.bulk(&index, Bytes::from(body)).await?;
+                if items.len() != pending.len() {
+                    return Err(IndexError::OpenSearch(format!(
+                        "bulk answered {} items for {} documents",
+                        items.len(),
+                        pending.len()
+                    )));
+                }
+                let mut again = Vec::new();
+                let mut last_cause = None;
+                for (&i, item) in pending.iter().zip(items) {
+                    if (200..300).contains(&item.status) {
+                        continue;
+                    }
+                    let cause = item.error.unwrap_or_default();
+                    if retryable(item.status) {
+                        again.push(i);
+                        last_cause = Some(format!("{} {cause}", item.status));
+                    } else {
+                        rejected.push(Rejected {
+                            id: docs[i].0.id.clone(),
+                            reason: format!("{} {cause}", item.status),
+                        });
+                    }
+                }
+                if again.is_empty() {
+                    break;
+                }
+                attempt += 1;
+                if attempt > ITEM_RETRIES {
+                    return Err(IndexError::OpenSearch(format!(
+                        "{} documents not indexed after {ITEM_RETRIES} retries: {}",
+                        again.len(),
+                        last_cause.unwrap_or_default()
+                    )));
+                }
+                tokio::time::sleep(ITEM_BACKOFF * 2u32.pow(attempt - 1)).await;
+                pending = again;
+            }
+            start = end;
+        }
+        Ok(rejected)
+    }
+
+    async fn search(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<IdPage, IndexError> {
+        let index = self.index_name(tenant);
+        let resp = self
+            .client
+            .search(SearchParts::Index(&[&index]))
+            .body(search_body(query, filter, cursor, limit + 1))
+            .send()
+            .await
+            .map_err(os_err)?;
+        let found: SearchResponse = match answer(resp).await? {
+            Ok(r) => r,
+            // Nothing was ever indexed for this tenant.
+            Err(f) if f.is("index_not_found_exception") => return Ok(IdPage::default()),
+            Err(f) => return Err(f.into()),
+        };
+        let total = found.hits.total.map_or(0, |t| t.value);
+        let mut hits = found.hits.hits;
+        let has_more = hits.len() > limit;
+        hits.truncate(limit);
+        let next_cursor = match hits.last() {
+            Some(last) if has_more => {
+                let timestamp = last.sort.first().and_then(Value::as_i64).ok_or_else(|| {
+                    IndexError::OpenSearch(format!("hit {} has no numeric sort value: {:?}", last.id, last.sort))
+                })?;
+                Some(Cursor {
+                    timestamp,
+                    id: last.id.clone(),
+                })
+            }
+            _ => None,
+        };
+        Ok(IdPage {
+            total,
+            ids: hits.into_iter().map(|h| h.id).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, IndexError> {
+        let index = self.index_name(tenant);
+        let resp = self
+            .client
+            .get(GetParts::IndexId(&index, id))
+            .send()
+            .await
+            .map_err(os_err)?;
+        let got: GetResponse = match answer(resp).await? {
+            Ok(r) => r,
+            // A missing document is a 404 whose body is a normal answer.
+            Err(f) if f.found == Some(false) || f.is("index_not_found_exception") => return Ok(None),
+            Err(f) => return Err(f.into()),
+        };
+        if !got.found {
+            return Ok(None);
+        }
+        got.source.map(from_document).transpose()
+    }
+
+    async fn ping(&self) -> Result<(), IndexError> {
+        let resp = self.client.ping().send().await.map_err(os_err)?;
+        if resp.status_code().is_success() {
+            Ok(())
+        } else {
+            Err(IndexError::OpenSearch(format!("ping answered {}", resp.status_code())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> LogRecord {
+        LogRecord {
+            id: "01K7ABCDEFGHJKMNPQRSTVWXYZ".into(),
+            tenant: "acme".into(),
+            service: "billing".into(),
+            level: Level::Error,
+            timestamp: 1_760_099_196_123_456_789,
+            received_at: 1_760_099_197_000_000_000,
+            message: "Payment failed".into(),
+            full_log: "Traceback".into(),
+            language: Some("python".into()),
+            attributes: vec![("region".into(), "eu west".into())],
+            raw_path: Some("logs/acme/x.ndjson#3".into()),
+        }
+    }
+
+    #[test]
+    fn documents_round_trip() {
+        let r = rec();
+        let doc = to_document(&r);
+        assert_eq!(doc["timestamp"], "2025-10-10T12:26:36.123456789Z");
+        assert_eq!(doc["id_key"].as_str().map(str::len), Some(32));
+        assert_eq!(from_document(doc).expect("reads back"), r);
+    }
+
+    #[test]
+    fn the_template_is_what_provision_sends() {
+        let t: Value = serde_json::from_str(TEMPLATE).expect("template parses");
+        assert_eq!(t["index_patterns"][0], format!("{DEFAULT_INDEX_PREFIX}*"));
+        let props = &t["template"]["mappings"]["properties"];
+        for field in to_document(&rec()).as_object().expect("object").keys() {
+            assert!(props.get(field).is_some(), "{field} is not mapped");
+        }
+    }
+
+    #[test]
+    fn query_translation() {
+        let q = Query::parse(r#""invalid UUID" -timeout service:billing attributes.region:eu"#).expect("parses");
+        let filter = LogFilter {
+            level: Some(Level::Error),
+            from: Some(0),
+            ..Default::default()
+        };
+        let cursor = Cursor {
+            timestamp: 5,
+            id: "00000000-0000-0000-0000-0000000000ff".into(),
+        };
+        let body = search_body(&q, &filter, Some(&cursor), 11);
+        assert_eq!(
+            body,
+            json!({
+                "size": 11, "track_total_hits": true, "_source": false,
+                "query": {"bool": {
+                    "must": [{"bool": {"should": [{"match_phrase": {"message": "invalid UUID"}},
+                        {"match_phrase": {"full_log": "invalid UUID"}}], "minimum_should_match": 1}}],
+                    "must_not": [{"bool": {"should": [{"match_phrase": {"message": "timeout"}},
+                        {"match_phrase": {"full_log": "timeout"}}], "minimum_should_match": 1}}],
+                    "filter": [{"term": {"service": "billing"}}, {"term": {"attributes.region": "eu"}},
+                        {"term": {"level": "ERROR"}}, {"range": {"timestamp": {"gte": "1970-01-01T00:00:00Z"}}}]
+                }},
+                "sort": [{"timestamp": "desc"}, {"id_key": "desc"}],
+                "search_after": [5, "000000000000000000000000000000ff"],
+            })
+        );
+    }
+}

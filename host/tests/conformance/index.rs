@@ -1,0 +1,220 @@
+//! The `SearchIndex` conformance suite: every implementation must pass it
+//! unchanged (host/tests/stores.rs runs it on Tantivy and on OpenSearch).
+//! Expected answers are computed from the records by the predicates beside
+//! each query, so a query and its meaning are read together.
+
+use loggerhub::model::{Cursor, Level, LogFilter, LogRecord, id_sort_key};
+use loggerhub::search::{IndexRow, Query, SearchIndex};
+
+const T0: i64 = 1_760_000_000_000_000_000;
+const SEC: i64 = 1_000_000_000;
+const N: usize = 40;
+
+fn record(tenant: &str, i: usize) -> LogRecord {
+    LogRecord {
+        id: ulid::Ulid::from_parts(1_760_000_000_000 + i as u64, (i as u128) * 104_729).to_string(),
+        tenant: tenant.to_string(),
+        service: ["billing", "auth", "web"][i % 3].to_string(),
+        level: Level::ALL[i % 6],
+        // Triples share a timestamp, so ties are broken by id.
+        timestamp: T0 + (i as i64 / 3) * SEC,
+        received_at: T0 + 3600 * SEC,
+        message: if i.is_multiple_of(4) {
+            format!("payment failed for order {i}")
+        } else {
+            format!("user login ok session {i}")
+        },
+        full_log: if i.is_multiple_of(5) {
+            format!("Traceback: invalid UUID in request {i}")
+        } else {
+            String::new()
+        },
+        language: i.is_multiple_of(2).then(|| "rust".to_string()),
+        attributes: vec![
+            ("region".into(), if i < N / 2 { "eu west" } else { "us" }.into()),
+            ("n".into(), i.to_string()),
+        ],
+        raw_path: Some(format!("logs/{tenant}/batch.ndjson#{}", i + 1)),
+    }
+}
+
+fn newest_first(recs: impl Iterator<Item = LogRecord>) -> Vec<String> {
+    let mut v: Vec<LogRecord> = recs.collect();
+    v.sort_by_key(|r| std::cmp::Reverse((r.timestamp, id_sort_key(&r.id))));
+    v.into_iter().map(|r| r.id).collect()
+}
+
+async fn all_pages(
+    index: &dyn SearchIndex,
+    tenant: &str,
+    q: &str,
+    filter: &LogFilter,
+    limit: usize,
+) -> (u64, Vec<String>) {
+    let query = Query::parse(q).expect("query parses");
+    let mut cursor: Option<Cursor> = None;
+    let mut ids = Vec::new();
+    let mut total = None;
+    loop {
+        let page = index
+            .search(tenant, &query, filter, cursor.as_ref(), limit)
+            .await
+            .expect("search");
+        assert!(page.ids.len() <= limit, "{q}: page over the limit");
+        assert_eq!(*total.get_or_insert(page.total), page.total, "{q}: total changed");
+        ids.extend(page.ids);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+        assert!(ids.len() <= N * 2, "{q}: pagination does not end");
+    }
+    (total.unwrap_or(0), ids)
+}
+
+fn sorted_attrs(mut r: LogRecord) -> LogRecord {
+    r.attributes.sort();
+    r
+}
+
+pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
+    index.ping().await.expect("ping");
+    index.provision(a).await.expect("provision a");
+    index.provision(a).await.expect("provision is idempotent");
+    index.provision(b).await.expect("provision b");
+
+    let recs: Vec<LogRecord> = (0..N).map(|i| record(a, i)).collect();
+    let rows: Vec<IndexRow<'_>> = recs
+        .iter()
+        .map(|r| IndexRow {
+            record: r,
+            may_exist: false,
+        })
+        .collect();
+    // Two calls, so that a batch lands in an index that already holds one.
+    let rejected = index.index(a, &rows[..N / 2]).await.expect("index");
+    assert!(rejected.is_empty(), "valid records rejected: {rejected:?}");
+    index.index(a, &rows[N / 2..]).await.expect("index");
+    let other = record(b, 0);
+    index
+        .index(
+            b,
+            &[IndexRow {
+                record: &other,
+                may_exist: false,
+            }],
+        )
+        .await
+        .expect("index b");
+
+    // Everything, newest first by (timestamp, id), over pages of every size.
+    let everything = newest_first(recs.iter().cloned());
+    for limit in [1, 7, N, N + 5] {
+        let (total, ids) = all_pages(index, a, "", &LogFilter::default(), limit).await;
+        assert_eq!(total, N as u64);
+        assert_eq!(ids, everything, "limit {limit}");
+    }
+
+    // The query syntax and the filters, each against its meaning.
+    type Pred = fn(&LogRecord) -> bool;
+    let none = LogFilter::default();
+    let cases: Vec<(&str, LogFilter, Pred)> = vec![
+        ("payment", none.clone(), |r| r.message.contains("payment")),
+        ("PAYMENT", none.clone(), |r| r.message.contains("payment")),
+        (r#""payment failed""#, none.clone(), |r| {
+            r.message.contains("payment failed")
+        }),
+        (r#""failed payment""#, none.clone(), |_| false),
+        ("uuid", none.clone(), |r| r.full_log.contains("UUID")),
+        ("payment uuid", none.clone(), |r| {
+            r.message.contains("payment") && r.full_log.contains("UUID")
+        }),
+        ("-payment", none.clone(), |r| !r.message.contains("payment")),
+        ("login -uuid", none.clone(), |r| {
+            r.message.contains("login") && !r.full_log.contains("UUID")
+        }),
+        ("service:auth", none.clone(), |r| r.service == "auth"),
+        ("-service:auth", none.clone(), |r| r.service != "auth"),
+        ("level:error", none.clone(), |r| r.level == Level::Error),
+        ("level:WARN service:web", none.clone(), |r| {
+            r.level == Level::Warn && r.service == "web"
+        }),
+        (r#"attributes.region:"eu west""#, none.clone(), |r| {
+            r.attributes.iter().any(|(k, v)| k == "region" && v == "eu west")
+        }),
+        ("attributes.n:7", none.clone(), |r| {
+            r.attributes.iter().any(|(k, v)| k == "n" && v == "7")
+        }),
+        ("attributes.region:eu", none.clone(), |_| false),
+        ("nothingmatchesthis", none.clone(), |_| false),
+        (
+            "",
+            LogFilter {
+                service: Some("billing".into()),
+                ..Default::default()
+            },
+            |r| r.service == "billing",
+        ),
+        (
+            "payment",
+            LogFilter {
+                level: Some(Level::Trace),
+                ..Default::default()
+            },
+            |r| r.message.contains("payment") && r.level == Level::Trace,
+        ),
+        (
+            "",
+            LogFilter {
+                from: Some(T0 + 3 * SEC),
+                to: Some(T0 + 9 * SEC),
+                ..Default::default()
+            },
+            |r| r.timestamp >= T0 + 3 * SEC && r.timestamp < T0 + 9 * SEC,
+        ),
+    ];
+    for (q, filter, pred) in &cases {
+        let want = newest_first(recs.iter().filter(|r| pred(r)).cloned());
+        let (total, ids) = all_pages(index, a, q, filter, 4).await;
+        assert_eq!(ids, want, "query {q:?} {filter:?}");
+        assert_eq!(total, want.len() as u64, "total of {q:?}");
+    }
+
+    // Detail by id: the whole record, as indexed.
+    for r in [&recs[0], &recs[5], &recs[N - 1]] {
+        let got = index.get(a, &r.id).await.expect("get").expect("found");
+        assert_eq!(sorted_attrs(got), sorted_attrs(r.clone()));
+    }
+    assert_eq!(index.get(a, "01ARZ3NDEKTSV4RRFFQ69G5FAV").await.expect("get"), None);
+
+    // Tenant isolation, both ways.
+    let (total, ids) = all_pages(index, b, "", &none, 10).await;
+    assert_eq!((total, ids), (1, vec![other.id.clone()]));
+    assert_eq!(index.get(b, &recs[1].id).await.expect("get"), None);
+    assert_eq!(all_pages(index, b, "login", &none, 10).await.0, 0);
+
+    // Replay: the same ids again (a retried batch, maybe with what a
+    // newer plugin made of them) replace, never duplicate.
+    let mut again: Vec<LogRecord> = recs[..10].to_vec();
+    for r in &mut again {
+        r.message = format!("replayed {}", r.id);
+    }
+    let rows: Vec<IndexRow<'_>> = again
+        .iter()
+        .map(|r| IndexRow {
+            record: r,
+            may_exist: true,
+        })
+        .collect();
+    index.index(a, &rows).await.expect("replay");
+    let (total, ids) = all_pages(index, a, "", &none, 100).await;
+    assert_eq!((total, ids), (N as u64, everything));
+    assert_eq!(all_pages(index, a, "replayed", &none, 100).await.0, 10);
+    let got = index.get(a, &again[3].id).await.expect("get").expect("found");
+    assert_eq!(got.message, again[3].message);
+
+    // A tenant that never indexed anything has nothing, and no error.
+    let (empty, _) = super::metadata::fresh_tenants();
+    assert_eq!(all_pages(index, &empty, "payment", &none, 10).await, (0, vec![]));
+    assert_eq!(index.get(&empty, &recs[0].id).await.expect("get"), None);
+}
