@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use loggerhub::config::{Config, Limits, ProcessorConfig};
+use loggerhub::config::{Backends, Config, Limits, ProcessorConfig, Roles};
 
 mod cli;
 
@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every service in this process over a data directory.
+    /// Run LoggerHub's services (all of them unless --role says otherwise).
     Serve(ServeArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
@@ -64,6 +64,14 @@ struct ServeArgs {
     /// Prefix of the queue's Redis keys; one per deployment sharing a Redis.
     #[arg(long, default_value = "loggerhub", env = "LOGGERHUB_QUEUE_NAME")]
     queue_name: String,
+    /// The services to run: ingest, processor, search (comma-separated) or
+    /// all.
+    #[arg(long, default_value = "all", env = "LOGGERHUB_ROLE", value_parser = Roles::parse)]
+    role: Roles,
+    /// Milliseconds a Redis queue entry stays with a silent processor
+    /// before another processor takes it over.
+    #[arg(long, default_value_t = Backends::default().claim_idle.as_millis() as u64, env = "LOGGERHUB_CLAIM_IDLE_MS")]
+    claim_idle_ms: u64,
     /// Pipeline workers.
     #[arg(long, default_value_t = ProcessorConfig::default().workers, env = "LOGGERHUB_WORKERS")]
     workers: usize,
@@ -102,6 +110,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     config.backends.database_url = a.database_url.filter(|u| !u.is_empty());
     config.backends.redis_url = a.redis_url.filter(|u| !u.is_empty());
     config.backends.queue_name = a.queue_name;
+    config.backends.claim_idle = std::time::Duration::from_millis(a.claim_idle_ms.max(1));
+    config.roles = a.role;
     config.backends.object_store_url = a.object_store_url.filter(|u| !u.is_empty());
     config.backends.opensearch_url = a.opensearch_url.filter(|u| !u.is_empty());
     config.backends.index_prefix = a.index_prefix;
@@ -112,7 +122,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     // Written with errors ignored: nobody reading stdout must not stop the
     // server.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "LoggerHub is running at {url}");
+    let _ = writeln!(out, "LoggerHub ({}) is running at {url}", config.roles.names());
     if config.admin_token.is_none() {
         let _ = writeln!(
             out,

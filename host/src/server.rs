@@ -26,11 +26,6 @@ use crate::stores::raw::RawStore;
 use crate::telemetry::Metrics;
 use crate::tenants::Tenants;
 
-/// How long an entry stays with a processor that stopped answering before
-/// another one takes it: longer than the slowest batch (CPU budgets are
-/// 2 s per plugin call, store retries back off 1 s).
-const REDIS_CLAIM_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// The admin token: from config, else the one kept in the data dir, else a
 /// new one (written there). Returns the token and whether it is new.
 pub fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
@@ -90,7 +85,7 @@ pub async fn run(
                 url,
                 &config.backends.queue_name,
                 config.limits.queue_max_bytes,
-                REDIS_CLAIM_IDLE,
+                config.backends.claim_idle,
             )
             .await
             .context("connecting to the Redis queue")?,
@@ -107,7 +102,12 @@ pub async fn run(
     let runtime = Runtime::with_cache(&data.join("compiled")).context("starting the wasm runtime")?;
     let registry = Arc::new(Registry::new(data.join("plugins"), runtime).context("compiling the built-in plugins")?);
     let dead_letters = Arc::new(DeadLetters::new(data.join("dead-letters")));
-    let _watcher = crate::pipeline::hot_reload::watch(registry.clone()).context("watching the plugin directory")?;
+    let roles = config.roles;
+    let _watcher = if roles.processor {
+        Some(crate::pipeline::hot_reload::watch(registry.clone()).context("watching the plugin directory")?)
+    } else {
+        None
+    };
     let processor = Arc::new(Processor {
         queue: queue.clone(),
         registry: registry.clone(),
@@ -131,18 +131,21 @@ pub async fn run(
         registry,
         dead_letters,
         admin_token: admin_token.into(),
+        roles,
         max_body_bytes: config.limits.max_body_bytes,
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let processing = tokio::spawn(processor.run(stop_rx));
-    tracing::info!(addr = %listener.local_addr()?, data_dir = %data.display(), "loggerhub serving");
+    let processing = roles.processor.then(|| tokio::spawn(processor.run(stop_rx)));
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %data.display(), roles = %roles.names(), "loggerhub serving");
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await
         .context("http server")?;
     let _ = stop_tx.send(true);
-    let _ = processing.await;
+    if let Some(p) = processing {
+        let _ = p.await;
+    }
     if let Some(q) = local_queue {
         q.close();
     }

@@ -12,8 +12,13 @@ mod wire;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 
+use crate::config::{Role, Roles};
 use crate::ingest::Ingest;
 use crate::pipeline::{DeadLetters, Registry};
 use crate::queue::Queue;
@@ -40,9 +45,48 @@ pub struct AppState {
     pub dead_letters: Arc<DeadLetters>,
     pub admin_token: Arc<str>,
     pub max_body_bytes: usize,
+    pub roles: Roles,
+}
+
+/// The role that serves a request; `None` for /health, /ready, /metrics,
+/// which every process serves.
+fn serving_role(method: &Method, path: &str) -> Option<Role> {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if path == "/v1/logs" && method == Method::POST {
+        Some(Role::Ingest)
+    } else if under("/v1/plugins") || under("/v1/pipeline") || under("/v1/dead-letters") {
+        Some(Role::Processor)
+    } else if path.starts_with("/v1/") {
+        Some(Role::Search)
+    } else {
+        None
+    }
+}
+
+/// Answers requests for another role's endpoints with a clear 404, so a
+/// misrouted load balancer shows at once.
+async fn only_my_roles(State(roles): State<Roles>, req: Request, next: Next) -> Response {
+    if let Some(role) = serving_role(req.method(), req.uri().path())
+        && !roles.has(role)
+    {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "wrong_role",
+            format!(
+                "{} {} is served by the {} role; this process runs {}",
+                req.method(),
+                req.uri().path(),
+                role.as_str(),
+                roles.names()
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 pub fn router(state: AppState) -> Router {
+    let roles = state.roles;
     Router::new()
         .route("/v1/logs", post(logs::ingest).get(logs::list))
         .route("/v1/logs/{id}", get(logs::detail))
@@ -67,5 +111,6 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(middleware::from_fn_with_state(roles, only_my_roles))
         .with_state(state)
 }

@@ -12,26 +12,41 @@ pub async fn health() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when every backend answers; says which one does not.
+/// Ready when every backend this process's roles use answers; says which
+/// one does not. Ingest uses the queue and the metadata store (keys),
+/// search the metadata, raw and index stores, the processor all four.
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let metadata = state.meta.ping().await.map_err(|e| e.to_string());
-    let raw = state.raw.ping().await.map_err(|e| e.to_string());
-    let index = state.index.ping().await.map_err(|e| e.to_string());
-    let queue = state.queue.ping().await.map_err(|e| e.to_string());
-    let depth = state.queue.depth();
-    let ok = queue.is_ok() && metadata.is_ok() && raw.is_ok() && index.is_ok();
-    let show = |r: &Result<(), String>| match r {
-        Ok(()) => json!("ok"),
-        Err(e) => json!(e),
+    let roles = state.roles;
+    let mut backends = serde_json::Map::new();
+    let mut ok = true;
+    let mut check = |name: &str, result: Result<(), String>| {
+        ok &= result.is_ok();
+        backends.insert(
+            name.to_string(),
+            match result {
+                Ok(()) => json!("ok"),
+                Err(e) => json!(e),
+            },
+        );
     };
+    check("metadata", state.meta.ping().await.map_err(|e| e.to_string()));
+    if roles.processor || roles.search {
+        check("raw", state.raw.ping().await.map_err(|e| e.to_string()));
+        check("index", state.index.ping().await.map_err(|e| e.to_string()));
+    }
+    if roles.ingest || roles.processor {
+        check("queue", state.queue.ping().await.map_err(|e| e.to_string()));
+        let depth = state.queue.depth();
+        let status = backends.remove("queue").unwrap_or_default();
+        backends.insert(
+            "queue".into(),
+            json!({"status": status, "entries": depth.entries, "bytes": depth.bytes}),
+        );
+    }
     let body = json!({
         "status": if ok { "ready" } else { "degraded" },
-        "backends": {
-            "queue": {"status": show(&queue), "entries": depth.entries, "bytes": depth.bytes},
-            "metadata": show(&metadata),
-            "raw": show(&raw),
-            "index": show(&index),
-        }
+        "roles": roles.names(),
+        "backends": backends,
     });
     let status = if ok {
         StatusCode::OK

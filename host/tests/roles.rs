@@ -1,0 +1,199 @@
+//! LoggerHub as separate services (`serve --role`): one ingest, two
+//! processors and one search process share PostgreSQL, Redis, S3 and
+//! OpenSearch (the servers `make test` starts). Logs flow end to end, both
+//! processors take work, and a processor killed with SIGKILL in the middle
+//! of it loses nothing: its unacked entries go to the other one.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use serde_json::{Value, json};
+
+fn service_url(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests with `make test`, which starts the services (infra/local/services.sh)")
+    })
+}
+
+/// Requests of this many logs each; enough that processing outlasts the
+/// moment the first processor is killed.
+const BATCH: usize = 200;
+
+fn batch(round: usize) -> String {
+    (0..BATCH)
+        .map(|i| {
+            let service = ["billing", "auth"][i % 2];
+            json!({"service": service, "level": "info",
+                   "message": format!("order {round}-{i} shipped"),
+                   "attributes": {"round": round.to_string()}})
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn total(search: &Server, key: &str, path: &str) -> u64 {
+    let (status, page) = search.get(key, path).await;
+    assert_eq!(status, 200, "{page}");
+    page["total"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn ingest_two_processors_and_search_as_separate_processes() {
+    let db = service_url("DATABASE_URL");
+    let redis = service_url("REDIS_URL");
+    let s3 = service_url("OBJECT_STORE_URL");
+    let opensearch = service_url("OPENSEARCH_URL");
+    let pid = std::process::id();
+    let queue = format!("lhroles-{pid}");
+    let prefix = format!("lhroles-{pid}-");
+    let backends = [
+        "--database-url",
+        db.as_str(),
+        "--redis-url",
+        redis.as_str(),
+        "--queue-name",
+        queue.as_str(),
+        "--object-store-url",
+        s3.as_str(),
+        "--opensearch-url",
+        opensearch.as_str(),
+        "--index-prefix",
+        prefix.as_str(),
+        // A killed processor's entries go to the other one after 2 s of
+        // silence instead of the default minute.
+        "--claim-idle-ms",
+        "2000",
+    ];
+    let start = |role: &'static str, dir: &tempfile::TempDir| {
+        let mut flags: Vec<&str> = backends.to_vec();
+        flags.extend(["--role", role]);
+        let path = dir.path().to_path_buf();
+        async move { Server::start(&path, &flags).await }
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let ingest = start("ingest", &dirs[0]).await;
+    let mut p1 = start("processor", &dirs[1]).await;
+    let p1_pid = p1.child.id();
+    let p2_log = dirs[2].path().join("p2.log");
+    let mut p2_flags: Vec<&str> = backends.to_vec();
+    p2_flags.extend(["--role", "processor"]);
+    let p2 = Server::start_logging(dirs[2].path(), &p2_flags, &p2_log).await;
+    let search = start("search", &dirs[3]).await;
+
+    // The admin API is on the search process; the key works everywhere.
+    let slug = format!("roles_{pid}");
+    let key = search.tenant(&slug).await;
+
+    // Each process serves its role's endpoints only, and says so.
+    let (status, err) = ingest.get(&key, "/v1/search?q=x").await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("wrong_role")),
+        "{err}"
+    );
+    let (status, err) = search.post_logs(&key, "application/x-ndjson", batch(0)).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("wrong_role")),
+        "{err}"
+    );
+    for s in [&ingest, &p1, &p2, &search] {
+        let (status, ready) = s.get(&key, "/ready").await;
+        assert_eq!(status, 200, "{ready}");
+    }
+
+    // Logs flow; as soon as the first processor has done some work it is
+    // killed with whatever it holds, and more logs follow.
+    let mut round = 0;
+    let post_deadline = Instant::now() + Duration::from_secs(30);
+    while p1.metric("loggerhub_logs_processed_total").await == 0.0 {
+        assert!(
+            Instant::now() < post_deadline,
+            "the first processor never took any work"
+        );
+        let (status, body) = ingest.post_logs(&key, "application/x-ndjson", batch(round)).await;
+        assert_eq!(status, 202, "{body}");
+        round += 1;
+    }
+    let (status, body) = ingest.post_logs(&key, "application/x-ndjson", batch(round)).await;
+    assert_eq!(status, 202, "{body}");
+    round += 1;
+    p1.kill();
+    let held = pending_of(&redis, &queue, p1_pid).await;
+    let killed_at = round;
+    let rounds = killed_at + 10;
+    while round < rounds {
+        let (status, body) = ingest.post_logs(&key, "application/x-ndjson", batch(round)).await;
+        assert_eq!(status, 202, "{body}");
+        round += 1;
+    }
+    let expected = (rounds * BATCH) as u64;
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let listed = total(&search, &key, "/v1/logs?limit=1").await;
+        let found = total(&search, &key, "/v1/search?q=shipped&limit=1").await;
+        if listed == expected && found == expected {
+            break;
+        }
+        assert!(
+            listed <= expected && found <= expected,
+            "duplicates: {listed} listed, {found} found"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "lost logs: {listed} listed, {found} found of {expected} (processor killed after round {killed_at})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Both processors did work; the survivor finished the rest, including
+    // what the killed one held.
+    assert!(p2.metric("loggerhub_logs_processed_total").await > 0.0);
+    let log = std::fs::read_to_string(&p2_log).expect("p2 log");
+    if held > 0 {
+        assert!(log.contains("claimed entries of a silent consumer"), "{log}");
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "roles: processor killed holding {held} unacked queue entries; {expected} logs arrived exactly once"
+    );
+    // Each round's logs are all there, exactly once.
+    for round in [0, killed_at, rounds - 1] {
+        let path = format!("/v1/search?q=attributes.round:{round}&limit=1");
+        assert_eq!(total(&search, &key, &path).await, BATCH as u64, "round {round}");
+    }
+    // Detail through the search process, from the index.
+    let (_, page) = search.get(&key, "/v1/logs?limit=1").await;
+    let id = page["hits"][0]["id"].as_str().expect("id").to_string();
+    let (status, detail): (u16, Value) = search.get(&key, &format!("/v1/logs/{id}")).await;
+    assert_eq!((status, detail["source"].as_str()), (200, Some("index")), "{detail}");
+    assert_eq!(ingest.metric("loggerhub_logs_ingested_total").await as u64, expected);
+}
+
+/// Queue entries the consumer of process `pid` holds unacked.
+async fn pending_of(redis_url: &str, queue: &str, pid: u32) -> u64 {
+    let client = redis::Client::open(redis_url).expect("redis url");
+    let mut con = client.get_multiplexed_async_connection().await.expect("redis");
+    let consumers: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(format!("{queue}:stream"))
+        .arg("processors")
+        .query_async(&mut con)
+        .await
+        .expect("XINFO CONSUMERS");
+    let tag = format!("-{pid}-");
+    consumers
+        .iter()
+        .filter(
+            |c| matches!(c.get("name"), Some(redis::Value::BulkString(n)) if String::from_utf8_lossy(n).contains(&tag)),
+        )
+        .filter_map(|c| match c.get("pending") {
+            Some(redis::Value::Int(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        })
+        .sum()
+}
