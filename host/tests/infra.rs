@@ -1,6 +1,10 @@
 //! What in infra/ can be checked without Docker is checked here: the
 //! PostgreSQL init scripts and templates run against the real server that
-//! `make test` starts (DATABASE_URL).
+//! `make test` starts (DATABASE_URL), and the real nginx (Debian's, which
+//! infra/local/services.sh installs) routes requests with
+//! infra/nginx/nginx.conf to LoggerHub processes running one role each.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -126,7 +130,16 @@ fn compose_file_parses_pins_every_image_and_wires_the_services() {
     let text = std::fs::read_to_string(infra().join("docker-compose.yml")).expect("compose file");
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("compose file is YAML");
     let services = doc["services"].as_mapping().expect("services");
-    let want = ["postgres", "redis", "minio", "opensearch", "loggerhub", "nginx"];
+    let want = [
+        "postgres",
+        "redis",
+        "minio",
+        "opensearch",
+        "loggerhub-ingest",
+        "loggerhub-processor",
+        "loggerhub-search",
+        "nginx",
+    ];
     for name in want {
         assert!(services.contains_key(name), "no {name} service");
     }
@@ -169,8 +182,25 @@ fn compose_file_parses_pins_every_image_and_wires_the_services() {
             .is_some_and(|p| p.iter().any(|p| p.as_str().is_some_and(|p| p.ends_with(":8100")))),
         "nginx does not publish 8100"
     );
+    // Each LoggerHub service runs one role, and nginx sends it that role's
+    // requests.
     let nginx = std::fs::read_to_string(infra().join("nginx/nginx.conf")).expect("nginx.conf");
-    assert!(nginx.contains("listen 8100;") && nginx.contains("server loggerhub:8080;"));
+    assert!(nginx.contains("listen 8100;"));
+    for role in ["ingest", "processor", "search"] {
+        let command: Vec<&str> = services[format!("loggerhub-{role}").as_str()]["command"]
+            .as_sequence()
+            .expect("command")
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        assert!(command.windows(2).any(|w| w == ["--role", role]), "{role}: {command:?}");
+        loggerhub::config::Roles::parse(role).expect("a role LoggerHub knows");
+        assert!(
+            nginx.contains(&format!("server loggerhub-{role}:8080;")),
+            "nginx lacks {role}"
+        );
+    }
+    assert!(nginx.contains("POST    loggerhub_ingest;"));
     assert!(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../Dockerfile")
@@ -215,5 +245,94 @@ fn helper_scripts_are_valid_bash() {
                 .expect("bash -n");
             assert!(status.success(), "{} does not parse", entry.path().display());
         }
+    }
+}
+
+/// nginx with the compose stack's config, its upstreams pointed at three
+/// local LoggerHub processes (one role each): every path reaches the role
+/// that serves it. A misrouted request would get `wrong_role`.
+#[tokio::test]
+async fn nginx_routes_each_path_to_its_role() {
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let mut conf = std::fs::read_to_string(infra().join("nginx/nginx.conf")).expect("nginx.conf");
+    let mut servers = Vec::new();
+    for (i, role) in ["ingest", "processor", "search"].into_iter().enumerate() {
+        let s = common::Server::start(dirs[i].path(), &["--role", role]).await;
+        let addr = s.url.trim_start_matches("http://").to_string();
+        conf = conf.replace(&format!("server loggerhub-{role}:8080;"), &format!("server {addr};"));
+        servers.push(s);
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    conf = conf.replace("listen 8100;", &format!("listen 127.0.0.1:{port};"));
+    let nginx_dir = dirs[3].path();
+    std::fs::create_dir_all(nginx_dir.join("logs")).expect("logs dir");
+    let conf_path = nginx_dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("write conf");
+    let nginx = Nginx(
+        Command::new("nginx")
+            .arg("-p")
+            .arg(nginx_dir)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-e")
+            .arg(nginx_dir.join("logs/error.log"))
+            .args(["-g", "daemon off; pid nginx.pid;"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx (Debian's; infra/local/services.sh installs it)"),
+    );
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while http.get(format!("{base}/health")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "nginx did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Unauthenticated: each role answers 401 for its own paths, and
+    // `wrong_role` (404) for another's, so the status shows who answered.
+    let cases = [
+        ("POST", "/v1/logs"),
+        ("GET", "/v1/logs"),
+        ("GET", "/v1/logs/01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+        ("GET", "/v1/search?q=x"),
+        ("GET", "/v1/stats"),
+        ("GET", "/v1/plugins"),
+        ("PUT", "/v1/plugins/parser/p"),
+        ("GET", "/v1/pipeline"),
+        ("GET", "/v1/dead-letters"),
+    ];
+    for (method, path) in cases {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let r = http
+            .request(method.clone(), format!("{base}{path}"))
+            .send()
+            .await
+            .expect("through nginx");
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        assert_eq!(status, 401, "{method} {path} reached the wrong role: {body}");
+    }
+    let admin = http
+        .get(format!("{base}/v1/admin/tenants"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .expect("admin");
+    assert_eq!(admin.status(), 200, "the admin API is on the search role");
+    drop(nginx);
+}
+
+/// Stops nginx, workers too, when the test ends or fails (SIGKILL would
+/// orphan the workers).
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
     }
 }

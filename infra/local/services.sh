@@ -32,10 +32,11 @@ as_postgres() {
 }
 
 install() {
-  if [ ! -x "$PG_BIN/pg_ctl" ] || ! command -v redis-server >/dev/null; then
-    echo "installing postgresql and redis-server from Debian (once)" >&2
+  # nginx: the tests run infra/nginx/nginx.conf in it (not as a service).
+  if [ ! -x "$PG_BIN/pg_ctl" ] || ! command -v redis-server >/dev/null || ! command -v nginx >/dev/null; then
+    echo "installing postgresql, redis-server and nginx from Debian (once)" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q postgresql redis-server >/dev/null
+    apt-get install -y -q postgresql redis-server nginx >/dev/null
   fi
 }
 
