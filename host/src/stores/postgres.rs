@@ -43,7 +43,9 @@ impl PgStore {
             .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30));
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
+            // A server that is down shows in seconds: /ready and the read
+            // paths answer 503 rather than hang.
+            .acquire_timeout(Duration::from_secs(3))
             .connect_with(opts)
             .await?;
         migrate(&pool).await?;

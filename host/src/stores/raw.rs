@@ -70,6 +70,10 @@ pub fn record_from_json(bytes: &[u8]) -> Result<LogRecord, String> {
     Ok(rec)
 }
 
+const S3_MAX_RETRIES: usize = 3;
+const S3_RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const S3_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl RawStore {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         RawStore { store }
@@ -102,7 +106,19 @@ impl RawStore {
         if bucket.is_empty() {
             return Err(StoreError::BadUrl(format!("OBJECT_STORE_URL {url:?}: no bucket")));
         }
-        let mut s3 = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        // Bounded retries: a store that is down must fail a batch (which the
+        // processor hands back and retries) and /ready within seconds, not
+        // after object_store's default three minutes.
+        let retry = object_store::RetryConfig {
+            backoff: object_store::BackoffConfig::default(),
+            max_retries: S3_MAX_RETRIES,
+            retry_timeout: S3_RETRY_TIMEOUT,
+        };
+        let client = object_store::ClientOptions::new().with_connect_timeout(S3_CONNECT_TIMEOUT);
+        let mut s3 = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(retry)
+            .with_client_options(client);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("endpoint", v)) => {

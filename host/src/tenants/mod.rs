@@ -102,6 +102,11 @@ pub struct NewKey {
 /// How long a successful key lookup is trusted before the store is asked
 /// again; bounds how late a revocation made by another node takes effect.
 const AUTH_CACHE_TTL: Duration = Duration::from_secs(5);
+/// While the metadata store is unreachable, a key it confirmed within this
+/// long keeps working: an outage of the store must not stop ingest, whose
+/// batches wait in the queue. (A key revoked during the outage works until
+/// the store answers again or this runs out.)
+const AUTH_STALE_GRACE: Duration = Duration::from_secs(15 * 60);
 
 pub struct Tenants {
     store: Arc<dyn MetadataStore>,
@@ -200,16 +205,23 @@ impl Tenants {
         {
             return Ok(p.clone());
         }
-        let principal = self
-            .store
-            .find_key(&hash)
-            .await?
-            .filter(|k| !k.revoked)
-            .map(|k| Principal {
-                tenant: k.tenant,
-                key_id: k.id,
-                scopes: k.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
-            });
+        let found = match self.store.find_key(&hash).await {
+            Ok(found) => found,
+            Err(e) => {
+                if let Some((at, Some(p))) = self.cache.read().get(&hash)
+                    && at.elapsed() < AUTH_STALE_GRACE
+                {
+                    tracing::warn!(tenant = p.tenant, error = %e, "metadata store unreachable; using the cached key");
+                    return Ok(Some(p.clone()));
+                }
+                return Err(e.into());
+            }
+        };
+        let principal = found.filter(|k| !k.revoked).map(|k| Principal {
+            tenant: k.tenant,
+            key_id: k.id,
+            scopes: k.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+        });
         let mut cache = self.cache.write();
         // Unknown keys are cached too, so a flood of bad keys cannot reach
         // the store; the map is bounded by clearing it when large.
