@@ -28,6 +28,20 @@ fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// A tenant `acme` with one processed log ("before"): its key and the
+/// log's id.
+async fn tenant_with_a_log(s: &Server) -> (String, String) {
+    let key = s.tenant("acme").await;
+    let (status, body) = s
+        .post_logs(&key, "application/json", json!({"message": "before"}).to_string())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    s.drained(1).await;
+    let (_, page) = s.get(&key, "/v1/logs").await;
+    let id = page["hits"][0]["id"].as_str().expect("id").to_string();
+    (key, id)
+}
+
 /// Logs processed stay at `n` for a while: the writes are held back.
 async fn stays_processed(s: &Server, n: f64) {
     for _ in 0..10 {
@@ -259,12 +273,8 @@ async fn postgres_down_then_back() {
     let pg = PrivatePostgres::init();
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Server::start(dir.path(), &["--database-url", &pg.url()]).await;
-    let key = s.tenant("acme").await;
+    let (key, id) = tenant_with_a_log(&s).await;
     let one = |m: &str| json!({"message": m}).to_string();
-    assert_eq!(s.post_logs(&key, "application/json", one("before")).await.0, 202);
-    s.drained(1).await;
-    let (_, page) = s.get(&key, "/v1/logs").await;
-    let id = page["hits"][0]["id"].as_str().expect("id").to_string();
 
     pg.stop();
     let (status, body) = s.post_logs(&key, "application/json", one("while down")).await;
@@ -401,12 +411,8 @@ async fn s3_down_then_back() {
     let mut garage = PrivateGarage::init();
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Server::start(dir.path(), &["--object-store-url", &garage.url()]).await;
-    let key = s.tenant("acme").await;
+    let (key, id) = tenant_with_a_log(&s).await;
     let one = |m: &str| json!({"message": m}).to_string();
-    assert_eq!(s.post_logs(&key, "application/json", one("before")).await.0, 202);
-    s.drained(1).await;
-    let (_, page) = s.get(&key, "/v1/logs").await;
-    let id = page["hits"][0]["id"].as_str().expect("id").to_string();
 
     garage.stop();
     assert_eq!(s.post_logs(&key, "application/json", one("while down")).await.0, 202);
