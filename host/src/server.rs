@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::ingest::Ingest;
+use crate::pipeline::plugin_store::PluginStore;
 use crate::pipeline::{DeadLetters, Processor, Registry};
 use crate::queue::Queue;
 use crate::queue::local::LocalQueue;
@@ -99,10 +100,18 @@ pub async fn run(
     };
     let metrics = Arc::new(Metrics::default());
 
-    let runtime = Runtime::with_cache(&data.join("compiled")).context("starting the wasm runtime")?;
-    let registry = Arc::new(Registry::new(data.join("plugins"), runtime).context("compiling the built-in plugins")?);
-    let dead_letters = Arc::new(DeadLetters::new(data.join("dead-letters")));
     let roles = config.roles;
+    let runtime = Runtime::with_cache(&data.join("compiled")).context("starting the wasm runtime")?;
+    let mut registry = Registry::new(data.join("plugins"), runtime).context("compiling the built-in plugins")?;
+    // With a shared object store, processors share tenants' plugins through
+    // it; with the embedded one there is only this process.
+    let plugin_store = (roles.processor && config.backends.object_store_url.is_some())
+        .then(|| Arc::new(PluginStore::new(raw.object_store(), registry.dir().to_path_buf())));
+    if let Some(store) = &plugin_store {
+        registry = registry.with_plugin_store(store.clone());
+    }
+    let registry = Arc::new(registry);
+    let dead_letters = Arc::new(DeadLetters::new(data.join("dead-letters")));
     let _watcher = if roles.processor {
         Some(crate::pipeline::hot_reload::watch(registry.clone()).context("watching the plugin directory")?)
     } else {
@@ -136,7 +145,15 @@ pub async fn run(
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let processing = roles.processor.then(|| tokio::spawn(processor.run(stop_rx)));
+    let processing = roles.processor.then(|| {
+        tokio::spawn(async move {
+            if let Some(store) = plugin_store {
+                store.first_pull(&stop_rx).await;
+                tokio::spawn(store.run(stop_rx.clone()));
+            }
+            processor.run(stop_rx).await
+        })
+    });
     tracing::info!(addr = %listener.local_addr()?, data_dir = %data.display(), roles = %roles.names(), "loggerhub serving");
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)

@@ -40,15 +40,27 @@ async fn total(search: &Server, key: &str, path: &str) -> u64 {
     page["total"].as_u64().unwrap_or(0)
 }
 
-#[tokio::test]
-async fn ingest_two_processors_and_search_as_separate_processes() {
+/// One deployment: ingest, two processors (the second logging to
+/// `p2_log`) and search, each its own process and data directory, sharing
+/// the services under names unique to `tag`.
+struct Cluster {
+    ingest: Server,
+    p1: Server,
+    p2: Server,
+    search: Server,
+    queue: String,
+    p2_log: std::path::PathBuf,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn cluster(tag: &str) -> Cluster {
     let db = service_url("DATABASE_URL");
     let redis = service_url("REDIS_URL");
     let s3 = service_url("OBJECT_STORE_URL");
     let opensearch = service_url("OPENSEARCH_URL");
     let pid = std::process::id();
-    let queue = format!("lhroles-{pid}");
-    let prefix = format!("lhroles-{pid}-");
+    let queue = format!("lh{tag}-{pid}");
+    let prefix = format!("lh{tag}-{pid}-");
     let backends = [
         "--database-url",
         db.as_str(),
@@ -67,21 +79,38 @@ async fn ingest_two_processors_and_search_as_separate_processes() {
         "--claim-idle-ms",
         "2000",
     ];
-    let start = |role: &'static str, dir: &tempfile::TempDir| {
+    let flags = |role: &'static str| {
         let mut flags: Vec<&str> = backends.to_vec();
         flags.extend(["--role", role]);
-        let path = dir.path().to_path_buf();
-        async move { Server::start(&path, &flags).await }
+        flags
     };
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-    let ingest = start("ingest", &dirs[0]).await;
-    let mut p1 = start("processor", &dirs[1]).await;
-    let p1_pid = p1.child.id();
     let p2_log = dirs[2].path().join("p2.log");
-    let mut p2_flags: Vec<&str> = backends.to_vec();
-    p2_flags.extend(["--role", "processor"]);
-    let p2 = Server::start_logging(dirs[2].path(), &p2_flags, &p2_log).await;
-    let search = start("search", &dirs[3]).await;
+    Cluster {
+        ingest: Server::start(dirs[0].path(), &flags("ingest")).await,
+        p1: Server::start(dirs[1].path(), &flags("processor")).await,
+        p2: Server::start_logging(dirs[2].path(), &flags("processor"), &p2_log).await,
+        search: Server::start(dirs[3].path(), &flags("search")).await,
+        queue,
+        p2_log,
+        _dirs: dirs,
+    }
+}
+
+#[tokio::test]
+async fn ingest_two_processors_and_search_as_separate_processes() {
+    let redis = service_url("REDIS_URL");
+    let Cluster {
+        ingest,
+        mut p1,
+        p2,
+        search,
+        queue,
+        p2_log,
+        _dirs,
+    } = cluster("roles").await;
+    let p1_pid = p1.child.id();
+    let pid = std::process::id();
 
     // The admin API is on the search process; the key works everywhere.
     let slug = format!("roles_{pid}");
@@ -196,4 +225,104 @@ async fn pending_of(redis_url: &str, queue: &str, pid: u32) -> u64 {
             _ => None,
         })
         .sum()
+}
+
+/// A plugin uploaded through one processor, and the pipeline that uses it,
+/// run on the other processor too (shared through the object store); a
+/// plugin deleted through the other one disappears from the first.
+#[tokio::test]
+async fn a_plugin_uploaded_to_one_processor_runs_on_every_processor() {
+    let c = cluster("plugins").await;
+    let slug = format!("plugins_{}", std::process::id());
+    let key = c.search.tenant(&slug).await;
+    let pii = std::fs::read(loggerhub::runtime::builtin::PII_REDACTOR_PATH).expect("example plugin built by build.rs");
+    let (status, body) = c.p1.put_plugin(&key, "enricher", "pii", pii).await;
+    assert_eq!(status, 201, "{body}");
+    let spec = json!({"enrichers": ["default-enricher", "pii"], "config": {"pii": {"redact": "email"}}});
+    let (status, body) = c.p1.put_pipeline(&key, &spec).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The other processor has it within a few pulls.
+    let listed = |v: &Value| {
+        v["plugins"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "pii" && p["active"] == 1))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, plugins) = c.p2.get(&key, "/v1/plugins").await;
+        let (_, pipeline) = c.p2.get(&key, "/v1/pipeline").await;
+        if listed(&plugins) && pipeline["enrichers"] == json!(["default-enricher", "pii"]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "p2 never got the plugin: {plugins} {pipeline}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Every log is redacted, whichever processor took it: logs are posted
+    // until both have taken some.
+    let mut rounds = 0;
+    let post_deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let body: Vec<String> = (0..50)
+            .map(|i| json!({"message": format!("signup {rounds}-{i} by user{i}@example.com")}).to_string())
+            .collect();
+        let (status, b) = c.ingest.post_logs(&key, "application/x-ndjson", body.join("\n")).await;
+        assert_eq!(status, 202, "{b}");
+        rounds += 1;
+        let (n1, n2) = (
+            c.p1.metric("loggerhub_logs_processed_total").await,
+            c.p2.metric("loggerhub_logs_processed_total").await,
+        );
+        if rounds >= 10 && n1 > 0.0 && n2 > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < post_deadline, "one processor took no work: {n1} {n2}");
+    }
+    let expected = (rounds * 50) as u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while total(&c.search, &key, "/v1/logs?limit=1").await < expected {
+        assert!(Instant::now() < deadline, "logs did not arrive");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The newest thousand by hand; all of them through the index.
+    let shown = expected.min(1000);
+    let (_, page) = c.search.get(&key, &format!("/v1/logs?limit={shown}")).await;
+    let hits = page["hits"].as_array().expect("hits");
+    assert_eq!(hits.len() as u64, shown);
+    for h in hits {
+        let m = h["message"].as_str().unwrap_or_default();
+        assert!(m.contains("[REDACTED:email]") && !m.contains('@'), "not redacted: {m}");
+    }
+    assert_eq!(total(&c.search, &key, "/v1/search?q=example.com&limit=1").await, 0);
+    for p in [&c.p1, &c.p2] {
+        assert!(
+            p.metric("loggerhub_logs_processed_total").await > 0.0,
+            "a processor took no work"
+        );
+    }
+
+    // Deleted through the other processor: gone from the first.
+    let (status, body) = c.p2.put_pipeline(&key, &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let r =
+        c.p2.http
+            .delete(c.p2.url("/v1/plugins/enricher/pii"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("delete");
+    assert_eq!(r.status(), 204);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, plugins) = c.p1.get(&key, "/v1/plugins").await;
+        if !listed(&plugins) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "p1 still has the plugin: {plugins}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

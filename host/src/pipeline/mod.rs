@@ -5,6 +5,7 @@
 mod dead_letter;
 pub mod hot_reload;
 pub mod ids;
+pub mod plugin_store;
 pub mod registry;
 mod run;
 mod sink;

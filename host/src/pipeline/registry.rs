@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use super::plugin_store::PluginStore;
 use crate::runtime::{
     LIMIT_MAX_CPU_TICKS, LIMIT_MAX_MEMORY, LIMIT_MAX_TIMEOUT, Limits, Plugin, Runtime, RuntimeError, Stage, builtin,
 };
@@ -229,6 +230,8 @@ pub struct Registry {
     failures: Mutex<HashMap<(String, String), u32>>,
     /// Disabled plugins per (tenant, plugin), with the last failure.
     disabled: RwLock<HashMap<(String, String), String>>,
+    /// Where changes are shared with the other processors, in a cluster.
+    plugin_store: Option<Arc<PluginStore>>,
 }
 
 /// A tenant plugin is disabled after this many consecutive dead-lettered
@@ -272,7 +275,30 @@ impl Registry {
             generation: AtomicU64::new(1),
             failures: Mutex::new(HashMap::new()),
             disabled: RwLock::new(HashMap::new()),
+            plugin_store: None,
         })
+    }
+
+    /// Shares every change made through this registry with the other
+    /// processors through `store`.
+    pub fn with_plugin_store(mut self, store: Arc<PluginStore>) -> Self {
+        self.plugin_store = Some(store);
+        self
+    }
+
+    /// Makes a change and publishes it, with no pull in between.
+    async fn shared<T>(
+        &self,
+        tenant: &str,
+        change: impl std::future::Future<Output = Result<T, RegistryError>>,
+    ) -> Result<T, RegistryError> {
+        let Some(store) = &self.plugin_store else {
+            return change.await;
+        };
+        let _guard = store.lock().await;
+        let out = change.await?;
+        store.publish_or_defer(tenant).await;
+        Ok(out)
     }
 
     pub fn dir(&self) -> &Path {
@@ -454,6 +480,10 @@ impl Registry {
     /// Validates and stores a new version of a tenant plugin, then makes it
     /// active. Returns the version.
     pub async fn upload(&self, tenant: &str, stage: Stage, name: &str, wasm: &[u8]) -> Result<u32, RegistryError> {
+        self.shared(tenant, self.upload_here(tenant, stage, name, wasm)).await
+    }
+
+    async fn upload_here(&self, tenant: &str, stage: Stage, name: &str, wasm: &[u8]) -> Result<u32, RegistryError> {
         if !valid_name(name) {
             return Err(RegistryError::BadName(name.to_string()));
         }
@@ -585,6 +615,16 @@ impl Registry {
         name: &str,
         to: Option<u32>,
     ) -> Result<u32, RegistryError> {
+        self.shared(tenant, self.rollback_here(tenant, stage, name, to)).await
+    }
+
+    async fn rollback_here(
+        &self,
+        tenant: &str,
+        stage: Stage,
+        name: &str,
+        to: Option<u32>,
+    ) -> Result<u32, RegistryError> {
         let versions = self.versions(tenant, stage, name);
         let active = self
             .active(tenant, stage, name)
@@ -618,6 +658,10 @@ impl Registry {
     }
 
     pub async fn delete(&self, tenant: &str, stage: Stage, name: &str) -> Result<(), RegistryError> {
+        self.shared(tenant, self.delete_here(tenant, stage, name)).await
+    }
+
+    async fn delete_here(&self, tenant: &str, stage: Stage, name: &str) -> Result<(), RegistryError> {
         if self.active(tenant, stage, name).is_none() {
             return Err(RegistryError::not_found(stage, name));
         }
@@ -634,6 +678,10 @@ impl Registry {
 
     /// Checks every plugin the spec names, then stores it and swaps it in.
     pub async fn set_pipeline(&self, tenant: &str, spec: PipelineSpec) -> Result<Arc<Resolved>, RegistryError> {
+        self.shared(tenant, self.set_pipeline_here(tenant, spec)).await
+    }
+
+    async fn set_pipeline_here(&self, tenant: &str, spec: PipelineSpec) -> Result<Arc<Resolved>, RegistryError> {
         if spec.enrichers.len() > 16 {
             return Err(RegistryError::BadPipeline("at most 16 enrichers".into()));
         }

@@ -79,6 +79,12 @@ impl RawStore {
         RawStore { store }
     }
 
+    /// The bucket (or directory) itself, for what else the cluster shares
+    /// through it (tenants' plugins).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
     /// The embedded store: a directory.
     pub fn local(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;

@@ -1,0 +1,347 @@
+//! Tenants' plugins shared by every processor of a cluster through the
+//! object store (`OBJECT_STORE_URL`), so that an upload to one processor
+//! runs on all of them (DESIGN §5).
+//!
+//! The object store holds a mirror of each tenant's plugin tree under
+//! `plugins/<tenant>/` (the same relative paths as `<data>/plugins/<tenant>/`:
+//! `<stage>/<name>/<version>.wasm`, `<stage>/<name>/active`,
+//! `pipeline.json`), plus a tombstone `plugins/<tenant>/<stage>/<name>.deleted`
+//! for a deleted plugin. The processor that takes a change writes it
+//! locally (the registry validates it first) and then publishes it; every
+//! processor pulls what changed every `PULL_EVERY` into its own directory,
+//! where the hot-reload watcher compiles, validates and swaps it in as for
+//! any change on disk. A publish that fails (the store is down) is retried
+//! by the pull loop; the change already runs on the processor that took it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::tenants::valid_slug;
+
+const PREFIX: &str = "plugins";
+const TOMBSTONE: &str = ".deleted";
+/// How often a processor looks for plugin changes made elsewhere.
+pub const PULL_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginStoreError {
+    #[error("plugin store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("plugin directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct PluginStore {
+    store: Arc<dyn ObjectStore>,
+    dir: PathBuf,
+    /// Held across a local change and its publish, and across a pull, so
+    /// that a pull never sees a change half made.
+    lock: tokio::sync::Mutex<()>,
+    /// E-tag of each object (by path under `plugins/`) as last copied
+    /// either way: unchanged objects are not fetched again.
+    known: Mutex<HashMap<String, String>>,
+    /// Tenants whose publish failed, retried by the pull loop.
+    dirty: Mutex<HashSet<String>>,
+}
+
+/// A relative path of the plugin tree, checked component by component: a
+/// name from the bucket never leaves the plugin directory.
+fn safe_rel(rel: &str) -> bool {
+    let mut parts = rel.split('/');
+    let tenant_ok = parts.next().is_some_and(valid_slug);
+    tenant_ok
+        && rel.split('/').count() <= 4
+        && rel.split('/').skip(1).all(|p| {
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && p.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-.".contains(&c))
+        })
+}
+
+/// Order of writes on the pulling side: versions before the `active` that
+/// names them, plugins before the pipeline that uses them.
+fn write_order(rel: &str) -> u8 {
+    if rel.ends_with(".wasm") {
+        0
+    } else if rel.ends_with("/active") {
+        1
+    } else {
+        2
+    }
+}
+
+fn local_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_none_or(|x| x != "tmp") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+impl PluginStore {
+    pub fn new(store: Arc<dyn ObjectStore>, dir: PathBuf) -> Self {
+        PluginStore {
+            store,
+            dir,
+            lock: tokio::sync::Mutex::new(()),
+            known: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock.lock().await
+    }
+
+    async fn remote(&self, under: &str) -> Result<BTreeMap<String, object_store::ObjectMeta>, PluginStoreError> {
+        let prefix = ObjectPath::from(format!("{PREFIX}/{under}"));
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let rel = m.location.as_ref().strip_prefix(&format!("{PREFIX}/"))?.to_string();
+                Some((rel, m))
+            })
+            .collect())
+    }
+
+    /// Publishes a tenant's tree after a change the caller made under
+    /// [`Self::lock`]; on failure it is retried later, and the change
+    /// already applies here.
+    pub async fn publish_or_defer(&self, tenant: &str) {
+        if let Err(e) = self.publish(tenant).await {
+            tracing::warn!(tenant, error = %e, "plugin change not yet shared with other processors; will retry");
+            self.dirty.lock().insert(tenant.to_string());
+        }
+    }
+
+    async fn publish(&self, tenant: &str) -> Result<(), PluginStoreError> {
+        let remote = self.remote(&format!("{tenant}/")).await?;
+        let root = self.dir.join(tenant);
+        let mut local_plugins = HashSet::new();
+        for path in local_files(&root) {
+            let Some(rel) = path
+                .strip_prefix(&self.dir)
+                .ok()
+                .and_then(|r| r.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            if !safe_rel(&rel) {
+                continue;
+            }
+            if let Some((plugin, _)) = rel.rsplit_once('/') {
+                local_plugins.insert(plugin.to_string());
+            }
+            let bytes = tokio::fs::read(&path).await?;
+            let same = match remote.get(&rel) {
+                // Versions never change once written.
+                Some(m) if rel.ends_with(".wasm") => m.size == bytes.len() as u64,
+                Some(m) if m.size == bytes.len() as u64 => {
+                    let there = self.store.get(&m.location).await?.bytes().await?;
+                    there.as_ref() == bytes.as_slice()
+                }
+                _ => false,
+            };
+            if !same {
+                let put = self
+                    .store
+                    .put(&ObjectPath::from(format!("{PREFIX}/{rel}")), PutPayload::from(bytes))
+                    .await?;
+                if let Some(tag) = put.e_tag {
+                    self.known.lock().insert(rel.clone(), tag);
+                }
+            }
+        }
+        // Plugins deleted here: their objects go, a tombstone tells the
+        // other processors; a plugin uploaded again loses its tombstone.
+        let mut gone = HashSet::new();
+        for (rel, m) in &remote {
+            if let Some(plugin) = rel.strip_suffix(TOMBSTONE) {
+                if local_plugins
+                    .iter()
+                    .any(|p| p.starts_with(&format!("{plugin}/")) || p == plugin)
+                {
+                    self.store.delete(&m.location).await?;
+                }
+                continue;
+            }
+            let Some((plugin, _)) = rel.rsplit_once('/') else {
+                continue;
+            };
+            if plugin != tenant && !local_plugins.contains(plugin) {
+                self.store.delete(&m.location).await?;
+                gone.insert(plugin.to_string());
+            }
+        }
+        for plugin in gone {
+            let tomb = ObjectPath::from(format!("{PREFIX}/{plugin}{TOMBSTONE}"));
+            self.store.put(&tomb, PutPayload::from_static(b"")).await?;
+        }
+        Ok(())
+    }
+
+    /// Copies what changed in the store into the local tree; returns how
+    /// many files changed.
+    pub async fn pull(&self) -> Result<usize, PluginStoreError> {
+        let _guard = self.lock().await;
+        let dirty: Vec<String> = self.dirty.lock().iter().cloned().collect();
+        for tenant in dirty {
+            self.publish(&tenant).await?;
+            self.dirty.lock().remove(&tenant);
+        }
+        let remote = self.remote("").await?;
+        let mut changed = 0;
+        let mut files: Vec<(&String, &object_store::ObjectMeta)> =
+            remote.iter().filter(|(rel, _)| !rel.ends_with(TOMBSTONE)).collect();
+        files.sort_by_key(|(rel, _)| write_order(rel));
+        for (rel, meta) in files {
+            if !safe_rel(rel) {
+                tracing::warn!(path = rel, "ignoring an unexpected object in the plugin store");
+                continue;
+            }
+            let tag = meta.e_tag.clone().unwrap_or_default();
+            if self.known.lock().get(rel.as_str()) == Some(&tag) {
+                continue;
+            }
+            let local = self.dir.join(rel);
+            let there = self.store.get(&meta.location).await?.bytes().await?;
+            if tokio::fs::read(&local).await.ok().as_deref() != Some(there.as_ref()) {
+                if let Some(parent) = local.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                let tmp = local.with_extension("tmp");
+                tokio::fs::write(&tmp, &there).await?;
+                tokio::fs::rename(&tmp, &local).await?;
+                changed += 1;
+            }
+            self.known.lock().insert(rel.clone(), tag);
+        }
+        for rel in remote.keys() {
+            let Some(plugin) = rel.strip_suffix(TOMBSTONE) else {
+                continue;
+            };
+            let still_there = remote.keys().any(|r| r.starts_with(&format!("{plugin}/")));
+            let local = self.dir.join(plugin);
+            if safe_rel(plugin) && !still_there && local.is_dir() {
+                tokio::fs::remove_dir_all(&local).await?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Pulls once before the processor starts (retrying while the store is
+    /// down: running tenants' batches without their plugins would be
+    /// wrong), then every [`PULL_EVERY`] until `shutdown`.
+    pub async fn first_pull(&self, shutdown: &watch::Receiver<bool>) {
+        loop {
+            match self.pull().await {
+                Ok(n) => {
+                    tracing::info!(files = n, "tenant plugins pulled from the plugin store");
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "plugin store unavailable; processing waits for it"),
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            tokio::time::sleep(PULL_EVERY).await;
+        }
+    }
+
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(PULL_EVERY) => {}
+                _ = shutdown.changed() => return,
+            }
+            match self.pull().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(files = n, "plugin changes pulled from the plugin store"),
+                Err(e) => tracing::warn!(error = %e, "plugin store pull failed; retrying"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::local::LocalFileSystem;
+
+    fn store(dir: &Path) -> Arc<dyn ObjectStore> {
+        Arc::new(LocalFileSystem::new_with_prefix(dir).expect("store"))
+    }
+
+    #[test]
+    fn paths_stay_inside_the_tree() {
+        assert!(safe_rel("acme/enricher/pii/3.wasm"));
+        assert!(safe_rel("acme/pipeline.json"));
+        assert!(!safe_rel("acme/../../etc/passwd"));
+        assert!(!safe_rel("../acme/x"));
+        assert!(!safe_rel("Acme/x"));
+        assert!(!safe_rel("acme/enricher/pii/x/y/z"));
+    }
+
+    /// Two processors' directories over one store: an upload, a change of
+    /// `active` and a delete made in one reach the other.
+    #[tokio::test]
+    async fn changes_travel_between_processors() {
+        let bucket = tempfile::tempdir().expect("tempdir");
+        let (a_dir, b_dir) = (tempfile::tempdir().expect("a"), tempfile::tempdir().expect("b"));
+        let a = PluginStore::new(store(bucket.path()), a_dir.path().to_path_buf());
+        let b = PluginStore::new(store(bucket.path()), b_dir.path().to_path_buf());
+        let plugin = a_dir.path().join("acme/enricher/pii");
+        std::fs::create_dir_all(&plugin).expect("mkdir");
+        std::fs::write(plugin.join("1.wasm"), b"\0asm v1").expect("write");
+        std::fs::write(plugin.join("active"), b"1").expect("write");
+        std::fs::write(a_dir.path().join("acme/pipeline.json"), b"{}").expect("write");
+        a.publish_or_defer("acme").await;
+        assert_eq!(b.pull().await.expect("pull"), 3);
+        let got = b_dir.path().join("acme/enricher/pii");
+        assert_eq!(std::fs::read(got.join("1.wasm")).expect("wasm"), b"\0asm v1");
+        assert_eq!(b.pull().await.expect("pull again"), 0, "nothing changed");
+
+        std::fs::write(plugin.join("2.wasm"), b"\0asm v2").expect("write");
+        std::fs::write(plugin.join("active"), b"2").expect("write");
+        a.publish_or_defer("acme").await;
+        assert_eq!(b.pull().await.expect("pull"), 2);
+        assert_eq!(std::fs::read_to_string(got.join("active")).expect("active"), "2");
+        // The publisher's own pull finds its own change: nothing to do.
+        assert_eq!(a.pull().await.expect("pull"), 0);
+
+        std::fs::remove_dir_all(&plugin).expect("delete");
+        a.publish_or_defer("acme").await;
+        assert_eq!(b.pull().await.expect("pull"), 1);
+        assert!(!got.exists());
+        assert!(b_dir.path().join("acme/pipeline.json").exists());
+
+        // Uploaded again under the same name: the tombstone goes.
+        std::fs::create_dir_all(&plugin).expect("mkdir");
+        std::fs::write(plugin.join("1.wasm"), b"\0asm v3").expect("write");
+        std::fs::write(plugin.join("active"), b"1").expect("write");
+        a.publish_or_defer("acme").await;
+        b.pull().await.expect("pull");
+        assert_eq!(std::fs::read(got.join("1.wasm")).expect("wasm"), b"\0asm v3");
+    }
+}
