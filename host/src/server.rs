@@ -111,7 +111,12 @@ pub async fn run(
         registry = registry.with_plugin_store(store.clone());
     }
     let registry = Arc::new(registry);
-    let dead_letters = Arc::new(DeadLetters::new(data.join("dead-letters")));
+    // In a cluster every processor lists and replays every processor's
+    // letters: they go where the raw logs go.
+    let dead_letters = Arc::new(match config.backends.object_store_url {
+        Some(_) => DeadLetters::shared(raw.object_store()),
+        None => DeadLetters::local(&data.join("dead-letters")).context("opening the dead-letter directory")?,
+    });
     let _watcher = if roles.processor {
         Some(crate::pipeline::hot_reload::watch(registry.clone()).context("watching the plugin directory")?)
     } else {

@@ -167,3 +167,39 @@ async fn index_opensearch() {
     let (a, b) = conformance::metadata::fresh_tenants();
     conformance::index::run(&index, &a, &b).await;
 }
+
+/// Dead letters in a bucket two processors share: what one wrote, the other
+/// lists, reads and removes.
+#[tokio::test]
+async fn dead_letters_shared_through_s3() {
+    use loggerhub::pipeline::DeadLetters;
+    use loggerhub::queue::QueueEntry;
+    let url = service_url("OBJECT_STORE_URL");
+    let open = || {
+        let raw = RawStore::open(Some(&url), std::path::Path::new("/nonexistent")).expect("open");
+        DeadLetters::shared(raw.object_store())
+    };
+    let (a, b) = (open(), open());
+    let (tenant, _) = conformance::metadata::fresh_tenants();
+    let entry = QueueEntry {
+        tenant: tenant.clone(),
+        batch_id: ulid::Ulid::new(),
+        received_at: 1_760_000_000_000_000_000,
+        content_type: "text/plain".into(),
+        service: Some("web".into()),
+        idempotent: false,
+        body: bytes::Bytes::from_static(b"not a log line"),
+    };
+    a.put(&entry, "parser@v1", "trap", "boom").await.expect("put");
+    let listed = b.list(&tenant).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].reason.as_str(), listed[0].body.as_str()),
+        ("boom", "not a log line")
+    );
+    let id = entry.batch_id.to_string();
+    assert!(b.get(&tenant, &id).await.expect("get").is_some());
+    b.remove(&tenant, &id).await.expect("remove");
+    assert!(a.list(&tenant).await.expect("list").is_empty());
+    assert!(a.get(&tenant, &id).await.expect("get").is_none());
+}

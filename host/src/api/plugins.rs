@@ -111,6 +111,7 @@ pub async fn list_dead_letters(
     let letters: Vec<_> = state
         .dead_letters
         .list(&p.tenant)
+        .await?
         .into_iter()
         .map(|d| {
             json!({
@@ -133,6 +134,7 @@ pub async fn replay_dead_letter(
     let letter = state
         .dead_letters
         .get(&p.tenant, &batch_id)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no dead letter {batch_id:?}")))?;
     let entry = letter
         .to_entry()
@@ -143,6 +145,6 @@ pub async fn replay_dead_letter(
         .push(entry)
         .await
         .map_err(crate::ingest::IngestError::from_queue)?;
-    state.dead_letters.remove(&p.tenant, &batch_id)?;
+    state.dead_letters.remove(&p.tenant, &batch_id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"replayed": batch_id}))))
 }

@@ -4,10 +4,20 @@
 //! plugin is fixed a letter can be replayed: it goes back to the queue as an
 //! entry whose records get the same ids as before (an entry keeps its batch
 //! id; records are written out with their ids).
+//!
+//! Letters are JSON objects `<tenant>/<batch id>.json` in an object store:
+//! `<data>/dead-letters` on one machine, `dead-letters/` in the bucket of
+//! `OBJECT_STORE_URL` in a cluster, so that every processor lists and
+//! replays every processor's letters.
 
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::ids::dead_letter_id;
@@ -18,10 +28,16 @@ use loggerhub_codec::payload::is_valid_id;
 use loggerhub_codec::time::parse_rfc3339;
 
 pub struct DeadLetters {
-    dir: PathBuf,
+    store: Arc<dyn ObjectStore>,
+    /// Empty, or the folder of the store that holds the letters.
+    prefix: String,
 }
 
-/// A dead-lettered entry as stored in `<dir>/<tenant>/<batch id>.json`.
+fn store_err(e: object_store::Error) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+/// A dead-lettered entry as stored in `<tenant>/<batch id>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub tenant: String,
@@ -62,17 +78,39 @@ impl DeadLetter {
 }
 
 impl DeadLetters {
-    pub fn new(dir: PathBuf) -> Self {
-        DeadLetters { dir }
+    /// Letters in files under `dir`.
+    pub fn local(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let store = LocalFileSystem::new_with_prefix(dir).map_err(store_err)?;
+        Ok(DeadLetters {
+            store: Arc::new(store),
+            prefix: String::new(),
+        })
     }
 
-    fn path(&self, tenant: &str, batch_id: &str) -> Option<PathBuf> {
-        // Batch ids are ULIDs: nothing else may name a file here.
+    /// Letters under `dead-letters/` in a store every processor shares.
+    pub fn shared(store: Arc<dyn ObjectStore>) -> Self {
+        DeadLetters {
+            store,
+            prefix: "dead-letters".into(),
+        }
+    }
+
+    fn folder(&self, tenant: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(tenant)
+        } else {
+            ObjectPath::from(format!("{}/{tenant}", self.prefix))
+        }
+    }
+
+    fn path(&self, tenant: &str, batch_id: &str) -> Option<ObjectPath> {
+        // Batch ids are ULIDs: nothing else may name an object here.
         ulid::Ulid::from_string(batch_id).ok()?;
-        Some(self.dir.join(tenant).join(format!("{batch_id}.json")))
+        Some(self.folder(tenant).join(format!("{batch_id}.json")))
     }
 
-    /// Dead-letters a whole entry as `<dir>/<tenant>/<batch id>.json`.
+    /// Dead-letters a whole entry as `<tenant>/<batch id>.json`.
     pub async fn put(&self, entry: &QueueEntry, plugin: &str, kind: &str, reason: &str) -> std::io::Result<()> {
         self.write(DeadLetter {
             tenant: entry.tenant.clone(),
@@ -128,32 +166,52 @@ impl DeadLetters {
     }
 
     async fn write(&self, letter: DeadLetter) -> std::io::Result<()> {
-        let dir = self.dir.join(&letter.tenant);
-        tokio::fs::create_dir_all(&dir).await?;
+        let path = self
+            .path(&letter.tenant, &letter.batch_id)
+            .ok_or_else(|| std::io::Error::other(format!("bad letter id {:?}", letter.batch_id)))?;
         let json = serde_json::to_vec_pretty(&letter).map_err(std::io::Error::other)?;
-        tokio::fs::write(dir.join(format!("{}.json", letter.batch_id)), json).await
+        self.store.put(&path, PutPayload::from(json)).await.map_err(store_err)?;
+        Ok(())
     }
 
     /// The tenant's dead letters, oldest first.
-    pub fn list(&self, tenant: &str) -> Vec<DeadLetter> {
-        let mut out: Vec<DeadLetter> = std::fs::read_dir(self.dir.join(tenant))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
-            .collect();
-        out.sort_by(|a, b| a.batch_id.cmp(&b.batch_id));
-        out
+    pub async fn list(&self, tenant: &str) -> std::io::Result<Vec<DeadLetter>> {
+        let metas: Vec<_> = match self.store.list(Some(&self.folder(tenant))).try_collect().await {
+            Ok(m) => m,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(store_err(e)),
+        };
+        let mut out = Vec::with_capacity(metas.len());
+        for m in metas {
+            let bytes = self.store.get(&m.location).await.map_err(store_err)?.bytes().await;
+            if let Some(letter) = bytes.ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+                out.push(letter);
+            }
+        }
+        out.sort_by(|a: &DeadLetter, b| a.batch_id.cmp(&b.batch_id));
+        Ok(out)
     }
 
-    pub fn get(&self, tenant: &str, batch_id: &str) -> Option<DeadLetter> {
-        let bytes = std::fs::read(self.path(tenant, batch_id)?).ok()?;
-        serde_json::from_slice(&bytes).ok()
+    pub async fn get(&self, tenant: &str, batch_id: &str) -> std::io::Result<Option<DeadLetter>> {
+        let Some(path) = self.path(tenant, batch_id) else {
+            return Ok(None);
+        };
+        match self.store.get(&path).await {
+            Ok(got) => {
+                let bytes = got.bytes().await.map_err(store_err)?;
+                Ok(serde_json::from_slice(&bytes).ok())
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_err(e)),
+        }
     }
 
-    pub fn remove(&self, tenant: &str, batch_id: &str) -> std::io::Result<()> {
+    pub async fn remove(&self, tenant: &str, batch_id: &str) -> std::io::Result<()> {
         match self.path(tenant, batch_id) {
-            Some(p) => std::fs::remove_file(p),
+            Some(p) => match self.store.delete(&p).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(store_err(e)),
+            },
             None => Ok(()),
         }
     }
@@ -194,7 +252,7 @@ mod tests {
     #[tokio::test]
     async fn record_letters_replay_as_the_same_records() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let letters = DeadLetters::new(dir.path().to_path_buf());
+        let letters = DeadLetters::local(dir.path()).expect("open");
         let batch = ulid::Ulid::new();
         let entry = QueueEntry {
             tenant: "acme".into(),
@@ -230,7 +288,7 @@ mod tests {
                 .await
                 .expect("put");
         }
-        let all = letters.list("acme");
+        let all = letters.list("acme").await.expect("list");
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].records, Some(1));
         let replay = all[0].to_entry().expect("entry");
