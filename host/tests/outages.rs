@@ -433,3 +433,80 @@ async fn s3_down_then_back() {
     let (_, page) = s.get(&key, "/v1/search?q=down").await;
     assert_eq!(page["total"], 1, "{page}");
 }
+
+/// osmem-server (the OpenSearch API stand-in tools.sh installs) on `port`,
+/// killed when dropped.
+struct PrivateOpenSearch(Child);
+
+impl PrivateOpenSearch {
+    fn start(port: u16) -> PrivateOpenSearch {
+        let tools = std::env::var("LOGGERHUB_TOOLS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/loggerhub-tools"));
+        let out = Command::new(tools.join("python/bin/python"))
+            .args(["-c", "import osmem_server; print(osmem_server.resolve_binary())"])
+            .output()
+            .expect("osmem-server (installed by infra/local/tools.sh)");
+        let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let child = Command::new(bin)
+            .args(["-no-stdin-watch", "-no-ja", "-addr", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("osmem-server");
+        wait_for_port(port, "osmem-server");
+        PrivateOpenSearch(child)
+    }
+}
+
+impl Drop for PrivateOpenSearch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// With OpenSearch down, even at start: the server starts, tenants are
+/// created, ingest answers 202, processing waits, the list view works,
+/// search answers 503, detail comes from the raw store, `/ready` names the
+/// index. Once OpenSearch answers, the index and template are created and
+/// the held batches are written.
+#[tokio::test]
+async fn opensearch_down_then_back() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &["--opensearch-url", &url]).await;
+    let key = s.tenant("acme").await;
+    let body = [
+        json!({"message": "written while down"}),
+        json!({"message": "also down"}),
+    ]
+    .map(|v| v.to_string())
+    .join("\n");
+    assert_eq!(s.post_logs(&key, "application/x-ndjson", body).await.0, 202);
+    let (status, ready) = s.get(&key, "/ready").await;
+    assert_eq!(status, 503, "{ready}");
+    assert_ne!(ready["backends"]["index"], "ok", "{ready}");
+    let (status, err) = s.get(&key, "/v1/search?q=down").await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (503, Some("backend_unavailable")),
+        "{err}"
+    );
+    stays_processed(&s, 0.0).await;
+    // The metadata and raw writes of the held batch went through; the list
+    // view and detail (rebuilt from the raw store) serve them.
+    let (status, page) = s.get(&key, "/v1/logs").await;
+    assert_eq!((status, &page["total"]), (200, &json!(2)), "{page}");
+    let id = page["hits"][0]["id"].as_str().expect("id").to_string();
+    let (status, detail) = s.get(&key, &format!("/v1/logs/{id}")).await;
+    assert_eq!((status, detail["source"].as_str()), (200, Some("raw")), "{detail}");
+
+    let _os = PrivateOpenSearch::start(port);
+    s.drained(2).await;
+    let (status, page) = s.get(&key, "/v1/search?q=down").await;
+    assert_eq!((status, &page["total"]), (200, &json!(2)), "{page}");
+    let (_, detail) = s.get(&key, &format!("/v1/logs/{id}")).await;
+    assert_eq!(detail["source"], "index", "{detail}");
+}

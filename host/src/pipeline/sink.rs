@@ -97,7 +97,10 @@ impl Processor {
             self.metrics.store_write("metadata", started.elapsed());
             Ok::<_, PipelineError>(())
         };
-        tokio::try_join!(index_write, meta_write)?;
+        // Both run to the end even if one fails: with the index down, the
+        // list view still shows the records (a retry re-inserts nothing).
+        let (indexed, stored) = tokio::join!(index_write, meta_write);
+        indexed.and(stored)?;
         self.metrics.logs_processed(routed.len());
         Ok(())
     }

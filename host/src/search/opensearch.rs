@@ -8,6 +8,7 @@
 //! the pair is what `search_after` resumes from.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -48,6 +49,8 @@ pub struct OpenSearchIndex {
     prefix: String,
     /// Tenants whose index this process has created or found.
     provisioned: Mutex<HashSet<String>>,
+    /// Whether this process has installed the index template.
+    template_installed: AtomicBool,
 }
 
 fn os_err(e: impl std::fmt::Display) -> IndexError {
@@ -55,8 +58,10 @@ fn os_err(e: impl std::fmt::Display) -> IndexError {
 }
 
 impl OpenSearchIndex {
-    /// Connects to `url` (`http[s]://[user:password@]host:port`) and installs
-    /// the index template. Indices are named `<prefix><tenant>`.
+    /// A client for `url` (`http[s]://[user:password@]host:port`); indices
+    /// are named `<prefix><tenant>`. Nothing is sent yet: a process starts
+    /// while OpenSearch is down, and the index template is installed with
+    /// the first index this process creates.
     pub async fn open(url: &str, prefix: &str) -> Result<OpenSearchIndex, IndexError> {
         let mut url = Url::parse(url).map_err(|e| IndexError::OpenSearch(format!("OPENSEARCH_URL {url:?}: {e}")))?;
         let credentials = (!url.username().is_empty()).then(|| {
@@ -74,13 +79,12 @@ impl OpenSearchIndex {
         if let Some(c) = credentials {
             builder = builder.auth(c);
         }
-        let index = OpenSearchIndex {
+        Ok(OpenSearchIndex {
             client: OpenSearch::new(builder.build().map_err(os_err)?),
             prefix: prefix.to_string(),
             provisioned: Mutex::new(HashSet::new()),
-        };
-        index.install_template().await?;
-        Ok(index)
+            template_installed: AtomicBool::new(false),
+        })
     }
 
     pub fn index_name(&self, tenant: &str) -> String {
@@ -396,6 +400,10 @@ fn retryable(status: u16) -> bool {
 #[async_trait]
 impl SearchIndex for OpenSearchIndex {
     async fn provision(&self, tenant: &str) -> Result<(), IndexError> {
+        if !self.template_installed.load(Ordering::Relaxed) {
+            self.install_template().await?;
+            self.template_installed.store(true, Ordering::Relaxed);
+        }
         let template: Value =
             serde_json::from_str(TEMPLATE).map_err(|e| IndexError::Corrupt(format!("template: {e}")))?;
         let index = self.index_name(tenant);
