@@ -306,11 +306,15 @@ struct PrivateGarage {
     child: Option<Child>,
 }
 
-fn garage_bin() -> PathBuf {
-    let tools = std::env::var("LOGGERHUB_TOOLS")
+/// Where infra/local/tools.sh installs Garage and osmem-server.
+fn tools_dir() -> PathBuf {
+    std::env::var("LOGGERHUB_TOOLS")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/loggerhub-tools"));
-    tools.join("garage/bin/garage")
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/loggerhub-tools"))
+}
+
+fn garage_bin() -> PathBuf {
+    tools_dir().join("garage/bin/garage")
 }
 
 impl PrivateGarage {
@@ -440,10 +444,7 @@ struct PrivateOpenSearch(Child);
 
 impl PrivateOpenSearch {
     fn start(port: u16) -> PrivateOpenSearch {
-        let tools = std::env::var("LOGGERHUB_TOOLS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/loggerhub-tools"));
-        let out = Command::new(tools.join("python/bin/python"))
+        let out = Command::new(tools_dir().join("python/bin/python"))
             .args(["-c", "import osmem_server; print(osmem_server.resolve_binary())"])
             .output()
             .expect("osmem-server (installed by infra/local/tools.sh)");
