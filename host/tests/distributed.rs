@@ -6,40 +6,18 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, distributed_flags, service_url};
 use serde_json::json;
-
-fn service_url(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the tests with `make test`, which starts the services (infra/local/services.sh)")
-    })
-}
 
 #[tokio::test]
 async fn serves_end_to_end_on_postgresql_redis_s3_and_opensearch() {
     let db = service_url("DATABASE_URL");
-    let redis = service_url("REDIS_URL");
-    // The S3 credentials reach the server through the environment
-    // (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), as in production.
-    let s3 = service_url("OBJECT_STORE_URL");
     let opensearch = service_url("OPENSEARCH_URL");
-    let queue = format!("lhdist-{}", std::process::id());
-    let index_prefix = format!("lhdist-{}-", std::process::id());
+    let name = format!("lhdist-{}", std::process::id());
+    let index_prefix = format!("{name}-");
     let dir = tempfile::tempdir().expect("tempdir");
-    let flags = [
-        "--database-url",
-        db.as_str(),
-        "--redis-url",
-        redis.as_str(),
-        "--queue-name",
-        queue.as_str(),
-        "--object-store-url",
-        s3.as_str(),
-        "--opensearch-url",
-        opensearch.as_str(),
-        "--index-prefix",
-        index_prefix.as_str(),
-    ];
+    let owned = distributed_flags(&name);
+    let flags: Vec<&str> = owned.iter().map(String::as_str).collect();
     let s = Server::start(dir.path(), &flags).await;
     // Tenant names are unique per run: the database outlives the server.
     let slug = format!("dist_{}", std::process::id());

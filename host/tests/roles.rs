@@ -8,14 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, distributed_flags, service_url};
 use serde_json::{Value, json};
-
-fn service_url(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the tests with `make test`, which starts the services (infra/local/services.sh)")
-    })
-}
 
 /// Requests of this many logs each; enough that processing outlasts the
 /// moment the first processor is killed.
@@ -54,33 +48,13 @@ struct Cluster {
 }
 
 async fn cluster(tag: &str) -> Cluster {
-    let db = service_url("DATABASE_URL");
-    let redis = service_url("REDIS_URL");
-    let s3 = service_url("OBJECT_STORE_URL");
-    let opensearch = service_url("OPENSEARCH_URL");
-    let pid = std::process::id();
-    let queue = format!("lh{tag}-{pid}");
-    let prefix = format!("lh{tag}-{pid}-");
-    let backends = [
-        "--database-url",
-        db.as_str(),
-        "--redis-url",
-        redis.as_str(),
-        "--queue-name",
-        queue.as_str(),
-        "--object-store-url",
-        s3.as_str(),
-        "--opensearch-url",
-        opensearch.as_str(),
-        "--index-prefix",
-        prefix.as_str(),
-        // A killed processor's entries go to the other one after 2 s of
-        // silence instead of the default minute.
-        "--claim-idle-ms",
-        "2000",
-    ];
+    let queue = format!("lh{tag}-{}", std::process::id());
+    let mut backends = distributed_flags(&queue);
+    // A killed processor's entries go to the other one after 2 s of
+    // silence instead of the default minute.
+    backends.extend(["--claim-idle-ms".to_string(), "2000".to_string()]);
     let flags = |role: &'static str| {
-        let mut flags: Vec<&str> = backends.to_vec();
+        let mut flags: Vec<&str> = backends.iter().map(String::as_str).collect();
         flags.extend(["--role", role]);
         flags
     };

@@ -51,7 +51,11 @@ pub struct AppState {
 /// The role that serves a request; `None` for /health, /ready, /metrics,
 /// which every process serves.
 fn serving_role(method: &Method, path: &str) -> Option<Role> {
-    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    // Runs on every request: no allocation.
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
     if path == "/v1/logs" && method == Method::POST {
         Some(Role::Ingest)
     } else if under("/v1/plugins") || under("/v1/pipeline") || under("/v1/dead-letters") {

@@ -17,30 +17,28 @@ pub async fn health() -> impl IntoResponse {
 /// search the metadata, raw and index stores, the processor all four.
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let roles = state.roles;
-    let mut backends = serde_json::Map::new();
-    let mut ok = true;
-    let mut check = |name: &str, result: Result<(), String>| {
-        ok &= result.is_ok();
-        backends.insert(
-            name.to_string(),
-            match result {
-                Ok(()) => json!("ok"),
-                Err(e) => json!(e),
-            },
-        );
+    let show = |r: &Result<(), String>| match r {
+        Ok(()) => json!("ok"),
+        Err(e) => json!(e),
     };
-    check("metadata", state.meta.ping().await.map_err(|e| e.to_string()));
+    let mut ok = true;
+    let mut backends = serde_json::Map::new();
+    let mut checks = vec![("metadata", state.meta.ping().await.map_err(|e| e.to_string()))];
     if roles.processor || roles.search {
-        check("raw", state.raw.ping().await.map_err(|e| e.to_string()));
-        check("index", state.index.ping().await.map_err(|e| e.to_string()));
+        checks.push(("raw", state.raw.ping().await.map_err(|e| e.to_string())));
+        checks.push(("index", state.index.ping().await.map_err(|e| e.to_string())));
+    }
+    for (name, result) in &checks {
+        ok &= result.is_ok();
+        backends.insert(name.to_string(), show(result));
     }
     if roles.ingest || roles.processor {
-        check("queue", state.queue.ping().await.map_err(|e| e.to_string()));
+        let queue = state.queue.ping().await.map_err(|e| e.to_string());
         let depth = state.queue.depth();
-        let status = backends.remove("queue").unwrap_or_default();
+        ok &= queue.is_ok();
         backends.insert(
             "queue".into(),
-            json!({"status": status, "entries": depth.entries, "bytes": depth.bytes}),
+            json!({"status": show(&queue), "entries": depth.entries, "bytes": depth.bytes}),
         );
     }
     let body = json!({

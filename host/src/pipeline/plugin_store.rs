@@ -55,14 +55,13 @@ pub struct PluginStore {
 /// A relative path of the plugin tree, checked component by component: a
 /// name from the bucket never leaves the plugin directory.
 fn safe_rel(rel: &str) -> bool {
-    let mut parts = rel.split('/');
-    let tenant_ok = parts.next().is_some_and(valid_slug);
-    tenant_ok
-        && rel.split('/').count() <= 4
-        && rel.split('/').skip(1).all(|p| {
+    let parts: Vec<&str> = rel.split('/').collect();
+    parts.len() <= 4
+        && valid_slug(parts[0])
+        && parts[1..].iter().all(|p| {
             !p.is_empty()
-                && p != "."
-                && p != ".."
+                && *p != "."
+                && *p != ".."
                 && p.bytes()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-.".contains(&c))
         })
@@ -177,10 +176,7 @@ impl PluginStore {
         let mut gone = HashSet::new();
         for (rel, m) in &remote {
             if let Some(plugin) = rel.strip_suffix(TOMBSTONE) {
-                if local_plugins
-                    .iter()
-                    .any(|p| p.starts_with(&format!("{plugin}/")) || p == plugin)
-                {
+                if local_plugins.contains(plugin) {
                     self.store.delete(&m.location).await?;
                 }
                 continue;

@@ -451,7 +451,10 @@ impl SearchIndex for OpenSearchIndex {
             let mut pending: Vec<usize> = (start..end).collect();
             let mut attempt = 0;
             loop {
-                let body: Vec<u8> = pending.iter().flat_map(|&i| docs[i].1.iter().copied()).collect();
+                let mut body = Vec::with_capacity(pending.iter().map(|&i| docs[i].1.len()).sum());
+                for &i in &pending {
+                    body.extend_from_slice(&docs[i].1);
+                }
                 let items = self.bulk(&index, Bytes::from(body)).await?;
                 if items.len() != pending.len() {
                     return Err(IndexError::OpenSearch(format!(

@@ -11,6 +11,31 @@ use serde_json::{Value, json};
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// The URL of a service the test needs; running without it is a setup
+/// error, never a silent skip.
+pub fn service_url(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests with `make test`, which starts the services (infra/local/services.sh)")
+    })
+}
+
+/// `serve` flags for every distributed backend `make test` started, with
+/// the queue `name` and the index prefix `<name>-` of their own. The S3
+/// credentials reach the server through the environment, as in production.
+pub fn distributed_flags(name: &str) -> Vec<String> {
+    [
+        ("--database-url", service_url("DATABASE_URL")),
+        ("--redis-url", service_url("REDIS_URL")),
+        ("--queue-name", name.to_string()),
+        ("--object-store-url", service_url("OBJECT_STORE_URL")),
+        ("--opensearch-url", service_url("OPENSEARCH_URL")),
+        ("--index-prefix", format!("{name}-")),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_string(), value])
+    .collect()
+}
+
 pub struct Server {
     pub child: Child,
     pub url: String,

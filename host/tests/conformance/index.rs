@@ -3,11 +3,10 @@
 //! Expected answers are computed from the records by the predicates beside
 //! each query, so a query and its meaning are read together.
 
-use loggerhub::model::{Cursor, Level, LogFilter, LogRecord, id_sort_key};
+use super::{SEC, T0, newest_first};
+use loggerhub::model::{Cursor, Level, LogFilter, LogRecord};
 use loggerhub::search::{IndexRow, Query, SearchIndex};
 
-const T0: i64 = 1_760_000_000_000_000_000;
-const SEC: i64 = 1_000_000_000;
 const N: usize = 40;
 
 fn record(tenant: &str, i: usize) -> LogRecord {
@@ -36,12 +35,6 @@ fn record(tenant: &str, i: usize) -> LogRecord {
         ],
         raw_path: Some(format!("logs/{tenant}/batch.ndjson#{}", i + 1)),
     }
-}
-
-fn newest_first(recs: impl Iterator<Item = LogRecord>) -> Vec<String> {
-    let mut v: Vec<LogRecord> = recs.collect();
-    v.sort_by_key(|r| std::cmp::Reverse((r.timestamp, id_sort_key(&r.id))));
-    v.into_iter().map(|r| r.id).collect()
 }
 
 async fn all_pages(

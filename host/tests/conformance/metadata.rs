@@ -1,7 +1,8 @@
 //! The `MetadataStore` conformance suite: every implementation must pass it
 //! unchanged (host/tests/stores.rs runs it on SQLite and on PostgreSQL).
 
-use loggerhub::model::{Cursor, Level, LogFilter, LogRecord, id_sort_key};
+use super::{SEC, T0, newest_first};
+use loggerhub::model::{Cursor, Level, LogFilter, LogRecord};
 use loggerhub::stores::{ApiKey, MetaRow, MetadataStore};
 
 /// Two fresh tenant slugs, unique per run so a suite can share a server.
@@ -16,9 +17,6 @@ fn rand_tag() -> u32 {
         .map_or(0, |d| d.subsec_nanos());
     nanos ^ std::process::id().rotate_left(16)
 }
-
-const T0: i64 = 1_760_000_000_000_000_000;
-const SEC: i64 = 1_000_000_000;
 
 fn record(tenant: &str, i: usize) -> LogRecord {
     LogRecord {
@@ -39,11 +37,6 @@ fn record(tenant: &str, i: usize) -> LogRecord {
         attributes: vec![("region".into(), "eu".into()), ("n".into(), i.to_string())],
         raw_path: Some(format!("logs/{tenant}/batch.ndjson#{}", i + 1)),
     }
-}
-
-fn newest_first(mut v: Vec<LogRecord>) -> Vec<String> {
-    v.sort_by_key(|r| std::cmp::Reverse((r.timestamp, id_sort_key(&r.id))));
-    v.into_iter().map(|r| r.id).collect()
 }
 
 async fn all_pages(store: &dyn MetadataStore, tenant: &str, filter: &LogFilter, limit: usize) -> (u64, Vec<String>) {
