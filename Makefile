@@ -17,14 +17,22 @@ run: setup
 	$(CARGO) build --release -p loggerhub --bin loggerhub
 	$(CARGO_TARGET_DIR)/release/loggerhub serve --data-dir $(DATA_DIR) --listen $(LISTEN)
 
+# The workspace is compiled once for lints and tests: clippy runs as the
+# compiler of the workspace's own crates (what `cargo clippy` does, inside
+# the build that makes the test binaries), so both share every build of a
+# dependency. -D warnings: any lint fails the build, as `make lint` does.
+LINTED = RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-driver" \
+  CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+
 ## Every test: format, lints, unit, property and integration tests, with
-## PostgreSQL and Redis started for the run and stopped after it.
+## PostgreSQL, Redis, Garage and the OpenSearch API started for the run and
+## stopped after it.
 test: setup tools
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(LINTED) $(CARGO) test --workspace --no-run
 	infra/local/services.sh start
 	set -a; . $(SERVICES_DIR)/env; set +a; \
-	  $(CARGO) test --workspace; rc=$$?; \
+	  $(LINTED) $(CARGO) test --workspace; rc=$$?; \
 	  infra/local/services.sh stop; exit $$rc
 
 ## The end-to-end benchmark (release build), on the embedded backends and

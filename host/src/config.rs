@@ -1,9 +1,130 @@
-//! Settings of a `loggerhub serve` process, built from flags and env by
-//! `main` and passed in explicitly, so tests set them directly.
+//! Settings of a `loggerhub serve` process. `ServeArgs` holds them as flags
+//! and environment variables read (by clap, in `main`); `ServeArgs::check`
+//! turns them into a `Config` whose backends are typed. A setting that
+//! cannot work fails there, at start, with a message naming it. Tests build
+//! a `Config` directly.
+//!
+//! **Invariant:** `config` depends on nothing else in the host; every other
+//! module reads its settings from the `Config` it is handed.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A setting that cannot work, named as the user sets it.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        message: message.into(),
+    }
+}
+
+/// `loggerhub serve`'s flags, each also read from its environment variable.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "./data", env = "LOGGERHUB_DATA_DIR")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8080", env = "LOGGERHUB_LISTEN")]
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_body_bytes, env = "LOGGERHUB_MAX_BODY_BYTES")]
+    pub max_body_bytes: usize,
+    /// Bytes of unprocessed batches held before ingest answers 503.
+    #[arg(long, default_value_t = Limits::default().queue_max_bytes, env = "LOGGERHUB_QUEUE_MAX_BYTES")]
+    pub queue_max_bytes: u64,
+    /// The metadata store: postgres://… or sqlite://<file>; unset, SQLite in
+    /// the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The queue: redis://host:port as a Redis stream; unset, the durable
+    /// local queue in the data dir.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// The raw store: s3://bucket?endpoint=http://host:9000&region=r (other
+    /// settings, keys included, from the AWS_* variables) or file://dir;
+    /// unset, <data dir>/raw.
+    #[arg(long, env = "OBJECT_STORE_URL")]
+    pub object_store_url: Option<String>,
+    /// The search index: http[s]://[user:password@]host:9200 for OpenSearch
+    /// 2.x; unset, Tantivy in the data dir.
+    #[arg(long, env = "OPENSEARCH_URL")]
+    pub opensearch_url: Option<String>,
+    /// Prefix of the tenants' OpenSearch index names (`<prefix><tenant>`).
+    #[arg(long, default_value = DEFAULT_INDEX_PREFIX, env = "OPENSEARCH_INDEX_PREFIX")]
+    pub index_prefix: String,
+    /// Prefix of the queue's Redis keys; one per deployment sharing a Redis.
+    #[arg(long, default_value = DEFAULT_QUEUE_NAME, env = "LOGGERHUB_QUEUE_NAME")]
+    pub queue_name: String,
+    /// The services to run: ingest, processor, search (comma-separated) or
+    /// all.
+    #[arg(long, default_value = "all", env = "LOGGERHUB_ROLE", value_parser = Roles::parse)]
+    pub role: Roles,
+    /// Milliseconds a Redis queue entry stays with a silent processor
+    /// before another processor takes it over.
+    #[arg(long, default_value_t = DEFAULT_CLAIM_IDLE.as_millis() as u64, env = "LOGGERHUB_CLAIM_IDLE_MS")]
+    pub claim_idle_ms: u64,
+    /// Pipeline workers (0: this process only queues, as an ingest node).
+    #[arg(long, default_value_t = ProcessorConfig::default().workers, env = "LOGGERHUB_WORKERS")]
+    pub workers: usize,
+}
+
+/// Tenant `t`'s OpenSearch index is `<prefix>t`.
+pub const DEFAULT_INDEX_PREFIX: &str = "loggerhub-logs-";
+pub const DEFAULT_QUEUE_NAME: &str = "loggerhub";
+/// How long a Redis queue entry stays with a processor that stopped
+/// answering before another one takes it: longer than the slowest batch
+/// (CPU budgets are 2 s per plugin call, store retries back off 1 s).
+pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(60);
+/// More workers than this only queue up on the cores and the stores.
+const MAX_WORKERS: usize = 256;
+
+impl ServeArgs {
+    /// The settings, checked; `admin_token` is `LOGGERHUB_ADMIN_TOKEN`.
+    pub fn check(self, admin_token: Option<String>) -> Result<Config, ConfigError> {
+        let set = |v: Option<String>| v.filter(|u| !u.trim().is_empty());
+        if self.max_body_bytes == 0 {
+            return Err(bad("--max-body-bytes (LOGGERHUB_MAX_BODY_BYTES)", "must be at least 1"));
+        }
+        if self.queue_max_bytes == 0 {
+            return Err(bad(
+                "--queue-max-bytes (LOGGERHUB_QUEUE_MAX_BYTES)",
+                "must be at least 1",
+            ));
+        }
+        if self.claim_idle_ms == 0 {
+            return Err(bad("--claim-idle-ms (LOGGERHUB_CLAIM_IDLE_MS)", "must be at least 1"));
+        }
+        if self.workers > MAX_WORKERS {
+            return Err(bad("--workers (LOGGERHUB_WORKERS)", format!("at most {MAX_WORKERS}")));
+        }
+        let urls = BackendUrls {
+            database: set(self.database_url),
+            redis: set(self.redis_url),
+            object_store: set(self.object_store_url),
+            opensearch: set(self.opensearch_url),
+            index_prefix: self.index_prefix,
+            queue_name: self.queue_name,
+            claim_idle: Duration::from_millis(self.claim_idle_ms),
+        };
+        let mut config = Config::embedded(self.data_dir, self.listen);
+        config.backends = urls.resolve(&config.data_dir)?;
+        config.admin_token = set(admin_token);
+        config.limits = Limits {
+            max_body_bytes: self.max_body_bytes,
+            queue_max_bytes: self.queue_max_bytes,
+        };
+        config.processor.workers = self.workers;
+        config.roles = self.role;
+        Ok(config)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -16,6 +137,22 @@ pub struct Config {
     pub backends: Backends,
     /// The services this process runs (`--role`).
     pub roles: Roles,
+}
+
+impl Config {
+    /// Embedded defaults over `data_dir`.
+    pub fn embedded(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        let data_dir = data_dir.into();
+        Config {
+            backends: Backends::embedded(&data_dir),
+            data_dir,
+            listen,
+            admin_token: None,
+            limits: Limits::default(),
+            processor: ProcessorConfig::default(),
+            roles: Roles::ALL,
+        }
+    }
 }
 
 /// One service of the platform (DESIGN §1).
@@ -95,42 +232,205 @@ impl Roles {
     }
 }
 
-/// Which distributed backends to use, by URL (DESIGN §1); `None` means the
-/// embedded one in the data dir.
-#[derive(Debug, Clone)]
+/// Where the metadata lives (`DATABASE_URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataBackend {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// Where accepted batches wait (`REDIS_URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueBackend {
+    /// The durable local queue in this directory.
+    Local(PathBuf),
+    Redis {
+        url: String,
+        /// Prefix of the keys (`<name>:stream`, `<name>:bytes`): every
+        /// process of one deployment uses the same.
+        name: String,
+        claim_idle: Duration,
+    },
+}
+
+/// Where raw logs go (`OBJECT_STORE_URL`), and with them the dead letters
+/// and, in a cluster, the tenants' plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawBackend {
+    /// `<data dir>/raw`: this process alone.
+    Embedded(PathBuf),
+    /// `file://dir`: a directory other processes may share.
+    Dir(PathBuf),
+    S3(S3Settings),
+}
+
+impl RawBackend {
+    /// The store an `OBJECT_STORE_URL` names.
+    pub fn from_url(url: &str) -> Result<RawBackend, ConfigError> {
+        parse_object_store_url(url)
+    }
+
+    /// Whether other processes see what this one writes there.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, RawBackend::Embedded(_))
+    }
+}
+
+/// `s3://<bucket>?endpoint=<url>&region=<r>`; everything else (keys,
+/// `AWS_ALLOW_HTTP`, …) comes from the `AWS_*` variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+/// Where the full-text index lives (`OPENSEARCH_URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexBackend {
+    Tantivy(PathBuf),
+    OpenSearch { url: String, prefix: String },
+}
+
+/// The backends of one process (DESIGN §1): unset URLs mean the embedded
+/// one in the data dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backends {
-    /// `DATABASE_URL`: `postgres://…` or `sqlite://<file>`.
-    pub database_url: Option<String>,
-    /// `REDIS_URL`: `redis://host:port[/db]`, the queue as a Redis stream.
-    pub redis_url: Option<String>,
-    /// `OBJECT_STORE_URL`: `s3://bucket?endpoint=…&region=…` or `file://dir`.
-    pub object_store_url: Option<String>,
-    /// `OPENSEARCH_URL`: `http[s]://[user:password@]host:port`.
-    pub opensearch_url: Option<String>,
-    /// Tenant `t`'s OpenSearch index is `<index_prefix>t`.
+    pub metadata: MetadataBackend,
+    pub queue: QueueBackend,
+    pub raw: RawBackend,
+    pub index: IndexBackend,
+}
+
+impl Backends {
+    pub fn embedded(data_dir: &Path) -> Self {
+        Backends {
+            metadata: MetadataBackend::Sqlite(data_dir.join("metadata.db")),
+            queue: QueueBackend::Local(data_dir.join("queue")),
+            raw: RawBackend::Embedded(data_dir.join("raw")),
+            index: IndexBackend::Tantivy(data_dir.join("index")),
+        }
+    }
+}
+
+/// The backend URLs as given, before they are checked.
+#[derive(Debug, Clone)]
+pub struct BackendUrls {
+    pub database: Option<String>,
+    pub redis: Option<String>,
+    pub object_store: Option<String>,
+    pub opensearch: Option<String>,
     pub index_prefix: String,
-    /// Prefix of the queue's Redis keys (`<name>:stream`, `<name>:bytes`):
-    /// every process of one deployment uses the same.
     pub queue_name: String,
-    /// How long a Redis queue entry stays with a processor that stopped
-    /// answering before another one takes it: longer than the slowest
-    /// batch (CPU budgets are 2 s per plugin call, store retries back off
-    /// 1 s).
     pub claim_idle: Duration,
 }
 
-impl Default for Backends {
-    fn default() -> Self {
-        Backends {
-            database_url: None,
-            redis_url: None,
-            object_store_url: None,
-            opensearch_url: None,
-            index_prefix: crate::search::opensearch::DEFAULT_INDEX_PREFIX.into(),
-            queue_name: "loggerhub".into(),
-            claim_idle: Duration::from_secs(60),
+impl BackendUrls {
+    pub fn resolve(self, data_dir: &Path) -> Result<Backends, ConfigError> {
+        let mut b = Backends::embedded(data_dir);
+        if let Some(url) = self.database {
+            b.metadata = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                MetadataBackend::Postgres(url)
+            } else if let Some(path) = url.strip_prefix("sqlite://") {
+                MetadataBackend::Sqlite(PathBuf::from(path))
+            } else {
+                return Err(bad(
+                    "DATABASE_URL",
+                    format!("{url:?}: expected postgres://… or sqlite://…"),
+                ));
+            };
+        }
+        if let Some(url) = self.redis {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(bad("REDIS_URL", format!("{url:?}: expected redis://host:port")));
+            }
+            let name_ok = !self.queue_name.is_empty()
+                && self.queue_name.len() <= 100
+                && self.queue_name.bytes().all(|c| c.is_ascii_graphic());
+            if !name_ok {
+                return Err(bad(
+                    "--queue-name (LOGGERHUB_QUEUE_NAME)",
+                    "1 to 100 printable characters, no spaces",
+                ));
+            }
+            b.queue = QueueBackend::Redis {
+                url,
+                name: self.queue_name,
+                claim_idle: self.claim_idle,
+            };
+        }
+        if let Some(url) = self.object_store {
+            b.raw = parse_object_store_url(&url)?;
+        }
+        if let Some(url) = self.opensearch {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(bad("OPENSEARCH_URL", format!("{url:?}: expected http[s]://host:port")));
+            }
+            if !valid_index_prefix(&self.index_prefix) {
+                return Err(bad(
+                    "--index-prefix (OPENSEARCH_INDEX_PREFIX)",
+                    format!(
+                        "{:?}: lowercase letters, digits, '-', '_' and '.', starting with a letter or digit",
+                        self.index_prefix
+                    ),
+                ));
+            }
+            b.index = IndexBackend::OpenSearch {
+                url,
+                prefix: self.index_prefix,
+            };
+        }
+        Ok(b)
+    }
+}
+
+/// OpenSearch index names are lowercase and may not start with `-`, `_` or
+/// `+`; a tenant slug (at most 40 bytes) goes after the prefix.
+fn valid_index_prefix(p: &str) -> bool {
+    p.len() <= 200
+        && p.bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && p.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.".contains(&c))
+}
+
+fn parse_object_store_url(url: &str) -> Result<RawBackend, ConfigError> {
+    const SETTING: &str = "OBJECT_STORE_URL";
+    if let Some(dir) = url.strip_prefix("file://") {
+        return Ok(RawBackend::Dir(PathBuf::from(dir)));
+    }
+    let Some(rest) = url.strip_prefix("s3://") else {
+        return Err(bad(
+            SETTING,
+            format!("{url:?}: expected s3://bucket?endpoint=… or file://dir"),
+        ));
+    };
+    let (bucket, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let bucket = bucket.trim_end_matches('/');
+    if bucket.is_empty() {
+        return Err(bad(SETTING, format!("{url:?}: no bucket")));
+    }
+    let mut s3 = S3Settings {
+        bucket: bucket.to_string(),
+        endpoint: None,
+        region: None,
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("endpoint", v)) if v.starts_with("http://") || v.starts_with("https://") => {
+                s3.endpoint = Some(v.to_string());
+            }
+            Some(("region", v)) if !v.is_empty() => s3.region = Some(v.to_string()),
+            _ => {
+                return Err(bad(
+                    SETTING,
+                    format!("{url:?}: unknown or empty parameter {pair:?} (endpoint=http[s]://…, region=…)"),
+                ));
+            }
         }
     }
+    Ok(RawBackend::S3(s3))
 }
 
 #[derive(Debug, Clone)]
@@ -173,24 +473,35 @@ impl Default for ProcessorConfig {
     }
 }
 
-impl Config {
-    /// Embedded defaults over `data_dir`.
-    pub fn embedded(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
-        Config {
-            data_dir: data_dir.into(),
-            listen,
-            admin_token: None,
-            limits: Limits::default(),
-            processor: ProcessorConfig::default(),
-            backends: Backends::default(),
-            roles: Roles::ALL,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// Checks `args` as flags; URLs they do not name are set empty, so the
+    /// environment (`make test` exports the services' URLs) plays no part.
+    fn check(args: &[&str]) -> Result<Config, ConfigError> {
+        let unset = [
+            "--database-url",
+            "--redis-url",
+            "--object-store-url",
+            "--opensearch-url",
+        ]
+        .into_iter()
+        .filter(|flag| !args.contains(flag))
+        .map(|flag| format!("{flag}="));
+        let argv: Vec<String> = std::iter::once("serve".to_string())
+            .chain(args.iter().map(|a| a.to_string()))
+            .chain(unset)
+            .collect();
+        Cli::try_parse_from(argv).expect("parses").serve.check(None)
+    }
 
     #[test]
     fn roles_parse() {
@@ -201,5 +512,65 @@ mod tests {
         assert_eq!(r.names(), "ingest,search");
         assert!(Roles::parse("indexer").is_err());
         assert!(Roles::parse("").is_err());
+    }
+
+    #[test]
+    fn backends_by_url() {
+        let c = check(&[
+            "--data-dir",
+            "/d",
+            "--database-url",
+            "postgres://u@h/db",
+            "--redis-url",
+            "redis://h:6379",
+            "--object-store-url",
+            "s3://logs?endpoint=http://h:9000&region=r1",
+            "--opensearch-url",
+            "http://h:9200",
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.backends.metadata,
+            MetadataBackend::Postgres("postgres://u@h/db".into())
+        );
+        assert!(matches!(&c.backends.queue, QueueBackend::Redis { name, .. } if name == "loggerhub"));
+        assert_eq!(
+            c.backends.raw,
+            RawBackend::S3(S3Settings {
+                bucket: "logs".into(),
+                endpoint: Some("http://h:9000".into()),
+                region: Some("r1".into()),
+            })
+        );
+        assert!(c.backends.raw.is_shared());
+        let e = check(&["--data-dir", "/d"]).expect("embedded");
+        assert_eq!(e.backends, Backends::embedded(Path::new("/d")));
+        assert!(!e.backends.raw.is_shared());
+    }
+
+    /// Each setting that cannot work is named in the error.
+    #[test]
+    fn bad_settings_fail_naming_the_setting() {
+        for (args, setting) in [
+            (&["--max-body-bytes", "0"][..], "--max-body-bytes"),
+            (&["--queue-max-bytes", "0"], "--queue-max-bytes"),
+            (&["--claim-idle-ms", "0"], "--claim-idle-ms"),
+            (&["--workers", "100000"], "--workers"),
+            (&["--database-url", "mysql://x"], "DATABASE_URL"),
+            (&["--redis-url", "http://x"], "REDIS_URL"),
+            (&["--redis-url", "redis://x", "--queue-name", "a b"], "--queue-name"),
+            (&["--object-store-url", "gs://b"], "OBJECT_STORE_URL"),
+            (&["--object-store-url", "s3://"], "OBJECT_STORE_URL"),
+            (&["--object-store-url", "s3://b?endpoint=h:9000"], "OBJECT_STORE_URL"),
+            (&["--object-store-url", "s3://b?secret=x"], "OBJECT_STORE_URL"),
+            (&["--opensearch-url", "h:9200"], "OPENSEARCH_URL"),
+            (
+                &["--opensearch-url", "http://h:9200", "--index-prefix", "Logs-"],
+                "--index-prefix",
+            ),
+        ] {
+            let err = check(args).expect_err("must fail");
+            assert!(err.setting.starts_with(setting), "{args:?}: {err}");
+        }
     }
 }

@@ -1,14 +1,17 @@
 //! LoggerHub: a multi-tenant log platform in one binary.
 //!
 //! Data flows `api` → `ingest` → `queue` → `pipeline` (WASM stages run by
-//! `runtime`) → `stores` and `search`; `server` wires them. See
-//! docs/ARCHITECTURE.md.
+//! `runtime`, plugins managed by `plugins`) → `stores` and `search`;
+//! `server` wires them. `model`, `error` and `config` are the vocabulary
+//! every module shares. See docs/ARCHITECTURE.md.
 
 pub mod api;
 pub mod config;
+pub mod error;
 pub mod ingest;
 pub mod model;
 pub mod pipeline;
+pub mod plugins;
 pub mod queue;
 pub mod runtime;
 pub mod search;

@@ -6,8 +6,11 @@
 # OpenSearch index's wire-level tests run against when no real OpenSearch is
 # named by OPENSEARCH_URL. They land
 # in a cache ($LOGGERHUB_TOOLS, default ~/.cache/loggerhub-tools) that later
-# runs reuse; building cargo-component and Garage takes about 10 minutes
-# each on two cores.
+# runs reuse. They are test tools, not what we ship: they build with
+# optimisations at level 1 and no debug info or LTO (a fraction of a
+# release build's time), and Garage with only what the tests use (the
+# LMDB metadata engine; libsodium and zstd from Debian instead of compiled
+# from source; no SQLite, K2V or metrics).
 set -euo pipefail
 TOOLS="${LOGGERHUB_TOOLS:-$HOME/.cache/loggerhub-tools}"
 CARGO_COMPONENT_VERSION=0.21.1
@@ -20,11 +23,21 @@ for target in wasm32-wasip1 wasm32-wasip2; do
   rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 done
 
+# The profile `cargo install` builds with, made cheap (see above).
+cheap() {
+  env -u CARGO_TARGET_DIR \
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+    CARGO_PROFILE_RELEASE_DEBUG=0 \
+    CARGO_PROFILE_RELEASE_LTO=false \
+    CARGO_PROFILE_RELEASE_INCREMENTAL=false \
+    "$@"
+}
+
 cc="$TOOLS/cargo-component/bin/cargo-component"
 if ! "$cc" component --version 2>/dev/null | grep -q " $CARGO_COMPONENT_VERSION"; then
   echo "installing cargo-component $CARGO_COMPONENT_VERSION into $TOOLS (once)" >&2
   # Its own target directory: the project's shared one is not for tools.
-  env -u CARGO_TARGET_DIR cargo install cargo-component --version "$CARGO_COMPONENT_VERSION" \
+  cheap cargo install cargo-component --version "$CARGO_COMPONENT_VERSION" \
     --locked --root "$TOOLS/cargo-component"
 fi
 
@@ -43,5 +56,9 @@ fi
 garage="$TOOLS/garage/bin/garage"
 if ! "$garage" --version 2>/dev/null | grep -q ":$GARAGE_VERSION "; then
   echo "installing garage $GARAGE_VERSION into $TOOLS (once)" >&2
-  env -u CARGO_TARGET_DIR cargo install garage --version "$GARAGE_VERSION" --locked --root "$TOOLS/garage"
+  if ! pkg-config --exists libsodium libzstd 2>/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q pkg-config libsodium-dev libzstd-dev >/dev/null
+  fi
+  cheap cargo install garage --version "$GARAGE_VERSION" --locked --root "$TOOLS/garage" \
+    --no-default-features --features lmdb,system-libs
 fi

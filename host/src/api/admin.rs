@@ -3,31 +3,18 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use serde_json::json;
+use axum::http::StatusCode;
 
 use super::AppState;
-use super::auth;
+use super::auth::Admin;
 use super::error::ApiError;
-use super::wire::{CreateKey, CreateTenant};
-use crate::model::format_ts;
-use crate::tenants::NewKey;
-
-fn key_json(k: &NewKey) -> serde_json::Value {
-    json!({
-        "id": k.id,
-        "key": k.secret,
-        "scopes": k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-    })
-}
+use super::wire::{CreateKey, CreateTenant, KeyList, NewKeyJson, TenantCreated, TenantList};
 
 pub async fn create_tenant(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     body: Result<Json<CreateTenant>, JsonRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    auth::admin(&state, &headers)?;
+) -> Result<(StatusCode, Json<TenantCreated>), ApiError> {
     let Json(req) = body?;
     let key = state.tenants.create(&req.slug).await?;
     if let Err(e) = state.index.provision(&req.slug).await {
@@ -38,56 +25,41 @@ pub async fn create_tenant(
     tracing::info!(tenant = req.slug, "tenant created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({"tenant": req.slug, "api_key": key_json(&key)})),
+        Json(TenantCreated {
+            tenant: req.slug,
+            api_key: key.into(),
+        }),
     ))
 }
 
-pub async fn list_tenants(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
-    auth::admin(&state, &headers)?;
-    let tenants: Vec<_> = state
-        .tenants
-        .list()
-        .await?
-        .into_iter()
-        .map(|t| json!({"slug": t.slug, "created_at": format_ts(t.created_at)}))
-        .collect();
-    Ok(Json(json!({"tenants": tenants})))
+pub async fn list_tenants(State(state): State<AppState>, _: Admin) -> Result<Json<TenantList>, ApiError> {
+    Ok(Json(state.tenants.list().await?.into()))
 }
 
 pub async fn create_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(slug): Path<String>,
     body: Option<Json<CreateKey>>,
-) -> Result<impl IntoResponse, ApiError> {
-    auth::admin(&state, &headers)?;
+) -> Result<(StatusCode, Json<NewKeyJson>), ApiError> {
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let key = state.tenants.create_key(&slug, &req.scopes).await?;
-    Ok((StatusCode::CREATED, Json(key_json(&key))))
+    Ok((StatusCode::CREATED, Json(key.into())))
 }
 
 pub async fn list_keys(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(slug): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    auth::admin(&state, &headers)?;
-    let keys: Vec<_> = state
-        .tenants
-        .list_keys(&slug)
-        .await?
-        .into_iter()
-        .map(|k| json!({"id": k.id, "scopes": k.scopes, "created_at": format_ts(k.created_at), "revoked": k.revoked}))
-        .collect();
-    Ok(Json(json!({"keys": keys})))
+) -> Result<Json<KeyList>, ApiError> {
+    Ok(Json(state.tenants.list_keys(&slug).await?.into()))
 }
 
 pub async fn revoke_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Path((slug, id)): Path<(String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
-    auth::admin(&state, &headers)?;
+) -> Result<StatusCode, ApiError> {
     state.tenants.revoke_key(&slug, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,68 +1,128 @@
-//! Bearer authentication: tenant keys (with scopes) and the admin token.
+//! Authentication as extractors: a handler that takes `Tenant<Search>` runs
+//! only for a valid tenant key holding the `search` scope, and gets the
+//! tenant from the key (never from the request); a handler that takes
+//! `Admin` runs only for the admin token. Handlers never read the
+//! `Authorization` header themselves.
 
-use axum::http::HeaderMap;
-use axum::http::StatusCode;
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 
 use super::AppState;
-use super::error::ApiError;
-use crate::tenants::{Principal, Scope};
+use super::error::{ApiError, ErrorCode};
+use crate::tenants::Scope;
 
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_api_key",
-            "send Authorization: Bearer <api key>",
-        )
-    })?;
-    value
+/// A scope a handler requires, named as a type.
+pub trait RequiredScope: Send + Sync + 'static {
+    const SCOPE: Scope;
+}
+
+/// `ingest`: POST /v1/logs.
+pub struct Ingest;
+/// `search`: the read API.
+pub struct Search;
+/// `plugins`: plugins, pipeline, dead letters.
+pub struct Plugins;
+
+impl RequiredScope for Ingest {
+    const SCOPE: Scope = Scope::Ingest;
+}
+impl RequiredScope for Search {
+    const SCOPE: Scope = Scope::Search;
+}
+impl RequiredScope for Plugins {
+    const SCOPE: Scope = Scope::Plugins;
+}
+
+/// The caller: a tenant whose key holds the scope `S`.
+pub struct Tenant<S> {
+    /// The key's tenant: every read and write of the request is its.
+    pub tenant: String,
+    scope: PhantomData<S>,
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let missing = || ApiError::new(ErrorCode::MissingApiKey, "send Authorization: Bearer <api key>");
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(missing)?
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing_api_key",
-                "send Authorization: Bearer <api key>",
-            )
+        .ok_or_else(missing)
+}
+
+impl<S: RequiredScope> FromRequestParts<AppState> for Tenant<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let secret = bearer(parts)?;
+        let principal = state
+            .tenants
+            .authenticate(secret)
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "unknown or revoked API key"))?;
+        if !principal.can(S::SCOPE) {
+            return Err(ApiError::new(
+                ErrorCode::InsufficientScope,
+                format!("this key lacks the {:?} scope", S::SCOPE.as_str()),
+            ));
+        }
+        Ok(Tenant {
+            tenant: principal.tenant,
+            scope: PhantomData,
         })
-}
-
-/// The tenant principal of a request, which must hold `scope`.
-pub async fn tenant(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Principal, ApiError> {
-    let secret = bearer(headers)?;
-    let principal = state.tenants.authenticate(secret).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_key",
-            "unknown or revoked API key",
-        )
-    })?;
-    if !principal.can(scope) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            format!("this key lacks the {:?} scope", scope.as_str()),
-        ));
     }
-    Ok(principal)
 }
 
-/// Admin endpoints take the admin token.
-pub fn admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = bearer(headers)?;
-    if constant_time_eq(given.as_bytes(), state.admin_token.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_admin_token",
-            "admin endpoints take the admin token",
-        ))
+/// The caller presented the admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let given = bearer(parts)?;
+        if constant_time_eq(given.as_bytes(), state.admin_token.as_bytes()) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::new(
+                ErrorCode::InvalidAdminToken,
+                "admin endpoints take the admin token",
+            ))
+        }
     }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_forms() {
+        let parts = |v: Option<&str>| {
+            let mut b = axum::http::Request::builder();
+            if let Some(v) = v {
+                b = b.header(AUTHORIZATION, v);
+            }
+            b.body(()).expect("request").into_parts().0
+        };
+        assert_eq!(bearer(&parts(Some("Bearer lh_x "))).ok(), Some("lh_x"));
+        assert_eq!(bearer(&parts(Some("bearer lh_x"))).ok(), Some("lh_x"));
+        for bad in [None, Some("Basic abc"), Some("lh_x")] {
+            let e = bearer(&parts(bad)).expect_err("refused");
+            assert_eq!(e.code, ErrorCode::MissingApiKey);
+        }
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
 }

@@ -1,64 +1,141 @@
-//! Every HTTP error, one shape: `{"error": {"code": "...", "message": "..."}}`
-//! with a stable snake_case code, from one table.
+//! Every HTTP error, one shape — `{"error": {"code": "...", "message":
+//! "..."}}` — from one table (`ErrorCode`): a stable snake_case code, its
+//! status and what it means. docs/API.md shows the same table; a test
+//! keeps the two equal. Backend failures get their status here, from
+//! their kind, and nowhere else.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
+use crate::error::{Backend, BackendError, ErrorKind};
 use crate::ingest::IngestError;
-use crate::pipeline::RegistryError;
+use crate::plugins::RegistryError;
 use crate::search::QueryError;
-use crate::search::service::ReadError;
 use crate::tenants::TenantError;
+
+macro_rules! error_codes {
+    ($($name:ident = $status:literal $code:literal $doc:literal,)*) => {
+        /// An API error: its status and its stable code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $(#[doc = $doc] $name,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$name,)*];
+
+            pub fn status(self) -> StatusCode {
+                let code = match self { $(ErrorCode::$name => $status,)* };
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$name => $code,)* }
+            }
+
+            /// What the code means, for the docs.
+            pub fn doc(self) -> &'static str {
+                match self { $(ErrorCode::$name => $doc,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    BadRequest = 400 "bad_request" "A query parameter or header has a value the endpoint cannot use; the message says which.",
+    InvalidBody = 400 "invalid_body" "The ingest body does not decode; the message names the line.",
+    InvalidJson = 400 "invalid_json" "The request's JSON body does not parse, or has unknown fields.",
+    InvalidParameter = 400 "invalid_parameter" "A query-string parameter is unknown or malformed.",
+    InvalidQuery = 400 "invalid_query" "The search query `q` does not parse.",
+    InvalidSlug = 400 "invalid_slug" "A tenant slug must match `^[a-z][a-z0-9_]{1,39}$`.",
+    InvalidScope = 400 "invalid_scope" "A key scope is one of `ingest`, `search`, `plugins`.",
+    InvalidPluginName = 400 "invalid_plugin_name" "A plugin name must match `^[a-z][a-z0-9_-]{0,62}$`.",
+    InvalidPlugin = 400 "invalid_plugin" "The component failed a validation check (compile, imports, world, dry_run); the message names it.",
+    InvalidPipeline = 400 "invalid_pipeline" "The pipeline is malformed or its limits are out of bounds.",
+    MissingApiKey = 401 "missing_api_key" "No `Authorization: Bearer <key>` header.",
+    InvalidApiKey = 401 "invalid_api_key" "The API key is unknown or revoked.",
+    InvalidAdminToken = 401 "invalid_admin_token" "Admin endpoints take the admin token.",
+    InsufficientScope = 403 "insufficient_scope" "The key lacks the scope the endpoint needs.",
+    WrongTenant = 403 "wrong_tenant" "A record names another tenant than the key's.",
+    NotFound = 404 "not_found" "No such endpoint, log, stage or dead letter.",
+    TenantNotFound = 404 "tenant_not_found" "No such tenant.",
+    KeyNotFound = 404 "key_not_found" "No such key of the tenant.",
+    PluginNotFound = 404 "plugin_not_found" "No such plugin of the tenant.",
+    VersionNotFound = 404 "version_not_found" "No such version of the plugin.",
+    WrongRole = 404 "wrong_role" "Another role serves this endpoint; the message names it.",
+    TenantExists = 409 "tenant_exists" "The tenant already exists.",
+    ReservedPluginName = 409 "reserved_plugin_name" "The name is a built-in plugin's.",
+    PluginInUse = 409 "plugin_in_use" "The plugin is in the tenant's pipeline; change the pipeline first.",
+    PayloadTooLarge = 413 "payload_too_large" "The body is over the limit; send smaller batches.",
+    UnsupportedMediaType = 415 "unsupported_media_type" "Send application/json, application/x-ndjson or text/plain.",
+    Rejected = 422 "rejected" "A backend refused the request's data for good; sending it again will not help.",
+    Internal = 500 "internal" "Something failed inside LoggerHub; the server log has the cause.",
+    QueueFull = 503 "queue_full" "The queue is full; retry after `Retry-After` seconds.",
+    BackendUnavailable = 503 "backend_unavailable" "A backend the request needs is down; retry after `Retry-After` seconds.",
+}
 
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub retry_after: Option<u32>,
 }
 
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'static str,
+    message: &'a str,
+}
+
+/// Seconds a client waits before retrying a full queue.
+const QUEUE_FULL_RETRY: u32 = 1;
+/// Seconds a client waits before retrying while a backend is down.
+const UNAVAILABLE_RETRY: u32 = 5;
+
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             code,
             message: message.into(),
             retry_after: None,
         }
     }
 
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
     }
 
     fn internal(e: impl std::fmt::Display) -> Self {
         // The cause goes to the log; the client gets a stable code.
         tracing::error!(error = %e, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
-    }
-
-    fn unavailable(what: &str, e: impl std::fmt::Display) -> Self {
-        tracing::warn!(backend = what, error = %e, "backend unavailable");
-        let mut err = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "backend_unavailable",
-            format!("the {what} is unavailable; retry later"),
-        );
-        err.retry_after = Some(5);
-        err
+        Self::new(ErrorCode::Internal, "internal error")
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        let mut resp = (self.status, axum::Json(body)).into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str(),
+                message: &self.message,
+            },
+        };
+        let mut resp = (self.code.status(), axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
@@ -66,92 +143,139 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A backend failure as the client sees it: the status follows the kind.
+impl From<BackendError> for ApiError {
+    fn from(e: BackendError) -> Self {
+        match e.kind {
+            ErrorKind::Full if e.backend == Backend::Queue => {
+                ApiError::new(ErrorCode::QueueFull, "the queue is full; retry later").retry_after(QUEUE_FULL_RETRY)
+            }
+            ErrorKind::Unavailable | ErrorKind::Full => {
+                tracing::warn!(backend = %e.backend, error = %e, "backend unavailable");
+                ApiError::new(
+                    ErrorCode::BackendUnavailable,
+                    format!("the {} is unavailable; retry later", e.backend),
+                )
+                .retry_after(UNAVAILABLE_RETRY)
+            }
+            ErrorKind::NotFound => ApiError::not_found(format!("not found in the {}", e.backend)),
+            ErrorKind::Rejected => ApiError::new(
+                ErrorCode::Rejected,
+                format!("the {} refused the data: {}", e.backend, e.source_message()),
+            ),
+            ErrorKind::Corrupt => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
-            IngestError::BadRequest(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", m),
-            e @ IngestError::WrongTenant { .. } => ApiError::new(StatusCode::FORBIDDEN, "wrong_tenant", e.to_string()),
-            e @ IngestError::UnsupportedMediaType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                e.to_string(),
-            ),
-            e @ IngestError::QueueFull => {
-                let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", e.to_string());
-                err.retry_after = Some(1);
-                err
-            }
-            IngestError::Queue(e) => ApiError::unavailable("queue", e),
+            IngestError::BadRequest(m) => ApiError::new(ErrorCode::InvalidBody, m),
+            IngestError::Queue(b) => b.into(),
+            e @ IngestError::WrongTenant { .. } => ApiError::new(ErrorCode::WrongTenant, e.to_string()),
+            e @ IngestError::UnsupportedMediaType(_) => ApiError::new(ErrorCode::UnsupportedMediaType, e.to_string()),
         }
     }
 }
 
 impl From<TenantError> for ApiError {
     fn from(e: TenantError) -> Self {
-        match e {
-            e @ TenantError::BadSlug(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_slug", e.to_string()),
-            e @ TenantError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "tenant_exists", e.to_string()),
-            e @ TenantError::NoTenant(_) => ApiError::new(StatusCode::NOT_FOUND, "tenant_not_found", e.to_string()),
-            e @ TenantError::BadScope(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_scope", e.to_string()),
-            e @ TenantError::NoKey(_) => ApiError::new(StatusCode::NOT_FOUND, "key_not_found", e.to_string()),
-            TenantError::Store(e) => ApiError::unavailable("metadata store", e),
-        }
+        let code = match e {
+            TenantError::Store(b) => return b.into(),
+            TenantError::BadSlug(_) => ErrorCode::InvalidSlug,
+            TenantError::Exists(_) => ErrorCode::TenantExists,
+            TenantError::NoTenant(_) => ErrorCode::TenantNotFound,
+            TenantError::BadScope(_) => ErrorCode::InvalidScope,
+            TenantError::NoKey(_) => ErrorCode::KeyNotFound,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
-        let status = match &e {
-            RegistryError::BadName(_) | RegistryError::Invalid { .. } | RegistryError::BadPipeline(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            RegistryError::Reserved(_) | RegistryError::InUse(_) => StatusCode::CONFLICT,
-            RegistryError::NotFound { .. } | RegistryError::NoVersion { .. } => StatusCode::NOT_FOUND,
+        let code = match &e {
+            RegistryError::BadName(_) => ErrorCode::InvalidPluginName,
+            RegistryError::Invalid { .. } => ErrorCode::InvalidPlugin,
+            RegistryError::BadPipeline(_) => ErrorCode::InvalidPipeline,
+            RegistryError::Reserved(_) => ErrorCode::ReservedPluginName,
+            RegistryError::InUse(_) => ErrorCode::PluginInUse,
+            RegistryError::NotFound { .. } => ErrorCode::PluginNotFound,
+            RegistryError::NoVersion { .. } => ErrorCode::VersionNotFound,
             RegistryError::Io(_) | RegistryError::Runtime(_) => return ApiError::internal(e),
         };
-        let code = match &e {
-            RegistryError::BadName(_) => "invalid_plugin_name",
-            RegistryError::Invalid { .. } => "invalid_plugin",
-            RegistryError::BadPipeline(_) => "invalid_pipeline",
-            RegistryError::Reserved(_) => "reserved_plugin_name",
-            RegistryError::InUse(_) => "plugin_in_use",
-            RegistryError::NotFound { .. } => "plugin_not_found",
-            RegistryError::NoVersion { .. } => "version_not_found",
-            RegistryError::Io(_) | RegistryError::Runtime(_) => "internal",
-        };
-        ApiError::new(status, code, e.to_string())
+        ApiError::new(code, e.to_string())
     }
 }
 
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string())
-    }
-}
-
-impl From<ReadError> for ApiError {
-    fn from(e: ReadError) -> Self {
-        match e {
-            ReadError::Store(e) => ApiError::unavailable("metadata store", e),
-            ReadError::Index(e) => ApiError::unavailable("search index", e),
-        }
+        ApiError::new(ErrorCode::InvalidQuery, e.to_string())
     }
 }
 
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.body_text())
+        ApiError::new(ErrorCode::InvalidParameter, e.body_text())
     }
 }
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text())
+        ApiError::new(ErrorCode::InvalidJson, e.body_text())
     }
 }
 
-impl From<std::io::Error> for ApiError {
-    fn from(e: std::io::Error) -> Self {
-        ApiError::internal(e)
+/// The table as docs/API.md shows it.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| status | code | meaning |\n|---|---|---|\n");
+    for c in ErrorCode::ALL {
+        out.push_str(&format!(
+            "| {} | `{}` | {} |\n",
+            c.status().as_u16(),
+            c.as_str(),
+            c.doc()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_documented() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_str()), "{} twice", c.as_str());
+            assert!(c.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(c.status().is_client_error() || c.status().is_server_error());
+            assert!(!c.doc().is_empty());
+        }
+        let docs = include_str!("../../../docs/API.md");
+        assert!(
+            docs.contains(&markdown_table()),
+            "docs/API.md must hold the error table exactly as api::error::markdown_table renders it:\n{}",
+            markdown_table()
+        );
+    }
+
+    #[test]
+    fn backend_kinds_decide_the_status() {
+        let e = |backend, kind| ApiError::from(BackendError::new(backend, kind, "x"));
+        assert_eq!(e(Backend::Queue, ErrorKind::Full).code, ErrorCode::QueueFull);
+        assert_eq!(e(Backend::Queue, ErrorKind::Full).retry_after, Some(QUEUE_FULL_RETRY));
+        let down = e(Backend::Metadata, ErrorKind::Unavailable);
+        assert_eq!(
+            (down.code, down.retry_after),
+            (ErrorCode::BackendUnavailable, Some(UNAVAILABLE_RETRY))
+        );
+        assert_eq!(down.message, "the metadata store is unavailable; retry later");
+        assert_eq!(e(Backend::Index, ErrorKind::Full).code, ErrorCode::BackendUnavailable);
+        assert_eq!(e(Backend::Index, ErrorKind::NotFound).code, ErrorCode::NotFound);
+        assert_eq!(e(Backend::Metadata, ErrorKind::Rejected).code, ErrorCode::Rejected);
+        assert_eq!(e(Backend::Raw, ErrorKind::Corrupt).code, ErrorCode::Internal);
     }
 }

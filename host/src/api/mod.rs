@@ -1,26 +1,37 @@
-//! The HTTP API (DESIGN §4): the only module that knows axum and the JSON
-//! wire types.
+//! The HTTP API (DESIGN §4): routes, handlers per area, authentication
+//! as extractors (`auth`), one error table (`error`), one type per request
+//! and response body (`wire`, `params`).
+//!
+//! **Invariant:** only `api` knows axum and the JSON wire types; handlers
+//! take the tenant from the caller's key (`auth::Tenant`), never from the
+//! request.
 
 mod admin;
 mod auth;
+mod dead_letters;
 pub mod error;
 mod logs;
 mod ops;
+mod params;
 mod plugins;
 mod wire;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 
+use tokio::net::TcpListener;
+
 use crate::config::{Role, Roles};
 use crate::ingest::Ingest;
-use crate::pipeline::{DeadLetters, Registry};
+use crate::pipeline::DeadLetters;
+use crate::plugins::Registry;
 use crate::queue::Queue;
 use crate::search::SearchIndex;
 use crate::search::service::Reader;
@@ -28,7 +39,7 @@ use crate::stores::MetadataStore;
 use crate::stores::raw::RawStore;
 use crate::telemetry::Metrics;
 use crate::tenants::Tenants;
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -74,8 +85,7 @@ async fn only_my_roles(State(roles): State<Roles>, req: Request, next: Next) -> 
         && !roles.has(role)
     {
         return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "wrong_role",
+            ErrorCode::WrongRole,
             format!(
                 "{} {} is served by the {} role; this process runs {}",
                 req.method(),
@@ -109,12 +119,23 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/plugins/{stage}/{name}/rollback", post(plugins::rollback))
         .route("/v1/pipeline", get(plugins::get_pipeline).put(plugins::put_pipeline))
-        .route("/v1/dead-letters", get(plugins::list_dead_letters))
-        .route("/v1/dead-letters/{batch_id}/replay", post(plugins::replay_dead_letter))
+        .route("/v1/dead-letters", get(dead_letters::list))
+        .route("/v1/dead-letters/{batch_id}/replay", post(dead_letters::replay))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(roles, only_my_roles))
         .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -1,57 +1,60 @@
 //! /health, /ready, /metrics.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde_json::json;
 
 use super::AppState;
+use super::wire::{BackendReady, Health, Ready};
 
-pub async fn health() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// Ready when every backend this process's roles use answers; says which
 /// one does not. Ingest uses the queue and the metadata store (keys),
 /// search the metadata, raw and index stores, the processor all four.
-pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
     let roles = state.roles;
-    let show = |r: &Result<(), String>| match r {
-        Ok(()) => json!("ok"),
-        Err(e) => json!(e),
-    };
+    let status = |r: Result<(), String>| r.err().unwrap_or_else(|| "ok".into());
     let mut ok = true;
-    let mut backends = serde_json::Map::new();
-    let mut checks = vec![("metadata", state.meta.ping().await.map_err(|e| e.to_string()))];
+    let mut backends = BTreeMap::new();
+    let mut check = |name, r: Result<(), String>| {
+        ok &= r.is_ok();
+        backends.insert(name, BackendReady::Status(status(r)));
+    };
+    check("metadata", state.meta.ping().await.map_err(|e| e.to_string()));
     if roles.processor || roles.search {
-        checks.push(("raw", state.raw.ping().await.map_err(|e| e.to_string())));
-        checks.push(("index", state.index.ping().await.map_err(|e| e.to_string())));
-    }
-    for (name, result) in &checks {
-        ok &= result.is_ok();
-        backends.insert(name.to_string(), show(result));
+        check("raw", state.raw.ping().await.map_err(|e| e.to_string()));
+        check("index", state.index.ping().await.map_err(|e| e.to_string()));
     }
     if roles.ingest || roles.processor {
         let queue = state.queue.ping().await.map_err(|e| e.to_string());
         let depth = state.queue.depth();
         ok &= queue.is_ok();
         backends.insert(
-            "queue".into(),
-            json!({"status": show(&queue), "entries": depth.entries, "bytes": depth.bytes}),
+            "queue",
+            BackendReady::Queue {
+                status: status(queue),
+                entries: depth.entries,
+                bytes: depth.bytes,
+            },
         );
     }
-    let body = json!({
-        "status": if ok { "ready" } else { "degraded" },
-        "roles": roles.names(),
-        "backends": backends,
-    });
-    let status = if ok {
+    let body = Ready {
+        status: if ok { "ready" } else { "degraded" },
+        roles: roles.names(),
+        backends,
+    };
+    let code = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(body))
+    (code, Json(body))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -5,18 +5,14 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::json;
+use axum::http::StatusCode;
 
 use super::AppState;
-use super::auth;
-use super::error::ApiError;
-use crate::pipeline::PipelineSpec;
-use crate::pipeline::registry::MAX_PLUGIN_BYTES;
+use super::auth::{Plugins, Tenant};
+use super::error::{ApiError, ErrorCode};
+use super::wire::{PluginList, PluginUploaded, Rollback, RolledBack};
+use crate::plugins::{MAX_PLUGIN_BYTES, PipelineSpec};
 use crate::runtime::Stage;
-use crate::tenants::Scope;
 
 fn stage(s: &str) -> Result<Stage, ApiError> {
     Stage::parse(s).ok_or_else(|| ApiError::not_found(format!("no stage {s:?}: use parser, enricher or router")))
@@ -24,22 +20,20 @@ fn stage(s: &str) -> Result<Stage, ApiError> {
 
 pub async fn upload(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Tenant<Plugins>,
     Path((stage_name, name)): Path<(String, String)>,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
-    let p = auth::tenant(&state, &headers, Scope::Plugins).await?;
+) -> Result<(StatusCode, Json<PluginUploaded>), ApiError> {
     let stage = stage(&stage_name)?;
     let wasm = axum::body::to_bytes(body, MAX_PLUGIN_BYTES).await.map_err(|_| {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("a plugin may be at most {MAX_PLUGIN_BYTES} bytes"),
         )
     })?;
-    let version = state.registry.upload(&p.tenant, stage, &name, &wasm).await?;
+    let version = state.registry.upload(&caller.tenant, stage, &name, &wasm).await?;
     tracing::info!(
-        tenant = p.tenant,
+        tenant = caller.tenant,
         stage = stage.as_str(),
         plugin = name,
         version,
@@ -47,104 +41,58 @@ pub async fn upload(
     );
     Ok((
         StatusCode::CREATED,
-        Json(json!({"stage": stage.as_str(), "name": name, "version": version, "active": version})),
+        Json(PluginUploaded {
+            stage: stage.as_str(),
+            name,
+            version,
+            active: version,
+        }),
     ))
 }
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
-    let p = auth::tenant(&state, &headers, Scope::Plugins).await?;
-    Ok(Json(json!({"plugins": state.registry.list(&p.tenant)})))
+pub async fn list(State(state): State<AppState>, caller: Tenant<Plugins>) -> Json<PluginList> {
+    Json(state.registry.list(&caller.tenant).into())
 }
 
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Tenant<Plugins>,
     Path((stage_name, name)): Path<(String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
-    let p = auth::tenant(&state, &headers, Scope::Plugins).await?;
-    state.registry.delete(&p.tenant, stage(&stage_name)?, &name).await?;
+) -> Result<StatusCode, ApiError> {
+    state
+        .registry
+        .delete(&caller.tenant, stage(&stage_name)?, &name)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Rollback {
-    version: Option<u32>,
 }
 
 pub async fn rollback(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Tenant<Plugins>,
     Path((stage_name, name)): Path<(String, String)>,
     body: Option<Json<Rollback>>,
-) -> Result<impl IntoResponse, ApiError> {
-    let p = auth::tenant(&state, &headers, Scope::Plugins).await?;
+) -> Result<Json<RolledBack>, ApiError> {
     let to = body.map(|Json(b)| b).unwrap_or_default().version;
     let active = state
         .registry
-        .rollback(&p.tenant, stage(&stage_name)?, &name, to)
+        .rollback(&caller.tenant, stage(&stage_name)?, &name, to)
         .await?;
-    Ok(Json(json!({"name": name, "active": active})))
+    Ok(Json(RolledBack { name, active }))
 }
 
-pub async fn get_pipeline(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
-    let p = auth::tenant(&state, &headers, Scope::Plugins).await?;
-    Ok(Json(state.registry.pipeline(&p.tenant)?))
+pub async fn get_pipeline(
+    State(state): State<AppState>,
+    caller: Tenant<Plugins>,
+) -> Result<Json<PipelineSpec>, ApiError> {
+    Ok(Json(state.registry.pipeline(&caller.tenant)?))
 }
 
 pub async fn put_pipeline(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Tenant<Plugins>,
     body: Result<Json<PipelineSpec>, JsonRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let p = auth::tenant(&state, &headers, Scope::Plugins).await?;
+) -> Result<Json<PipelineSpec>, ApiError> {
     let Json(spec) = body?;
-    state.registry.set_pipeline(&p.tenant, spec.clone()).await?;
+    state.registry.set_pipeline(&caller.tenant, spec.clone()).await?;
     Ok(Json(spec))
-}
-
-pub async fn list_dead_letters(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
-    let p = auth::tenant(&state, &headers, Scope::Plugins).await?;
-    let letters: Vec<_> = state
-        .dead_letters
-        .list(&p.tenant)
-        .await?
-        .into_iter()
-        .map(|d| {
-            json!({
-                "batch_id": d.batch_id, "received_at": d.received_at, "content_type": d.content_type,
-                "plugin": d.plugin, "kind": d.kind, "reason": d.reason, "body": d.body,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"dead_letters": letters})))
-}
-
-/// Puts a dead-lettered entry back in the queue (with its batch id, so its
-/// records keep their ids) and forgets the dead letter.
-pub async fn replay_dead_letter(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(batch_id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let p = auth::tenant(&state, &headers, Scope::Plugins).await?;
-    let letter = state
-        .dead_letters
-        .get(&p.tenant, &batch_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no dead letter {batch_id:?}")))?;
-    let entry = letter
-        .to_entry()
-        .filter(|e| e.tenant == p.tenant)
-        .ok_or_else(|| ApiError::not_found(format!("dead letter {batch_id:?} is unreadable")))?;
-    state
-        .queue
-        .push(entry)
-        .await
-        .map_err(crate::ingest::IngestError::from_queue)?;
-    state.dead_letters.remove(&p.tenant, &batch_id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"replayed": batch_id}))))
 }

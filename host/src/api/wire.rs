@@ -1,17 +1,17 @@
-//! JSON shapes of the API: only `api` knows them.
+//! JSON shapes of the API, one type per request and response body: only
+//! `api` knows them.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::{Cursor, Level, LogFilter, LogRecord, Page, format_ts};
+use crate::model::{LogRecord, Page, Stats, format_ts};
+use crate::pipeline::DeadLetter;
+use crate::plugins::PluginInfo;
 use crate::search::service::Source;
-use loggerhub_codec::time::parse_rfc3339;
-
-use super::error::ApiError;
-
-/// Largest page (DESIGN §4).
-pub const MAX_LIMIT: usize = 1000;
-pub const DEFAULT_LIMIT: usize = 100;
+use crate::stores::{ApiKey, Tenant};
+use crate::tenants::NewKey;
 
 #[derive(Serialize)]
 pub struct RecordJson {
@@ -82,88 +82,6 @@ impl From<Page> for PageJson {
     }
 }
 
-/// Query parameters of the list view, search and stats.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ListParams {
-    pub q: Option<String>,
-    pub service: Option<String>,
-    pub level: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub limit: Option<usize>,
-    pub cursor: Option<String>,
-    pub interval: Option<String>,
-}
-
-fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
-    v.as_deref()
-        .map(|s| {
-            parse_rfc3339(s)
-                .ok_or_else(|| ApiError::bad_request(format!("`{name}` must be an RFC 3339 time, got {s:?}")))
-        })
-        .transpose()
-}
-
-impl ListParams {
-    pub fn filter(&self) -> Result<LogFilter, ApiError> {
-        let level = self
-            .level
-            .as_deref()
-            .map(|l| Level::parse(l).ok_or_else(|| ApiError::bad_request(format!("unknown level {l:?}"))))
-            .transpose()?;
-        let f = LogFilter {
-            service: self.service.clone().filter(|s| !s.is_empty()),
-            level,
-            from: time_param("from", &self.from)?,
-            to: time_param("to", &self.to)?,
-        };
-        if let (Some(a), Some(b)) = (f.from, f.to)
-            && a > b
-        {
-            return Err(ApiError::bad_request("`from` is after `to`"));
-        }
-        Ok(f)
-    }
-
-    pub fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
-            None => Ok(DEFAULT_LIMIT),
-            Some(0) => Err(ApiError::bad_request("`limit` must be at least 1")),
-            Some(n) if n > MAX_LIMIT => Err(ApiError::bad_request(format!("`limit` must be at most {MAX_LIMIT}"))),
-            Some(n) => Ok(n),
-        }
-    }
-
-    pub fn cursor(&self) -> Result<Option<Cursor>, ApiError> {
-        self.cursor
-            .as_deref()
-            .map(|c| Cursor::parse(c).ok_or_else(|| ApiError::bad_request("invalid `cursor`")))
-            .transpose()
-    }
-
-    /// `interval` as `30s`, `5m`, `1h`, `1d`; default 1h.
-    pub fn interval_ns(&self) -> Result<i64, ApiError> {
-        let Some(s) = self.interval.as_deref() else {
-            return Ok(3_600_000_000_000);
-        };
-        let bad = || ApiError::bad_request(format!("`interval` must look like 30s, 5m, 1h or 1d, got {s:?}"));
-        let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-        let n: i64 = num.parse().map_err(|_| bad())?;
-        let unit_ns: i64 = match unit {
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "d" => 86_400_000_000_000,
-            _ => return Err(bad()),
-        };
-        if !(1..=366 * 86_400).contains(&n) {
-            return Err(bad());
-        }
-        Ok(n * unit_ns)
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
@@ -175,4 +93,244 @@ pub struct CreateTenant {
 pub struct CreateKey {
     #[serde(default)]
     pub scopes: Vec<String>,
+}
+
+/// 202 of POST /v1/logs.
+#[derive(Serialize)]
+pub struct Accepted {
+    pub accepted: usize,
+}
+
+#[derive(Serialize)]
+pub struct Bucket {
+    pub start: String,
+    pub count: u64,
+}
+
+/// GET /v1/stats.
+#[derive(Serialize)]
+pub struct StatsJson {
+    pub total: u64,
+    pub by_level: BTreeMap<&'static str, u64>,
+    pub by_service: BTreeMap<String, u64>,
+    pub interval_seconds: i64,
+    pub histogram: Vec<Bucket>,
+}
+
+impl StatsJson {
+    pub fn new(s: Stats, interval_ns: i64) -> Self {
+        StatsJson {
+            total: s.total,
+            by_level: s.by_level.iter().map(|(l, n)| (l.as_str(), *n)).collect(),
+            by_service: s.by_service.into_iter().collect(),
+            interval_seconds: interval_ns / 1_000_000_000,
+            histogram: s
+                .histogram
+                .into_iter()
+                .map(|(t, count)| Bucket {
+                    start: format_ts(t),
+                    count,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A key as minted: the secret is in this answer only.
+#[derive(Serialize)]
+pub struct NewKeyJson {
+    pub id: String,
+    pub key: String,
+    pub scopes: Vec<&'static str>,
+}
+
+impl From<NewKey> for NewKeyJson {
+    fn from(k: NewKey) -> Self {
+        NewKeyJson {
+            scopes: k.scopes.iter().map(|s| s.as_str()).collect(),
+            id: k.id,
+            key: k.secret,
+        }
+    }
+}
+
+/// 201 of POST /v1/admin/tenants.
+#[derive(Serialize)]
+pub struct TenantCreated {
+    pub tenant: String,
+    pub api_key: NewKeyJson,
+}
+
+#[derive(Serialize)]
+pub struct TenantJson {
+    pub slug: String,
+    pub created_at: String,
+}
+
+#[derive(Serialize)]
+pub struct TenantList {
+    pub tenants: Vec<TenantJson>,
+}
+
+impl From<Vec<Tenant>> for TenantList {
+    fn from(tenants: Vec<Tenant>) -> Self {
+        TenantList {
+            tenants: tenants
+                .into_iter()
+                .map(|t| TenantJson {
+                    created_at: format_ts(t.created_at),
+                    slug: t.slug,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A key as listed: never its secret.
+#[derive(Serialize)]
+pub struct KeyJson {
+    pub id: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub revoked: bool,
+}
+
+#[derive(Serialize)]
+pub struct KeyList {
+    pub keys: Vec<KeyJson>,
+}
+
+impl From<Vec<ApiKey>> for KeyList {
+    fn from(keys: Vec<ApiKey>) -> Self {
+        KeyList {
+            keys: keys
+                .into_iter()
+                .map(|k| KeyJson {
+                    created_at: format_ts(k.created_at),
+                    id: k.id,
+                    scopes: k.scopes,
+                    revoked: k.revoked,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// 201 of PUT /v1/plugins/{stage}/{name}.
+#[derive(Serialize)]
+pub struct PluginUploaded {
+    pub stage: &'static str,
+    pub name: String,
+    pub version: u32,
+    pub active: u32,
+}
+
+#[derive(Serialize)]
+pub struct PluginJson {
+    pub stage: &'static str,
+    pub name: String,
+    pub builtin: bool,
+    pub versions: Vec<u32>,
+    pub active: Option<u32>,
+    /// Why the plugin was disabled, if it was.
+    pub disabled: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct PluginList {
+    pub plugins: Vec<PluginJson>,
+}
+
+impl From<Vec<PluginInfo>> for PluginList {
+    fn from(plugins: Vec<PluginInfo>) -> Self {
+        PluginList {
+            plugins: plugins
+                .into_iter()
+                .map(|p| PluginJson {
+                    stage: p.stage,
+                    name: p.name,
+                    builtin: p.builtin,
+                    versions: p.versions,
+                    active: p.active,
+                    disabled: p.disabled,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// POST …/rollback.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    pub version: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub struct RolledBack {
+    pub name: String,
+    pub active: u32,
+}
+
+#[derive(Serialize)]
+pub struct DeadLetterJson {
+    pub batch_id: String,
+    pub received_at: String,
+    pub content_type: String,
+    pub plugin: String,
+    pub kind: String,
+    pub reason: String,
+    pub body: String,
+}
+
+#[derive(Serialize)]
+pub struct DeadLetterList {
+    pub dead_letters: Vec<DeadLetterJson>,
+}
+
+impl From<Vec<DeadLetter>> for DeadLetterList {
+    fn from(letters: Vec<DeadLetter>) -> Self {
+        DeadLetterList {
+            dead_letters: letters
+                .into_iter()
+                .map(|d| DeadLetterJson {
+                    batch_id: d.batch_id,
+                    received_at: d.received_at,
+                    content_type: d.content_type,
+                    plugin: d.plugin,
+                    kind: d.kind,
+                    reason: d.reason,
+                    body: d.body,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// 202 of POST /v1/dead-letters/{id}/replay.
+#[derive(Serialize)]
+pub struct Replayed {
+    pub replayed: String,
+}
+
+/// GET /health.
+#[derive(Serialize)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// One backend in GET /ready: "ok" or why not; the queue adds its depth.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum BackendReady {
+    Status(String),
+    Queue { status: String, entries: u64, bytes: u64 },
+}
+
+/// GET /ready.
+#[derive(Serialize)]
+pub struct Ready {
+    pub status: &'static str,
+    pub roles: String,
+    pub backends: BTreeMap<&'static str, BackendReady>,
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use loggerhub::pipeline::registry;
+use loggerhub::plugins::validate;
 use loggerhub::runtime::{Limits, Runtime, Stage};
 use loggerhub_codec::{self as codec, Record};
 use serde_json::Value;
@@ -265,8 +265,8 @@ async fn plugin(cmd: PluginCmd, conn: &Conn, http: &reqwest::Client) -> anyhow::
             let stage = stage_arg(&stage)?;
             let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let rt = Runtime::new()?;
-            let plugin = rt.compile("local", stage, &wasm)?;
-            registry::dry_run(&rt, "local", stage, &plugin, Arc::default(), Limits::default()).await?;
+            let plugin = validate::compile(&rt, "local", stage, &wasm)?;
+            validate::dry_run(&rt, "local", stage, &plugin, Arc::default(), Limits::default()).await?;
             println!("{}: a valid {} plugin", file.display(), stage.as_str());
         }
         PluginCmd::Test {

@@ -1,14 +1,17 @@
 //! Ingest: checks a request body, names its batch, and makes it durable in
-//! the queue. It never waits on a store; the 202 means "in the queue".
+//! the queue.
+//!
+//! **Invariant:** ingest never waits on a store; the 202 means "in the
+//! queue". It depends on `queue`, `model` and `telemetry` alone.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use loggerhub_codec::payload;
 
-use crate::model::now_ns;
-use crate::pipeline::ids;
-use crate::queue::{Queue, QueueEntry, QueueError};
+use crate::error::{BackendError, ErrorKind};
+use crate::model::{ids, now_ns};
+use crate::queue::{Queue, QueueEntry};
 use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,20 +26,9 @@ pub enum IngestError {
     },
     #[error("unsupported content type {0:?}: send application/json, application/x-ndjson or text/plain")]
     UnsupportedMediaType(String),
-    #[error("the queue is full; retry later")]
-    QueueFull,
-    #[error("queue: {0}")]
-    Queue(QueueError),
-}
-
-impl IngestError {
-    /// A queue refusal as ingest reports it (503 when full).
-    pub fn from_queue(e: QueueError) -> Self {
-        match e {
-            QueueError::Full { .. } => IngestError::QueueFull,
-            other => IngestError::Queue(other),
-        }
-    }
+    /// The queue did not take the batch: full, or unavailable.
+    #[error(transparent)]
+    Queue(#[from] BackendError),
 }
 
 /// The body formats ingest accepts.
@@ -118,12 +110,12 @@ impl Ingest {
                 self.metrics.logs_accepted(checked.count, bytes);
                 Ok(checked.count)
             }
-            Err(QueueError::Full { .. }) => {
-                self.metrics.error("queue_full");
-                Err(IngestError::QueueFull)
-            }
             Err(e) => {
-                self.metrics.error("queue");
+                self.metrics.error(if e.kind == ErrorKind::Full {
+                    "queue_full"
+                } else {
+                    "queue"
+                });
                 Err(IngestError::Queue(e))
             }
         }

@@ -10,31 +10,25 @@
 //! `OBJECT_STORE_URL` in a cluster, so that every processor lists and
 //! replays every processor's letters.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use bytes::Bytes;
-use futures::TryStreamExt;
-use object_store::local::LocalFileSystem;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use super::ids::dead_letter_id;
+use crate::config::RawBackend;
+use crate::error::{Backend, BackendError};
 use crate::model::format_ts;
+use crate::model::ids::dead_letter_id;
 use crate::queue::QueueEntry;
+use crate::stores::blobs::Blobs;
+use crate::stores::raw::RawStore;
 use loggerhub_codec::Record;
 use loggerhub_codec::payload::is_valid_id;
 use loggerhub_codec::time::parse_rfc3339;
 
-pub struct DeadLetters {
-    store: Arc<dyn ObjectStore>,
-    /// Empty, or the folder of the store that holds the letters.
-    prefix: String,
-}
+/// The folder of the shared bucket that holds the letters.
+const FOLDER: &str = "dead-letters";
 
-fn store_err(e: object_store::Error) -> std::io::Error {
-    std::io::Error::other(e)
+pub struct DeadLetters {
+    store: Blobs,
 }
 
 /// A dead-lettered entry as stored in `<tenant>/<batch id>.json`.
@@ -79,39 +73,39 @@ impl DeadLetter {
 
 impl DeadLetters {
     /// Letters in files under `dir`.
-    pub fn local(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let store = LocalFileSystem::new_with_prefix(dir).map_err(store_err)?;
+    pub fn local(dir: &std::path::Path) -> Result<Self, BackendError> {
         Ok(DeadLetters {
-            store: Arc::new(store),
-            prefix: String::new(),
+            store: Blobs::local(dir, Backend::DeadLetters)?,
         })
     }
 
-    /// Letters under `dead-letters/` in a store every processor shares.
-    pub fn shared(store: Arc<dyn ObjectStore>) -> Self {
-        DeadLetters {
-            store,
-            prefix: "dead-letters".into(),
-        }
-    }
-
-    fn folder(&self, tenant: &str) -> ObjectPath {
-        if self.prefix.is_empty() {
-            ObjectPath::from(tenant)
+    /// Where the settings put them: beside the raw logs when the bucket is
+    /// shared, so that every processor lists and replays every processor's
+    /// letters; else in `<data>/dead-letters`.
+    pub fn open(raw_backend: &RawBackend, raw: &RawStore, data_dir: &std::path::Path) -> Result<Self, BackendError> {
+        if raw_backend.is_shared() {
+            Ok(Self::shared(raw))
         } else {
-            ObjectPath::from(format!("{}/{tenant}", self.prefix))
+            Self::local(&data_dir.join("dead-letters"))
         }
     }
 
-    fn path(&self, tenant: &str, batch_id: &str) -> Option<ObjectPath> {
-        // Batch ids are ULIDs: nothing else may name an object here.
+    /// Letters under `dead-letters/` of the bucket every processor shares.
+    pub fn shared(raw: &RawStore) -> Self {
+        DeadLetters {
+            store: raw.blobs(FOLDER, Backend::DeadLetters),
+        }
+    }
+
+    /// The key of a letter: batch ids are ULIDs and tenants are slugs, so
+    /// nothing else may name an object here.
+    fn key(tenant: &str, batch_id: &str) -> Option<String> {
         ulid::Ulid::from_string(batch_id).ok()?;
-        Some(self.folder(tenant).join(format!("{batch_id}.json")))
+        crate::model::valid_slug(tenant).then(|| format!("{tenant}/{batch_id}.json"))
     }
 
     /// Dead-letters a whole entry as `<tenant>/<batch id>.json`.
-    pub async fn put(&self, entry: &QueueEntry, plugin: &str, kind: &str, reason: &str) -> std::io::Result<()> {
+    pub async fn put(&self, entry: &QueueEntry, plugin: &str, kind: &str, reason: &str) -> Result<(), BackendError> {
         self.write(DeadLetter {
             tenant: entry.tenant.clone(),
             batch_id: entry.batch_id.to_string(),
@@ -139,7 +133,7 @@ impl DeadLetters {
         plugin: &str,
         kind: &str,
         reason: &str,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), BackendError> {
         let id = dead_letter_id(entry.batch_id, records.iter().map(|r| r.id.as_str()));
         let mut body = String::new();
         for r in records {
@@ -165,26 +159,28 @@ impl DeadLetters {
         .await
     }
 
-    async fn write(&self, letter: DeadLetter) -> std::io::Result<()> {
-        let path = self
-            .path(&letter.tenant, &letter.batch_id)
-            .ok_or_else(|| std::io::Error::other(format!("bad letter id {:?}", letter.batch_id)))?;
-        let json = serde_json::to_vec_pretty(&letter).map_err(std::io::Error::other)?;
-        self.store.put(&path, PutPayload::from(json)).await.map_err(store_err)?;
+    async fn write(&self, letter: DeadLetter) -> Result<(), BackendError> {
+        let key = Self::key(&letter.tenant, &letter.batch_id).ok_or_else(|| {
+            BackendError::rejected(
+                Backend::DeadLetters,
+                format!("bad letter name {:?}/{:?}", letter.tenant, letter.batch_id),
+            )
+        })?;
+        // A letter of strings always serialises.
+        let json = serde_json::to_vec_pretty(&letter).unwrap_or_default();
+        self.store.put(&key, json).await?;
         Ok(())
     }
 
     /// The tenant's dead letters, oldest first.
-    pub async fn list(&self, tenant: &str) -> std::io::Result<Vec<DeadLetter>> {
-        let metas: Vec<_> = match self.store.list(Some(&self.folder(tenant))).try_collect().await {
-            Ok(m) => m,
-            Err(object_store::Error::NotFound { .. }) => Vec::new(),
-            Err(e) => return Err(store_err(e)),
-        };
-        let mut out = Vec::with_capacity(metas.len());
-        for m in metas {
-            let bytes = self.store.get(&m.location).await.map_err(store_err)?.bytes().await;
-            if let Some(letter) = bytes.ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+    pub async fn list(&self, tenant: &str) -> Result<Vec<DeadLetter>, BackendError> {
+        if !crate::model::valid_slug(tenant) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for m in self.store.list(tenant).await? {
+            let letter = self.store.get(&m.key).await?;
+            if let Some(letter) = letter.and_then(|b| serde_json::from_slice(&b).ok()) {
                 out.push(letter);
             }
         }
@@ -192,26 +188,20 @@ impl DeadLetters {
         Ok(out)
     }
 
-    pub async fn get(&self, tenant: &str, batch_id: &str) -> std::io::Result<Option<DeadLetter>> {
-        let Some(path) = self.path(tenant, batch_id) else {
+    pub async fn get(&self, tenant: &str, batch_id: &str) -> Result<Option<DeadLetter>, BackendError> {
+        let Some(key) = Self::key(tenant, batch_id) else {
             return Ok(None);
         };
-        match self.store.get(&path).await {
-            Ok(got) => {
-                let bytes = got.bytes().await.map_err(store_err)?;
-                Ok(serde_json::from_slice(&bytes).ok())
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(store_err(e)),
-        }
+        Ok(self
+            .store
+            .get(&key)
+            .await?
+            .and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
-    pub async fn remove(&self, tenant: &str, batch_id: &str) -> std::io::Result<()> {
-        match self.path(tenant, batch_id) {
-            Some(p) => match self.store.delete(&p).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(store_err(e)),
-            },
+    pub async fn remove(&self, tenant: &str, batch_id: &str) -> Result<(), BackendError> {
+        match Self::key(tenant, batch_id) {
+            Some(key) => self.store.delete(&key).await,
             None => Ok(()),
         }
     }
@@ -264,7 +254,7 @@ mod tests {
             body: Bytes::from_static(b"unused"),
         };
         let record = Record {
-            id: crate::pipeline::ids::record_id(batch, 3).to_string(),
+            id: crate::model::ids::record_id(batch, 3).to_string(),
             tenant: "acme".into(),
             service: "web".into(),
             level: Level::Warn,

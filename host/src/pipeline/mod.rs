@@ -1,14 +1,21 @@
-//! The processor: takes queue entries in batches, runs each tenant's
-//! pipeline (parse → enrich → route, all WebAssembly), writes the stores,
-//! then acks. One readable function per step; see `process_tenant`.
+//! The processor, the data path from the queue to the stores. Each worker
+//! loops: gather entries (`gather`) → group them by tenant → run each
+//! tenant's pipeline (`TenantRun`: parse → enrich → route, WebAssembly) →
+//! write the stores (`sink`) → ack. Tenants gathered together run
+//! concurrently, so one tenant's slow plugin does not hold up the others
+//! of its batch. Plugin failures end in dead letters (`dead_letter`);
+//! backend failures hand the tenant's entries back to the queue, to be
+//! retried after a backoff chosen from the failure's kind (`backoff`).
+//!
+//! **Invariant:** the pipeline never chooses a record's tenant: the host
+//! overwrites it after every stage. It knows plugins only through
+//! `plugins::Registry` and `runtime`, the stores only through their traits.
 
 mod dead_letter;
-pub mod hot_reload;
-pub mod ids;
-pub mod plugin_store;
-pub mod registry;
-mod run;
+mod halving;
+mod instances;
 mod sink;
+mod tenant_run;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,46 +23,61 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-pub use dead_letter::DeadLetters;
-use loggerhub_codec::Record;
-pub use registry::{PipelineSpec, Registry, RegistryError};
-use run::TenantInstances;
+pub use dead_letter::{DeadLetter, DeadLetters};
+use instances::TenantInstances;
+use tenant_run::TenantRun;
 
 use crate::config::ProcessorConfig;
+use crate::error::{BackendError, ErrorKind};
 use crate::model::LogRecord;
+use crate::plugins::{Registry, RegistryError};
 use crate::queue::{Delivery, Queue};
 use crate::runtime::{Route, RuntimeError};
 use crate::search::SearchIndex;
+use crate::stores::MetadataStore;
 use crate::stores::raw::RawStore;
-use crate::stores::{MetadataStore, StoreError};
 use crate::telemetry::Metrics;
 
-/// How long a worker backs off after a store failed, before the entries
-/// are taken again.
-const STORE_RETRY_BACKOFF: Duration = Duration::from_secs(1);
-/// A queue entry's pipeline is retried this many times before it is
-/// dead-lettered.
-const PLUGIN_ATTEMPTS: usize = 2;
+/// Before a tenant's entries are taken again after a backend was
+/// unavailable (or the queue could not be read).
+const RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// After a backend said it is over capacity: give it room.
+const FULL_BACKOFF: Duration = Duration::from_secs(2);
+/// After a backend refused the data or could not read what it holds:
+/// trying again will rarely help, so the entries wait longer in the queue
+/// (where they stay, counted in `/metrics`) instead of spinning.
+const REFUSED_BACKOFF: Duration = Duration::from_secs(5);
 /// Body bytes a worker gathers before it stops lingering for more: about
 /// 14k records of 300 bytes, enough to amortise a commit per store.
 const BATCH_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// Entries taken per queue call while gathering.
+/// Entries taken per queue call while gathering: a deep queue cannot make
+/// one batch (and the guests' linear memories) arbitrarily large.
 const TAKE_CHUNK: usize = 8;
+/// How long a worker waits on an empty queue before it looks at shutdown.
+const TAKE_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    #[error("metadata/raw store: {0}")]
-    Store(#[from] StoreError),
-    #[error("index: {0}")]
-    Index(#[from] crate::search::IndexError),
-    #[error("queue: {0}")]
-    Queue(#[from] crate::queue::QueueError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
     #[error("plugins: {0}")]
     Registry(#[from] RegistryError),
-    #[error("dead letter: {0}")]
-    DeadLetter(#[from] std::io::Error),
+}
+
+/// How long a worker waits before a failed tenant's entries are taken
+/// again: the one place on the data path that decides from a failure's
+/// kind. (Plugin failures never get here: they end in dead letters.)
+fn backoff(e: &PipelineError) -> Duration {
+    match e {
+        PipelineError::Backend(b) => match b.kind {
+            ErrorKind::Unavailable | ErrorKind::NotFound => RETRY_BACKOFF,
+            ErrorKind::Full => FULL_BACKOFF,
+            ErrorKind::Rejected | ErrorKind::Corrupt => REFUSED_BACKOFF,
+        },
+        PipelineError::Runtime(_) | PipelineError::Registry(_) => RETRY_BACKOFF,
+    }
 }
 
 pub struct Processor {
@@ -69,55 +91,52 @@ pub struct Processor {
     pub config: ProcessorConfig,
 }
 
-struct Worker {
-    instances: HashMap<String, TenantInstances>,
+/// A record that went through the plugins, on its way to the stores.
+pub(crate) struct RoutedRecord {
+    /// Index of the entry it came from, in the tenant's group.
+    entry: usize,
+    may_exist: bool,
+    route: Route,
+    record: LogRecord,
 }
 
 impl Processor {
     /// Runs `config.workers` workers until `shutdown` turns true. Zero
     /// workers makes an ingest-only process: entries wait in the queue.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        let mut tasks = Vec::new();
-        for n in 0..self.config.workers {
-            let this = self.clone();
-            let shutdown = shutdown.clone();
-            tasks.push(tokio::spawn(async move { this.worker(n, shutdown).await }));
-        }
-        for t in tasks {
-            let _ = t.await;
+        let workers: Vec<_> = (0..self.config.workers)
+            .map(|n| tokio::spawn(self.clone().worker(n, shutdown.clone())))
+            .collect();
+        for w in workers {
+            let _ = w.await;
         }
     }
 
-    async fn worker(&self, n: usize, mut shutdown: watch::Receiver<bool>) {
-        let mut w = Worker {
-            instances: HashMap::new(),
-        };
+    async fn worker(self: Arc<Self>, n: usize, mut shutdown: watch::Receiver<bool>) {
+        // Each worker keeps its own instances of each tenant's plugins.
+        let mut instances: HashMap<String, TenantInstances> = HashMap::new();
         tracing::debug!(worker = n, "processor worker started");
         while !*shutdown.borrow() {
-            let batch = tokio::select! {
-                b = self.gather() => b,
+            let gathered = tokio::select! {
+                g = self.gather() => g,
                 _ = shutdown.changed() => break,
             };
-            let deliveries = match batch {
-                Ok(d) if d.is_empty() => continue,
-                Ok(d) => d,
+            match gathered {
+                Ok(deliveries) if deliveries.is_empty() => {}
+                Ok(deliveries) => self.process(&mut instances, deliveries).await,
                 Err(e) => {
                     tracing::error!(error = %e, "queue take failed");
-                    tokio::time::sleep(STORE_RETRY_BACKOFF).await;
-                    continue;
+                    tokio::time::sleep(backoff(&e.into())).await;
                 }
-            };
-            self.process(&mut w, deliveries).await;
+            }
         }
     }
 
     /// Takes entries, lingering briefly so that one pipeline run and one
     /// commit per store serve many requests.
-    async fn gather(&self) -> Result<Vec<Delivery>, PipelineError> {
+    async fn gather(&self) -> Result<Vec<Delivery>, BackendError> {
         let cfg = &self.config;
-        // Entries are taken a few at a time so that a deep queue cannot make
-        // one batch (and the guests' linear memories) arbitrarily large.
-        let mut out = self.queue.take(TAKE_CHUNK, Duration::from_millis(500)).await?;
+        let mut out = self.queue.take(TAKE_CHUNK, TAKE_WAIT).await?;
         if out.is_empty() {
             return Ok(out);
         }
@@ -139,47 +158,36 @@ impl Processor {
         Ok(out)
     }
 
-    /// Processes deliveries, each tenant's concurrently so that one tenant's
-    /// slow or failing plugin does not hold up the others gathered with it;
-    /// acks what is done, hands back what hit a store failure.
-    async fn process(&self, w: &mut Worker, deliveries: Vec<Delivery>) {
-        let mut by_tenant: Vec<(String, Vec<Delivery>)> = Vec::new();
-        for d in deliveries {
-            match by_tenant.iter_mut().find(|(t, _)| *t == d.entry.tenant) {
-                Some((_, v)) => v.push(d),
-                None => by_tenant.push((d.entry.tenant.clone(), vec![d])),
-            }
-        }
-        let jobs = by_tenant.into_iter().map(|(tenant, group)| {
-            let slot = w.instances.remove(&tenant);
-            self.process_group(tenant, group, slot)
+    /// Runs each tenant's group concurrently; each tenant's instances go
+    /// with its group and come back when it is done.
+    async fn process(&self, instances: &mut HashMap<String, TenantInstances>, deliveries: Vec<Delivery>) {
+        let runs = group_by_tenant(deliveries).into_iter().map(|(tenant, group)| {
+            let slot = instances.remove(&tenant);
+            self.process_tenant(tenant, group, slot)
         });
-        for (tenant, slot) in futures::future::join_all(jobs).await {
-            if let Some(inst) = slot {
-                w.instances.insert(tenant, inst);
+        for (tenant, slot) in futures::future::join_all(runs).await {
+            if let Some(slot) = slot {
+                instances.insert(tenant, slot);
             }
         }
     }
 
-    async fn process_group(
+    /// One tenant's group: run its pipeline, write the stores, then ack;
+    /// on a backend failure, hand the entries back after a backoff.
+    async fn process_tenant(
         &self,
         tenant: String,
         group: Vec<Delivery>,
         mut slot: Option<TenantInstances>,
     ) -> (String, Option<TenantInstances>) {
         let tokens: Vec<u64> = group.iter().map(|d| d.token).collect();
-        let entries: Vec<&Delivery> = group.iter().collect();
-        let result = match self.run_tenant(&mut slot, &tenant, &entries).await {
-            Ok(outcome) => {
-                let failures = outcome.failures;
-                let passed = outcome.passed;
-                self.write_stores(&tenant, &entries, outcome.routed)
-                    .await
-                    .map(|()| (passed, failures))
-            }
-            Err(e) => Err(e),
-        };
-        match result {
+        let done = async {
+            let outcome = TenantRun::new(self, &tenant, &group, &mut slot).run().await?;
+            self.write_stores(&tenant, &group, outcome.routed).await?;
+            Ok::<_, PipelineError>((outcome.passed, outcome.failures))
+        }
+        .await;
+        match done {
             Ok((passed, failures)) => {
                 // A plugin is disabled after failing on everything it was
                 // given several times in a row; one bad record among good
@@ -199,8 +207,8 @@ impl Processor {
             }
             Err(e) => {
                 self.metrics.error("store");
-                tracing::warn!(tenant, error = %e, "store write failed; batch will be retried");
-                tokio::time::sleep(STORE_RETRY_BACKOFF).await;
+                tracing::warn!(tenant, error = %e, "batch failed; its entries will be retried");
+                tokio::time::sleep(backoff(&e)).await;
                 let _ = self.queue.nack(&tokens).await;
             }
         }
@@ -208,30 +216,68 @@ impl Processor {
     }
 }
 
-/// A record that went through the plugins, on its way to the stores.
-struct RoutedRecord {
-    entry: usize,
-    may_exist: bool,
-    route: Route,
-    record: LogRecord,
+/// Deliveries grouped by tenant, tenants and entries in arrival order.
+fn group_by_tenant(deliveries: Vec<Delivery>) -> Vec<(String, Vec<Delivery>)> {
+    let mut groups: Vec<(String, Vec<Delivery>)> = Vec::new();
+    for d in deliveries {
+        match groups.iter_mut().find(|(t, _)| *t == d.entry.tenant) {
+            Some((_, group)) => group.push(d),
+            None => groups.push((d.entry.tenant.clone(), vec![d])),
+        }
+    }
+    groups
 }
 
-fn is_text(content_type: &str) -> bool {
-    content_type.starts_with("text/")
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Backend;
+    use crate::queue::QueueEntry;
 
-fn to_log_record(r: Record, received_at: i64) -> LogRecord {
-    LogRecord {
-        id: r.id,
-        tenant: r.tenant,
-        service: r.service,
-        level: r.level,
-        timestamp: r.timestamp,
-        received_at,
-        message: r.message,
-        full_log: r.full_log,
-        language: r.language,
-        attributes: r.attributes,
-        raw_path: None,
+    fn delivery(token: u64, tenant: &str) -> Delivery {
+        Delivery {
+            token,
+            entry: QueueEntry {
+                tenant: tenant.into(),
+                batch_id: ulid::Ulid::new(),
+                received_at: 0,
+                content_type: "application/json".into(),
+                service: None,
+                idempotent: false,
+                body: bytes::Bytes::new(),
+            },
+            redelivered: false,
+        }
+    }
+
+    #[test]
+    fn groups_keep_arrival_order() {
+        let groups = group_by_tenant(vec![
+            delivery(1, "a"),
+            delivery(2, "b"),
+            delivery(3, "a"),
+            delivery(4, "c"),
+        ]);
+        let shape: Vec<(String, Vec<u64>)> = groups
+            .into_iter()
+            .map(|(t, g)| (t, g.iter().map(|d| d.token).collect()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("a".to_string(), vec![1, 3]),
+                ("b".to_string(), vec![2]),
+                ("c".to_string(), vec![4])
+            ]
+        );
+    }
+
+    #[test]
+    fn backoff_follows_the_kind() {
+        let e = |kind| PipelineError::Backend(BackendError::new(Backend::Metadata, kind, "x"));
+        assert_eq!(backoff(&e(ErrorKind::Unavailable)), RETRY_BACKOFF);
+        assert_eq!(backoff(&e(ErrorKind::Full)), FULL_BACKOFF);
+        assert_eq!(backoff(&e(ErrorKind::Rejected)), REFUSED_BACKOFF);
+        assert_eq!(backoff(&e(ErrorKind::Corrupt)), REFUSED_BACKOFF);
     }
 }

@@ -8,10 +8,11 @@ use std::time::Instant;
 use futures::future::try_join_all;
 
 use super::{PipelineError, Processor, RoutedRecord};
+use crate::error::BackendError;
 use crate::model::LogRecord;
 use crate::queue::Delivery;
 use crate::search::IndexRow;
-use crate::stores::{MetaRow, StoreError};
+use crate::stores::MetaRow;
 
 impl Processor {
     /// raw (one object per entry), then index and metadata together: the
@@ -20,7 +21,7 @@ impl Processor {
     pub(super) async fn write_stores(
         &self,
         tenant: &str,
-        entries: &[&Delivery],
+        entries: &[Delivery],
         mut routed: Vec<RoutedRecord>,
     ) -> Result<(), PipelineError> {
         if routed.is_empty() {
@@ -38,7 +39,7 @@ impl Processor {
             if !recs.is_empty() {
                 raw_writes.push(async move {
                     let key = self.raw.put_batch(tenant, entry.batch_id, &recs).await?;
-                    Ok::<_, StoreError>((i, key))
+                    Ok::<_, BackendError>((i, key))
                 });
             }
         }

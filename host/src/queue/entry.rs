@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 
-use super::QueueError;
+use super::corrupt;
+use crate::error::BackendError;
 
 /// A request body accepted by ingest, waiting for the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,11 +56,11 @@ impl QueueEntry {
         out
     }
 
-    pub fn decode(buf: &[u8]) -> Result<QueueEntry, QueueError> {
+    pub fn decode(buf: &[u8]) -> Result<QueueEntry, BackendError> {
         let mut r = Reader(buf);
         let version = r.take(1)?[0];
         if version != VERSION {
-            return Err(QueueError::Corrupt(format!("unknown entry version {version}")));
+            return Err(corrupt(format!("unknown entry version {version}")));
         }
         let idempotent = r.take(1)?[0] != 0;
         let mut id = [0u8; 16];
@@ -94,24 +95,24 @@ fn put(out: &mut Vec<u8>, b: &[u8]) {
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], QueueError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], BackendError> {
         if self.0.len() < n {
-            return Err(QueueError::Corrupt("truncated entry".into()));
+            return Err(corrupt("truncated entry"));
         }
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
         Ok(head)
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], QueueError> {
+    fn bytes(&mut self) -> Result<&'a [u8], BackendError> {
         let len = self.take(4)?;
         let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
         self.take(len)
     }
 
-    fn string(&mut self) -> Result<String, QueueError> {
+    fn string(&mut self) -> Result<String, BackendError> {
         let b = self.bytes()?;
-        String::from_utf8(b.to_vec()).map_err(|_| QueueError::Corrupt("non-utf8 field".into()))
+        String::from_utf8(b.to_vec()).map_err(|_| corrupt("non-utf8 field"))
     }
 }
 

@@ -23,7 +23,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 
-use super::{Delivery, Depth, Queue, QueueEntry, QueueError};
+use super::{Delivery, Depth, Queue, QueueEntry, closed, corrupt, full, io};
+use crate::error::BackendError;
 
 /// A new segment starts past this size, so acked data is deleted in pieces.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -44,7 +45,7 @@ pub struct LocalQueue {
 struct WriteReq {
     entry: QueueEntry,
     frame_payload: Vec<u8>,
-    done: oneshot::Sender<Result<(), QueueError>>,
+    done: oneshot::Sender<Result<(), BackendError>>,
 }
 
 /// A taken entry: token, redelivered, and the entry or where to read it.
@@ -85,14 +86,14 @@ struct State {
 
 impl LocalQueue {
     /// Opens (or creates) the queue in `dir` and recovers unacked entries.
-    pub fn open(dir: &Path, max_bytes: u64) -> Result<Arc<LocalQueue>, QueueError> {
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Arc<LocalQueue>, BackendError> {
         Self::open_with_budget(dir, max_bytes, RESIDENT_BYTES)
     }
 
     /// As `open`, holding at most `resident_budget` bytes of entries in
     /// memory.
-    pub fn open_with_budget(dir: &Path, max_bytes: u64, resident_budget: u64) -> Result<Arc<LocalQueue>, QueueError> {
-        fs::create_dir_all(dir)?;
+    pub fn open_with_budget(dir: &Path, max_bytes: u64, resident_budget: u64) -> Result<Arc<LocalQueue>, BackendError> {
+        fs::create_dir_all(dir).map_err(io)?;
         let watermark = read_watermark(dir)?;
         let mut state = State {
             watermark,
@@ -100,7 +101,8 @@ impl LocalQueue {
             ..State::default()
         };
         let mut next_seq = watermark;
-        let mut seg_paths: Vec<(u64, PathBuf)> = fs::read_dir(dir)?
+        let mut seg_paths: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+            .map_err(io)?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
@@ -134,14 +136,15 @@ impl LocalQueue {
         let weak = Arc::downgrade(&queue);
         std::thread::Builder::new()
             .name("queue-writer".into())
-            .spawn(move || writer_loop(weak, rx, next_seq))?;
+            .spawn(move || writer_loop(weak, rx, next_seq))
+            .map_err(io)?;
         tracing::info!(dir = %dir.display(), recovered, "queue opened");
         Ok(queue)
     }
 
     /// Turns taken slots into deliveries, reading from disk those past the
     /// memory budget; on a read error every taken entry is handed back.
-    async fn materialize(&self, taken: Vec<Taken>) -> Result<Vec<Delivery>, QueueError> {
+    async fn materialize(&self, taken: Vec<Taken>) -> Result<Vec<Delivery>, BackendError> {
         let tokens: Vec<u64> = taken.iter().map(|(t, _, _)| *t).collect();
         let mut out = Vec::with_capacity(taken.len());
         for (token, redelivered, got) in taken {
@@ -164,26 +167,21 @@ impl LocalQueue {
         Ok(out)
     }
 
-    /// Stops accepting pushes; entries already durable stay on disk.
-    pub fn close(&self) {
-        self.writer.lock().take();
-    }
-
-    fn persist_watermark(&self, watermark: u64) -> Result<(), QueueError> {
+    fn persist_watermark(&self, watermark: u64) -> Result<(), BackendError> {
         // No fsync: a stale watermark only means redelivery, which the
         // stores absorb.
         let tmp = self.dir.join("acked.tmp");
-        fs::write(&tmp, watermark.to_le_bytes())?;
-        fs::rename(tmp, self.dir.join("acked"))?;
+        fs::write(&tmp, watermark.to_le_bytes()).map_err(io)?;
+        fs::rename(tmp, self.dir.join("acked")).map_err(io)?;
         Ok(())
     }
 
-    fn read_entry(loc: &Loc) -> Result<QueueEntry, QueueError> {
+    fn read_entry(loc: &Loc) -> Result<QueueEntry, BackendError> {
         use std::io::{Seek, SeekFrom};
-        let mut f = File::open(loc.path.as_ref())?;
-        f.seek(SeekFrom::Start(loc.offset))?;
+        let mut f = File::open(loc.path.as_ref()).map_err(io)?;
+        f.seek(SeekFrom::Start(loc.offset)).map_err(io)?;
         let mut buf = vec![0u8; loc.len];
-        f.read_exact(&mut buf)?;
+        f.read_exact(&mut buf).map_err(io)?;
         QueueEntry::decode(&buf)
     }
 
@@ -200,24 +198,24 @@ impl LocalQueue {
     }
 }
 
-fn read_watermark(dir: &Path) -> Result<u64, QueueError> {
+fn read_watermark(dir: &Path) -> Result<u64, BackendError> {
     match fs::read(dir.join("acked")) {
         Ok(b) if b.len() == 8 => {
             let mut a = [0u8; 8];
             a.copy_from_slice(&b);
             Ok(u64::from_le_bytes(a))
         }
-        Ok(_) => Err(QueueError::Corrupt("acked watermark file has a bad size".into())),
+        Ok(_) => Err(corrupt("acked watermark file has a bad size")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(io(e)),
     }
 }
 
 /// Loads the frames of one segment at or past `watermark`; truncates a torn
 /// tail. Returns the last sequence number seen.
-fn recover_segment(path: &Path, watermark: u64, state: &mut State) -> Result<Option<u64>, QueueError> {
+fn recover_segment(path: &Path, watermark: u64, state: &mut State) -> Result<Option<u64>, BackendError> {
     let mut buf = Vec::new();
-    File::open(path)?.read_to_end(&mut buf)?;
+    File::open(path).and_then(|mut f| f.read_to_end(&mut buf)).map_err(io)?;
     let shared_path = Arc::new(path.to_path_buf());
     let mut pos = 0usize;
     let mut last = None;
@@ -265,7 +263,11 @@ fn recover_segment(path: &Path, watermark: u64, state: &mut State) -> Result<Opt
     }
     if pos < buf.len() {
         tracing::warn!(path = %path.display(), at = pos, dropped = buf.len() - pos, "truncating torn queue segment tail");
-        OpenOptions::new().write(true).open(path)?.set_len(pos as u64)?;
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(pos as u64))
+            .map_err(io)?;
     }
     Ok(last)
 }
@@ -342,7 +344,7 @@ fn writer_loop(queue: std::sync::Weak<LocalQueue>, rx: std_mpsc::Receiver<WriteR
                 segment = None;
                 for req in group {
                     q.reserved.fetch_sub(req.entry.encoded_len() as u64, Ordering::Relaxed);
-                    let _ = req.done.send(Err(QueueError::Io(std::io::Error::other(e.to_string()))));
+                    let _ = req.done.send(Err(io(std::io::Error::new(e.kind(), e.to_string()))));
                 }
             }
         }
@@ -388,20 +390,25 @@ fn write_group(
 
 #[async_trait]
 impl Queue for LocalQueue {
-    async fn ping(&self) -> Result<(), QueueError> {
+    /// Stops the writer thread; entries already durable stay on disk.
+    fn close(&self) {
+        self.writer.lock().take();
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
         if self.writer.lock().is_some() {
             Ok(())
         } else {
-            Err(QueueError::Closed)
+            Err(closed())
         }
     }
 
-    async fn push(&self, entry: QueueEntry) -> Result<(), QueueError> {
+    async fn push(&self, entry: QueueEntry) -> Result<(), BackendError> {
         let size = entry.encoded_len() as u64;
         let before = self.reserved.fetch_add(size, Ordering::Relaxed);
         if before + size > self.max_bytes {
             self.reserved.fetch_sub(size, Ordering::Relaxed);
-            return Err(QueueError::Full { bytes: before });
+            return Err(full(before));
         }
         let (done, wait) = oneshot::channel();
         let req = WriteReq {
@@ -412,12 +419,12 @@ impl Queue for LocalQueue {
         let sent = self.writer.lock().as_ref().map(|tx| tx.send(req).is_ok());
         if sent != Some(true) {
             self.reserved.fetch_sub(size, Ordering::Relaxed);
-            return Err(QueueError::Closed);
+            return Err(closed());
         }
-        wait.await.map_err(|_| QueueError::Closed)?
+        wait.await.map_err(|_| closed())?
     }
 
-    async fn take(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn take(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BackendError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.notify.notified();
@@ -443,7 +450,7 @@ impl Queue for LocalQueue {
         }
     }
 
-    async fn ack(&self, tokens: &[u64]) -> Result<(), QueueError> {
+    async fn ack(&self, tokens: &[u64]) -> Result<(), BackendError> {
         let watermark = {
             let mut st = self.state.lock();
             for t in tokens {
@@ -469,7 +476,7 @@ impl Queue for LocalQueue {
         Ok(())
     }
 
-    async fn nack(&self, tokens: &[u64]) -> Result<(), QueueError> {
+    async fn nack(&self, tokens: &[u64]) -> Result<(), BackendError> {
         let mut st = self.state.lock();
         for t in tokens.iter().rev() {
             if st.in_flight.remove(t) {
@@ -597,7 +604,7 @@ mod tests {
         let q = LocalQueue::open(dir.path(), one * 2).expect("open");
         q.push(entry(0)).await.expect("push");
         q.push(entry(1)).await.expect("push");
-        assert!(matches!(q.push(entry(2)).await, Err(QueueError::Full { .. })));
+        assert!(matches!(q.push(entry(2)).await, Err(e) if e.kind == crate::error::ErrorKind::Full));
         let got = q.take(1, Duration::from_millis(10)).await.expect("take");
         q.nack(&[got[0].token]).await.expect("nack");
         let again = q.take(1, Duration::from_millis(10)).await.expect("take");

@@ -5,28 +5,44 @@
 //! take entries, run the pipeline, and `ack` them once every store has
 //! committed; entries taken and never acked are delivered again after a
 //! restart (at-least-once; the stores are idempotent by log id).
+//!
+//! **Invariant:** only `queue::redis` knows Redis. The queue depends on
+//! `model`, `error` and `config` alone.
 
 mod entry;
 pub mod local;
 pub mod redis;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use entry::QueueEntry;
 
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// Over the configured capacity: ingest answers 503 + Retry-After.
-    #[error("queue is full ({bytes} bytes waiting)")]
-    Full { bytes: u64 },
-    #[error("queue i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("corrupt queue entry: {0}")]
-    Corrupt(String),
-    #[error("queue is shut down")]
-    Closed,
+use crate::config::QueueBackend;
+use crate::error::{Backend, BackendError, ErrorKind};
+
+/// The queue is over its configured capacity: ingest answers 503 +
+/// Retry-After.
+pub(crate) fn full(bytes: u64) -> BackendError {
+    BackendError::new(
+        Backend::Queue,
+        ErrorKind::Full,
+        format!("the queue is full ({bytes} bytes waiting)"),
+    )
+}
+
+pub(crate) fn closed() -> BackendError {
+    BackendError::unavailable(Backend::Queue, "the queue is shut down")
+}
+
+pub(crate) fn corrupt(what: impl Into<String>) -> BackendError {
+    BackendError::corrupt(Backend::Queue, what.into())
+}
+
+pub(crate) fn io(e: std::io::Error) -> BackendError {
+    BackendError::io(Backend::Queue, e)
 }
 
 /// A taken entry; `token` acks it.
@@ -49,15 +65,28 @@ pub struct Depth {
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
     /// Appends `entry`; returns once it is durable.
-    async fn push(&self, entry: QueueEntry) -> Result<(), QueueError>;
+    async fn push(&self, entry: QueueEntry) -> Result<(), BackendError>;
     /// Takes up to `max` entries, waiting up to `wait` for the first one.
-    async fn take(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
+    async fn take(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BackendError>;
     /// Marks entries as done; they are never delivered again.
-    async fn ack(&self, tokens: &[u64]) -> Result<(), QueueError>;
+    async fn ack(&self, tokens: &[u64]) -> Result<(), BackendError>;
     /// Hands entries back for another delivery.
-    async fn nack(&self, tokens: &[u64]) -> Result<(), QueueError>;
+    async fn nack(&self, tokens: &[u64]) -> Result<(), BackendError>;
     /// Entries not yet acked.
     fn depth(&self) -> Depth;
     /// Whether the queue can take writes now (for `/ready`).
-    async fn ping(&self) -> Result<(), QueueError>;
+    async fn ping(&self) -> Result<(), BackendError>;
+    /// Stops taking pushes at shutdown; what is durable stays.
+    fn close(&self) {}
+}
+
+/// Opens the queue the settings name (`REDIS_URL`); `max_bytes` bounds
+/// what it holds.
+pub async fn open(backend: &QueueBackend, max_bytes: u64) -> Result<Arc<dyn Queue>, BackendError> {
+    Ok(match backend {
+        QueueBackend::Local(dir) => local::LocalQueue::open(dir, max_bytes)?,
+        QueueBackend::Redis { url, name, claim_idle } => {
+            Arc::new(self::redis::RedisQueue::open(url, name, max_bytes, *claim_idle).await?)
+        }
+    })
 }

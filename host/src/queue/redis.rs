@@ -21,7 +21,8 @@ use redis::streams::{
 };
 use redis::{AsyncCommands, Script};
 
-use super::{Delivery, Depth, Queue, QueueEntry, QueueError};
+use super::{Delivery, Depth, Queue, QueueEntry, full};
+use crate::error::{Backend, BackendError, ErrorKind};
 
 const GROUP: &str = "processors";
 /// How often a consumer looks for entries that dead consumers left pending.
@@ -67,8 +68,16 @@ struct State {
     last_claim: Option<Instant>,
 }
 
-fn err(e: redis::RedisError) -> QueueError {
-    QueueError::Io(std::io::Error::other(format!("redis: {e}")))
+/// A Redis failure with its kind: out of memory is a full queue; a type or
+/// parse error is data we cannot read; anything else (refused, dropped,
+/// timed out, loading) is Redis being unavailable for now.
+fn err(e: redis::RedisError) -> BackendError {
+    let kind = match e.kind() {
+        _ if e.code() == Some("OOM") => ErrorKind::Full,
+        redis::ErrorKind::UnexpectedReturnType | redis::ErrorKind::Parse => ErrorKind::Corrupt,
+        _ => ErrorKind::Unavailable,
+    };
+    BackendError::new(Backend::Queue, kind, e)
 }
 
 impl RedisQueue {
@@ -76,7 +85,7 @@ impl RedisQueue {
     /// (`<name>:stream`, `<name>:bytes`), so several deployments or tests can
     /// share a server; `claim_idle` is how long an entry stays with a silent
     /// consumer before another takes it.
-    pub async fn open(url: &str, name: &str, max_bytes: u64, claim_idle: Duration) -> Result<RedisQueue, QueueError> {
+    pub async fn open(url: &str, name: &str, max_bytes: u64, claim_idle: Duration) -> Result<RedisQueue, BackendError> {
         let client = redis::Client::open(url).map_err(err)?;
         // No response timeout: reads block for up to the take's wait.
         let config = ConnectionManagerConfig::new()
@@ -112,7 +121,7 @@ impl RedisQueue {
         Ok(q)
     }
 
-    async fn refresh_depth(&self) -> Result<(), QueueError> {
+    async fn refresh_depth(&self) -> Result<(), BackendError> {
         let mut conn = self.conn.clone();
         let (len, bytes): (u64, Option<u64>) = redis::pipe()
             .xlen(&self.stream)
@@ -152,7 +161,7 @@ impl RedisQueue {
     }
 
     /// Entries a dead consumer left pending longer than `claim_idle`.
-    async fn claim_stale(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+    async fn claim_stale(&self, max: usize) -> Result<Vec<Delivery>, BackendError> {
         {
             let mut state = self.state.lock();
             if state
@@ -193,12 +202,12 @@ fn hostname() -> String {
 
 #[async_trait]
 impl Queue for RedisQueue {
-    async fn ping(&self) -> Result<(), QueueError> {
+    async fn ping(&self) -> Result<(), BackendError> {
         let mut conn = self.conn.clone();
         redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(err)
     }
 
-    async fn push(&self, entry: QueueEntry) -> Result<(), QueueError> {
+    async fn push(&self, entry: QueueEntry) -> Result<(), BackendError> {
         let payload = entry.encode();
         let size = payload.len() as u64;
         let mut conn = self.conn.clone();
@@ -214,14 +223,14 @@ impl Queue for RedisQueue {
             .map_err(err)?;
         if added == 0 {
             let bytes = redis::from_redis_value::<u64>(held).unwrap_or(self.max_bytes);
-            return Err(QueueError::Full { bytes });
+            return Err(full(bytes));
         }
         self.entries.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(size, Ordering::Relaxed);
         Ok(())
     }
 
-    async fn take(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn take(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BackendError> {
         let max = max.max(1);
         let handed_back: Vec<String> = {
             let mut state = self.state.lock();
@@ -259,7 +268,7 @@ impl Queue for RedisQueue {
         Ok(self.deliveries(ids, false))
     }
 
-    async fn ack(&self, tokens: &[u64]) -> Result<(), QueueError> {
+    async fn ack(&self, tokens: &[u64]) -> Result<(), BackendError> {
         let done: Vec<(String, u64)> = {
             let mut state = self.state.lock();
             tokens.iter().filter_map(|t| state.taken.remove(t)).collect()
@@ -293,7 +302,7 @@ impl Queue for RedisQueue {
         Ok(())
     }
 
-    async fn nack(&self, tokens: &[u64]) -> Result<(), QueueError> {
+    async fn nack(&self, tokens: &[u64]) -> Result<(), BackendError> {
         let mut state = self.state.lock();
         for t in tokens {
             if let Some((id, _)) = state.taken.remove(t) {

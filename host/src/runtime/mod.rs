@@ -203,6 +203,14 @@ impl Plugin {
     }
 }
 
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The engine and linker shared by every plugin.
 #[derive(Clone)]
 pub struct Runtime {

@@ -1,32 +1,26 @@
 //! Full-text search: the query language, the `SearchIndex` trait, its
 //! embedded implementation (Tantivy, one index per tenant) and its
-//! distributed one (OpenSearch, one index per tenant).
+//! distributed one (OpenSearch, one index per tenant), and the read paths
+//! the API serves (`search::service`).
+//!
+//! **Invariant:** only `search::tantivy` knows Tantivy and only
+//! `search::opensearch` knows the OpenSearch client and query DSL. Search
+//! depends on `model`, `error`, `config` and `stores` (the read paths join
+//! index hits with the metadata and raw stores).
 
 pub mod opensearch;
 pub mod query;
 pub mod service;
 pub mod tantivy;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
+use crate::config::IndexBackend;
+use crate::error::BackendError;
 use crate::model::{Cursor, LogFilter, LogRecord};
 pub use query::{Query, QueryError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum IndexError {
-    #[error("index: {0}")]
-    Tantivy(#[from] ::tantivy::TantivyError),
-    #[error("index directory: {0}")]
-    Directory(String),
-    #[error("index i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("corrupt index document: {0}")]
-    Corrupt(String),
-    #[error("index task failed: {0}")]
-    Task(String),
-    #[error("opensearch: {0}")]
-    OpenSearch(String),
-}
 
 /// A record the index refused for good (a mapping conflict, a term too
 /// long): it stays in the metadata and raw stores, and retrying would not
@@ -57,11 +51,11 @@ pub struct IdPage {
 #[async_trait]
 pub trait SearchIndex: Send + Sync + 'static {
     /// Creates the tenant's index (idempotent).
-    async fn provision(&self, tenant: &str) -> Result<(), IndexError>;
+    async fn provision(&self, tenant: &str) -> Result<(), BackendError>;
     /// Adds or replaces `rows` (by id); they are durable and searchable when
     /// this returns, except the ones returned as rejected. Transient
     /// failures are errors: the caller retries the whole batch.
-    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, IndexError>;
+    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, BackendError>;
     async fn search(
         &self,
         tenant: &str,
@@ -69,8 +63,16 @@ pub trait SearchIndex: Send + Sync + 'static {
         filter: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
-    ) -> Result<IdPage, IndexError>;
+    ) -> Result<IdPage, BackendError>;
     /// The whole record, as indexed.
-    async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, IndexError>;
-    async fn ping(&self) -> Result<(), IndexError>;
+    async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError>;
+    async fn ping(&self) -> Result<(), BackendError>;
+}
+
+/// Opens the index the settings name (`OPENSEARCH_URL`).
+pub fn open(backend: &IndexBackend) -> Result<Arc<dyn SearchIndex>, BackendError> {
+    Ok(match backend {
+        IndexBackend::Tantivy(dir) => Arc::new(self::tantivy::TantivyIndex::open(dir)?),
+        IndexBackend::OpenSearch { url, prefix } => Arc::new(self::opensearch::OpenSearchIndex::open(url, prefix)?),
+    })
 }

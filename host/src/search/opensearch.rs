@@ -24,14 +24,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::query::{Matcher, Query};
-use super::{IdPage, IndexError, IndexRow, Rejected, SearchIndex};
+use super::{IdPage, IndexRow, Rejected, SearchIndex};
+use crate::error::{Backend, BackendError, ErrorKind};
 use crate::model::{Cursor, Level, LogFilter, LogRecord, format_ts, id_sort_key};
 
 /// The index template, shipped with the binary so that every tenant index
 /// is created exactly as `infra/` describes it.
 pub const TEMPLATE: &str = include_str!("../../../infra/opensearch/logs-template.json");
 const TEMPLATE_NAME: &str = "loggerhub-logs";
-pub const DEFAULT_INDEX_PREFIX: &str = "loggerhub-logs-";
 
 /// Largest bulk request body: well under OpenSearch's 100 MB
 /// `http.max_content_length`, large enough that a processor batch takes a
@@ -53,8 +53,24 @@ pub struct OpenSearchIndex {
     template_installed: AtomicBool,
 }
 
-fn os_err(e: impl std::fmt::Display) -> IndexError {
-    IndexError::OpenSearch(e.to_string())
+/// The request did not get an answer (refused, timed out, reset).
+fn os_err(e: opensearch::Error) -> BackendError {
+    BackendError::unavailable(Backend::Index, e)
+}
+
+fn corrupt(what: impl Into<String>) -> BackendError {
+    BackendError::corrupt(Backend::Index, what.into())
+}
+
+/// The kind of an error answer, by status: overload is `Full`, a request
+/// refused for its content is `Rejected`, a node in trouble `Unavailable`.
+fn status_kind(status: u16) -> ErrorKind {
+    match status {
+        429 => ErrorKind::Full,
+        404 => ErrorKind::NotFound,
+        400..=499 => ErrorKind::Rejected,
+        _ => ErrorKind::Unavailable,
+    }
 }
 
 impl OpenSearchIndex {
@@ -62,8 +78,9 @@ impl OpenSearchIndex {
     /// are named `<prefix><tenant>`. Nothing is sent yet: a process starts
     /// while OpenSearch is down, and the index template is installed with
     /// the first index this process creates.
-    pub async fn open(url: &str, prefix: &str) -> Result<OpenSearchIndex, IndexError> {
-        let mut url = Url::parse(url).map_err(|e| IndexError::OpenSearch(format!("OPENSEARCH_URL {url:?}: {e}")))?;
+    pub fn open(url: &str, prefix: &str) -> Result<OpenSearchIndex, BackendError> {
+        let mut url = Url::parse(url)
+            .map_err(|e| BackendError::rejected(Backend::Index, format!("OPENSEARCH_URL {url:?}: {e}")))?;
         let credentials = (!url.username().is_empty()).then(|| {
             Credentials::Basic(
                 url.username().to_string(),
@@ -80,7 +97,11 @@ impl OpenSearchIndex {
             builder = builder.auth(c);
         }
         Ok(OpenSearchIndex {
-            client: OpenSearch::new(builder.build().map_err(os_err)?),
+            client: OpenSearch::new(
+                builder
+                    .build()
+                    .map_err(|e| BackendError::rejected(Backend::Index, format!("OPENSEARCH_URL: {e}")))?,
+            ),
             prefix: prefix.to_string(),
             provisioned: Mutex::new(HashSet::new()),
             template_installed: AtomicBool::new(false),
@@ -93,8 +114,8 @@ impl OpenSearchIndex {
 
     /// Installs (or updates) the index template, so that indices created
     /// outside LoggerHub under the default prefix get the same mappings.
-    async fn install_template(&self) -> Result<(), IndexError> {
-        let body: Value = serde_json::from_str(TEMPLATE).map_err(|e| IndexError::Corrupt(format!("template: {e}")))?;
+    async fn install_template(&self) -> Result<(), BackendError> {
+        let body: Value = serde_json::from_str(TEMPLATE).map_err(|e| corrupt(format!("template: {e}")))?;
         let resp = self
             .client
             .indices()
@@ -108,7 +129,7 @@ impl OpenSearchIndex {
 
     /// "opensearch 2.9.0" and the like, from `GET /`: tests print which
     /// server they ran against.
-    pub async fn server_version(&self) -> Result<String, IndexError> {
+    pub async fn server_version(&self) -> Result<String, BackendError> {
         let resp = self.client.info().send().await.map_err(os_err)?;
         let info: Value = expect_ok(resp).await?;
         let v = &info["version"];
@@ -123,7 +144,7 @@ impl OpenSearchIndex {
         Ok(s)
     }
 
-    async fn ensure(&self, tenant: &str) -> Result<(), IndexError> {
+    async fn ensure(&self, tenant: &str) -> Result<(), BackendError> {
         if self.provisioned.lock().contains(tenant) {
             return Ok(());
         }
@@ -131,7 +152,7 @@ impl OpenSearchIndex {
     }
 
     /// One bulk request; returns the items' outcomes in request order.
-    async fn bulk(&self, index: &str, body: Bytes) -> Result<Vec<BulkItem>, IndexError> {
+    async fn bulk(&self, index: &str, body: Bytes) -> Result<Vec<BulkItem>, BackendError> {
         let resp = self
             .client
             .bulk(BulkParts::Index(index))
@@ -201,13 +222,11 @@ struct Source {
 }
 
 /// Reads what [`to_document`] wrote.
-pub fn from_document(source: Value) -> Result<LogRecord, IndexError> {
-    let s: Source = serde_json::from_value(source).map_err(|e| IndexError::Corrupt(e.to_string()))?;
-    let ts = |v: &str| {
-        crate::model::parse_ts(v).ok_or_else(|| IndexError::Corrupt(format!("bad timestamp {v:?} in the index")))
-    };
+pub fn from_document(source: Value) -> Result<LogRecord, BackendError> {
+    let s: Source = serde_json::from_value(source).map_err(|e| corrupt(e.to_string()))?;
+    let ts = |v: &str| crate::model::parse_ts(v).ok_or_else(|| corrupt(format!("bad timestamp {v:?} in the index")));
     Ok(LogRecord {
-        level: Level::parse(&s.level).ok_or_else(|| IndexError::Corrupt(format!("bad level {:?}", s.level)))?,
+        level: Level::parse(&s.level).ok_or_else(|| corrupt(format!("bad level {:?}", s.level)))?,
         timestamp: ts(&s.timestamp)?,
         received_at: ts(&s.received_at)?,
         id: s.id,
@@ -357,22 +376,23 @@ impl Failure {
     }
 }
 
-impl From<Failure> for IndexError {
+impl From<Failure> for BackendError {
     fn from(f: Failure) -> Self {
-        IndexError::OpenSearch(format!("{} {}", f.status.as_u16(), f.cause))
+        let status = f.status.as_u16();
+        BackendError::new(Backend::Index, status_kind(status), format!("{status} {}", f.cause))
     }
 }
 
 /// The parsed body of a 2xx answer, or the error it carried.
 async fn answer<T: serde::de::DeserializeOwned>(
     resp: opensearch::http::response::Response,
-) -> Result<Result<T, Failure>, IndexError> {
+) -> Result<Result<T, Failure>, BackendError> {
     let status = resp.status_code();
     let bytes = resp.bytes().await.map_err(os_err)?;
     if status.is_success() {
         return serde_json::from_slice(&bytes)
             .map(Ok)
-            .map_err(|e| IndexError::OpenSearch(format!("unexpected answer ({e}): {}", lossy(&bytes))));
+            .map_err(|e| corrupt(format!("unexpected answer ({e}): {}", lossy(&bytes))));
     }
     let parsed = serde_json::from_slice::<ErrorResponse>(&bytes).ok();
     let found = parsed.as_ref().and_then(|p| p.found);
@@ -385,8 +405,8 @@ async fn answer<T: serde::de::DeserializeOwned>(
 
 async fn expect_ok<T: serde::de::DeserializeOwned>(
     resp: opensearch::http::response::Response,
-) -> Result<T, IndexError> {
-    answer(resp).await?.map_err(IndexError::from)
+) -> Result<T, BackendError> {
+    answer(resp).await?.map_err(BackendError::from)
 }
 
 fn lossy(bytes: &[u8]) -> String {
@@ -399,13 +419,12 @@ fn retryable(status: u16) -> bool {
 
 #[async_trait]
 impl SearchIndex for OpenSearchIndex {
-    async fn provision(&self, tenant: &str) -> Result<(), IndexError> {
+    async fn provision(&self, tenant: &str) -> Result<(), BackendError> {
         if !self.template_installed.load(Ordering::Relaxed) {
             self.install_template().await?;
             self.template_installed.store(true, Ordering::Relaxed);
         }
-        let template: Value =
-            serde_json::from_str(TEMPLATE).map_err(|e| IndexError::Corrupt(format!("template: {e}")))?;
+        let template: Value = serde_json::from_str(TEMPLATE).map_err(|e| corrupt(format!("template: {e}")))?;
         let index = self.index_name(tenant);
         let resp = self
             .client
@@ -424,7 +443,7 @@ impl SearchIndex for OpenSearchIndex {
         Ok(())
     }
 
-    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, IndexError> {
+    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, BackendError> {
         self.ensure(tenant).await?;
         let index = self.index_name(tenant);
         let mut rejected = Vec::new();
@@ -457,7 +476,7 @@ impl SearchIndex for OpenSearchIndex {
                 }
                 let items = self.bulk(&index, Bytes::from(body)).await?;
                 if items.len() != pending.len() {
-                    return Err(IndexError::OpenSearch(format!(
+                    return Err(corrupt(format!(
                         "bulk answered {} items for {} documents",
                         items.len(),
                         pending.len()
@@ -465,6 +484,7 @@ impl SearchIndex for OpenSearchIndex {
                 }
                 let mut again = Vec::new();
                 let mut last_cause = None;
+                let mut last_status = 0;
                 for (&i, item) in pending.iter().zip(items) {
                     if (200..300).contains(&item.status) {
                         continue;
@@ -472,6 +492,7 @@ impl SearchIndex for OpenSearchIndex {
                     let cause = item.error.unwrap_or_default();
                     if retryable(item.status) {
                         again.push(i);
+                        last_status = item.status;
                         last_cause = Some(format!("{} {cause}", item.status));
                     } else {
                         rejected.push(Rejected {
@@ -485,11 +506,15 @@ impl SearchIndex for OpenSearchIndex {
                 }
                 attempt += 1;
                 if attempt > ITEM_RETRIES {
-                    return Err(IndexError::OpenSearch(format!(
-                        "{} documents not indexed after {ITEM_RETRIES} retries: {}",
-                        again.len(),
-                        last_cause.unwrap_or_default()
-                    )));
+                    return Err(BackendError::new(
+                        Backend::Index,
+                        status_kind(last_status),
+                        format!(
+                            "{} documents not indexed after {ITEM_RETRIES} retries: {}",
+                            again.len(),
+                            last_cause.unwrap_or_default()
+                        ),
+                    ));
                 }
                 tokio::time::sleep(ITEM_BACKOFF * 2u32.pow(attempt - 1)).await;
                 pending = again;
@@ -506,7 +531,7 @@ impl SearchIndex for OpenSearchIndex {
         filter: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
-    ) -> Result<IdPage, IndexError> {
+    ) -> Result<IdPage, BackendError> {
         let index = self.index_name(tenant);
         let resp = self
             .client
@@ -527,9 +552,10 @@ impl SearchIndex for OpenSearchIndex {
         hits.truncate(limit);
         let next_cursor = match hits.last() {
             Some(last) if has_more => {
-                let timestamp = last.sort.first().and_then(Value::as_i64).ok_or_else(|| {
-                    IndexError::OpenSearch(format!("hit {} has no numeric sort value: {:?}", last.id, last.sort))
-                })?;
+                let timestamp =
+                    last.sort.first().and_then(Value::as_i64).ok_or_else(|| {
+                        corrupt(format!("hit {} has no numeric sort value: {:?}", last.id, last.sort))
+                    })?;
                 Some(Cursor {
                     timestamp,
                     id: last.id.clone(),
@@ -544,7 +570,7 @@ impl SearchIndex for OpenSearchIndex {
         })
     }
 
-    async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, IndexError> {
+    async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError> {
         let index = self.index_name(tenant);
         let resp = self
             .client
@@ -564,12 +590,16 @@ impl SearchIndex for OpenSearchIndex {
         got.source.map(from_document).transpose()
     }
 
-    async fn ping(&self) -> Result<(), IndexError> {
+    async fn ping(&self) -> Result<(), BackendError> {
         let resp = self.client.ping().send().await.map_err(os_err)?;
         if resp.status_code().is_success() {
             Ok(())
         } else {
-            Err(IndexError::OpenSearch(format!("ping answered {}", resp.status_code())))
+            Err(BackendError::new(
+                Backend::Index,
+                status_kind(resp.status_code().as_u16()),
+                format!("ping answered {}", resp.status_code()),
+            ))
         }
     }
 }
@@ -606,7 +636,10 @@ mod tests {
     #[test]
     fn the_template_is_what_provision_sends() {
         let t: Value = serde_json::from_str(TEMPLATE).expect("template parses");
-        assert_eq!(t["index_patterns"][0], format!("{DEFAULT_INDEX_PREFIX}*"));
+        assert_eq!(
+            t["index_patterns"][0],
+            format!("{}*", crate::config::DEFAULT_INDEX_PREFIX)
+        );
         let props = &t["template"]["mappings"]["properties"];
         for field in to_document(&rec()).as_object().expect("object").keys() {
             assert!(props.get(field).is_some(), "{field} is not mapped");

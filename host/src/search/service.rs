@@ -5,18 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{IndexError, Query, SearchIndex};
+use super::{Query, SearchIndex};
+use crate::error::BackendError;
 use crate::model::{Cursor, LogFilter, LogRecord, Page, Stats};
+use crate::stores::MetadataStore;
 use crate::stores::raw::RawStore;
-use crate::stores::{MetadataStore, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("metadata store: {0}")]
-    Store(#[from] StoreError),
-    #[error("index: {0}")]
-    Index(#[from] IndexError),
-}
 
 /// Which store answered a detail read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +46,8 @@ impl Reader {
         f: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
-    ) -> Result<Page, ReadError> {
-        Ok(self.meta.list_logs(tenant, f, cursor, limit).await?)
+    ) -> Result<Page, BackendError> {
+        self.meta.list_logs(tenant, f, cursor, limit).await
     }
 
     pub async fn search(
@@ -64,7 +57,7 @@ impl Reader {
         f: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
-    ) -> Result<Page, ReadError> {
+    ) -> Result<Page, BackendError> {
         let ids = self.index.search(tenant, q, f, cursor, limit).await?;
         let found = self.meta.get_logs(tenant, &ids.ids).await?;
         let mut by_id: HashMap<String, LogRecord> = found.into_iter().map(|r| (r.id.clone(), r)).collect();
@@ -89,7 +82,7 @@ impl Reader {
     }
 
     /// The whole record: from the index, else rebuilt from the raw store.
-    pub async fn detail(&self, tenant: &str, id: &str) -> Result<Option<(LogRecord, Source)>, ReadError> {
+    pub async fn detail(&self, tenant: &str, id: &str) -> Result<Option<(LogRecord, Source)>, BackendError> {
         match self.index.get(tenant, id).await {
             Ok(Some(r)) if r.tenant == tenant => return Ok(Some((r, Source::Index))),
             Ok(_) => {}
@@ -109,7 +102,7 @@ impl Reader {
             .map(|r| (r, Source::Raw)))
     }
 
-    pub async fn stats(&self, tenant: &str, f: &LogFilter, interval_ns: i64) -> Result<Stats, ReadError> {
-        Ok(self.meta.stats(tenant, f, interval_ns).await?)
+    pub async fn stats(&self, tenant: &str, f: &LogFilter, interval_ns: i64) -> Result<Stats, BackendError> {
+        self.meta.stats(tenant, f, interval_ns).await
     }
 }

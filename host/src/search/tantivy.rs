@@ -16,9 +16,32 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader, TantivyDocument, Term};
 
 use super::query::{Matcher, Query};
-use super::{IdPage, IndexError, IndexRow, Rejected, SearchIndex};
-use crate::model::{Cursor, LogFilter, LogRecord, id_sort_key};
-use crate::stores::raw::{record_from_json, record_to_json};
+use super::{IdPage, IndexRow, Rejected, SearchIndex};
+use crate::error::{Backend, BackendError, ErrorKind};
+use crate::model::{Cursor, LogFilter, LogRecord, id_sort_key, record_from_json, record_to_json};
+
+/// A Tantivy failure with its kind: what the index was asked to hold
+/// against its schema is refused for good; a broken segment is corrupt;
+/// the rest (disk, locks, threads) is the index being unavailable.
+impl From<tantivy::TantivyError> for BackendError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        use tantivy::TantivyError as T;
+        let kind = match &e {
+            T::DataCorruption(_) => ErrorKind::Corrupt,
+            T::InvalidArgument(_) | T::SchemaError(_) | T::FieldNotFound(_) => ErrorKind::Rejected,
+            _ => ErrorKind::Unavailable,
+        };
+        BackendError::new(Backend::Index, kind, e)
+    }
+}
+
+fn corrupt(what: impl Into<String>) -> BackendError {
+    BackendError::corrupt(Backend::Index, what.into())
+}
+
+fn io(e: std::io::Error) -> BackendError {
+    BackendError::io(Backend::Index, e)
+}
 
 /// Indexing memory per tenant writer (Tantivy's minimum is 15 MB).
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
@@ -71,24 +94,24 @@ pub struct TantivyIndex {
 }
 
 impl TantivyIndex {
-    pub fn open(root: impl Into<PathBuf>) -> Result<TantivyIndex, IndexError> {
+    pub fn open(root: impl Into<PathBuf>) -> Result<TantivyIndex, BackendError> {
         let root = root.into();
-        std::fs::create_dir_all(&root)?;
+        std::fs::create_dir_all(&root).map_err(io)?;
         Ok(TantivyIndex {
             root,
             tenants: Mutex::new(HashMap::new()),
         })
     }
 
-    fn tenant(&self, tenant: &str) -> Result<Arc<TenantIndex>, IndexError> {
+    fn tenant(&self, tenant: &str) -> Result<Arc<TenantIndex>, BackendError> {
         let mut map = self.tenants.lock();
         if let Some(t) = map.get(tenant) {
             return Ok(t.clone());
         }
         let dir = self.root.join(tenant);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(io)?;
         let (schema, fields) = schema();
-        let mmap = MmapDirectory::open(&dir).map_err(|e| IndexError::Directory(e.to_string()))?;
+        let mmap = MmapDirectory::open(&dir).map_err(|e| BackendError::unavailable(Backend::Index, e))?;
         let index = Index::open_or_create(mmap, schema)?;
         let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
         // Reloaded by hand after each commit: a record is searchable as soon
@@ -106,22 +129,22 @@ impl TantivyIndex {
 }
 
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, IndexError> + Send + 'static,
-) -> Result<T, IndexError> {
+    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
+) -> Result<T, BackendError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| IndexError::Task(e.to_string()))?
+        .map_err(|e| BackendError::unavailable(Backend::Index, e))?
 }
 
 impl TenantIndex {
-    fn analyzer(&self) -> Result<TextAnalyzer, IndexError> {
+    fn analyzer(&self) -> Result<TextAnalyzer, BackendError> {
         self.index
             .tokenizers()
             .get("default")
-            .ok_or_else(|| IndexError::Corrupt("default tokenizer missing".into()))
+            .ok_or_else(|| corrupt("default tokenizer missing"))
     }
 
-    fn tokens(&self, text: &str) -> Result<Vec<String>, IndexError> {
+    fn tokens(&self, text: &str) -> Result<Vec<String>, BackendError> {
         let mut analyzer = self.analyzer()?;
         let mut stream = analyzer.token_stream(text);
         let mut out = Vec::new();
@@ -131,7 +154,7 @@ impl TenantIndex {
         Ok(out)
     }
 
-    fn text_query(&self, text: &str) -> Result<Box<dyn TQuery>, IndexError> {
+    fn text_query(&self, text: &str) -> Result<Box<dyn TQuery>, BackendError> {
         let tokens = self.tokens(text)?;
         let f = &self.fields;
         let per_field = |field: Field| -> Box<dyn TQuery> {
@@ -152,7 +175,7 @@ impl TenantIndex {
         ])))
     }
 
-    fn build_query(&self, q: &Query, filter: &LogFilter) -> Result<Box<dyn TQuery>, IndexError> {
+    fn build_query(&self, q: &Query, filter: &LogFilter) -> Result<Box<dyn TQuery>, BackendError> {
         let f = &self.fields;
         let exact = |field: Field, v: &str| -> Box<dyn TQuery> {
             Box::new(TermQuery::new(
@@ -209,7 +232,7 @@ impl TenantIndex {
 
     /// Adds documents; those with a term first delete any earlier copy of
     /// the same id, so a replayed record replaces itself.
-    fn add(&self, docs: Vec<(Option<Term>, TantivyDocument)>) -> Result<(), IndexError> {
+    fn add(&self, docs: Vec<(Option<Term>, TantivyDocument)>) -> Result<(), BackendError> {
         let mut w = self.writer.lock();
         for (dedupe, doc) in docs {
             // Delete-then-add within one commit keeps the new copy.
@@ -225,7 +248,7 @@ impl TenantIndex {
     }
 
     /// Top `n` matches of `query`, newest first by (timestamp, id).
-    fn top(&self, query: &dyn TQuery, n: usize) -> Result<Vec<(SortKey, DocAddress)>, IndexError> {
+    fn top(&self, query: &dyn TQuery, n: usize) -> Result<Vec<(SortKey, DocAddress)>, BackendError> {
         let searcher = self.reader.searcher();
         let collector = TopDocs::with_limit(n.max(1)).order_by(|seg: &SegmentReader| {
             let ff = seg.fast_fields();
@@ -243,12 +266,12 @@ impl TenantIndex {
         Ok(searcher.search(query, &collector)?)
     }
 
-    fn doc_id(&self, addr: DocAddress) -> Result<String, IndexError> {
+    fn doc_id(&self, addr: DocAddress) -> Result<String, BackendError> {
         let doc: TantivyDocument = self.reader.searcher().doc(addr)?;
         doc.get_first(self.fields.id)
             .and_then(|v| v.as_str())
             .map(str::to_string)
-            .ok_or_else(|| IndexError::Corrupt("document without id".into()))
+            .ok_or_else(|| corrupt("document without id"))
     }
 
     fn search(
@@ -257,7 +280,7 @@ impl TenantIndex {
         filter: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
-    ) -> Result<IdPage, IndexError> {
+    ) -> Result<IdPage, BackendError> {
         let query = self.build_query(q, filter)?;
         let total = self.reader.searcher().search(query.as_ref(), &Count)? as u64;
         let cursor_key = cursor.map(|c| (c.timestamp, id_sort_key(&c.id)));
@@ -311,7 +334,7 @@ impl TenantIndex {
         })
     }
 
-    fn get(&self, id: &str) -> Result<Option<LogRecord>, IndexError> {
+    fn get(&self, id: &str) -> Result<Option<LogRecord>, BackendError> {
         let searcher = self.reader.searcher();
         let q = TermQuery::new(Term::from_field_text(self.fields.id, id), IndexRecordOption::Basic);
         let Some((_, addr)) = searcher
@@ -325,18 +348,18 @@ impl TenantIndex {
         let src = doc
             .get_first(self.fields.source)
             .and_then(|v| v.as_bytes())
-            .ok_or_else(|| IndexError::Corrupt("document without source".into()))?;
-        record_from_json(src).map(Some).map_err(IndexError::Corrupt)
+            .ok_or_else(|| corrupt("document without source"))?;
+        record_from_json(src).map(Some).map_err(corrupt)
     }
 }
 
 #[async_trait]
 impl SearchIndex for TantivyIndex {
-    async fn provision(&self, tenant: &str) -> Result<(), IndexError> {
+    async fn provision(&self, tenant: &str) -> Result<(), BackendError> {
         self.tenant(tenant).map(|_| ())
     }
 
-    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, IndexError> {
+    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, BackendError> {
         let t = self.tenant(tenant)?;
         // Each id's delete term costs a lookup in every segment at commit:
         // only ids that may already be indexed pay it.
@@ -358,20 +381,20 @@ impl SearchIndex for TantivyIndex {
         filter: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
-    ) -> Result<IdPage, IndexError> {
+    ) -> Result<IdPage, BackendError> {
         let t = self.tenant(tenant)?;
         let (query, filter, cursor) = (query.clone(), filter.clone(), cursor.cloned());
         blocking(move || t.search(&query, &filter, cursor.as_ref(), limit)).await
     }
 
-    async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, IndexError> {
+    async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError> {
         let t = self.tenant(tenant)?;
         let id = id.to_string();
         blocking(move || t.get(&id)).await
     }
 
-    async fn ping(&self) -> Result<(), IndexError> {
-        std::fs::metadata(&self.root)?;
+    async fn ping(&self) -> Result<(), BackendError> {
+        std::fs::metadata(&self.root).map_err(io)?;
         Ok(())
     }
 }

@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, ConnectOptions, Postgres, QueryBuilder, Row};
 
-use super::{ApiKey, MetaRow, MetadataStore, StoreError, Tenant};
-use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats};
-use crate::tenants::valid_slug;
+use super::sql::{self, id_key};
+use super::{ApiKey, MetaRow, MetadataStore, Tenant};
+use crate::error::{Backend, BackendError};
+use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats, valid_slug};
 
 /// The shared tables, also run by `infra/postgres/init/01-create-public-tenants.sh`.
 const PUBLIC_SCHEMA: &str = include_str!("../../../infra/postgres/templates/public_schema.sql");
@@ -36,10 +37,10 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects to `url` (`postgres://…`) and brings `public` up to date.
-    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+    pub async fn open(url: &str) -> Result<PgStore, BackendError> {
         let opts: PgConnectOptions = url
             .parse::<PgConnectOptions>()
-            .map_err(|e| StoreError::BadUrl(format!("{url}: {e}")))?
+            .map_err(|e| BackendError::rejected(Backend::Metadata, format!("DATABASE_URL: {e}")))?
             .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30));
         let pool = PgPoolOptions::new()
             .max_connections(8)
@@ -53,7 +54,7 @@ impl PgStore {
     }
 }
 
-async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+async fn migrate(pool: &PgPool) -> Result<(), BackendError> {
     let mut conn = pool.acquire().await?;
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(MIGRATION_LOCK)
@@ -79,7 +80,7 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
                     .await?;
             }
         }
-        Ok::<_, StoreError>(())
+        Ok::<_, BackendError>(())
     }
     .await;
     sqlx::query("SELECT pg_advisory_unlock($1)")
@@ -91,21 +92,20 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 
 /// The schema of `tenant`. Slugs are checked again here because the name is
 /// spliced into SQL: only `[a-z][a-z0-9_]` ever gets through.
-fn schema(tenant: &str) -> Result<String, StoreError> {
+fn schema(tenant: &str) -> Result<String, BackendError> {
     if valid_slug(tenant) {
         Ok(format!("tenant_{tenant}"))
     } else {
-        Err(StoreError::Corrupt(format!("not a tenant slug: {tenant:?}")))
+        Err(BackendError::rejected(
+            Backend::Metadata,
+            format!("not a tenant slug: {tenant:?}"),
+        ))
     }
 }
 
 /// The tenant schema's DDL, from the template.
-pub fn tenant_schema_sql(tenant: &str) -> Result<String, StoreError> {
+pub fn tenant_schema_sql(tenant: &str) -> Result<String, BackendError> {
     Ok(TENANT_TEMPLATE.replace("{{schema}}", &schema(tenant)?))
-}
-
-fn id_key(id: &str) -> Vec<u8> {
-    model::id_sort_key(id).to_be_bytes().to_vec()
 }
 
 fn push_filters(qb: &mut QueryBuilder<Postgres>, f: &LogFilter) {
@@ -124,7 +124,7 @@ fn push_filters(qb: &mut QueryBuilder<Postgres>, f: &LogFilter) {
     }
 }
 
-fn row_to_record(tenant: &str, row: &PgRow) -> Result<LogRecord, StoreError> {
+fn row_to_record(tenant: &str, row: &PgRow) -> Result<LogRecord, BackendError> {
     let level: i16 = row.try_get("level")?;
     let attrs: String = row.try_get("attributes")?;
     Ok(LogRecord {
@@ -137,26 +137,16 @@ fn row_to_record(tenant: &str, row: &PgRow) -> Result<LogRecord, StoreError> {
         message: row.try_get("message")?,
         full_log: String::new(),
         language: row.try_get("language")?,
-        attributes: super::attributes_from_json(&attrs)?,
+        attributes: sql::attributes_from_json(&attrs)?,
         raw_path: row.try_get("raw_path")?,
     })
 }
 
-fn key_from_row(r: &PgRow) -> Result<ApiKey, StoreError> {
-    let revoked_at: Option<i64> = r.try_get("revoked_at")?;
-    Ok(ApiKey {
-        id: r.try_get("id")?,
-        tenant: r.try_get("tenant")?,
-        hash: r.try_get("hash")?,
-        scopes: r.try_get("scopes")?,
-        created_at: r.try_get("created_at")?,
-        revoked: revoked_at.is_some(),
-    })
-}
+type KeyRow = (String, String, String, Vec<String>, i64, Option<i64>);
 
 #[async_trait]
 impl MetadataStore for PgStore {
-    async fn create_tenant(&self, slug: &str) -> Result<bool, StoreError> {
+    async fn create_tenant(&self, slug: &str) -> Result<bool, BackendError> {
         let ddl = tenant_schema_sql(slug)?;
         let mut tx = self.pool.begin().await?;
         let created =
@@ -175,21 +165,17 @@ impl MetadataStore for PgStore {
         Ok(created)
     }
 
-    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = sqlx::query("SELECT slug, created_at FROM public.tenants ORDER BY slug")
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT slug, created_at FROM public.tenants ORDER BY slug")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Tenant {
-                    slug: r.try_get("slug")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|(slug, created_at)| Tenant { slug, created_at })
+            .collect())
     }
 
-    async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+    async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError> {
         sqlx::query("INSERT INTO public.api_keys (id, tenant, hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&key.id)
             .bind(&key.tenant)
@@ -201,26 +187,27 @@ impl MetadataStore for PgStore {
         Ok(())
     }
 
-    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, tenant, hash, scopes, created_at, revoked_at FROM public.api_keys WHERE hash = $1")
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| key_from_row(&r)).transpose()
+    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, BackendError> {
+        let row: Option<KeyRow> = sqlx::query_as(
+            "SELECT id, tenant, hash, scopes, created_at, revoked_at FROM public.api_keys WHERE hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(sql::key))
     }
 
-    async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, StoreError> {
-        let rows = sqlx::query(
+    async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, BackendError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(
             "SELECT id, tenant, hash, scopes, created_at, revoked_at FROM public.api_keys WHERE tenant = $1 ORDER BY created_at",
         )
         .bind(tenant)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(key_from_row).collect()
+        Ok(rows.into_iter().map(sql::key).collect())
     }
 
-    async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, BackendError> {
         let r = sqlx::query(
             "UPDATE public.api_keys SET revoked_at = $1 WHERE tenant = $2 AND id = $3 AND revoked_at IS NULL",
         )
@@ -232,7 +219,7 @@ impl MetadataStore for PgStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, StoreError> {
+    async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, BackendError> {
         let mut tenants: Vec<&str> = rows.iter().map(|r| r.record.tenant.as_str()).collect();
         tenants.sort_unstable();
         tenants.dedup();
@@ -260,7 +247,7 @@ impl MetadataStore for PgStore {
                 .bind(mine.iter().map(|r| r.record.received_at).collect::<Vec<_>>())
                 .bind(col(&|r| model::preview(&r.message).to_string()))
                 .bind(mine.iter().map(|r| r.record.language.clone()).collect::<Vec<_>>())
-                .bind(col(&|r| super::attributes_json(&r.attributes)))
+                .bind(col(&|r| sql::attributes_json(&r.attributes)))
                 .bind(mine.iter().map(|r| r.record.raw_path.clone()).collect::<Vec<_>>())
                 .bind(mine.iter().map(|r| r.indexed).collect::<Vec<_>>())
                 .execute(&mut *tx)
@@ -277,7 +264,7 @@ impl MetadataStore for PgStore {
         filter: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
-    ) -> Result<Page, StoreError> {
+    ) -> Result<Page, BackendError> {
         let table = format!("{}.logs", schema(tenant)?);
         let mut count = QueryBuilder::<Postgres>::new(format!("SELECT COUNT(*) FROM {table}"));
         push_filters(&mut count, filter);
@@ -299,46 +286,36 @@ impl MetadataStore for PgStore {
             .iter()
             .map(|r| row_to_record(tenant, r))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(super::page(hits, total, limit))
+        Ok(sql::page(hits, total, limit))
     }
 
-    async fn get_logs(&self, tenant: &str, ids: &[String]) -> Result<Vec<LogRecord>, StoreError> {
+    async fn get_logs(&self, tenant: &str, ids: &[String]) -> Result<Vec<LogRecord>, BackendError> {
         let sql = format!("SELECT {COLUMNS} FROM {}.logs WHERE id = ANY($1)", schema(tenant)?);
         let rows = sqlx::query(AssertSqlSafe(sql)).bind(ids).fetch_all(&self.pool).await?;
         rows.iter().map(|r| row_to_record(tenant, r)).collect()
     }
 
-    async fn stats(&self, tenant: &str, filter: &LogFilter, interval_ns: i64) -> Result<Stats, StoreError> {
+    async fn stats(&self, tenant: &str, filter: &LogFilter, interval_ns: i64) -> Result<Stats, BackendError> {
         let table = format!("{}.logs", schema(tenant)?);
-        let mut stats = Stats::default();
-        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT level, COUNT(*) FROM {table}"));
+        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT level::int8, COUNT(*) FROM {table}"));
         push_filters(&mut qb, filter);
         qb.push(" GROUP BY level ORDER BY level");
-        for row in qb.build().fetch_all(&self.pool).await? {
-            let level: i16 = row.try_get(0)?;
-            super::add_level(&mut stats, i64::from(level), row.try_get(1)?);
-        }
+        let levels = qb.build_query_as().fetch_all(&self.pool).await?;
         let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT service, COUNT(*) AS n FROM {table}"));
         push_filters(&mut qb, filter);
-        qb.push(" GROUP BY service ORDER BY n DESC, service LIMIT 1000");
-        for row in qb.build().fetch_all(&self.pool).await? {
-            let n: i64 = row.try_get(1)?;
-            stats.by_service.push((row.try_get(0)?, n as u64));
-        }
-        let interval = interval_ns.max(1);
+        qb.push(" GROUP BY service ORDER BY n DESC, service LIMIT ")
+            .push_bind(sql::STATS_MAX_SERVICES);
+        let services = qb.build_query_as().fetch_all(&self.pool).await?;
         let mut qb = QueryBuilder::<Postgres>::new("SELECT (timestamp - (timestamp % ");
-        qb.push_bind(interval)
+        qb.push_bind(interval_ns.max(1))
             .push(format!(")) AS bucket, COUNT(*) FROM {table}"));
         push_filters(&mut qb, filter);
         qb.push(" GROUP BY bucket ORDER BY bucket");
-        for row in qb.build().fetch_all(&self.pool).await? {
-            let n: i64 = row.try_get(1)?;
-            stats.histogram.push((row.try_get(0)?, n as u64));
-        }
-        Ok(stats)
+        let buckets = qb.build_query_as().fetch_all(&self.pool).await?;
+        Ok(sql::stats(levels, services, buckets))
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), BackendError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }

@@ -3,20 +3,21 @@
 //! (DESIGN §3). One implementation over `object_store`, so the embedded
 //! local directory and S3 share the code and the key layout.
 
-use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use object_store::aws::AmazonS3Builder;
-use object_store::local::LocalFileSystem;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use serde::{Deserialize, Serialize};
+use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::StoreError;
-use crate::model::{Level, LogRecord, format_ts};
-use loggerhub_codec::time::{civil_date, parse_rfc3339};
+use super::blobs::{Blobs, local, object_err};
+use crate::config::{RawBackend, S3Settings};
+use crate::error::{Backend, BackendError};
+use crate::model::LogRecord;
+use crate::model::json::write_record;
+use crate::model::record_from_json;
+use loggerhub_codec::time::civil_date;
 
 /// Batches smaller than this are stored plain: gzip's header and dictionary
 /// warm-up do not pay for themselves below a few KiB.
@@ -30,120 +31,37 @@ pub struct RawStore {
     store: Arc<dyn ObjectStore>,
 }
 
-/// One line of a raw batch.
-#[derive(Serialize, Deserialize)]
-struct RawLine<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[serde(borrow)]
-    tenant: Cow<'a, str>,
-    #[serde(borrow)]
-    service: Cow<'a, str>,
-    #[serde(borrow)]
-    level: Cow<'a, str>,
-    timestamp: String,
-    received_at: String,
-    #[serde(borrow)]
-    message: Cow<'a, str>,
-    #[serde(borrow)]
-    full_log: Cow<'a, str>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    language: Option<Cow<'a, str>>,
-    attributes: serde_json::Map<String, serde_json::Value>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    raw_path: Option<Cow<'a, str>>,
-}
-
-/// A record as one JSON object: a line of a raw batch, and the stored
-/// source of an index document.
-pub fn record_to_json(r: &LogRecord) -> Vec<u8> {
-    // Serialising plain strings and maps cannot fail.
-    serde_json::to_vec(&to_line(r)).unwrap_or_default()
-}
-
-/// Reads what [`record_to_json`] wrote.
-pub fn record_from_json(bytes: &[u8]) -> Result<LogRecord, String> {
-    let raw: RawLine<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let raw_path = raw.raw_path.clone().map(Cow::into_owned);
-    let mut rec = from_line(raw, "");
-    rec.raw_path = raw_path;
-    Ok(rec)
-}
-
 const S3_MAX_RETRIES: usize = 3;
 const S3_RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const S3_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+fn err(e: object_store::Error) -> BackendError {
+    object_err(Backend::Raw, e)
+}
+
+fn corrupt(raw_path: &str) -> BackendError {
+    BackendError::corrupt(Backend::Raw, format!("bad raw path {raw_path:?}"))
+}
+
 impl RawStore {
-    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        RawStore { store }
+    /// The store the settings name (`OBJECT_STORE_URL`).
+    pub fn open(backend: &RawBackend) -> Result<Self, BackendError> {
+        let store: Arc<dyn ObjectStore> = match backend {
+            RawBackend::Embedded(dir) | RawBackend::Dir(dir) => Arc::new(local(dir, Backend::Raw)?),
+            RawBackend::S3(s3) => Arc::new(s3_store(s3)?.build().map_err(err)?),
+        };
+        Ok(RawStore { store })
     }
 
-    /// The bucket (or directory) itself, for what else the cluster shares
-    /// through it (tenants' plugins).
-    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
-        self.store.clone()
+    /// A directory of this machine.
+    pub fn local(dir: &Path) -> Result<Self, BackendError> {
+        Self::open(&RawBackend::Embedded(dir.to_path_buf()))
     }
 
-    /// The embedded store: a directory.
-    pub fn local(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)?;
-        Ok(RawStore::new(Arc::new(LocalFileSystem::new_with_prefix(dir)?)))
-    }
-
-    /// The store `OBJECT_STORE_URL` names: `s3://<bucket>?endpoint=<url>&region=<r>`
-    /// for any S3 API (credentials from `AWS_ACCESS_KEY_ID` and
-    /// `AWS_SECRET_ACCESS_KEY`), `file://<dir>` for a local directory; `None`
-    /// means `<data dir>/raw`.
-    pub fn open(url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
-        let Some(url) = url else {
-            return Self::local(&data_dir.join("raw"));
-        };
-        if let Some(dir) = url.strip_prefix("file://") {
-            return Self::local(Path::new(dir));
-        }
-        let Some(rest) = url.strip_prefix("s3://") else {
-            return Err(StoreError::BadUrl(format!(
-                "OBJECT_STORE_URL {url:?}: expected s3://bucket?endpoint=… or file://dir"
-            )));
-        };
-        let (bucket, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let bucket = bucket.trim_end_matches('/');
-        if bucket.is_empty() {
-            return Err(StoreError::BadUrl(format!("OBJECT_STORE_URL {url:?}: no bucket")));
-        }
-        // Bounded retries: a store that is down must fail a batch (which the
-        // processor hands back and retries) and /ready within seconds, not
-        // after object_store's default three minutes.
-        let retry = object_store::RetryConfig {
-            backoff: object_store::BackoffConfig::default(),
-            max_retries: S3_MAX_RETRIES,
-            retry_timeout: S3_RETRY_TIMEOUT,
-        };
-        let client = object_store::ClientOptions::new().with_connect_timeout(S3_CONNECT_TIMEOUT);
-        let mut s3 = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .with_retry(retry)
-            .with_client_options(client);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("endpoint", v)) => {
-                    // Self-hosted S3 (MinIO, Garage) is addressed by path,
-                    // often over plain HTTP inside the cluster.
-                    s3 = s3
-                        .with_endpoint(v)
-                        .with_allow_http(v.starts_with("http://"))
-                        .with_virtual_hosted_style_request(false);
-                }
-                Some(("region", v)) => s3 = s3.with_region(v),
-                _ => {
-                    return Err(StoreError::BadUrl(format!(
-                        "OBJECT_STORE_URL {url:?}: unknown parameter {pair:?} (endpoint, region)"
-                    )));
-                }
-            }
-        }
-        Ok(RawStore::new(Arc::new(s3.build()?)))
+    /// The folder `prefix/` of the same bucket (or directory), for what
+    /// else the cluster shares through it.
+    pub fn blobs(&self, prefix: &str, backend: Backend) -> Blobs {
+        Blobs::new(self.store.clone(), prefix, backend)
     }
 
     /// Writes `records` as one object named after `batch_id` and returns its
@@ -154,13 +72,11 @@ impl RawStore {
         tenant: &str,
         batch_id: ulid::Ulid,
         records: &[&LogRecord],
-    ) -> Result<String, StoreError> {
+    ) -> Result<String, BackendError> {
         let mut ndjson = Vec::with_capacity(records.iter().map(|r| r.full_log.len() + r.message.len() + 256).sum());
         for r in records {
-            let mut line = to_line(r);
             // The raw store is where raw_path points; it never holds it.
-            line.raw_path = None;
-            serde_json::to_writer(&mut ndjson, &line).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            write_record(&mut ndjson, r, false);
             ndjson.push(b'\n');
         }
         let (y, m, d) = civil_date(
@@ -173,35 +89,36 @@ impl RawStore {
             key.push_str(".gz");
             let mut enc =
                 flate2::write::GzEncoder::new(Vec::with_capacity(ndjson.len() / 4), flate2::Compression::fast());
-            enc.write_all(&ndjson)?;
-            enc.finish()?
+            let io = |e| BackendError::io(Backend::Raw, e);
+            enc.write_all(&ndjson).map_err(io)?;
+            enc.finish().map_err(io)?
         } else {
             ndjson
         };
         self.store
             .put(&ObjectPath::from(key.as_str()), PutPayload::from(body))
-            .await?;
+            .await
+            .map_err(err)?;
         Ok(key)
     }
 
     /// Rebuilds a record from `raw_path` (`<key>#<line>`).
-    pub async fn read(&self, raw_path: &str) -> Result<Option<LogRecord>, StoreError> {
+    pub async fn read(&self, raw_path: &str) -> Result<Option<LogRecord>, BackendError> {
         let Some((key, line)) = raw_path.rsplit_once('#') else {
-            return Err(StoreError::Corrupt(format!("bad raw path {raw_path:?}")));
+            return Err(corrupt(raw_path));
         };
-        let line: usize = line
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("bad raw path {raw_path:?}")))?;
+        let line: usize = line.parse().map_err(|_| corrupt(raw_path))?;
         let bytes = match self.store.get(&ObjectPath::from(key)).await {
-            Ok(r) => r.bytes().await?,
+            Ok(r) => r.bytes().await.map_err(err)?,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(err(e)),
         };
         let text = if key.ends_with(".gz") {
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(&bytes[..])
                 .take(MAX_INFLATED_BYTES)
-                .read_to_end(&mut out)?;
+                .read_to_end(&mut out)
+                .map_err(|e| BackendError::corrupt(Backend::Raw, e))?;
             out
         } else {
             bytes.to_vec()
@@ -213,57 +130,100 @@ impl RawStore {
         else {
             return Ok(None);
         };
-        let raw: RawLine<'_> = serde_json::from_slice(l).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Some(from_line(raw, raw_path)))
+        let mut rec = record_from_json(l).map_err(|e| BackendError::corrupt(Backend::Raw, e))?;
+        rec.raw_path = Some(raw_path.to_string());
+        Ok(Some(rec))
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub async fn ping(&self) -> Result<(), BackendError> {
         match self.store.head(&ObjectPath::from("logs/.ping")).await {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(err(e)),
         }
     }
 }
 
-fn to_line(r: &LogRecord) -> RawLine<'_> {
-    RawLine {
-        id: Cow::Borrowed(&r.id),
-        tenant: Cow::Borrowed(&r.tenant),
-        service: Cow::Borrowed(&r.service),
-        level: Cow::Borrowed(r.level.as_str()),
-        timestamp: format_ts(r.timestamp),
-        received_at: format_ts(r.received_at),
-        message: Cow::Borrowed(&r.message),
-        full_log: Cow::Borrowed(&r.full_log),
-        language: r.language.as_deref().map(Cow::Borrowed),
-        attributes: r
-            .attributes
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect(),
-        raw_path: r.raw_path.as_deref().map(Cow::Borrowed),
+/// An S3 client: our retry and timeout bounds first, then every `AWS_*`
+/// variable as object_store and the AWS tools document them (endpoint,
+/// keys, `AWS_ALLOW_HTTP`, …), then the URL's own `endpoint` and `region`.
+fn s3_store(s3: &S3Settings) -> Result<AmazonS3Builder, BackendError> {
+    // Bounded retries: a store that is down must fail a batch (which the
+    // processor hands back and retries) and /ready within seconds, not
+    // after object_store's default three minutes.
+    let retry = object_store::RetryConfig {
+        backoff: object_store::BackoffConfig::default(),
+        max_retries: S3_MAX_RETRIES,
+        retry_timeout: S3_RETRY_TIMEOUT,
+    };
+    let client = object_store::ClientOptions::new().with_connect_timeout(S3_CONNECT_TIMEOUT);
+    let mut b = AmazonS3Builder::new().with_client_options(client).with_retry(retry);
+    for (key, value) in std::env::vars() {
+        if key.starts_with("AWS_")
+            && let Ok(k) = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>()
+        {
+            b = b.with_config(k, value);
+        }
     }
+    b = b.with_bucket_name(&s3.bucket);
+    if let Some(endpoint) = &s3.endpoint {
+        // Self-hosted S3 (MinIO, Garage) is addressed by path, often over
+        // plain HTTP inside the cluster.
+        b = b
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_virtual_hosted_style_request(false);
+    }
+    if let Some(region) = &s3.region {
+        b = b.with_region(region);
+    }
+    let http_endpoint = [AmazonS3ConfigKey::Endpoint, AmazonS3ConfigKey::S3Endpoint]
+        .iter()
+        .filter_map(|k| b.get_config_value(k))
+        .find(|e| e.starts_with("http://"));
+    let allow_http = b
+        .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if let Some(endpoint) = http_endpoint
+        && !allow_http
+    {
+        return Err(BackendError::rejected(
+            Backend::Raw,
+            format!(
+                "AWS_ENDPOINT {endpoint:?} is plain HTTP: set AWS_ALLOW_HTTP=true, or name it in OBJECT_STORE_URL (s3://bucket?endpoint=…)"
+            ),
+        ));
+    }
+    Ok(b)
 }
 
-fn from_line(l: RawLine<'_>, raw_path: &str) -> LogRecord {
-    LogRecord {
-        id: l.id.into_owned(),
-        tenant: l.tenant.into_owned(),
-        service: l.service.into_owned(),
-        level: Level::parse(&l.level).unwrap_or_default(),
-        timestamp: parse_rfc3339(&l.timestamp).unwrap_or(0),
-        received_at: parse_rfc3339(&l.received_at).unwrap_or(0),
-        message: l.message.into_owned(),
-        full_log: l.full_log.into_owned(),
-        language: l.language.map(Cow::into_owned),
-        attributes: l
-            .attributes
-            .into_iter()
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => (k, s),
-                other => (k, other.to_string()),
-            })
-            .collect(),
-        raw_path: Some(raw_path.to_string()),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(endpoint: Option<&str>) -> S3Settings {
+        S3Settings {
+            bucket: "b".into(),
+            endpoint: endpoint.map(str::to_string),
+            region: Some("r".into()),
+        }
+    }
+
+    /// An endpoint named in the URL is allowed over HTTP; the URL wins over
+    /// the environment. (The environment's own AWS_ENDPOINT and
+    /// AWS_ALLOW_HTTP are tested end to end: tests must not set variables
+    /// other tests read.)
+    #[test]
+    fn url_endpoint_allows_http() {
+        let b = s3_store(&settings(Some("http://127.0.0.1:1"))).expect("valid");
+        assert_eq!(
+            b.get_config_value(&AmazonS3ConfigKey::Endpoint).as_deref(),
+            Some("http://127.0.0.1:1")
+        );
+        assert_eq!(
+            b.get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+                .as_deref(),
+            Some("true")
+        );
+        assert_eq!(b.get_config_value(&AmazonS3ConfigKey::Region).as_deref(), Some("r"));
     }
 }

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
-use super::{ApiKey, MetaRow, MetadataStore, StoreError, Tenant};
+use super::sql::{self, id_key};
+use super::{ApiKey, MetaRow, MetadataStore, Tenant};
+use crate::error::BackendError;
 use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats};
 
 const SCHEMA: &str = r#"
@@ -56,7 +58,7 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+    pub async fn open(path: &Path) -> Result<SqliteStore, BackendError> {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -75,10 +77,6 @@ impl SqliteStore {
     }
 }
 
-fn id_key(id: &str) -> Vec<u8> {
-    model::id_sort_key(id).to_be_bytes().to_vec()
-}
-
 fn push_filters(qb: &mut QueryBuilder<Sqlite>, tenant: &str, f: &LogFilter) {
     qb.push(" WHERE tenant = ").push_bind(tenant.to_string());
     if let Some(s) = &f.service {
@@ -95,7 +93,7 @@ fn push_filters(qb: &mut QueryBuilder<Sqlite>, tenant: &str, f: &LogFilter) {
     }
 }
 
-fn row_to_record(row: &sqlx::sqlite::SqliteRow) -> Result<LogRecord, StoreError> {
+fn row_to_record(row: &sqlx::sqlite::SqliteRow) -> Result<LogRecord, BackendError> {
     let level: i64 = row.try_get("level")?;
     let attrs: String = row.try_get("attributes")?;
     Ok(LogRecord {
@@ -108,7 +106,7 @@ fn row_to_record(row: &sqlx::sqlite::SqliteRow) -> Result<LogRecord, StoreError>
         message: row.try_get("message")?,
         full_log: String::new(),
         language: row.try_get("language")?,
-        attributes: super::attributes_from_json(&attrs)?,
+        attributes: sql::attributes_from_json(&attrs)?,
         raw_path: row.try_get("raw_path")?,
     })
 }
@@ -117,7 +115,7 @@ const COLUMNS: &str = "tenant, id, service, level, timestamp, received_at, messa
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
-    async fn create_tenant(&self, slug: &str) -> Result<bool, StoreError> {
+    async fn create_tenant(&self, slug: &str) -> Result<bool, BackendError> {
         let r = sqlx::query("INSERT INTO tenants (slug, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(slug)
             .bind(model::now_ns())
@@ -126,21 +124,17 @@ impl MetadataStore for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = sqlx::query("SELECT slug, created_at FROM tenants ORDER BY slug")
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT slug, created_at FROM tenants ORDER BY slug")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Tenant {
-                    slug: r.try_get("slug")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|(slug, created_at)| Tenant { slug, created_at })
+            .collect())
     }
 
-    async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+    async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError> {
         sqlx::query("INSERT INTO api_keys (id, tenant, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(&key.id)
             .bind(&key.tenant)
@@ -152,25 +146,26 @@ impl MetadataStore for SqliteStore {
         Ok(())
     }
 
-    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row = sqlx::query("SELECT id, tenant, hash, scopes, created_at, revoked_at FROM api_keys WHERE hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| key_from_row(&r)).transpose()
+    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, BackendError> {
+        let row: Option<KeyRow> =
+            sqlx::query_as("SELECT id, tenant, hash, scopes, created_at, revoked_at FROM api_keys WHERE hash = ?")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(key))
     }
 
-    async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, StoreError> {
-        let rows = sqlx::query(
+    async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, BackendError> {
+        let rows: Vec<KeyRow> = sqlx::query_as(
             "SELECT id, tenant, hash, scopes, created_at, revoked_at FROM api_keys WHERE tenant = ? ORDER BY created_at",
         )
-        .bind(tenant)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(key_from_row).collect()
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(key).collect())
     }
 
-    async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, BackendError> {
         let r = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE tenant = ? AND id = ? AND revoked_at IS NULL")
             .bind(model::now_ns())
             .bind(tenant)
@@ -180,7 +175,7 @@ impl MetadataStore for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, StoreError> {
+    async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, BackendError> {
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0;
         for chunk in rows.chunks(INSERT_CHUNK) {
@@ -198,7 +193,7 @@ impl MetadataStore for SqliteStore {
                     .push_bind(r.received_at)
                     .push_bind(model::preview(&r.message).to_string())
                     .push_bind(r.language.clone())
-                    .push_bind(super::attributes_json(&r.attributes))
+                    .push_bind(sql::attributes_json(&r.attributes))
                     .push_bind(r.raw_path.clone())
                     .push_bind(row.indexed);
             });
@@ -215,7 +210,7 @@ impl MetadataStore for SqliteStore {
         filter: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
-    ) -> Result<Page, StoreError> {
+    ) -> Result<Page, BackendError> {
         let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM logs");
         push_filters(&mut count, tenant, filter);
         let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
@@ -235,10 +230,10 @@ impl MetadataStore for SqliteStore {
             .push_bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
         let rows = qb.build().fetch_all(&self.pool).await?;
         let hits = rows.iter().map(row_to_record).collect::<Result<Vec<_>, _>>()?;
-        Ok(super::page(hits, total, limit))
+        Ok(sql::page(hits, total, limit))
     }
 
-    async fn get_logs(&self, tenant: &str, ids: &[String]) -> Result<Vec<LogRecord>, StoreError> {
+    async fn get_logs(&self, tenant: &str, ids: &[String]) -> Result<Vec<LogRecord>, BackendError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(INSERT_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM logs WHERE tenant = "));
@@ -255,52 +250,39 @@ impl MetadataStore for SqliteStore {
         Ok(out)
     }
 
-    async fn stats(&self, tenant: &str, filter: &LogFilter, interval_ns: i64) -> Result<Stats, StoreError> {
-        let mut stats = Stats::default();
+    async fn stats(&self, tenant: &str, filter: &LogFilter, interval_ns: i64) -> Result<Stats, BackendError> {
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT level, COUNT(*) FROM logs");
         push_filters(&mut qb, tenant, filter);
         qb.push(" GROUP BY level ORDER BY level");
-        for row in qb.build().fetch_all(&self.pool).await? {
-            super::add_level(&mut stats, row.try_get(0)?, row.try_get(1)?);
-        }
+        let levels = qb.build_query_as().fetch_all(&self.pool).await?;
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT service, COUNT(*) AS n FROM logs");
         push_filters(&mut qb, tenant, filter);
-        qb.push(" GROUP BY service ORDER BY n DESC, service LIMIT 1000");
-        for row in qb.build().fetch_all(&self.pool).await? {
-            let n: i64 = row.try_get(1)?;
-            stats.by_service.push((row.try_get(0)?, n as u64));
-        }
-        let interval = interval_ns.max(1);
+        qb.push(" GROUP BY service ORDER BY n DESC, service LIMIT ")
+            .push_bind(sql::STATS_MAX_SERVICES);
+        let services = qb.build_query_as().fetch_all(&self.pool).await?;
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT (timestamp - (timestamp % ");
-        qb.push_bind(interval).push(")) AS bucket, COUNT(*) FROM logs");
+        qb.push_bind(interval_ns.max(1))
+            .push(")) AS bucket, COUNT(*) FROM logs");
         push_filters(&mut qb, tenant, filter);
         qb.push(" GROUP BY bucket ORDER BY bucket");
-        for row in qb.build().fetch_all(&self.pool).await? {
-            let n: i64 = row.try_get(1)?;
-            stats.histogram.push((row.try_get(0)?, n as u64));
-        }
-        Ok(stats)
+        let buckets = qb.build_query_as().fetch_all(&self.pool).await?;
+        Ok(sql::stats(levels, services, buckets))
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), BackendError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 }
 
-fn key_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ApiKey, StoreError> {
-    let scopes: String = r.try_get("scopes")?;
-    let revoked_at: Option<i64> = r.try_get("revoked_at")?;
-    Ok(ApiKey {
-        id: r.try_get("id")?,
-        tenant: r.try_get("tenant")?,
-        hash: r.try_get("hash")?,
-        scopes: scopes
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
-        created_at: r.try_get("created_at")?,
-        revoked: revoked_at.is_some(),
-    })
+/// Scopes are kept comma-separated.
+type KeyRow = (String, String, String, String, i64, Option<i64>);
+
+fn key((id, tenant, hash, scopes, created_at, revoked_at): KeyRow) -> ApiKey {
+    let scopes = scopes
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    sql::key((id, tenant, hash, scopes, created_at, revoked_at))
 }

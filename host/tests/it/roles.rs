@@ -4,11 +4,9 @@
 //! processors take work, and a processor killed with SIGKILL in the middle
 //! of it loses nothing: its unacked entries go to the other one.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Server, distributed_flags, service_url};
+use crate::common::{Server, distributed_flags, service_url};
 use serde_json::{Value, json};
 
 /// Requests of this many logs each; enough that processing outlasts the

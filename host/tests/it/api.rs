@@ -1,10 +1,8 @@
 //! The HTTP API end to end, against the real binary on embedded backends.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{ADMIN, Server, ndjson};
+use crate::common::{ADMIN, Server, ndjson};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -473,15 +471,7 @@ async fn health_ready_metrics() {
     s.post_logs(&key, "text/plain", "one\ntwo").await;
     s.post_logs(&key, "application/json", "{").await;
     s.drained(12).await;
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = s.metrics().await;
     for needle in [
         "loggerhub_logs_ingested_total 12",
         "loggerhub_logs_processed_total 12",

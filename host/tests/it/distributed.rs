@@ -4,9 +4,7 @@
 //! server `OPENSEARCH_URL` names: osmem-server unless the caller set a real
 //! one).
 
-mod common;
-
-use common::{Server, distributed_flags, service_url};
+use crate::common::{Server, distributed_flags, service_url};
 use serde_json::json;
 
 #[tokio::test]

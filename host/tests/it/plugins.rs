@@ -1,11 +1,9 @@
 //! Tenant plugins: upload, validation, versions, rollback, the pipeline
 //! API, and hot reload from disk, against the real binary.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{ADMIN, Server};
+use crate::common::{ADMIN, Server};
 use loggerhub::runtime::builtin;
 use serde_json::{Value, json};
 

@@ -1,10 +1,26 @@
-//! The log record as the host stores and serves it, and the list/search
-//! vocabulary shared by every store (filters, cursors, pages).
+//! The log record as the host stores and serves it, and the vocabulary
+//! shared by every store and service: tenant slugs, ids, filters, cursors,
+//! pages, and the record's JSON form. Depends on nothing else in the host.
+
+pub mod ids;
+pub mod json;
 
 use std::fmt;
 
+pub use json::{record_from_json, record_to_json};
 use loggerhub_codec::time;
 pub use loggerhub_codec::{Level, Record};
+
+/// `^[a-z][a-z0-9_]{1,39}$` (DESIGN §4): a tenant slug, safe in schema,
+/// index, object and directory names on every backend.
+pub fn valid_slug(s: &str) -> bool {
+    let b = s.as_bytes();
+    (2..=40).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
 
 /// A log record after the pipeline: what the stores hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +153,27 @@ pub fn now_ns() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slugs() {
+        for ok in ["ab", "tenant_a", "a1", &format!("a{}", "b".repeat(39))] {
+            assert!(valid_slug(ok), "{ok}");
+        }
+        for bad in [
+            "a",
+            "1a",
+            "_a",
+            "Tenant",
+            "ten-ant",
+            "tenant a",
+            "",
+            &format!("a{}", "b".repeat(40)),
+            "tenänt",
+            "../a",
+        ] {
+            assert!(!valid_slug(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn cursor_round_trip_and_order() {

@@ -4,8 +4,6 @@
 //! infra/local/services.sh installs) routes requests with
 //! infra/nginx/nginx.conf to LoggerHub processes running one role each.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -220,8 +218,8 @@ fn loggerhub_env_holds_urls_loggerhub_accepts() {
     let db: PgConnectOptions = vars["DATABASE_URL"].parse().expect("DATABASE_URL");
     assert_eq!((db.get_host(), db.get_port()), ("postgres", 5432));
     assert!(vars["REDIS_URL"].starts_with("redis://redis:"));
-    let dir = tempfile::tempdir().expect("tempdir");
-    loggerhub::stores::raw::RawStore::open(Some(vars["OBJECT_STORE_URL"]), dir.path()).expect("OBJECT_STORE_URL");
+    let raw = loggerhub::config::RawBackend::from_url(vars["OBJECT_STORE_URL"]).expect("OBJECT_STORE_URL");
+    loggerhub::stores::raw::RawStore::open(&raw).expect("OBJECT_STORE_URL");
     assert_eq!(vars["OPENSEARCH_URL"], "http://opensearch:9200");
     let template: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(infra().join("opensearch/logs-template.json")).expect("template"),
@@ -257,7 +255,7 @@ async fn nginx_routes_each_path_to_its_role() {
     let mut conf = std::fs::read_to_string(infra().join("nginx/nginx.conf")).expect("nginx.conf");
     let mut servers = Vec::new();
     for (i, role) in ["ingest", "processor", "search"].into_iter().enumerate() {
-        let s = common::Server::start(dirs[i].path(), &["--role", role]).await;
+        let s = crate::common::Server::start(dirs[i].path(), &["--role", role]).await;
         let addr = s.url.trim_start_matches("http://").to_string();
         conf = conf.replace(&format!("server loggerhub-{role}:8080;"), &format!("server {addr};"));
         servers.push(s);
@@ -318,7 +316,7 @@ async fn nginx_routes_each_path_to_its_role() {
     }
     let admin = http
         .get(format!("{base}/v1/admin/tenants"))
-        .bearer_auth(common::ADMIN)
+        .bearer_auth(crate::common::ADMIN)
         .send()
         .await
         .expect("admin");

@@ -223,7 +223,7 @@ fn rows(recs: &[LogRecord]) -> Vec<IndexRow<'_>> {
 #[tokio::test]
 async fn provision_creates_the_index_from_the_template_once() {
     let f = Fixture::start("provision.json").await;
-    let index = OpenSearchIndex::open(&f.url, "loggerhub-logs-").await.expect("open");
+    let index = OpenSearchIndex::open(&f.url, "loggerhub-logs-").expect("open");
     index.provision("acme").await.expect("creates");
     // Another process got there first: not an error.
     index.provision("acme").await.expect("already there");
@@ -233,7 +233,7 @@ async fn provision_creates_the_index_from_the_template_once() {
 #[tokio::test]
 async fn bulk_retries_rejected_for_load_and_reports_refused_items() {
     let f = Fixture::start("bulk_item_errors.json").await;
-    let index = OpenSearchIndex::open(&f.url, "loggerhub-logs-").await.expect("open");
+    let index = OpenSearchIndex::open(&f.url, "loggerhub-logs-").expect("open");
     let recs = [record(1), record(2), record(3)];
     let rejected = index.index("acme", &rows(&recs)).await.expect("bulk");
     assert_eq!(rejected.len(), 1, "{rejected:?}");
@@ -249,7 +249,7 @@ async fn bulk_retries_rejected_for_load_and_reports_refused_items() {
 #[tokio::test]
 async fn bulk_fails_when_load_rejections_outlast_the_retries() {
     let f = Fixture::start("bulk_retries_exhausted.json").await;
-    let index = OpenSearchIndex::open(&f.url, "loggerhub-logs-").await.expect("open");
+    let index = OpenSearchIndex::open(&f.url, "loggerhub-logs-").expect("open");
     let recs = [record(1)];
     let err = index.index("acme", &rows(&recs)).await.expect_err("gives up");
     assert!(err.to_string().contains("es_rejected_execution_exception"), "{err}");
@@ -259,7 +259,7 @@ async fn bulk_fails_when_load_rejections_outlast_the_retries() {
 #[tokio::test]
 async fn search_translates_the_query_and_pages_with_search_after() {
     let f = Fixture::start("search_after.json").await;
-    let index = OpenSearchIndex::open(&f.url, "loggerhub-logs-").await.expect("open");
+    let index = OpenSearchIndex::open(&f.url, "loggerhub-logs-").expect("open");
     let q = Query::parse(r#"payment -"timed out" service:billing attributes.region:eu-west-1"#).expect("query");
     let filter = LogFilter {
         level: Some(Level::Error),
@@ -299,7 +299,7 @@ async fn search_translates_the_query_and_pages_with_search_after() {
 #[tokio::test]
 async fn get_reads_a_document_by_id() {
     let f = Fixture::start("get_by_id.json").await;
-    let index = OpenSearchIndex::open(&f.url, "loggerhub-logs-").await.expect("open");
+    let index = OpenSearchIndex::open(&f.url, "loggerhub-logs-").expect("open");
     let want = record(1);
     assert_eq!(index.get("acme", &want.id).await.expect("get"), Some(want));
     let missing = "00000000-0000-4000-8000-000000000009";

@@ -1,7 +1,7 @@
 //! Test harness: runs the real `loggerhub` binary on a free loopback port
 //! over a temporary data dir, and talks to it over HTTP.
 
-#![allow(dead_code)]
+pub mod private;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -43,18 +43,70 @@ pub struct Server {
     pub http: reqwest::Client,
 }
 
+/// `loggerhub serve` on a free port over `data_dir` with the admin token
+/// `ADMIN` and the embedded backends, unless `extra` names others: `make
+/// test` exports the services' URLs for the tests that use them.
+fn serve_command(data_dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loggerhub"));
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
+        .env("NO_COLOR", "1")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("OBJECT_STORE_URL")
+        .env_remove("OPENSEARCH_URL")
+        .env_remove("OPENSEARCH_INDEX_PREFIX")
+        .env_remove("LOGGERHUB_QUEUE_NAME");
+    cmd
+}
+
+/// Starts `loggerhub serve` expecting it to refuse to start; returns what
+/// it said on stderr.
+pub fn fails_to_start(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = serve_command(data_dir, extra);
+    cmd.envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn loggerhub");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(!status.success(), "loggerhub exited cleanly");
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut e, &mut err).expect("stderr");
+            }
+            return err;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("loggerhub started although it should have refused");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Server {
     /// Starts the binary with extra `serve` flags and waits for /health.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Server {
-        Self::spawn(data_dir, extra, None).await
+        Self::spawn(data_dir, extra, &[], None).await
+    }
+
+    /// As `start`, with extra environment variables.
+    pub async fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::spawn(data_dir, extra, env, None).await
     }
 
     /// As `start`, with the server's log (info level) written to `log`.
     pub async fn start_logging(data_dir: &Path, extra: &[&str], log: &Path) -> Server {
-        Self::spawn(data_dir, extra, Some(log)).await
+        Self::spawn(data_dir, extra, &[], Some(log)).await
     }
 
-    async fn spawn(data_dir: &Path, extra: &[&str], log: Option<&Path>) -> Server {
+    async fn spawn(data_dir: &Path, extra: &[&str], env: &[(&str, &str)], log: Option<&Path>) -> Server {
         let (level, stderr) = match log {
             Some(path) => (
                 "info,tantivy=warn".to_string(),
@@ -67,23 +119,9 @@ impl Server {
         };
         // Port 0: the server picks a free port and prints its URL first
         // thing, so parallel tests never race for a port.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_loggerhub"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
+        let mut child = serve_command(data_dir, extra)
             .env("RUST_LOG", level)
-            .env("NO_COLOR", "1")
-            // Embedded backends unless a test passes URLs as flags: `make
-            // test` exports the services' URLs for the tests that use them.
-            .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
-            .env_remove("OBJECT_STORE_URL")
-            .env_remove("OPENSEARCH_URL")
-            .env_remove("OPENSEARCH_INDEX_PREFIX")
-            .env_remove("LOGGERHUB_QUEUE_NAME")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -200,17 +238,22 @@ impl Server {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = self
-            .http
+    /// The Prometheus text of /metrics.
+    pub async fn metrics(&self) -> String {
+        self.http
             .get(self.url("/metrics"))
             .send()
             .await
             .expect("metrics")
             .text()
             .await
-            .expect("text");
-        text.lines()
+            .expect("text")
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)

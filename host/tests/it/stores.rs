@@ -5,13 +5,13 @@
 //! and the OpenSearch API at `OPENSEARCH_URL` (a real OpenSearch when the
 //! caller names one, else osmem-server; the test prints which).
 
-mod conformance;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::service_url;
 use futures::FutureExt;
+use loggerhub::config::RawBackend;
 use loggerhub::queue::Queue;
 use loggerhub::queue::local::LocalQueue;
 use loggerhub::queue::redis::RedisQueue;
@@ -24,20 +24,12 @@ use loggerhub::stores::sqlite::SqliteStore;
 /// How long an entry stays with a silent Redis consumer in these tests.
 const CLAIM_IDLE: Duration = Duration::from_millis(300);
 
-/// The URL of a service the test needs; running without it is a setup
-/// error, never a silent skip.
-fn service_url(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the tests with `make test`, which starts the services (infra/local/services.sh)")
-    })
-}
-
 #[tokio::test]
 async fn metadata_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("m.db")).await.expect("open");
-    let (a, b) = conformance::metadata::fresh_tenants();
-    conformance::metadata::run(&store, &a, &b).await;
+    let (a, b) = crate::conformance::metadata::fresh_tenants();
+    crate::conformance::metadata::run(&store, &a, &b).await;
 }
 
 #[tokio::test]
@@ -45,8 +37,8 @@ async fn metadata_postgres() {
     let store = PgStore::open(&service_url("DATABASE_URL"))
         .await
         .expect("connect to PostgreSQL");
-    let (a, b) = conformance::metadata::fresh_tenants();
-    conformance::metadata::run(&store, &a, &b).await;
+    let (a, b) = crate::conformance::metadata::fresh_tenants();
+    crate::conformance::metadata::run(&store, &a, &b).await;
     // Opening again finds the migrations applied and changes nothing.
     PgStore::open(&service_url("DATABASE_URL")).await.expect("reopen");
 }
@@ -59,7 +51,7 @@ async fn queue_local() {
         let path = root.join(name);
         async move { LocalQueue::open(&path, max).expect("open local queue") as Arc<dyn Queue> }.boxed()
     };
-    conformance::queue::run(&open, "q").await;
+    crate::conformance::queue::run(&open, "q").await;
 }
 
 fn redis_prefix() -> String {
@@ -80,7 +72,7 @@ async fn queue_redis() {
         }
         .boxed()
     };
-    conformance::queue::run(&open, &redis_prefix()).await;
+    crate::conformance::queue::run(&open, &redis_prefix()).await;
 }
 
 /// Two processors share the stream: each entry goes to one of them, and the
@@ -93,10 +85,10 @@ async fn redis_consumers_share_work_and_take_over_a_dead_ones_entries() {
     let a = RedisQueue::open(&url, &name, 1 << 30, CLAIM_IDLE).await.expect("a");
     let b = RedisQueue::open(&url, &name, 1 << 30, CLAIM_IDLE).await.expect("b");
     for i in 0..20 {
-        a.push(conformance::queue::entry(i)).await.expect("push");
+        a.push(crate::conformance::queue::entry(i)).await.expect("push");
     }
     let from_a = a.take(10, Duration::from_millis(100)).await.expect("take a");
-    let from_b = conformance::queue::take_n(&b, 10, Duration::from_secs(5)).await;
+    let from_b = crate::conformance::queue::take_n(&b, 10, Duration::from_secs(5)).await;
     assert_eq!((from_a.len(), from_b.len()), (10, 10));
     let mut all: Vec<i64> = from_a.iter().chain(&from_b).map(|d| d.entry.received_at).collect();
     all.sort_unstable();
@@ -107,7 +99,7 @@ async fn redis_consumers_share_work_and_take_over_a_dead_ones_entries() {
 
     // `a` dies without acking: `b` gets its ten, marked redelivered.
     drop(a);
-    let taken_over = conformance::queue::take_n(&b, 10, Duration::from_secs(10)).await;
+    let taken_over = crate::conformance::queue::take_n(&b, 10, Duration::from_secs(10)).await;
     let mut got: Vec<i64> = taken_over.iter().map(|d| d.entry.received_at).collect();
     got.sort_unstable();
     let mut want: Vec<i64> = from_a.iter().map(|d| d.entry.received_at).collect();
@@ -120,27 +112,32 @@ async fn redis_consumers_share_work_and_take_over_a_dead_ones_entries() {
     assert_eq!(b.depth().entries, 0);
 }
 
+/// The raw store an `OBJECT_STORE_URL` names.
+fn s3(url: &str) -> RawStore {
+    RawStore::open(&RawBackend::from_url(url).expect("OBJECT_STORE_URL")).expect("open")
+}
+
 #[tokio::test]
 async fn raw_local() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = RawStore::open(None, dir.path()).expect("open");
-    conformance::raw::run(&store, "acme").await;
+    let store = RawStore::local(dir.path()).expect("open");
+    crate::conformance::raw::run(&store, "acme").await;
 }
 
 #[tokio::test]
 async fn raw_s3() {
     let url = service_url("OBJECT_STORE_URL");
-    let store = RawStore::open(Some(&url), std::path::Path::new("/nonexistent")).expect("open");
-    let (tenant, _) = conformance::metadata::fresh_tenants();
-    conformance::raw::run(&store, &tenant).await;
+    let store = s3(&url);
+    let (tenant, _) = crate::conformance::metadata::fresh_tenants();
+    crate::conformance::raw::run(&store, &tenant).await;
 }
 
 #[tokio::test]
 async fn index_tantivy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let index = TantivyIndex::open(dir.path()).expect("open");
-    let (a, b) = conformance::metadata::fresh_tenants();
-    conformance::index::run(&index, &a, &b).await;
+    let (a, b) = crate::conformance::metadata::fresh_tenants();
+    crate::conformance::index::run(&index, &a, &b).await;
 }
 
 /// Straight to stderr, past the test harness's capture: the run's output
@@ -159,13 +156,11 @@ async fn index_opensearch() {
         return;
     };
     let prefix = format!("lhtest-{:08x}-", rand::random::<u32>());
-    let index = OpenSearchIndex::open(&url, &prefix)
-        .await
-        .expect("connect to OpenSearch");
+    let index = OpenSearchIndex::open(&url, &prefix).expect("connect to OpenSearch");
     let server = index.server_version().await.expect("GET /");
     say(&format!("OpenSearch conformance: live against {url} ({server})"));
-    let (a, b) = conformance::metadata::fresh_tenants();
-    conformance::index::run(&index, &a, &b).await;
+    let (a, b) = crate::conformance::metadata::fresh_tenants();
+    crate::conformance::index::run(&index, &a, &b).await;
 }
 
 /// Dead letters in a bucket two processors share: what one wrote, the other
@@ -175,12 +170,9 @@ async fn dead_letters_shared_through_s3() {
     use loggerhub::pipeline::DeadLetters;
     use loggerhub::queue::QueueEntry;
     let url = service_url("OBJECT_STORE_URL");
-    let open = || {
-        let raw = RawStore::open(Some(&url), std::path::Path::new("/nonexistent")).expect("open");
-        DeadLetters::shared(raw.object_store())
-    };
+    let open = || DeadLetters::shared(&s3(&url));
     let (a, b) = (open(), open());
-    let (tenant, _) = conformance::metadata::fresh_tenants();
+    let (tenant, _) = crate::conformance::metadata::fresh_tenants();
     let entry = QueueEntry {
         tenant: tenant.clone(),
         batch_id: ulid::Ulid::new(),

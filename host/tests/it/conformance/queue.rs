@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use loggerhub::queue::{Delivery, Queue, QueueEntry, QueueError};
+use loggerhub::error::ErrorKind;
+use loggerhub::queue::{Delivery, Queue, QueueEntry};
 
 /// Opens the queue called `name` with room for `max_bytes`; opening the same
 /// name again after dropping the first is a restart of the process.
@@ -98,7 +99,7 @@ pub async fn run(open: Open<'_>, name: &str) {
     q.push(entry(0)).await.expect("push");
     q.push(entry(6)).await.expect("push");
     assert!(
-        matches!(q.push(entry(12)).await, Err(QueueError::Full { .. })),
+        matches!(q.push(entry(12)).await, Err(e) if e.kind == ErrorKind::Full),
         "over capacity accepted"
     );
     let got = take_n(q.as_ref(), 1, Duration::from_secs(5)).await;

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use super::Registry;
-use crate::tenants::valid_slug;
+use crate::model::valid_slug;
 
 /// Changes are gathered this long before reloading, so that a file being
 /// copied in pieces is reloaded once, complete.
@@ -61,8 +61,13 @@ fn scan(root: &Path) -> HashMap<String, Fingerprint> {
         .collect()
 }
 
-/// Watches the registry's directory; dropping the watcher stops it.
-pub fn watch(registry: Arc<Registry>) -> notify::Result<RecommendedWatcher> {
+/// A running watch of the plugin tree; dropping it stops it.
+pub struct Watcher {
+    _inner: RecommendedWatcher,
+}
+
+/// Watches the registry's directory.
+pub fn watch(registry: Arc<Registry>) -> notify::Result<Watcher> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
         // Reads (our own reloads open these files) are not changes: reacting
@@ -107,7 +112,7 @@ pub fn watch(registry: Arc<Registry>) -> notify::Result<RecommendedWatcher> {
             }
         }
     });
-    Ok(watcher)
+    Ok(Watcher { _inner: watcher })
 }
 
 #[cfg(test)]

@@ -3,11 +3,9 @@
 //! is retried, then dead-lettered with its raw log, while every other record
 //! and every other tenant flows on.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::Server;
+use crate::common::Server;
 use loggerhub::runtime::builtin;
 use serde_json::{Value, json};
 

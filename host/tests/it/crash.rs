@@ -1,12 +1,10 @@
 //! Crash safety: every log that got 202 is searchable exactly once after a
 //! SIGKILL, wherever the kill lands.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Server, ndjson};
+use crate::common::{Server, ndjson};
 
 async fn all_ids(s: &Server, key: &str) -> Vec<String> {
     let mut ids = Vec::new();

@@ -6,21 +6,13 @@
 //!
 //! cargo-component comes from infra/local/tools.sh (`make test` runs it).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Server;
+use crate::common::Server;
+use crate::common::private::tools_dir as tools;
 use loggerhub::runtime::builtin;
 use serde_json::{Value, json};
-
-fn tools() -> PathBuf {
-    std::env::var_os("LOGGERHUB_TOOLS").map_or_else(
-        || PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/loggerhub-tools"),
-        PathBuf::from,
-    )
-}
 
 /// Where nested builds go: beside the project's target directory, so that
 /// later runs reuse them.
@@ -51,9 +43,12 @@ fn cargo(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .env("PATH", path)
         .env("CARGO_TARGET_DIR", build_dir())
-        // The outer build's flags are for the host, not for wasm guests.
+        // The outer build's flags are for the host, not for wasm guests,
+        // and its lints are for this workspace, not the author's project.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .output()
         .expect("run cargo");
     assert!(

@@ -1,5 +1,5 @@
 //! Tenants' plugins shared by every processor of a cluster through the
-//! object store (`OBJECT_STORE_URL`), so that an upload to one processor
+//! object store (`OBJECT_STORE_URL`, folder `plugins/`), so that an upload to one processor
 //! runs on all of them (DESIGN §5).
 //!
 //! The object store holds a mirror of each tenant's plugin tree under
@@ -18,29 +18,30 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::tenants::valid_slug;
+use crate::error::BackendError;
+use crate::model::valid_slug;
+use crate::stores::blobs::{BlobMeta, Blobs};
 
-const PREFIX: &str = "plugins";
+/// The folder of the bucket that holds the plugin trees.
+pub const PREFIX: &str = "plugins";
 const TOMBSTONE: &str = ".deleted";
 /// How often a processor looks for plugin changes made elsewhere.
 pub const PULL_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginStoreError {
-    #[error("plugin store: {0}")]
-    Store(#[from] object_store::Error),
+    #[error(transparent)]
+    Store(#[from] BackendError),
     #[error("plugin directory: {0}")]
     Io(#[from] std::io::Error),
 }
 
 pub struct PluginStore {
-    store: Arc<dyn ObjectStore>,
+    /// `plugins/` of the bucket.
+    store: Blobs,
     dir: PathBuf,
     /// Held across a local change and its publish, and across a pull, so
     /// that a pull never sees a change half made.
@@ -96,7 +97,9 @@ fn local_files(root: &Path) -> Vec<PathBuf> {
 }
 
 impl PluginStore {
-    pub fn new(store: Arc<dyn ObjectStore>, dir: PathBuf) -> Self {
+    /// Mirrors the local tree `dir` through `store` (the bucket's
+    /// `plugins/` folder).
+    pub fn new(store: Blobs, dir: PathBuf) -> Self {
         PluginStore {
             store,
             dir,
@@ -110,16 +113,9 @@ impl PluginStore {
         self.lock.lock().await
     }
 
-    async fn remote(&self, under: &str) -> Result<BTreeMap<String, object_store::ObjectMeta>, PluginStoreError> {
-        let prefix = ObjectPath::from(format!("{PREFIX}/{under}"));
-        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
-        Ok(metas
-            .into_iter()
-            .filter_map(|m| {
-                let rel = m.location.as_ref().strip_prefix(&format!("{PREFIX}/"))?.to_string();
-                Some((rel, m))
-            })
-            .collect())
+    async fn remote(&self, under: &str) -> Result<BTreeMap<String, BlobMeta>, PluginStoreError> {
+        let metas = self.store.list(under).await?;
+        Ok(metas.into_iter().map(|m| (m.key.clone(), m)).collect())
     }
 
     /// Publishes a tenant's tree after a change the caller made under
@@ -133,7 +129,7 @@ impl PluginStore {
     }
 
     async fn publish(&self, tenant: &str) -> Result<(), PluginStoreError> {
-        let remote = self.remote(&format!("{tenant}/")).await?;
+        let remote = self.remote(tenant).await?;
         let root = self.dir.join(tenant);
         let mut local_plugins = HashSet::new();
         for path in local_files(&root) {
@@ -156,19 +152,13 @@ impl PluginStore {
                 // Versions never change once written.
                 Some(m) if rel.ends_with(".wasm") => m.size == bytes.len() as u64,
                 Some(m) if m.size == bytes.len() as u64 => {
-                    let there = self.store.get(&m.location).await?.bytes().await?;
-                    there.as_ref() == bytes.as_slice()
+                    let there = self.store.get(&m.key).await?;
+                    there.as_deref() == Some(bytes.as_slice())
                 }
                 _ => false,
             };
-            if !same {
-                let put = self
-                    .store
-                    .put(&ObjectPath::from(format!("{PREFIX}/{rel}")), PutPayload::from(bytes))
-                    .await?;
-                if let Some(tag) = put.e_tag {
-                    self.known.lock().insert(rel.clone(), tag);
-                }
+            if !same && let Some(tag) = self.store.put(&rel, bytes).await? {
+                self.known.lock().insert(rel.clone(), tag);
             }
         }
         // Plugins deleted here: their objects go, a tombstone tells the
@@ -177,7 +167,7 @@ impl PluginStore {
         for (rel, m) in &remote {
             if let Some(plugin) = rel.strip_suffix(TOMBSTONE) {
                 if local_plugins.contains(plugin) {
-                    self.store.delete(&m.location).await?;
+                    self.store.delete(&m.key).await?;
                 }
                 continue;
             }
@@ -185,13 +175,12 @@ impl PluginStore {
                 continue;
             };
             if plugin != tenant && !local_plugins.contains(plugin) {
-                self.store.delete(&m.location).await?;
+                self.store.delete(&m.key).await?;
                 gone.insert(plugin.to_string());
             }
         }
         for plugin in gone {
-            let tomb = ObjectPath::from(format!("{PREFIX}/{plugin}{TOMBSTONE}"));
-            self.store.put(&tomb, PutPayload::from_static(b"")).await?;
+            self.store.put(&format!("{plugin}{TOMBSTONE}"), Vec::new()).await?;
         }
         Ok(())
     }
@@ -207,8 +196,7 @@ impl PluginStore {
         }
         let remote = self.remote("").await?;
         let mut changed = 0;
-        let mut files: Vec<(&String, &object_store::ObjectMeta)> =
-            remote.iter().filter(|(rel, _)| !rel.ends_with(TOMBSTONE)).collect();
+        let mut files: Vec<(&String, &BlobMeta)> = remote.iter().filter(|(rel, _)| !rel.ends_with(TOMBSTONE)).collect();
         files.sort_by_key(|(rel, _)| write_order(rel));
         for (rel, meta) in files {
             if !safe_rel(rel) {
@@ -220,7 +208,10 @@ impl PluginStore {
                 continue;
             }
             let local = self.dir.join(rel);
-            let there = self.store.get(&meta.location).await?.bytes().await?;
+            // Gone since the listing: the next pull sees what replaced it.
+            let Some(there) = self.store.get(&meta.key).await? else {
+                continue;
+            };
             if tokio::fs::read(&local).await.ok().as_deref() != Some(there.as_ref()) {
                 if let Some(parent) = local.parent() {
                     tokio::fs::create_dir_all(parent).await?;
@@ -283,10 +274,11 @@ impl PluginStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use object_store::local::LocalFileSystem;
+    use crate::error::Backend;
+    use crate::stores::raw::RawStore;
 
-    fn store(dir: &Path) -> Arc<dyn ObjectStore> {
-        Arc::new(LocalFileSystem::new_with_prefix(dir).expect("store"))
+    fn store(dir: &Path) -> Blobs {
+        RawStore::local(dir).expect("store").blobs(PREFIX, Backend::Plugins)
     }
 
     #[test]

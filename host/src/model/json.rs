@@ -1,0 +1,122 @@
+//! A record as one JSON object: a line of a raw batch (DESIGN §3), and the
+//! stored source of an index document. One format, so that the raw store
+//! and both indexes read back exactly what they wrote.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Level, LogRecord, format_ts};
+use loggerhub_codec::time::parse_rfc3339;
+
+#[derive(Serialize, Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    tenant: Cow<'a, str>,
+    #[serde(borrow)]
+    service: Cow<'a, str>,
+    #[serde(borrow)]
+    level: Cow<'a, str>,
+    timestamp: String,
+    received_at: String,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(borrow)]
+    full_log: Cow<'a, str>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    language: Option<Cow<'a, str>>,
+    attributes: serde_json::Map<String, serde_json::Value>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    raw_path: Option<Cow<'a, str>>,
+}
+
+fn to_line(r: &LogRecord, with_raw_path: bool) -> Line<'_> {
+    Line {
+        id: Cow::Borrowed(&r.id),
+        tenant: Cow::Borrowed(&r.tenant),
+        service: Cow::Borrowed(&r.service),
+        level: Cow::Borrowed(r.level.as_str()),
+        timestamp: format_ts(r.timestamp),
+        received_at: format_ts(r.received_at),
+        message: Cow::Borrowed(&r.message),
+        full_log: Cow::Borrowed(&r.full_log),
+        language: r.language.as_deref().map(Cow::Borrowed),
+        attributes: r
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+        raw_path: r.raw_path.as_deref().filter(|_| with_raw_path).map(Cow::Borrowed),
+    }
+}
+
+/// Appends `r` as one JSON object to `out`; `with_raw_path` keeps its raw
+/// path (an index document has one; a line of the raw store is where the
+/// path points, so it never holds it).
+pub fn write_record(out: &mut Vec<u8>, r: &LogRecord, with_raw_path: bool) {
+    // Serialising plain strings and maps into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, &to_line(r, with_raw_path));
+}
+
+/// `r` as one JSON object, raw path included.
+pub fn record_to_json(r: &LogRecord) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_record(&mut out, r, true);
+    out
+}
+
+/// Reads what [`write_record`] wrote.
+pub fn record_from_json(bytes: &[u8]) -> Result<LogRecord, String> {
+    let l: Line<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    Ok(LogRecord {
+        id: l.id.into_owned(),
+        tenant: l.tenant.into_owned(),
+        service: l.service.into_owned(),
+        level: Level::parse(&l.level).unwrap_or_default(),
+        timestamp: parse_rfc3339(&l.timestamp).unwrap_or(0),
+        received_at: parse_rfc3339(&l.received_at).unwrap_or(0),
+        message: l.message.into_owned(),
+        full_log: l.full_log.into_owned(),
+        language: l.language.map(Cow::into_owned),
+        attributes: l
+            .attributes
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect(),
+        raw_path: l.raw_path.map(Cow::into_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_with_and_without_raw_path() {
+        let r = LogRecord {
+            id: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+            tenant: "acme".into(),
+            service: "web".into(),
+            level: Level::Warn,
+            timestamp: 1_700_000_000_123_000_000,
+            received_at: 1_700_000_001_000_000_000,
+            message: "m \"q\"".into(),
+            full_log: "a\nb".into(),
+            language: Some("rust".into()),
+            attributes: vec![("k".into(), "v".into())],
+            raw_path: Some("logs/acme/x.ndjson#3".into()),
+        };
+        assert_eq!(record_from_json(&record_to_json(&r)), Ok(r.clone()));
+        let mut line = Vec::new();
+        write_record(&mut line, &r, false);
+        let back = record_from_json(&line).expect("parses");
+        assert_eq!(back.raw_path, None);
+        assert_eq!(back.message, r.message);
+        assert!(record_from_json(b"{").is_err());
+    }
+}

@@ -1,0 +1,281 @@
+//! One tenant's pass over the entries a worker gathered for it. Each entry
+//! is parsed on its own with the parser its content type calls for (a
+//! parser that keeps failing dead-letters its whole entry: the parser is
+//! what makes records of it); then all records are enriched and routed in
+//! one batch, halving around plugin failures (`halving`) so that only the
+//! failing records are dead-lettered and the rest flow on. Backend
+//! failures end the pass: the caller hands the entries back.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use loggerhub_codec::{self as codec, Record};
+
+use super::halving::{self, Halving, Settled};
+use super::instances::TenantInstances;
+use super::{PipelineError, Processor, RoutedRecord};
+use crate::model::{LogRecord, ids};
+use crate::queue::{Delivery, QueueEntry};
+use crate::runtime::{Instance, Route, RuntimeError};
+
+/// A parser that fails is tried this many times before its entry is
+/// dead-lettered: a trap may come from the instance's state, and a fresh
+/// instance is made after one.
+const PARSE_ATTEMPTS: usize = 2;
+
+/// Longest record id kept as the plugins left it; a longer or empty one is
+/// replaced (ids are keys in every store).
+const MAX_ID_LEN: usize = 64;
+
+/// What one tenant's entries came to.
+pub(super) struct Outcome {
+    /// The records to store, each with its destinations.
+    pub routed: Vec<RoutedRecord>,
+    /// Records that went through every plugin (stored or dropped by the
+    /// router on purpose).
+    pub passed: usize,
+    /// Each dead letter written: the plugin blamed and why.
+    pub failures: Vec<(String, String)>,
+}
+
+pub(super) struct TenantRun<'a> {
+    processor: &'a Processor,
+    tenant: &'a str,
+    entries: &'a [Delivery],
+    instances: &'a mut Option<TenantInstances>,
+    /// Which entry (index into `entries`) each record id came from.
+    origin: HashMap<String, usize>,
+    /// Ids the host just made for a first delivery: they cannot be in any
+    /// store yet, so the index skips its dedupe lookup for them.
+    new_ids: HashSet<String>,
+    failures: Vec<(String, String)>,
+}
+
+impl<'a> TenantRun<'a> {
+    pub fn new(
+        processor: &'a Processor,
+        tenant: &'a str,
+        entries: &'a [Delivery],
+        instances: &'a mut Option<TenantInstances>,
+    ) -> Self {
+        TenantRun {
+            processor,
+            tenant,
+            entries,
+            instances,
+            origin: HashMap::new(),
+            new_ids: HashSet::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// parse → enrich → route; plugin failures end in dead letters, backend
+    /// failures in an error.
+    pub async fn run(mut self) -> Result<Outcome, PipelineError> {
+        let records = self.parse_entries().await?;
+        let passed = self.enrich_and_route(records).await?;
+        Ok(self.outcome(passed))
+    }
+
+    async fn instances(&mut self) -> Result<&mut TenantInstances, PipelineError> {
+        Ok(TenantInstances::current(self.instances, &self.processor.registry, self.tenant).await?)
+    }
+
+    async fn parse_entries(&mut self) -> Result<Vec<Record>, PipelineError> {
+        let mut records = Vec::new();
+        for (i, delivery) in self.entries.iter().enumerate() {
+            let entry = &delivery.entry;
+            let mut last = None;
+            let mut parsed = None;
+            for _ in 0..PARSE_ATTEMPTS {
+                match self.parse(entry).await {
+                    Ok(r) => {
+                        parsed = Some(r);
+                        break;
+                    }
+                    Err(PipelineError::Runtime(e)) => last = Some(e),
+                    Err(other) => return Err(other),
+                }
+            }
+            let Some(parsed) = parsed else {
+                if let Some(e) = last {
+                    tracing::error!(tenant = self.tenant, batch = %entry.batch_id, error = %e, "dead-lettering queue entry");
+                    self.processor
+                        .dead_letters
+                        .put(entry, e.plugin(), e.kind(), &e.to_string())
+                        .await?;
+                    self.count_dead_letter(&e);
+                }
+                continue;
+            };
+            let fresh = !delivery.redelivered && !entry.idempotent;
+            for (j, mut r) in parsed.into_iter().enumerate() {
+                r.tenant = self.tenant.to_string();
+                if r.id.is_empty() {
+                    r.id = ids::record_id(entry.batch_id, j).to_string();
+                    if fresh {
+                        self.new_ids.insert(r.id.clone());
+                    }
+                }
+                if r.timestamp == 0 {
+                    r.timestamp = entry.received_at;
+                }
+                self.origin.insert(r.id.clone(), i);
+                records.push(r);
+            }
+        }
+        Ok(records)
+    }
+
+    async fn parse(&mut self, entry: &QueueEntry) -> Result<Vec<Record>, PipelineError> {
+        let metrics = self.processor.metrics.clone();
+        let inst = self.instances().await?;
+        let parser = if entry.content_type.starts_with("text/") {
+            &mut inst.text
+        } else {
+            &mut inst.json
+        };
+        let started = Instant::now();
+        let out = parser
+            .parse(&entry.content_type, entry.service.as_deref(), &entry.body)
+            .await;
+        metrics.stage("parse", parser.plugin(), started.elapsed());
+        Ok(codec::decode(&out?).map_err(|e| bad_output(parser, e))?)
+    }
+
+    /// Enriches and routes `records`, halving around failures until the
+    /// failing records are found; those are dead-lettered. Returns every
+    /// record that went through, with its route.
+    async fn enrich_and_route(&mut self, records: Vec<Record>) -> Result<Vec<(Record, Route)>, PipelineError> {
+        let mut out = Vec::with_capacity(records.len());
+        let mut halving = Halving::new(records, halving::BUDGET);
+        while let Some(part) = halving.next() {
+            let started = Instant::now();
+            let failure = match self.enrich_route_once(part).await {
+                Ok(done) => {
+                    out.extend(done);
+                    None
+                }
+                Err(PipelineError::Runtime(e)) => Some(e),
+                Err(other) => return Err(other),
+            };
+            let Some(e) = failure else {
+                halving.report(Ok(()));
+                continue;
+            };
+            match halving.report(Err(started.elapsed())) {
+                Settled::Failed(part) => self.dead_letter_records(&part, &e).await?,
+                Settled::Pending => {
+                    tracing::warn!(tenant = self.tenant, error = %e, "plugin failed; narrowing the batch down")
+                }
+                Settled::Passed(_) => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// One try at enrich → route over `records`.
+    async fn enrich_route_once(&mut self, records: &[Record]) -> Result<Vec<(Record, Route)>, PipelineError> {
+        let metrics = self.processor.metrics.clone();
+        let inst = self.instances().await?;
+        let mut batch = codec::encode(records);
+        for enricher in &mut inst.enrichers {
+            let started = Instant::now();
+            let enriched = enricher.enrich(&batch).await;
+            metrics.stage("enrich", enricher.plugin(), started.elapsed());
+            batch = enriched?;
+        }
+        let records = match inst.enrichers.last() {
+            Some(last) => codec::decode(&batch).map_err(|e| bad_output(last, e))?,
+            None => records.to_vec(),
+        };
+        let started = Instant::now();
+        let routes = inst.router.route(&batch, records.len()).await;
+        metrics.stage("route", inst.router.plugin(), started.elapsed());
+        Ok(records.into_iter().zip(routes?).collect())
+    }
+
+    async fn dead_letter_records(&mut self, part: &[Record], e: &RuntimeError) -> Result<(), PipelineError> {
+        tracing::error!(tenant = self.tenant, records = part.len(), error = %e, "dead-lettering records");
+        let first = part.first().and_then(|r| self.origin.get(&r.id)).copied().unwrap_or(0);
+        let mut batches: Vec<String> = part
+            .iter()
+            .filter_map(|r| self.origin.get(&r.id))
+            .map(|&i| self.entries[i].entry.batch_id.to_string())
+            .collect();
+        batches.dedup();
+        self.processor
+            .dead_letters
+            .put_records(
+                &self.entries[first].entry,
+                batches,
+                part,
+                e.plugin(),
+                e.kind(),
+                &e.to_string(),
+            )
+            .await?;
+        self.count_dead_letter(e);
+        Ok(())
+    }
+
+    fn count_dead_letter(&mut self, e: &RuntimeError) {
+        self.processor.metrics.error(e.kind());
+        self.processor.metrics.dead_lettered();
+        self.failures.push((e.plugin().to_string(), e.to_string()));
+    }
+
+    /// The records to store: those the router sent somewhere, with the
+    /// tenant the host says and the entry they came from.
+    fn outcome(self, passed: Vec<(Record, Route)>) -> Outcome {
+        let count = passed.len();
+        let routed = passed
+            .into_iter()
+            .filter(|(_, route)| route.metadata || route.raw || route.index)
+            .map(|(mut r, route)| {
+                // A plugin cannot move a record to another tenant, nor give
+                // it an id that would collide across batches.
+                r.tenant = self.tenant.to_string();
+                let entry = self.origin.get(&r.id).copied().unwrap_or(0);
+                if r.id.is_empty() || r.id.len() > MAX_ID_LEN {
+                    r.id = ulid::Ulid::new().to_string();
+                }
+                let received_at = self.entries[entry].entry.received_at;
+                RoutedRecord {
+                    entry,
+                    may_exist: !self.new_ids.contains(&r.id),
+                    route,
+                    record: to_log_record(r, received_at),
+                }
+            })
+            .collect();
+        Outcome {
+            routed,
+            passed: count,
+            failures: self.failures,
+        }
+    }
+}
+
+fn to_log_record(r: Record, received_at: i64) -> LogRecord {
+    LogRecord {
+        id: r.id,
+        tenant: r.tenant,
+        service: r.service,
+        level: r.level,
+        timestamp: r.timestamp,
+        received_at,
+        message: r.message,
+        full_log: r.full_log,
+        language: r.language,
+        attributes: r.attributes,
+        raw_path: None,
+    }
+}
+
+fn bad_output(plugin: &Instance, e: codec::DecodeError) -> RuntimeError {
+    RuntimeError::BadOutput {
+        plugin: plugin.plugin().to_string(),
+        message: e.to_string(),
+    }
+}

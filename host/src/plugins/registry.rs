@@ -1,0 +1,552 @@
+//! The registry ties plugin management together: uploads (validated before
+//! activation), rollback, removal, the tenant's pipeline, and the compiled
+//! pipeline each worker runs (`Resolved`).
+//!
+//! A tenant's pipeline is compiled off the hot path and swapped in as one
+//! `Arc<Resolved>` with a new generation; workers pick it up between
+//! batches, so batches in flight finish on the old plugins. A version that
+//! fails to compile or validate never replaces a working one. Every change
+//! made here is published through the shared store in a cluster.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use super::health::Health;
+use super::names::{BUILTINS, PluginName, base_name, is_builtin};
+use super::shared::PluginStore;
+use super::versions::Tree;
+use super::{PipelineSpec, RegistryError, validate};
+use crate::runtime::{Limits, Plugin, Runtime, Stage, builtin};
+use parking_lot::{Mutex, RwLock};
+
+/// A compiled pipeline, ready to instantiate.
+pub struct Resolved {
+    pub generation: u64,
+    pub json: Arc<Plugin>,
+    pub text: Arc<Plugin>,
+    pub enrichers: Vec<Arc<Plugin>>,
+    pub router: Arc<Plugin>,
+    /// Configuration per plugin name.
+    pub config: HashMap<String, Arc<HashMap<String, String>>>,
+    pub limits: Limits,
+}
+
+impl Resolved {
+    pub fn config_of(&self, plugin: &str) -> Arc<HashMap<String, String>> {
+        self.config.get(base_name(plugin)).cloned().unwrap_or_default()
+    }
+}
+
+/// One plugin as listed by `GET /v1/plugins`.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    pub stage: &'static str,
+    pub name: String,
+    pub builtin: bool,
+    pub versions: Vec<u32>,
+    pub active: Option<u32>,
+    /// Why the plugin was disabled, if it was.
+    pub disabled: Option<String>,
+}
+
+/// Plugins compiled during a build, not yet validated.
+type Fresh = Vec<(Stage, Arc<Plugin>)>;
+
+/// Largest accepted component; Python and JavaScript components are ~18 MB.
+pub const MAX_PLUGIN_BYTES: usize = 64 * 1024 * 1024;
+
+pub struct Registry {
+    tree: Tree,
+    runtime: Runtime,
+    builtins: HashMap<(Stage, &'static str), Arc<Plugin>>,
+    /// Compiled versions by (path, mtime, size): a file replaced in place
+    /// is compiled again.
+    compiled: Mutex<HashMap<(PathBuf, SystemTime, u64), Arc<Plugin>>>,
+    resolved: RwLock<HashMap<String, Arc<Resolved>>>,
+    generation: AtomicU64,
+    health: Health,
+    /// Where changes are shared with the other processors, in a cluster.
+    plugin_store: Option<Arc<PluginStore>>,
+}
+
+impl Registry {
+    pub fn new(dir: PathBuf, runtime: Runtime) -> Result<Registry, RegistryError> {
+        let bytes: [&[u8]; 4] = [
+            builtin::JSON_PARSER,
+            builtin::LINE_PARSER,
+            builtin::DEFAULT_ENRICHER,
+            builtin::DEFAULT_ROUTER,
+        ];
+        let mut builtins = HashMap::new();
+        for ((stage, name), wasm) in BUILTINS.into_iter().zip(bytes) {
+            builtins.insert((stage, name), runtime.compile(name, stage, wasm)?);
+        }
+        Ok(Registry {
+            tree: Tree::new(dir)?,
+            runtime,
+            builtins,
+            compiled: Mutex::new(HashMap::new()),
+            resolved: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(1),
+            health: Health::default(),
+            plugin_store: None,
+        })
+    }
+
+    /// Shares every change made through this registry with the other
+    /// processors through `store`.
+    pub fn with_plugin_store(mut self, store: Arc<PluginStore>) -> Self {
+        self.plugin_store = Some(store);
+        self
+    }
+
+    /// Makes a change and publishes it, with no pull in between.
+    async fn shared<T>(
+        &self,
+        tenant: &str,
+        change: impl std::future::Future<Output = Result<T, RegistryError>>,
+    ) -> Result<T, RegistryError> {
+        let Some(store) = &self.plugin_store else {
+            return change.await;
+        };
+        let _guard = store.lock().await;
+        let out = change.await?;
+        store.publish_or_defer(tenant).await;
+        Ok(out)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tree.root()
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    pub fn pipeline(&self, tenant: &str) -> Result<PipelineSpec, RegistryError> {
+        self.tree.pipeline(tenant)
+    }
+
+    /// The tenant's current compiled pipeline.
+    pub async fn resolve(&self, tenant: &str) -> Result<Arc<Resolved>, RegistryError> {
+        if let Some(r) = self.resolved.read().get(tenant) {
+            return Ok(r.clone());
+        }
+        self.reload(tenant).await
+    }
+
+    /// Recompiles the tenant's pipeline from disk and swaps it in; on any
+    /// error the running pipeline stays.
+    pub async fn reload(&self, tenant: &str) -> Result<Arc<Resolved>, RegistryError> {
+        let spec = self.tree.pipeline(tenant)?;
+        let resolved = match self.build_validated(tenant, &spec).await {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                tracing::warn!(tenant, error = %e, "pipeline reload failed; keeping the running pipeline");
+                return Err(e);
+            }
+        };
+        self.resolved.write().insert(tenant.to_string(), resolved.clone());
+        tracing::info!(tenant, generation = resolved.generation, "pipeline loaded");
+        Ok(resolved)
+    }
+
+    /// Compiles one stored version, unless compiled before. Returns the
+    /// plugin and whether it was compiled now (and so not yet validated).
+    fn load_version(
+        &self,
+        tenant: &str,
+        stage: Stage,
+        name: &PluginName,
+        version: u32,
+    ) -> Result<(Arc<Plugin>, bool), RegistryError> {
+        let path = self.tree.version_path(tenant, stage, name, version);
+        let meta = std::fs::metadata(&path)?;
+        let key = (path, meta.modified()?, meta.len());
+        if let Some(p) = self.compiled.lock().get(&key) {
+            return Ok((p.clone(), false));
+        }
+        let wasm = std::fs::read(&key.0)?;
+        let plugin = self.runtime.compile(&format!("{name}@v{version}"), stage, &wasm)?;
+        self.compiled.lock().insert(key, plugin.clone());
+        Ok((plugin, true))
+    }
+
+    fn forget(&self, plugin: &Arc<Plugin>) {
+        self.compiled.lock().retain(|_, p| !Arc::ptr_eq(p, plugin));
+    }
+
+    /// The plugin `name` of `stage` for `tenant`: a built-in, or the
+    /// tenant's active version. Newly compiled ones are added to `fresh`.
+    fn lookup(&self, tenant: &str, stage: Stage, name: &str, fresh: &mut Fresh) -> Result<Arc<Plugin>, RegistryError> {
+        if let Some(p) = self.builtins.get(&(stage, name)) {
+            return Ok(p.clone());
+        }
+        let name = PluginName::parse(name)?;
+        let version = self
+            .tree
+            .active(tenant, stage, &name)
+            .ok_or_else(|| RegistryError::not_found(stage, &name))?;
+        let (plugin, new) = self.load_version(tenant, stage, &name, version)?;
+        if new {
+            fresh.push((stage, plugin.clone()));
+        }
+        Ok(plugin)
+    }
+
+    /// Compiles what `spec` names; the plugins compiled now (never
+    /// validated) are returned beside it.
+    fn build(&self, tenant: &str, spec: &PipelineSpec) -> Result<(Resolved, Fresh), RegistryError> {
+        let limits = spec.check()?;
+        let mut fresh = Vec::new();
+        // A disabled plugin's place is taken by the built-in of its stage
+        // (an enricher is skipped).
+        let pick = |name: &str, fallback: &'static str| {
+            if self.health.is_disabled(tenant, name) {
+                fallback.to_string()
+            } else {
+                name.to_string()
+            }
+        };
+        let json = self.lookup(
+            tenant,
+            Stage::Parser,
+            &pick(&spec.json_parser, "json-parser"),
+            &mut fresh,
+        )?;
+        let text = self.lookup(
+            tenant,
+            Stage::Parser,
+            &pick(&spec.text_parser, "line-parser"),
+            &mut fresh,
+        )?;
+        let enrichers = spec
+            .enrichers
+            .iter()
+            .filter(|e| !self.health.is_disabled(tenant, e))
+            .map(|e| self.lookup(tenant, Stage::Enricher, e, &mut fresh))
+            .collect::<Result<_, _>>()?;
+        let router = self.lookup(tenant, Stage::Router, &pick(&spec.router, "default-router"), &mut fresh)?;
+        let resolved = Resolved {
+            generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+            json,
+            text,
+            enrichers,
+            router,
+            limits,
+            config: spec
+                .config
+                .iter()
+                .map(|(k, v)| (k.clone(), Arc::new(v.clone().into_iter().collect())))
+                .collect(),
+        };
+        Ok((resolved, fresh))
+    }
+
+    /// Builds the tenant's pipeline and dry-runs every plugin compiled for
+    /// it now; one that fails is forgotten and nothing is swapped.
+    async fn build_validated(&self, tenant: &str, spec: &PipelineSpec) -> Result<Resolved, RegistryError> {
+        // Compiling takes tens of ms per plugin: keep it off the workers.
+        let (resolved, fresh) = tokio::task::block_in_place(|| self.build(tenant, spec))?;
+        // A new version is tried with the config and limits the tenant runs
+        // now: a pipeline change may configure a plugin to refuse batches
+        // (dead letters are its answer), which is not a broken plugin.
+        let running = self.tree.pipeline(tenant)?;
+        for (stage, plugin) in &fresh {
+            if let Err(e) = self.dry_run(tenant, &running, *stage, plugin).await {
+                for (_, p) in &fresh {
+                    self.forget(p);
+                }
+                return Err(e);
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Runs the plugin once on a sample batch with the config and limits
+    /// `spec` gives it.
+    async fn dry_run(
+        &self,
+        tenant: &str,
+        spec: &PipelineSpec,
+        stage: Stage,
+        plugin: &Arc<Plugin>,
+    ) -> Result<(), RegistryError> {
+        let config = Arc::new(spec.config_of(plugin.name()).into_iter().collect());
+        let limits = spec.limits.resolve()?;
+        validate::dry_run(&self.runtime, tenant, stage, plugin, config, limits).await
+    }
+
+    /// Validates and stores a new version of a tenant plugin, then makes it
+    /// active. Returns the version.
+    pub async fn upload(&self, tenant: &str, stage: Stage, name: &str, wasm: &[u8]) -> Result<u32, RegistryError> {
+        let name = PluginName::parse(name)?;
+        if name.is_builtin() {
+            return Err(RegistryError::Reserved(name.to_string()));
+        }
+        self.shared(tenant, self.upload_here(tenant, stage, name, wasm)).await
+    }
+
+    async fn upload_here(
+        &self,
+        tenant: &str,
+        stage: Stage,
+        name: PluginName,
+        wasm: &[u8],
+    ) -> Result<u32, RegistryError> {
+        let plugin = tokio::task::block_in_place(|| validate::compile(&self.runtime, name.as_str(), stage, wasm))?;
+        let spec = self.tree.pipeline(tenant)?;
+        self.dry_run(tenant, &spec, stage, &plugin).await?;
+        let version = self.tree.add_version(tenant, stage, &name, wasm)?;
+        self.health.enable(tenant, name.as_str());
+        if spec.uses(stage, name.as_str()) {
+            self.reload(tenant).await?;
+        }
+        Ok(version)
+    }
+
+    pub async fn rollback(
+        &self,
+        tenant: &str,
+        stage: Stage,
+        name: &str,
+        to: Option<u32>,
+    ) -> Result<u32, RegistryError> {
+        let name = PluginName::parse(name)?;
+        self.shared(tenant, self.rollback_here(tenant, stage, name, to)).await
+    }
+
+    async fn rollback_here(
+        &self,
+        tenant: &str,
+        stage: Stage,
+        name: PluginName,
+        to: Option<u32>,
+    ) -> Result<u32, RegistryError> {
+        let versions = self.tree.versions(tenant, stage, &name);
+        let active = self
+            .tree
+            .active(tenant, stage, &name)
+            .ok_or_else(|| RegistryError::not_found(stage, &name))?;
+        let no_version = |version| RegistryError::NoVersion {
+            name: name.to_string(),
+            version,
+        };
+        let target = match to {
+            Some(v) if versions.contains(&v) => v,
+            Some(v) => return Err(no_version(v)),
+            None => *versions
+                .iter()
+                .rev()
+                .find(|v| **v < active)
+                .ok_or_else(|| no_version(active.saturating_sub(1)))?,
+        };
+        self.tree.set_active(tenant, stage, &name, target)?;
+        self.health.enable(tenant, name.as_str());
+        if self.tree.pipeline(tenant)?.uses(stage, name.as_str()) {
+            self.reload(tenant).await?;
+        }
+        Ok(target)
+    }
+
+    pub async fn delete(&self, tenant: &str, stage: Stage, name: &str) -> Result<(), RegistryError> {
+        let name = PluginName::parse(name)?;
+        self.shared(tenant, self.delete_here(tenant, stage, name)).await
+    }
+
+    async fn delete_here(&self, tenant: &str, stage: Stage, name: PluginName) -> Result<(), RegistryError> {
+        if self.tree.active(tenant, stage, &name).is_none() {
+            return Err(RegistryError::not_found(stage, &name));
+        }
+        if self.tree.pipeline(tenant)?.uses(stage, name.as_str()) {
+            return Err(RegistryError::InUse(format!(
+                "{:?} is in the tenant's pipeline; change the pipeline first",
+                name.as_str()
+            )));
+        }
+        let dir = self.tree.plugin_dir(tenant, stage, &name);
+        self.compiled.lock().retain(|(p, _, _), _| !p.starts_with(&dir));
+        self.tree.remove(tenant, stage, &name)?;
+        Ok(())
+    }
+
+    /// Checks every plugin the spec names, then stores it and swaps it in.
+    pub async fn set_pipeline(&self, tenant: &str, spec: PipelineSpec) -> Result<Arc<Resolved>, RegistryError> {
+        self.shared(tenant, self.set_pipeline_here(tenant, spec)).await
+    }
+
+    async fn set_pipeline_here(&self, tenant: &str, spec: PipelineSpec) -> Result<Arc<Resolved>, RegistryError> {
+        self.build_validated(tenant, &spec).await?;
+        self.tree.set_pipeline(tenant, &spec)?;
+        self.reload(tenant).await
+    }
+
+    /// Counts a dead-lettered batch against `plugin` (`name@vN`); returns
+    /// true when this disables it (its stage then runs the built-in).
+    pub async fn record_failure(&self, tenant: &str, plugin: &str, reason: &str) -> bool {
+        let name = base_name(plugin);
+        if is_builtin(name) || !self.health.record_failure(tenant, name, reason) {
+            return false;
+        }
+        tracing::error!(tenant, plugin = name, "plugin disabled after repeated failures");
+        let _ = self.reload(tenant).await;
+        true
+    }
+
+    /// A batch went through: the tenant's failure streaks end.
+    pub fn record_success(&self, tenant: &str) {
+        self.health.record_success(tenant);
+    }
+
+    pub fn list(&self, tenant: &str) -> Vec<PluginInfo> {
+        let mut out: Vec<PluginInfo> = BUILTINS
+            .iter()
+            .map(|(stage, name)| PluginInfo {
+                stage: stage.as_str(),
+                name: name.to_string(),
+                builtin: true,
+                versions: vec![],
+                active: None,
+                disabled: None,
+            })
+            .collect();
+        for stage in Stage::ALL {
+            for name in self.tree.names(tenant, stage) {
+                out.push(PluginInfo {
+                    stage: stage.as_str(),
+                    versions: self.tree.versions(tenant, stage, &name),
+                    active: self.tree.active(tenant, stage, &name),
+                    disabled: self.health.disabled_reason(tenant, name.as_str()),
+                    name: name.to_string(),
+                    builtin: false,
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(dir: &Path) -> Registry {
+        Registry::new(dir.join("plugins"), Runtime::new().expect("runtime")).expect("registry")
+    }
+
+    fn pii() -> Vec<u8> {
+        std::fs::read(builtin::PII_REDACTOR_PATH).expect("example component (built by build.rs)")
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn upload_use_roll_back_and_delete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = registry(dir.path());
+        let first = r.resolve("acme").await.expect("default pipeline").generation;
+        assert_eq!(
+            r.upload("acme", Stage::Enricher, "pii", &pii()).await.expect("upload"),
+            1
+        );
+        assert_eq!(
+            r.upload("acme", Stage::Enricher, "pii", &pii()).await.expect("upload"),
+            2
+        );
+        let spec = PipelineSpec {
+            enrichers: vec!["default-enricher".into(), "pii".into()],
+            ..PipelineSpec::default()
+        };
+        let resolved = r.set_pipeline("acme", spec).await.expect("pipeline");
+        assert!(resolved.generation > first);
+        assert_eq!(resolved.enrichers[1].name(), "pii@v2");
+        assert_eq!(
+            r.rollback("acme", Stage::Enricher, "pii", None)
+                .await
+                .expect("rollback"),
+            1
+        );
+        assert_eq!(r.resolve("acme").await.expect("resolve").enrichers[1].name(), "pii@v1");
+        assert!(matches!(
+            r.rollback("acme", Stage::Enricher, "pii", Some(9)).await,
+            Err(RegistryError::NoVersion { version: 9, .. })
+        ));
+        assert!(matches!(
+            r.delete("acme", Stage::Enricher, "pii").await,
+            Err(RegistryError::InUse(_))
+        ));
+        r.set_pipeline("acme", PipelineSpec::default()).await.expect("pipeline");
+        r.delete("acme", Stage::Enricher, "pii").await.expect("delete");
+        assert!(matches!(
+            r.delete("acme", Stage::Enricher, "pii").await,
+            Err(RegistryError::NotFound { .. })
+        ));
+        // Another tenant never saw any of it.
+        assert!(r.list("beta").iter().all(|p| p.builtin));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn refusals_change_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = registry(dir.path());
+        assert!(matches!(
+            r.upload("acme", Stage::Enricher, "default-enricher", &pii()).await,
+            Err(RegistryError::Reserved(_))
+        ));
+        for name in ["../beta/enricher/pii", "..", "a/b", "Pii"] {
+            assert!(matches!(
+                r.upload("acme", Stage::Enricher, name, &pii()).await,
+                Err(RegistryError::BadName(_))
+            ));
+            assert!(matches!(
+                r.delete("acme", Stage::Enricher, name).await,
+                Err(RegistryError::BadName(_))
+            ));
+            assert!(matches!(
+                r.rollback("acme", Stage::Enricher, name, None).await,
+                Err(RegistryError::BadName(_))
+            ));
+        }
+        assert!(matches!(
+            r.upload("acme", Stage::Enricher, "pii", b"not wasm").await,
+            Err(RegistryError::Invalid { check: "compile", .. })
+        ));
+        let unknown = PipelineSpec {
+            enrichers: vec!["nope".into()],
+            ..PipelineSpec::default()
+        };
+        assert!(matches!(
+            r.set_pipeline("acme", unknown).await,
+            Err(RegistryError::NotFound { .. })
+        ));
+        assert_eq!(r.pipeline("acme").expect("pipeline"), PipelineSpec::default());
+        assert!(r.list("acme").iter().all(|p| p.builtin), "nothing was stored");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_disabled_enricher_is_skipped_until_a_new_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = registry(dir.path());
+        r.upload("acme", Stage::Enricher, "pii", &pii()).await.expect("upload");
+        let spec = PipelineSpec {
+            enrichers: vec!["pii".into()],
+            ..PipelineSpec::default()
+        };
+        r.set_pipeline("acme", spec).await.expect("pipeline");
+        let mut disabled = false;
+        for _ in 0..super::super::health::DISABLE_AFTER {
+            disabled = r.record_failure("acme", "pii@v1", "trap").await;
+        }
+        assert!(disabled);
+        assert!(r.resolve("acme").await.expect("resolve").enrichers.is_empty());
+        let listed = r.list("acme").into_iter().find(|p| p.name == "pii").expect("listed");
+        assert_eq!(listed.disabled.as_deref(), Some("trap"));
+        assert!(
+            !r.record_failure("acme", "default-router", "trap").await,
+            "built-ins never are"
+        );
+        r.upload("acme", Stage::Enricher, "pii", &pii()).await.expect("upload");
+        assert_eq!(r.resolve("acme").await.expect("resolve").enrichers.len(), 1);
+    }
+}

@@ -1,0 +1,243 @@
+//! A tenant's pipeline as the tenant sets it (`PUT /v1/pipeline`, or
+//! `pipeline.json` on disk): which parser for JSON and for text, which
+//! enrichers in order, which router, each plugin's configuration, and the
+//! sandbox limits, each bounded by the host.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::RegistryError;
+use super::names::PluginName;
+use crate::runtime::{EPOCH_TICK, LIMIT_MAX_CPU_TICKS, LIMIT_MAX_MEMORY, LIMIT_MAX_TIMEOUT, Limits, Stage};
+
+/// A pipeline has at most this many enrichers: each is a guest call per
+/// batch and an instance per worker.
+pub const MAX_ENRICHERS: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// Parser for JSON and NDJSON bodies.
+    #[serde(default = "default_json_parser")]
+    pub json_parser: String,
+    /// Parser for `text/plain` bodies.
+    #[serde(default = "default_text_parser")]
+    pub text_parser: String,
+    /// Enrichers, run in order.
+    #[serde(default = "default_enrichers")]
+    pub enrichers: Vec<String>,
+    #[serde(default = "default_router")]
+    pub router: String,
+    /// Per-plugin configuration, read by plugins through `host.config`.
+    #[serde(default)]
+    pub config: BTreeMap<String, BTreeMap<String, String>>,
+    /// The tenant's sandbox limits; unset ones take the host defaults.
+    #[serde(default, skip_serializing_if = "LimitsSpec::is_empty")]
+    pub limits: LimitsSpec,
+}
+
+/// Per-tenant sandbox limits, each optional and bounded by the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Memory per instance, MiB (1..=1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+    /// CPU per call, ms, rounded up to 10 ms (10..=10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u32>,
+    /// Wall clock per call, ms (100..=60000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u32>,
+}
+
+impl LimitsSpec {
+    fn is_empty(&self) -> bool {
+        *self == LimitsSpec::default()
+    }
+
+    /// The runtime limits, or why they are out of bounds.
+    pub fn resolve(&self) -> Result<Limits, RegistryError> {
+        let mut l = Limits::default();
+        let tick = EPOCH_TICK.as_millis() as u32;
+        if let Some(m) = self.memory_mib {
+            let bytes = m as usize * 1024 * 1024;
+            if m == 0 || bytes > LIMIT_MAX_MEMORY {
+                return Err(RegistryError::BadPipeline(format!(
+                    "limits.memory_mib must be 1 to {}",
+                    LIMIT_MAX_MEMORY >> 20
+                )));
+            }
+            l.memory_bytes = bytes;
+        }
+        if let Some(ms) = self.cpu_ms {
+            let ticks = ms.div_ceil(tick);
+            if ticks == 0 || ticks > LIMIT_MAX_CPU_TICKS {
+                return Err(RegistryError::BadPipeline(format!(
+                    "limits.cpu_ms must be 1 to {}",
+                    LIMIT_MAX_CPU_TICKS * tick
+                )));
+            }
+            l.cpu_ticks = ticks;
+        }
+        if let Some(ms) = self.timeout_ms {
+            let t = Duration::from_millis(u64::from(ms));
+            if ms < 100 || t > LIMIT_MAX_TIMEOUT {
+                return Err(RegistryError::BadPipeline(format!(
+                    "limits.timeout_ms must be 100 to {}",
+                    LIMIT_MAX_TIMEOUT.as_millis()
+                )));
+            }
+            l.timeout = t;
+        }
+        Ok(l)
+    }
+}
+
+fn default_json_parser() -> String {
+    "json-parser".into()
+}
+fn default_text_parser() -> String {
+    "line-parser".into()
+}
+fn default_enrichers() -> Vec<String> {
+    vec!["default-enricher".into()]
+}
+fn default_router() -> String {
+    "default-router".into()
+}
+
+impl Default for PipelineSpec {
+    fn default() -> Self {
+        PipelineSpec {
+            json_parser: default_json_parser(),
+            text_parser: default_text_parser(),
+            enrichers: default_enrichers(),
+            router: default_router(),
+            config: BTreeMap::new(),
+            limits: LimitsSpec::default(),
+        }
+    }
+}
+
+impl PipelineSpec {
+    /// Whether the pipeline runs `name` in `stage`.
+    pub fn uses(&self, stage: Stage, name: &str) -> bool {
+        match stage {
+            Stage::Parser => self.json_parser == name || self.text_parser == name,
+            Stage::Enricher => self.enrichers.iter().any(|e| e == name),
+            Stage::Router => self.router == name,
+        }
+    }
+
+    /// Checks what the host must be able to rely on before any plugin is
+    /// looked up: names that are names, a bounded number of enrichers,
+    /// limits within bounds.
+    pub fn check(&self) -> Result<Limits, RegistryError> {
+        if self.enrichers.len() > MAX_ENRICHERS {
+            return Err(RegistryError::BadPipeline(format!("at most {MAX_ENRICHERS} enrichers")));
+        }
+        for name in [&self.json_parser, &self.text_parser, &self.router]
+            .into_iter()
+            .chain(&self.enrichers)
+        {
+            PluginName::parse(name)?;
+        }
+        self.limits.resolve()
+    }
+
+    /// The configuration of plugin `name` (without its `@vN`).
+    pub fn config_of(&self, name: &str) -> BTreeMap<String, String> {
+        self.config
+            .get(super::names::base_name(name))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_fields() {
+        let spec: PipelineSpec = serde_json::from_str(r#"{"enrichers":["default-enricher","pii"]}"#).expect("parses");
+        assert_eq!(spec.json_parser, "json-parser");
+        assert_eq!(spec.router, "default-router");
+        assert!(spec.uses(Stage::Enricher, "pii"));
+        assert!(!spec.uses(Stage::Router, "pii"));
+        assert!(serde_json::from_str::<PipelineSpec>(r#"{"enricher":["x"]}"#).is_err());
+        let back: PipelineSpec = serde_json::from_str(&serde_json::to_string(&spec).expect("json")).expect("parses");
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        let ok = LimitsSpec {
+            memory_mib: Some(64),
+            cpu_ms: Some(15),
+            timeout_ms: Some(100),
+        };
+        let l = ok.resolve().expect("in bounds");
+        assert_eq!(l.memory_bytes, 64 << 20);
+        assert_eq!(l.cpu_ticks, 2, "15 ms rounds up to two 10 ms ticks");
+        assert_eq!(l.timeout, Duration::from_millis(100));
+        for bad in [
+            LimitsSpec {
+                memory_mib: Some(0),
+                ..Default::default()
+            },
+            LimitsSpec {
+                memory_mib: Some(4096),
+                ..Default::default()
+            },
+            LimitsSpec {
+                cpu_ms: Some(0),
+                ..Default::default()
+            },
+            LimitsSpec {
+                cpu_ms: Some(60_000),
+                ..Default::default()
+            },
+            LimitsSpec {
+                timeout_ms: Some(50),
+                ..Default::default()
+            },
+            LimitsSpec {
+                timeout_ms: Some(600_000),
+                ..Default::default()
+            },
+        ] {
+            assert!(matches!(bad.resolve(), Err(RegistryError::BadPipeline(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn check_refuses_bad_names_and_too_many_enrichers() {
+        let traversal = PipelineSpec {
+            enrichers: vec!["../../other/enricher/pii".into()],
+            ..PipelineSpec::default()
+        };
+        assert!(matches!(traversal.check(), Err(RegistryError::BadName(_))));
+        let many = PipelineSpec {
+            enrichers: vec!["e".into(); MAX_ENRICHERS + 1],
+            ..PipelineSpec::default()
+        };
+        assert!(matches!(many.check(), Err(RegistryError::BadPipeline(_))));
+        assert!(PipelineSpec::default().check().is_ok());
+    }
+
+    #[test]
+    fn config_by_base_name() {
+        let mut spec = PipelineSpec::default();
+        spec.config
+            .insert("pii".into(), [("redact".to_string(), "email".to_string())].into());
+        assert_eq!(
+            spec.config_of("pii@v2").get("redact").map(String::as_str),
+            Some("email")
+        );
+        assert!(spec.config_of("other").is_empty());
+    }
+}

@@ -1,0 +1,25 @@
+//! LoggerHub's integration tests, one binary: each module is one area, and
+//! they share the harness in `common` (the real `loggerhub` binary over a
+//! temp data dir, private servers) and the backend conformance suites.
+//! One binary links the host once instead of once per area.
+//!
+//! The distributed backends are the real servers `make test` starts
+//! (infra/local/services.sh); a test that needs one and finds it missing
+//! fails, it never skips.
+
+mod common;
+mod conformance;
+
+mod api;
+mod boundaries;
+mod crash;
+mod distributed;
+mod infra;
+mod opensearch_fixtures;
+mod outages;
+mod plugins;
+mod roles;
+mod sandbox;
+mod sdk;
+mod settings;
+mod stores;
