@@ -3,10 +3,11 @@
 //! raw logs (`blobs`: dead letters, shared plugins). The search index is in
 //! `search`.
 //!
-//! **Invariant:** only `stores::sql`, `stores::sqlite` and
-//! `stores::postgres` know sqlx; only `stores::raw` and `stores::blobs` know
+//! **Invariant:** only `stores::sql`, `stores::accounts`, `stores::sqlite`
+//! and `stores::postgres` know sqlx; only `stores::raw` and `stores::blobs` know
 //! object_store. Stores depend on `model`, `error` and `config` alone.
 
+mod accounts;
 pub mod blobs;
 pub mod postgres;
 pub mod raw;

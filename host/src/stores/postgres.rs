@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, ConnectOptions, Postgres, QueryBuilder, Row};
 
+use super::accounts::{self, Accounts, Scopes, Statements};
 use super::sql::{self, id_key};
 use super::{ApiKey, MetaRow, MetadataStore, Tenant};
 use crate::error::{Backend, BackendError};
@@ -33,7 +34,10 @@ const COLUMNS: &str =
 
 pub struct PgStore {
     pool: PgPool,
+    accounts: Accounts<Postgres, Vec<String>>,
 }
+
+static ACCOUNTS: Statements = accounts::statements!("public.");
 
 impl PgStore {
     /// Connects to `url` (`postgres://…`) and brings `public` up to date.
@@ -50,7 +54,10 @@ impl PgStore {
             .connect_with(opts)
             .await?;
         migrate(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            accounts: Accounts::new(pool.clone(), &ACCOUNTS),
+            pool,
+        })
     }
 }
 
@@ -142,8 +149,6 @@ fn row_to_record(tenant: &str, row: &PgRow) -> Result<LogRecord, BackendError> {
     })
 }
 
-type KeyRow = (String, String, String, Vec<String>, i64, Option<i64>);
-
 #[async_trait]
 impl MetadataStore for PgStore {
     async fn create_tenant(&self, slug: &str) -> Result<bool, BackendError> {
@@ -166,57 +171,23 @@ impl MetadataStore for PgStore {
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT slug, created_at FROM public.tenants ORDER BY slug")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(slug, created_at)| Tenant { slug, created_at })
-            .collect())
+        self.accounts.list_tenants().await
     }
 
     async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError> {
-        sqlx::query("INSERT INTO public.api_keys (id, tenant, hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&key.id)
-            .bind(&key.tenant)
-            .bind(&key.hash)
-            .bind(&key.scopes)
-            .bind(key.created_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.accounts.insert_key(key).await
     }
 
     async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, BackendError> {
-        let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT id, tenant, hash, scopes, created_at, revoked_at FROM public.api_keys WHERE hash = $1",
-        )
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(sql::key))
+        self.accounts.find_key(hash).await
     }
 
     async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, BackendError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(
-            "SELECT id, tenant, hash, scopes, created_at, revoked_at FROM public.api_keys WHERE tenant = $1 ORDER BY created_at",
-        )
-        .bind(tenant)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(sql::key).collect())
+        self.accounts.list_keys(tenant).await
     }
 
     async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, BackendError> {
-        let r = sqlx::query(
-            "UPDATE public.api_keys SET revoked_at = $1 WHERE tenant = $2 AND id = $3 AND revoked_at IS NULL",
-        )
-        .bind(model::now_ns())
-        .bind(tenant)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        self.accounts.revoke_key(tenant, id).await
     }
 
     async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, BackendError> {
@@ -318,5 +289,16 @@ impl MetadataStore for PgStore {
     async fn ping(&self) -> Result<(), BackendError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// Scopes are a text array.
+impl Scopes<Postgres> for Vec<String> {
+    fn from_scopes(scopes: &[String]) -> Self {
+        scopes.to_vec()
+    }
+
+    fn into_scopes(self) -> Vec<String> {
+        self
     }
 }

@@ -2,7 +2,6 @@
 //! and how rows become pages, keys and stats. Only `stores::sql`,
 //! `stores::sqlite` and `stores::postgres` know sqlx.
 
-use super::ApiKey;
 use crate::error::{Backend, BackendError, ErrorKind};
 use crate::model::{self, Cursor, Level, LogRecord, Page, Stats};
 
@@ -99,21 +98,6 @@ pub(super) fn stats(levels: Vec<(i64, i64)>, services: Vec<(String, i64)>, bucke
 
 /// At most this many services are counted by the stats.
 pub(super) const STATS_MAX_SERVICES: i64 = 1000;
-
-/// An API key from its row: `(id, tenant, hash, scopes, created_at,
-/// revoked_at)`.
-pub(super) fn key(
-    (id, tenant, hash, scopes, created_at, revoked_at): (String, String, String, Vec<String>, i64, Option<i64>),
-) -> ApiKey {
-    ApiKey {
-        id,
-        tenant,
-        hash,
-        scopes,
-        created_at,
-        revoked: revoked_at.is_some(),
-    }
-}
 
 /// Attributes as a JSON object of strings, as both stores keep them.
 pub(super) fn attributes_json(attrs: &[(String, String)]) -> String {

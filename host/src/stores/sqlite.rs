@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
+use super::accounts::{self, Accounts, Scopes, Statements};
 use super::sql::{self, id_key};
 use super::{ApiKey, MetaRow, MetadataStore, Tenant};
 use crate::error::BackendError;
@@ -55,7 +56,10 @@ const INSERT_CHUNK: usize = 2000;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    accounts: Accounts<Sqlite, String>,
 }
+
+static ACCOUNTS: Statements = accounts::statements!("");
 
 impl SqliteStore {
     pub async fn open(path: &Path) -> Result<SqliteStore, BackendError> {
@@ -73,7 +77,10 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            accounts: Accounts::new(pool.clone(), &ACCOUNTS),
+            pool,
+        })
     }
 }
 
@@ -125,54 +132,23 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT slug, created_at FROM tenants ORDER BY slug")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(slug, created_at)| Tenant { slug, created_at })
-            .collect())
+        self.accounts.list_tenants().await
     }
 
     async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError> {
-        sqlx::query("INSERT INTO api_keys (id, tenant, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&key.id)
-            .bind(&key.tenant)
-            .bind(&key.hash)
-            .bind(key.scopes.join(","))
-            .bind(key.created_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.accounts.insert_key(key).await
     }
 
     async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, BackendError> {
-        let row: Option<KeyRow> =
-            sqlx::query_as("SELECT id, tenant, hash, scopes, created_at, revoked_at FROM api_keys WHERE hash = ?")
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(key))
+        self.accounts.find_key(hash).await
     }
 
     async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, BackendError> {
-        let rows: Vec<KeyRow> = sqlx::query_as(
-            "SELECT id, tenant, hash, scopes, created_at, revoked_at FROM api_keys WHERE tenant = ? ORDER BY created_at",
-        )
-            .bind(tenant)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(key).collect())
+        self.accounts.list_keys(tenant).await
     }
 
     async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, BackendError> {
-        let r = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE tenant = ? AND id = ? AND revoked_at IS NULL")
-            .bind(model::now_ns())
-            .bind(tenant)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        self.accounts.revoke_key(tenant, id).await
     }
 
     async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, BackendError> {
@@ -276,13 +252,12 @@ impl MetadataStore for SqliteStore {
 }
 
 /// Scopes are kept comma-separated.
-type KeyRow = (String, String, String, String, i64, Option<i64>);
+impl Scopes<Sqlite> for String {
+    fn from_scopes(scopes: &[String]) -> Self {
+        scopes.join(",")
+    }
 
-fn key((id, tenant, hash, scopes, created_at, revoked_at): KeyRow) -> ApiKey {
-    let scopes = scopes
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    sql::key((id, tenant, hash, scopes, created_at, revoked_at))
+    fn into_scopes(self) -> Vec<String> {
+        self.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
+    }
 }

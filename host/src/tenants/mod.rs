@@ -1,5 +1,8 @@
-//! Tenants and their API keys: slug rules, key minting and hashing, and the
+//! Tenants and their API keys: key minting and hashing, scopes, and the
 //! authentication cache in front of the metadata store.
+//!
+//! **Invariant:** a key's secret is shown once and stored only as its
+//! SHA-256; tenants depend on `stores`, `model` and `error` alone.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -11,7 +11,10 @@ const LIBRARIES: &[(&str, &[&str])] = &[
     ("wasmtime", &["runtime"]),
     ("wasmtime_wasi", &["runtime"]),
     ("axum", &["api"]),
-    ("sqlx", &["stores::sql", "stores::sqlite", "stores::postgres"]),
+    (
+        "sqlx",
+        &["stores::sql", "stores::accounts", "stores::sqlite", "stores::postgres"],
+    ),
     ("tantivy", &["search::tantivy"]),
     ("opensearch", &["search::opensearch"]),
     ("redis", &["queue::redis"]),

@@ -1,0 +1,150 @@
+//! Tenants and API keys, the same code on both SQL stores: the statements
+//! use `$n` parameters (SQLite takes them too) and differ only in the
+//! tables' names (`tenants` or `public.tenants`) and in how scopes are
+//! kept (a comma-separated text on SQLite, a text array on PostgreSQL:
+//! `Scopes`). Creating a tenant stays with each store (PostgreSQL also
+//! makes the tenant's schema).
+
+use std::marker::PhantomData;
+
+use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+use super::{ApiKey, Tenant};
+use crate::error::BackendError;
+use crate::model;
+
+/// How a database keeps a key's scopes.
+pub(super) trait Scopes<DB: Database>:
+    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send + Unpin + 'static
+{
+    fn from_scopes(scopes: &[String]) -> Self;
+    fn into_scopes(self) -> Vec<String>;
+}
+
+/// The statements, for one database's table names.
+pub(super) struct Statements {
+    pub list_tenants: &'static str,
+    pub insert_key: &'static str,
+    pub find_key: &'static str,
+    pub list_keys: &'static str,
+    pub revoke_key: &'static str,
+}
+
+pub(super) struct Accounts<DB: Database, S> {
+    pool: Pool<DB>,
+    sql: &'static Statements,
+    scopes: PhantomData<S>,
+}
+
+type KeyRow<S> = (String, String, String, S, i64, Option<i64>);
+
+impl<DB, S> Accounts<DB, S>
+where
+    DB: Database,
+    S: Scopes<DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+    for<'r> (String,): FromRow<'r, DB::Row>,
+    for<'r> KeyRow<S>: FromRow<'r, DB::Row>,
+{
+    pub fn new(pool: Pool<DB>, sql: &'static Statements) -> Self {
+        Accounts {
+            pool,
+            sql,
+            scopes: PhantomData,
+        }
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(self.sql.list_tenants).fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(slug, created_at)| Tenant { slug, created_at })
+            .collect())
+    }
+
+    pub async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError> {
+        sqlx::query(self.sql.insert_key)
+            .bind(key.id.as_str())
+            .bind(key.tenant.as_str())
+            .bind(key.hash.as_str())
+            .bind(S::from_scopes(&key.scopes))
+            .bind(key.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, BackendError> {
+        let row: Option<KeyRow<S>> = sqlx::query_as(self.sql.find_key)
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(Self::to_key))
+    }
+
+    pub async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, BackendError> {
+        let rows: Vec<KeyRow<S>> = sqlx::query_as(self.sql.list_keys)
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(Self::to_key).collect())
+    }
+
+    /// Revokes a key of `tenant`; false if there is no such key (or it was
+    /// revoked already).
+    pub async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, BackendError> {
+        let revoked: Option<(String,)> = sqlx::query_as(self.sql.revoke_key)
+            .bind(model::now_ns())
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(revoked.is_some())
+    }
+
+    fn to_key((id, tenant, hash, scopes, created_at, revoked_at): KeyRow<S>) -> ApiKey {
+        ApiKey {
+            id,
+            tenant,
+            hash,
+            scopes: scopes.into_scopes(),
+            created_at,
+            revoked: revoked_at.is_some(),
+        }
+    }
+}
+
+/// The statements over `tenants` and `api_keys` in `$schema` (`""` or
+/// `"public."`).
+macro_rules! statements {
+    ($schema:literal) => {
+        $crate::stores::accounts::Statements {
+            list_tenants: concat!("SELECT slug, created_at FROM ", $schema, "tenants ORDER BY slug"),
+            insert_key: concat!(
+                "INSERT INTO ",
+                $schema,
+                "api_keys (id, tenant, hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)"
+            ),
+            find_key: concat!(
+                "SELECT id, tenant, hash, scopes, created_at, revoked_at FROM ",
+                $schema,
+                "api_keys WHERE hash = $1"
+            ),
+            list_keys: concat!(
+                "SELECT id, tenant, hash, scopes, created_at, revoked_at FROM ",
+                $schema,
+                "api_keys WHERE tenant = $1 ORDER BY created_at"
+            ),
+            revoke_key: concat!(
+                "UPDATE ",
+                $schema,
+                "api_keys SET revoked_at = $1 WHERE tenant = $2 AND id = $3 AND revoked_at IS NULL RETURNING id"
+            ),
+        }
+    };
+}
+pub(super) use statements;
