@@ -12,7 +12,13 @@
 #
 # $LOGGERHUB_SERVICES_DIR (default /tmp/loggerhub-services) holds the data,
 # the logs and the env file; ports are $PG_PORT (55432), $REDIS_PORT (56379),
-# $GARAGE_PORT (53900, S3; RPC and admin on the next two), $OSMEM_PORT (59200).
+# $GARAGE_PORT (53900, S3; RPC and admin on the next two), $OSMEM_PORT (59200),
+# or the next free ones when something else holds them.
+#
+# `start` always begins from nothing: whatever an earlier run left in $DIR
+# (a run cut short, a machine restarted under it) is stopped and removed
+# first, because servers reopened on stale state fail in ways that look like
+# bugs of LoggerHub (Garage's old node identity, PostgreSQL's stale pid).
 set -euo pipefail
 DIR="${LOGGERHUB_SERVICES_DIR:-/tmp/loggerhub-services}"
 PG_PORT="${PG_PORT:-55432}"
@@ -42,28 +48,18 @@ install() {
 
 start_postgres() {
   local data="$DIR/pg"
-  if [ ! -f "$data/PG_VERSION" ]; then
-    mkdir -p "$data"
-    chown postgres "$data" 2>/dev/null || true
-    as_postgres "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >"$DIR/pg-init.log"
-  fi
-  if as_postgres "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    return 0 # already up (a run that did not stop it)
-  fi
+  mkdir -p "$data"
+  chown postgres "$data" 2>/dev/null || true
+  as_postgres "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >"$DIR/pg-init.log"
   touch "$DIR/pg.log"
   chown postgres "$DIR/pg.log" 2>/dev/null || true
   # fsync off: test data, and it keeps the suite fast on a shared disk.
   as_postgres "$PG_BIN/pg_ctl" -D "$data" -l "$DIR/pg.log" -w start \
     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $data -c fsync=off -c synchronous_commit=off -c max_connections=200" >/dev/null
-  as_postgres "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qtAc \
-    "SELECT 1 FROM pg_database WHERE datname = 'loggerhub'" | grep -q 1 ||
-    as_postgres "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres loggerhub
+  as_postgres "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres loggerhub
 }
 
 start_redis() {
-  if redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
-    return 0
-  fi
   mkdir -p "$DIR/redis"
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DIR/redis" \
     --appendonly yes --appendfsync always --daemonize yes --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log" --save ""
@@ -81,9 +77,6 @@ start_garage() {
     return 1
   fi
   local dir="$DIR/garage" cfg="$DIR/garage/garage.toml"
-  if [ -f "$DIR/garage.pid" ] && kill -0 "$(cat "$DIR/garage.pid")" 2>/dev/null; then
-    return 0
-  fi
   mkdir -p "$dir/meta" "$dir/data"
   cat >"$cfg" <<TOML
 metadata_dir = "$dir/meta"
@@ -128,10 +121,6 @@ start_opensearch() {
     return 0
   fi
   local url="http://127.0.0.1:$OSMEM_PORT"
-  if [ -f "$DIR/osmem.pid" ] && kill -0 "$(cat "$DIR/osmem.pid")" 2>/dev/null; then
-    echo "$url"
-    return 0
-  fi
   local bin
   if ! bin=$("$TOOLS/python/bin/python" -c 'import osmem_server; print(osmem_server.resolve_binary())' 2>/dev/null); then
     echo "osmem-server is not installed in $TOOLS/python: run infra/local/tools.sh" >&2
@@ -164,24 +153,63 @@ OPENSEARCH_URL='$1'
 ENV
 }
 
+# Stops the process a pid file names, if it is still the program we started:
+# after a restart the number may belong to something else.
+stop_pidfile() {
+  local file="$1" program="$2" pid
+  [ -f "$file" ] || return 0
+  pid=$(cat "$file")
+  if [ -n "$pid" ] && grep -qa -- "$program" "/proc/$pid/cmdline" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || return 0
+      sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+}
+
 stop() {
   if [ -f "$DIR/pg/postmaster.pid" ]; then
-    as_postgres "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null || true
+    as_postgres "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null 2>&1 || true
   fi
-  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-  if [ -f "$DIR/garage.pid" ]; then
-    kill "$(cat "$DIR/garage.pid")" 2>/dev/null || true
-    sleep 0.5
-  fi
-  if [ -f "$DIR/osmem.pid" ]; then
-    kill "$(cat "$DIR/osmem.pid")" 2>/dev/null || true
-  fi
+  stop_pidfile "$DIR/redis.pid" redis-server
+  stop_pidfile "$DIR/garage.pid" garage
+  stop_pidfile "$DIR/osmem.pid" osmem
   rm -rf "$DIR"
+}
+
+# True when nothing accepts connections on 127.0.0.1:$1.
+port_free() {
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Prints the first port from $1 on with $2 free ports in a row.
+free_ports() {
+  local port="$1" count="$2" i ok
+  for _ in $(seq 200); do
+    ok=1
+    for ((i = 0; i < count; i++)); do
+      port_free $((port + i)) || { ok=0; break; }
+    done
+    if [ "$ok" = 1 ]; then
+      echo "$port"
+      return 0
+    fi
+    port=$((port + count))
+  done
+  echo "no $count free ports in a row from $1" >&2
+  return 1
 }
 
 case "${1:-}" in
   start)
     install
+    stop
+    PG_PORT=$(free_ports "$PG_PORT" 1)
+    REDIS_PORT=$(free_ports "$REDIS_PORT" 1)
+    GARAGE_PORT=$(free_ports "$GARAGE_PORT" 3)
+    OSMEM_PORT=$(free_ports "$OSMEM_PORT" 1)
     mkdir -p "$DIR"
     chmod 755 "$DIR"
     start_postgres
