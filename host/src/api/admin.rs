@@ -2,13 +2,16 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::wire::{CreateKey, CreateTenant, KeyList, NewKeyJson, TenantCreated, TenantList};
+use crate::model::Slug;
+use crate::tenants::TenantError;
 
 pub async fn create_tenant(
     State(state): State<AppState>,
@@ -16,7 +19,8 @@ pub async fn create_tenant(
     body: Result<Json<CreateTenant>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TenantCreated>), ApiError> {
     let Json(req) = body?;
-    let key = state.tenants.create(&req.slug).await?;
+    let slug = Slug::parse(&req.slug).map_err(TenantError::from)?;
+    let key = state.tenants.create(&slug).await?;
     if let Err(e) = state.index.provision(&req.slug).await {
         // The index is also created on first write; a failure here is not
         // worth failing the tenant over.
@@ -39,7 +43,7 @@ pub async fn list_tenants(State(state): State<AppState>, _: Admin) -> Result<Jso
 pub async fn create_key(
     State(state): State<AppState>,
     _: Admin,
-    Path(slug): Path<String>,
+    TenantPath(slug): TenantPath,
     body: Option<Json<CreateKey>>,
 ) -> Result<(StatusCode, Json<NewKeyJson>), ApiError> {
     let req = body.map(|Json(b)| b).unwrap_or_default();
@@ -50,7 +54,7 @@ pub async fn create_key(
 pub async fn list_keys(
     State(state): State<AppState>,
     _: Admin,
-    Path(slug): Path<String>,
+    TenantPath(slug): TenantPath,
 ) -> Result<Json<KeyList>, ApiError> {
     Ok(Json(state.tenants.list_keys(&slug).await?.into()))
 }
@@ -58,8 +62,40 @@ pub async fn list_keys(
 pub async fn revoke_key(
     State(state): State<AppState>,
     _: Admin,
-    Path((slug, id)): Path<(String, String)>,
+    TenantKeyPath(slug, id): TenantKeyPath,
 ) -> Result<StatusCode, ApiError> {
     state.tenants.revoke_key(&slug, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{slug}` of an admin route, parsed: 400 `invalid_slug` before any
+/// handler runs.
+pub struct TenantPath(Slug);
+
+impl FromRequestParts<AppState> for TenantPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(slug) = Path::<String>::from_request_parts(parts, state).await?;
+        Ok(TenantPath(Slug::parse(&slug).map_err(TenantError::from)?))
+    }
+}
+
+/// `{slug}/keys/{id}` of an admin route.
+pub struct TenantKeyPath(Slug, String);
+
+impl FromRequestParts<AppState> for TenantKeyPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path((slug, id)) = Path::<(String, String)>::from_request_parts(parts, state).await?;
+        let slug = Slug::parse(&slug).map_err(TenantError::from)?;
+        if !crate::tenants::valid_key_id(&id) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidId,
+                format!("{:?} is not a key id", id.chars().take(60).collect::<String>()),
+            ));
+        }
+        Ok(TenantKeyPath(slug, id))
+    }
 }

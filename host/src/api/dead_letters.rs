@@ -2,12 +2,13 @@
 //! (keys with the `plugins` scope).
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::AppState;
 use super::auth::{Plugins, Tenant};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::wire::{DeadLetterList, Replayed};
 
 pub async fn list(State(state): State<AppState>, caller: Tenant<Plugins>) -> Result<Json<DeadLetterList>, ApiError> {
@@ -19,8 +20,21 @@ pub async fn list(State(state): State<AppState>, caller: Tenant<Plugins>) -> Res
 pub async fn replay(
     State(state): State<AppState>,
     caller: Tenant<Plugins>,
-    Path(batch_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<Replayed>), ApiError> {
+    let Path(batch_id) = path?;
+    // A batch id is a ULID: nothing else may name an object of the store.
+    let batch_id = ulid::Ulid::from_string(&batch_id)
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidId,
+                format!(
+                    "{:?} is not a dead letter's id (a ULID)",
+                    batch_id.chars().take(60).collect::<String>()
+                ),
+            )
+        })?
+        .to_string();
     let letter = state
         .dead_letters
         .get(&caller.tenant, &batch_id)
@@ -33,4 +47,13 @@ pub async fn replay(
     state.queue.push(entry).await?;
     state.dead_letters.remove(&caller.tenant, &batch_id).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed: batch_id })))
+}
+
+/// Any other path under /v1/dead-letters/: an id that held a `/` is a bad
+/// id, not a missing endpoint.
+pub async fn malformed() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidId,
+        "dead-letter routes are /v1/dead-letters/{id}/replay, where id is a ULID",
+    )
 }

@@ -51,6 +51,8 @@ error_codes! {
     InvalidSlug = 400 "invalid_slug" "A tenant slug must match `^[a-z][a-z0-9_]{1,39}$`.",
     InvalidScope = 400 "invalid_scope" "A key scope is one of `ingest`, `search`, `plugins`.",
     InvalidPluginName = 400 "invalid_plugin_name" "A plugin name must match `^[a-z][a-z0-9_-]{0,62}$`.",
+    InvalidStage = 400 "invalid_stage" "A plugin stage is one of `parser`, `enricher`, `router`.",
+    InvalidId = 400 "invalid_id" "An id in the path is not one LoggerHub makes (a ULID, or a key id).",
     InvalidPlugin = 400 "invalid_plugin" "The component failed a validation check (compile, imports, world, dry_run); the message names it.",
     InvalidPipeline = 400 "invalid_pipeline" "The pipeline is malformed or its limits are out of bounds.",
     MissingApiKey = 401 "missing_api_key" "No `Authorization: Bearer <key>` header.",
@@ -58,7 +60,7 @@ error_codes! {
     InvalidAdminToken = 401 "invalid_admin_token" "Admin endpoints take the admin token.",
     InsufficientScope = 403 "insufficient_scope" "The key lacks the scope the endpoint needs.",
     WrongTenant = 403 "wrong_tenant" "A record names another tenant than the key's.",
-    NotFound = 404 "not_found" "No such endpoint, log, stage or dead letter.",
+    NotFound = 404 "not_found" "No such endpoint, log or dead letter.",
     TenantNotFound = 404 "tenant_not_found" "No such tenant.",
     KeyNotFound = 404 "key_not_found" "No such key of the tenant.",
     PluginNotFound = 404 "plugin_not_found" "No such plugin of the tenant.",
@@ -218,6 +220,12 @@ impl From<QueryError> for ApiError {
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {
         ApiError::new(ErrorCode::InvalidParameter, e.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(e: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::new(ErrorCode::BadRequest, e.body_text())
     }
 }
 

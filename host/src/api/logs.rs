@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode, header};
 
@@ -88,8 +88,9 @@ pub async fn search(
 pub async fn detail(
     State(state): State<AppState>,
     caller: Tenant<Search>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DetailJson>, ApiError> {
+    let Path(id) = path?;
     if id.len() > MAX_ID_LEN {
         return Err(ApiError::not_found("no such log"));
     }

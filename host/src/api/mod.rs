@@ -99,6 +99,20 @@ async fn only_my_roles(State(roles): State<Roles>, req: Request, next: Next) -> 
     next.run(req).await
 }
 
+/// A path no route matched. Under the plugin and dead-letter routes that
+/// means a name or id that held a `/` (or an extra segment): a bad name,
+/// answered as such, not a missing endpoint.
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    let path = uri.path();
+    if path.starts_with("/v1/plugins/") {
+        plugins::malformed().await
+    } else if path.starts_with("/v1/dead-letters/") {
+        dead_letters::malformed().await
+    } else {
+        ApiError::not_found("no such endpoint")
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let roles = state.roles;
     Router::new()
@@ -124,7 +138,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .fallback(no_route)
         .layer(middleware::from_fn_with_state(roles, only_my_roles))
         .with_state(state)
 }

@@ -4,27 +4,62 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 
 use super::AppState;
 use super::auth::{Plugins, Tenant};
 use super::error::{ApiError, ErrorCode};
 use super::wire::{PluginList, PluginUploaded, Rollback, RolledBack};
-use crate::plugins::{MAX_PLUGIN_BYTES, PipelineSpec};
+use crate::plugins::{MAX_PLUGIN_BYTES, PipelineSpec, PluginName};
 use crate::runtime::Stage;
 
-fn stage(s: &str) -> Result<Stage, ApiError> {
-    Stage::parse(s).ok_or_else(|| ApiError::not_found(format!("no stage {s:?}: use parser, enricher or router")))
+/// `{stage}/{name}` of a plugin route, parsed before any handler runs: a
+/// stage other than the three, or a name that is not a [`PluginName`]
+/// (which no separator, `..`, `%`, `\\` or control character survives,
+/// however it was encoded), is a 400 that touches nothing.
+pub struct PluginRef {
+    stage: Stage,
+    name: PluginName,
+}
+
+impl FromRequestParts<AppState> for PluginRef {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path((stage, name)) = Path::<(String, String)>::from_request_parts(parts, state).await?;
+        let stage = Stage::parse(&stage).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidStage,
+                format!(
+                    "no stage {:?}: use parser, enricher or router",
+                    stage.chars().take(60).collect::<String>()
+                ),
+            )
+        })?;
+        Ok(PluginRef {
+            stage,
+            name: PluginName::parse(&name)?,
+        })
+    }
+}
+
+/// Any other path under /v1/plugins/: a name that held a `/` (or an
+/// extra segment) is still a bad plugin name, not a missing endpoint.
+pub async fn malformed() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidPluginName,
+        "plugin routes are /v1/plugins/{stage}/{name}[/rollback]; a name must match ^[a-z][a-z0-9_-]{0,62}$",
+    )
 }
 
 pub async fn upload(
     State(state): State<AppState>,
     caller: Tenant<Plugins>,
-    Path((stage_name, name)): Path<(String, String)>,
+    PluginRef { stage, name }: PluginRef,
     body: Body,
 ) -> Result<(StatusCode, Json<PluginUploaded>), ApiError> {
-    let stage = stage(&stage_name)?;
     let wasm = axum::body::to_bytes(body, MAX_PLUGIN_BYTES).await.map_err(|_| {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -35,7 +70,7 @@ pub async fn upload(
     tracing::info!(
         tenant = caller.tenant,
         stage = stage.as_str(),
-        plugin = name,
+        plugin = name.as_str(),
         version,
         "plugin uploaded"
     );
@@ -43,7 +78,7 @@ pub async fn upload(
         StatusCode::CREATED,
         Json(PluginUploaded {
             stage: stage.as_str(),
-            name,
+            name: name.to_string(),
             version,
             active: version,
         }),
@@ -57,27 +92,24 @@ pub async fn list(State(state): State<AppState>, caller: Tenant<Plugins>) -> Jso
 pub async fn delete(
     State(state): State<AppState>,
     caller: Tenant<Plugins>,
-    Path((stage_name, name)): Path<(String, String)>,
+    PluginRef { stage, name }: PluginRef,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .registry
-        .delete(&caller.tenant, stage(&stage_name)?, &name)
-        .await?;
+    state.registry.delete(&caller.tenant, stage, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Tenant<Plugins>,
-    Path((stage_name, name)): Path<(String, String)>,
+    PluginRef { stage, name }: PluginRef,
     body: Option<Json<Rollback>>,
 ) -> Result<Json<RolledBack>, ApiError> {
     let to = body.map(|Json(b)| b).unwrap_or_default().version;
-    let active = state
-        .registry
-        .rollback(&caller.tenant, stage(&stage_name)?, &name, to)
-        .await?;
-    Ok(Json(RolledBack { name, active }))
+    let active = state.registry.rollback(&caller.tenant, stage, &name, to).await?;
+    Ok(Json(RolledBack {
+        name: name.to_string(),
+        active,
+    }))
 }
 
 pub async fn get_pipeline(

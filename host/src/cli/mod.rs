@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use loggerhub::plugins::validate;
+use loggerhub::model::Slug;
+use loggerhub::plugins::{PluginName, validate};
 use loggerhub::runtime::{Limits, Runtime, Stage};
+use loggerhub::tenants;
 use loggerhub_codec::{self as codec, Record};
 use serde_json::Value;
 
@@ -64,7 +66,8 @@ pub enum ClientCommand {
 pub enum TenantCmd {
     /// Create a tenant; prints its first API key (shown once).
     Create {
-        slug: String,
+        #[arg(value_parser = slug_arg)]
+        slug: Slug,
     },
     List,
 }
@@ -73,9 +76,10 @@ pub enum TenantCmd {
 pub enum PluginCmd {
     /// Start a new plugin project (Rust, on the SDK) in a new directory.
     New {
-        name: String,
-        #[arg(long, default_value = "enricher")]
-        stage: String,
+        #[arg(value_parser = plugin_name_arg)]
+        name: PluginName,
+        #[arg(long, default_value = "enricher", value_parser = stage_arg)]
+        stage: Stage,
         /// Where to create it; defaults to ./<name>.
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -86,14 +90,15 @@ pub enum PluginCmd {
     /// Check a component locally as an upload would: compile, imports, the
     /// stage's world, a dry run on a sample batch.
     Validate {
-        stage: String,
+        #[arg(value_parser = stage_arg)]
+        stage: Stage,
         file: PathBuf,
     },
     /// Run a component locally on an input file and print what it returns.
     Test {
         file: PathBuf,
-        #[arg(long, default_value = "enricher")]
-        stage: String,
+        #[arg(long, default_value = "enricher", value_parser = stage_arg)]
+        stage: Stage,
         /// NDJSON records (for a parser: the body; `.ndjson`/`.json` is sent
         /// as NDJSON, anything else as text/plain).
         #[arg(long)]
@@ -104,15 +109,19 @@ pub enum PluginCmd {
     },
     /// Upload a new version (validated by the server before it is active).
     Push {
-        stage: String,
-        name: String,
+        #[arg(value_parser = stage_arg)]
+        stage: Stage,
+        #[arg(value_parser = plugin_name_arg)]
+        name: PluginName,
         file: PathBuf,
     },
     List,
     /// Go back to the previous version, or to `--version`.
     Rollback {
-        stage: String,
-        name: String,
+        #[arg(value_parser = stage_arg)]
+        stage: Stage,
+        #[arg(value_parser = plugin_name_arg)]
+        name: PluginName,
         #[arg(long)]
         version: Option<u32>,
     },
@@ -122,15 +131,19 @@ pub enum PluginCmd {
 pub enum KeyCmd {
     /// Add a key; scopes default to all of ingest, search, plugins.
     Create {
-        tenant: String,
+        #[arg(value_parser = slug_arg)]
+        tenant: Slug,
         #[arg(long = "scope")]
         scopes: Vec<String>,
     },
     List {
-        tenant: String,
+        #[arg(value_parser = slug_arg)]
+        tenant: Slug,
     },
     Revoke {
-        tenant: String,
+        #[arg(value_parser = slug_arg)]
+        tenant: Slug,
+        #[arg(value_parser = key_id_arg)]
         key_id: String,
     },
 }
@@ -176,7 +189,7 @@ impl ClientCommand {
                         call(
                             http.post(&base)
                                 .bearer_auth(&admin)
-                                .json(&serde_json::json!({"slug": slug})),
+                                .json(&serde_json::json!({"slug": slug.as_str()})),
                         )
                         .await?
                     }
@@ -244,17 +257,32 @@ fn record_json(r: &Record) -> Value {
     })
 }
 
-fn stage_arg(s: &str) -> anyhow::Result<Stage> {
-    Stage::parse(s).with_context(|| format!("no stage {s:?}: use parser, enricher or router"))
+// Every name the CLI puts into a URL is parsed first, as the server would:
+// a path built from them cannot reach another endpoint or tenant.
+fn stage_arg(s: &str) -> Result<Stage, String> {
+    Stage::parse(s).ok_or_else(|| format!("no stage {s:?}: use parser, enricher or router"))
+}
+
+fn plugin_name_arg(s: &str) -> Result<PluginName, String> {
+    PluginName::parse(s).map_err(|e| e.to_string())
+}
+
+fn slug_arg(s: &str) -> Result<Slug, String> {
+    Slug::parse(s).map_err(|e| e.to_string())
+}
+
+fn key_id_arg(s: &str) -> Result<String, String> {
+    tenants::valid_key_id(s)
+        .then(|| s.to_string())
+        .ok_or_else(|| format!("{s:?} is not a key id (key_ and 26 letters or digits)"))
 }
 
 async fn plugin(cmd: PluginCmd, conn: &Conn, http: &reqwest::Client) -> anyhow::Result<()> {
     let base = format!("{}/v1/plugins", conn.url.trim_end_matches('/'));
     match cmd {
         PluginCmd::New { name, stage, dir, sdk } => {
-            let stage = stage_arg(&stage)?;
-            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            template::create(&name, stage, &dir, sdk.as_deref())?;
+            let dir = dir.unwrap_or_else(|| PathBuf::from(name.as_str()));
+            template::create(name.as_str(), stage, &dir, sdk.as_deref())?;
             println!("created the {} plugin {name} in {}", stage.as_str(), dir.display());
             println!(
                 "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
@@ -262,7 +290,6 @@ async fn plugin(cmd: PluginCmd, conn: &Conn, http: &reqwest::Client) -> anyhow::
             );
         }
         PluginCmd::Validate { stage, file } => {
-            let stage = stage_arg(&stage)?;
             let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let rt = Runtime::new()?;
             let plugin = validate::compile(&rt, "local", stage, &wasm)?;
@@ -275,7 +302,6 @@ async fn plugin(cmd: PluginCmd, conn: &Conn, http: &reqwest::Client) -> anyhow::
             input,
             config,
         } => {
-            let stage = stage_arg(&stage)?;
             let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let body = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
             let config: HashMap<String, String> = config
@@ -321,7 +347,14 @@ async fn plugin(cmd: PluginCmd, conn: &Conn, http: &reqwest::Client) -> anyhow::
         PluginCmd::Push { stage, name, file } => {
             let key = token("LOGGERHUB_API_KEY")?;
             let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            print(&call(http.put(format!("{base}/{stage}/{name}")).bearer_auth(&key).body(wasm)).await?);
+            print(
+                &call(
+                    http.put(format!("{base}/{}/{name}", stage.as_str()))
+                        .bearer_auth(&key)
+                        .body(wasm),
+                )
+                .await?,
+            );
         }
         PluginCmd::List => {
             let key = token("LOGGERHUB_API_KEY")?;
@@ -329,7 +362,9 @@ async fn plugin(cmd: PluginCmd, conn: &Conn, http: &reqwest::Client) -> anyhow::
         }
         PluginCmd::Rollback { stage, name, version } => {
             let key = token("LOGGERHUB_API_KEY")?;
-            let req = http.post(format!("{base}/{stage}/{name}/rollback")).bearer_auth(&key);
+            let req = http
+                .post(format!("{base}/{}/{name}/rollback", stage.as_str()))
+                .bearer_auth(&key);
             let req = match version {
                 Some(v) => req.json(&serde_json::json!({"version": v})),
                 None => req,

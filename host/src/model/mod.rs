@@ -12,7 +12,46 @@ use loggerhub_codec::time;
 pub use loggerhub_codec::{Level, Record};
 
 /// `^[a-z][a-z0-9_]{1,39}$` (DESIGN §4): a tenant slug, safe in schema,
-/// index, object and directory names on every backend.
+/// index, object and directory names on every backend. Every slug that
+/// comes from outside (a route, a body, the CLI, a directory or object name)
+/// is parsed into one; a `Slug` cannot hold a separator, `..`, an absolute
+/// path or a control character.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slug(String);
+
+/// A string that is not a tenant slug (kept short for messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid tenant slug {0:?}: must match ^[a-z][a-z0-9_]{{1,39}}$")]
+pub struct BadSlug(pub String);
+
+impl Slug {
+    pub fn parse(s: &str) -> Result<Slug, BadSlug> {
+        if valid_slug(s) {
+            Ok(Slug(s.to_string()))
+        } else {
+            Err(BadSlug(s.chars().take(60).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for Slug {
+    type Err = BadSlug;
+    fn from_str(s: &str) -> Result<Slug, BadSlug> {
+        Slug::parse(s)
+    }
+}
+
+/// Whether `s` is a tenant slug; [`Slug::parse`] where the slug is kept.
 pub fn valid_slug(s: &str) -> bool {
     let b = s.as_bytes();
     (2..=40).contains(&b.len())
@@ -170,8 +209,35 @@ mod tests {
             &format!("a{}", "b".repeat(40)),
             "tenänt",
             "../a",
+            "a/b",
+            "a\\b",
+            "/ab",
+            "ab\0",
+            "ab\n",
+            "..",
         ] {
             assert!(!valid_slug(bad), "{bad}");
+            assert!(Slug::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Slug::parse("tenant_a").map(|s| s.to_string()),
+            Ok("tenant_a".to_string())
+        );
+    }
+
+    proptest::proptest! {
+        // Whatever the string, a slug that parses is one plain path
+        // component of the allowed bytes, and parsing is exactly the check.
+        #[test]
+        fn parsed_slugs_are_single_safe_components(s in "\\PC{0,50}|[a-z0-9./\\\\%_-]{0,12}") {
+            let parsed = Slug::parse(&s);
+            proptest::prop_assert_eq!(parsed.is_ok(), valid_slug(&s));
+            if let Ok(slug) = parsed {
+                let mut parts = std::path::Path::new(slug.as_str()).components();
+                proptest::prop_assert!(matches!(parts.next(), Some(std::path::Component::Normal(_))));
+                proptest::prop_assert!(parts.next().is_none());
+                proptest::prop_assert!(slug.as_str().bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'));
+            }
         }
     }
 

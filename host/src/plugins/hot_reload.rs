@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use super::Registry;
-use crate::model::valid_slug;
+use crate::model::Slug;
 
 /// Changes are gathered this long before reloading, so that a file being
 /// copied in pieces is reloaded once, complete.
@@ -22,10 +22,11 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 /// How often the plugin tree is rescanned for changes notify missed.
 const RESCAN: Duration = Duration::from_secs(2);
 
-fn tenant_of(root: &Path, path: &Path) -> Option<String> {
+/// The tenant whose folder holds `path`; files outside a tenant's folder
+/// (or in a folder whose name is not a slug) belong to no one.
+fn tenant_of(root: &Path, path: &Path) -> Option<Slug> {
     let rel = path.strip_prefix(root).ok()?;
-    let first = rel.components().next()?.as_os_str().to_str()?;
-    valid_slug(first).then(|| first.to_string())
+    Slug::parse(rel.components().next()?.as_os_str().to_str()?).ok()
 }
 
 /// (files, newest mtime, total size) of a tenant's plugin tree.
@@ -49,14 +50,14 @@ fn fingerprint(dir: &Path) -> Fingerprint {
     fp
 }
 
-fn scan(root: &Path) -> HashMap<String, Fingerprint> {
+fn scan(root: &Path) -> HashMap<Slug, Fingerprint> {
     std::fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
-            let name = e.file_name().into_string().ok().filter(|n| valid_slug(n))?;
-            Some((name, fingerprint(&e.path())))
+            let slug = Slug::parse(e.file_name().to_str()?).ok()?;
+            Some((slug, fingerprint(&e.path())))
         })
         .collect()
 }
@@ -106,8 +107,8 @@ pub fn watch(registry: Arc<Registry>) -> notify::Result<Watcher> {
             }
             seen = now;
             for t in tenants {
-                if let Err(e) = registry.reload(&t).await {
-                    tracing::warn!(tenant = t, error = %e, "plugin change not applied");
+                if let Err(e) = registry.reload(t.as_str()).await {
+                    tracing::warn!(tenant = t.as_str(), error = %e, "plugin change not applied");
                 }
             }
         }
@@ -127,10 +128,16 @@ mod tests {
         let a = scan(dir.path());
         std::fs::write(t.join("enricher/x/1.wasm"), b"abc").expect("write");
         let b = scan(dir.path());
-        assert_ne!(a.get("acme"), b.get("acme"));
-        assert_eq!(b.get("acme").map(|f| (f.0, f.2)), Some((1, 3)));
+        let acme = Slug::parse("acme").expect("slug");
+        assert_ne!(a.get(&acme), b.get(&acme));
+        assert_eq!(b.get(&acme).map(|f| (f.0, f.2)), Some((1, 3)));
         std::fs::create_dir_all(dir.path().join("Not-A-Tenant")).expect("mkdir");
-        assert!(!scan(dir.path()).contains_key("Not-A-Tenant"));
-        assert_eq!(tenant_of(dir.path(), &t.join("pipeline.json")).as_deref(), Some("acme"));
+        assert_eq!(scan(dir.path()).len(), 1);
+        assert_eq!(tenant_of(dir.path(), &t.join("pipeline.json")), Some(acme));
+        assert_eq!(tenant_of(dir.path(), &dir.path().join("..").join("x")), None);
+        assert_eq!(
+            tenant_of(dir.path(), &dir.path().join("Not-A-Tenant/pipeline.json")),
+            None
+        );
     }
 }

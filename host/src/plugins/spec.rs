@@ -15,6 +15,12 @@ use crate::runtime::{EPOCH_TICK, LIMIT_MAX_CPU_TICKS, LIMIT_MAX_MEMORY, LIMIT_MA
 /// A pipeline has at most this many enrichers: each is a guest call per
 /// batch and an instance per worker.
 pub const MAX_ENRICHERS: usize = 16;
+/// Bounds of the pipeline's `config`: plugins configured, keys per plugin,
+/// and the size of a key and of a value.
+pub const MAX_CONFIGURED_PLUGINS: usize = 32;
+pub const MAX_CONFIG_KEYS: usize = 64;
+pub const MAX_CONFIG_KEY_BYTES: usize = 128;
+pub const MAX_CONFIG_VALUE_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,6 +151,26 @@ impl PipelineSpec {
         {
             PluginName::parse(name)?;
         }
+        // Every instance of the tenant's plugins holds its configuration:
+        // its size is bounded like the rest of the pipeline.
+        if self.config.len() > MAX_CONFIGURED_PLUGINS {
+            return Err(RegistryError::BadPipeline(format!(
+                "configuration for at most {MAX_CONFIGURED_PLUGINS} plugins"
+            )));
+        }
+        for (plugin, settings) in &self.config {
+            PluginName::parse(plugin)?;
+            if settings.len() > MAX_CONFIG_KEYS
+                || settings
+                    .iter()
+                    .any(|(k, v)| k.len() > MAX_CONFIG_KEY_BYTES || v.len() > MAX_CONFIG_VALUE_BYTES)
+            {
+                return Err(RegistryError::BadPipeline(format!(
+                    "a plugin's configuration has at most {MAX_CONFIG_KEYS} keys of at most \
+                     {MAX_CONFIG_KEY_BYTES} bytes, with values of at most {MAX_CONFIG_VALUE_BYTES} bytes"
+                )));
+            }
+        }
         self.limits.resolve()
     }
 
@@ -221,6 +247,23 @@ mod tests {
             ..PipelineSpec::default()
         };
         assert!(matches!(traversal.check(), Err(RegistryError::BadName(_))));
+        let config = |plugin: &str, key: String, value: String| PipelineSpec {
+            config: BTreeMap::from([(plugin.to_string(), BTreeMap::from([(key, value)]))]),
+            ..PipelineSpec::default()
+        };
+        assert!(config("pii", "redact".into(), "email".into()).check().is_ok());
+        assert!(matches!(
+            config("../beta/pii", "k".into(), "v".into()).check(),
+            Err(RegistryError::BadName(_))
+        ));
+        assert!(matches!(
+            config("pii", "k".into(), "v".repeat(MAX_CONFIG_VALUE_BYTES + 1)).check(),
+            Err(RegistryError::BadPipeline(_))
+        ));
+        assert!(matches!(
+            config("pii", "k".repeat(MAX_CONFIG_KEY_BYTES + 1), "v".into()).check(),
+            Err(RegistryError::BadPipeline(_))
+        ));
         let many = PipelineSpec {
             enrichers: vec!["e".into(); MAX_ENRICHERS + 1],
             ..PipelineSpec::default()

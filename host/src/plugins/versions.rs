@@ -12,7 +12,84 @@ use std::path::{Path, PathBuf};
 
 use super::names::PluginName;
 use super::{PipelineSpec, RegistryError};
+use crate::model::Slug;
 use crate::runtime::Stage;
+
+/// A plugin's folder, `<tenant>/<stage>/<name>`, relative to the root.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PluginDir {
+    pub tenant: Slug,
+    pub stage: Stage,
+    pub name: PluginName,
+}
+
+/// A file of the tree, relative to its root. Paths that come from outside
+/// the process (objects of the shared plugin store) are parsed into one, and
+/// the path written is rendered back from the parts, so no name from a
+/// bucket can point outside the tenant's folder.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TreeFile {
+    /// `<tenant>/pipeline.json`
+    Pipeline(Slug),
+    /// `<tenant>/<stage>/<name>/<version>.wasm`
+    Version(PluginDir, u32),
+    /// `<tenant>/<stage>/<name>/active`
+    Active(PluginDir),
+}
+
+impl PluginDir {
+    pub fn parse(rel: &str) -> Option<PluginDir> {
+        let mut parts = rel.split('/');
+        let dir = PluginDir {
+            tenant: Slug::parse(parts.next()?).ok()?,
+            stage: Stage::parse(parts.next()?)?,
+            name: PluginName::parse(parts.next()?).ok()?,
+        };
+        parts.next().is_none().then_some(dir)
+    }
+
+    pub fn rel(&self) -> String {
+        format!("{}/{}/{}", self.tenant, self.stage.as_str(), self.name)
+    }
+}
+
+impl TreeFile {
+    pub fn parse(rel: &str) -> Option<TreeFile> {
+        if let Some(tenant) = rel.strip_suffix("/pipeline.json") {
+            return Some(TreeFile::Pipeline(Slug::parse(tenant).ok()?));
+        }
+        let (dir, file) = rel.rsplit_once('/')?;
+        let dir = PluginDir::parse(dir)?;
+        if file == "active" {
+            return Some(TreeFile::Active(dir));
+        }
+        let version = file.strip_suffix(".wasm")?;
+        // Digits only, without leading zeros: one spelling per version.
+        if version.is_empty()
+            || version.len() > 9
+            || version.starts_with('0')
+            || !version.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        Some(TreeFile::Version(dir, version.parse().ok()?))
+    }
+
+    pub fn rel(&self) -> String {
+        match self {
+            TreeFile::Pipeline(t) => format!("{t}/pipeline.json"),
+            TreeFile::Version(d, v) => format!("{}/{v}.wasm", d.rel()),
+            TreeFile::Active(d) => format!("{}/active", d.rel()),
+        }
+    }
+
+    pub fn plugin(&self) -> Option<&PluginDir> {
+        match self {
+            TreeFile::Pipeline(_) => None,
+            TreeFile::Version(d, _) | TreeFile::Active(d) => Some(d),
+        }
+    }
+}
 
 pub struct Tree {
     root: PathBuf,
@@ -124,6 +201,52 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn tree_paths_parse_only_inside_the_tree() {
+        for ok in [
+            "acme/enricher/pii/3.wasm",
+            "acme/pipeline.json",
+            "acme/parser/my-parser/active",
+        ] {
+            assert_eq!(TreeFile::parse(ok).map(|f| f.rel()).as_deref(), Some(ok), "{ok}");
+        }
+        for bad in [
+            "acme/../../etc/passwd",
+            "../acme/x",
+            "Acme/pipeline.json",
+            "acme/enricher/pii/x/y/z",
+            "acme/enricher/pii/03.wasm",
+            "acme/enricher/pii/3.wasm.tmp",
+            "acme/gatherer/pii/active",
+            "acme/enricher/../active",
+            "/acme/pipeline.json",
+            "acme\\enricher\\pii\\1.wasm",
+            "acme/enricher/pii\0/active",
+            "acme/enricher/pii/99999999999.wasm",
+        ] {
+            assert_eq!(TreeFile::parse(bad), None, "{bad}");
+        }
+        assert_eq!(
+            PluginDir::parse("acme/enricher/pii").map(|d| d.rel()).as_deref(),
+            Some("acme/enricher/pii")
+        );
+        assert_eq!(PluginDir::parse("acme/enricher/pii/x"), None);
+    }
+
+    proptest! {
+        // Whatever a bucket holds, a parsed path renders back to itself and
+        // stays a relative path of plain components under the root.
+        #[test]
+        fn parsed_tree_paths_stay_inside(s in "[a-z0-9./\\\\_-]{0,40}|(acme|\\.\\.)/(enricher|\\.\\.)/[a-z.%/]{0,8}/[0-9a-z.]{0,8}") {
+            if let Some(f) = TreeFile::parse(&s) {
+                prop_assert_eq!(f.rel(), s.clone());
+                let path = std::path::Path::new(&s);
+                prop_assert!(path.components().all(|c| matches!(c, std::path::Component::Normal(_))));
+            }
+        }
+    }
 
     #[test]
     fn versions_active_and_removal() {

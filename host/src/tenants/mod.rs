@@ -13,7 +13,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::error::BackendError;
-use crate::model::{self, valid_slug};
+use crate::model::{self, BadSlug, Slug};
 use crate::stores::{ApiKey, MetadataStore, Tenant};
 
 /// What a key may do.
@@ -56,8 +56,8 @@ impl Principal {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenantError {
-    #[error("invalid tenant slug {0:?}: must match ^[a-z][a-z0-9_]{{1,39}}$")]
-    BadSlug(String),
+    #[error(transparent)]
+    BadSlug(#[from] BadSlug),
     #[error("tenant {0:?} already exists")]
     Exists(String),
     #[error("no tenant {0:?}")]
@@ -72,6 +72,12 @@ pub enum TenantError {
 
 pub fn hash_key(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Key ids are `key_` and a lowercase ULID.
+pub fn valid_key_id(s: &str) -> bool {
+    s.strip_prefix("key_")
+        .is_some_and(|u| u.len() == 26 && u.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
 /// A fresh key: `lh_` + 40 random base62 characters (238 bits).
@@ -115,10 +121,8 @@ impl Tenants {
     }
 
     /// Creates a tenant and its first key (all scopes).
-    pub async fn create(&self, slug: &str) -> Result<NewKey, TenantError> {
-        if !valid_slug(slug) {
-            return Err(TenantError::BadSlug(slug.to_string()));
-        }
+    pub async fn create(&self, slug: &Slug) -> Result<NewKey, TenantError> {
+        let slug = slug.as_str();
         if !self.store.create_tenant(slug).await? {
             return Err(TenantError::Exists(slug.to_string()));
         }
@@ -138,7 +142,8 @@ impl Tenants {
     }
 
     /// Adds a key with `scopes` to an existing tenant.
-    pub async fn create_key(&self, slug: &str, scopes: &[String]) -> Result<NewKey, TenantError> {
+    pub async fn create_key(&self, slug: &Slug, scopes: &[String]) -> Result<NewKey, TenantError> {
+        let slug = slug.as_str();
         let scopes = if scopes.is_empty() {
             Scope::ALL.to_vec()
         } else {
@@ -171,12 +176,14 @@ impl Tenants {
         })
     }
 
-    pub async fn list_keys(&self, slug: &str) -> Result<Vec<ApiKey>, TenantError> {
+    pub async fn list_keys(&self, slug: &Slug) -> Result<Vec<ApiKey>, TenantError> {
+        let slug = slug.as_str();
         self.ensure_exists(slug).await?;
         Ok(self.store.list_keys(slug).await?)
     }
 
-    pub async fn revoke_key(&self, slug: &str, key_id: &str) -> Result<(), TenantError> {
+    pub async fn revoke_key(&self, slug: &Slug, key_id: &str) -> Result<(), TenantError> {
+        let slug = slug.as_str();
         if !self.store.revoke_key(slug, key_id).await? {
             return Err(TenantError::NoKey(key_id.to_string()));
         }

@@ -55,7 +55,7 @@ async fn upload_validate_version_rollback_and_pipeline() {
     // (Refusals that come before the body is read get a small body: the
     // server may close the connection without reading a large one.)
     let (status, _) = put_plugin(&s, &key, "gatherer", "pii", b"x".to_vec()).await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 400);
 
     // Upload, then use it with per-plugin config.
     let (status, body) = put_plugin(&s, &key, "enricher", "pii", pii_wasm()).await;

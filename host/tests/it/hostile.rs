@@ -1,0 +1,228 @@
+//! A hostile tenant beside a healthy one (issue 10, DESIGN §6 "Tenant
+//! isolation"): every attack is run with the attacker's own key against the
+//! real binary, and the test asserts what the attacker got back and that
+//! nothing of the victim (nor of the attacker) changed.
+//!
+//! Requests go over a raw socket: an HTTP library would normalise `..` and
+//! `%2e%2e` segments before sending, and a hostile client does not.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{Server, distributed_flags};
+use loggerhub::runtime::builtin;
+
+fn pii_wasm() -> Vec<u8> {
+    std::fs::read(builtin::PII_REDACTOR_PATH).expect("example plugin built by build.rs")
+}
+
+/// What a hostile tenant puts where a stage, a plugin name or an id goes:
+/// `..` plain and encoded once or twice, `/` and `\` encoded once or twice,
+/// absolute paths, NUL and other control characters, overlong UTF-8.
+const TRAVERSALS: &[&str] = &[
+    "..",
+    ".",
+    "%2e%2e",
+    "%2E%2E",
+    ".%2e",
+    "..%2F..%2Fvictim%2Fenricher%2Fpii",
+    "..%2f..%2fvictim%2fenricher%2fpii",
+    "..%252F..%252Fvictim%252Fenricher%252Fpii",
+    "%2e%2e%2f%2e%2e%2fvictim",
+    "..%5C..%5Cvictim%5Cenricher%5Cpii",
+    "..%255C..%255Cvictim",
+    "..\\..\\victim",
+    "%2Fetc%2Fpasswd",
+    "%252Fetc%252Fpasswd",
+    "%2F",
+    "%5C",
+    "C:%5Cvictim",
+    "pii%00",
+    "%00",
+    "pii%00.wasm",
+    "pii%0A",
+    "pii%0D%0AX-Evil:%201",
+    "%C0%AE%C0%AE%C0%AF",
+    "%FF",
+    "PII",
+    "pii.wasm",
+    "pii@v1",
+];
+
+/// Literal separators: the path gains segments, and still gets a 400.
+const EXTRA_SEGMENTS: &[&str] = &["../../victim/enricher/pii", "pii/../../victim", "/etc/passwd"];
+
+/// Sends one request as written, returns (status, JSON body).
+async fn raw(server: &Server, method: &str, path: &str, key: &str, body: &[u8]) -> (u16, Value) {
+    let addr = server.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write");
+    let mut resp = Vec::new();
+    stream.read_to_end(&mut resp).await.expect("read");
+    let text = String::from_utf8_lossy(&resp);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    // A chunked body: take the JSON object inside it.
+    let json = body
+        .find('{')
+        .and_then(|a| body.rfind('}').map(|b| &body[a..=b]))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// Every file under `dir` with its contents.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).expect("under dir").display().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+/// What a tenant can see of its plugins: list and pipeline.
+async fn plugin_state(s: &Server, key: &str) -> (Value, Value) {
+    let (status, list) = s.get(key, "/v1/plugins").await;
+    assert_eq!(status, 200, "{list}");
+    let (status, pipeline) = s.get(key, "/v1/pipeline").await;
+    assert_eq!(status, 200, "{pipeline}");
+    (list, pipeline)
+}
+
+/// Every plugin route, and the pipeline and dead-letter routes, with every
+/// traversal form in every name position: each is a 400 with the JSON
+/// error shape, and no tenant's plugins change, on disk or through the API.
+async fn names_are_types(s: &Server, run: &str) {
+    // Slugs of their own: the distributed stores outlive one server.
+    let victim = s.tenant(&format!("victim{run}")).await;
+    let attacker = s.tenant(&format!("attacker{run}")).await;
+    for key in [&victim, &attacker] {
+        assert_eq!(s.put_plugin(key, "enricher", "pii", pii_wasm()).await.0, 201);
+        assert_eq!(s.put_plugin(key, "enricher", "pii", pii_wasm()).await.0, 201);
+        let (status, body) = s
+            .put_pipeline(key, &json!({"enrichers": ["default-enricher", "pii"]}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let before = (plugin_state(s, &victim).await, plugin_state(s, &attacker).await);
+    let tree = s.data_dir.join("plugins");
+    let files_before = snapshot(&tree);
+
+    let mut sent = 0;
+    // A small body: refusals come before the body is read, and the server
+    // may close the connection without reading a large one.
+    let wasm = b"\0asm".to_vec();
+    for bad in TRAVERSALS.iter().chain(EXTRA_SEGMENTS) {
+        let paths = [
+            ("PUT", format!("/v1/plugins/enricher/{bad}"), &wasm[..]),
+            ("PUT", format!("/v1/plugins/{bad}/pii"), &wasm[..]),
+            ("DELETE", format!("/v1/plugins/enricher/{bad}"), &b""[..]),
+            ("DELETE", format!("/v1/plugins/{bad}/pii"), &b""[..]),
+            ("POST", format!("/v1/plugins/enricher/{bad}/rollback"), &b""[..]),
+            ("POST", format!("/v1/plugins/{bad}/pii/rollback"), &b""[..]),
+            ("POST", format!("/v1/dead-letters/{bad}/replay"), &b""[..]),
+        ];
+        for (method, path, body) in paths {
+            let (status, resp) = raw(s, method, &path, &attacker, body).await;
+            assert_eq!(status, 400, "{method} {path}: {resp}");
+            let code = resp["error"]["code"].as_str().unwrap_or_default();
+            assert!(
+                ["invalid_plugin_name", "invalid_stage", "invalid_id", "bad_request"].contains(&code),
+                "{method} {path}: {resp}"
+            );
+            sent += 1;
+        }
+    }
+    // The same names, decoded, in the pipeline JSON: in every plugin slot
+    // and as a configuration key.
+    let decoded = [
+        "..",
+        "../victim/enricher/pii",
+        "..\\victim",
+        "/etc/passwd",
+        "pii\u{0}",
+        "pii\n",
+        "%2e%2e",
+        "PII",
+        "pii@v1",
+        "",
+    ];
+    for bad in decoded {
+        for spec in [
+            json!({"enrichers": ["default-enricher", bad]}),
+            json!({"json_parser": bad}),
+            json!({"text_parser": bad}),
+            json!({"router": bad}),
+            json!({"enrichers": ["default-enricher", "pii"], "config": {bad: {"redact": "email"}}}),
+        ] {
+            let body = serde_json::to_vec(&spec).expect("json");
+            let (status, resp) = raw(s, "PUT", "/v1/pipeline", &attacker, &body).await;
+            assert_eq!(status, 400, "{spec}: {resp}");
+            assert_eq!(resp["error"]["code"], "invalid_plugin_name", "{spec}: {resp}");
+            sent += 1;
+        }
+    }
+    assert!(sent > 250, "{sent} attacks sent");
+
+    assert_eq!(snapshot(&tree), files_before, "the plugin tree changed");
+    let after = (plugin_state(s, &victim).await, plugin_state(s, &attacker).await);
+    assert_eq!(after, before, "a tenant's plugins changed");
+    let victim_pii = after.0.0["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .find(|p| p["name"] == "pii")
+        .cloned()
+        .expect("the victim's plugin is still there");
+    assert_eq!(victim_pii["versions"], json!([1, 2]));
+    assert_eq!(victim_pii["active"], 2);
+    // Nothing was written beside the data dir either.
+    let parent: Vec<_> = std::fs::read_dir(s.data_dir.parent().expect("parent"))
+        .expect("read")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(parent.len(), 1, "files beside the data dir: {parent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_are_types_embedded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[]).await;
+    names_are_types(&s, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_are_types_distributed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let run = format!("{}", std::process::id());
+    let name = format!("hostile{run}");
+    let flags = distributed_flags(&name);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Server::start(&data, &flags).await;
+    names_are_types(&s, &run).await;
+}
