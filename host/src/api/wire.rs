@@ -281,6 +281,10 @@ pub struct DeadLetterJson {
     pub kind: String,
     pub reason: String,
     pub body: String,
+    /// How many records the body holds, when it holds records (a whole
+    /// entry's body is as the client sent it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -301,6 +305,7 @@ impl From<Vec<DeadLetter>> for DeadLetterList {
                     kind: d.kind,
                     reason: d.reason,
                     body: d.body,
+                    records: d.records,
                 })
                 .collect(),
         }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use loggerhub_codec::payload;
+use loggerhub_codec::{limits, payload};
 
 use crate::error::{BackendError, ErrorKind};
 use crate::model::{ids, now_ns};
@@ -85,6 +85,10 @@ impl Ingest {
     /// Validates the body and queues it; returns how many records it holds.
     pub async fn ingest(&self, req: IngestRequest<'_>) -> Result<usize, IngestError> {
         let (format, content_type) = Format::from_content_type(req.content_type)?;
+        if let Some(service) = &req.service {
+            limits::check_name("service", service, limits::MAX_SERVICE_BYTES)
+                .map_err(|e| IngestError::BadRequest(format!("header X-LoggerHub-Service: {e}")))?;
+        }
         let checked = check_body(format, &req.body, req.tenant)?;
         let batch_id = match req.idempotency_key {
             Some(k) if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY => {

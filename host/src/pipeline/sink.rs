@@ -1,6 +1,11 @@
 //! The sinks: raw store first (its object keys become the records' raw
 //! paths), then the index and the metadata store side by side. The queue
 //! entries are acked by the caller only after all three committed.
+//!
+//! A record the metadata store refuses for good (`ErrorKind::Rejected`) is
+//! found by splitting the batch, and dead-lettered alone with the store's
+//! reason; the rest of the batch is stored. Ingest's field limits keep such
+//! records rare; this is what keeps the rest flowing when one gets through.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -8,11 +13,12 @@ use std::time::Instant;
 use futures::future::try_join_all;
 
 use super::{PipelineError, Processor, RoutedRecord};
-use crate::error::BackendError;
+use crate::error::{BackendError, ErrorKind};
 use crate::model::LogRecord;
 use crate::queue::Delivery;
 use crate::search::IndexRow;
 use crate::stores::MetaRow;
+use loggerhub_codec::Record;
 
 impl Processor {
     /// raw (one object per entry), then index and metadata together: the
@@ -92,17 +98,150 @@ impl Processor {
             .collect();
         let meta_write = async {
             let started = Instant::now();
-            if !rows.is_empty() {
-                self.meta.insert_logs(&rows).await?;
-            }
+            let refused = if rows.is_empty() {
+                Vec::new()
+            } else {
+                isolate_refused(rows, |part| async move { self.meta.insert_logs(&part).await.map(drop) }).await?
+            };
             self.metrics.store_write("metadata", started.elapsed());
-            Ok::<_, PipelineError>(())
+            Ok::<_, PipelineError>(refused)
         };
         // Both run to the end even if one fails: with the index down, the
         // list view still shows the records (a retry re-inserts nothing).
         let (indexed, stored) = tokio::join!(index_write, meta_write);
-        indexed.and(stored)?;
-        self.metrics.logs_processed(routed.len());
+        indexed?;
+        let refused = stored?;
+        for (row, e) in &refused {
+            self.dead_letter_refused(tenant, entries, &routed, row.record, e)
+                .await?;
+        }
+        self.metrics.logs_processed(routed.len() - refused.len());
         Ok(())
+    }
+
+    /// Dead-letters one record a store refused, under the entry it came from.
+    async fn dead_letter_refused(
+        &self,
+        tenant: &str,
+        entries: &[Delivery],
+        routed: &[RoutedRecord],
+        record: &LogRecord,
+        e: &BackendError,
+    ) -> Result<(), PipelineError> {
+        let entry = routed.iter().find(|r| r.record.id == record.id).map_or(0, |r| r.entry);
+        let Some(delivery) = entries.get(entry) else {
+            return Ok(());
+        };
+        tracing::error!(tenant, id = record.id, error = %e, "the metadata store refused a record; dead-lettering it");
+        self.dead_letters
+            .put_records(
+                &delivery.entry,
+                vec![delivery.entry.batch_id.to_string()],
+                &[to_record(record)],
+                &e.backend.to_string(),
+                "rejected",
+                &e.source_message(),
+            )
+            .await?;
+        self.metrics.error("rejected");
+        self.metrics.dead_lettered();
+        Ok(())
+    }
+}
+
+fn to_record(r: &LogRecord) -> Record {
+    Record {
+        id: r.id.clone(),
+        tenant: r.tenant.clone(),
+        service: r.service.clone(),
+        level: r.level,
+        timestamp: r.timestamp,
+        message: r.message.clone(),
+        full_log: r.full_log.clone(),
+        language: r.language.clone(),
+        attributes: r.attributes.clone(),
+    }
+}
+
+/// Writes `items` with `write`; when the store refuses a part for good,
+/// splits it until each refused item stands alone, and returns those with
+/// the store's error. Any other failure ends the write (the caller retries
+/// the whole batch: writes are idempotent by id). A batch of n with k
+/// refused items costs O(k log n) writes.
+async fn isolate_refused<T, F, Fut>(items: Vec<T>, mut write: F) -> Result<Vec<(T, BackendError)>, BackendError>
+where
+    T: Clone,
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), BackendError>>,
+{
+    let mut refused = Vec::new();
+    let mut stack = vec![items];
+    while let Some(mut part) = stack.pop() {
+        match write(part.clone()).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::Rejected => {
+                if part.len() == 1 {
+                    refused.push((part.remove(0), e));
+                } else {
+                    let right = part.split_off(part.len() / 2);
+                    stack.push(right);
+                    stack.push(part);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Backend;
+    use std::cell::RefCell;
+
+    #[tokio::test]
+    async fn refused_items_are_found_alone_and_the_rest_written() {
+        for bad in [
+            vec![],
+            vec![0],
+            vec![99],
+            vec![3, 4, 50],
+            (0..100).step_by(7).collect::<Vec<u32>>(),
+        ] {
+            let written = RefCell::new(Vec::new());
+            let calls = RefCell::new(0);
+            let refused = isolate_refused((0..100u32).collect(), |part: Vec<u32>| {
+                *calls.borrow_mut() += 1;
+                let bad = &bad;
+                let written = &written;
+                async move {
+                    if part.iter().any(|i| bad.contains(i)) {
+                        // A refused write stores nothing (one transaction).
+                        Err(BackendError::new(Backend::Metadata, ErrorKind::Rejected, "too long"))
+                    } else {
+                        written.borrow_mut().extend(part);
+                        Ok(())
+                    }
+                }
+            })
+            .await
+            .expect("only refusals");
+            let refused: Vec<u32> = refused.into_iter().map(|(i, _)| i).collect();
+            let mut sorted = refused.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, bad);
+            let mut written = written.into_inner();
+            written.sort_unstable();
+            assert_eq!(written, (0..100).filter(|i| !bad.contains(i)).collect::<Vec<_>>());
+            // O(k log n): at most 1 + 2·k·⌈log2 n⌉ writes.
+            assert!(calls.into_inner() <= 1 + 2 * bad.len() * 7, "{bad:?}");
+        }
+        // Anything but a refusal ends the write at once.
+        let down = isolate_refused(vec![1, 2, 3], |_| async {
+            Err::<(), _>(BackendError::new(Backend::Metadata, ErrorKind::Unavailable, "down"))
+        })
+        .await;
+        assert!(matches!(down, Err(e) if e.kind == ErrorKind::Unavailable));
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use loggerhub_codec::{self as codec, Record};
+use loggerhub_codec::{self as codec, Record, limits};
 
 use super::halving::{self, Halving, Settled};
 use super::instances::TenantInstances;
@@ -23,8 +23,8 @@ use crate::runtime::{Instance, Route, RuntimeError};
 /// instance is made after one.
 const PARSE_ATTEMPTS: usize = 2;
 
-/// Longest record id kept as the plugins left it; a longer or empty one is
-/// replaced (ids are keys in every store).
+/// Longest record id kept as the plugins left it; a longer or empty one, or
+/// one with a control character, is replaced (ids are keys in every store).
 const MAX_ID_LEN: usize = 64;
 
 /// What one tenant's entries came to.
@@ -108,7 +108,9 @@ impl<'a> TenantRun<'a> {
                 }
                 continue;
             };
+            let (parser, parsed) = parsed;
             let fresh = !delivery.redelivered && !entry.idempotent;
+            let mut unstorable = Vec::new();
             for (j, mut r) in parsed.into_iter().enumerate() {
                 r.tenant = self.tenant.to_string();
                 if r.id.is_empty() {
@@ -121,13 +123,27 @@ impl<'a> TenantRun<'a> {
                     r.timestamp = entry.received_at;
                 }
                 self.origin.insert(r.id.clone(), i);
-                records.push(r);
+                match limits::check_record(&r) {
+                    Ok(()) => records.push(r),
+                    Err(e) => unstorable.push((r, e)),
+                }
+            }
+            // A parser's record that no store can keep is dead-lettered
+            // alone; the entry's other records flow on.
+            if let Some((_, first)) = unstorable.first() {
+                let e = RuntimeError::BadOutput {
+                    plugin: parser,
+                    message: format!("{} record(s) no store can keep; the first: {first}", unstorable.len()),
+                };
+                let part: Vec<Record> = unstorable.into_iter().map(|(r, _)| r).collect();
+                self.dead_letter_records(&part, &e).await?;
             }
         }
         Ok(records)
     }
 
-    async fn parse(&mut self, entry: &QueueEntry) -> Result<Vec<Record>, PipelineError> {
+    /// The entry's records, with the name of the parser that made them.
+    async fn parse(&mut self, entry: &QueueEntry) -> Result<(String, Vec<Record>), PipelineError> {
         let metrics = self.processor.metrics.clone();
         let inst = self.instances().await?;
         let parser = if entry.content_type.starts_with("text/") {
@@ -140,7 +156,8 @@ impl<'a> TenantRun<'a> {
             .parse(&entry.content_type, entry.service.as_deref(), &entry.body)
             .await;
         metrics.stage("parse", parser.plugin(), started.elapsed());
-        Ok(codec::decode(&out?).map_err(|e| bad_output(parser, e))?)
+        let records = codec::decode(&out?).map_err(|e| bad_output(parser, e))?;
+        Ok((parser.plugin().to_string(), records))
     }
 
     /// Enriches and routes `records`, halving around failures until the
@@ -186,7 +203,19 @@ impl<'a> TenantRun<'a> {
             batch = enriched?;
         }
         let records = match inst.enrichers.last() {
-            Some(last) => codec::decode(&batch).map_err(|e| bad_output(last, e))?,
+            Some(last) => {
+                let records = codec::decode(&batch).map_err(|e| bad_output(last, e))?;
+                // What an enricher made that no store can keep fails it
+                // like any bad output: halving finds the record and
+                // dead-letters it alone.
+                for r in &records {
+                    limits::check_record(r).map_err(|e| RuntimeError::BadOutput {
+                        plugin: last.plugin().to_string(),
+                        message: format!("record {}: {e}", r.id.chars().take(64).collect::<String>()),
+                    })?;
+                }
+                records
+            }
             None => records.to_vec(),
         };
         let started = Instant::now();
@@ -237,7 +266,7 @@ impl<'a> TenantRun<'a> {
                 // it an id that would collide across batches.
                 r.tenant = self.tenant.to_string();
                 let entry = self.origin.get(&r.id).copied().unwrap_or(0);
-                if r.id.is_empty() || r.id.len() > MAX_ID_LEN {
+                if r.id.is_empty() || r.id.len() > MAX_ID_LEN || r.id.chars().any(char::is_control) {
                     r.id = ulid::Ulid::new().to_string();
                 }
                 let received_at = self.entries[entry].entry.received_at;

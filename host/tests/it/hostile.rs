@@ -226,3 +226,125 @@ async fn names_are_types_distributed() {
     let s = Server::start(&data, &flags).await;
     names_are_types(&s, &run).await;
 }
+
+/// Poison: what no backend can store is a 400 naming the field at ingest,
+/// or (when a plugin makes it) a dead letter of that record alone; the
+/// records around it are stored, and nothing is retried forever.
+async fn poison_is_refused_or_dead_lettered(s: &Server, run: &str) {
+    let key = s.tenant(&format!("poison{run}")).await;
+    let good = |tag: &str| {
+        (0..3)
+            .map(|i| json!({"service": "api", "message": format!("{tag} {i}")}).to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(s.post_logs(&key, "application/x-ndjson", good("before")).await.0, 202);
+
+    let long: String = (0..10_000).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
+    let refused = [
+        (json!({"service": long, "message": "x"}), "service"),
+        (json!({"service": "a\u{0}b", "message": "x"}), "service"),
+        (json!({"service": "api", "message": "a\u{0}b"}), "message"),
+        (
+            json!({"service": "api", "message": "x", "full_log": "a\u{0}b"}),
+            "full_log",
+        ),
+        (
+            json!({"service": "api", "message": "x", "language": "r\u{0}"}),
+            "language",
+        ),
+        (
+            json!({"service": "api", "message": "x", "attributes": {"k": "a\u{0}b"}}),
+            "attributes.k",
+        ),
+        (
+            json!({"service": "api", "message": "x", "host": "a\u{0}b"}),
+            "attributes.host",
+        ),
+        (
+            json!({"service": "api", "message": "x", "timestamp": "1800-01-01T00:00:00Z"}),
+            "timestamp",
+        ),
+        (
+            json!({"service": "api", "message": "x", "timestamp": "2250-01-01T00:00:00Z"}),
+            "timestamp",
+        ),
+        (
+            json!({"service": "api", "message": "x", "timestamp": "9999-12-31T23:59:59Z"}),
+            "timestamp",
+        ),
+        (
+            json!({"service": "api", "message": "x", "timestamp": -9_000_000_000_000i64}),
+            "timestamp",
+        ),
+    ];
+    for (record, field) in &refused {
+        // Alone, and in the middle of good records: the whole request is
+        // refused, naming the line and the field.
+        for body in [record.to_string(), format!("{}\n{record}\n{}", good("x"), good("y"))] {
+            let (status, resp) = s.post_logs(&key, "application/x-ndjson", body).await;
+            assert_eq!(status, 400, "{record}: {resp}");
+            let message = resp["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(&format!("`{field}`")), "{record}: {resp}");
+        }
+    }
+    // A 10,000-character service header is refused the same way.
+    let r = s
+        .http
+        .post(s.url("/v1/logs"))
+        .bearer_auth(&key)
+        .header("content-type", "text/plain")
+        .header("x-loggerhub-service", "s".repeat(10_000))
+        .body("a line")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+
+    // A parser's record with a NUL: that record alone is dead-lettered.
+    let (status, _) = s
+        .post_logs(&key, "text/plain", "text good 1\ntext bad \u{0} nul\ntext good 2\n")
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(s.post_logs(&key, "application/x-ndjson", good("after")).await.0, 202);
+
+    let want: Vec<String> = ["before", "after"]
+        .iter()
+        .flat_map(|t| (0..3).map(move |i| format!("{t} {i}")))
+        .chain(["text good 1".to_string(), "text good 2".to_string()])
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let have = s.messages(&key, "/v1/logs?limit=1000").await;
+        if want.iter().all(|w| have.contains(w)) {
+            assert_eq!(have.len(), want.len(), "{have:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "stored: {have:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, letters) = s.get(&key, "/v1/dead-letters").await;
+    assert_eq!(status, 200, "{letters}");
+    let letters = letters["dead_letters"].as_array().expect("letters").clone();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["records"], 1, "{letters:?}");
+    let reason = letters[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("`message`") && reason.contains("NUL"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_embedded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    poison_is_refused_or_dead_lettered(&s, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_distributed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = format!("{}", std::process::id());
+    let flags = distributed_flags(&format!("poison{run}"));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Server::start(&dir.path().join("data"), &flags).await;
+    poison_is_refused_or_dead_lettered(&s, &run).await;
+}

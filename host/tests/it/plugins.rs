@@ -21,13 +21,7 @@ async fn put_pipeline(s: &Server, key: &str, spec: Value) -> (u16, Value) {
 
 /// Messages stored for `q`, newest first.
 async fn messages(s: &Server, key: &str, q: &str) -> Vec<String> {
-    let (_, page) = s.get(key, &format!("/v1/search?q={q}&limit=1000")).await;
-    page["hits"]
-        .as_array()
-        .expect("hits")
-        .iter()
-        .filter_map(|h| h["message"].as_str().map(str::to_string))
-        .collect()
+    s.messages(key, &format!("/v1/search?q={q}&limit=1000")).await
 }
 
 #[tokio::test]

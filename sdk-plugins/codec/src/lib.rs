@@ -18,6 +18,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+pub mod limits;
 #[cfg(feature = "payload")]
 pub mod payload;
 pub mod time;

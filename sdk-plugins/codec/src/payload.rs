@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::{Level, Record, RecordOf, RecordRef, time};
+use crate::{Level, Record, RecordOf, RecordRef, limits, time};
 
 /// Why a body is not a valid payload; `line` is 1-based.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +123,28 @@ struct Incoming<'a> {
 }
 
 impl<'a> Incoming<'a> {
+    /// What every backend can store (`limits`): checked before 202, so a
+    /// record that got one is never refused for good by a store.
+    fn check(&self) -> Result<(), limits::FieldError> {
+        limits::check_name(
+            "service",
+            self.service.as_deref().unwrap_or_default(),
+            limits::MAX_SERVICE_BYTES,
+        )?;
+        if let Some(l) = &self.language {
+            limits::check_name("language", l, limits::MAX_LANGUAGE_BYTES)?;
+        }
+        limits::check_text("message", self.message.as_deref().unwrap_or_default())?;
+        limits::check_text("full_log", self.full_log.as_deref().unwrap_or_default())?;
+        if let Some(t) = &self.tenant {
+            limits::check_name("tenant_id", t, 64)?;
+        }
+        if let Some(ts) = self.timestamp {
+            limits::check_timestamp(ts)?;
+        }
+        limits::check_attributes(self.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
     fn into_record<S: From<Cow<'a, str>> + From<String>>(self) -> RecordOf<S> {
         let s = |v: Option<Cow<'a, str>>| S::from(v.unwrap_or_default());
         RecordOf {
@@ -251,6 +273,7 @@ impl<'de> Visitor<'de> for IncomingVisitor {
         if r.message.is_none() && r.full_log.is_none() {
             return Err(de::Error::custom("field `message` is required"));
         }
+        r.check().map_err(de::Error::custom)?;
         Ok(r)
     }
 }

@@ -238,6 +238,18 @@ impl Server {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The `message` of every hit of a list or search at `path`.
+    pub async fn messages(&self, key: &str, path: &str) -> Vec<String> {
+        let (status, page) = self.get(key, path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        page["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .filter_map(|h| h["message"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// The Prometheus text of /metrics.
     pub async fn metrics(&self) -> String {
         self.http
