@@ -66,6 +66,7 @@ error_codes! {
     PluginNotFound = 404 "plugin_not_found" "No such plugin of the tenant.",
     VersionNotFound = 404 "version_not_found" "No such version of the plugin.",
     WrongRole = 404 "wrong_role" "Another role serves this endpoint; the message names it.",
+    MethodNotAllowed = 405 "method_not_allowed" "The endpoint exists but not with this method.",
     TenantExists = 409 "tenant_exists" "The tenant already exists.",
     ReservedPluginName = 409 "reserved_plugin_name" "The name is a built-in plugin's.",
     PluginInUse = 409 "plugin_in_use" "The plugin is in the tenant's pipeline; change the pipeline first.",

@@ -12,6 +12,7 @@ use super::error::{ApiError, ErrorCode};
 use super::params::ListParams;
 use super::wire::{Accepted, DetailJson, PageJson, StatsJson};
 use crate::ingest::IngestRequest;
+use crate::model::STATS_MAX_BUCKETS;
 use crate::search::Query;
 
 /// Longest log id looked up: ids are ULIDs or UUIDs.
@@ -112,6 +113,20 @@ pub async fn stats(
         ));
     }
     let interval = p.interval_ns()?;
-    let stats = state.reader.stats(&caller.tenant, &p.filter()?, interval).await?;
+    let filter = p.filter()?;
+    let too_many = || {
+        ApiError::bad_request(format!(
+            "more than {STATS_MAX_BUCKETS} histogram buckets: widen `interval` or narrow `from`/`to`"
+        ))
+    };
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && (to - from) / interval >= STATS_MAX_BUCKETS as i64
+    {
+        return Err(too_many());
+    }
+    let stats = state.reader.stats(&caller.tenant, &filter, interval).await?;
+    if stats.histogram.len() > STATS_MAX_BUCKETS {
+        return Err(too_many());
+    }
     Ok(Json(StatsJson::new(stats, interval)))
 }

@@ -139,6 +139,12 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .fallback(no_route)
+        .method_not_allowed_fallback(|method: Method, uri: axum::http::Uri| async move {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{method} is not an operation of {}", uri.path()),
+            )
+        })
         .layer(middleware::from_fn_with_state(roles, only_my_roles))
         .with_state(state)
 }

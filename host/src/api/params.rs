@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use crate::model::{Cursor, Level, LogFilter};
+use loggerhub_codec::limits::MAX_SERVICE_BYTES;
 use loggerhub_codec::time::parse_rfc3339;
 
 /// Largest page (DESIGN §4).
@@ -43,6 +44,13 @@ impl ListParams {
             .as_deref()
             .map(|l| Level::parse(l).ok_or_else(|| ApiError::bad_request(format!("unknown level {l:?}"))))
             .transpose()?;
+        if let Some(s) = &self.service
+            && s.len() > MAX_SERVICE_BYTES
+        {
+            return Err(ApiError::bad_request(format!(
+                "`service` is at most {MAX_SERVICE_BYTES} bytes"
+            )));
+        }
         let f = LogFilter {
             service: self.service.clone().filter(|s| !s.is_empty()),
             level,
@@ -131,6 +139,11 @@ mod tests {
         assert!(p(Some(0), None, None).limit().is_err());
         assert!(p(Some(MAX_LIMIT + 1), None, None).limit().is_err());
         assert!(p(None, Some("yesterday"), None).filter().is_err());
+        let long_service = ListParams {
+            service: Some("s".repeat(MAX_SERVICE_BYTES + 1)),
+            ..ListParams::default()
+        };
+        assert!(long_service.filter().is_err());
         assert!(
             p(None, Some("2025-10-10T12:00:00Z"), Some("2025-10-10T11:00:00Z"))
                 .filter()

@@ -163,6 +163,10 @@ pub struct Page {
     pub next_cursor: Option<Cursor>,
 }
 
+/// Most buckets a stats histogram holds: more than any chart draws. A wider
+/// request is refused (400) instead of built.
+pub const STATS_MAX_BUCKETS: usize = 10_000;
+
 /// Counts by level and service and a time histogram.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {

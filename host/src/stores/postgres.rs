@@ -32,6 +32,9 @@ const MIGRATION_LOCK: i64 = 0x4c48_4d49_4752;
 const COLUMNS: &str =
     "id, service, level, timestamp, received_at, message, language, attributes::text AS attributes, raw_path";
 
+/// PostgreSQL's `statement_timeout` for every session of the pool.
+pub const STATEMENT_TIMEOUT: &str = "30s";
+
 pub struct PgStore {
     pool: PgPool,
     accounts: Accounts<Postgres, Vec<String>>,
@@ -45,7 +48,11 @@ impl PgStore {
         let opts: PgConnectOptions = url
             .parse::<PgConnectOptions>()
             .map_err(|e| BackendError::rejected(Backend::Metadata, format!("DATABASE_URL: {e}")))?
-            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30));
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30))
+            // No statement may hold a connection (and the tenant's reads)
+            // without bound: a runaway one is cancelled, its caller gets a
+            // 503, and the pool's eight connections stay free for others.
+            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             // A server that is down shows in seconds: /ready and the read
@@ -58,6 +65,16 @@ impl PgStore {
             accounts: Accounts::new(pool.clone(), &ACCOUNTS),
             pool,
         })
+    }
+
+    /// A server setting as this store's sessions see it: how an operator
+    /// (or a test) checks that the pool's own settings, such as
+    /// [`STATEMENT_TIMEOUT`], took.
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, BackendError> {
+        Ok(sqlx::query_scalar("SELECT current_setting($1, true)")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?)
     }
 }
 
@@ -281,7 +298,9 @@ impl MetadataStore for PgStore {
         qb.push_bind(interval_ns.max(1))
             .push(format!(")) AS bucket, COUNT(*) FROM {table}"));
         push_filters(&mut qb, filter);
-        qb.push(" GROUP BY bucket ORDER BY bucket");
+        // One more than the cap: the caller can tell that it was exceeded.
+        qb.push(" GROUP BY bucket ORDER BY bucket LIMIT ")
+            .push_bind(model::STATS_MAX_BUCKETS as i64 + 1);
         let buckets = qb.build_query_as().fetch_all(&self.pool).await?;
         Ok(sql::stats(levels, services, buckets))
     }

@@ -240,7 +240,9 @@ impl MetadataStore for SqliteStore {
         qb.push_bind(interval_ns.max(1))
             .push(")) AS bucket, COUNT(*) FROM logs");
         push_filters(&mut qb, tenant, filter);
-        qb.push(" GROUP BY bucket ORDER BY bucket");
+        // One more than the cap: the caller can tell that it was exceeded.
+        qb.push(" GROUP BY bucket ORDER BY bucket LIMIT ")
+            .push_bind(model::STATS_MAX_BUCKETS as i64 + 1);
         let buckets = qb.build_query_as().fetch_all(&self.pool).await?;
         Ok(sql::stats(levels, services, buckets))
     }

@@ -348,3 +348,95 @@ async fn poison_distributed() {
     let s = Server::start(&dir.path().join("data"), &flags).await;
     poison_is_refused_or_dead_lettered(&s, &run).await;
 }
+
+/// Every read is bounded, and every error (the router's 404 and 405
+/// included) is the JSON error shape.
+async fn bounded_reads(s: &Server, run: &str) {
+    let key = s.tenant(&format!("reader{run}")).await;
+    // 10,001 logs a second apart: more one-second buckets than a histogram holds.
+    let n = loggerhub::model::STATS_MAX_BUCKETS + 1;
+    let body: String = (0..n)
+        .map(|i| {
+            let ts = 1_700_000_000 + i as i64;
+            format!(
+                "{}\n",
+                json!({"service": "api", "message": format!("m{i}"), "timestamp": ts})
+            )
+        })
+        .collect();
+    assert_eq!(s.post_logs(&key, "application/x-ndjson", body).await.0, 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, stats) = s.get(&key, "/v1/stats?interval=1d").await;
+        if stats["total"] == n {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stats}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let refused = [
+        ("/v1/stats?interval=3000000h", "interval"),
+        ("/v1/stats?interval=99999999999999999999s", "interval"),
+        ("/v1/stats?interval=1s", "buckets"),
+        (
+            "/v1/stats?interval=30s&from=2000-01-01T00:00:00Z&to=2025-01-01T00:00:00Z",
+            "buckets",
+        ),
+        ("/v1/logs?limit=1001", "limit"),
+        ("/v1/logs?limit=99999999999999999999999", "limit"),
+        ("/v1/search?q=a&limit=1001", "limit"),
+        ("/v1/logs?from=2025-01-01T00:00:00Z&to=2024-01-01T00:00:00Z", "from"),
+        ("/v1/logs?cursor=not-a-cursor", "cursor"),
+        ("/v1/logs?unknown=1", "unknown"),
+    ];
+    for (path, names) in refused {
+        let (status, resp) = s.get(&key, path).await;
+        assert_eq!(status, 400, "{path}: {resp}");
+        let message = resp["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{path}: {resp}");
+    }
+    let long_query = format!("/v1/search?q={}", "a".repeat(5000));
+    let long_service = format!("/v1/logs?service={}", "s".repeat(300));
+    for path in [&long_query, &long_service] {
+        let (status, resp) = s.get(&key, path).await;
+        assert_eq!(status, 400, "{resp}");
+        assert!(resp["error"]["code"].is_string(), "{resp}");
+    }
+    let (status, stats) = s.get(&key, "/v1/stats?interval=1h").await;
+    assert_eq!(status, 200, "{stats}");
+    let hours = (1_700_000_000 + n as i64 - 1) / 3600 - 1_700_000_000 / 3600 + 1;
+    assert_eq!(stats["histogram"].as_array().map(Vec::len), Some(hours as usize));
+
+    // The router's own answers are JSON errors too.
+    for (method, path, status, code) in [
+        ("GET", "/nope", 404, "not_found"),
+        ("GET", "/v1/nope", 404, "not_found"),
+        ("DELETE", "/v1/search", 405, "method_not_allowed"),
+        ("PUT", "/health", 405, "method_not_allowed"),
+        ("PATCH", "/v1/logs", 405, "method_not_allowed"),
+    ] {
+        let (got, resp) = raw(s, method, path, &key, b"").await;
+        assert_eq!(
+            (got, resp["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}: {resp}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bounded_reads_embedded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    bounded_reads(&s, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bounded_reads_distributed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = format!("{}", std::process::id());
+    let flags = distributed_flags(&format!("reads{run}"));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Server::start(&dir.path().join("data"), &flags).await;
+    bounded_reads(&s, &run).await;
+}

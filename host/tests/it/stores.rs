@@ -40,7 +40,14 @@ async fn metadata_postgres() {
     let (a, b) = crate::conformance::metadata::fresh_tenants();
     crate::conformance::metadata::run(&store, &a, &b).await;
     // Opening again finds the migrations applied and changes nothing.
-    PgStore::open(&service_url("DATABASE_URL")).await.expect("reopen");
+    let reopened = PgStore::open(&service_url("DATABASE_URL")).await.expect("reopen");
+    // Every session of the pool bounds its statements.
+    for _ in 0..3 {
+        assert_eq!(
+            reopened.setting("statement_timeout").await.expect("setting").as_deref(),
+            Some(loggerhub::stores::postgres::STATEMENT_TIMEOUT)
+        );
+    }
 }
 
 #[tokio::test]
