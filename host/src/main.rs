@@ -2,7 +2,7 @@
 //! server or the CLI client.
 
 use clap::{Parser, Subcommand};
-use loggerhub::config::ServeArgs;
+use loggerhub::config::{Secrets, ServeArgs};
 
 mod cli;
 
@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     loggerhub::telemetry::init_tracing();
     match Cli::parse().command {
         Command::Serve(args) => {
-            let config = args.check(std::env::var("LOGGERHUB_ADMIN_TOKEN").ok())?;
+            let config = args.check(Secrets::from_env())?;
             loggerhub::server::serve(config).await
         }
         Command::Client(c) => c.run().await,

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -69,6 +70,7 @@ pub async fn run(
         registry: plugins.registry.clone(),
         dead_letters,
         admin_token: admin_token.into(),
+        operator_token: config.operator_token.clone().map(Into::into),
         roles,
         max_body_bytes: config.limits.max_body_bytes,
     };
@@ -145,7 +147,10 @@ pub fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
     }
     let path = config.data_dir.join("admin_token");
     match std::fs::read_to_string(&path) {
-        Ok(t) if !t.trim().is_empty() => Ok((t.trim().to_string(), false)),
+        Ok(t) if !t.trim().is_empty() => {
+            keep_private(&path)?;
+            Ok((t.trim().to_string(), false))
+        }
         _ => {
             let token = format!("lha_{}", hex::encode(rand::random::<[u8; 24]>()));
             write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
@@ -154,13 +159,29 @@ pub fn admin_token(config: &Config) -> anyhow::Result<(String, bool)> {
     }
 }
 
+/// Writes a secret readable by the owner alone. `mode` only applies to a
+/// file it creates: one that was there (made by hand, or by an older
+/// version) is narrowed before the secret goes in.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .truncate(false)
         .mode(0o600)
         .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.set_len(0)?;
     f.write_all(contents.as_bytes())
+}
+
+/// Narrows a secret file that others can read to its owner, saying so.
+fn keep_private(path: &Path) -> anyhow::Result<()> {
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "the admin token file was readable by others; narrowed to 0600");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("narrowing {} to 0600", path.display()))?;
+    }
+    Ok(())
 }

@@ -3,5 +3,6 @@
 # background; LoggerHub answers on http://localhost:${LOGGERHUB_HTTP_PORT:-8100}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/secrets.sh
 docker compose up -d --build "$@"
-echo "LoggerHub: http://localhost:${LOGGERHUB_HTTP_PORT:-8100} (admin token in envs/loggerhub.env)"
+echo "LoggerHub: http://localhost:${LOGGERHUB_HTTP_PORT:-8100} (admin token: LOGGERHUB_ADMIN_TOKEN in $(pwd)/.env)"

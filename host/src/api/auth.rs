@@ -40,7 +40,16 @@ impl RequiredScope for Plugins {
 pub struct Tenant<S> {
     /// The key's tenant: every read and write of the request is its.
     pub tenant: String,
+    /// Every scope of the key (it holds `S` at least).
+    scopes: Vec<Scope>,
     scope: PhantomData<S>,
+}
+
+impl<S> Tenant<S> {
+    /// Whether the key also holds `scope`.
+    pub fn can(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
@@ -74,6 +83,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Tenant<S> {
         }
         Ok(Tenant {
             tenant: principal.tenant,
+            scopes: principal.scopes,
             scope: PhantomData,
         })
     }
@@ -93,6 +103,42 @@ impl FromRequestParts<AppState> for Admin {
             Err(ApiError::new(
                 ErrorCode::InvalidAdminToken,
                 "admin endpoints take the admin token",
+            ))
+        }
+    }
+}
+
+/// Whether the caller may see operator detail: anyone when no operator
+/// token is set (`LOGGERHUB_OPERATOR_TOKEN`), else only its bearer.
+pub struct MaybeOperator {
+    pub is_operator: bool,
+}
+
+impl FromRequestParts<AppState> for MaybeOperator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let is_operator = match &state.operator_token {
+            None => true,
+            Some(token) => bearer(parts).is_ok_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())),
+        };
+        Ok(MaybeOperator { is_operator })
+    }
+}
+
+/// The caller may see operator endpoints (`/metrics`).
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if MaybeOperator::from_request_parts(parts, state).await?.is_operator {
+            Ok(Operator)
+        } else {
+            Err(ApiError::new(
+                ErrorCode::InvalidOperatorToken,
+                "this endpoint takes the operator token (LOGGERHUB_OPERATOR_TOKEN)",
             ))
         }
     }

@@ -58,6 +58,7 @@ error_codes! {
     MissingApiKey = 401 "missing_api_key" "No `Authorization: Bearer <key>` header.",
     InvalidApiKey = 401 "invalid_api_key" "The API key is unknown or revoked.",
     InvalidAdminToken = 401 "invalid_admin_token" "Admin endpoints take the admin token.",
+    InvalidOperatorToken = 401 "invalid_operator_token" "`/metrics` takes the operator token when one is set (`LOGGERHUB_OPERATOR_TOKEN`).",
     InsufficientScope = 403 "insufficient_scope" "The key lacks the scope the endpoint needs.",
     WrongTenant = 403 "wrong_tenant" "A record names another tenant than the key's.",
     NotFound = 404 "not_found" "No such endpoint, log or dead letter.",

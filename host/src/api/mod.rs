@@ -55,6 +55,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub dead_letters: Arc<DeadLetters>,
     pub admin_token: Arc<str>,
+    /// When set, `/metrics` and `/ready`'s detail answer only to it.
+    pub operator_token: Option<Arc<str>>,
     pub max_body_bytes: usize,
     pub roles: Roles,
 }

@@ -8,7 +8,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::AppState;
-use super::wire::{BackendReady, Health, Ready};
+use super::auth::{MaybeOperator, Operator};
+use super::wire::{BackendReady, Health, Ready, ReadyDetail};
 
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
@@ -17,7 +18,7 @@ pub async fn health() -> Json<Health> {
 /// Ready when every backend this process's roles use answers; says which
 /// one does not. Ingest uses the queue and the metadata store (keys),
 /// search the metadata, raw and index stores, the processor all four.
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
+pub async fn ready(State(state): State<AppState>, caller: MaybeOperator) -> (StatusCode, Json<Ready>) {
     let roles = state.roles;
     let status = |r: Result<(), String>| r.err().unwrap_or_else(|| "ok".into());
     let mut ok = true;
@@ -44,10 +45,14 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
             },
         );
     }
+    // Which backend failed, and why, is for the operator: a load balancer
+    // needs only the status code.
     let body = Ready {
         status: if ok { "ready" } else { "degraded" },
-        roles: roles.names(),
-        backends,
+        detail: caller.is_operator.then(|| ReadyDetail {
+            roles: roles.names(),
+            backends,
+        }),
     };
     let code = if ok {
         StatusCode::OK
@@ -57,7 +62,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
     (code, Json(body))
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<AppState>, _: Operator) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(state.queue.depth()),

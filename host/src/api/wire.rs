@@ -280,7 +280,10 @@ pub struct DeadLetterJson {
     pub plugin: String,
     pub kind: String,
     pub reason: String,
-    pub body: String,
+    /// The failed request or records; omitted for a key without the
+    /// `search` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     /// How many records the body holds, when it holds records (a whole
     /// entry's body is as the client sent it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -304,7 +307,7 @@ impl From<Vec<DeadLetter>> for DeadLetterList {
                     plugin: d.plugin,
                     kind: d.kind,
                     reason: d.reason,
-                    body: d.body,
+                    body: Some(d.body),
                     records: d.records,
                 })
                 .collect(),
@@ -336,6 +339,13 @@ pub enum BackendReady {
 #[derive(Serialize)]
 pub struct Ready {
     pub status: &'static str,
+    /// The detail, for the operator only when an operator token is set.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<ReadyDetail>,
+}
+
+#[derive(Serialize)]
+pub struct ReadyDetail {
     pub roles: String,
     pub backends: BTreeMap<&'static str, BackendReady>,
 }

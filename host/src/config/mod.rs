@@ -91,9 +91,30 @@ pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(60);
 /// More workers than this only queue up on the cores and the stores.
 const MAX_WORKERS: usize = 256;
 
+/// Secrets come from the environment only, never from flags (which any user
+/// of the machine can read in the process list).
+#[derive(Debug, Default, Clone)]
+pub struct Secrets {
+    /// `LOGGERHUB_ADMIN_TOKEN`.
+    pub admin_token: Option<String>,
+    /// `LOGGERHUB_OPERATOR_TOKEN`: when set, `/metrics` and the detail of
+    /// `/ready` answer only to it.
+    pub operator_token: Option<String>,
+}
+
+impl Secrets {
+    pub fn from_env() -> Secrets {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
+        Secrets {
+            admin_token: var("LOGGERHUB_ADMIN_TOKEN"),
+            operator_token: var("LOGGERHUB_OPERATOR_TOKEN"),
+        }
+    }
+}
+
 impl ServeArgs {
-    /// The settings, checked; `admin_token` is `LOGGERHUB_ADMIN_TOKEN`.
-    pub fn check(self, admin_token: Option<String>) -> Result<Config, ConfigError> {
+    /// The settings, checked, with the secrets from the environment.
+    pub fn check(self, secrets: Secrets) -> Result<Config, ConfigError> {
         let set = |v: Option<String>| v.filter(|u| !u.trim().is_empty());
         if self.max_body_bytes == 0 {
             return Err(bad("--max-body-bytes (LOGGERHUB_MAX_BODY_BYTES)", "must be at least 1"));
@@ -121,7 +142,8 @@ impl ServeArgs {
         };
         let mut config = Config::embedded(self.data_dir, self.listen);
         config.backends = urls.resolve(&config.data_dir)?;
-        config.admin_token = set(admin_token);
+        config.admin_token = set(secrets.admin_token);
+        config.operator_token = set(secrets.operator_token);
         config.limits = Limits {
             max_body_bytes: self.max_body_bytes,
             queue_max_bytes: self.queue_max_bytes,
@@ -138,6 +160,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `LOGGERHUB_ADMIN_TOKEN`; generated and kept in the data dir if unset.
     pub admin_token: Option<String>,
+    /// `LOGGERHUB_OPERATOR_TOKEN`; unset, `/metrics` and `/ready` are open
+    /// to whoever reaches the listener.
+    pub operator_token: Option<String>,
     pub limits: Limits,
     pub processor: ProcessorConfig,
     pub backends: Backends,
@@ -154,6 +179,7 @@ impl Config {
             data_dir,
             listen,
             admin_token: None,
+            operator_token: None,
             limits: Limits::default(),
             processor: ProcessorConfig::default(),
             roles: Roles::ALL,
@@ -230,7 +256,10 @@ mod tests {
             .chain(args.iter().map(|a| a.to_string()))
             .chain(unset)
             .collect();
-        Cli::try_parse_from(argv).expect("parses").serve.check(None)
+        Cli::try_parse_from(argv)
+            .expect("parses")
+            .serve
+            .check(Secrets::default())
     }
 
     #[test]

@@ -55,6 +55,25 @@ const TRAVERSALS: &[&str] = &[
 /// Literal separators: the path gains segments, and still gets a 400.
 const EXTRA_SEGMENTS: &[&str] = &["../../victim/enricher/pii", "pii/../../victim", "/etc/passwd"];
 
+/// A server on the embedded backends, over a temp dir.
+async fn embedded() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    (dir, s)
+}
+
+/// A server on the distributed backends `make test` started, with a queue
+/// and index prefix of its own; `run` makes the test's slugs unique (the
+/// stores outlive one server).
+async fn distributed(name: &str) -> (tempfile::TempDir, Server, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = format!("{}", std::process::id());
+    let flags = distributed_flags(&format!("{name}{run}"));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = Server::start(&dir.path().join("data"), &flags).await;
+    (dir, s, run)
+}
+
 /// Sends one request as written, returns (status, JSON body).
 async fn raw(server: &Server, method: &str, path: &str, key: &str, body: &[u8]) -> (u16, Value) {
     let addr = server.url.trim_start_matches("http://");
@@ -209,21 +228,13 @@ async fn names_are_types(s: &Server, run: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn names_are_types_embedded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let s = Server::start(&data, &[]).await;
+    let (_dir, s) = embedded().await;
     names_are_types(&s, "").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn names_are_types_distributed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let run = format!("{}", std::process::id());
-    let name = format!("hostile{run}");
-    let flags = distributed_flags(&name);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let s = Server::start(&data, &flags).await;
+    let (_dir, s, run) = distributed("hostile").await;
     names_are_types(&s, &run).await;
 }
 
@@ -334,18 +345,13 @@ async fn poison_is_refused_or_dead_lettered(s: &Server, run: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn poison_embedded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let (_dir, s) = embedded().await;
     poison_is_refused_or_dead_lettered(&s, "").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn poison_distributed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let run = format!("{}", std::process::id());
-    let flags = distributed_flags(&format!("poison{run}"));
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let s = Server::start(&dir.path().join("data"), &flags).await;
+    let (_dir, s, run) = distributed("poison").await;
     poison_is_refused_or_dead_lettered(&s, &run).await;
 }
 
@@ -426,17 +432,136 @@ async fn bounded_reads(s: &Server, run: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bounded_reads_embedded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let (_dir, s) = embedded().await;
     bounded_reads(&s, "").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bounded_reads_distributed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let run = format!("{}", std::process::id());
-    let flags = distributed_flags(&format!("reads{run}"));
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let s = Server::start(&dir.path().join("data"), &flags).await;
+    let (_dir, s, run) = distributed("reads").await;
     bounded_reads(&s, &run).await;
+}
+
+/// With an operator token, `/metrics` answers only to it and `/ready` tells
+/// others the status alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_token_guards_metrics_and_ready_detail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let op = "lho_operator-token-for-tests";
+    let s = Server::start_with_env(&dir.path().join("data"), &[], &[("LOGGERHUB_OPERATOR_TOKEN", op)]).await;
+    let key = s.tenant("acme").await;
+    for bearer in [None, Some(key.as_str()), Some(crate::common::ADMIN)] {
+        let (status, resp) = raw(&s, "GET", "/metrics", bearer.unwrap_or(""), b"").await;
+        assert_eq!(status, 401, "{bearer:?}");
+        assert_eq!(resp["error"]["code"], "invalid_operator_token");
+        let (status, ready) = raw(&s, "GET", "/ready", bearer.unwrap_or(""), b"").await;
+        assert_eq!(status, 200);
+        assert_eq!(ready, json!({"status": "ready"}), "{bearer:?}");
+    }
+    let r = s
+        .http
+        .get(s.url("/metrics"))
+        .bearer_auth(op)
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.expect("text").contains("loggerhub_queue_depth"));
+    let (status, ready) = raw(&s, "GET", "/ready", op, b"").await;
+    assert_eq!(status, 200);
+    assert!(ready["backends"]["metadata"].is_string(), "{ready}");
+}
+
+/// The generated admin token's file is the owner's alone, also when a file
+/// readable by others was there before.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_token_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    let no_token = [("LOGGERHUB_ADMIN_TOKEN", "")];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let s = Server::start_with_env(&data, &[], &no_token).await;
+    assert_eq!(mode(&data.join("admin_token")), 0o600);
+    drop(s);
+    // Left readable by others (by hand, or an older version): narrowed.
+    for contents in ["", "lha_handmade"] {
+        let data = dir.path().join(format!("data-{}", contents.len()));
+        std::fs::create_dir_all(&data).expect("mkdir");
+        std::fs::write(data.join("admin_token"), contents).expect("write");
+        std::fs::set_permissions(data.join("admin_token"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let s = Server::start_with_env(&data, &[], &no_token).await;
+        assert_eq!(mode(&data.join("admin_token")), 0o600, "{contents:?}");
+        let token = std::fs::read_to_string(data.join("admin_token")).expect("read");
+        if !contents.is_empty() {
+            assert_eq!(token, contents, "a token that was there is kept");
+        }
+        let r = s
+            .http
+            .get(s.url("/v1/admin/tenants"))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .expect("admin");
+        assert_eq!(r.status(), 200);
+    }
+}
+
+/// Dead letters hold logs: a key with only the `plugins` scope sees why a
+/// letter failed, not its body.
+async fn dead_letter_bodies_need_search(s: &Server, run: &str) {
+    let slug = format!("letters{run}");
+    let full = s.tenant(&slug).await;
+    let (status, _) = s.post_logs(&full, "text/plain", "secret \u{0} body\n").await;
+    assert_eq!(status, 202);
+    let slug = slug.as_str();
+    let key_with = |scopes: Value| async move {
+        let r = s
+            .http
+            .post(s.url(&format!("/v1/admin/tenants/{slug}/keys")))
+            .bearer_auth(crate::common::ADMIN)
+            .json(&json!({"scopes": scopes}))
+            .send()
+            .await
+            .expect("key");
+        r.json::<Value>().await.expect("json")["key"]
+            .as_str()
+            .expect("key")
+            .to_string()
+    };
+    let plugins_only = key_with(json!(["plugins"])).await;
+    let both = key_with(json!(["plugins", "search"])).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let letters = loop {
+        let (status, list) = s.get(&both, "/v1/dead-letters").await;
+        assert_eq!(status, 200, "{list}");
+        if list["dead_letters"].as_array().is_some_and(|l| !l.is_empty()) {
+            break list;
+        }
+        assert!(std::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        letters["dead_letters"][0]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("secret"))
+    );
+    let (status, list) = s.get(&plugins_only, "/v1/dead-letters").await;
+    assert_eq!(status, 200);
+    let letter = &list["dead_letters"][0];
+    assert!(letter["reason"].is_string(), "{letter}");
+    assert!(letter.get("body").is_none(), "{letter}");
+    assert!(!list.to_string().contains("secret"), "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letter_bodies_need_search_embedded() {
+    let (_dir, s) = embedded().await;
+    dead_letter_bodies_need_search(&s, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letter_bodies_need_search_distributed() {
+    let (_dir, s, run) = distributed("letters").await;
+    dead_letter_bodies_need_search(&s, &run).await;
 }

@@ -232,6 +232,66 @@ fn loggerhub_env_holds_urls_loggerhub_accepts() {
     );
 }
 
+/// The stack ships no secret: compose refuses to start without an admin
+/// token, and `secrets.sh` (run by start.sh) generates the tokens into an
+/// infra/.env only the operator can read, keeping them on a second run.
+#[test]
+fn the_stack_has_no_default_secrets() {
+    let text = std::fs::read_to_string(infra().join("docker-compose.yml")).expect("compose file");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("compose file is YAML");
+    for role in ["ingest", "processor", "search"] {
+        let env = &doc["services"][format!("loggerhub-{role}").as_str()]["environment"];
+        let admin = env["LOGGERHUB_ADMIN_TOKEN"].as_str().unwrap_or_default();
+        assert!(admin.starts_with("${LOGGERHUB_ADMIN_TOKEN:?"), "{role}: {admin:?}");
+    }
+    for entry in std::fs::read_dir(infra().join("envs")).expect("envs").flatten() {
+        let text = std::fs::read_to_string(entry.path()).expect("env file");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("LOGGERHUB_ADMIN_TOKEN") || l.starts_with("LOGGERHUB_OPERATOR_TOKEN")),
+            "{} holds a token",
+            entry.path().display()
+        );
+    }
+    assert!(!text.contains("change_me"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("infra");
+    std::fs::create_dir_all(copy.join("scripts")).expect("mkdir");
+    std::fs::copy(infra().join("scripts/secrets.sh"), copy.join("scripts/secrets.sh")).expect("copy");
+    std::fs::copy(infra().join(".env.example"), copy.join(".env.example")).expect("copy");
+    let run = || {
+        let out = Command::new("bash")
+            .arg(copy.join("scripts/secrets.sh"))
+            .output()
+            .expect("secrets.sh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let env = std::fs::read_to_string(copy.join(".env")).expect(".env");
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(copy.join(".env")).expect("meta").permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        let token = |var: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{var}=")))
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("no {var}"))
+        };
+        (
+            token("LOGGERHUB_ADMIN_TOKEN"),
+            token("LOGGERHUB_OPERATOR_TOKEN"),
+            env.contains("LOGGERHUB_HTTP_PORT=8100"),
+        )
+    };
+    let first = run();
+    assert!(
+        first.0.len() >= 40 && first.1.len() >= 40 && first.0 != first.1,
+        "{first:?}"
+    );
+    assert!(first.2, "the example's settings are kept");
+    assert_eq!(run(), first, "a second run keeps the tokens");
+}
+
 #[test]
 fn helper_scripts_are_valid_bash() {
     for dir in ["scripts", "local", "postgres/init"] {
@@ -321,6 +381,13 @@ async fn nginx_routes_each_path_to_its_role() {
         .await
         .expect("admin");
     assert_eq!(admin.status(), 200, "the admin API is on the search role");
+    // Operator endpoints are not published.
+    for path in ["/metrics", "/ready"] {
+        let r = http.get(format!("{base}{path}")).send().await.expect("through nginx");
+        assert_eq!(r.status(), 404, "{path} is published");
+        let body: serde_json::Value = r.json().await.expect("JSON error");
+        assert_eq!(body["error"]["code"], "not_found");
+    }
     drop(nginx);
 }
 
