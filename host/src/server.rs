@@ -44,8 +44,13 @@ pub async fn run(
     let queue = queue::open(&b.queue, config.limits.queue_max_bytes)
         .await
         .context("opening the queue")?;
-    let dead_letters = Arc::new(DeadLetters::open(&b.raw, &raw, data).context("opening the dead letters")?);
-    let plugins = Plugins::open(data, &raw, b.raw.is_shared(), roles.processor).context("opening the plugins")?;
+    let dead_letters = Arc::new(
+        DeadLetters::open(&b.raw, &raw, data)
+            .context("opening the dead letters")?
+            .with_cap(config.limits.dead_letter_cap),
+    );
+    let plugins = Plugins::open(data, &raw, b.raw.is_shared(), roles.processor, &config.plugins)
+        .context("opening the plugins")?;
     let metrics = Arc::new(Metrics::default());
 
     let processor = Arc::new(Processor {

@@ -2,21 +2,41 @@
 //! (keys with the `plugins` scope).
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 
 use super::AppState;
 use super::auth::{Plugins, Tenant};
 use super::error::{ApiError, ErrorCode};
+use super::params::LetterParams;
 use super::wire::{DeadLetterList, Replayed};
 use crate::tenants::Scope;
 
 /// The tenant's dead letters. Their bodies are logs: a key needs the
 /// `search` scope as well to see them; with `plugins` alone it sees why
 /// each failed, not what it held.
-pub async fn list(State(state): State<AppState>, caller: Tenant<Plugins>) -> Result<Json<DeadLetterList>, ApiError> {
-    let mut list: DeadLetterList = state.dead_letters.list(&caller.tenant).await?.into();
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Tenant<Plugins>,
+    params: Result<Query<LetterParams>, QueryRejection>,
+) -> Result<Json<DeadLetterList>, ApiError> {
+    let Query(p) = params?;
+    let limit = p.limit()?;
+    let cursor = p
+        .cursor
+        .as_deref()
+        .map(|c| {
+            ulid::Ulid::from_string(c)
+                .map(|u| u.to_string())
+                .map_err(|_| ApiError::bad_request("invalid `cursor`"))
+        })
+        .transpose()?;
+    let mut list: DeadLetterList = state
+        .dead_letters
+        .page(&caller.tenant, cursor.as_deref(), limit)
+        .await?
+        .into();
     if !caller.can(Scope::Search) {
         for letter in &mut list.dead_letters {
             letter.body = None;

@@ -105,6 +105,30 @@ impl ListParams {
     }
 }
 
+/// Query parameters of the dead-letter list.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LetterParams {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+/// Largest page of dead letters (each may hold a whole request).
+pub const MAX_LETTER_LIMIT: usize = 100;
+pub const DEFAULT_LETTER_LIMIT: usize = 20;
+
+impl LetterParams {
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_LETTER_LIMIT),
+            Some(n) if (1..=MAX_LETTER_LIMIT).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::bad_request(format!(
+                "`limit` must be 1 to {MAX_LETTER_LIMIT}"
+            ))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::model::{LogRecord, Page, Stats, format_ts};
-use crate::pipeline::DeadLetter;
+use crate::pipeline::LetterPage;
 use crate::plugins::PluginInfo;
 use crate::search::service::Source;
 use crate::stores::{ApiKey, Tenant};
@@ -292,13 +292,23 @@ pub struct DeadLetterJson {
 
 #[derive(Serialize)]
 pub struct DeadLetterList {
+    /// Newest first.
     pub dead_letters: Vec<DeadLetterJson>,
+    pub next_cursor: Option<String>,
+    /// Letters the tenant holds (at most the operator's cap).
+    pub total: usize,
+    /// Letters dropped, oldest first, because the tenant was over its cap.
+    pub dropped: u64,
 }
 
-impl From<Vec<DeadLetter>> for DeadLetterList {
-    fn from(letters: Vec<DeadLetter>) -> Self {
+impl From<LetterPage> for DeadLetterList {
+    fn from(page: LetterPage) -> Self {
         DeadLetterList {
-            dead_letters: letters
+            next_cursor: page.next_cursor,
+            total: page.total,
+            dropped: page.dropped,
+            dead_letters: page
+                .letters
                 .into_iter()
                 .map(|d| DeadLetterJson {
                     batch_id: d.batch_id,

@@ -76,6 +76,23 @@ pub struct ServeArgs {
     /// before another processor takes it over.
     #[arg(long, default_value_t = DEFAULT_CLAIM_IDLE.as_millis() as u64, env = "LOGGERHUB_CLAIM_IDLE_MS")]
     pub claim_idle_ms: u64,
+    /// The most memory (MiB) an instance of a tenant's plugin may have;
+    /// tenants' pipelines may lower it, never raise it.
+    #[arg(long, default_value_t = PluginPolicy::default().memory_mib, env = "LOGGERHUB_PLUGIN_MEMORY_MIB")]
+    pub plugin_memory_mib: u32,
+    /// The most CPU (ms) a call of a tenant's plugin may use.
+    #[arg(long, default_value_t = PluginPolicy::default().cpu_ms, env = "LOGGERHUB_PLUGIN_CPU_MS")]
+    pub plugin_cpu_ms: u32,
+    /// The most wall-clock time (ms) a call of a tenant's plugin may take.
+    #[arg(long, default_value_t = PluginPolicy::default().timeout_ms, env = "LOGGERHUB_PLUGIN_TIMEOUT_MS")]
+    pub plugin_timeout_ms: u32,
+    /// Versions kept per plugin (the active and the previous one always).
+    #[arg(long, default_value_t = PluginPolicy::default().max_versions, env = "LOGGERHUB_PLUGIN_VERSIONS")]
+    pub plugin_versions: usize,
+    /// Dead letters kept per tenant; past it the oldest are dropped and
+    /// counted.
+    #[arg(long, default_value_t = Limits::default().dead_letter_cap, env = "LOGGERHUB_DEAD_LETTER_CAP")]
+    pub dead_letter_cap: usize,
     /// Pipeline workers (0: this process only queues, as an ingest node).
     #[arg(long, default_value_t = ProcessorConfig::default().workers, env = "LOGGERHUB_WORKERS")]
     pub workers: usize,
@@ -128,6 +145,34 @@ impl ServeArgs {
         if self.claim_idle_ms == 0 {
             return Err(bad("--claim-idle-ms (LOGGERHUB_CLAIM_IDLE_MS)", "must be at least 1"));
         }
+        // The runtime's own bounds (runtime::Limits::MAX), named by setting.
+        if !(1..=1024).contains(&self.plugin_memory_mib) {
+            return Err(bad(
+                "--plugin-memory-mib (LOGGERHUB_PLUGIN_MEMORY_MIB)",
+                "must be 1 to 1024",
+            ));
+        }
+        if !(10..=10_000).contains(&self.plugin_cpu_ms) {
+            return Err(bad("--plugin-cpu-ms (LOGGERHUB_PLUGIN_CPU_MS)", "must be 10 to 10000"));
+        }
+        if !(100..=60_000).contains(&self.plugin_timeout_ms) {
+            return Err(bad(
+                "--plugin-timeout-ms (LOGGERHUB_PLUGIN_TIMEOUT_MS)",
+                "must be 100 to 60000",
+            ));
+        }
+        if self.plugin_versions < 2 {
+            return Err(bad(
+                "--plugin-versions (LOGGERHUB_PLUGIN_VERSIONS)",
+                "must be at least 2",
+            ));
+        }
+        if self.dead_letter_cap == 0 {
+            return Err(bad(
+                "--dead-letter-cap (LOGGERHUB_DEAD_LETTER_CAP)",
+                "must be at least 1",
+            ));
+        }
         if self.workers > MAX_WORKERS {
             return Err(bad("--workers (LOGGERHUB_WORKERS)", format!("at most {MAX_WORKERS}")));
         }
@@ -147,6 +192,13 @@ impl ServeArgs {
         config.limits = Limits {
             max_body_bytes: self.max_body_bytes,
             queue_max_bytes: self.queue_max_bytes,
+            dead_letter_cap: self.dead_letter_cap,
+        };
+        config.plugins = PluginPolicy {
+            memory_mib: self.plugin_memory_mib,
+            cpu_ms: self.plugin_cpu_ms,
+            timeout_ms: self.plugin_timeout_ms,
+            max_versions: self.plugin_versions,
         };
         config.processor.workers = self.workers;
         config.roles = self.role;
@@ -164,6 +216,7 @@ pub struct Config {
     /// to whoever reaches the listener.
     pub operator_token: Option<String>,
     pub limits: Limits,
+    pub plugins: PluginPolicy,
     pub processor: ProcessorConfig,
     pub backends: Backends,
     /// The services this process runs (`--role`).
@@ -181,6 +234,7 @@ impl Config {
             admin_token: None,
             operator_token: None,
             limits: Limits::default(),
+            plugins: PluginPolicy::default(),
             processor: ProcessorConfig::default(),
             roles: Roles::ALL,
         }
@@ -193,6 +247,30 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Bytes of unprocessed batches the queue holds before ingest answers 503.
     pub queue_max_bytes: u64,
+    /// Dead letters kept per tenant.
+    pub dead_letter_cap: usize,
+}
+
+/// What the operator allows tenants' plugins: the ceiling of their limits
+/// (a pipeline may lower each, never raise it) and the versions kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginPolicy {
+    pub memory_mib: u32,
+    pub cpu_ms: u32,
+    pub timeout_ms: u32,
+    pub max_versions: usize,
+}
+
+impl Default for PluginPolicy {
+    /// The runtime's defaults (runtime::Limits::default()).
+    fn default() -> Self {
+        PluginPolicy {
+            memory_mib: 256,
+            cpu_ms: 2000,
+            timeout_ms: 10_000,
+            max_versions: 10,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -200,6 +278,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 10 * 1024 * 1024,
             queue_max_bytes: 512 * 1024 * 1024,
+            dead_letter_cap: 1000,
         }
     }
 }

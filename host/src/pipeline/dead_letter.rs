@@ -26,9 +26,29 @@ use loggerhub_codec::time::parse_rfc3339;
 
 /// The folder of the shared bucket that holds the letters.
 const FOLDER: &str = "dead-letters";
+/// Letters kept per tenant unless the operator says otherwise: a tenant's
+/// failures cannot fill the disk or the bucket.
+pub const DEFAULT_CAP: usize = 1000;
+/// Where the count of a tenant's dropped letters is kept:
+/// `_dropped/<tenant>`, beside (never among) its letters.
+const DROPPED: &str = "_dropped";
 
 pub struct DeadLetters {
     store: Blobs,
+    /// Letters kept per tenant; past it the oldest are dropped and counted.
+    cap: usize,
+}
+
+/// One page of a tenant's letters, newest first.
+#[derive(Debug, Default)]
+pub struct LetterPage {
+    pub letters: Vec<DeadLetter>,
+    /// The batch id to pass as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+    /// Letters the tenant holds.
+    pub total: usize,
+    /// Letters dropped because the tenant was over its cap.
+    pub dropped: u64,
 }
 
 /// A dead-lettered entry as stored in `<tenant>/<batch id>.json`.
@@ -76,6 +96,7 @@ impl DeadLetters {
     pub fn local(dir: &std::path::Path) -> Result<Self, BackendError> {
         Ok(DeadLetters {
             store: Blobs::local(dir, Backend::DeadLetters)?,
+            cap: DEFAULT_CAP,
         })
     }
 
@@ -90,10 +111,17 @@ impl DeadLetters {
         }
     }
 
+    /// Keeps at most `cap` letters per tenant (at least 1).
+    pub fn with_cap(mut self, cap: usize) -> Self {
+        self.cap = cap.max(1);
+        self
+    }
+
     /// Letters under `dead-letters/` of the bucket every processor shares.
     pub fn shared(raw: &RawStore) -> Self {
         DeadLetters {
             store: raw.blobs(FOLDER, Backend::DeadLetters),
+            cap: DEFAULT_CAP,
         }
     }
 
@@ -169,23 +197,91 @@ impl DeadLetters {
         // A letter of strings always serialises.
         let json = serde_json::to_vec_pretty(&letter).unwrap_or_default();
         self.store.put(&key, json).await?;
+        self.enforce_cap(&letter.tenant).await
+    }
+
+    /// The keys of a tenant's letters, oldest first (batch ids are ULIDs).
+    async fn keys(&self, tenant: &str) -> Result<Vec<String>, BackendError> {
+        let mut keys: Vec<String> = self
+            .store
+            .list(tenant)
+            .await?
+            .into_iter()
+            .map(|m| m.key)
+            .filter(|k| k.ends_with(".json"))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Drops the tenant's oldest letters past the cap, and counts them.
+    /// (Two processors dropping at once may count a letter twice; the
+    /// count is for the tenant's information, not for billing.)
+    async fn enforce_cap(&self, tenant: &str) -> Result<(), BackendError> {
+        let keys = self.keys(tenant).await?;
+        if keys.len() <= self.cap {
+            return Ok(());
+        }
+        let over = &keys[..keys.len() - self.cap];
+        for key in over {
+            self.store.delete(key).await?;
+        }
+        let dropped = self.dropped(tenant).await? + over.len() as u64;
+        self.store
+            .put(&format!("{DROPPED}/{tenant}"), dropped.to_string().into_bytes())
+            .await?;
+        tracing::warn!(
+            tenant,
+            dropped = over.len(),
+            cap = self.cap,
+            "dead letters over the tenant's cap; the oldest were dropped"
+        );
         Ok(())
     }
 
-    /// The tenant's dead letters, oldest first.
-    pub async fn list(&self, tenant: &str) -> Result<Vec<DeadLetter>, BackendError> {
+    async fn dropped(&self, tenant: &str) -> Result<u64, BackendError> {
+        Ok(self
+            .store
+            .get(&format!("{DROPPED}/{tenant}"))
+            .await?
+            .and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// A page of the tenant's letters, newest first: `limit` letters older
+    /// than the letter `before` (a batch id), or the newest ones. Only the
+    /// page's letters are read.
+    pub async fn page(&self, tenant: &str, before: Option<&str>, limit: usize) -> Result<LetterPage, BackendError> {
         if !crate::model::valid_slug(tenant) {
-            return Ok(Vec::new());
+            return Ok(LetterPage::default());
         }
-        let mut out = Vec::new();
-        for m in self.store.list(tenant).await? {
-            let letter = self.store.get(&m.key).await?;
-            if let Some(letter) = letter.and_then(|b| serde_json::from_slice(&b).ok()) {
-                out.push(letter);
+        let keys = self.keys(tenant).await?;
+        let end = match before {
+            Some(b) => keys.partition_point(|k| k.as_str() < format!("{tenant}/{b}.json").as_str()),
+            None => keys.len(),
+        };
+        let start = end.saturating_sub(limit);
+        let mut letters = Vec::new();
+        for key in keys[start..end].iter().rev() {
+            if let Some(letter) = self.store.get(key).await?.and_then(|b| serde_json::from_slice(&b).ok()) {
+                letters.push(letter);
             }
         }
-        out.sort_by(|a: &DeadLetter, b| a.batch_id.cmp(&b.batch_id));
-        Ok(out)
+        Ok(LetterPage {
+            next_cursor: (start > 0)
+                .then(|| letters.last().map(|l: &DeadLetter| l.batch_id.clone()))
+                .flatten(),
+            letters,
+            total: keys.len(),
+            dropped: self.dropped(tenant).await?,
+        })
+    }
+
+    /// Every one of the tenant's letters, oldest first (at most the cap).
+    pub async fn list(&self, tenant: &str) -> Result<Vec<DeadLetter>, BackendError> {
+        let mut all = self.page(tenant, None, usize::MAX).await?.letters;
+        all.reverse();
+        Ok(all)
     }
 
     pub async fn get(&self, tenant: &str, batch_id: &str) -> Result<Option<DeadLetter>, BackendError> {

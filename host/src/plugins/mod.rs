@@ -35,8 +35,9 @@ pub use spec::{LimitsSpec, PipelineSpec};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::config::PluginPolicy;
 use crate::error::Backend;
-use crate::runtime::{Runtime, RuntimeError, Stage};
+use crate::runtime::{Limits, Runtime, RuntimeError, Stage};
 use crate::stores::raw::RawStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,9 +89,17 @@ impl Plugins {
         raw: &RawStore,
         shared_bucket: bool,
         processor: bool,
+        policy: &PluginPolicy,
     ) -> Result<Plugins, RegistryError> {
         let runtime = Runtime::with_cache(&data_dir.join("compiled"))?;
-        let mut registry = Registry::new(data_dir.join("plugins"), runtime)?;
+        // The settings were checked against the runtime's bounds.
+        let ceiling = LimitsSpec {
+            memory_mib: Some(policy.memory_mib),
+            cpu_ms: Some(policy.cpu_ms),
+            timeout_ms: Some(policy.timeout_ms),
+        }
+        .resolve(&Limits::MAX)?;
+        let mut registry = Registry::new(data_dir.join("plugins"), runtime)?.with_policy(ceiling, policy.max_versions);
         // With a shared bucket, processors share tenants' plugins through
         // it; with the embedded store there is only this process.
         let shared = (processor && shared_bucket).then(|| {

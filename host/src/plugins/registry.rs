@@ -57,6 +57,8 @@ type Fresh = Vec<(Stage, Arc<Plugin>)>;
 
 /// Largest accepted component; Python and JavaScript components are ~18 MB.
 pub const MAX_PLUGIN_BYTES: usize = 64 * 1024 * 1024;
+/// Versions kept per plugin unless the operator says otherwise.
+pub const DEFAULT_MAX_VERSIONS: usize = 10;
 
 pub struct Registry {
     tree: Tree,
@@ -70,6 +72,12 @@ pub struct Registry {
     health: Health,
     /// Where changes are shared with the other processors, in a cluster.
     plugin_store: Option<Arc<PluginStore>>,
+    /// The operator's: what tenants' pipelines may lower, never raise.
+    ceiling: Limits,
+    /// Versions kept per plugin (the active and the previous one always).
+    max_versions: usize,
+    /// Slots for compiling uploads (`validate::COMPILE_SLOTS`).
+    compiles: Arc<tokio::sync::Semaphore>,
 }
 
 impl Registry {
@@ -93,7 +101,18 @@ impl Registry {
             generation: AtomicU64::new(1),
             health: Health::default(),
             plugin_store: None,
+            ceiling: Limits::default(),
+            max_versions: DEFAULT_MAX_VERSIONS,
+            compiles: Arc::new(tokio::sync::Semaphore::new(validate::COMPILE_SLOTS)),
         })
+    }
+
+    /// The operator's policy: the limits ceiling of every tenant's plugins,
+    /// and how many versions of a plugin are kept (at least 2).
+    pub fn with_policy(mut self, ceiling: Limits, max_versions: usize) -> Self {
+        self.ceiling = ceiling;
+        self.max_versions = max_versions.max(2);
+        self
     }
 
     /// Shares every change made through this registry with the other
@@ -200,7 +219,8 @@ impl Registry {
     /// Compiles what `spec` names; the plugins compiled now (never
     /// validated) are returned beside it.
     fn build(&self, tenant: &str, spec: &PipelineSpec) -> Result<(Resolved, Fresh), RegistryError> {
-        let limits = spec.check()?;
+        spec.check()?;
+        let limits = spec.limits.clamped(&self.ceiling);
         let mut fresh = Vec::new();
         // A disabled plugin's place is taken by the built-in of its stage
         // (an enricher is skipped).
@@ -276,7 +296,7 @@ impl Registry {
         plugin: &Arc<Plugin>,
     ) -> Result<(), RegistryError> {
         let config = Arc::new(spec.config_of(plugin.name()).into_iter().collect());
-        let limits = spec.limits.resolve()?;
+        let limits = spec.limits.clamped(&self.ceiling);
         validate::dry_run(&self.runtime, tenant, stage, plugin, config, limits).await
     }
 
@@ -303,10 +323,27 @@ impl Registry {
         name: PluginName,
         wasm: &[u8],
     ) -> Result<u32, RegistryError> {
-        let plugin = tokio::task::block_in_place(|| validate::compile(&self.runtime, name.as_str(), stage, wasm))?;
+        let plugin = validate::compile_bounded(
+            &self.runtime,
+            &self.compiles,
+            name.as_str(),
+            stage,
+            wasm,
+            validate::COMPILE_TIMEOUT,
+        )
+        .await?;
         let spec = self.tree.pipeline(tenant)?;
         self.dry_run(tenant, &spec, stage, &plugin).await?;
+        let previous = self.tree.active(tenant, stage, &name);
         let version = self.tree.add_version(tenant, stage, &name, wasm)?;
+        let pruned = self.tree.prune(tenant, stage, &name, self.max_versions, previous)?;
+        if !pruned.is_empty() {
+            let dir = self.tree.plugin_dir(tenant, stage, &name);
+            self.compiled
+                .lock()
+                .retain(|(p, _, _), _| !p.starts_with(&dir) || p.exists());
+            tracing::info!(tenant, plugin = name.as_str(), ?pruned, "old plugin versions pruned");
+        }
         self.health.enable(tenant, name.as_str());
         if spec.uses(stage, name.as_str()) {
             self.reload(tenant).await?;
@@ -385,6 +422,7 @@ impl Registry {
     }
 
     async fn set_pipeline_here(&self, tenant: &str, spec: PipelineSpec) -> Result<Arc<Resolved>, RegistryError> {
+        spec.limits.resolve(&self.ceiling)?;
         self.build_validated(tenant, &spec).await?;
         self.tree.set_pipeline(tenant, &spec)?;
         self.reload(tenant).await

@@ -117,6 +117,7 @@ impl PluginStore {
         let remote = self.remote(tenant).await?;
         let root = self.dir.join(tenant);
         let mut local_plugins = HashSet::new();
+        let mut local_rels = HashSet::new();
         for path in local_files(&root) {
             let Some(rel) = path
                 .strip_prefix(&self.dir)
@@ -132,6 +133,7 @@ impl PluginStore {
             if let Some(plugin) = file.plugin() {
                 local_plugins.insert(plugin.rel());
             }
+            local_rels.insert(rel.clone());
             let bytes = tokio::fs::read(&path).await?;
             let same = match remote.get(&rel) {
                 // Versions never change once written.
@@ -162,6 +164,10 @@ impl PluginStore {
             if plugin != tenant && !local_plugins.contains(plugin) {
                 self.store.delete(&m.key).await?;
                 gone.insert(plugin.to_string());
+            } else if rel.ends_with(".wasm") && !local_rels.contains(rel) {
+                // A version pruned here: pruned everywhere.
+                self.store.delete(&m.key).await?;
+                self.known.lock().remove(rel);
             }
         }
         for plugin in gone {
@@ -207,6 +213,29 @@ impl PluginStore {
                 changed += 1;
             }
             self.known.lock().insert(rel.clone(), tag);
+        }
+        // Versions pruned elsewhere: a version this process had in common
+        // with the store, gone from it while its plugin stays.
+        let pruned: Vec<String> = self
+            .known
+            .lock()
+            .keys()
+            .filter(|rel| rel.ends_with(".wasm") && !remote.contains_key(*rel))
+            .cloned()
+            .collect();
+        for rel in pruned {
+            let Some(TreeFile::Version(plugin, _)) = TreeFile::parse(&rel) else {
+                continue;
+            };
+            let prefix = format!("{}/", plugin.rel());
+            if remote.keys().any(|r| r.starts_with(&prefix)) {
+                let local = self.dir.join(&rel);
+                if local.is_file() {
+                    tokio::fs::remove_file(&local).await?;
+                    changed += 1;
+                }
+            }
+            self.known.lock().remove(&rel);
         }
         for rel in remote.keys() {
             let Some(plugin) = rel.strip_suffix(TOMBSTONE) else {
@@ -294,6 +323,14 @@ mod tests {
         assert_eq!(b.pull().await.expect("pull"), 2);
         assert_eq!(std::fs::read_to_string(got.join("active")).expect("active"), "2");
         // The publisher's own pull finds its own change: nothing to do.
+        assert_eq!(a.pull().await.expect("pull"), 0);
+
+        // A version pruned in one is pruned in the other.
+        std::fs::remove_file(plugin.join("1.wasm")).expect("prune");
+        a.publish_or_defer("acme").await;
+        assert_eq!(b.pull().await.expect("pull"), 1);
+        assert!(!got.join("1.wasm").exists());
+        assert!(got.join("2.wasm").exists());
         assert_eq!(a.pull().await.expect("pull"), 0);
 
         std::fs::remove_dir_all(&plugin).expect("delete");

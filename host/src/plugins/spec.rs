@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RegistryError;
 use super::names::PluginName;
-use crate::runtime::{EPOCH_TICK, LIMIT_MAX_CPU_TICKS, LIMIT_MAX_MEMORY, LIMIT_MAX_TIMEOUT, Limits, Stage};
+use crate::runtime::{EPOCH_TICK, Limits, Stage};
 
 /// A pipeline has at most this many enrichers: each is a guest call per
 /// batch and an instance per worker.
@@ -64,41 +64,45 @@ impl LimitsSpec {
         *self == LimitsSpec::default()
     }
 
-    /// The runtime limits, or why they are out of bounds.
-    pub fn resolve(&self) -> Result<Limits, RegistryError> {
-        let mut l = Limits::default();
+    /// The runtime limits the tenant asks for, within `ceiling` (the
+    /// operator's): a tenant may lower a limit, never raise it past the
+    /// ceiling. Unset ones take the ceiling.
+    pub fn resolve(&self, ceiling: &Limits) -> Result<Limits, RegistryError> {
+        let mut l = *ceiling;
         let tick = EPOCH_TICK.as_millis() as u32;
+        let over = |what: &str, min: u64, max: u64, unit: &str| {
+            RegistryError::BadPipeline(format!(
+                "limits.{what} must be {min} to {max}{unit} (the most this server allows)"
+            ))
+        };
         if let Some(m) = self.memory_mib {
             let bytes = m as usize * 1024 * 1024;
-            if m == 0 || bytes > LIMIT_MAX_MEMORY {
-                return Err(RegistryError::BadPipeline(format!(
-                    "limits.memory_mib must be 1 to {}",
-                    LIMIT_MAX_MEMORY >> 20
-                )));
+            if m == 0 || bytes > ceiling.memory_bytes {
+                return Err(over("memory_mib", 1, (ceiling.memory_bytes >> 20) as u64, " MiB"));
             }
             l.memory_bytes = bytes;
         }
         if let Some(ms) = self.cpu_ms {
             let ticks = ms.div_ceil(tick);
-            if ticks == 0 || ticks > LIMIT_MAX_CPU_TICKS {
-                return Err(RegistryError::BadPipeline(format!(
-                    "limits.cpu_ms must be 1 to {}",
-                    LIMIT_MAX_CPU_TICKS * tick
-                )));
+            if ticks == 0 || ticks > ceiling.cpu_ticks {
+                return Err(over("cpu_ms", 1, u64::from(ceiling.cpu_ticks * tick), " ms"));
             }
             l.cpu_ticks = ticks;
         }
         if let Some(ms) = self.timeout_ms {
             let t = Duration::from_millis(u64::from(ms));
-            if ms < 100 || t > LIMIT_MAX_TIMEOUT {
-                return Err(RegistryError::BadPipeline(format!(
-                    "limits.timeout_ms must be 100 to {}",
-                    LIMIT_MAX_TIMEOUT.as_millis()
-                )));
+            if ms < 100 || t > ceiling.timeout {
+                return Err(over("timeout_ms", 100, ceiling.timeout.as_millis() as u64, " ms"));
             }
             l.timeout = t;
         }
         Ok(l)
+    }
+
+    /// As [`Self::resolve`], for a pipeline stored before the operator
+    /// lowered the ceiling: what is above it now runs at the ceiling.
+    pub fn clamped(&self, ceiling: &Limits) -> Limits {
+        self.resolve(&Limits::MAX).map_or(*ceiling, |l| l.min(ceiling))
     }
 }
 
@@ -139,9 +143,10 @@ impl PipelineSpec {
     }
 
     /// Checks what the host must be able to rely on before any plugin is
-    /// looked up: names that are names, a bounded number of enrichers,
-    /// limits within bounds.
-    pub fn check(&self) -> Result<Limits, RegistryError> {
+    /// looked up: names that are names, a bounded number of enrichers, a
+    /// bounded configuration. (Limits are checked against the operator's
+    /// ceiling: [`LimitsSpec::resolve`].)
+    pub fn check(&self) -> Result<(), RegistryError> {
         if self.enrichers.len() > MAX_ENRICHERS {
             return Err(RegistryError::BadPipeline(format!("at most {MAX_ENRICHERS} enrichers")));
         }
@@ -171,7 +176,7 @@ impl PipelineSpec {
                 )));
             }
         }
-        self.limits.resolve()
+        Ok(())
     }
 
     /// The configuration of plugin `name` (without its `@vN`).
@@ -206,7 +211,7 @@ mod tests {
             cpu_ms: Some(15),
             timeout_ms: Some(100),
         };
-        let l = ok.resolve().expect("in bounds");
+        let l = ok.resolve(&Limits::MAX).expect("in bounds");
         assert_eq!(l.memory_bytes, 64 << 20);
         assert_eq!(l.cpu_ticks, 2, "15 ms rounds up to two 10 ms ticks");
         assert_eq!(l.timeout, Duration::from_millis(100));
@@ -236,8 +241,31 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            assert!(matches!(bad.resolve(), Err(RegistryError::BadPipeline(_))), "{bad:?}");
+            assert!(
+                matches!(bad.resolve(&Limits::MAX), Err(RegistryError::BadPipeline(_))),
+                "{bad:?}"
+            );
         }
+        // The operator's ceiling: unset limits take it, a tenant may lower
+        // each, never raise it; a stored pipeline above a lowered ceiling
+        // runs at the ceiling.
+        let ceiling = Limits::default();
+        assert_eq!(LimitsSpec::default().resolve(&ceiling).ok(), Some(ceiling));
+        assert_eq!(ok.resolve(&ceiling).ok(), Some(l));
+        let raise = LimitsSpec {
+            cpu_ms: Some(ceiling.cpu_ticks * 10 + 10),
+            ..Default::default()
+        };
+        let err = raise.resolve(&ceiling).expect_err("over the ceiling").to_string();
+        assert!(err.contains("cpu_ms must be 1 to 2000 ms"), "{err}");
+        assert!(raise.resolve(&Limits::MAX).is_ok());
+        assert_eq!(raise.clamped(&ceiling), ceiling);
+        let more_memory = LimitsSpec {
+            memory_mib: Some(512),
+            ..Default::default()
+        };
+        assert!(more_memory.resolve(&ceiling).is_err());
+        assert_eq!(more_memory.clamped(&ceiling).memory_bytes, ceiling.memory_bytes);
     }
 
     #[test]

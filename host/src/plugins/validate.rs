@@ -6,11 +6,52 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use loggerhub_codec::{self as codec, Level, Record};
 
+use tokio::sync::Semaphore;
+
 use super::RegistryError;
 use crate::runtime::{Limits, Plugin, Runtime, RuntimeError, Stage};
+
+/// Uploads compiled at once per process: compiling is CPU-heavy, and
+/// uploads must not take the cores from the pipelines.
+pub const COMPILE_SLOTS: usize = 1;
+/// The longest an upload's compile may take before the upload is refused.
+pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// [`compile`] off the async runtime, at most [`COMPILE_SLOTS`] at once,
+/// refused after `timeout`. (A compile that runs over keeps its slot until
+/// it ends: the next uploads wait rather than pile onto the cores.)
+pub async fn compile_bounded(
+    runtime: &Runtime,
+    slots: &Arc<Semaphore>,
+    name: &str,
+    stage: Stage,
+    wasm: &[u8],
+    timeout: Duration,
+) -> Result<Arc<Plugin>, RegistryError> {
+    let too_slow = || RegistryError::Invalid {
+        check: "compile",
+        message: format!("compiling took longer than {} s", timeout.as_secs()),
+    };
+    let started = std::time::Instant::now();
+    let permit = tokio::time::timeout(timeout, slots.clone().acquire_owned())
+        .await
+        .map_err(|_| too_slow())?
+        .map_err(|_| RegistryError::Io(std::io::Error::other("compile slots closed")))?;
+    let (runtime, name, wasm) = (runtime.clone(), name.to_string(), wasm.to_vec());
+    let task = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        compile(&runtime, &name, stage, &wasm)
+    });
+    match tokio::time::timeout(timeout.saturating_sub(started.elapsed()), task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(panicked)) => Err(RegistryError::Io(std::io::Error::other(format!("compile: {panicked}")))),
+        Err(_) => Err(too_slow()),
+    }
+}
 
 /// Compiles `wasm` as a `stage` component: the compile, imports and world
 /// checks.
@@ -105,6 +146,26 @@ mod tests {
             RegistryError::Invalid { check, .. } => check,
             other => panic!("expected a failed check, got {other:?}"),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn compiles_are_bounded_in_number_and_time() {
+        let rt = Runtime::new().expect("runtime");
+        let pii = example(builtin::PII_REDACTOR_PATH);
+        let slots = Arc::new(Semaphore::new(COMPILE_SLOTS));
+        let ok = compile_bounded(&rt, &slots, "pii", Stage::Enricher, &pii, COMPILE_TIMEOUT).await;
+        assert!(ok.is_ok());
+        // Every slot taken: the upload waits, then is refused in time.
+        let held = slots.clone().acquire_owned().await.expect("slot");
+        let started = std::time::Instant::now();
+        let refused = compile_bounded(&rt, &slots, "pii", Stage::Enricher, &pii, Duration::from_millis(200)).await;
+        assert_eq!(check(refused.expect_err("no slot")), "compile");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(held);
+        // A compile longer than its time is refused (the cranelift run
+        // itself takes longer than a millisecond).
+        let slow = compile_bounded(&rt, &slots, "pii", Stage::Enricher, &pii, Duration::from_millis(1)).await;
+        assert_eq!(check(slow.expect_err("too slow")), "compile");
     }
 
     #[tokio::test(flavor = "multi_thread")]

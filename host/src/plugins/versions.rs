@@ -156,6 +156,30 @@ impl Tree {
         Ok(version)
     }
 
+    /// Deletes the oldest versions beyond the newest `keep`, never the
+    /// active one nor `previous` (the one active before the last change, so
+    /// a rollback always has somewhere to go). Returns what it deleted.
+    pub fn prune(
+        &self,
+        tenant: &str,
+        stage: Stage,
+        name: &PluginName,
+        keep: usize,
+        previous: Option<u32>,
+    ) -> std::io::Result<Vec<u32>> {
+        let versions = self.versions(tenant, stage, name);
+        let active = self.active(tenant, stage, name);
+        let newest = versions.len().saturating_sub(keep);
+        let mut pruned = Vec::new();
+        for &v in &versions[..newest] {
+            if Some(v) != active && Some(v) != previous {
+                std::fs::remove_file(self.version_path(tenant, stage, name, v))?;
+                pruned.push(v);
+            }
+        }
+        Ok(pruned)
+    }
+
     pub fn set_active(&self, tenant: &str, stage: Stage, name: &PluginName, version: u32) -> std::io::Result<()> {
         write_atomic(
             &self.plugin_dir(tenant, stage, name).join("active"),
@@ -269,6 +293,24 @@ mod tests {
         assert!(tree.names("acme", Stage::Router).is_empty());
         std::fs::create_dir_all(dir.path().join("plugins/acme/enricher/Not A Name")).expect("mkdir");
         assert_eq!(tree.names("acme", Stage::Enricher), vec![pii.clone()]);
+        // Pruning keeps the newest, the active and the previous one.
+        for _ in 3..=8 {
+            tree.add_version("acme", Stage::Enricher, &pii, b"vn").expect("add");
+        }
+        tree.set_active("acme", Stage::Enricher, &pii, 2).expect("rollback");
+        let new = tree.add_version("acme", Stage::Enricher, &pii, b"v9").expect("add");
+        assert_eq!(new, 9);
+        assert_eq!(
+            tree.prune("acme", Stage::Enricher, &pii, 3, Some(2)).expect("prune"),
+            vec![1, 3, 4, 5, 6]
+        );
+        assert_eq!(tree.versions("acme", Stage::Enricher, &pii), vec![2, 7, 8, 9]);
+        assert_eq!(tree.active("acme", Stage::Enricher, &pii), Some(9));
+        assert!(
+            tree.prune("acme", Stage::Enricher, &pii, 3, Some(2))
+                .expect("prune")
+                .is_empty()
+        );
         tree.remove("acme", Stage::Enricher, &pii).expect("remove");
         assert!(tree.versions("acme", Stage::Enricher, &pii).is_empty());
     }

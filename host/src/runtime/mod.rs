@@ -107,8 +107,8 @@ pub struct HostState {
     cpu_ticks: u32,
 }
 
-/// Resource limits of one instance; tenants may lower or raise them within
-/// the `MAX_*` bounds.
+/// Resource limits of one instance. The operator sets the ceiling (within
+/// [`Limits::MAX`]); a tenant's pipeline may lower each limit under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub memory_bytes: usize,
@@ -131,6 +131,24 @@ impl Default for Limits {
 pub const LIMIT_MAX_MEMORY: usize = 1024 * 1024 * 1024;
 pub const LIMIT_MAX_CPU_TICKS: u32 = 1000;
 pub const LIMIT_MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Limits {
+    /// The most an operator may allow.
+    pub const MAX: Limits = Limits {
+        memory_bytes: LIMIT_MAX_MEMORY,
+        cpu_ticks: LIMIT_MAX_CPU_TICKS,
+        timeout: LIMIT_MAX_TIMEOUT,
+    };
+
+    /// Each limit the lower of the two.
+    pub fn min(&self, other: &Limits) -> Limits {
+        Limits {
+            memory_bytes: self.memory_bytes.min(other.memory_bytes),
+            cpu_ticks: self.cpu_ticks.min(other.cpu_ticks),
+            timeout: self.timeout.min(other.timeout),
+        }
+    }
+}
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {

@@ -57,8 +57,12 @@ const EXTRA_SEGMENTS: &[&str] = &["../../victim/enricher/pii", "pii/../../victim
 
 /// A server on the embedded backends, over a temp dir.
 async fn embedded() -> (tempfile::TempDir, Server) {
+    embedded_with(&[]).await
+}
+
+async fn embedded_with(extra: &[&str]) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let s = Server::start(&dir.path().join("data"), extra).await;
     (dir, s)
 }
 
@@ -66,10 +70,15 @@ async fn embedded() -> (tempfile::TempDir, Server) {
 /// and index prefix of its own; `run` makes the test's slugs unique (the
 /// stores outlive one server).
 async fn distributed(name: &str) -> (tempfile::TempDir, Server, String) {
+    distributed_with(name, &[]).await
+}
+
+async fn distributed_with(name: &str, extra: &[&str]) -> (tempfile::TempDir, Server, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = format!("{}", std::process::id());
     let flags = distributed_flags(&format!("{name}{run}"));
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    flags.extend(extra);
     let s = Server::start(&dir.path().join("data"), &flags).await;
     (dir, s, run)
 }
@@ -564,4 +573,108 @@ async fn dead_letter_bodies_need_search_embedded() {
 async fn dead_letter_bodies_need_search_distributed() {
     let (_dir, s, run) = distributed("letters").await;
     dead_letter_bodies_need_search(&s, &run).await;
+}
+
+/// The flags of `operator_policy`'s servers.
+const POLICY: &[&str] = &[
+    "--plugin-cpu-ms",
+    "500",
+    "--plugin-versions",
+    "3",
+    "--dead-letter-cap",
+    "5",
+];
+
+/// Limits belong to the operator: a pipeline may lower them, not raise
+/// them; versions are pruned past the operator's count (the active and the
+/// previous one kept); dead letters are capped (oldest dropped and counted)
+/// and paginated.
+async fn operator_policy(s: &Server, run: &str) {
+    let key = s.tenant(&format!("policy{run}")).await;
+    let limits = |cpu_ms: u32| json!({"enrichers": ["default-enricher"], "limits": {"cpu_ms": cpu_ms}});
+    let (status, resp) = s.put_pipeline(&key, &limits(1000)).await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cpu_ms must be 1 to 500 ms")),
+        "{resp}"
+    );
+    assert_eq!(s.put_pipeline(&key, &limits(100)).await.0, 200);
+
+    for v in 1..=5 {
+        assert_eq!(s.put_plugin(&key, "enricher", "pii", pii_wasm()).await.1["version"], v);
+    }
+    let versions = || async {
+        let (_, list) = s.get(&key, "/v1/plugins").await;
+        list["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .find(|p| p["name"] == "pii")
+            .map(|p| (p["versions"].clone(), p["active"].clone()))
+            .expect("pii listed")
+    };
+    assert_eq!(versions().await, (json!([3, 4, 5]), json!(5)));
+    let (status, _) = raw(
+        s,
+        "POST",
+        "/v1/plugins/enricher/pii/rollback",
+        &key,
+        br#"{"version": 3}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(s.put_plugin(&key, "enricher", "pii", pii_wasm()).await.1["version"], 6);
+    // The one active before the upload stays, for a rollback.
+    assert_eq!(versions().await, (json!([3, 4, 5, 6]), json!(6)));
+
+    for i in 0..8 {
+        let (status, _) = s.post_logs(&key, "text/plain", format!("letter {i} \u{0}\n")).await;
+        assert_eq!(status, 202);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let first = loop {
+        let (status, page) = s.get(&key, "/v1/dead-letters?limit=2").await;
+        assert_eq!(status, 200, "{page}");
+        if page["dropped"] == 3 {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(first["total"], 5, "{first}");
+    let mut seen = Vec::new();
+    let mut page = first;
+    loop {
+        for l in page["dead_letters"].as_array().expect("letters") {
+            seen.push(l["batch_id"].as_str().expect("id").to_string());
+        }
+        let Some(cursor) = page["next_cursor"].as_str().map(str::to_string) else {
+            break;
+        };
+        page = s
+            .get(&key, &format!("/v1/dead-letters?limit=2&cursor={cursor}"))
+            .await
+            .1;
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.reverse();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "newest first, each once");
+    assert_eq!(seen.len(), 5);
+    assert_eq!(s.get(&key, "/v1/dead-letters?limit=101").await.0, 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_policy_embedded() {
+    let (_dir, s) = embedded_with(POLICY).await;
+    operator_policy(&s, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_policy_distributed() {
+    let (_dir, s, run) = distributed_with("policy", POLICY).await;
+    operator_policy(&s, &run).await;
 }
