@@ -339,9 +339,13 @@ fn writer_loop(queue: std::sync::Weak<LocalQueue>, rx: std_mpsc::Receiver<WriteR
             }
             Err(e) => {
                 tracing::error!(error = %e, "queue write failed");
-                // The segment may hold a partial group: start a fresh one,
-                // recovery cuts the torn tail of this one.
-                segment = None;
+                // write_group cut the segment back (or left it, torn, to
+                // recovery) and closed it. The group's sequence numbers are
+                // not used again: the next segment gets a name of its own,
+                // so nothing acknowledged is ever appended behind bytes
+                // recovery would stop at.
+                next_seq += group.len() as u64;
+                q.state.lock().published = next_seq;
                 for req in group {
                     q.reserved.fetch_sub(req.entry.encoded_len() as u64, Ordering::Relaxed);
                     let _ = req.done.send(Err(io(std::io::Error::new(e.kind(), e.to_string()))));
@@ -365,6 +369,22 @@ fn write_group(
     let Some(seg) = segment.as_mut() else {
         return Err(std::io::Error::other("no segment"));
     };
+    let start = seg.size;
+    let written = append_group(seg, group, first_seq);
+    if written.is_err()
+        && let Some(seg) = segment.take()
+    {
+        // A full disk takes part of a group: cut the segment back to where
+        // the group began, without flushing what is still buffered.
+        let (file, _unwritten) = seg.file.into_parts();
+        if let Err(e) = file.set_len(start).and_then(|()| file.sync_data()) {
+            tracing::error!(error = %e, "could not cut a failed queue write back; recovery will");
+        }
+    }
+    written
+}
+
+fn append_group(seg: &mut Segment, group: &[WriteReq], first_seq: u64) -> std::io::Result<Vec<Loc>> {
     let mut locs = Vec::with_capacity(group.len());
     for (i, req) in group.iter().enumerate() {
         let seq = (first_seq + i as u64).to_le_bytes();

@@ -33,7 +33,11 @@ pub(super) fn object_err(backend: Backend, e: object_store::Error) -> BackendErr
 /// A directory of this machine as an object store.
 pub(super) fn local(dir: &Path, backend: Backend) -> Result<LocalFileSystem, BackendError> {
     std::fs::create_dir_all(dir).map_err(|e| BackendError::io(backend, e))?;
-    LocalFileSystem::new_with_prefix(dir).map_err(|e| object_err(backend, e))
+    // fsync before a put returns: a raw batch or a dead letter is durable
+    // before the queue entry it came from is acked.
+    LocalFileSystem::new_with_prefix(dir)
+        .map(|fs| fs.with_fsync(true))
+        .map_err(|e| object_err(backend, e))
 }
 
 /// One object as listed.

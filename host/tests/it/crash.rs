@@ -109,3 +109,89 @@ async fn sigkill_during_processing_loses_and_duplicates_nothing() {
         assert_eq!(page["total"], 200, "wave{b}");
     }
 }
+
+/// A tmpfs mounted for a test, unmounted when it ends.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (make test runs as root here)"
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The queue on a disk that fills up and is freed again: appends that
+/// failed leave nothing behind that hides a later, acknowledged entry, and
+/// every entry that got 202 is processed after a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_never_costs_an_acknowledged_entry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let queue = data.join("queue");
+    let _tmpfs = Tmpfs::mount(&queue, "1m");
+    let filler = queue.join("filler");
+    let fill_leaving = |free: usize| {
+        std::fs::write(&filler, vec![0u8; 1024 * 1024 - free]).expect("filler");
+    };
+    fill_leaving(8 * 1024);
+    let mut s = Server::start(&data, &[]).await;
+    let key = s.tenant("acme").await;
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    let post = |i: usize| ndjson(&format!("disk{i}"), 100, "api");
+    // Full from the first append (which opens the first segment), then
+    // room for a few, then free.
+    for (free, requests) in [(8 * 1024, 0..3), (100 * 1024, 3..13)] {
+        fill_leaving(free);
+        for i in requests {
+            match s.post_logs(&key, "application/x-ndjson", post(i)).await.0 {
+                202 => accepted.push(i),
+                status => {
+                    assert_eq!(status, 503, "a full disk is a 503");
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        refused >= 4 && !accepted.is_empty(),
+        "accepted {accepted:?}, refused {refused}"
+    );
+    std::fs::remove_file(&filler).expect("free the disk");
+    for i in 13..18 {
+        assert_eq!(s.post_logs(&key, "application/x-ndjson", post(i)).await.0, 202);
+        accepted.push(i);
+    }
+    s.kill();
+    let s = Server::start(&data, &[]).await;
+    let want = accepted.len() * 100;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let ids = all_ids(&s, &key).await;
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "a log stored twice");
+        if ids.len() == want {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of the {want} logs that got 202 are stored",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
