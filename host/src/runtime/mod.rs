@@ -9,6 +9,7 @@
 mod bindings;
 pub mod builtin;
 mod guest_output;
+mod limiter;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,13 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use bindings::enricher::{Enricher, EnricherPre};
 use bindings::parser::{Parser, ParserPre};
 use bindings::router::{Router, RouterPre};
 use bindings::types;
+use limiter::InstanceLimiter;
 
 /// Memory one instance may grow to. Python and JavaScript guests
 /// (componentize-py/-js, ~18 MB components) need tens of MiB; 256 MiB
@@ -99,7 +101,7 @@ impl RuntimeError {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: InstanceLimiter,
     tenant: String,
     plugin: String,
     config: Arc<HashMap<String, String>>,
@@ -126,6 +128,18 @@ impl Default for Limits {
         }
     }
 }
+
+/// What one call may return, relative to what it was given: a parser at
+/// most one record per 8 bytes of body, an enricher at most twice the
+/// records it got (each plus a little slack), and either at most 4 times
+/// the input's bytes plus 64 KiB. More is a bad output, dead-lettered like
+/// a trap, before the host decodes any of it: a plugin cannot make the host
+/// hold millions of records it never asked for.
+pub const OUTPUT_BYTES_PER_INPUT_BYTE: usize = 4;
+pub const OUTPUT_BYTES_SLACK: usize = 64 * 1024;
+pub const PARSER_INPUT_BYTES_PER_RECORD: usize = 8;
+pub const OUTPUT_RECORDS_PER_INPUT_RECORD: usize = 2;
+pub const OUTPUT_RECORDS_SLACK: usize = 16;
 
 /// Upper bounds of per-tenant limits.
 pub const LIMIT_MAX_MEMORY: usize = 1024 * 1024 * 1024;
@@ -338,12 +352,7 @@ impl Runtime {
                 })
                 .build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .instances(16)
-                .tables(16)
-                .memories(4)
-                .build(),
+            limits: InstanceLimiter::new(limits.memory_bytes),
             tenant: tenant.to_string(),
             plugin: plugin.name.clone(),
             config,
@@ -471,7 +480,28 @@ impl Instance {
                 _ => Err(wasmtime::Error::msg("not a parser")),
             })
             .await?;
-        out.map_err(|e| self.refused(e))
+        let out = out.map_err(|e| self.refused(e))?;
+        let max_records = body.len() / PARSER_INPUT_BYTES_PER_RECORD + OUTPUT_RECORDS_SLACK;
+        self.bounded(out, body.len(), max_records)
+    }
+
+    /// `out` if it is within the output bounds for `input_bytes` of input.
+    fn bounded(&self, out: Vec<u8>, input_bytes: usize, max_records: usize) -> Result<Vec<u8>, RuntimeError> {
+        let max_bytes = input_bytes
+            .saturating_mul(OUTPUT_BYTES_PER_INPUT_BYTE)
+            .saturating_add(OUTPUT_BYTES_SLACK);
+        let records = loggerhub_codec::batch_len(&out).unwrap_or(0);
+        if out.len() > max_bytes || records > max_records {
+            return Err(RuntimeError::BadOutput {
+                plugin: self.plugin.name.clone(),
+                message: format!(
+                    "{records} records in {} bytes from {input_bytes} bytes of input; \
+                     a call may return at most {max_records} records and {max_bytes} bytes",
+                    out.len()
+                ),
+            });
+        }
+        Ok(out)
     }
 
     // `&Vec`: the bindings lower a `list<u8>` from one; a slice would need a copy.
@@ -480,13 +510,18 @@ impl Instance {
         if !matches!(self.bindings, Bindings::Enricher(_)) {
             return Err(self.wrong_stage());
         }
+        let input_records = loggerhub_codec::batch_len(batch).unwrap_or(0);
         let out = self
             .guarded(async move |store, b| match b {
                 Bindings::Enricher(p) => p.call_enrich(store, batch).await,
                 _ => Err(wasmtime::Error::msg("not an enricher")),
             })
             .await?;
-        out.map_err(|e| self.refused(e))
+        let out = out.map_err(|e| self.refused(e))?;
+        let max_records = input_records
+            .saturating_mul(OUTPUT_RECORDS_PER_INPUT_RECORD)
+            .saturating_add(OUTPUT_RECORDS_SLACK);
+        self.bounded(out, batch.len(), max_records)
     }
 
     /// One route per record of `batch`, which holds `records` records.

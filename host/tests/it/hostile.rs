@@ -678,3 +678,75 @@ async fn operator_policy_distributed() {
     let (_dir, s, run) = distributed_with("policy", POLICY).await;
     operator_policy(&s, &run).await;
 }
+
+/// A plugin that returns far more than it was given (here 200,000 records
+/// for each record) gets a clear dead letter, and the host never holds its
+/// output; the records around it and the other tenant flow on.
+async fn output_is_bounded(s: &Server, run: &str) {
+    let hostile = s.tenant(&format!("exploder{run}")).await;
+    let healthy = s.tenant(&format!("neighbour{run}")).await;
+    let wasm = std::fs::read(builtin::HOSTILE_ENRICHER_PATH).expect("fixture built by build.rs");
+    assert_eq!(s.put_plugin(&hostile, "enricher", "hostile", wasm).await.0, 201);
+    let spec = json!({
+        "enrichers": ["default-enricher", "hostile"],
+        "config": {"hostile": {"mode": "explode", "copies": "200000"}},
+    });
+    assert_eq!(s.put_pipeline(&hostile, &spec).await.0, 200);
+    let body = [
+        json!({"service": "api", "message": "calm before"}),
+        json!({"service": "api", "message": "poison: explode"}),
+        json!({"service": "api", "message": "calm after"}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    assert_eq!(s.post_logs(&hostile, "application/x-ndjson", body).await.0, 202);
+    assert_eq!(
+        s.post_logs(
+            &healthy,
+            "application/x-ndjson",
+            crate::common::ndjson("fine", 5, "api")
+        )
+        .await
+        .0,
+        202
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mine = s.messages(&hostile, "/v1/logs?limit=1000").await;
+        let theirs = s.messages(&healthy, "/v1/logs?limit=1000").await;
+        let (_, letters) = s.get(&hostile, "/v1/dead-letters").await;
+        let letters = letters["dead_letters"].as_array().cloned().unwrap_or_default();
+        if mine.len() == 2 && theirs.len() == 5 && letters.len() == 1 {
+            assert!(mine.contains(&"calm before".to_string()) && mine.contains(&"calm after".to_string()));
+            let reason = letters[0]["reason"].as_str().unwrap_or_default();
+            assert!(
+                reason.contains("200000 records") && reason.contains("at most"),
+                "{reason}"
+            );
+            assert_eq!(letters[0]["records"], 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stored {} and {}, {} letters",
+            mine.len(),
+            theirs.len(),
+            letters.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_is_bounded_embedded() {
+    let (_dir, s) = embedded().await;
+    output_is_bounded(&s, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_is_bounded_distributed() {
+    let (_dir, s, run) = distributed("explode").await;
+    output_is_bounded(&s, &run).await;
+}

@@ -277,6 +277,16 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// How many records a batch says it holds, read from its header alone (so
+/// a host can refuse a batch before decoding it).
+pub fn batch_len(buf: &[u8]) -> Option<usize> {
+    if buf.get(..4)? != MAGIC {
+        return None;
+    }
+    let count = buf.get(4..8)?;
+    Some(u32::from_le_bytes([count[0], count[1], count[2], count[3]]) as usize)
+}
+
 /// Decodes a whole batch into records that own their strings. Never panics
 /// on any input.
 pub fn decode(buf: &[u8]) -> Result<Vec<Record>, DecodeError> {
