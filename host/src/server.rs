@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::ingest::Ingest;
-use crate::pipeline::{DeadLetters, Processor};
+use crate::pipeline::{DeadLetters, InstanceBudget, Processor};
 use crate::plugins::Plugins;
 use crate::search::service::Reader;
 use crate::stores::raw::RawStore;
@@ -61,6 +61,11 @@ pub async fn run(
         index: index.clone(),
         metrics: metrics.clone(),
         dead_letters: dead_letters.clone(),
+        budget: InstanceBudget::new(
+            config.processor.instance_budget_bytes,
+            config.processor.instance_idle,
+            metrics.clone(),
+        ),
         config: config.processor.clone(),
     });
     let state = AppState {

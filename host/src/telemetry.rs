@@ -61,6 +61,8 @@ pub struct Metrics {
     index_rejected: AtomicU64,
     /// Wall time spent inside guest calls, ns.
     wasm_ns: AtomicU64,
+    /// Memory and tables held by live plugin instances, bytes.
+    instance_bytes: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
     stage_latency: Mutex<BTreeMap<(&'static str, String), Histogram>>,
     store_latency: Mutex<BTreeMap<&'static str, Histogram>>,
@@ -71,6 +73,10 @@ impl Metrics {
         self.ingest_requests.fetch_add(1, Ordering::Relaxed);
         self.logs_ingested.fetch_add(count as u64, Ordering::Relaxed);
         self.ingest_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn instance_bytes(&self, bytes: usize) {
+        self.instance_bytes.store(bytes as u64, Ordering::Relaxed);
     }
 
     pub fn logs_processed(&self, count: usize) {
@@ -171,6 +177,11 @@ impl Metrics {
             out,
             "# HELP loggerhub_wasm_seconds_total Time spent in plugin calls.\n# TYPE loggerhub_wasm_seconds_total counter\nloggerhub_wasm_seconds_total {}",
             load(&self.wasm_ns) as f64 / 1e9
+        );
+        let _ = writeln!(
+            out,
+            "# HELP loggerhub_plugin_instance_bytes Memory and tables of the live plugin instances.\n# TYPE loggerhub_plugin_instance_bytes gauge\nloggerhub_plugin_instance_bytes {}",
+            load(&self.instance_bytes)
         );
         let _ = writeln!(
             out,

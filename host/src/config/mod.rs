@@ -93,6 +93,13 @@ pub struct ServeArgs {
     /// counted.
     #[arg(long, default_value_t = Limits::default().dead_letter_cap, env = "LOGGERHUB_DEAD_LETTER_CAP")]
     pub dead_letter_cap: usize,
+    /// Memory (MiB) all plugin instances of this process may hold between
+    /// batches; past it the least recently used tenants' are dropped.
+    #[arg(long, default_value_t = ProcessorConfig::default().instance_budget_bytes >> 20, env = "LOGGERHUB_PLUGIN_MEMORY_BUDGET_MIB")]
+    pub plugin_memory_budget_mib: usize,
+    /// Seconds after which an unused tenant's plugin instances are dropped.
+    #[arg(long, default_value_t = ProcessorConfig::default().instance_idle.as_secs(), env = "LOGGERHUB_PLUGIN_IDLE_SECS")]
+    pub plugin_idle_secs: u64,
     /// Pipeline workers (0: this process only queues, as an ingest node).
     #[arg(long, default_value_t = ProcessorConfig::default().workers, env = "LOGGERHUB_WORKERS")]
     pub workers: usize,
@@ -201,6 +208,8 @@ impl ServeArgs {
             max_versions: self.plugin_versions,
         };
         config.processor.workers = self.workers;
+        config.processor.instance_budget_bytes = self.plugin_memory_budget_mib.saturating_mul(1 << 20);
+        config.processor.instance_idle = Duration::from_secs(self.plugin_idle_secs.max(1));
         config.roles = self.role;
         Ok(config)
     }
@@ -293,6 +302,11 @@ pub struct ProcessorConfig {
     pub max_records: usize,
     /// How long a worker waits for more entries to fill a batch.
     pub linger: Duration,
+    /// Memory and tables all plugin instances of the process may hold;
+    /// past it the least recently used tenants' instances are dropped.
+    pub instance_budget_bytes: usize,
+    /// Instances unused this long are dropped.
+    pub instance_idle: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -302,6 +316,8 @@ impl Default for ProcessorConfig {
             max_entries: 256,
             max_records: 16_384,
             linger: Duration::from_millis(50),
+            instance_budget_bytes: 2048 << 20,
+            instance_idle: Duration::from_secs(300),
         }
     }
 }

@@ -37,6 +37,9 @@ pub struct DeadLetters {
     store: Blobs,
     /// Letters kept per tenant; past it the oldest are dropped and counted.
     cap: usize,
+    /// One cap enforcement at a time in this process, so that two workers
+    /// do not count the same dropped letter, nor lose each other's count.
+    capping: tokio::sync::Mutex<()>,
 }
 
 /// One page of a tenant's letters, newest first.
@@ -97,6 +100,7 @@ impl DeadLetters {
         Ok(DeadLetters {
             store: Blobs::local(dir, Backend::DeadLetters)?,
             cap: DEFAULT_CAP,
+            capping: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -122,6 +126,7 @@ impl DeadLetters {
         DeadLetters {
             store: raw.blobs(FOLDER, Backend::DeadLetters),
             cap: DEFAULT_CAP,
+            capping: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -218,6 +223,7 @@ impl DeadLetters {
     /// (Two processors dropping at once may count a letter twice; the
     /// count is for the tenant's information, not for billing.)
     async fn enforce_cap(&self, tenant: &str) -> Result<(), BackendError> {
+        let _one_at_a_time = self.capping.lock().await;
         let keys = self.keys(tenant).await?;
         if keys.len() <= self.cap {
             return Ok(());

@@ -1,9 +1,9 @@
 //! The processor, the data path from the queue to the stores. Each worker
 //! loops: gather entries (`gather`) → group them by tenant → run each
 //! tenant's pipeline (`TenantRun`: parse → enrich → route, WebAssembly) →
-//! write the stores (`sink`) → ack. Tenants gathered together run
-//! concurrently, so one tenant's slow plugin does not hold up the others
-//! of its batch. Plugin failures end in dead letters (`dead_letter`);
+//! write the stores (`sink`) → ack. Tenants gathered together run two at
+//! a time, so one tenant's slow plugin does not hold up all the others of
+//! its batch and the plugin memory in flight stays bounded. Plugin failures end in dead letters (`dead_letter`);
 //! backend failures hand the tenant's entries back to the queue, to be
 //! retried after a backoff chosen from the failure's kind (`backoff`).
 //!
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub use dead_letter::{DeadLetter, DeadLetters, LetterPage};
+pub use instances::InstanceBudget;
 use instances::TenantInstances;
 use tenant_run::TenantRun;
 
@@ -53,6 +54,10 @@ const BATCH_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Entries taken per queue call while gathering: a deep queue cannot make
 /// one batch (and the guests' linear memories) arbitrarily large.
 const TAKE_CHUNK: usize = 8;
+/// Tenants a worker runs at once: one tenant's slow plugin does not hold up
+/// the others of its batch, and the plugin memory in flight stays bounded
+/// (workers × this × one pipeline's instances; docs/OPERATIONS.md).
+const TENANTS_IN_FLIGHT: usize = 2;
 /// How long a worker waits on an empty queue before it looks at shutdown.
 const TAKE_WAIT: Duration = Duration::from_millis(500);
 
@@ -88,6 +93,8 @@ pub struct Processor {
     pub index: Arc<dyn SearchIndex>,
     pub metrics: Arc<Metrics>,
     pub dead_letters: Arc<DeadLetters>,
+    /// What the workers' plugin instances may hold, together.
+    pub budget: Arc<InstanceBudget>,
     pub config: ProcessorConfig,
 }
 
@@ -117,6 +124,8 @@ impl Processor {
         let mut instances: HashMap<String, TenantInstances> = HashMap::new();
         tracing::debug!(worker = n, "processor worker started");
         while !*shutdown.borrow() {
+            // Over the budget (someone else's pass marked ours) or idle.
+            instances.retain(|_, t| !t.should_drop());
             let gathered = tokio::select! {
                 g = self.gather() => g,
                 _ = shutdown.changed() => break,
@@ -158,17 +167,30 @@ impl Processor {
         Ok(out)
     }
 
-    /// Runs each tenant's group concurrently; each tenant's instances go
-    /// with its group and come back when it is done.
+    /// Runs the tenants' groups, [`TENANTS_IN_FLIGHT`] at a time; each
+    /// tenant's instances go with its group and come back when it is done.
     async fn process(&self, instances: &mut HashMap<String, TenantInstances>, deliveries: Vec<Delivery>) {
-        let runs = group_by_tenant(deliveries).into_iter().map(|(tenant, group)| {
-            let slot = instances.remove(&tenant);
-            self.process_tenant(tenant, group, slot)
-        });
-        for (tenant, slot) in futures::future::join_all(runs).await {
+        use futures::StreamExt;
+        let work: Vec<_> = group_by_tenant(deliveries)
+            .into_iter()
+            .map(|(tenant, group)| {
+                let slot = instances.remove(&tenant);
+                (tenant, group, slot)
+            })
+            .collect();
+        let mut runs = futures::stream::iter(work)
+            .map(|(tenant, group, slot)| self.process_tenant(tenant, group, slot))
+            .buffer_unordered(TENANTS_IN_FLIGHT);
+        // As each tenant is done: what its instances hold counts against
+        // the budget at once, and whatever the budget marks goes at once.
+        while let Some((tenant, slot)) = runs.next().await {
             if let Some(slot) = slot {
-                instances.insert(tenant, slot);
+                slot.record_use();
+                if !slot.should_drop() {
+                    instances.insert(tenant, slot);
+                }
             }
+            instances.retain(|_, t| !t.should_drop());
         }
     }
 

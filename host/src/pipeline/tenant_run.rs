@@ -78,7 +78,13 @@ impl<'a> TenantRun<'a> {
     }
 
     async fn instances(&mut self) -> Result<&mut TenantInstances, PipelineError> {
-        Ok(TenantInstances::current(self.instances, &self.processor.registry, self.tenant).await?)
+        Ok(TenantInstances::current(
+            self.instances,
+            &self.processor.registry,
+            &self.processor.budget,
+            self.tenant,
+        )
+        .await?)
     }
 
     async fn parse_entries(&mut self) -> Result<Vec<Record>, PipelineError> {

@@ -30,6 +30,11 @@ impl InstanceLimiter {
         }
     }
 
+    /// Bytes of memories and tables the instance holds.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
     fn grow(&mut self, extra: usize) -> bool {
         match self.used.checked_add(extra) {
             Some(total) if total <= self.budget => {

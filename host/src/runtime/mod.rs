@@ -426,6 +426,11 @@ impl Instance {
         self.poisoned
     }
 
+    /// Bytes of memories and tables the instance holds now.
+    pub fn memory_used(&self) -> usize {
+        self.store.data().limits.used()
+    }
+
     fn wrong_stage(&self) -> RuntimeError {
         RuntimeError::BadOutput {
             plugin: self.plugin.name.clone(),

@@ -750,3 +750,85 @@ async fn output_is_bounded_distributed() {
     let (_dir, s, run) = distributed("explode").await;
     output_is_bounded(&s, &run).await;
 }
+
+/// Resident and peak memory of a process, from /proc.
+fn rss_and_peak(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {field}"))
+            * 1024
+    };
+    (kib("VmRSS:"), kib("VmHWM:"))
+}
+
+/// Plugins that fill their memory, listed many times in a pipeline and run
+/// for many tenants, stay within the operator's budget for instances: the
+/// server's peak memory grows by at most the budget plus what its workers
+/// have in flight (one pipeline each), and idle instances are let go.
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_memory_stays_within_the_budget() {
+    const MIB: u64 = 1 << 20;
+    const BUDGET_MIB: u64 = 256;
+    const HOLD_MIB: u64 = 24;
+    const COPIES: usize = 8;
+    let budget = BUDGET_MIB.to_string();
+    let (_dir, s) = embedded_with(&[
+        "--plugin-memory-budget-mib",
+        &budget,
+        "--plugin-idle-secs",
+        "3",
+        "--workers",
+        "2",
+    ])
+    .await;
+    let wasm = std::fs::read(builtin::HOSTILE_ENRICHER_PATH).expect("fixture built by build.rs");
+    let mut enrichers = vec![json!("default-enricher")];
+    enrichers.extend(std::iter::repeat_n(json!("hoarder"), COPIES));
+    let spec = json!({
+        "enrichers": enrichers,
+        "config": {"hoarder": {"mode": "hold", "every": "true", "hold_mib": HOLD_MIB.to_string()}},
+    });
+    let mut keys = Vec::new();
+    for t in 0..8 {
+        let key = s.tenant(&format!("hoard{t}")).await;
+        assert_eq!(s.put_plugin(&key, "enricher", "hoarder", wasm.clone()).await.0, 201);
+        let (status, body) = s.put_pipeline(&key, &spec).await;
+        assert_eq!(status, 200, "{body}");
+        keys.push(key);
+    }
+    let pid = s.child.id();
+    let (base, _) = rss_and_peak(pid);
+    let mut sent = 0;
+    for round in 0..3 {
+        for key in &keys {
+            let body = crate::common::ndjson(&format!("r{round}"), 20, "api");
+            assert_eq!(s.post_logs(key, "application/x-ndjson", body).await.0, 202);
+            sent += 20;
+        }
+    }
+    s.drained(sent).await;
+    let (_, peak) = rss_and_peak(pid);
+    // Two tenants per worker in flight, two workers: COPIES instances of
+    // HOLD_MIB each, plus the guests' own few MiB. (Kept for good, the 8
+    // tenants' instances would take at least 8 × 224 MiB.)
+    let in_flight = 2 * 2 * COPIES as u64 * (HOLD_MIB + 4) * MIB;
+    let bound = BUDGET_MIB * MIB + in_flight + 128 * MIB;
+    assert!(
+        peak.saturating_sub(base) <= bound,
+        "peak grew by {} MiB; the bound is {} MiB",
+        (peak - base) / MIB,
+        bound / MIB
+    );
+    let held = s.metric("loggerhub_plugin_instance_bytes").await as u64;
+    assert!(held <= BUDGET_MIB * MIB + in_flight, "{} MiB held", held / MIB);
+    // Idle instances go (3 s here).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.metric("loggerhub_plugin_instance_bytes").await > 0.0 {
+        assert!(std::time::Instant::now() < deadline, "idle instances kept");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
