@@ -832,3 +832,48 @@ async fn plugin_memory_stays_within_the_budget() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
+
+/// A plugin that moves its records to another tenant moves nothing: the
+/// host sets every record's tenant after every stage.
+async fn plugins_cannot_move_records(s: &Server, run: &str) {
+    let victim_slug = format!("prey{run}");
+    let victim = s.tenant(&victim_slug).await;
+    let thief = s.tenant(&format!("thief{run}")).await;
+    let wasm = std::fs::read(builtin::HOSTILE_ENRICHER_PATH).expect("fixture built by build.rs");
+    assert_eq!(s.put_plugin(&thief, "enricher", "mover", wasm).await.0, 201);
+    let spec = json!({
+        "enrichers": ["default-enricher", "mover"],
+        "config": {"mover": {"mode": "retenant", "every": "true", "to": victim_slug}},
+    });
+    assert_eq!(s.put_pipeline(&thief, &spec).await.0, 200);
+    let body = crate::common::ndjson("planted", 10, "api");
+    assert_eq!(s.post_logs(&thief, "application/x-ndjson", body).await.0, 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, page) = s.get(&thief, "/v1/logs?limit=100").await;
+        let hits = page["hits"].as_array().cloned().unwrap_or_default();
+        if hits.len() == 10 {
+            assert!(hits.iter().all(|h| h["tenant"] != victim_slug.as_str()), "{page}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for path in ["/v1/logs?limit=100", "/v1/search?q=planted"] {
+        let (status, page) = s.get(&victim, path).await;
+        assert_eq!(status, 200);
+        assert_eq!(page["hits"].as_array().map(Vec::len), Some(0), "{path}: {page}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_cannot_move_records_embedded() {
+    let (_dir, s) = embedded().await;
+    plugins_cannot_move_records(&s, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_cannot_move_records_distributed() {
+    let (_dir, s, run) = distributed("mover").await;
+    plugins_cannot_move_records(&s, &run).await;
+}
