@@ -105,8 +105,26 @@ TOML
     echo "garage did not start: $(tail -5 "$DIR/garage.log")" >&2
     return 1
   fi
+  # `node id` reads the node's key file and answers before the daemon
+  # listens: wait for its RPC port, then retry the first RPC (it may still
+  # race the listener on a slow or cold machine).
+  for _ in $(seq 150); do
+    port_free $((GARAGE_PORT + 1)) || break
+    sleep 0.2
+  done
   # A single-node layout, one key, one bucket.
-  "$GARAGE" -c "$cfg" layout assign -z dc1 -c 1G "$node" >/dev/null
+  local assigned=""
+  for _ in $(seq 20); do
+    if "$GARAGE" -c "$cfg" layout assign -z dc1 -c 1G "$node" >/dev/null 2>"$DIR/garage-cli.log"; then
+      assigned=1
+      break
+    fi
+    sleep 0.5
+  done
+  if [ -z "$assigned" ]; then
+    echo "garage did not take its layout: $(cat "$DIR/garage-cli.log"; tail -5 "$DIR/garage.log")" >&2
+    return 1
+  fi
   "$GARAGE" -c "$cfg" layout apply --version 1 >/dev/null
   "$GARAGE" -c "$cfg" key import --yes -n loggerhub "$S3_KEY_ID" "$S3_SECRET" >/dev/null
   "$GARAGE" -c "$cfg" bucket create "$S3_BUCKET" >/dev/null
