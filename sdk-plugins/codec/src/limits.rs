@@ -46,21 +46,31 @@ fn err(field: &str, problem: String) -> FieldError {
     }
 }
 
+/// What is wrong with a short name (service, language, attribute key), if
+/// anything: too long, or a control character.
+fn name_problem(value: &str, max: usize) -> Option<String> {
+    if value.len() > max {
+        return Some(format!("{} bytes; at most {max}", value.len()));
+    }
+    // Control characters are ASCII or C1 (U+0080..U+009F, two bytes from
+    // 0xC2): look at bytes, and decode only when one of those shows up.
+    if value.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2)
+        && let Some(c) = value.chars().find(|c| c.is_control())
+    {
+        return Some(format!("holds the control character {c:?}"));
+    }
+    None
+}
+
 /// A short name (service, language, attribute key): bounded, and no
 /// control characters.
 pub fn check_name(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
-    if value.len() > max {
-        return Err(err(field, format!("{} bytes; at most {max}", value.len())));
-    }
-    if let Some(c) = value.chars().find(|c| c.is_control()) {
-        return Err(err(field, format!("holds the control character {c:?}")));
-    }
-    Ok(())
+    name_problem(value, max).map_or(Ok(()), |p| Err(err(field, p)))
 }
 
 /// Free text (message, full log, attribute value): anything but NUL.
 pub fn check_text(field: &str, value: &str) -> Result<(), FieldError> {
-    if value.contains('\0') {
+    if value.as_bytes().contains(&0) {
         return Err(err(field, "holds a NUL character".into()));
     }
     Ok(())
@@ -74,7 +84,8 @@ pub fn check_timestamp(ns: i64) -> Result<(), FieldError> {
     }
 }
 
-/// Checks the attributes: how many, and each key and value.
+/// Checks the attributes: how many, and each key and value. (Runs for
+/// every record at ingest: the field's name is only made for an error.)
 pub fn check_attributes<'a>(attrs: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> Result<(), FieldError> {
     if attrs.len() > MAX_ATTRIBUTES {
         return Err(err(
@@ -86,14 +97,15 @@ pub fn check_attributes<'a>(attrs: impl ExactSizeIterator<Item = (&'a str, &'a s
         if k.is_empty() {
             return Err(err("attributes", "an empty key".into()));
         }
-        check_name(&format!("attributes.{k}"), k, MAX_ATTRIBUTE_KEY_BYTES)?;
-        if v.len() > MAX_ATTRIBUTE_VALUE_BYTES {
-            return Err(err(
-                &format!("attributes.{k}"),
-                format!("{} bytes; at most {MAX_ATTRIBUTE_VALUE_BYTES}", v.len()),
-            ));
+        let problem = name_problem(k, MAX_ATTRIBUTE_KEY_BYTES)
+            .or_else(|| {
+                (v.len() > MAX_ATTRIBUTE_VALUE_BYTES)
+                    .then(|| format!("{} bytes; at most {MAX_ATTRIBUTE_VALUE_BYTES}", v.len()))
+            })
+            .or_else(|| v.as_bytes().contains(&0).then(|| "holds a NUL character".to_string()));
+        if let Some(p) = problem {
+            return Err(err(&format!("attributes.{k}"), p));
         }
-        check_text(&format!("attributes.{k}"), v)?;
     }
     Ok(())
 }
