@@ -21,12 +21,13 @@ const PLUGINS: [(&str, &str); 4] = [
 
 /// Example plugins and test fixtures, built with the built-ins so tests can
 /// upload them; only their paths are recorded, they are not embedded.
-const EXAMPLES: [(&str, &str); 5] = [
+const EXAMPLES: [(&str, &str); 6] = [
     ("PII_REDACTOR", "lh-example-pii-redactor"),
     ("DEBUG_TO_RAW", "lh-example-debug-to-raw"),
     ("ACCESS_LOG_PARSER", "lh-example-access-log-parser"),
     ("HOSTILE_ENRICHER", "lh-fixture-hostile-enricher"),
     ("BAD_ROUTER", "lh-fixture-bad-router"),
+    ("HOSTILE_PARSER", "lh-fixture-hostile-parser"),
 ];
 
 fn main() {

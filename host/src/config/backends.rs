@@ -20,7 +20,7 @@ pub enum QueueBackend {
     Local(PathBuf),
     Redis {
         url: String,
-        /// Prefix of the keys (`<name>:stream`, `<name>:bytes`): every
+        /// Prefix of the keys (`<name>:lane:<tenant>`, `<name>:bytes`): every
         /// process of one deployment uses the same.
         name: String,
         claim_idle: Duration,

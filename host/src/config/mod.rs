@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// Pipeline workers (0: this process only queues, as an ingest node).
     #[arg(long, default_value_t = ProcessorConfig::default().workers, env = "LOGGERHUB_WORKERS")]
     pub workers: usize,
+    /// Processing time (ms) one tenant may use per round of the scheduler
+    /// before the other tenants with work get theirs.
+    #[arg(long, default_value_t = ProcessorConfig::default().turn_budget.as_millis() as u64, env = "LOGGERHUB_TURN_BUDGET_MS")]
+    pub turn_budget_ms: u64,
 }
 
 /// Tenant `t`'s OpenSearch index is `<prefix>t`.
@@ -114,6 +118,9 @@ pub const DEFAULT_QUEUE_NAME: &str = "loggerhub";
 pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(60);
 /// More workers than this only queue up on the cores and the stores.
 const MAX_WORKERS: usize = 256;
+/// A turn budget outside this range either commits tiny batches (below) or
+/// lets a tenant hold a slot for long (above).
+const TURN_BUDGET_MS: std::ops::RangeInclusive<u64> = 10..=10_000;
 
 /// Secrets come from the environment only, never from flags (which any user
 /// of the machine can read in the process list).
@@ -183,6 +190,12 @@ impl ServeArgs {
         if self.workers > MAX_WORKERS {
             return Err(bad("--workers (LOGGERHUB_WORKERS)", format!("at most {MAX_WORKERS}")));
         }
+        if !TURN_BUDGET_MS.contains(&self.turn_budget_ms) {
+            return Err(bad(
+                "--turn-budget-ms (LOGGERHUB_TURN_BUDGET_MS)",
+                format!("must be {} to {} ms", TURN_BUDGET_MS.start(), TURN_BUDGET_MS.end()),
+            ));
+        }
         let urls = BackendUrls {
             database: set(self.database_url),
             redis: set(self.redis_url),
@@ -208,6 +221,7 @@ impl ServeArgs {
             max_versions: self.plugin_versions,
         };
         config.processor.workers = self.workers;
+        config.processor.turn_budget = Duration::from_millis(self.turn_budget_ms);
         config.processor.instance_budget_bytes = self.plugin_memory_budget_mib.saturating_mul(1 << 20);
         config.processor.instance_idle = Duration::from_secs(self.plugin_idle_secs.max(1));
         config.roles = self.role;
@@ -296,12 +310,11 @@ impl Default for Limits {
 pub struct ProcessorConfig {
     /// Concurrent pipeline workers.
     pub workers: usize,
-    /// Queue entries a worker takes at once.
+    /// Queue entries one turn takes at most.
     pub max_entries: usize,
-    /// Records a worker gathers before it runs the pipeline and commits.
-    pub max_records: usize,
-    /// How long a worker waits for more entries to fill a batch.
-    pub linger: Duration,
+    /// The processing time one tenant may use per round of the scheduler
+    /// before the others get theirs.
+    pub turn_budget: Duration,
     /// Memory and tables all plugin instances of the process may hold;
     /// past it the least recently used tenants' instances are dropped.
     pub instance_budget_bytes: usize,
@@ -314,8 +327,7 @@ impl Default for ProcessorConfig {
         ProcessorConfig {
             workers: 2,
             max_entries: 256,
-            max_records: 16_384,
-            linger: Duration::from_millis(50),
+            turn_budget: Duration::from_millis(250),
             instance_budget_bytes: 2048 << 20,
             instance_idle: Duration::from_secs(300),
         }
@@ -399,6 +411,8 @@ mod tests {
             (&["--queue-max-bytes", "0"], "--queue-max-bytes"),
             (&["--claim-idle-ms", "0"], "--claim-idle-ms"),
             (&["--workers", "100000"], "--workers"),
+            (&["--turn-budget-ms", "0"], "--turn-budget-ms"),
+            (&["--turn-budget-ms", "60000"], "--turn-budget-ms"),
             (&["--database-url", "mysql://x"], "DATABASE_URL"),
             (&["--redis-url", "http://x"], "REDIS_URL"),
             (&["--redis-url", "redis://x", "--queue-name", "a b"], "--queue-name"),

@@ -1,11 +1,15 @@
-//! The processor, the data path from the queue to the stores. Each worker
-//! loops: gather entries (`gather`) → group them by tenant → run each
-//! tenant's pipeline (`TenantRun`: parse → enrich → route, WebAssembly) →
-//! write the stores (`sink`) → ack. Tenants gathered together run two at
-//! a time, so one tenant's slow plugin does not hold up all the others of
-//! its batch and the plugin memory in flight stays bounded. Plugin failures end in dead letters (`dead_letter`);
-//! backend failures hand the tenant's entries back to the queue, to be
-//! retried after a backoff chosen from the failure's kind (`backoff`).
+//! The processor, the data path from the queue to the stores. One
+//! scheduler per process (`scheduler`, deficit round robin over the
+//! queue's per-tenant lanes) decides whose entries run next; each turn
+//! takes one tenant's entries and runs on its own task: its pipeline
+//! (`TenantRun`: parse → enrich → route, WebAssembly) → the stores
+//! (`sink`) → ack. A turn has a time budget: past it, the entries it has
+//! not started go back to the front of the tenant's lane and the tenant
+//! waits for its next turn, so one tenant's slow, failing or huge work
+//! delays only that tenant. Plugin failures end in dead letters
+//! (`dead_letter`); backend failures hand the tenant's entries back to the
+//! queue, to be retried after a backoff chosen from the failure's kind
+//! (`backoff`).
 //!
 //! **Invariant:** the pipeline never chooses a record's tenant: the host
 //! overwrites it after every stage. It knows plugins only through
@@ -14,6 +18,7 @@
 mod dead_letter;
 mod halving;
 mod instances;
+mod scheduler;
 mod sink;
 mod tenant_run;
 
@@ -22,17 +27,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 pub use dead_letter::{DeadLetter, DeadLetters, LetterPage};
 pub use instances::InstanceBudget;
 use instances::TenantInstances;
+use scheduler::{Scheduler, Turn};
 use tenant_run::TenantRun;
 
 use crate::config::ProcessorConfig;
 use crate::error::{BackendError, ErrorKind};
 use crate::model::LogRecord;
 use crate::plugins::{Registry, RegistryError};
-use crate::queue::{Delivery, Queue};
+use crate::queue::{Delivery, Lanes, Queue};
 use crate::runtime::{Route, RuntimeError};
 use crate::search::SearchIndex;
 use crate::stores::MetadataStore;
@@ -48,18 +55,20 @@ const FULL_BACKOFF: Duration = Duration::from_secs(2);
 /// trying again will rarely help, so the entries wait longer in the queue
 /// (where they stay, counted in `/metrics`) instead of spinning.
 const REFUSED_BACKOFF: Duration = Duration::from_secs(5);
-/// Body bytes a worker gathers before it stops lingering for more: about
-/// 14k records of 300 bytes, enough to amortise a commit per store.
-const BATCH_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// Entries taken per queue call while gathering: a deep queue cannot make
-/// one batch (and the guests' linear memories) arbitrarily large.
-const TAKE_CHUNK: usize = 8;
-/// Tenants a worker runs at once: one tenant's slow plugin does not hold up
-/// the others of its batch, and the plugin memory in flight stays bounded
-/// (workers × this × one pipeline's instances; docs/OPERATIONS.md).
-const TENANTS_IN_FLIGHT: usize = 2;
-/// How long a worker waits on an empty queue before it looks at shutdown.
-const TAKE_WAIT: Duration = Duration::from_millis(500);
+/// Body bytes one turn takes at most: about 14k records of 300 bytes,
+/// enough to amortise a commit per store, and a bound on what one turn's
+/// guests hold.
+const TURN_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Turns a process runs at once per worker: with two per worker, a slow
+/// tenant's turn never holds the only slot (docs/OPERATIONS.md counts the
+/// plugin memory this keeps in flight).
+const TURNS_PER_WORKER: usize = 2;
+/// How long the scheduler waits on an idle queue before it looks at
+/// shutdown and the instance budget again.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// A turn stops starting entries once it has run this many budgets: its
+/// entry estimate was wrong (the tenant became slow).
+const TURN_OVERRUN: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -107,192 +116,233 @@ pub(crate) struct RoutedRecord {
     record: LogRecord,
 }
 
+/// What a turn hands back to the scheduler.
+struct TurnDone {
+    tenant: String,
+    instances: Option<TenantInstances>,
+    /// Entries run (the others were released unstarted).
+    ran: usize,
+    elapsed: Duration,
+}
+
 impl Processor {
-    /// Runs `config.workers` workers until `shutdown` turns true. Zero
-    /// workers makes an ingest-only process: entries wait in the queue.
-    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        let workers: Vec<_> = (0..self.config.workers)
-            .map(|n| tokio::spawn(self.clone().worker(n, shutdown.clone())))
-            .collect();
-        for w in workers {
-            let _ = w.await;
+    /// Runs the scheduler and its turns until `shutdown` turns true, then
+    /// lets the running turns finish. Zero workers makes an ingest-only
+    /// process: entries wait in the queue.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        if self.config.workers == 0 {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            return;
         }
-    }
-
-    async fn worker(self: Arc<Self>, n: usize, mut shutdown: watch::Receiver<bool>) {
-        // Each worker keeps its own instances of each tenant's plugins.
-        let mut instances: HashMap<String, TenantInstances> = HashMap::new();
-        tracing::debug!(worker = n, "processor worker started");
+        let slots = self.config.workers * TURNS_PER_WORKER;
+        let mut scheduler = Scheduler::new(
+            self.config.turn_budget,
+            self.config.max_entries,
+            slots,
+            self.config.workers,
+        );
+        // Each tenant's instances, reused turn after turn; a tenant that
+        // runs several turns at once has a set for each.
+        let mut idle: HashMap<String, Vec<TenantInstances>> = HashMap::new();
+        let mut turns: JoinSet<TurnDone> = JoinSet::new();
+        tracing::debug!(slots, "processor started");
         while !*shutdown.borrow() {
-            // Over the budget (someone else's pass marked ours) or idle.
-            instances.retain(|_, t| !t.should_drop());
-            let gathered = tokio::select! {
-                g = self.gather() => g,
-                _ = shutdown.changed() => break,
+            // Over the budget (someone else's turn marked ours) or idle.
+            idle.retain(|_, sets| {
+                sets.retain(|t| !t.should_drop());
+                !sets.is_empty()
+            });
+            let mut mark = None;
+            if turns.len() < slots {
+                match self.queue.lanes().await {
+                    Ok(lanes) => {
+                        mark = Some(lanes.mark);
+                        self.start_turns(lanes, &mut scheduler, &mut idle, &mut turns, slots)
+                            .await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "queue read failed");
+                        tokio::time::sleep(backoff(&e.into())).await;
+                        continue;
+                    }
+                }
+            }
+            let wait_for_queue = (turns.len() < slots).then_some(mark).flatten();
+            let queue_changed = async {
+                match wait_for_queue {
+                    Some(mark) => self.queue.wait(mark, IDLE_WAIT).await,
+                    None => std::future::pending().await,
+                }
             };
-            match gathered {
-                Ok(deliveries) if deliveries.is_empty() => {}
-                Ok(deliveries) => self.process(&mut instances, deliveries).await,
+            tokio::select! {
+                Some(done) = turns.join_next(), if !turns.is_empty() => {
+                    finish(done, &mut scheduler, &mut idle);
+                }
+                () = queue_changed => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        while let Some(done) = turns.join_next().await {
+            finish(done, &mut scheduler, &mut idle);
+        }
+    }
+
+    /// Starts turns while slots are free and the scheduler picks one.
+    async fn start_turns(
+        self: &Arc<Self>,
+        mut lanes: Lanes,
+        scheduler: &mut Scheduler,
+        idle: &mut HashMap<String, Vec<TenantInstances>>,
+        turns: &mut JoinSet<TurnDone>,
+        slots: usize,
+    ) {
+        while turns.len() < slots {
+            let Some(Turn { tenant, entries }) = scheduler.pick(&lanes.ready) else {
+                break;
+            };
+            let taken = self.queue.take_lane(&tenant, entries, TURN_BODY_BYTES).await;
+            // What this look at the lanes still counts as waiting.
+            if let Some(lane) = lanes.ready.iter_mut().find(|l| l.tenant == tenant) {
+                let got = taken.as_ref().map_or(0, Vec::len) as u64;
+                lane.entries = if got < entries as u64 {
+                    0
+                } else {
+                    lane.entries.saturating_sub(got)
+                };
+            }
+            let group = match taken {
+                Ok(group) if group.is_empty() => {
+                    scheduler.cancel(&tenant);
+                    continue;
+                }
+                Ok(group) => group,
                 Err(e) => {
-                    tracing::error!(error = %e, "queue take failed");
-                    tokio::time::sleep(backoff(&e.into())).await;
+                    scheduler.cancel(&tenant);
+                    tracing::error!(tenant, error = %e, "queue take failed");
+                    break;
                 }
-            }
-        }
-    }
-
-    /// Takes entries, lingering briefly so that one pipeline run and one
-    /// commit per store serve many requests.
-    async fn gather(&self) -> Result<Vec<Delivery>, BackendError> {
-        let cfg = &self.config;
-        let mut out = self.queue.take(TAKE_CHUNK, TAKE_WAIT).await?;
-        if out.is_empty() {
-            return Ok(out);
-        }
-        let deadline = Instant::now() + cfg.linger;
-        let mut bytes: usize = out.iter().map(|d| d.entry.body.len()).sum();
-        while out.len() < cfg.max_entries && bytes < BATCH_BODY_BYTES {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let want = TAKE_CHUNK.min(cfg.max_entries - out.len());
-            let more = self.queue.take(want, left).await?;
-            if more.is_empty() {
-                break;
-            }
-            bytes += more.iter().map(|d| d.entry.body.len()).sum::<usize>();
-            out.extend(more);
-        }
-        Ok(out)
-    }
-
-    /// Runs the tenants' groups, [`TENANTS_IN_FLIGHT`] at a time; each
-    /// tenant's instances go with its group and come back when it is done.
-    async fn process(&self, instances: &mut HashMap<String, TenantInstances>, deliveries: Vec<Delivery>) {
-        use futures::StreamExt;
-        let work: Vec<_> = group_by_tenant(deliveries)
-            .into_iter()
-            .map(|(tenant, group)| {
-                let slot = instances.remove(&tenant);
-                (tenant, group, slot)
-            })
-            .collect();
-        let mut runs = futures::stream::iter(work)
-            .map(|(tenant, group, slot)| self.process_tenant(tenant, group, slot))
-            .buffer_unordered(TENANTS_IN_FLIGHT);
-        // As each tenant is done: what its instances hold counts against
-        // the budget at once, and whatever the budget marks goes at once.
-        while let Some((tenant, slot)) = runs.next().await {
-            if let Some(slot) = slot {
-                slot.record_use();
-                if !slot.should_drop() {
-                    instances.insert(tenant, slot);
+            };
+            let instances = idle.get_mut(&tenant).and_then(Vec::pop);
+            let this = self.clone();
+            turns.spawn(async move {
+                use futures::FutureExt;
+                let tokens = tokens(&group);
+                let started = Instant::now();
+                match std::panic::AssertUnwindSafe(this.turn(tenant.clone(), group, instances))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(done) => done,
+                    Err(_) => {
+                        // A bug, not the tenant's doing: its entries go back
+                        // (slowly) rather than stay taken until a restart.
+                        tracing::error!(tenant, "a processor turn panicked; its entries will be retried");
+                        tokio::time::sleep(REFUSED_BACKOFF).await;
+                        let _ = this.queue.nack(&tokens).await;
+                        TurnDone {
+                            tenant,
+                            instances: None,
+                            ran: 0,
+                            elapsed: started.elapsed(),
+                        }
+                    }
                 }
-            }
-            instances.retain(|_, t| !t.should_drop());
+            });
         }
     }
 
-    /// One tenant's group: run its pipeline, write the stores, then ack;
-    /// on a backend failure, hand the entries back after a backoff.
-    async fn process_tenant(
-        &self,
-        tenant: String,
-        group: Vec<Delivery>,
-        mut slot: Option<TenantInstances>,
-    ) -> (String, Option<TenantInstances>) {
-        let tokens: Vec<u64> = group.iter().map(|d| d.token).collect();
+    /// One turn of one tenant: run its pipeline over the entries the budget
+    /// allows, write the stores, then ack them and release the rest; on a
+    /// backend failure, hand them all back after a backoff.
+    async fn turn(&self, tenant: String, group: Vec<Delivery>, mut instances: Option<TenantInstances>) -> TurnDone {
+        let started = Instant::now();
+        let deadline = started + self.config.turn_budget * TURN_OVERRUN;
         let done = async {
-            let outcome = TenantRun::new(self, &tenant, &group, &mut slot).run().await?;
-            self.write_stores(&tenant, &group, outcome.routed).await?;
-            Ok::<_, PipelineError>((outcome.passed, outcome.failures))
+            let mut outcome = TenantRun::new(self, &tenant, &group, &mut instances, deadline)
+                .run()
+                .await?;
+            let routed = std::mem::take(&mut outcome.routed);
+            self.write_stores(&tenant, &group[..outcome.ran], routed).await?;
+            Ok::<_, PipelineError>(outcome)
         }
         .await;
-        match done {
-            Ok((passed, failures)) => {
+        let ran = match done {
+            Ok(outcome) => {
                 // A plugin is disabled after failing on everything it was
                 // given several times in a row; one bad record among good
                 // ones does not count against it.
-                if passed > 0 {
+                if outcome.passed > 0 {
                     self.registry.record_success(&tenant);
                 } else {
-                    for (plugin, reason) in &failures {
+                    for (plugin, reason) in &outcome.failures {
                         if self.registry.record_failure(&tenant, plugin, reason).await {
                             self.metrics.plugin_disabled();
                         }
                     }
                 }
-                if let Err(e) = self.queue.ack(&tokens).await {
+                let (ran, unstarted) = group.split_at(outcome.ran);
+                if let Err(e) = self.queue.ack(&tokens(ran)).await {
                     tracing::error!(error = %e, "queue ack failed");
                 }
+                if !unstarted.is_empty() {
+                    tracing::debug!(
+                        tenant,
+                        entries = unstarted.len(),
+                        "turn over its budget; the rest waits"
+                    );
+                    let _ = self.queue.release(&tokens(unstarted)).await;
+                }
+                outcome.ran
             }
             Err(e) => {
                 self.metrics.error("store");
                 tracing::warn!(tenant, error = %e, "batch failed; its entries will be retried");
                 tokio::time::sleep(backoff(&e)).await;
-                let _ = self.queue.nack(&tokens).await;
+                let _ = self.queue.nack(&tokens(&group)).await;
+                group.len()
             }
+        };
+        TurnDone {
+            tenant,
+            instances,
+            ran,
+            elapsed: started.elapsed(),
         }
-        (tenant, slot)
     }
 }
 
-/// Deliveries grouped by tenant, tenants and entries in arrival order.
-fn group_by_tenant(deliveries: Vec<Delivery>) -> Vec<(String, Vec<Delivery>)> {
-    let mut groups: Vec<(String, Vec<Delivery>)> = Vec::new();
-    for d in deliveries {
-        match groups.iter_mut().find(|(t, _)| *t == d.entry.tenant) {
-            Some((_, group)) => group.push(d),
-            None => groups.push((d.entry.tenant.clone(), vec![d])),
+/// A turn ended: the scheduler charges its time, and its instances go back
+/// to the idle ones unless the budget marked them.
+fn finish(
+    done: Result<TurnDone, tokio::task::JoinError>,
+    scheduler: &mut Scheduler,
+    idle: &mut HashMap<String, Vec<TenantInstances>>,
+) {
+    let done = match done {
+        Ok(done) => done,
+        Err(e) => {
+            // Turns catch their panics: only a cancelled task gets here.
+            tracing::error!(error = %e, "a processor turn was lost");
+            return;
+        }
+    };
+    scheduler.done(&done.tenant, done.ran, done.elapsed);
+    if let Some(set) = done.instances {
+        set.record_use();
+        if !set.should_drop() {
+            idle.entry(done.tenant).or_default().push(set);
         }
     }
-    groups
+}
+
+fn tokens(deliveries: &[Delivery]) -> Vec<u64> {
+    deliveries.iter().map(|d| d.token).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::Backend;
-    use crate::queue::QueueEntry;
-
-    fn delivery(token: u64, tenant: &str) -> Delivery {
-        Delivery {
-            token,
-            entry: QueueEntry {
-                tenant: tenant.into(),
-                batch_id: ulid::Ulid::new(),
-                received_at: 0,
-                content_type: "application/json".into(),
-                service: None,
-                idempotent: false,
-                body: bytes::Bytes::new(),
-            },
-            redelivered: false,
-        }
-    }
-
-    #[test]
-    fn groups_keep_arrival_order() {
-        let groups = group_by_tenant(vec![
-            delivery(1, "a"),
-            delivery(2, "b"),
-            delivery(3, "a"),
-            delivery(4, "c"),
-        ]);
-        let shape: Vec<(String, Vec<u64>)> = groups
-            .into_iter()
-            .map(|(t, g)| (t, g.iter().map(|d| d.token).collect()))
-            .collect();
-        assert_eq!(
-            shape,
-            vec![
-                ("a".to_string(), vec![1, 3]),
-                ("b".to_string(), vec![2]),
-                ("c".to_string(), vec![4])
-            ]
-        );
-    }
 
     #[test]
     fn backoff_follows_the_kind() {

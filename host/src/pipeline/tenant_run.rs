@@ -29,6 +29,9 @@ const MAX_ID_LEN: usize = 64;
 
 /// What one tenant's entries came to.
 pub(super) struct Outcome {
+    /// Entries run: the first `ran` of the turn's; the others were not
+    /// started before the turn's deadline.
+    pub ran: usize,
     /// The records to store, each with its destinations.
     pub routed: Vec<RoutedRecord>,
     /// Records that went through every plugin (stored or dropped by the
@@ -43,6 +46,9 @@ pub(super) struct TenantRun<'a> {
     tenant: &'a str,
     entries: &'a [Delivery],
     instances: &'a mut Option<TenantInstances>,
+    /// No entry is started past this (the first always is).
+    deadline: Instant,
+    ran: usize,
     /// Which entry (index into `entries`) each record id came from.
     origin: HashMap<String, usize>,
     /// Ids the host just made for a first delivery: they cannot be in any
@@ -57,12 +63,15 @@ impl<'a> TenantRun<'a> {
         tenant: &'a str,
         entries: &'a [Delivery],
         instances: &'a mut Option<TenantInstances>,
+        deadline: Instant,
     ) -> Self {
         TenantRun {
             processor,
             tenant,
             entries,
             instances,
+            deadline,
+            ran: 0,
             origin: HashMap::new(),
             new_ids: HashSet::new(),
             failures: Vec::new(),
@@ -90,6 +99,10 @@ impl<'a> TenantRun<'a> {
     async fn parse_entries(&mut self) -> Result<Vec<Record>, PipelineError> {
         let mut records = Vec::new();
         for (i, delivery) in self.entries.iter().enumerate() {
+            if i > 0 && Instant::now() >= self.deadline {
+                break;
+            }
+            self.ran = i + 1;
             let entry = &delivery.entry;
             let mut last = None;
             let mut parsed = None;
@@ -285,6 +298,7 @@ impl<'a> TenantRun<'a> {
             })
             .collect();
         Outcome {
+            ran: self.ran,
             routed,
             passed: count,
             failures: self.failures,

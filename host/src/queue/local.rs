@@ -9,8 +9,10 @@
 //! deep backlog costs disk, not memory.
 //! `acked` holds the lowest sequence number not yet acked; on open, every
 //! frame from there on is delivered again and a torn tail is cut off.
+//! Waiting entries are kept in one lane per tenant (sequence numbers in
+//! order), so taking one tenant's entries never scans another's.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -23,7 +25,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 
-use super::{Delivery, Depth, Queue, QueueEntry, closed, corrupt, full, io};
+use super::{Delivery, Depth, Lane, Lanes, Queue, QueueEntry, closed, corrupt, full, io};
 use crate::error::BackendError;
 
 /// A new segment starts past this size, so acked data is deleted in pieces.
@@ -61,6 +63,7 @@ struct Loc {
 
 /// An unacked entry: on disk always, in memory while the budget allows.
 struct Slot {
+    tenant: Arc<str>,
     size: u64,
     loc: Loc,
     entry: Option<QueueEntry>,
@@ -74,14 +77,42 @@ struct State {
     /// Bytes of entries held in memory, and the most it may be.
     resident: u64,
     budget: u64,
-    ready: VecDeque<u64>,
+    /// Sequence numbers waiting to be taken, per tenant, in order.
+    lanes: HashMap<Arc<str>, VecDeque<u64>>,
     in_flight: HashSet<u64>,
+    /// Raised whenever an entry becomes ready, for `wait`.
+    version: u64,
     /// (first seq, path) of every segment on disk, oldest first.
     segments: Vec<(u64, PathBuf)>,
     watermark: u64,
     /// One past the last durable sequence number.
     published: u64,
     bytes: u64,
+}
+
+impl State {
+    /// The lane's shared name, so a deep backlog holds one copy of it.
+    fn tenant(&self, tenant: &str) -> Arc<str> {
+        match self.lanes.get_key_value(tenant) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(tenant),
+        }
+    }
+
+    /// Puts taken entries back into their lanes, in order.
+    fn hand_back(&mut self, tokens: &[u64], redelivered: bool) {
+        for t in tokens {
+            if !self.in_flight.remove(t) {
+                continue;
+            }
+            let Some(slot) = self.pending.get_mut(t) else { continue };
+            slot.redelivered |= redelivered;
+            let lane = self.lanes.entry(slot.tenant.clone()).or_default();
+            let at = lane.partition_point(|s| s < t);
+            lane.insert(at, *t);
+        }
+        self.version += 1;
+    }
 }
 
 impl LocalQueue {
@@ -117,7 +148,14 @@ impl LocalQueue {
             state.segments.push((first, path));
         }
         state.published = next_seq;
-        state.ready = state.pending.keys().copied().collect();
+        let waiting: Vec<(u64, Arc<str>)> = state
+            .pending
+            .iter()
+            .map(|(s, slot)| (*s, slot.tenant.clone()))
+            .collect();
+        for (seq, tenant) in waiting {
+            state.lanes.entry(tenant).or_default().push_back(seq);
+        }
         state.bytes = state.pending.values().map(|s| s.size).sum();
         let reserved = state.bytes;
         let recovered = state.pending.len();
@@ -159,7 +197,7 @@ impl LocalQueue {
                     redelivered,
                 }),
                 Err(e) => {
-                    self.nack(&tokens).await?;
+                    self.release(&tokens).await?;
                     return Err(e);
                 }
             }
@@ -248,9 +286,11 @@ fn recover_segment(path: &Path, watermark: u64, state: &mut State) -> Result<Opt
                 offset: (pos + FRAME_HEADER) as u64,
                 len,
             };
+            let tenant = state.tenant(&entry.tenant);
             state.pending.insert(
                 seq,
                 Slot {
+                    tenant,
                     size,
                     loc,
                     entry: resident.then_some(entry),
@@ -322,15 +362,18 @@ fn writer_loop(queue: std::sync::Weak<LocalQueue>, rx: std_mpsc::Receiver<WriteR
                             st.resident += size;
                         }
                         let entry = resident.then(|| req.entry.clone());
+                        let tenant = st.tenant(&req.entry.tenant);
+                        st.lanes.entry(tenant.clone()).or_default().push_back(seq);
                         let slot = Slot {
+                            tenant,
                             size,
                             loc,
                             entry,
                             redelivered: false,
                         };
                         st.pending.insert(seq, slot);
-                        st.ready.push_back(seq);
                     }
+                    st.version += 1;
                 }
                 q.notify.notify_waiters();
                 for req in group {
@@ -444,28 +487,65 @@ impl Queue for LocalQueue {
         wait.await.map_err(|_| closed())?
     }
 
-    async fn take(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BackendError> {
+    async fn lanes(&self) -> Result<Lanes, BackendError> {
+        let st = self.state.lock();
+        let mut ready: Vec<(u64, Lane)> = st
+            .lanes
+            .iter()
+            .filter_map(|(tenant, seqs)| {
+                let first = *seqs.front()?;
+                let lane = Lane {
+                    tenant: tenant.to_string(),
+                    entries: seqs.len() as u64,
+                };
+                Some((first, lane))
+            })
+            .collect();
+        // Oldest first, so `take` keeps the order of arrival across lanes.
+        ready.sort_unstable_by_key(|(first, _)| *first);
+        Ok(Lanes {
+            ready: ready.into_iter().map(|(_, lane)| lane).collect(),
+            mark: st.version,
+        })
+    }
+
+    async fn take_lane(&self, tenant: &str, max: usize, max_bytes: usize) -> Result<Vec<Delivery>, BackendError> {
+        let taken: Vec<Taken> = {
+            let mut st = self.state.lock();
+            let st = &mut *st;
+            let Some(lane) = st.lanes.get_mut(tenant) else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::with_capacity(max.min(lane.len()));
+            let mut bytes = 0usize;
+            while out.len() < max && bytes < max_bytes {
+                let Some(seq) = lane.pop_front() else { break };
+                let Some(slot) = st.pending.get(&seq) else { continue };
+                bytes = bytes.saturating_add(slot.size as usize);
+                let got = slot.entry.clone().ok_or_else(|| slot.loc.clone());
+                st.in_flight.insert(seq);
+                out.push((seq, slot.redelivered, got));
+            }
+            if lane.is_empty() {
+                st.lanes.remove(tenant);
+            }
+            out
+        };
+        if taken.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.materialize(taken).await
+    }
+
+    async fn wait(&self, mark: u64, wait: Duration) {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.notify.notified();
-            let taken: Vec<Taken> = {
-                let mut st = self.state.lock();
-                let mut out = Vec::with_capacity(max.min(st.ready.len()));
-                while out.len() < max {
-                    let Some(seq) = st.ready.pop_front() else { break };
-                    let Some(slot) = st.pending.get(&seq) else { continue };
-                    let got = slot.entry.clone().ok_or_else(|| slot.loc.clone());
-                    let redelivered = slot.redelivered;
-                    st.in_flight.insert(seq);
-                    out.push((seq, redelivered, got));
-                }
-                out
-            };
-            if !taken.is_empty() {
-                return self.materialize(taken).await;
+            if self.state.lock().version != mark {
+                return;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(Vec::new());
+                return;
             }
         }
     }
@@ -497,16 +577,13 @@ impl Queue for LocalQueue {
     }
 
     async fn nack(&self, tokens: &[u64]) -> Result<(), BackendError> {
-        let mut st = self.state.lock();
-        for t in tokens.iter().rev() {
-            if st.in_flight.remove(t) {
-                if let Some(slot) = st.pending.get_mut(t) {
-                    slot.redelivered = true;
-                }
-                st.ready.push_front(*t);
-            }
-        }
-        drop(st);
+        self.state.lock().hand_back(tokens, true);
+        self.notify.notify_waiters();
+        Ok(())
+    }
+
+    async fn release(&self, tokens: &[u64]) -> Result<(), BackendError> {
+        self.state.lock().hand_back(tokens, false);
         self.notify.notify_waiters();
         Ok(())
     }

@@ -60,7 +60,7 @@ async fn embedded() -> (tempfile::TempDir, Server) {
     embedded_with(&[]).await
 }
 
-async fn embedded_with(extra: &[&str]) -> (tempfile::TempDir, Server) {
+pub(crate) async fn embedded_with(extra: &[&str]) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Server::start(&dir.path().join("data"), extra).await;
     (dir, s)
@@ -73,7 +73,7 @@ async fn distributed(name: &str) -> (tempfile::TempDir, Server, String) {
     distributed_with(name, &[]).await
 }
 
-async fn distributed_with(name: &str, extra: &[&str]) -> (tempfile::TempDir, Server, String) {
+pub(crate) async fn distributed_with(name: &str, extra: &[&str]) -> (tempfile::TempDir, Server, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = format!("{}", std::process::id());
     let flags = distributed_flags(&format!("{name}{run}"));

@@ -129,7 +129,7 @@ async fn ingest_two_processors_and_search_as_separate_processes() {
         round += 1;
     }
     p1.kill();
-    let held = pending_of(&redis, &queue, p1_pid).await;
+    let held = pending_of(&redis, &queue, &slug, p1_pid).await;
     assert!(
         held > 0,
         "the processor held nothing when it was killed: the takeover went untested"
@@ -169,7 +169,7 @@ async fn ingest_two_processors_and_search_as_separate_processes() {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = std::fs::read_to_string(&p2_log).expect("p2 log");
-            let left = pending_of(&redis, &queue, p1_pid).await;
+            let left = pending_of(&redis, &queue, &slug, p1_pid).await;
             if left == 0 && log.contains("claimed entries of a silent consumer") {
                 break;
             }
@@ -203,13 +203,13 @@ async fn ingest_two_processors_and_search_as_separate_processes() {
     assert_eq!(ingest.metric("loggerhub_logs_ingested_total").await as u64, expected);
 }
 
-/// Queue entries the consumer of process `pid` holds unacked.
-async fn pending_of(redis_url: &str, queue: &str, pid: u32) -> u64 {
+/// Entries of `tenant`'s lane the consumer of process `pid` holds unacked.
+async fn pending_of(redis_url: &str, queue: &str, tenant: &str, pid: u32) -> u64 {
     let client = redis::Client::open(redis_url).expect("redis url");
     let mut con = client.get_multiplexed_async_connection().await.expect("redis");
     let consumers: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
         .arg("CONSUMERS")
-        .arg(format!("{queue}:stream"))
+        .arg(format!("{queue}:lane:{tenant}"))
         .arg("processors")
         .query_async(&mut con)
         .await

@@ -202,3 +202,57 @@ async fn dead_letters_shared_through_s3() {
     assert!(a.list(&tenant).await.expect("list").is_empty());
     assert!(a.get(&tenant, &id).await.expect("get").is_none());
 }
+
+/// A queue left by the one-stream version (`<name>:stream`) is moved into
+/// the tenants' lanes when a processor of this version opens it: nothing
+/// accepted before an upgrade is lost.
+#[tokio::test]
+async fn redis_queue_of_the_one_stream_version_moves_into_lanes() {
+    let url = service_url("REDIS_URL");
+    let name = redis_prefix();
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let old: Vec<_> = [("a", 0), ("b", 1), ("a", 2)]
+        .into_iter()
+        .map(|(tenant, i)| loggerhub::queue::QueueEntry {
+            tenant: tenant.into(),
+            ..crate::conformance::queue::entry(i)
+        })
+        .collect();
+    let mut bytes = 0;
+    for e in &old {
+        let payload = e.encode();
+        bytes += payload.len() as u64;
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{name}:stream"))
+            .arg("*")
+            .arg("e")
+            .arg(payload)
+            .query_async(&mut conn)
+            .await
+            .expect("xadd");
+    }
+    let _: () = redis::cmd("SET")
+        .arg(format!("{name}:bytes"))
+        .arg(bytes)
+        .query_async(&mut conn)
+        .await
+        .expect("set");
+
+    let q = RedisQueue::open(&url, &name, 1 << 30, CLAIM_IDLE).await.expect("open");
+    assert_eq!(q.depth().entries, 3);
+    let a = q.take_lane("a", 10, usize::MAX).await.expect("take a");
+    let b = q.take_lane("b", 10, usize::MAX).await.expect("take b");
+    let got: Vec<_> = a.iter().chain(&b).map(|d| d.entry.clone()).collect();
+    assert_eq!(got, vec![old[0].clone(), old[2].clone(), old[1].clone()]);
+    let left: u64 = redis::cmd("EXISTS")
+        .arg(format!("{name}:stream"))
+        .query_async(&mut conn)
+        .await
+        .expect("exists");
+    assert_eq!(left, 0, "the old stream stayed");
+    q.ack(&a.iter().chain(&b).map(|d| d.token).collect::<Vec<_>>())
+        .await
+        .expect("ack");
+    assert_eq!(q.depth(), loggerhub::queue::Depth::default());
+}

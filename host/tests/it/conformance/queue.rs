@@ -105,4 +105,95 @@ pub async fn run(open: Open<'_>, name: &str) {
     let got = take_n(q.as_ref(), 1, Duration::from_secs(5)).await;
     q.ack(&tokens(&got)).await.expect("ack");
     q.push(entry(0)).await.expect("room again after ack");
+    drop(q);
+
+    lanes(open, name).await;
+}
+
+fn of(tenant: &str, i: i64) -> QueueEntry {
+    QueueEntry {
+        tenant: tenant.into(),
+        ..entry(i)
+    }
+}
+
+async fn lane_counts(q: &dyn Queue) -> Vec<(String, u64)> {
+    let mut lanes: Vec<(String, u64)> = q
+        .lanes()
+        .await
+        .expect("lanes")
+        .ready
+        .into_iter()
+        .map(|l| (l.tenant, l.entries))
+        .collect();
+    lanes.sort();
+    lanes
+}
+
+fn arrivals(d: &[Delivery]) -> Vec<i64> {
+    d.iter().map(|d| d.entry.received_at).collect()
+}
+
+/// Each tenant's entries wait in a lane of their own: taking one tenant's
+/// never hands out another's, in order, with hand-backs first.
+async fn lanes(open: Open<'_>, name: &str) {
+    let q = open(format!("{name}-lanes"), 1 << 30).await;
+    for (tenant, i) in [("a", 0), ("b", 1), ("a", 2), ("b", 3), ("a", 4)] {
+        q.push(of(tenant, i)).await.expect("push");
+    }
+    assert_eq!(lane_counts(q.as_ref()).await, vec![("a".into(), 3), ("b".into(), 2)]);
+    let b = q.take_lane("b", 10, usize::MAX).await.expect("take b");
+    assert_eq!(arrivals(&b), vec![1, 3]);
+    assert!(b.iter().all(|d| d.entry.tenant == "b"));
+    assert_eq!(lane_counts(q.as_ref()).await, vec![("a".into(), 3)]);
+    assert!(q.take_lane("b", 10, usize::MAX).await.expect("take b").is_empty());
+    assert!(q.take_lane("nobody", 10, usize::MAX).await.expect("take").is_empty());
+
+    let a = q.take_lane("a", 2, usize::MAX).await.expect("take a");
+    assert_eq!(arrivals(&a), vec![0, 2]);
+    // Released unstarted: first in its lane again, not marked redelivered.
+    q.release(&tokens(&a)).await.expect("release");
+    assert_eq!(lane_counts(q.as_ref()).await, vec![("a".into(), 3)]);
+    // A byte cap stops the take, but one entry is always taken.
+    let one = q.take_lane("a", 10, 1).await.expect("take a");
+    assert_eq!(arrivals(&one), vec![0]);
+    assert!(!one[0].redelivered);
+    q.nack(&tokens(&one)).await.expect("nack");
+    let rest = q.take_lane("a", 10, usize::MAX).await.expect("take a");
+    assert_eq!(arrivals(&rest), vec![0, 2, 4]);
+    assert_eq!(
+        rest.iter().map(|d| d.redelivered).collect::<Vec<_>>(),
+        vec![true, false, false]
+    );
+
+    // `wait` answers a push made after the look, and only waits out its
+    // time when nothing changed.
+    let mark = q.lanes().await.expect("lanes").mark;
+    let started = Instant::now();
+    q.wait(mark, Duration::from_millis(300)).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "wait returned after {waited:?} with nothing new"
+    );
+    let mark = q.lanes().await.expect("lanes").mark;
+    let pusher = {
+        let q = q.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            q.push(of("c", 5)).await.expect("push");
+        })
+    };
+    let started = Instant::now();
+    q.wait(mark, Duration::from_secs(10)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a push did not wake the waiter"
+    );
+    pusher.await.expect("pusher");
+    assert_eq!(lane_counts(q.as_ref()).await, vec![("c".into(), 1)]);
+    let c = q.take_lane("c", 10, usize::MAX).await.expect("take c");
+    q.ack(&tokens(&[b, rest, c].concat())).await.expect("ack");
+    assert_eq!(q.depth().entries, 0);
+    assert!(lane_counts(q.as_ref()).await.is_empty());
 }

@@ -1,0 +1,388 @@
+//! Whose entries run next: deficit round robin over the tenants with
+//! entries waiting (the queue's lanes), counted in processing time.
+//!
+//! Each visit in the round gives a lane one quantum of time (`budget`); a
+//! lane with credit gets a turn, sized by what its entries have cost so
+//! far to fit the budget, and its turn's real time is charged when it is
+//! done. A tenant whose work costs more than its budget runs into debt and
+//! sits out the rounds until the debt is paid, while the others take their
+//! turns: the time a well-behaved tenant waits is bounded by the budget,
+//! not by the other tenants' backlogs or plugins. When only indebted
+//! tenants have work, the rounds are fast-forwarded: a slot never idles
+//! while there is work it may run.
+//!
+//! Two more rules keep slow tenants from taking every slot at once:
+//! - a tenant that is slow (its last turn ran well over the budget) or not
+//!   yet measured runs one turn at a time; any other runs at most
+//!   `per_tenant` turns at once;
+//! - slow tenants together hold at most all slots but one, so the tenants
+//!   within their budget always have a slot to run in.
+//!
+//! The scheduler is a pure state machine: the processor asks `pick` for a
+//! turn when a slot is free and reports `done` when the turn ends.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use crate::queue::Lane;
+
+/// Entries a tenant not measured yet gets in its first turn.
+const FIRST_TURN_ENTRIES: usize = 8;
+/// A turn that took more than this many budgets marks its tenant slow.
+const SLOW_FACTOR: u32 = 2;
+/// The most debt a tenant carries: one catastrophic turn (a plugin timing
+/// out through a whole halving) costs it this much waiting, not more.
+const MAX_DEBT: Duration = Duration::from_secs(10);
+/// Tenants whose measurements are kept while they have no work.
+const REMEMBERED: usize = 10_000;
+
+/// One turn the processor should run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub tenant: String,
+    /// Entries to take from the tenant's lane.
+    pub entries: usize,
+}
+
+#[derive(Debug, Clone)]
+struct LaneState {
+    /// Time credit in microseconds; negative is debt.
+    deficit: i64,
+    /// What one entry has cost, in microseconds (moving average).
+    cost_per_entry: Option<f64>,
+    /// Time reserved by the turns in flight, in microseconds.
+    reserved: i64,
+    in_flight: usize,
+    slow: bool,
+    in_round: bool,
+}
+
+impl Default for LaneState {
+    fn default() -> Self {
+        LaneState {
+            deficit: 0,
+            cost_per_entry: None,
+            reserved: 0,
+            in_flight: 0,
+            // Not measured yet: one turn at a time until a turn shows it
+            // fits the budget.
+            slow: true,
+            in_round: false,
+        }
+    }
+}
+
+pub struct Scheduler {
+    budget: i64,
+    max_entries: usize,
+    slots: usize,
+    per_tenant: usize,
+    round: VecDeque<String>,
+    lanes: HashMap<String, LaneState>,
+}
+
+impl Scheduler {
+    /// `budget`: the time one tenant may use per round; `slots`: turns the
+    /// processor runs at once, `per_tenant` of them for one tenant.
+    pub fn new(budget: Duration, max_entries: usize, slots: usize, per_tenant: usize) -> Scheduler {
+        Scheduler {
+            budget: micros(budget).max(1),
+            max_entries: max_entries.max(1),
+            slots: slots.max(1),
+            per_tenant: per_tenant.clamp(1, slots.max(1)),
+            round: VecDeque::new(),
+            lanes: HashMap::new(),
+        }
+    }
+
+    /// The next turn among the lanes with entries waiting, or `None` when
+    /// none may run now (all are at their share of the slots).
+    pub fn pick(&mut self, ready: &[Lane]) -> Option<Turn> {
+        self.join(ready);
+        let has_work = |t: &str| ready.iter().any(|l| l.tenant == t && l.entries > 0);
+        let slow_in_flight: usize = self.lanes.values().filter(|l| l.slow).map(|l| l.in_flight).sum();
+        let may_run = |l: &LaneState| {
+            if l.slow {
+                l.in_flight == 0 && slow_in_flight < self.slots.saturating_sub(1).max(1)
+            } else {
+                l.in_flight < self.per_tenant
+            }
+        };
+        let eligible: Vec<String> = self
+            .round
+            .iter()
+            .filter(|t| has_work(t) && self.lanes.get(*t).is_some_and(may_run))
+            .cloned()
+            .collect();
+        if eligible.is_empty() {
+            return None;
+        }
+        // Every eligible lane is in debt: skip the rounds it would take the
+        // least indebted one to get credit back.
+        let least_debt = eligible
+            .iter()
+            .filter_map(|t| self.lanes.get(t))
+            .map(|l| (-(l.deficit - l.reserved)).max(0))
+            .min()
+            .unwrap_or(0);
+        let skipped = least_debt / self.budget;
+        if skipped > 0 {
+            for t in &eligible {
+                if let Some(l) = self.lanes.get_mut(t) {
+                    l.deficit += skipped * self.budget;
+                }
+            }
+        }
+        // At most two passes: the fast-forward leaves one lane a quantum
+        // short of credit at worst.
+        for _ in 0..2 * self.round.len() {
+            let Some(tenant) = self.round.pop_front() else { break };
+            self.round.push_back(tenant.clone());
+            if !eligible.contains(&tenant) {
+                continue;
+            }
+            let budget = self.budget;
+            let max_entries = self.max_entries;
+            let Some(lane) = self.lanes.get_mut(&tenant) else {
+                continue;
+            };
+            // Credit never piles up past one budget beyond what the turns
+            // in flight reserved.
+            lane.deficit = (lane.deficit + budget).min(budget + lane.reserved);
+            if lane.deficit - lane.reserved <= 0 {
+                continue;
+            }
+            let entries = match lane.cost_per_entry {
+                Some(cost) => ((budget as f64 / cost.max(1.0)) as usize).clamp(1, max_entries),
+                None => FIRST_TURN_ENTRIES.min(max_entries),
+            };
+            lane.in_flight += 1;
+            lane.reserved += lane.cost_per_entry.map_or(budget, |c| (c * entries as f64) as i64);
+            return Some(Turn { tenant, entries });
+        }
+        None
+    }
+
+    /// A turn of `tenant` ended: it ran `entries` entries in `elapsed`
+    /// (entries it took and did not start count as not run).
+    pub fn done(&mut self, tenant: &str, entries: usize, elapsed: Duration) {
+        let budget = self.budget;
+        let Some(lane) = self.lanes.get_mut(tenant) else { return };
+        let spent = micros(elapsed);
+        let reserved = lane
+            .cost_per_entry
+            .map_or(budget, |c| (c * entries.max(1) as f64) as i64);
+        lane.in_flight = lane.in_flight.saturating_sub(1);
+        lane.reserved = if lane.in_flight == 0 {
+            0
+        } else {
+            (lane.reserved - reserved).max(0)
+        };
+        lane.deficit = (lane.deficit - spent).max(-micros(MAX_DEBT));
+        if entries > 0 {
+            let per_entry = spent as f64 / entries as f64;
+            lane.cost_per_entry = Some(match lane.cost_per_entry {
+                Some(c) => 0.5 * c + 0.5 * per_entry,
+                None => per_entry,
+            });
+        }
+        lane.slow = spent > budget * i64::from(SLOW_FACTOR);
+    }
+
+    /// A picked turn found nothing to take (another process took it).
+    pub fn cancel(&mut self, tenant: &str) {
+        if let Some(lane) = self.lanes.get_mut(tenant) {
+            lane.in_flight = lane.in_flight.saturating_sub(1);
+            if lane.in_flight == 0 {
+                lane.reserved = 0;
+            }
+        }
+    }
+
+    /// Lanes with new work join the round at its end; lanes without work
+    /// or turns leave it, keeping their debt and their measurements but
+    /// not their credit.
+    fn join(&mut self, ready: &[Lane]) {
+        for lane in ready.iter().filter(|l| l.entries > 0) {
+            let state = self.lanes.entry(lane.tenant.clone()).or_default();
+            if !state.in_round {
+                state.in_round = true;
+                self.round.push_back(lane.tenant.clone());
+            }
+        }
+        let lanes = &mut self.lanes;
+        self.round.retain(|t| {
+            let keep =
+                ready.iter().any(|l| l.tenant == *t && l.entries > 0) || lanes.get(t).is_some_and(|l| l.in_flight > 0);
+            if !keep && let Some(l) = lanes.get_mut(t) {
+                l.in_round = false;
+                l.deficit = l.deficit.min(0);
+            }
+            keep
+        });
+        if self.lanes.len() > REMEMBERED {
+            self.lanes.retain(|_, l| l.in_round || l.deficit < 0);
+        }
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const BUDGET: Duration = Duration::from_millis(100);
+
+    fn lanes(ts: &[&str]) -> Vec<Lane> {
+        ts.iter()
+            .map(|t| Lane {
+                tenant: t.to_string(),
+                entries: 1_000,
+            })
+            .collect()
+    }
+
+    fn scheduler() -> Scheduler {
+        Scheduler::new(BUDGET, 256, 4, 2)
+    }
+
+    #[test]
+    fn a_slow_tenant_runs_one_turn_at_a_time_and_waits_out_its_debt() {
+        let mut s = scheduler();
+        let ready = lanes(&["slow", "b"]);
+        let first = s.pick(&ready).expect("a turn");
+        assert_eq!(first.tenant, "slow");
+        // Not measured yet: no second turn for it.
+        let second = s.pick(&ready).expect("a turn");
+        assert_eq!(second.tenant, "b");
+        s.done("slow", 1, Duration::from_secs(4));
+        s.done("b", 8, Duration::from_millis(40));
+        // "slow" owes 4 s: "b" gets the turns meanwhile, many of them.
+        let mut b_turns = 0;
+        for _ in 0..20 {
+            let t = s.pick(&ready).expect("a turn");
+            assert_eq!(t.tenant, "b", "a tenant in debt ran before its debt was paid");
+            b_turns += 1;
+            s.done("b", t.entries, Duration::from_millis(90));
+        }
+        assert_eq!(b_turns, 20);
+        // Alone, the indebted tenant runs at once (fast-forward), one turn.
+        let alone = lanes(&["slow"]);
+        assert_eq!(s.pick(&alone).map(|t| t.tenant), Some("slow".to_string()));
+        assert_eq!(s.pick(&alone), None);
+    }
+
+    #[test]
+    fn turns_are_sized_to_the_budget() {
+        let mut s = scheduler();
+        let ready = lanes(&["a"]);
+        let t = s.pick(&ready).expect("turn");
+        assert_eq!(t.entries, FIRST_TURN_ENTRIES);
+        // 8 entries in 20 ms: 2.5 ms each, so 40 fit in 100 ms.
+        s.done("a", 8, Duration::from_millis(20));
+        let t = s.pick(&ready).expect("turn");
+        assert_eq!(t.entries, 40);
+        // Fast tenants may run `per_tenant` turns at once, no more.
+        assert!(s.pick(&ready).is_some());
+        assert_eq!(s.pick(&ready), None);
+    }
+
+    #[test]
+    fn slow_tenants_leave_one_slot_to_the_others() {
+        let mut s = scheduler();
+        let ready = lanes(&["s1", "s2", "s3", "s4", "ok"]);
+        let mut picked = Vec::new();
+        while let Some(t) = s.pick(&ready) {
+            picked.push(t.tenant);
+            if picked.len() > 10 {
+                break;
+            }
+        }
+        // Four slots: tenants not measured yet count as slow, so three of
+        // them run and the fourth slot stays free for a tenant known to fit
+        // its budget.
+        assert_eq!(picked, vec!["s1", "s2", "s3"]);
+        s.done("s1", 1, Duration::from_secs(3));
+        s.done("s2", 1, Duration::from_secs(3));
+        s.done("s3", 1, Duration::from_secs(3));
+        let t = s.pick(&ready).expect("turn");
+        assert_eq!(t.tenant, "s4");
+        let t = s.pick(&ready).expect("turn");
+        assert_eq!(t.tenant, "ok");
+        s.done("ok", 8, Duration::from_millis(10));
+        // "ok" is fast now: it runs again before the indebted ones.
+        let t = s.pick(&ready).expect("turn");
+        assert_eq!(t.tenant, "ok");
+    }
+
+    proptest! {
+        /// In simulated time, with tenants whose entries cost anything from
+        /// 0.1 ms to 20 s each and always have more: a tenant within its
+        /// budget whose entries arrive now and then (3 ms each, one every
+        /// 250 ms) gets a turn soon after each arrives, once its first
+        /// turn showed it fits its budget.
+        #[test]
+        fn a_tenant_within_budget_never_waits_behind_the_others(
+            costs in proptest::collection::vec(100u64..20_000_000, 1..8),
+            events in 50usize..400,
+        ) {
+            const EVERY: u64 = 250_000;
+            let budget = micros(BUDGET) as u64;
+            let mut s = Scheduler::new(BUDGET, 256, 4, 2);
+            let lane = |t: &str| Lane { tenant: t.to_string(), entries: 1_000_000 };
+            let mut now = 0u64;
+            let mut running: Vec<(u64, String, usize, u64)> = Vec::new();
+            // When the good tenant's waiting entry arrived, if one waits.
+            let mut good_waiting = Some(0u64);
+            let mut next_arrival = EVERY;
+            let mut measured = false;
+            let mut worst = 0u64;
+            for _ in 0..events {
+                let mut ready: Vec<Lane> = (0..costs.len()).map(|i| lane(&format!("t{i}"))).collect();
+                if good_waiting.is_some() {
+                    ready.push(lane("good"));
+                }
+                while running.len() < 4 && let Some(t) = s.pick(&ready) {
+                    let cost = match t.tenant.strip_prefix('t') {
+                        Some(i) => costs[i.parse::<usize>().unwrap_or(0)],
+                        None => 3_000,
+                    };
+                    // The turn stops starting entries past two budgets.
+                    let mut ran = 0usize;
+                    let mut took = 0u64;
+                    while ran < t.entries && (ran == 0 || took < 2 * budget) {
+                        ran += 1;
+                        took += cost;
+                    }
+                    if t.tenant == "good" {
+                        ran = 1;
+                        took = cost;
+                        if let Some(since) = good_waiting.take() && measured {
+                            worst = worst.max(now - since);
+                        }
+                        ready.retain(|l| l.tenant != "good");
+                    }
+                    running.push((now + took, t.tenant, ran, took));
+                }
+                prop_assert!(!running.is_empty(), "a slot idles while lanes have work");
+                running.sort_by_key(|r| std::cmp::Reverse(r.0));
+                let end = running.last().map_or(u64::MAX, |r| r.0);
+                if next_arrival < end {
+                    now = next_arrival;
+                    next_arrival += EVERY;
+                    good_waiting.get_or_insert(now);
+                    continue;
+                }
+                let Some((end, tenant, ran, took)) = running.pop() else { break };
+                now = end;
+                s.done(&tenant, ran, Duration::from_micros(took));
+                measured |= tenant == "good";
+            }
+            prop_assert!(worst <= 4 * budget, "the good tenant waited {worst} µs for a turn");
+        }
+    }
+}
