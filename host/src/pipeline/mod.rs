@@ -66,6 +66,9 @@ const TURNS_PER_WORKER: usize = 2;
 /// How long the scheduler waits on an idle queue before it looks at
 /// shutdown and the instance budget again.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// The scheduler looks at the lanes at most this often when pushes wake
+/// it (a turn ending wakes it at once): on Redis a look is a round trip.
+const LOOK_EVERY: Duration = Duration::from_millis(10);
 /// A turn stops starting entries once it has run this many budgets: its
 /// entry estimate was wrong (the tenant became slow).
 const TURN_OVERRUN: u32 = 2;
@@ -153,6 +156,7 @@ impl Processor {
                 !sets.is_empty()
             });
             let mut mark = None;
+            let looked = tokio::time::Instant::now();
             if turns.len() < slots {
                 match self.queue.lanes().await {
                     Ok(lanes) => {
@@ -170,7 +174,12 @@ impl Processor {
             let wait_for_queue = (turns.len() < slots).then_some(mark).flatten();
             let queue_changed = async {
                 match wait_for_queue {
-                    Some(mark) => self.queue.wait(mark, IDLE_WAIT).await,
+                    Some(mark) => {
+                        self.queue.wait(mark, IDLE_WAIT).await;
+                        // A flood of pushes from a tenant that may not run
+                        // now must not become one look at the lanes each.
+                        tokio::time::sleep_until(looked + LOOK_EVERY).await;
+                    }
                     None => std::future::pending().await,
                 }
             };
