@@ -121,7 +121,7 @@ pub(crate) struct RoutedRecord {
 
 /// What a turn hands back to the scheduler.
 struct TurnDone {
-    tenant: String,
+    turn: Turn,
     instances: Option<TenantInstances>,
     /// Entries run (the others were released unstarted).
     ran: usize,
@@ -206,14 +206,14 @@ impl Processor {
         slots: usize,
     ) {
         while turns.len() < slots {
-            let Some(Turn { tenant, entries }) = scheduler.pick(&lanes.ready) else {
+            let Some(turn) = scheduler.pick(&lanes.ready) else {
                 break;
             };
-            let taken = self.queue.take_lane(&tenant, entries, TURN_BODY_BYTES).await;
+            let taken = self.queue.take_lane(&turn.tenant, turn.entries, TURN_BODY_BYTES).await;
             // What this look at the lanes still counts as waiting.
-            if let Some(lane) = lanes.ready.iter_mut().find(|l| l.tenant == tenant) {
+            if let Some(lane) = lanes.ready.iter_mut().find(|l| l.tenant == turn.tenant) {
                 let got = taken.as_ref().map_or(0, Vec::len) as u64;
-                lane.entries = if got < entries as u64 {
+                lane.entries = if got < turn.entries as u64 {
                     0
                 } else {
                     lane.entries.saturating_sub(got)
@@ -221,23 +221,23 @@ impl Processor {
             }
             let group = match taken {
                 Ok(group) if group.is_empty() => {
-                    scheduler.cancel(&tenant);
+                    scheduler.cancel(&turn);
                     continue;
                 }
                 Ok(group) => group,
                 Err(e) => {
-                    scheduler.cancel(&tenant);
-                    tracing::error!(tenant, error = %e, "queue take failed");
+                    scheduler.cancel(&turn);
+                    tracing::error!(tenant = turn.tenant, error = %e, "queue take failed");
                     break;
                 }
             };
-            let instances = idle.get_mut(&tenant).and_then(Vec::pop);
+            let instances = idle.get_mut(&turn.tenant).and_then(Vec::pop);
             let this = self.clone();
             turns.spawn(async move {
                 use futures::FutureExt;
                 let tokens = tokens(&group);
                 let started = Instant::now();
-                match std::panic::AssertUnwindSafe(this.turn(tenant.clone(), group, instances))
+                match std::panic::AssertUnwindSafe(this.turn(turn.clone(), group, instances))
                     .catch_unwind()
                     .await
                 {
@@ -245,11 +245,14 @@ impl Processor {
                     Err(_) => {
                         // A bug, not the tenant's doing: its entries go back
                         // (slowly) rather than stay taken until a restart.
-                        tracing::error!(tenant, "a processor turn panicked; its entries will be retried");
+                        tracing::error!(
+                            tenant = turn.tenant,
+                            "a processor turn panicked; its entries will be retried"
+                        );
                         tokio::time::sleep(REFUSED_BACKOFF).await;
                         let _ = this.queue.nack(&tokens).await;
                         TurnDone {
-                            tenant,
+                            turn,
                             instances: None,
                             ran: 0,
                             elapsed: started.elapsed(),
@@ -263,7 +266,8 @@ impl Processor {
     /// One turn of one tenant: run its pipeline over the entries the budget
     /// allows, write the stores, then ack them and release the rest; on a
     /// backend failure, hand them all back after a backoff.
-    async fn turn(&self, tenant: String, group: Vec<Delivery>, mut instances: Option<TenantInstances>) -> TurnDone {
+    async fn turn(&self, turn: Turn, group: Vec<Delivery>, mut instances: Option<TenantInstances>) -> TurnDone {
+        let tenant = turn.tenant.clone();
         let started = Instant::now();
         let deadline = started + self.config.turn_budget * TURN_OVERRUN;
         let done = async {
@@ -312,7 +316,7 @@ impl Processor {
             }
         };
         TurnDone {
-            tenant,
+            turn,
             instances,
             ran,
             elapsed: started.elapsed(),
@@ -335,11 +339,11 @@ fn finish(
             return;
         }
     };
-    scheduler.done(&done.tenant, done.ran, done.elapsed);
+    scheduler.done(&done.turn, done.ran, done.elapsed);
     if let Some(set) = done.instances {
         set.record_use();
         if !set.should_drop() {
-            idle.entry(done.tenant).or_default().push(set);
+            idle.entry(done.turn.tenant).or_default().push(set);
         }
     }
 }

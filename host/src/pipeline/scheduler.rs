@@ -21,7 +21,7 @@
 //! The scheduler is a pure state machine: the processor asks `pick` for a
 //! turn when a slot is free and reports `done` when the turn ends.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use crate::queue::Lane;
@@ -42,6 +42,9 @@ pub struct Turn {
     pub tenant: String,
     /// Entries to take from the tenant's lane.
     pub entries: usize,
+    /// Time held against the tenant's credit while the turn runs, in
+    /// microseconds; given back by `done` or `cancel`.
+    reserved: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -98,8 +101,12 @@ impl Scheduler {
     /// The next turn among the lanes with entries waiting, or `None` when
     /// none may run now (all are at their share of the slots).
     pub fn pick(&mut self, ready: &[Lane]) -> Option<Turn> {
-        self.join(ready);
-        let has_work = |t: &str| ready.iter().any(|l| l.tenant == t && l.entries > 0);
+        let with_work: HashSet<&str> = ready
+            .iter()
+            .filter(|l| l.entries > 0)
+            .map(|l| l.tenant.as_str())
+            .collect();
+        self.join(ready, &with_work);
         let slow_in_flight: usize = self.lanes.values().filter(|l| l.slow).map(|l| l.in_flight).sum();
         let may_run = |l: &LaneState| {
             if l.slow {
@@ -108,10 +115,10 @@ impl Scheduler {
                 l.in_flight < self.per_tenant
             }
         };
-        let eligible: Vec<String> = self
+        let eligible: HashSet<String> = self
             .round
             .iter()
-            .filter(|t| has_work(t) && self.lanes.get(*t).is_some_and(may_run))
+            .filter(|t| with_work.contains(t.as_str()) && self.lanes.get(*t).is_some_and(may_run))
             .cloned()
             .collect();
         if eligible.is_empty() {
@@ -156,28 +163,24 @@ impl Scheduler {
                 Some(cost) => ((budget as f64 / cost.max(1.0)) as usize).clamp(1, max_entries),
                 None => FIRST_TURN_ENTRIES.min(max_entries),
             };
+            let reserved = lane.cost_per_entry.map_or(budget, |c| (c * entries as f64) as i64);
             lane.in_flight += 1;
-            lane.reserved += lane.cost_per_entry.map_or(budget, |c| (c * entries as f64) as i64);
-            return Some(Turn { tenant, entries });
+            lane.reserved += reserved;
+            return Some(Turn {
+                tenant,
+                entries,
+                reserved,
+            });
         }
         None
     }
 
-    /// A turn of `tenant` ended: it ran `entries` entries in `elapsed`
-    /// (entries it took and did not start count as not run).
-    pub fn done(&mut self, tenant: &str, entries: usize, elapsed: Duration) {
+    /// `turn` ended: it ran `entries` entries in `elapsed` (entries it took
+    /// and did not start count as not run).
+    pub fn done(&mut self, turn: &Turn, entries: usize, elapsed: Duration) {
         let budget = self.budget;
-        let Some(lane) = self.lanes.get_mut(tenant) else { return };
+        let Some(lane) = self.end(turn) else { return };
         let spent = micros(elapsed);
-        let reserved = lane
-            .cost_per_entry
-            .map_or(budget, |c| (c * entries.max(1) as f64) as i64);
-        lane.in_flight = lane.in_flight.saturating_sub(1);
-        lane.reserved = if lane.in_flight == 0 {
-            0
-        } else {
-            (lane.reserved - reserved).max(0)
-        };
         lane.deficit = (lane.deficit - spent).max(-micros(MAX_DEBT));
         if entries > 0 {
             let per_entry = spent as f64 / entries as f64;
@@ -190,30 +193,33 @@ impl Scheduler {
     }
 
     /// A picked turn found nothing to take (another process took it).
-    pub fn cancel(&mut self, tenant: &str) {
-        if let Some(lane) = self.lanes.get_mut(tenant) {
-            lane.in_flight = lane.in_flight.saturating_sub(1);
-            if lane.in_flight == 0 {
-                lane.reserved = 0;
-            }
-        }
+    pub fn cancel(&mut self, turn: &Turn) {
+        self.end(turn);
+    }
+
+    /// `turn` no longer runs: its slot and its reservation are given back.
+    fn end(&mut self, turn: &Turn) -> Option<&mut LaneState> {
+        let lane = self.lanes.get_mut(&turn.tenant)?;
+        lane.in_flight = lane.in_flight.saturating_sub(1);
+        lane.reserved = (lane.reserved - turn.reserved).max(0);
+        Some(lane)
     }
 
     /// Lanes with new work join the round at its end; lanes without work
     /// or turns leave it, keeping their debt and their measurements but
     /// not their credit.
-    fn join(&mut self, ready: &[Lane]) {
+    fn join(&mut self, ready: &[Lane], with_work: &HashSet<&str>) {
+        // In the order the queue listed them (oldest first on the local queue).
         for lane in ready.iter().filter(|l| l.entries > 0) {
-            let state = self.lanes.entry(lane.tenant.clone()).or_default();
-            if !state.in_round {
-                state.in_round = true;
-                self.round.push_back(lane.tenant.clone());
+            if self.lanes.get(&lane.tenant).is_some_and(|l| l.in_round) {
+                continue;
             }
+            self.lanes.entry(lane.tenant.clone()).or_default().in_round = true;
+            self.round.push_back(lane.tenant.clone());
         }
         let lanes = &mut self.lanes;
         self.round.retain(|t| {
-            let keep =
-                ready.iter().any(|l| l.tenant == *t && l.entries > 0) || lanes.get(t).is_some_and(|l| l.in_flight > 0);
+            let keep = with_work.contains(t.as_str()) || lanes.get(t).is_some_and(|l| l.in_flight > 0);
             if !keep && let Some(l) = lanes.get_mut(t) {
                 l.in_round = false;
                 l.deficit = l.deficit.min(0);
@@ -259,15 +265,15 @@ mod tests {
         // Not measured yet: no second turn for it.
         let second = s.pick(&ready).expect("a turn");
         assert_eq!(second.tenant, "b");
-        s.done("slow", 1, Duration::from_secs(4));
-        s.done("b", 8, Duration::from_millis(40));
+        s.done(&first, 1, Duration::from_secs(4));
+        s.done(&second, 8, Duration::from_millis(40));
         // "slow" owes 4 s: "b" gets the turns meanwhile, many of them.
         let mut b_turns = 0;
         for _ in 0..20 {
             let t = s.pick(&ready).expect("a turn");
             assert_eq!(t.tenant, "b", "a tenant in debt ran before its debt was paid");
             b_turns += 1;
-            s.done("b", t.entries, Duration::from_millis(90));
+            s.done(&t, t.entries, Duration::from_millis(90));
         }
         assert_eq!(b_turns, 20);
         // Alone, the indebted tenant runs at once (fast-forward), one turn.
@@ -283,7 +289,7 @@ mod tests {
         let t = s.pick(&ready).expect("turn");
         assert_eq!(t.entries, FIRST_TURN_ENTRIES);
         // 8 entries in 20 ms: 2.5 ms each, so 40 fit in 100 ms.
-        s.done("a", 8, Duration::from_millis(20));
+        s.done(&t, 8, Duration::from_millis(20));
         let t = s.pick(&ready).expect("turn");
         assert_eq!(t.entries, 40);
         // Fast tenants may run `per_tenant` turns at once, no more.
@@ -297,7 +303,7 @@ mod tests {
         let ready = lanes(&["s1", "s2", "s3", "s4", "ok"]);
         let mut picked = Vec::new();
         while let Some(t) = s.pick(&ready) {
-            picked.push(t.tenant);
+            picked.push(t);
             if picked.len() > 10 {
                 break;
             }
@@ -305,15 +311,16 @@ mod tests {
         // Four slots: tenants not measured yet count as slow, so three of
         // them run and the fourth slot stays free for a tenant known to fit
         // its budget.
-        assert_eq!(picked, vec!["s1", "s2", "s3"]);
-        s.done("s1", 1, Duration::from_secs(3));
-        s.done("s2", 1, Duration::from_secs(3));
-        s.done("s3", 1, Duration::from_secs(3));
+        let names: Vec<&str> = picked.iter().map(|t| t.tenant.as_str()).collect();
+        assert_eq!(names, vec!["s1", "s2", "s3"]);
+        for t in &picked {
+            s.done(t, 1, Duration::from_secs(3));
+        }
         let t = s.pick(&ready).expect("turn");
         assert_eq!(t.tenant, "s4");
         let t = s.pick(&ready).expect("turn");
         assert_eq!(t.tenant, "ok");
-        s.done("ok", 8, Duration::from_millis(10));
+        s.done(&t, 8, Duration::from_millis(10));
         // "ok" is fast now: it runs again before the indebted ones.
         let t = s.pick(&ready).expect("turn");
         assert_eq!(t.tenant, "ok");
@@ -335,7 +342,7 @@ mod tests {
             let mut s = Scheduler::new(BUDGET, 256, 4, 2);
             let lane = |t: &str| Lane { tenant: t.to_string(), entries: 1_000_000 };
             let mut now = 0u64;
-            let mut running: Vec<(u64, String, usize, u64)> = Vec::new();
+            let mut running: Vec<(u64, Turn, usize, u64)> = Vec::new();
             // When the good tenant's waiting entry arrived, if one waits.
             let mut good_waiting = Some(0u64);
             let mut next_arrival = EVERY;
@@ -366,7 +373,7 @@ mod tests {
                         }
                         ready.retain(|l| l.tenant != "good");
                     }
-                    running.push((now + took, t.tenant, ran, took));
+                    running.push((now + took, t, ran, took));
                 }
                 prop_assert!(!running.is_empty(), "a slot idles while lanes have work");
                 running.sort_by_key(|r| std::cmp::Reverse(r.0));
@@ -377,10 +384,10 @@ mod tests {
                     good_waiting.get_or_insert(now);
                     continue;
                 }
-                let Some((end, tenant, ran, took)) = running.pop() else { break };
+                let Some((end, turn, ran, took)) = running.pop() else { break };
                 now = end;
-                s.done(&tenant, ran, Duration::from_micros(took));
-                measured |= tenant == "good";
+                s.done(&turn, ran, Duration::from_micros(took));
+                measured |= turn.tenant == "good";
             }
             prop_assert!(worst <= 4 * budget, "the good tenant waited {worst} µs for a turn");
         }
