@@ -22,6 +22,7 @@ use crate::search::service::Reader;
 use crate::stores::raw::RawStore;
 use crate::telemetry::Metrics;
 use crate::tenants::Tenants;
+use crate::tenants::plans::Plans;
 use crate::{queue, search, stores};
 
 /// Runs every service of `config` on `listener` until `shutdown` resolves.
@@ -33,6 +34,10 @@ pub async fn run(
     let data = &config.data_dir;
     std::fs::create_dir_all(data).with_context(|| format!("creating data dir {}", data.display()))?;
     let (admin_token, _) = admin_token(&config)?;
+    let plans = Arc::new(match &config.plans_file {
+        Some(path) => Plans::from_file(path)?,
+        None => Plans::builtin(),
+    });
     let b = &config.backends;
     let roles = config.roles;
 
@@ -69,7 +74,7 @@ pub async fn run(
         config: config.processor.clone(),
     });
     let state = AppState {
-        tenants: Arc::new(Tenants::new(meta.clone())),
+        tenants: Arc::new(Tenants::new(meta.clone(), plans)),
         ingest: Arc::new(Ingest::new(queue.clone(), metrics.clone())),
         reader: Arc::new(Reader::new(meta.clone(), raw.clone(), index.clone())),
         meta,

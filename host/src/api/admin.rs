@@ -9,7 +9,9 @@ use axum::http::request::Parts;
 use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, ErrorCode};
-use super::wire::{CreateKey, CreateTenant, KeyList, NewKeyJson, TenantCreated, TenantList};
+use super::wire::{
+    CreateKey, CreateTenant, KeyList, NewKeyJson, PlanList, TenantCreated, TenantJson, TenantList, UpdateTenant,
+};
 use crate::model::Slug;
 use crate::tenants::TenantError;
 
@@ -20,17 +22,22 @@ pub async fn create_tenant(
 ) -> Result<(StatusCode, Json<TenantCreated>), ApiError> {
     let Json(req) = body?;
     let slug = Slug::parse(&req.slug).map_err(TenantError::from)?;
-    let key = state.tenants.create(&slug).await?;
+    let plan = req
+        .plan
+        .clone()
+        .unwrap_or_else(|| crate::tenants::plans::DEFAULT_PLAN.to_string());
+    let key = state.tenants.create(&slug, &plan).await?;
     if let Err(e) = state.index.provision(&req.slug).await {
         // The index is also created on first write; a failure here is not
         // worth failing the tenant over.
         tracing::warn!(tenant = req.slug, error = %e, "index provisioning failed");
     }
-    tracing::info!(tenant = req.slug, "tenant created");
+    tracing::info!(tenant = req.slug, plan, "tenant created");
     Ok((
         StatusCode::CREATED,
         Json(TenantCreated {
             tenant: req.slug,
+            plan,
             api_key: key.into(),
         }),
     ))
@@ -38,6 +45,29 @@ pub async fn create_tenant(
 
 pub async fn list_tenants(State(state): State<AppState>, _: Admin) -> Result<Json<TenantList>, ApiError> {
     Ok(Json(state.tenants.list().await?.into()))
+}
+
+/// Changes what the admin API may change of a tenant: its plan.
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    _: Admin,
+    TenantPath(slug): TenantPath,
+    body: Result<Json<UpdateTenant>, JsonRejection>,
+) -> Result<Json<TenantJson>, ApiError> {
+    let Json(req) = body?;
+    state.tenants.set_plan(&slug, &req.plan).await?;
+    let tenant = state
+        .tenants
+        .list()
+        .await?
+        .into_iter()
+        .find(|t| t.slug == slug.as_str())
+        .ok_or_else(|| crate::tenants::TenantError::NoTenant(slug.as_str().to_string()))?;
+    Ok(Json(tenant.into()))
+}
+
+pub async fn list_plans(State(state): State<AppState>, _: Admin) -> Json<PlanList> {
+    Json(state.tenants.plans().into())
 }
 
 pub async fn create_key(

@@ -50,6 +50,7 @@ error_codes! {
     InvalidQuery = 400 "invalid_query" "The search query `q` does not parse.",
     InvalidSlug = 400 "invalid_slug" "A tenant slug must match `^[a-z][a-z0-9_]{1,39}$`.",
     InvalidScope = 400 "invalid_scope" "A key scope is one of `ingest`, `search`, `plugins`.",
+    InvalidPlan = 400 "invalid_plan" "No such plan (`GET /v1/admin/plans` lists them), or a malformed plan name.",
     InvalidPluginName = 400 "invalid_plugin_name" "A plugin name must match `^[a-z][a-z0-9_-]{0,62}$`.",
     InvalidStage = 400 "invalid_stage" "A plugin stage is one of `parser`, `enricher`, `router`.",
     InvalidId = 400 "invalid_id" "An id in the path is not one LoggerHub makes (a ULID, or a key id).",
@@ -192,6 +193,7 @@ impl From<TenantError> for ApiError {
             TenantError::NoTenant(_) => ErrorCode::TenantNotFound,
             TenantError::BadScope(_) => ErrorCode::InvalidScope,
             TenantError::NoKey(_) => ErrorCode::KeyNotFound,
+            TenantError::Plan(_) => ErrorCode::InvalidPlan,
         };
         ApiError::new(code, e.to_string())
     }

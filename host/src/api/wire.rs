@@ -86,6 +86,30 @@ impl From<Page> for PageJson {
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     pub slug: String,
+    /// The operator's default plan when absent.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// PATCH /v1/admin/tenants/{slug}.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    pub plan: String,
+}
+
+/// GET /v1/admin/plans.
+#[derive(Serialize)]
+pub struct PlanList {
+    pub plans: BTreeMap<String, crate::tenants::plans::Plan>,
+}
+
+impl From<&crate::tenants::plans::Plans> for PlanList {
+    fn from(plans: &crate::tenants::plans::Plans) -> Self {
+        PlanList {
+            plans: plans.iter().map(|(n, p)| (n.to_string(), p.clone())).collect(),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -158,6 +182,7 @@ impl From<NewKey> for NewKeyJson {
 #[derive(Serialize)]
 pub struct TenantCreated {
     pub tenant: String,
+    pub plan: String,
     pub api_key: NewKeyJson,
 }
 
@@ -165,6 +190,7 @@ pub struct TenantCreated {
 pub struct TenantJson {
     pub slug: String,
     pub created_at: String,
+    pub plan: String,
 }
 
 #[derive(Serialize)]
@@ -172,16 +198,20 @@ pub struct TenantList {
     pub tenants: Vec<TenantJson>,
 }
 
+impl From<Tenant> for TenantJson {
+    fn from(t: Tenant) -> Self {
+        TenantJson {
+            created_at: format_ts(t.created_at),
+            slug: t.slug,
+            plan: t.plan,
+        }
+    }
+}
+
 impl From<Vec<Tenant>> for TenantList {
     fn from(tenants: Vec<Tenant>) -> Self {
         TenantList {
-            tenants: tenants
-                .into_iter()
-                .map(|t| TenantJson {
-                    created_at: format_ts(t.created_at),
-                    slug: t.slug,
-                })
-                .collect(),
+            tenants: tenants.into_iter().map(TenantJson::from).collect(),
         }
     }
 }

@@ -13,6 +13,7 @@ use loggerhub::model::Slug;
 use loggerhub::plugins::{PluginName, validate};
 use loggerhub::runtime::{Limits, Runtime, Stage};
 use loggerhub::tenants;
+use loggerhub::tenants::plans::PlanName;
 use loggerhub_codec::{self as codec, Record};
 use serde_json::Value;
 
@@ -68,8 +69,21 @@ pub enum TenantCmd {
     Create {
         #[arg(value_parser = slug_arg)]
         slug: Slug,
+        /// One of the server's plans (`loggerhub tenant plans`); its default
+        /// plan if not given.
+        #[arg(long, value_parser = plan_arg)]
+        plan: Option<PlanName>,
     },
     List,
+    /// Move a tenant to another plan.
+    SetPlan {
+        #[arg(value_parser = slug_arg)]
+        slug: Slug,
+        #[arg(value_parser = plan_arg)]
+        plan: PlanName,
+    },
+    /// The server's plans and what each allows.
+    Plans,
 }
 
 #[derive(Subcommand)]
@@ -185,15 +199,26 @@ impl ClientCommand {
                 let admin = token("LOGGERHUB_ADMIN_TOKEN")?;
                 let base = format!("{}/v1/admin/tenants", conn.url.trim_end_matches('/'));
                 let v = match cmd {
-                    TenantCmd::Create { slug } => {
+                    TenantCmd::Create { slug, plan } => {
+                        let mut body = serde_json::json!({"slug": slug.as_str()});
+                        if let Some(plan) = plan {
+                            body["plan"] = plan.as_str().into();
+                        }
+                        call(http.post(&base).bearer_auth(&admin).json(&body)).await?
+                    }
+                    TenantCmd::List => call(http.get(&base).bearer_auth(&admin)).await?,
+                    TenantCmd::SetPlan { slug, plan } => {
                         call(
-                            http.post(&base)
+                            http.patch(format!("{base}/{slug}"))
                                 .bearer_auth(&admin)
-                                .json(&serde_json::json!({"slug": slug.as_str()})),
+                                .json(&serde_json::json!({"plan": plan.as_str()})),
                         )
                         .await?
                     }
-                    TenantCmd::List => call(http.get(&base).bearer_auth(&admin)).await?,
+                    TenantCmd::Plans => {
+                        let url = format!("{}/v1/admin/plans", conn.url.trim_end_matches('/'));
+                        call(http.get(url).bearer_auth(&admin)).await?
+                    }
                 };
                 print(&v);
             }
@@ -269,6 +294,10 @@ fn plugin_name_arg(s: &str) -> Result<PluginName, String> {
 
 fn slug_arg(s: &str) -> Result<Slug, String> {
     Slug::parse(s).map_err(|e| e.to_string())
+}
+
+fn plan_arg(s: &str) -> Result<PlanName, String> {
+    PlanName::parse(s).map_err(|e| e.to_string())
 }
 
 fn key_id_arg(s: &str) -> Result<String, String> {

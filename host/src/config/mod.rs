@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// Pipeline workers (0: this process only queues, as an ingest node).
     #[arg(long, default_value_t = ProcessorConfig::default().workers, env = "LOGGERHUB_WORKERS")]
     pub workers: usize,
+    /// A JSON file of plans (`{"name": {…}}`) that overrides or adds to
+    /// the built-in `free`, `pro` and `enterprise` (docs/OPERATIONS.md).
+    #[arg(long, env = "LOGGERHUB_PLANS")]
+    pub plans: Option<PathBuf>,
     /// Processing time (ms) one tenant may use per round of the scheduler
     /// before the other tenants with work get theirs.
     #[arg(long, default_value_t = ProcessorConfig::default().turn_budget.as_millis() as u64, env = "LOGGERHUB_TURN_BUDGET_MS")]
@@ -225,6 +229,7 @@ impl ServeArgs {
         config.processor.instance_budget_bytes = self.plugin_memory_budget_mib.saturating_mul(1 << 20);
         config.processor.instance_idle = Duration::from_secs(self.plugin_idle_secs.max(1));
         config.roles = self.role;
+        config.plans_file = self.plans;
         Ok(config)
     }
 }
@@ -244,6 +249,8 @@ pub struct Config {
     pub backends: Backends,
     /// The services this process runs (`--role`).
     pub roles: Roles,
+    /// The operator's plans (`--plans`): a JSON file over the built-ins.
+    pub plans_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -260,6 +267,7 @@ impl Config {
             plugins: PluginPolicy::default(),
             processor: ProcessorConfig::default(),
             roles: Roles::ALL,
+            plans_file: None,
         }
     }
 }

@@ -24,6 +24,7 @@ pub(super) trait Scopes<DB: Database>:
 /// The statements, for one database's table names.
 pub(super) struct Statements {
     pub list_tenants: &'static str,
+    pub set_plan: &'static str,
     pub insert_key: &'static str,
     pub find_key: &'static str,
     pub list_keys: &'static str,
@@ -46,7 +47,7 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'r> (String, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, i64, String): FromRow<'r, DB::Row>,
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> KeyRow<S>: FromRow<'r, DB::Row>,
 {
@@ -59,11 +60,21 @@ where
     }
 
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(self.sql.list_tenants).fetch_all(&self.pool).await?;
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(self.sql.list_tenants).fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
-            .map(|(slug, created_at)| Tenant { slug, created_at })
+            .map(|(slug, created_at, plan)| Tenant { slug, created_at, plan })
             .collect())
+    }
+
+    /// Moves a tenant to `plan`; false if there is no such tenant.
+    pub async fn set_plan(&self, slug: &str, plan: &str) -> Result<bool, BackendError> {
+        let updated: Option<(String,)> = sqlx::query_as(self.sql.set_plan)
+            .bind(plan)
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(updated.is_some())
     }
 
     pub async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError> {
@@ -123,7 +134,12 @@ where
 macro_rules! statements {
     ($schema:literal) => {
         $crate::stores::accounts::Statements {
-            list_tenants: concat!("SELECT slug, created_at FROM ", $schema, "tenants ORDER BY slug"),
+            list_tenants: concat!("SELECT slug, created_at, plan FROM ", $schema, "tenants ORDER BY slug"),
+            set_plan: concat!(
+                "UPDATE ",
+                $schema,
+                "tenants SET plan = $1 WHERE slug = $2 RETURNING slug"
+            ),
             insert_key: concat!(
                 "INSERT INTO ",
                 $schema,

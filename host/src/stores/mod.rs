@@ -27,6 +27,8 @@ use crate::model::{Cursor, LogFilter, LogRecord, Page, Stats};
 pub struct Tenant {
     pub slug: String,
     pub created_at: i64,
+    /// The name of the plan it is on (`tenants::plans`).
+    pub plan: String,
 }
 
 /// An API key as stored: only the SHA-256 of the secret.
@@ -51,8 +53,10 @@ pub struct MetaRow<'a> {
 /// Structured metadata: tenants, keys and one row per log record.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
-    /// Creates the tenant; false if it already existed.
-    async fn create_tenant(&self, slug: &str) -> Result<bool, BackendError>;
+    /// Creates the tenant on `plan`; false if it already existed.
+    async fn create_tenant(&self, slug: &str, plan: &str) -> Result<bool, BackendError>;
+    /// Moves the tenant to `plan`; false if there is no such tenant.
+    async fn set_plan(&self, slug: &str, plan: &str) -> Result<bool, BackendError>;
     async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError>;
     async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError>;
     async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, BackendError>;

@@ -25,7 +25,10 @@ const TENANT_TEMPLATE: &str = include_str!("../../../infra/postgres/templates/te
 
 /// Migrations of `public`, applied in order, each once, under an advisory
 /// lock so that processes starting together do not race.
-const MIGRATIONS: &[(i32, &str)] = &[(1, PUBLIC_SCHEMA)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, PUBLIC_SCHEMA), (2, PLANS)];
+/// Tenants gained a plan (issue 11); public_schema.sql has the same line,
+/// so a fresh database and an upgraded one end up alike.
+const PLANS: &str = "ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS plan TEXT NOT NULL DEFAULT 'free';";
 /// Any constant both sides agree on: the key of the migration lock.
 const MIGRATION_LOCK: i64 = 0x4c48_4d49_4752;
 
@@ -168,17 +171,19 @@ fn row_to_record(tenant: &str, row: &PgRow) -> Result<LogRecord, BackendError> {
 
 #[async_trait]
 impl MetadataStore for PgStore {
-    async fn create_tenant(&self, slug: &str) -> Result<bool, BackendError> {
+    async fn create_tenant(&self, slug: &str, plan: &str) -> Result<bool, BackendError> {
         let ddl = tenant_schema_sql(slug)?;
         let mut tx = self.pool.begin().await?;
-        let created =
-            sqlx::query("INSERT INTO public.tenants (slug, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(slug)
-                .bind(model::now_ns())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
+        let created = sqlx::query(
+            "INSERT INTO public.tenants (slug, created_at, plan) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(slug)
+        .bind(model::now_ns())
+        .bind(plan)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
         // Always run: the template is idempotent, and this repairs a schema
         // dropped by hand.
         // The only spliced name is a checked slug (`schema`).
@@ -189,6 +194,10 @@ impl MetadataStore for PgStore {
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
         self.accounts.list_tenants().await
+    }
+
+    async fn set_plan(&self, slug: &str, plan: &str) -> Result<bool, BackendError> {
+        self.accounts.set_plan(slug, plan).await
     }
 
     async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError> {

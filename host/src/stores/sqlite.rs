@@ -18,7 +18,8 @@ use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats};
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tenants (
     slug        TEXT PRIMARY KEY,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    plan        TEXT NOT NULL DEFAULT 'free'
 );
 CREATE TABLE IF NOT EXISTS api_keys (
     id          TEXT PRIMARY KEY,
@@ -77,6 +78,15 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        // A database made before tenants had plans (issue 11).
+        let has_plan: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('tenants') WHERE name = 'plan'")
+            .fetch_one(&pool)
+            .await?;
+        if has_plan == 0 {
+            sqlx::raw_sql("ALTER TABLE tenants ADD COLUMN plan TEXT NOT NULL DEFAULT 'free'")
+                .execute(&pool)
+                .await?;
+        }
         Ok(SqliteStore {
             accounts: Accounts::new(pool.clone(), &ACCOUNTS),
             pool,
@@ -122,10 +132,11 @@ const COLUMNS: &str = "tenant, id, service, level, timestamp, received_at, messa
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
-    async fn create_tenant(&self, slug: &str) -> Result<bool, BackendError> {
-        let r = sqlx::query("INSERT INTO tenants (slug, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
+    async fn create_tenant(&self, slug: &str, plan: &str) -> Result<bool, BackendError> {
+        let r = sqlx::query("INSERT INTO tenants (slug, created_at, plan) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
             .bind(slug)
             .bind(model::now_ns())
+            .bind(plan)
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected() == 1)
@@ -133,6 +144,10 @@ impl MetadataStore for SqliteStore {
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
         self.accounts.list_tenants().await
+    }
+
+    async fn set_plan(&self, slug: &str, plan: &str) -> Result<bool, BackendError> {
+        self.accounts.set_plan(slug, plan).await
     }
 
     async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError> {
@@ -261,5 +276,43 @@ impl Scopes<Sqlite> for String {
 
     fn into_scopes(self) -> Vec<String> {
         self.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made before tenants had plans gains the column on open,
+    /// with every tenant on the default plan; opening again changes nothing.
+    #[tokio::test]
+    async fn a_database_from_before_plans_gains_the_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("meta.db");
+        let opts = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let old = SqlitePool::connect_with(opts).await.expect("old db");
+        sqlx::raw_sql(
+            "CREATE TABLE tenants (slug TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+             INSERT INTO tenants VALUES ('acme', 1);",
+        )
+        .execute(&old)
+        .await
+        .expect("old schema");
+        old.close().await;
+
+        let store = SqliteStore::open(&path).await.expect("open");
+        let tenants = store.list_tenants().await.expect("list");
+        assert_eq!(
+            tenants,
+            vec![Tenant {
+                slug: "acme".into(),
+                created_at: 1,
+                plan: "free".into()
+            }]
+        );
+        assert!(store.set_plan("acme", "pro").await.expect("set plan"));
+        drop(store);
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        assert_eq!(store.list_tenants().await.expect("list")[0].plan, "pro");
     }
 }

@@ -1,5 +1,6 @@
-//! Tenants and their API keys: key minting and hashing, scopes, and the
-//! authentication cache in front of the metadata store.
+//! Tenants and their API keys: key minting and hashing, scopes, the
+//! authentication cache in front of the metadata store, and the plans
+//! tenants are on (`plans`).
 //!
 //! **Invariant:** a key's secret is shown once and stored only as its
 //! SHA-256; tenants depend on `stores`, `model` and `error` alone.
@@ -11,6 +12,10 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use rand::Rng;
 use sha2::{Digest, Sha256};
+
+pub mod plans;
+
+use plans::{PlanError, PlanName, Plans};
 
 use crate::error::BackendError;
 use crate::model::{self, BadSlug, Slug};
@@ -67,6 +72,8 @@ pub enum TenantError {
     #[error("no key {0:?}")]
     NoKey(String),
     #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
     Store(#[from] BackendError),
 }
 
@@ -109,21 +116,30 @@ const AUTH_STALE_GRACE: Duration = Duration::from_secs(15 * 60);
 
 pub struct Tenants {
     store: Arc<dyn MetadataStore>,
+    plans: Arc<Plans>,
     cache: RwLock<HashMap<String, (Instant, Option<Principal>)>>,
 }
 
 impl Tenants {
-    pub fn new(store: Arc<dyn MetadataStore>) -> Self {
+    pub fn new(store: Arc<dyn MetadataStore>, plans: Arc<Plans>) -> Self {
         Tenants {
             store,
+            plans,
             cache: RwLock::new(HashMap::new()),
         }
     }
 
-    /// Creates a tenant and its first key (all scopes).
-    pub async fn create(&self, slug: &Slug) -> Result<NewKey, TenantError> {
+    /// The operator's plans.
+    pub fn plans(&self) -> &Plans {
+        &self.plans
+    }
+
+    /// Creates a tenant on one of the operator's plans, and its first key
+    /// (all scopes).
+    pub async fn create(&self, slug: &Slug, plan: &str) -> Result<NewKey, TenantError> {
+        let plan = self.plan_name(plan)?;
         let slug = slug.as_str();
-        if !self.store.create_tenant(slug).await? {
+        if !self.store.create_tenant(slug, plan.as_str()).await? {
             return Err(TenantError::Exists(slug.to_string()));
         }
         self.mint(slug, &Scope::ALL).await
@@ -131,6 +147,20 @@ impl Tenants {
 
     pub async fn list(&self) -> Result<Vec<Tenant>, TenantError> {
         Ok(self.store.list_tenants().await?)
+    }
+
+    /// Moves a tenant to another of the operator's plans.
+    pub async fn set_plan(&self, slug: &Slug, plan: &str) -> Result<PlanName, TenantError> {
+        let plan = self.plan_name(plan)?;
+        if !self.store.set_plan(slug.as_str(), plan.as_str()).await? {
+            return Err(TenantError::NoTenant(slug.as_str().to_string()));
+        }
+        tracing::info!(tenant = slug.as_str(), plan = plan.as_str(), "tenant plan changed");
+        Ok(plan)
+    }
+
+    fn plan_name(&self, plan: &str) -> Result<PlanName, TenantError> {
+        Ok(self.plans.get(plan)?.0.clone())
     }
 
     async fn ensure_exists(&self, slug: &str) -> Result<(), TenantError> {

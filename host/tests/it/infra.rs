@@ -104,7 +104,7 @@ async fn postgres_init_scripts_and_tenant_template_run_on_a_real_server() {
     url_db.push('/');
     url_db.push_str(&db);
     let store = PgStore::open(&url_db).await.expect("open the scripted database");
-    assert!(store.create_tenant("acme").await.expect("create tenant"));
+    assert!(store.create_tenant("acme", "free").await.expect("create tenant"));
     pool.close().await;
     drop(store);
 

@@ -19,6 +19,7 @@ mod hostile;
 mod infra;
 mod opensearch_fixtures;
 mod outages;
+mod plans;
 mod plugins;
 mod roles;
 mod sandbox;

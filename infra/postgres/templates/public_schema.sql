@@ -8,6 +8,8 @@ CREATE TABLE IF NOT EXISTS public.tenants (
     slug        TEXT PRIMARY KEY CHECK (slug ~ '^[a-z][a-z0-9_]{1,39}$'),
     created_at  BIGINT NOT NULL              -- unix ns
 );
+-- The plan the tenant is on (LoggerHub's migration 2 for older databases).
+ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS plan TEXT NOT NULL DEFAULT 'free';
 
 CREATE TABLE IF NOT EXISTS public.api_keys (
     id          TEXT PRIMARY KEY,

@@ -65,20 +65,23 @@ async fn all_pages(store: &dyn MetadataStore, tenant: &str, filter: &LogFilter, 
 
 pub async fn run(store: &dyn MetadataStore, a: &str, b: &str) {
     // Tenants.
-    assert!(store.create_tenant(a).await.expect("create a"));
+    assert!(store.create_tenant(a, "free").await.expect("create a"));
     assert!(
-        !store.create_tenant(a).await.expect("create a again"),
+        !store.create_tenant(a, "pro").await.expect("create a again"),
         "second create reports new"
     );
-    assert!(store.create_tenant(b).await.expect("create b"));
-    let slugs: Vec<String> = store
-        .list_tenants()
-        .await
-        .expect("list tenants")
-        .into_iter()
-        .map(|t| t.slug)
-        .collect();
-    assert!(slugs.contains(&a.to_string()) && slugs.contains(&b.to_string()));
+    assert!(store.create_tenant(b, "pro").await.expect("create b"));
+    let plans = || async {
+        let tenants = store.list_tenants().await.expect("list tenants");
+        let plan = |slug: &str| tenants.iter().find(|t| t.slug == slug).map(|t| t.plan.clone());
+        (plan(a), plan(b))
+    };
+    // Creating again changes nothing, the plan included.
+    assert_eq!(plans().await, (Some("free".into()), Some("pro".into())));
+    // A plan change touches the one tenant; an unknown tenant is no change.
+    assert!(store.set_plan(a, "enterprise").await.expect("set plan"));
+    assert_eq!(plans().await, (Some("enterprise".into()), Some("pro".into())));
+    assert!(!store.set_plan("nosuchtenant", "pro").await.expect("set plan"));
 
     // Keys: stored by hash, listed per tenant, revoked once.
     let key = ApiKey {
