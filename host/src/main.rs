@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run LoggerHub's services (all of them unless --role says otherwise).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     loggerhub::telemetry::init_tracing();
     match Cli::parse().command {
         Command::Serve(args) => {
-            let config = args.check(Secrets::from_env())?;
+            let config = (*args).check(Secrets::from_env())?;
             loggerhub::server::serve(config).await
         }
         Command::Client(c) => c.run().await,

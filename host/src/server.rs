@@ -15,7 +15,10 @@ use tokio::sync::watch;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::config::QueueBackend;
 use crate::ingest::Ingest;
+use crate::ingest::rate::shared::RedisRates;
+use crate::ingest::rate::{LocalRates, RateLimiter};
 use crate::pipeline::{DeadLetters, InstanceBudget, Processor};
 use crate::plugins::Plugins;
 use crate::search::service::Reader;
@@ -34,10 +37,15 @@ pub async fn run(
     let data = &config.data_dir;
     std::fs::create_dir_all(data).with_context(|| format!("creating data dir {}", data.display()))?;
     let (admin_token, _) = admin_token(&config)?;
-    let plans = Arc::new(match &config.plans_file {
+    let plans = match &config.plans_file {
         Some(path) => Plans::from_file(path)?,
         None => Plans::builtin(),
-    });
+    };
+    let plans = Arc::new(
+        plans
+            .with_default(&config.default_plan)
+            .context("--default-plan (LOGGERHUB_DEFAULT_PLAN)")?,
+    );
     let b = &config.backends;
     let roles = config.roles;
 
@@ -73,9 +81,18 @@ pub async fn run(
         ),
         config: config.processor.clone(),
     });
+    // With Redis, every ingest process takes from the same rate buckets.
+    let rates: Arc<dyn RateLimiter> = match &b.queue {
+        QueueBackend::Redis { url, name, .. } => Arc::new(
+            RedisRates::open(url, name)
+                .await
+                .context("opening the rate limits in Redis")?,
+        ),
+        QueueBackend::Local(_) => Arc::new(LocalRates::default()),
+    };
     let state = AppState {
         tenants: Arc::new(Tenants::new(meta.clone(), plans)),
-        ingest: Arc::new(Ingest::new(queue.clone(), metrics.clone())),
+        ingest: Arc::new(Ingest::new(queue.clone(), metrics.clone(), rates)),
         reader: Arc::new(Reader::new(meta.clone(), raw.clone(), index.clone())),
         meta,
         raw,

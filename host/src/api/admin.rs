@@ -25,7 +25,7 @@ pub async fn create_tenant(
     let plan = req
         .plan
         .clone()
-        .unwrap_or_else(|| crate::tenants::plans::DEFAULT_PLAN.to_string());
+        .unwrap_or_else(|| state.tenants.plans().default_name().to_string());
     let key = state.tenants.create(&slug, &plan).await?;
     if let Err(e) = state.index.provision(&req.slug).await {
         // The index is also created on first write; a failure here is not
@@ -56,14 +56,7 @@ pub async fn update_tenant(
 ) -> Result<Json<TenantJson>, ApiError> {
     let Json(req) = body?;
     state.tenants.set_plan(&slug, &req.plan).await?;
-    let tenant = state
-        .tenants
-        .list()
-        .await?
-        .into_iter()
-        .find(|t| t.slug == slug.as_str())
-        .ok_or_else(|| crate::tenants::TenantError::NoTenant(slug.as_str().to_string()))?;
-    Ok(Json(tenant.into()))
+    Ok(Json(state.tenants.get(slug.as_str()).await?.into()))
 }
 
 pub async fn list_plans(State(state): State<AppState>, _: Admin) -> Json<PlanList> {

@@ -40,6 +40,8 @@ impl RequiredScope for Plugins {
 pub struct Tenant<S> {
     /// The key's tenant: every read and write of the request is its.
     pub tenant: String,
+    /// The tenant's plan (`tenants::plans`).
+    pub plan: String,
     /// Every scope of the key (it holds `S` at least).
     scopes: Vec<Scope>,
     scope: PhantomData<S>,
@@ -83,6 +85,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Tenant<S> {
         }
         Ok(Tenant {
             tenant: principal.tenant,
+            plan: principal.plan,
             scopes: principal.scopes,
             scope: PhantomData,
         })

@@ -73,6 +73,7 @@ error_codes! {
     ReservedPluginName = 409 "reserved_plugin_name" "The name is a built-in plugin's.",
     PluginInUse = 409 "plugin_in_use" "The plugin is in the tenant's pipeline; change the pipeline first.",
     PayloadTooLarge = 413 "payload_too_large" "The body is over the limit; send smaller batches.",
+    RateLimited = 429 "rate_limited" "The tenant is over its plan's ingest rate; the message names the limit. Retry after `Retry-After` seconds.",
     UnsupportedMediaType = 415 "unsupported_media_type" "Send application/json, application/x-ndjson or text/plain.",
     Rejected = 422 "rejected" "A backend refused the request's data for good; sending it again will not help.",
     Internal = 500 "internal" "Something failed inside LoggerHub; the server log has the cause.",
@@ -180,6 +181,9 @@ impl From<IngestError> for ApiError {
             IngestError::Queue(b) => b.into(),
             e @ IngestError::WrongTenant { .. } => ApiError::new(ErrorCode::WrongTenant, e.to_string()),
             e @ IngestError::UnsupportedMediaType(_) => ApiError::new(ErrorCode::UnsupportedMediaType, e.to_string()),
+            e @ IngestError::RateLimited { retry_after_secs, .. } => {
+                ApiError::new(ErrorCode::RateLimited, e.to_string()).retry_after(retry_after_secs)
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use super::error::{ApiError, ErrorCode};
 use super::params::ListParams;
 use super::wire::{Accepted, DetailJson, PageJson, StatsJson};
 use crate::ingest::IngestRequest;
+use crate::ingest::rate::Rate;
 use crate::model::STATS_MAX_BUCKETS;
 use crate::search::Query;
 
@@ -35,11 +36,19 @@ pub async fn ingest(
             format!("body is over the limit of {limit} bytes; send smaller batches"),
         )
     };
-    if let Some(len) = header_str(&headers, "content-length").and_then(|v| v.parse::<usize>().ok())
-        && len > limit
-    {
+    let content_length = header_str(&headers, "content-length").and_then(|v| v.parse::<usize>().ok());
+    if content_length.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
+    let rate = {
+        let plan = state.tenants.plan(&caller.plan);
+        Rate {
+            logs_per_second: plan.logs_per_second,
+            bytes_per_second: plan.bytes_per_second,
+            burst_seconds: plan.burst_seconds,
+        }
+    };
+    state.ingest.admit(&caller.tenant, rate, content_length).await?;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
     let accepted = state
         .ingest
@@ -49,6 +58,7 @@ pub async fn ingest(
             service: header_str(&headers, "x-loggerhub-service").map(str::to_string),
             idempotency_key: header_str(&headers, "idempotency-key"),
             body,
+            rate,
         })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))

@@ -107,6 +107,9 @@ pub struct ServeArgs {
     /// the built-in `free`, `pro` and `enterprise` (docs/OPERATIONS.md).
     #[arg(long, env = "LOGGERHUB_PLANS")]
     pub plans: Option<PathBuf>,
+    /// The plan of a tenant created without one.
+    #[arg(long, default_value = "free", env = "LOGGERHUB_DEFAULT_PLAN")]
+    pub default_plan: String,
     /// Processing time (ms) one tenant may use per round of the scheduler
     /// before the other tenants with work get theirs.
     #[arg(long, default_value_t = ProcessorConfig::default().turn_budget.as_millis() as u64, env = "LOGGERHUB_TURN_BUDGET_MS")]
@@ -230,6 +233,7 @@ impl ServeArgs {
         config.processor.instance_idle = Duration::from_secs(self.plugin_idle_secs.max(1));
         config.roles = self.role;
         config.plans_file = self.plans;
+        config.default_plan = self.default_plan;
         Ok(config)
     }
 }
@@ -251,6 +255,9 @@ pub struct Config {
     pub roles: Roles,
     /// The operator's plans (`--plans`): a JSON file over the built-ins.
     pub plans_file: Option<PathBuf>,
+    /// The plan of a tenant created without one (`--default-plan`; checked
+    /// against the plans at start).
+    pub default_plan: String,
 }
 
 impl Config {
@@ -268,6 +275,7 @@ impl Config {
             processor: ProcessorConfig::default(),
             roles: Roles::ALL,
             plans_file: None,
+            default_plan: "free".into(),
         }
     }
 }

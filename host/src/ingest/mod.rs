@@ -2,7 +2,10 @@
 //! the queue.
 //!
 //! **Invariant:** ingest never waits on a store; the 202 means "in the
-//! queue". It depends on `queue`, `model` and `telemetry` alone.
+//! queue". A tenant over its plan's rate is refused before its body reaches
+//! the queue (`rate`). It depends on `queue`, `model` and `telemetry` alone.
+
+pub mod rate;
 
 use std::sync::Arc;
 
@@ -13,6 +16,7 @@ use crate::error::{BackendError, ErrorKind};
 use crate::model::{ids, now_ns};
 use crate::queue::{Queue, QueueEntry};
 use crate::telemetry::Metrics;
+use rate::{Limit, Rate, RateError, RateLimiter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -29,6 +33,33 @@ pub enum IngestError {
     /// The queue did not take the batch: full, or unavailable.
     #[error(transparent)]
     Queue(#[from] BackendError),
+    #[error("over the plan's {} of {rate}; retry after {} s", .limit.as_str(), .retry_after_secs)]
+    RateLimited {
+        limit: Limit,
+        rate: u64,
+        retry_after_secs: u32,
+    },
+}
+
+impl From<RateError> for IngestError {
+    fn from(e: RateError) -> Self {
+        match e {
+            RateError::Limited {
+                limit,
+                rate,
+                retry_after,
+            } => IngestError::RateLimited {
+                limit,
+                rate,
+                // Whole seconds, rounded up: a client that waits as told
+                // finds room.
+                retry_after_secs: u32::try_from(retry_after.as_millis().div_ceil(1000))
+                    .unwrap_or(u32::MAX)
+                    .max(1),
+            },
+            RateError::Backend(b) => IngestError::Queue(b),
+        }
+    }
 }
 
 /// The body formats ingest accepts.
@@ -67,6 +98,8 @@ pub struct IngestRequest<'a> {
     pub service: Option<String>,
     pub idempotency_key: Option<&'a str>,
     pub body: Bytes,
+    /// The tenant's plan's rate.
+    pub rate: Rate,
 }
 
 /// Longest `Idempotency-Key` accepted.
@@ -75,11 +108,23 @@ const MAX_IDEMPOTENCY_KEY: usize = 256;
 pub struct Ingest {
     queue: Arc<dyn Queue>,
     metrics: Arc<Metrics>,
+    rates: Arc<dyn RateLimiter>,
 }
 
 impl Ingest {
-    pub fn new(queue: Arc<dyn Queue>, metrics: Arc<Metrics>) -> Self {
-        Ingest { queue, metrics }
+    pub fn new(queue: Arc<dyn Queue>, metrics: Arc<Metrics>, rates: Arc<dyn RateLimiter>) -> Self {
+        Ingest { queue, metrics, rates }
+    }
+
+    /// Refuses, before the body is read, a tenant whose buckets cannot take
+    /// one record and the body's announced length now.
+    pub async fn admit(&self, tenant: &str, rate: Rate, content_length: Option<usize>) -> Result<(), IngestError> {
+        let bytes = content_length.unwrap_or(0) as u64;
+        if let Err(e) = self.rates.check(tenant, rate, 1, bytes).await {
+            self.metrics.error("rate_limited");
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Validates the body and queues it; returns how many records it holds.
@@ -89,7 +134,22 @@ impl Ingest {
             limits::check_name("service", service, limits::MAX_SERVICE_BYTES)
                 .map_err(|e| IngestError::BadRequest(format!("header X-LoggerHub-Service: {e}")))?;
         }
+        // Charged before the body is decoded, so that a tenant over its
+        // rate costs the server next to nothing: records as the lines
+        // count them, settled after decoding.
+        let estimate = estimate_records(format, content_type, &req.body);
+        if let Err(e) = self
+            .rates
+            .take(req.tenant, req.rate, estimate, req.body.len() as u64)
+            .await
+        {
+            self.metrics.error("rate_limited");
+            return Err(e.into());
+        }
         let checked = check_body(format, &req.body, req.tenant)?;
+        if let Some(more) = (checked.count as u64).checked_sub(estimate).filter(|m| *m > 0) {
+            self.rates.charge(req.tenant, req.rate, more).await?;
+        }
         let batch_id = match req.idempotency_key {
             Some(k) if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY => {
                 return Err(IngestError::BadRequest(format!(
@@ -124,6 +184,17 @@ impl Ingest {
             }
         }
     }
+}
+
+/// Records a body holds at least, without decoding it: its non-blank lines
+/// for NDJSON and text, one for a JSON document (an array may hold more).
+fn estimate_records(format: Format, content_type: &str, body: &[u8]) -> u64 {
+    if format == Format::Json && content_type == "application/json" {
+        return 1;
+    }
+    body.split(|b| *b == b'\n')
+        .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+        .count() as u64
 }
 
 #[derive(Debug, PartialEq, Eq)]

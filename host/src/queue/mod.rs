@@ -8,7 +8,8 @@
 //! delivered again after a restart (at-least-once; the stores are
 //! idempotent by log id).
 //!
-//! **Invariant:** only `queue::redis` knows Redis. The queue depends on
+//! **Invariant:** only `queue::redis` (and, for the rate buckets,
+//! `ingest::rate::shared`) knows Redis. The queue depends on
 //! `model`, `error` and `config` alone.
 
 mod entry;

@@ -24,6 +24,7 @@ pub(super) trait Scopes<DB: Database>:
 /// The statements, for one database's table names.
 pub(super) struct Statements {
     pub list_tenants: &'static str,
+    pub get_tenant: &'static str,
     pub set_plan: &'static str,
     pub insert_key: &'static str,
     pub find_key: &'static str,
@@ -65,6 +66,14 @@ where
             .into_iter()
             .map(|(slug, created_at, plan)| Tenant { slug, created_at, plan })
             .collect())
+    }
+
+    pub async fn get_tenant(&self, slug: &str) -> Result<Option<Tenant>, BackendError> {
+        let row: Option<(String, i64, String)> = sqlx::query_as(self.sql.get_tenant)
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(slug, created_at, plan)| Tenant { slug, created_at, plan }))
     }
 
     /// Moves a tenant to `plan`; false if there is no such tenant.
@@ -135,6 +144,11 @@ macro_rules! statements {
     ($schema:literal) => {
         $crate::stores::accounts::Statements {
             list_tenants: concat!("SELECT slug, created_at, plan FROM ", $schema, "tenants ORDER BY slug"),
+            get_tenant: concat!(
+                "SELECT slug, created_at, plan FROM ",
+                $schema,
+                "tenants WHERE slug = $1"
+            ),
             set_plan: concat!(
                 "UPDATE ",
                 $schema,

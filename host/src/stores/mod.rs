@@ -58,6 +58,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Moves the tenant to `plan`; false if there is no such tenant.
     async fn set_plan(&self, slug: &str, plan: &str) -> Result<bool, BackendError>;
     async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError>;
+    async fn get_tenant(&self, slug: &str) -> Result<Option<Tenant>, BackendError>;
     async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError>;
     async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, BackendError>;
     async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, BackendError>;

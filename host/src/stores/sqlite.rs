@@ -146,6 +146,10 @@ impl MetadataStore for SqliteStore {
         self.accounts.list_tenants().await
     }
 
+    async fn get_tenant(&self, slug: &str) -> Result<Option<Tenant>, BackendError> {
+        self.accounts.get_tenant(slug).await
+    }
+
     async fn set_plan(&self, slug: &str, plan: &str) -> Result<bool, BackendError> {
         self.accounts.set_plan(slug, plan).await
     }

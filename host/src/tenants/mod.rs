@@ -49,6 +49,8 @@ impl Scope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub tenant: String,
+    /// The tenant's plan, as of the lookup (at most `AUTH_CACHE_TTL` old).
+    pub plan: String,
     pub key_id: String,
     pub scopes: Vec<Scope>,
 }
@@ -164,10 +166,28 @@ impl Tenants {
     }
 
     async fn ensure_exists(&self, slug: &str) -> Result<(), TenantError> {
-        if self.store.list_tenants().await?.iter().any(|t| t.slug == slug) {
-            Ok(())
-        } else {
-            Err(TenantError::NoTenant(slug.to_string()))
+        self.get(slug).await.map(|_| ())
+    }
+
+    pub async fn get(&self, slug: &str) -> Result<Tenant, TenantError> {
+        self.store
+            .get_tenant(slug)
+            .await?
+            .ok_or_else(|| TenantError::NoTenant(slug.to_string()))
+    }
+
+    /// The plan called `name`; one the operator has since removed counts as
+    /// the default plan.
+    pub fn plan(&self, name: &str) -> &plans::Plan {
+        match self.plans.get(name) {
+            Ok((_, plan)) => plan,
+            Err(_) => {
+                tracing::warn!(
+                    plan = name,
+                    "tenant on a plan the operator no longer defines; using the default"
+                );
+                self.plans.default_plan()
+            }
         }
     }
 
@@ -235,7 +255,15 @@ impl Tenants {
         {
             return Ok(p.clone());
         }
-        let found = match self.store.find_key(&hash).await {
+        let lookup = async {
+            let Some(key) = self.store.find_key(&hash).await? else {
+                return Ok(None);
+            };
+            let plan = self.store.get_tenant(&key.tenant).await?.map(|t| t.plan);
+            let plan = plan.unwrap_or_else(|| self.plans.default_name().to_string());
+            Ok::<_, BackendError>(Some((key, plan)))
+        };
+        let found = match lookup.await {
             Ok(found) => found,
             Err(e) => {
                 if let Some((at, Some(p))) = self.cache.read().get(&hash)
@@ -247,8 +275,9 @@ impl Tenants {
                 return Err(e.into());
             }
         };
-        let principal = found.filter(|k| !k.revoked).map(|k| Principal {
+        let principal = found.filter(|(k, _)| !k.revoked).map(|(k, plan)| Principal {
             tenant: k.tenant,
+            plan,
             key_id: k.id,
             scopes: k.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
         });

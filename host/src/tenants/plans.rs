@@ -13,7 +13,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// The plan a tenant is on when nobody named one.
+/// The plan a tenant is on when nobody named one, unless the operator
+/// chose another (`--default-plan`).
 pub const DEFAULT_PLAN: &str = "free";
 /// Longest plan name.
 const MAX_NAME: usize = 40;
@@ -126,6 +127,10 @@ impl Plan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plans {
     plans: BTreeMap<PlanName, Plan>,
+    default: PlanName,
+    /// The built-in default plan, for a catalogue whose file replaced it
+    /// with something that cannot be looked up (never: the name stays).
+    fallback: Plan,
 }
 
 impl Default for Plans {
@@ -173,11 +178,14 @@ impl Plans {
                 ),
             ),
         ];
+        let fallback = plans[0].1.clone();
         Plans {
+            default: PlanName(DEFAULT_PLAN.to_string()),
             plans: plans
                 .into_iter()
                 .map(|(name, plan)| (PlanName(name.to_string()), plan))
                 .collect(),
+            fallback,
         }
     }
 
@@ -219,6 +227,23 @@ impl Plans {
         self.plans
             .get_key_value(&name)
             .ok_or_else(|| PlanError::Unknown(name.0.clone()))
+    }
+
+    /// Makes `name` the plan of tenants created without one.
+    pub fn with_default(mut self, name: &str) -> Result<Plans, PlanError> {
+        self.default = self.get(name)?.0.clone();
+        Ok(self)
+    }
+
+    /// The name of the plan tenants get when nobody named one.
+    pub fn default_name(&self) -> &PlanName {
+        &self.default
+    }
+
+    /// The default plan (always defined: `with_default` checks it, and the
+    /// built-in `free` is only ever replaced, never removed).
+    pub fn default_plan(&self) -> &Plan {
+        self.plans.get(&self.default).unwrap_or(&self.fallback)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&PlanName, &Plan)> {

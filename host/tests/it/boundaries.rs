@@ -17,7 +17,7 @@ const LIBRARIES: &[(&str, &[&str])] = &[
     ),
     ("tantivy", &["search::tantivy"]),
     ("opensearch", &["search::opensearch"]),
-    ("redis", &["queue::redis"]),
+    ("redis", &["queue::redis", "ingest::rate::shared"]),
     ("object_store", &["stores::raw", "stores::blobs"]),
     ("notify", &["plugins::hot_reload"]),
     ("anyhow", &["server", "main", "cli", "bin"]),

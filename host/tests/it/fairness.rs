@@ -21,7 +21,7 @@ const P99_BOUND: Duration = Duration::from_secs(2);
 
 /// Sends `PROBES` logs as `key`, each with a word of its own, and returns
 /// how long each took from its 202 to being found by search.
-async fn probe_latencies(s: &Server, key: &str, run: &str) -> Vec<Duration> {
+pub(crate) async fn probe_latencies(s: &Server, key: &str, run: &str) -> Vec<Duration> {
     let probes = (0..PROBES).map(|i| async move {
         tokio::time::sleep(PROBE_EVERY * i as u32).await;
         let word = format!("probe{run}n{i}");
@@ -38,7 +38,7 @@ async fn probe_latencies(s: &Server, key: &str, run: &str) -> Vec<Duration> {
                 accepted.elapsed() < Duration::from_secs(60),
                 "{word} never became searchable"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
     let mut out = futures::future::join_all(probes).await;
@@ -51,7 +51,7 @@ fn p(sorted: &[Duration], q: f64) -> Duration {
     sorted[i]
 }
 
-fn report(what: &str, waits: &[Duration]) {
+pub(crate) fn report(what: &str, waits: &[Duration]) {
     eprintln!(
         "fairness {what}: healthy tenant 202 → searchable over {} logs: p50 {:?}, p99 {:?}, max {:?}",
         waits.len(),
@@ -84,6 +84,7 @@ async fn flood(s: &Server, key: &str, content_type: &str, bodies: Vec<String>) {
 /// (a) The hostile tenant's parser spends its whole CPU budget (2 s, and
 /// again on the retry) on every one of its 2,000 queued entries.
 async fn slow_parser(s: &Server, run: &str, what: &str) {
+    let _machine = crate::common::timing_exclusive().await;
     let hog = s.tenant(&format!("hog{run}")).await;
     let wasm = std::fs::read(builtin::HOSTILE_PARSER_PATH).expect("fixture built by build.rs");
     assert_eq!(s.put_plugin(&hog, "parser", "spin", wasm).await.0, 201);
@@ -107,6 +108,7 @@ async fn slow_parser(s: &Server, run: &str, what: &str) {
 /// (b) The hostile tenant has a million logs queued (1,000 requests of
 /// 1,000 lines) when the healthy tenant starts sending.
 async fn backlog(s: &Server, run: &str, what: &str) {
+    let _machine = crate::common::timing_exclusive().await;
     let hog = s.tenant(&format!("bulk{run}")).await;
     let body: String = (0..1_000)
         .map(|i| format!("2025-10-10T12:00:00Z INFO bulk line {i} of a long backlog\n"))

@@ -21,6 +21,7 @@ mod opensearch_fixtures;
 mod outages;
 mod plans;
 mod plugins;
+mod rates;
 mod roles;
 mod sandbox;
 mod sdk;

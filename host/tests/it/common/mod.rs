@@ -169,12 +169,18 @@ impl Server {
     }
 
     /// Creates a tenant; returns its first key.
+    /// A tenant on the largest built-in plan (tests of plans and rates
+    /// create theirs with `tenant_on`), and its key.
     pub async fn tenant(&self, slug: &str) -> String {
+        self.tenant_on(slug, "enterprise").await
+    }
+
+    pub async fn tenant_on(&self, slug: &str, plan: &str) -> String {
         let r = self
             .http
             .post(self.url("/v1/admin/tenants"))
             .bearer_auth(ADMIN)
-            .json(&json!({"slug": slug}))
+            .json(&json!({"slug": slug, "plan": plan}))
             .send()
             .await
             .expect("create tenant");
@@ -312,4 +318,11 @@ pub fn ndjson(prefix: &str, n: usize, service: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Tests that measure latency against a bound take the machine to
+/// themselves: two of them at once on two cores measure each other.
+pub async fn timing_exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TIMING.lock().await
 }

@@ -1,0 +1,187 @@
+//! Rate limits (issue 11, point 2): a tenant over its plan's ingest rate
+//! gets 429 with `Retry-After` and a JSON error naming the limit, before its
+//! body reaches the queue; with Redis the limit holds across ingest
+//! processes; on the embedded backends the other tenants keep getting 202
+//! and their logs stay searchable within 2 s while one floods. (On the
+//! distributed backends that last bound is not met on this machine yet:
+//! see issue 11's note.)
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{Server, ndjson};
+use crate::fairness::{probe_latencies, report};
+use crate::hostile::{distributed_with, embedded_with};
+
+/// Plans for these tests: `trickle` (20 logs/s, burst 2 s) and `drip`
+/// (5 logs/s, burst 8 s), both with room in bytes.
+fn plans_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let plan = |lps: u64, burst: u32| {
+        json!({
+            "logs_per_second": lps, "bytes_per_second": 1 << 20, "burst_seconds": burst,
+            "daily_logs": 1_000_000, "daily_bytes": 1u64 << 30, "retention_days": 1,
+            "plugin_cpu_seconds_per_day": 60, "max_plugins": 2, "max_versions": 2, "dead_letter_cap": 10
+        })
+    };
+    let path = dir.join("plans.json");
+    std::fs::write(&path, json!({"trickle": plan(20, 2), "drip": plan(5, 8)}).to_string()).expect("write plans");
+    path
+}
+
+async fn post(s: &Server, key: &str, body: String) -> (u16, Option<String>, Value) {
+    let r = s
+        .http
+        .post(s.url("/v1/logs"))
+        .bearer_auth(key)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, retry, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn over_the_rate(s: &Server, run: &str) {
+    let key = s.tenant_on(&format!("trickle{run}"), "trickle").await;
+    let other = s.tenant_on(&format!("steady{run}"), "trickle").await;
+    // The burst: 40 logs, taken 10 at a time; the fifth request is refused.
+    for i in 0..4 {
+        let (status, _, body) = post(s, &key, ndjson(&format!("burst{i}"), 10, "web")).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let (status, retry, body) = post(s, &key, ndjson("over", 10, "web")).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("logs_per_second")),
+        "{body}"
+    );
+    // 10 logs at 20/s: half a second, said in whole seconds.
+    assert_eq!(retry.as_deref(), Some("1"));
+    // Another tenant on the same plan has buckets of its own.
+    let (status, _, body) = post(s, &other, ndjson("other", 10, "web")).await;
+    assert_eq!(status, 202, "{body}");
+    // Waiting as told finds room.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, _, body) = post(s, &key, ndjson("later", 10, "web")).await;
+    assert_eq!(status, 202, "{body}");
+    // Nothing refused reached the stores: 50 of the tenant's logs, no "over".
+    s.drained(0).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, page) = s.get(&key, "/v1/logs?limit=1000").await;
+        let n = page["hits"].as_array().map_or(0, Vec::len);
+        if n == 50 {
+            break;
+        }
+        assert!(n < 50 && Instant::now() < deadline, "{n} logs stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        s.messages(&key, "/v1/search?q=over").await.is_empty(),
+        "a refused batch was stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_the_rate_embedded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = plans_file(dir.path());
+    let (_d, s) = embedded_with(&["--plans", file.to_str().expect("path")]).await;
+    over_the_rate(&s, "e").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_the_rate_distributed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = plans_file(dir.path());
+    let (_d, s, run) = distributed_with("rates", &["--plans", file.to_str().expect("path")]).await;
+    over_the_rate(&s, &run).await;
+}
+
+/// Two processes on one Redis take from the same buckets: what a tenant
+/// gets through both together stays within one burst plus the rate.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_limit_holds_across_processes_through_redis() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = plans_file(dir.path());
+    let flags = ["--plans", file.to_str().expect("path")];
+    let (_d1, s1, run) = distributed_with("ratesx", &flags).await;
+    let (_d2, s2, _) = distributed_with("ratesx", &flags).await;
+    let key = s1.tenant_on(&format!("drip{run}"), "drip").await;
+    let started = Instant::now();
+    let mut accepted = 0u64;
+    let mut refused = 0u64;
+    for i in 0..30 {
+        let s = if i % 2 == 0 { &s1 } else { &s2 };
+        match post(s, &key, ndjson(&format!("x{i}"), 5, "web")).await.0 {
+            202 => accepted += 5,
+            429 => refused += 1,
+            other => panic!("status {other}"),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // One burst (40) plus the rate over the time taken, and one request's
+    // worth of rounding; each process alone would have let 40 through.
+    let bound = 40.0 + 5.0 * elapsed + 5.0;
+    assert!(
+        (accepted as f64) <= bound,
+        "{accepted} logs through two processes in {elapsed:.1} s (bound {bound:.0})"
+    );
+    assert!(accepted >= 40 && refused > 0, "accepted {accepted}, refused {refused}");
+}
+
+/// A tenant floods from four connections on the `free` plan while another
+/// sends as in the fairness tests: the other's requests all get 202 and
+/// its logs are searchable within 2 s (p99).
+async fn a_flood_is_held_at_its_rate(s: &Server, run: &str, what: &str) {
+    let _machine = crate::common::timing_exclusive().await;
+    let flooder = s.tenant_on(&format!("flood{run}"), "free").await;
+    let healthy = s.tenant_on(&format!("quiet{run}"), "free").await;
+    let stop = AtomicBool::new(false);
+    let (accepted, refused) = (AtomicU64::new(0), AtomicU64::new(0));
+    let batch = ndjson("flood", 200, "web");
+    let connections = (0..4).map(|_| async {
+        while !stop.load(Ordering::Relaxed) {
+            match s.post_logs(&flooder, "application/x-ndjson", batch.clone()).await.0 {
+                202 => accepted.fetch_add(1, Ordering::Relaxed),
+                429 => refused.fetch_add(1, Ordering::Relaxed),
+                other => panic!("flood got {other}"),
+            };
+        }
+    });
+    let started = Instant::now();
+    let probes = async {
+        let waits = probe_latencies(s, &healthy, run).await;
+        stop.store(true, Ordering::Relaxed);
+        waits
+    };
+    let (waits, _) = tokio::join!(probes, futures::future::join_all(connections));
+    let (accepted, refused) = (accepted.into_inner(), refused.into_inner());
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!("rates {what}: the flood got {accepted} batches of 200 accepted, {refused} refused, in {elapsed:.1} s");
+    // At 1,000 logs/s with a 10 s burst: fifty batches at once, then five
+    // a second (and one for rounding); the rest were refused.
+    let bound = 50.0 + 5.0 * elapsed + 1.0;
+    assert!(
+        refused > accepted && (accepted as f64) <= bound,
+        "accepted {accepted} (bound {bound:.0}), refused {refused}"
+    );
+    report(what, &waits);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_is_held_at_its_rate_embedded() {
+    let (_d, s) = embedded_with(&[]).await;
+    a_flood_is_held_at_its_rate(&s, "e", "flood at its rate, embedded").await;
+}
