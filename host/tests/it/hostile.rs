@@ -634,16 +634,22 @@ async fn operator_policy(s: &Server, run: &str) {
         assert_eq!(status, 202);
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let first = loop {
+    loop {
         let (status, page) = s.get(&key, "/v1/dead-letters?limit=2").await;
         assert_eq!(status, 200, "{page}");
-        if page["dropped"] == 3 {
-            break page;
+        if page["dropped"].as_u64().is_some_and(|d| d >= 3) {
+            break;
         }
         assert!(std::time::Instant::now() < deadline, "{page}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    }
+    // Paged once nothing moves any more: an entry whose turn failed after
+    // dead-lettering is delivered again (at least once) and may write its
+    // letter again, which may drop another one.
+    s.drained(0).await;
+    let (_, first) = s.get(&key, "/v1/dead-letters?limit=2").await;
     assert_eq!(first["total"], 5, "{first}");
+    assert!(first["dropped"].as_u64().is_some_and(|d| d >= 3), "{first}");
     let mut seen = Vec::new();
     let mut page = first;
     loop {
