@@ -19,3 +19,4 @@ pub mod server;
 pub mod stores;
 pub mod telemetry;
 pub mod tenants;
+pub mod upkeep;

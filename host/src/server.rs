@@ -26,6 +26,7 @@ use crate::stores::raw::RawStore;
 use crate::telemetry::Metrics;
 use crate::tenants::Tenants;
 use crate::tenants::plans::Plans;
+use crate::upkeep::Upkeep;
 use crate::{queue, search, stores};
 
 /// Runs every service of `config` on `listener` until `shutdown` resolves.
@@ -80,6 +81,7 @@ pub async fn run(
             metrics.clone(),
         ),
         config: config.processor.clone(),
+        deleting: Default::default(),
     });
     // With Redis, every ingest process takes from the same rate buckets.
     let rates: Arc<dyn RateLimiter> = match &b.queue {
@@ -90,6 +92,17 @@ pub async fn run(
         ),
         QueueBackend::Local(_) => Arc::new(LocalRates::default()),
     };
+    let upkeep = Arc::new(Upkeep {
+        meta: meta.clone(),
+        raw: raw.clone(),
+        index: index.clone(),
+        queue: queue.clone(),
+        registry: plugins.registry.clone(),
+        dead_letters: dead_letters.clone(),
+        plans: plans.clone(),
+        metrics: metrics.clone(),
+        interval: config.upkeep_interval,
+    });
     let state = AppState {
         tenants: Arc::new(Tenants::new(meta.clone(), plans)),
         ingest: Arc::new(Ingest::new(queue.clone(), metrics.clone(), rates)),
@@ -109,6 +122,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared_plugins = plugins.shared.clone();
+    let upkeeping = roles.processor.then(|| tokio::spawn(upkeep.run(stop_rx.clone())));
     let processing = roles.processor.then(|| {
         tokio::spawn(async move {
             if let Some(store) = shared_plugins {
@@ -123,6 +137,9 @@ pub async fn run(
     let _ = stop_tx.send(true);
     if let Some(p) = processing {
         let _ = p.await;
+    }
+    if let Some(u) = upkeeping {
+        let _ = u.await;
     }
     queue.close();
     drop(plugins);

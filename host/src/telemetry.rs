@@ -63,7 +63,10 @@ pub struct Metrics {
     wasm_ns: AtomicU64,
     /// Memory and tables held by live plugin instances, bytes.
     instance_bytes: AtomicU64,
+    tenants_deleted: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Records (metadata, index) and objects (raw) retention deleted.
+    expired: Mutex<BTreeMap<&'static str, u64>>,
     stage_latency: Mutex<BTreeMap<(&'static str, String), Histogram>>,
     store_latency: Mutex<BTreeMap<&'static str, Histogram>>,
 }
@@ -95,6 +98,17 @@ impl Metrics {
 
     pub fn dead_lettered(&self) {
         self.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What one retention sweep deleted from `store`.
+    pub fn expired(&self, store: &'static str, n: u64) {
+        if n > 0 {
+            *self.expired.lock().entry(store).or_default() += n;
+        }
+    }
+
+    pub fn tenant_deleted(&self) {
+        self.tenants_deleted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `kind` is a stable snake_case word (`trap`, `bad_request`, `store`…).
@@ -173,6 +187,19 @@ impl Metrics {
             "Records the search index refused (kept in the metadata and raw stores).",
             load(&self.index_rejected),
         );
+        counter(
+            &mut out,
+            "loggerhub_tenants_deleted_total",
+            "Tenants whose deletion finished.",
+            load(&self.tenants_deleted),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP loggerhub_expired_total Records (metadata, index) and raw objects deleted by retention.\n# TYPE loggerhub_expired_total counter"
+        );
+        for (store, n) in self.expired.lock().iter() {
+            let _ = writeln!(out, "loggerhub_expired_total{{store=\"{store}\"}} {n}");
+        }
         let _ = writeln!(
             out,
             "# HELP loggerhub_wasm_seconds_total Time spent in plugin calls.\n# TYPE loggerhub_wasm_seconds_total counter\nloggerhub_wasm_seconds_total {}",

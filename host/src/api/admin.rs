@@ -13,6 +13,7 @@ use super::wire::{
     CreateKey, CreateTenant, KeyList, NewKeyJson, PlanList, TenantCreated, TenantJson, TenantList, UpdateTenant,
 };
 use crate::model::Slug;
+use crate::stores::TenantState;
 use crate::tenants::TenantError;
 
 pub async fn create_tenant(
@@ -47,7 +48,8 @@ pub async fn list_tenants(State(state): State<AppState>, _: Admin) -> Result<Jso
     Ok(Json(state.tenants.list().await?.into()))
 }
 
-/// Changes what the admin API may change of a tenant: its plan.
+/// Changes what the admin API may change of a tenant: its plan, and
+/// whether it is suspended.
 pub async fn update_tenant(
     State(state): State<AppState>,
     _: Admin,
@@ -55,8 +57,38 @@ pub async fn update_tenant(
     body: Result<Json<UpdateTenant>, JsonRejection>,
 ) -> Result<Json<TenantJson>, ApiError> {
     let Json(req) = body?;
-    state.tenants.set_plan(&slug, &req.plan).await?;
+    let target = match req.state.as_deref() {
+        None => None,
+        Some("active") => Some(TenantState::Active),
+        Some("suspended") => Some(TenantState::Suspended),
+        Some(_) => return Err(TenantError::BadState.into()),
+    };
+    if let Some(plan) = &req.plan {
+        state.tenants.set_plan(&slug, plan).await?;
+    }
+    if let Some(target) = target {
+        state.tenants.set_state(&slug, target).await?;
+    }
     Ok(Json(state.tenants.get(slug.as_str()).await?.into()))
+}
+
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    _: Admin,
+    TenantPath(slug): TenantPath,
+) -> Result<Json<TenantJson>, ApiError> {
+    Ok(Json(state.tenants.get(slug.as_str()).await?.into()))
+}
+
+/// Starts deleting a tenant (202): its keys stop working now; its data goes
+/// from every store in the background, then the tenant itself (404).
+pub async fn delete_tenant(
+    State(state): State<AppState>,
+    _: Admin,
+    TenantPath(slug): TenantPath,
+) -> Result<(StatusCode, Json<TenantJson>), ApiError> {
+    let t = state.tenants.delete(&slug).await?;
+    Ok((StatusCode::ACCEPTED, Json(t.into())))
 }
 
 pub async fn list_plans(State(state): State<AppState>, _: Admin) -> Json<PlanList> {

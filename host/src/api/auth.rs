@@ -12,6 +12,7 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
+use crate::stores::TenantState;
 use crate::tenants::Scope;
 
 /// A scope a handler requires, named as a type.
@@ -81,6 +82,17 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Tenant<S> {
             return Err(ApiError::new(
                 ErrorCode::InsufficientScope,
                 format!("this key lacks the {:?} scope", S::SCOPE.as_str()),
+            ));
+        }
+        // Every ingest route takes `Tenant<Ingest>`: a suspended tenant
+        // is refused on all of them, and keeps its reads.
+        if S::SCOPE == Scope::Ingest && principal.state == TenantState::Suspended {
+            return Err(ApiError::new(
+                ErrorCode::TenantSuspended,
+                format!(
+                    "tenant {:?} is suspended: ingest is refused until the operator resumes it",
+                    principal.tenant
+                ),
             ));
         }
         Ok(Tenant {

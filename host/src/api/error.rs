@@ -50,6 +50,7 @@ error_codes! {
     InvalidQuery = 400 "invalid_query" "The search query `q` does not parse.",
     InvalidSlug = 400 "invalid_slug" "A tenant slug must match `^[a-z][a-z0-9_]{1,39}$`.",
     InvalidScope = 400 "invalid_scope" "A key scope is one of `ingest`, `search`, `plugins`.",
+    InvalidState = 400 "invalid_state" "A tenant's state is set to `active` or `suspended`; deleting is `DELETE /v1/admin/tenants/{slug}`.",
     InvalidPlan = 400 "invalid_plan" "No such plan (`GET /v1/admin/plans` lists them), or a malformed plan name.",
     InvalidPluginName = 400 "invalid_plugin_name" "A plugin name must match `^[a-z][a-z0-9_-]{0,62}$`.",
     InvalidStage = 400 "invalid_stage" "A plugin stage is one of `parser`, `enricher`, `router`.",
@@ -62,6 +63,7 @@ error_codes! {
     InvalidOperatorToken = 401 "invalid_operator_token" "`/metrics` takes the operator token when one is set (`LOGGERHUB_OPERATOR_TOKEN`).",
     InsufficientScope = 403 "insufficient_scope" "The key lacks the scope the endpoint needs.",
     WrongTenant = 403 "wrong_tenant" "A record names another tenant than the key's.",
+    TenantSuspended = 403 "tenant_suspended" "The tenant is suspended: ingest is refused and reads still work, until the operator resumes it.",
     NotFound = 404 "not_found" "No such endpoint, log or dead letter.",
     TenantNotFound = 404 "tenant_not_found" "No such tenant.",
     KeyNotFound = 404 "key_not_found" "No such key of the tenant.",
@@ -70,6 +72,7 @@ error_codes! {
     WrongRole = 404 "wrong_role" "Another role serves this endpoint; the message names it.",
     MethodNotAllowed = 405 "method_not_allowed" "The endpoint exists but not with this method.",
     TenantExists = 409 "tenant_exists" "The tenant already exists.",
+    TenantDeleting = 409 "tenant_deleting" "The tenant is being deleted; it disappears when that is done.",
     ReservedPluginName = 409 "reserved_plugin_name" "The name is a built-in plugin's.",
     PluginInUse = 409 "plugin_in_use" "The plugin is in the tenant's pipeline; change the pipeline first.",
     PayloadTooLarge = 413 "payload_too_large" "The body is over the limit; send smaller batches.",
@@ -198,6 +201,8 @@ impl From<TenantError> for ApiError {
             TenantError::BadScope(_) => ErrorCode::InvalidScope,
             TenantError::NoKey(_) => ErrorCode::KeyNotFound,
             TenantError::Plan(_) => ErrorCode::InvalidPlan,
+            TenantError::Deleting(_) => ErrorCode::TenantDeleting,
+            TenantError::BadState => ErrorCode::InvalidState,
         };
         ApiError::new(code, e.to_string())
     }

@@ -24,7 +24,7 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, put};
+use axum::routing::{delete, get, post, put};
 
 use tokio::net::TcpListener;
 
@@ -123,7 +123,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/search", get(logs::search))
         .route("/v1/stats", get(logs::stats))
         .route("/v1/admin/tenants", post(admin::create_tenant).get(admin::list_tenants))
-        .route("/v1/admin/tenants/{slug}", patch(admin::update_tenant))
+        .route(
+            "/v1/admin/tenants/{slug}",
+            get(admin::get_tenant)
+                .patch(admin::update_tenant)
+                .delete(admin::delete_tenant),
+        )
         .route("/v1/admin/plans", get(admin::list_plans))
         .route(
             "/v1/admin/tenants/{slug}/keys",

@@ -95,7 +95,9 @@ pub struct CreateTenant {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
-    pub plan: String,
+    pub plan: Option<String>,
+    /// `active` or `suspended`.
+    pub state: Option<String>,
 }
 
 /// GET /v1/admin/plans.
@@ -191,6 +193,8 @@ pub struct TenantJson {
     pub slug: String,
     pub created_at: String,
     pub plan: String,
+    /// `active`, `suspended` or `deleting`.
+    pub state: &'static str,
 }
 
 #[derive(Serialize)]
@@ -204,6 +208,7 @@ impl From<Tenant> for TenantJson {
             created_at: format_ts(t.created_at),
             slug: t.slug,
             plan: t.plan,
+            state: t.state.as_str(),
         }
     }
 }

@@ -54,6 +54,14 @@ impl Drop for Server {
     }
 }
 
+/// Records are stamped from a day before the run, a millisecond apart:
+/// recent enough that no plan's retention deletes them while it runs.
+fn stamp(i: u64) -> String {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| loggerhub::model::now_ns() - loggerhub::model::DAY_NS);
+    loggerhub::model::format_ts(base + i64::try_from(i).unwrap_or(0) * 1_000_000)
+}
+
 /// One record of about 300 bytes, varied enough to index like real logs.
 fn record(i: u64) -> String {
     const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
@@ -61,7 +69,7 @@ fn record(i: u64) -> String {
     json!({
         "service": format!("svc-{}", i % 8),
         "level": LEVELS[(i % 4) as usize],
-        "timestamp": format!("2025-10-10T12:{:02}:{:02}.{:03}Z", (i / 60_000) % 60, (i / 1000) % 60, i % 1000),
+        "timestamp": stamp(i),
         "message": format!("GET {}/{} completed with status {} in {}ms for user {} session s{:08x}",
             PATHS[(i % 4) as usize], i % 100_000, if i.is_multiple_of(17) { 500 } else { 200 }, i % 900, i % 10_000, i.wrapping_mul(2_654_435_761) % 0xffff_ffff),
         "full_log": format!("request id r{i:010} handled by worker {} upstream latency {}ms", i % 32, i % 250),

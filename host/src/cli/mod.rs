@@ -84,6 +84,27 @@ pub enum TenantCmd {
     },
     /// The server's plans and what each allows.
     Plans,
+    /// One tenant: its plan and state.
+    Show {
+        #[arg(value_parser = slug_arg)]
+        slug: Slug,
+    },
+    /// Refuse the tenant's ingest (403 tenant_suspended); reads still work.
+    Suspend {
+        #[arg(value_parser = slug_arg)]
+        slug: Slug,
+    },
+    /// Accept the tenant's ingest again.
+    Resume {
+        #[arg(value_parser = slug_arg)]
+        slug: Slug,
+    },
+    /// Delete the tenant and all it has, in every store. Its keys stop
+    /// working at once; the data goes in the background.
+    Delete {
+        #[arg(value_parser = slug_arg)]
+        slug: Slug,
+    },
 }
 
 #[derive(Subcommand)]
@@ -218,6 +239,23 @@ impl ClientCommand {
                     TenantCmd::Plans => {
                         let url = format!("{}/v1/admin/plans", conn.url.trim_end_matches('/'));
                         call(http.get(url).bearer_auth(&admin)).await?
+                    }
+                    TenantCmd::Show { slug } => call(http.get(format!("{base}/{slug}")).bearer_auth(&admin)).await?,
+                    TenantCmd::Suspend { ref slug } | TenantCmd::Resume { ref slug } => {
+                        let state = if matches!(cmd, TenantCmd::Suspend { .. }) {
+                            "suspended"
+                        } else {
+                            "active"
+                        };
+                        call(
+                            http.patch(format!("{base}/{slug}"))
+                                .bearer_auth(&admin)
+                                .json(&serde_json::json!({"state": state})),
+                        )
+                        .await?
+                    }
+                    TenantCmd::Delete { slug } => {
+                        call(http.delete(format!("{base}/{slug}")).bearer_auth(&admin)).await?
                     }
                 };
                 print(&v);

@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// before the other tenants with work get theirs.
     #[arg(long, default_value_t = ProcessorConfig::default().turn_budget.as_millis() as u64, env = "LOGGERHUB_TURN_BUDGET_MS")]
     pub turn_budget_ms: u64,
+    /// How often (ms) the upkeep job looks for expired logs and tenants
+    /// being deleted, and meters what each tenant stores.
+    #[arg(long, default_value_t = DEFAULT_UPKEEP_INTERVAL.as_millis() as u64, env = "LOGGERHUB_UPKEEP_INTERVAL_MS")]
+    pub upkeep_interval_ms: u64,
 }
 
 /// Tenant `t`'s OpenSearch index is `<prefix>t`.
@@ -123,6 +127,10 @@ pub const DEFAULT_QUEUE_NAME: &str = "loggerhub";
 /// answering before another one takes it: longer than the slowest batch
 /// (CPU budgets are 2 s per plugin call, store retries back off 1 s).
 pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(60);
+/// Retention and deletion are not urgent: a minute between sweeps keeps
+/// their cost out of ingest's way.
+pub const DEFAULT_UPKEEP_INTERVAL: Duration = Duration::from_secs(60);
+const UPKEEP_INTERVAL_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
 /// More workers than this only queue up on the cores and the stores.
 const MAX_WORKERS: usize = 256;
 /// A turn budget outside this range either commits tiny batches (below) or
@@ -203,6 +211,16 @@ impl ServeArgs {
                 format!("must be {} to {} ms", TURN_BUDGET_MS.start(), TURN_BUDGET_MS.end()),
             ));
         }
+        if !UPKEEP_INTERVAL_MS.contains(&self.upkeep_interval_ms) {
+            return Err(bad(
+                "--upkeep-interval-ms (LOGGERHUB_UPKEEP_INTERVAL_MS)",
+                format!(
+                    "must be {} to {} ms",
+                    UPKEEP_INTERVAL_MS.start(),
+                    UPKEEP_INTERVAL_MS.end()
+                ),
+            ));
+        }
         let urls = BackendUrls {
             database: set(self.database_url),
             redis: set(self.redis_url),
@@ -234,6 +252,7 @@ impl ServeArgs {
         config.roles = self.role;
         config.plans_file = self.plans;
         config.default_plan = self.default_plan;
+        config.upkeep_interval = Duration::from_millis(self.upkeep_interval_ms);
         Ok(config)
     }
 }
@@ -258,6 +277,8 @@ pub struct Config {
     /// The plan of a tenant created without one (`--default-plan`; checked
     /// against the plans at start).
     pub default_plan: String,
+    /// Between two sweeps of the upkeep job (`--upkeep-interval-ms`).
+    pub upkeep_interval: Duration,
 }
 
 impl Config {
@@ -276,6 +297,7 @@ impl Config {
             roles: Roles::ALL,
             plans_file: None,
             default_plan: "free".into(),
+            upkeep_interval: DEFAULT_UPKEEP_INTERVAL,
         }
     }
 }

@@ -181,6 +181,14 @@ pub fn format_ts(ns: i64) -> String {
     time::format_rfc3339(ns)
 }
 
+/// Nanoseconds in a day.
+pub const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+/// The UTC day of a unix-ns instant, counted from 1970-01-01.
+pub fn day_of(ns: i64) -> i64 {
+    ns.div_euclid(DAY_NS)
+}
+
 /// Reads RFC 3339 (what [`format_ts`] writes) into unix ns.
 pub fn parse_ts(s: &str) -> Option<i64> {
     time::parse_rfc3339(s)

@@ -301,6 +301,19 @@ impl DeadLetters {
             .and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
+    /// Removes every letter of the tenant, and its count of dropped ones.
+    pub async fn purge(&self, tenant: &str) -> Result<usize, BackendError> {
+        if !crate::model::valid_slug(tenant) {
+            return Ok(0);
+        }
+        let keys: Vec<String> = self.store.list(tenant).await?.into_iter().map(|m| m.key).collect();
+        for key in &keys {
+            self.store.delete(key).await?;
+        }
+        self.store.delete(&format!("{DROPPED}/{tenant}")).await?;
+        Ok(keys.len())
+    }
+
     pub async fn remove(&self, tenant: &str, batch_id: &str) -> Result<(), BackendError> {
         match Self::key(tenant, batch_id) {
             Some(key) => self.store.delete(&key).await,

@@ -42,8 +42,8 @@ use crate::plugins::{Registry, RegistryError};
 use crate::queue::{Delivery, Lanes, Queue};
 use crate::runtime::{Route, RuntimeError};
 use crate::search::SearchIndex;
-use crate::stores::MetadataStore;
 use crate::stores::raw::RawStore;
+use crate::stores::{MetadataStore, TenantState};
 use crate::telemetry::Metrics;
 
 /// Before a tenant's entries are taken again after a backend was
@@ -108,6 +108,41 @@ pub struct Processor {
     /// What the workers' plugin instances may hold, together.
     pub budget: Arc<InstanceBudget>,
     pub config: ProcessorConfig,
+    /// Which tenants are being deleted, as lately looked up.
+    pub deleting: Deleting,
+}
+
+/// How long a tenant's state, once looked up, is trusted by a processor
+/// (`upkeep::deletion` waits longer than this before removing anything).
+const STATE_TTL: Duration = Duration::from_secs(2);
+
+/// The tenants being deleted, per processor: their entries are dropped
+/// instead of written to stores the deletion is emptying.
+#[derive(Default)]
+pub struct Deleting {
+    seen: parking_lot::Mutex<HashMap<String, (Instant, bool)>>,
+}
+
+impl Deleting {
+    async fn is_deleting(&self, meta: &dyn MetadataStore, tenant: &str) -> bool {
+        if let Some((at, d)) = self.seen.lock().get(tenant)
+            && at.elapsed() < STATE_TTL
+        {
+            return *d;
+        }
+        // A store that cannot answer leaves the entries to the turn, whose
+        // own writes fail and retry.
+        let Ok(t) = meta.get_tenant(tenant).await else {
+            return false;
+        };
+        let d = t.is_some_and(|t| t.state == TenantState::Deleting);
+        let mut seen = self.seen.lock();
+        if seen.len() > 100_000 {
+            seen.clear();
+        }
+        seen.insert(tenant.to_string(), (Instant::now(), d));
+        d
+    }
 }
 
 /// A record that went through the plugins, on its way to the stores.
@@ -269,6 +304,20 @@ impl Processor {
     async fn turn(&self, turn: Turn, group: Vec<Delivery>, mut instances: Option<TenantInstances>) -> TurnDone {
         let tenant = turn.tenant.clone();
         let started = Instant::now();
+        if self.deleting.is_deleting(self.meta.as_ref(), &tenant).await {
+            tracing::debug!(
+                tenant,
+                entries = group.len(),
+                "tenant being deleted; its entries are dropped"
+            );
+            let _ = self.queue.ack(&tokens(&group)).await;
+            return TurnDone {
+                turn,
+                instances,
+                ran: group.len(),
+                elapsed: started.elapsed(),
+            };
+        }
         let deadline = started + self.config.turn_budget * TURN_OVERRUN;
         let done = async {
             let mut outcome = TenantRun::new(self, &tenant, &group, &mut instances, deadline)

@@ -61,6 +61,12 @@ impl Health {
         true
     }
 
+    /// A deleted tenant: nothing of it is kept.
+    pub fn forget(&self, tenant: &str) {
+        self.failures.lock().retain(|(t, _), _| t != tenant);
+        self.disabled.lock().retain(|(t, _), _| t != tenant);
+    }
+
     /// A batch of the tenant went through: its failure streaks end.
     pub fn record_success(&self, tenant: &str) {
         let mut f = self.failures.lock();

@@ -416,6 +416,34 @@ impl Registry {
         Ok(())
     }
 
+    /// Removes every plugin of a tenant being deleted, and puts its
+    /// pipeline back to the built-ins (on every processor of a cluster).
+    pub async fn purge_tenant(&self, tenant: &str) -> Result<usize, RegistryError> {
+        let mut removed = 0;
+        let result = async {
+            if self.tree.pipeline(tenant)? != PipelineSpec::default() {
+                self.set_pipeline(tenant, PipelineSpec::default()).await?;
+            }
+            for stage in Stage::ALL {
+                for name in self.tree.names(tenant, stage) {
+                    self.delete(tenant, stage, &name).await?;
+                    removed += 1;
+                }
+            }
+            Ok::<_, RegistryError>(())
+        }
+        .await;
+        self.health.forget(tenant);
+        let dir = self.tree.root().join(tenant);
+        self.compiled.lock().retain(|(p, _, _), _| !p.starts_with(&dir));
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        result.map(|()| removed)
+    }
+
     /// Checks every plugin the spec names, then stores it and swaps it in.
     pub async fn set_pipeline(&self, tenant: &str, spec: PipelineSpec) -> Result<Arc<Resolved>, RegistryError> {
         self.shared(tenant, self.set_pipeline_here(tenant, spec)).await

@@ -66,6 +66,13 @@ pub trait SearchIndex: Send + Sync + 'static {
     ) -> Result<IdPage, BackendError>;
     /// The whole record, as indexed.
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError>;
+    /// Deletes up to `max` of the tenant's records whose timestamp is before
+    /// `before` (unix ns); returns how many (at most `max`).
+    async fn delete_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError>;
+    /// Removes the tenant's index and everything in it (idempotent).
+    async fn drop_tenant(&self, tenant: &str) -> Result<(), BackendError>;
+    /// Bytes the tenant's index takes.
+    async fn stored_bytes(&self, tenant: &str) -> Result<u64, BackendError>;
     async fn ping(&self) -> Result<(), BackendError>;
 }
 

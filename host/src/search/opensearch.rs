@@ -16,9 +16,9 @@ use bytes::Bytes;
 use opensearch::auth::Credentials;
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use opensearch::http::{StatusCode, Url};
-use opensearch::indices::{IndicesCreateParts, IndicesPutIndexTemplateParts};
-use opensearch::params::Refresh;
-use opensearch::{BulkParts, GetParts, OpenSearch, SearchParts};
+use opensearch::indices::{IndicesCreateParts, IndicesDeleteParts, IndicesPutIndexTemplateParts, IndicesStatsParts};
+use opensearch::params::{Conflicts, Refresh};
+use opensearch::{BulkParts, DeleteByQueryParts, GetParts, OpenSearch, SearchParts};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -588,6 +588,62 @@ impl SearchIndex for OpenSearchIndex {
             return Ok(None);
         }
         got.source.map(from_document).transpose()
+    }
+
+    async fn delete_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError> {
+        let index = self.index_name(tenant);
+        let resp = self
+            .client
+            .delete_by_query(DeleteByQueryParts::Index(&[&index]))
+            .max_docs(i64::try_from(max).unwrap_or(i64::MAX))
+            // A record replaced while the sweep runs is simply left for
+            // the next one.
+            .conflicts(Conflicts::Proceed)
+            .refresh(true)
+            .body(json!({"query": {"range": {"timestamp": {"lt": format_ts(before)}}}}))
+            .send()
+            .await
+            .map_err(os_err)?;
+        match answer::<Value>(resp).await? {
+            Ok(v) => Ok(v["deleted"].as_u64().unwrap_or(0)),
+            Err(f) if f.is("index_not_found_exception") => Ok(0),
+            Err(f) => Err(f.into()),
+        }
+    }
+
+    async fn drop_tenant(&self, tenant: &str) -> Result<(), BackendError> {
+        let index = self.index_name(tenant);
+        let resp = self
+            .client
+            .indices()
+            .delete(IndicesDeleteParts::Index(&[&index]))
+            .send()
+            .await
+            .map_err(os_err)?;
+        self.provisioned.lock().remove(tenant);
+        match answer::<Value>(resp).await? {
+            Ok(_) => Ok(()),
+            Err(f) if f.is("index_not_found_exception") => Ok(()),
+            Err(f) => Err(f.into()),
+        }
+    }
+
+    async fn stored_bytes(&self, tenant: &str) -> Result<u64, BackendError> {
+        let index = self.index_name(tenant);
+        let resp = self
+            .client
+            .indices()
+            .stats(IndicesStatsParts::IndexMetric(&[&index], &["store"]))
+            .send()
+            .await
+            .map_err(os_err)?;
+        match answer::<Value>(resp).await? {
+            Ok(v) => Ok(v["indices"][&index]["primaries"]["store"]["size_in_bytes"]
+                .as_u64()
+                .unwrap_or(0)),
+            Err(f) if f.is("index_not_found_exception") => Ok(0),
+            Err(f) => Err(f.into()),
+        }
     }
 
     async fn ping(&self) -> Result<(), BackendError> {

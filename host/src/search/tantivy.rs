@@ -247,6 +247,37 @@ impl TenantIndex {
         Ok(())
     }
 
+    /// Deletes the records before `before`, at most `max` of them: the
+    /// oldest `max` are found first and deleted by id, so one sweep's work
+    /// is bounded like the other stores'.
+    fn delete_before(&self, before: i64, max: usize) -> Result<u64, BackendError> {
+        let range = RangeQuery::new(
+            Bound::Unbounded,
+            Bound::Excluded(Term::from_field_i64(self.fields.timestamp, before)),
+        );
+        let searcher = self.reader.searcher();
+        let total = searcher.search(&range, &Count)?;
+        if total == 0 {
+            return Ok(0);
+        }
+        let mut w = self.writer.lock();
+        if total <= max {
+            w.delete_query(Box::new(range))?;
+        } else {
+            let oldest = searcher.search(
+                &range,
+                &TopDocs::with_limit(max).order_by_fast_field::<i64>("timestamp", tantivy::Order::Asc),
+            )?;
+            for (_, addr) in oldest {
+                w.delete_term(Term::from_field_text(self.fields.id, &self.doc_id(addr)?));
+            }
+        }
+        w.commit()?;
+        drop(w);
+        self.reader.reload()?;
+        Ok(total.min(max) as u64)
+    }
+
     /// Top `n` matches of `query`, newest first by (timestamp, id).
     fn top(&self, query: &dyn TQuery, n: usize) -> Result<Vec<(SortKey, DocAddress)>, BackendError> {
         let searcher = self.reader.searcher();
@@ -391,6 +422,45 @@ impl SearchIndex for TantivyIndex {
         let t = self.tenant(tenant)?;
         let id = id.to_string();
         blocking(move || t.get(&id)).await
+    }
+
+    async fn delete_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError> {
+        if !self.root.join(tenant).exists() {
+            return Ok(0);
+        }
+        let t = self.tenant(tenant)?;
+        blocking(move || t.delete_before(before, max)).await
+    }
+
+    async fn drop_tenant(&self, tenant: &str) -> Result<(), BackendError> {
+        // Taken out of the map first: nothing opens it again meanwhile
+        // unless asked to, and the writer's lock goes with the last handle.
+        let open = self.tenants.lock().remove(tenant);
+        drop(open);
+        let dir = self.root.join(tenant);
+        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        })
+        .await
+        .map_err(|e| BackendError::unavailable(Backend::Index, e))?
+    }
+
+    async fn stored_bytes(&self, tenant: &str) -> Result<u64, BackendError> {
+        let dir = self.root.join(tenant);
+        tokio::task::spawn_blocking(move || {
+            Ok(std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum())
+        })
+        .await
+        .map_err(|e| BackendError::unavailable(Backend::Index, e))?
     }
 
     async fn ping(&self) -> Result<(), BackendError> {

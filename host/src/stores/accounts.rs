@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::{ApiKey, Tenant};
+use super::{ApiKey, Stored, Tenant, TenantState, Usage, UsageDay};
 use crate::error::BackendError;
 use crate::model;
 
@@ -26,6 +26,11 @@ pub(super) struct Statements {
     pub list_tenants: &'static str,
     pub get_tenant: &'static str,
     pub set_plan: &'static str,
+    pub set_state: &'static str,
+    pub drop_tenant: [&'static str; 3],
+    pub add_usage: &'static str,
+    pub set_stored: &'static str,
+    pub usage: &'static str,
     pub insert_key: &'static str,
     pub find_key: &'static str,
     pub list_keys: &'static str,
@@ -39,6 +44,27 @@ pub(super) struct Accounts<DB: Database, S> {
 }
 
 type KeyRow<S> = (String, String, String, S, i64, Option<i64>);
+type TenantRow = (String, i64, String, String, i64);
+type UsageRow = (i64, i64, i64, i64, i64, Option<i64>, Option<i64>, Option<i64>);
+
+fn to_tenant((slug, created_at, plan, state, state_since): TenantRow) -> Tenant {
+    Tenant {
+        slug,
+        created_at,
+        plan,
+        state: TenantState::parse(&state),
+        state_since,
+    }
+}
+
+/// Counters are u64 in the host and BIGINT in both databases.
+fn db(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn host(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
 
 impl<DB, S> Accounts<DB, S>
 where
@@ -48,7 +74,9 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'r> (String, i64, String): FromRow<'r, DB::Row>,
+    for<'r> TenantRow: FromRow<'r, DB::Row>,
+    for<'r> UsageRow: FromRow<'r, DB::Row>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> KeyRow<S>: FromRow<'r, DB::Row>,
 {
@@ -61,19 +89,16 @@ where
     }
 
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(self.sql.list_tenants).fetch_all(&self.pool).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(slug, created_at, plan)| Tenant { slug, created_at, plan })
-            .collect())
+        let rows: Vec<TenantRow> = sqlx::query_as(self.sql.list_tenants).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(to_tenant).collect())
     }
 
     pub async fn get_tenant(&self, slug: &str) -> Result<Option<Tenant>, BackendError> {
-        let row: Option<(String, i64, String)> = sqlx::query_as(self.sql.get_tenant)
+        let row: Option<TenantRow> = sqlx::query_as(self.sql.get_tenant)
             .bind(slug)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|(slug, created_at, plan)| Tenant { slug, created_at, plan }))
+        Ok(row.map(to_tenant))
     }
 
     /// Moves a tenant to `plan`; false if there is no such tenant.
@@ -84,6 +109,91 @@ where
             .fetch_optional(&self.pool)
             .await?;
         Ok(updated.is_some())
+    }
+
+    /// Moves a tenant to `state`; false if there is no such tenant.
+    pub async fn set_state(&self, slug: &str, state: TenantState) -> Result<bool, BackendError> {
+        let updated: Option<(String,)> = sqlx::query_as(self.sql.set_state)
+            .bind(state.as_str())
+            .bind(model::now_ns())
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(updated.is_some())
+    }
+
+    /// Removes the tenant's keys, usage and row (its records are gone
+    /// already), in one transaction.
+    pub async fn drop_tenant(&self, slug: &str) -> Result<(), BackendError>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    {
+        let mut tx = self.pool.begin().await?;
+        for sql in self.sql.drop_tenant {
+            sqlx::query(sql).bind(slug).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn add_usage(&self, rows: &[(String, i64, Usage)]) -> Result<(), BackendError>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    {
+        let mut tx = self.pool.begin().await?;
+        for (tenant, day, u) in rows {
+            sqlx::query(self.sql.add_usage)
+                .bind(tenant.as_str())
+                .bind(*day)
+                .bind(db(u.logs))
+                .bind(db(u.bytes))
+                .bind(db(u.plugin_cpu_us))
+                .bind(db(u.dead_letters))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_stored(&self, tenant: &str, day: i64, stored: Stored) -> Result<(), BackendError> {
+        sqlx::query(self.sql.set_stored)
+            .bind(tenant)
+            .bind(day)
+            .bind(Some(db(stored.metadata)))
+            .bind(Some(db(stored.raw)))
+            .bind(Some(db(stored.index)))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn usage(&self, tenant: &str, from_day: i64) -> Result<Vec<UsageDay>, BackendError> {
+        let rows: Vec<UsageRow> = sqlx::query_as(self.sql.usage)
+            .bind(tenant)
+            .bind(from_day)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(day, logs, bytes, cpu, dead, m, r, i)| UsageDay {
+                day,
+                used: Usage {
+                    logs: host(logs),
+                    bytes: host(bytes),
+                    plugin_cpu_us: host(cpu),
+                    dead_letters: host(dead),
+                },
+                stored: match (m, r, i) {
+                    (Some(m), Some(r), Some(i)) => Some(Stored {
+                        metadata: host(m),
+                        raw: host(r),
+                        index: host(i),
+                    }),
+                    _ => None,
+                },
+            })
+            .collect())
     }
 
     pub async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError> {
@@ -143,9 +253,13 @@ where
 macro_rules! statements {
     ($schema:literal) => {
         $crate::stores::accounts::Statements {
-            list_tenants: concat!("SELECT slug, created_at, plan FROM ", $schema, "tenants ORDER BY slug"),
+            list_tenants: concat!(
+                "SELECT slug, created_at, plan, state, state_since FROM ",
+                $schema,
+                "tenants ORDER BY slug"
+            ),
             get_tenant: concat!(
-                "SELECT slug, created_at, plan FROM ",
+                "SELECT slug, created_at, plan, state, state_since FROM ",
                 $schema,
                 "tenants WHERE slug = $1"
             ),
@@ -153,6 +267,35 @@ macro_rules! statements {
                 "UPDATE ",
                 $schema,
                 "tenants SET plan = $1 WHERE slug = $2 RETURNING slug"
+            ),
+            set_state: concat!(
+                "UPDATE ",
+                $schema,
+                "tenants SET state = $1, state_since = $2 WHERE slug = $3 RETURNING slug"
+            ),
+            drop_tenant: [
+                concat!("DELETE FROM ", $schema, "api_keys WHERE tenant = $1"),
+                concat!("DELETE FROM ", $schema, "usage WHERE tenant = $1"),
+                concat!("DELETE FROM ", $schema, "tenants WHERE slug = $1"),
+            ],
+            add_usage: concat!(
+                "INSERT INTO ",
+                $schema,
+                "usage AS u (tenant, day, logs, bytes, plugin_cpu_us, dead_letters) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (tenant, day) DO UPDATE SET logs = u.logs + excluded.logs, bytes = u.bytes + excluded.bytes, \
+                 plugin_cpu_us = u.plugin_cpu_us + excluded.plugin_cpu_us, dead_letters = u.dead_letters + excluded.dead_letters"
+            ),
+            set_stored: concat!(
+                "INSERT INTO ",
+                $schema,
+                "usage AS u (tenant, day, metadata_bytes, raw_bytes, index_bytes) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (tenant, day) DO UPDATE SET metadata_bytes = excluded.metadata_bytes, \
+                 raw_bytes = excluded.raw_bytes, index_bytes = excluded.index_bytes"
+            ),
+            usage: concat!(
+                "SELECT day, logs, bytes, plugin_cpu_us, dead_letters, metadata_bytes, raw_bytes, index_bytes FROM ",
+                $schema,
+                "usage WHERE tenant = $1 AND day >= $2 ORDER BY day"
             ),
             insert_key: concat!(
                 "INSERT INTO ",

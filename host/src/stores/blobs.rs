@@ -35,8 +35,10 @@ pub(super) fn local(dir: &Path, backend: Backend) -> Result<LocalFileSystem, Bac
     std::fs::create_dir_all(dir).map_err(|e| BackendError::io(backend, e))?;
     // fsync before a put returns: a raw batch or a dead letter is durable
     // before the queue entry it came from is acked.
+    // Empty folders go with their last object: retention empties a day's
+    // folder of raw logs, and listing must not keep finding it.
     LocalFileSystem::new_with_prefix(dir)
-        .map(|fs| fs.with_fsync(true))
+        .map(|fs| fs.with_fsync(true).with_automatic_cleanup(true))
         .map_err(|e| object_err(backend, e))
 }
 

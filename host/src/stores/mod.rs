@@ -29,6 +29,41 @@ pub struct Tenant {
     pub created_at: i64,
     /// The name of the plan it is on (`tenants::plans`).
     pub plan: String,
+    pub state: TenantState,
+    /// When `state` last changed (unix ns; 0 if never).
+    pub state_since: i64,
+}
+
+/// Where a tenant is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TenantState {
+    #[default]
+    Active,
+    /// Ingest is refused; reads still work.
+    Suspended,
+    /// Its keys no longer work and its data is being removed from every
+    /// store; the tenant disappears when that is done.
+    Deleting,
+}
+
+impl TenantState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantState::Active => "active",
+            TenantState::Suspended => "suspended",
+            TenantState::Deleting => "deleting",
+        }
+    }
+
+    /// A stored state; anything unknown reads as suspended, the state that
+    /// lets the fewest things happen without losing data.
+    pub fn parse(s: &str) -> TenantState {
+        match s {
+            "active" => TenantState::Active,
+            "deleting" => TenantState::Deleting,
+            _ => TenantState::Suspended,
+        }
+    }
 }
 
 /// An API key as stored: only the SHA-256 of the secret.
@@ -41,6 +76,46 @@ pub struct ApiKey {
     pub scopes: Vec<String>,
     pub created_at: i64,
     pub revoked: bool,
+}
+
+/// What a tenant used on one day (UTC), added to as it happens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub logs: u64,
+    pub bytes: u64,
+    /// CPU time of the tenant's own plugins, in microseconds.
+    pub plugin_cpu_us: u64,
+    pub dead_letters: u64,
+}
+
+impl Usage {
+    pub fn is_zero(&self) -> bool {
+        *self == Usage::default()
+    }
+
+    pub fn add(&mut self, o: &Usage) {
+        self.logs = self.logs.saturating_add(o.logs);
+        self.bytes = self.bytes.saturating_add(o.bytes);
+        self.plugin_cpu_us = self.plugin_cpu_us.saturating_add(o.plugin_cpu_us);
+        self.dead_letters = self.dead_letters.saturating_add(o.dead_letters);
+    }
+}
+
+/// What a tenant's data takes in each store, as last measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub metadata: u64,
+    pub raw: u64,
+    pub index: u64,
+}
+
+/// One day of a tenant's usage; `day` counts days since 1970-01-01 (UTC).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageDay {
+    pub day: i64,
+    pub used: Usage,
+    /// The last measure taken that day, if any.
+    pub stored: Option<Stored>,
 }
 
 /// A record bound for the metadata store, and whether the index has it.
@@ -57,6 +132,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn create_tenant(&self, slug: &str, plan: &str) -> Result<bool, BackendError>;
     /// Moves the tenant to `plan`; false if there is no such tenant.
     async fn set_plan(&self, slug: &str, plan: &str) -> Result<bool, BackendError>;
+    /// Moves the tenant to `state` (and stamps when); false if there is no
+    /// such tenant.
+    async fn set_state(&self, slug: &str, state: TenantState) -> Result<bool, BackendError>;
     async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError>;
     async fn get_tenant(&self, slug: &str) -> Result<Option<Tenant>, BackendError>;
     async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError>;
@@ -79,6 +157,23 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The records of `ids` that exist, in no particular order.
     async fn get_logs(&self, tenant: &str, ids: &[String]) -> Result<Vec<LogRecord>, BackendError>;
     async fn stats(&self, tenant: &str, filter: &LogFilter, interval_ns: i64) -> Result<Stats, BackendError>;
+    /// Deletes up to `max` of the tenant's records whose timestamp is
+    /// before `before` (unix ns), oldest first; returns how many.
+    async fn delete_logs_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError>;
+    /// Deletes up to `max` of the tenant's records; once none is left, its
+    /// keys, its usage and the tenant itself. True once the tenant is gone.
+    async fn purge_tenant(&self, tenant: &str, max: usize) -> Result<bool, BackendError>;
+    /// Bytes the tenant's records take in this store (an estimate where the
+    /// database cannot say per tenant).
+    async fn stored_bytes(&self, tenant: &str) -> Result<u64, BackendError>;
+
+    /// Adds to each tenant's usage of a day (tenant, day, what was used).
+    async fn add_usage(&self, rows: &[(String, i64, Usage)]) -> Result<(), BackendError>;
+    /// Records what the tenant's data takes, as measured on `day`.
+    async fn set_stored(&self, tenant: &str, day: i64, stored: Stored) -> Result<(), BackendError>;
+    /// The tenant's usage from `from_day` on, oldest first (days with
+    /// nothing recorded are absent).
+    async fn usage(&self, tenant: &str, from_day: i64) -> Result<Vec<UsageDay>, BackendError>;
     async fn ping(&self) -> Result<(), BackendError>;
 }
 

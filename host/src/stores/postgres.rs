@@ -14,7 +14,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Postgres, QueryBuilder, Row};
 
 use super::accounts::{self, Accounts, Scopes, Statements};
 use super::sql::{self, id_key};
-use super::{ApiKey, MetaRow, MetadataStore, Tenant};
+use super::{ApiKey, MetaRow, MetadataStore, Stored, Tenant, TenantState, Usage, UsageDay};
 use crate::error::{Backend, BackendError};
 use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats, valid_slug};
 
@@ -25,10 +25,13 @@ const TENANT_TEMPLATE: &str = include_str!("../../../infra/postgres/templates/te
 
 /// Migrations of `public`, applied in order, each once, under an advisory
 /// lock so that processes starting together do not race.
-const MIGRATIONS: &[(i32, &str)] = &[(1, PUBLIC_SCHEMA), (2, PLANS)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, PUBLIC_SCHEMA), (2, PLANS), (3, STATES_AND_USAGE)];
 /// Tenants gained a plan (issue 11); public_schema.sql has the same line,
 /// so a fresh database and an upgraded one end up alike.
 const PLANS: &str = "ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS plan TEXT NOT NULL DEFAULT 'free';";
+/// Tenants gained a state, and usage its table (issue 11): the same lines
+/// as in public_schema.sql.
+const STATES_AND_USAGE: &str = PUBLIC_SCHEMA;
 /// Any constant both sides agree on: the key of the migration lock.
 const MIGRATION_LOCK: i64 = 0x4c48_4d49_4752;
 
@@ -192,6 +195,10 @@ impl MetadataStore for PgStore {
         Ok(created)
     }
 
+    async fn set_state(&self, slug: &str, state: TenantState) -> Result<bool, BackendError> {
+        self.accounts.set_state(slug, state).await
+    }
+
     async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
         self.accounts.list_tenants().await
     }
@@ -316,6 +323,53 @@ impl MetadataStore for PgStore {
             .push_bind(model::STATS_MAX_BUCKETS as i64 + 1);
         let buckets = qb.build_query_as().fetch_all(&self.pool).await?;
         Ok(sql::stats(levels, services, buckets))
+    }
+
+    async fn delete_logs_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError> {
+        let sql = format!(
+            "DELETE FROM {s}.logs WHERE id IN (SELECT id FROM {s}.logs WHERE timestamp < $1 ORDER BY timestamp LIMIT $2)",
+            s = schema(tenant)?
+        );
+        let r = sqlx::query(AssertSqlSafe(sql))
+            .bind(before)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await;
+        match r.map_err(BackendError::from) {
+            Ok(r) => Ok(r.rows_affected()),
+            // No schema: nothing to delete.
+            Err(e) if e.kind == crate::error::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn purge_tenant(&self, tenant: &str, _max: usize) -> Result<bool, BackendError> {
+        // The tenant's records are its schema: dropping it is one catalogue
+        // change, however many rows it holds.
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", schema(tenant)?);
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&self.pool).await?;
+        self.accounts.drop_tenant(tenant).await?;
+        Ok(true)
+    }
+
+    async fn stored_bytes(&self, tenant: &str) -> Result<u64, BackendError> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT pg_total_relation_size(to_regclass($1))")
+            .bind(format!("{}.logs", schema(tenant)?))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    async fn add_usage(&self, rows: &[(String, i64, Usage)]) -> Result<(), BackendError> {
+        self.accounts.add_usage(rows).await
+    }
+
+    async fn set_stored(&self, tenant: &str, day: i64, stored: Stored) -> Result<(), BackendError> {
+        self.accounts.set_stored(tenant, day, stored).await
+    }
+
+    async fn usage(&self, tenant: &str, from_day: i64) -> Result<Vec<UsageDay>, BackendError> {
+        self.accounts.usage(tenant, from_day).await
     }
 
     async fn ping(&self) -> Result<(), BackendError> {

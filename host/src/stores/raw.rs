@@ -1,12 +1,16 @@
 //! The raw store: every record routed to it, whole, as one NDJSON object per
-//! batch under `logs/<tenant>/<yyyy>/<mm>/<dd>/<batch-id>.ndjson[.gz]`
-//! (DESIGN §3). One implementation over `object_store`, so the embedded
-//! local directory and S3 share the code and the key layout.
+//! batch under `logs/<tenant>/<yyyy>/<mm>/<dd>/<batch-id>-<newest>.ndjson[.gz]`
+//! (DESIGN §3), where the date and `<newest>` (unix ms) are those of the
+//! newest record in it: retention deletes an object once its newest record
+//! has expired, from the name alone. One implementation over
+//! `object_store`, so the embedded local directory and S3 share the code
+//! and the key layout.
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload};
@@ -79,12 +83,14 @@ impl RawStore {
             write_record(&mut ndjson, r, false);
             ndjson.push(b'\n');
         }
-        let (y, m, d) = civil_date(
-            i64::try_from(batch_id.timestamp_ms())
-                .unwrap_or(0)
-                .saturating_mul(1_000_000),
-        );
-        let mut key = format!("logs/{tenant}/{y:04}/{m:02}/{d:02}/{batch_id}.ndjson");
+        let newest_ms = records
+            .iter()
+            .map(|r| r.timestamp.div_euclid(1_000_000))
+            .max()
+            .unwrap_or_else(|| i64::try_from(batch_id.timestamp_ms()).unwrap_or(0))
+            .max(0);
+        let (y, m, d) = civil_date(newest_ms.saturating_mul(1_000_000));
+        let mut key = format!("logs/{tenant}/{y:04}/{m:02}/{d:02}/{batch_id}-{newest_ms}.ndjson");
         let body = if ndjson.len() >= COMPRESS_FROM_BYTES {
             key.push_str(".gz");
             let mut enc =
@@ -135,12 +141,116 @@ impl RawStore {
         Ok(Some(rec))
     }
 
+    /// Deletes up to `max` of the tenant's objects whose every record has a
+    /// timestamp before `before` (unix ns); returns how many went. Only the
+    /// days up to `before` are listed.
+    pub async fn delete_expired(&self, tenant: &str, before: i64, max: usize) -> Result<usize, BackendError> {
+        let (by, bm, bd) = civil_date(before.max(0));
+        let cutoff_day = (by, bm, bd);
+        let mut deleted = 0;
+        for year in self.folders(&format!("logs/{tenant}")).await? {
+            for month in self.folders(&year.0).await? {
+                for day in self.folders(&month.0).await? {
+                    let (Some(y), Some(m), Some(d)) = (year.1, month.1, day.1) else {
+                        continue;
+                    };
+                    if (y, m, d) > cutoff_day {
+                        return Ok(deleted);
+                    }
+                    let objects: Vec<_> = self
+                        .store
+                        .list(Some(&ObjectPath::from(day.0.as_str())))
+                        .try_collect()
+                        .await
+                        .map_err(err)?;
+                    for o in objects {
+                        if deleted >= max {
+                            return Ok(deleted);
+                        }
+                        let name = o.location.filename().unwrap_or("");
+                        let expired = match newest_of(name) {
+                            Some(ms) => ms.saturating_add(1).saturating_mul(1_000_000) <= before,
+                            // Named before objects carried their newest
+                            // record: its folder's day has to be over.
+                            None => (y, m, d) < cutoff_day,
+                        };
+                        if expired {
+                            self.delete(&o.location).await?;
+                            deleted += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes up to `max` of the tenant's objects; returns how many (0 once
+    /// none is left).
+    pub async fn purge(&self, tenant: &str, max: usize) -> Result<usize, BackendError> {
+        let prefix = ObjectPath::from(format!("logs/{tenant}"));
+        let mut listed = self.store.list(Some(&prefix));
+        let mut deleted = 0;
+        while deleted < max
+            && let Some(o) = listed.try_next().await.map_err(err)?
+        {
+            self.delete(&o.location).await?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// Bytes the tenant's objects take.
+    pub async fn stored_bytes(&self, tenant: &str) -> Result<u64, BackendError> {
+        let prefix = ObjectPath::from(format!("logs/{tenant}"));
+        let mut listed = self.store.list(Some(&prefix));
+        let mut bytes = 0u64;
+        while let Some(o) = listed.try_next().await.map_err(err)? {
+            bytes = bytes.saturating_add(o.size);
+        }
+        Ok(bytes)
+    }
+
+    async fn delete(&self, path: &ObjectPath) -> Result<(), BackendError> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// The folders right under `prefix`, in order, each with its name as a
+    /// number (None when it is not one).
+    async fn folders(&self, prefix: &str) -> Result<Vec<(String, Option<i64>)>, BackendError> {
+        let listed = match self.store.list_with_delimiter(Some(&ObjectPath::from(prefix))).await {
+            Ok(l) => l,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(err(e)),
+        };
+        let mut out: Vec<_> = listed
+            .common_prefixes
+            .into_iter()
+            .map(|p| {
+                let n = p.filename().and_then(|f| f.parse().ok());
+                (p.to_string(), n)
+            })
+            .collect();
+        out.sort_by_key(|(_, n)| *n);
+        Ok(out)
+    }
+
     pub async fn ping(&self) -> Result<(), BackendError> {
         match self.store.head(&ObjectPath::from("logs/.ping")).await {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(err(e)),
         }
     }
+}
+
+/// The newest record's time (unix ms) an object's name carries:
+/// `<batch-id>-<ms>.ndjson[.gz]`.
+fn newest_of(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".gz").unwrap_or(name).strip_suffix(".ndjson")?;
+    stem.split_once('-')?.1.parse().ok()
 }
 
 /// An S3 client: our retry and timeout bounds first, then every `AWS_*`
@@ -199,7 +309,6 @@ fn s3_store(s3: &S3Settings) -> Result<AmazonS3Builder, BackendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
     fn settings(endpoint: Option<&str>) -> S3Settings {
         S3Settings {
             bucket: "b".into(),

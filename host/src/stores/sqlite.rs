@@ -11,7 +11,7 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
 use super::accounts::{self, Accounts, Scopes, Statements};
 use super::sql::{self, id_key};
-use super::{ApiKey, MetaRow, MetadataStore, Tenant};
+use super::{ApiKey, MetaRow, MetadataStore, Stored, Tenant, TenantState, Usage, UsageDay};
 use crate::error::BackendError;
 use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats};
 
@@ -19,7 +19,9 @@ const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tenants (
     slug        TEXT PRIMARY KEY,
     created_at  INTEGER NOT NULL,
-    plan        TEXT NOT NULL DEFAULT 'free'
+    plan        TEXT NOT NULL DEFAULT 'free',
+    state       TEXT NOT NULL DEFAULT 'active',
+    state_since INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS api_keys (
     id          TEXT PRIMARY KEY,
@@ -46,10 +48,38 @@ CREATE TABLE IF NOT EXISTS logs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS logs_by_time ON logs (tenant, timestamp DESC, id_key DESC);
 CREATE INDEX IF NOT EXISTS logs_by_service ON logs (tenant, service, timestamp DESC, id_key DESC);
+CREATE TABLE IF NOT EXISTS usage (
+    tenant          TEXT NOT NULL,
+    day             INTEGER NOT NULL,
+    logs            INTEGER NOT NULL DEFAULT 0,
+    bytes           INTEGER NOT NULL DEFAULT 0,
+    plugin_cpu_us   INTEGER NOT NULL DEFAULT 0,
+    dead_letters    INTEGER NOT NULL DEFAULT 0,
+    metadata_bytes  INTEGER,
+    raw_bytes       INTEGER,
+    index_bytes     INTEGER,
+    PRIMARY KEY (tenant, day)
+) WITHOUT ROWID;
 -- No per-level index: it cost ~10 % of ingest throughput (docs/PERFORMANCE.md);
 -- level filters walk logs_by_time.
 
 "#;
+
+/// Columns `tenants` gained after its first version, each with its DDL.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    (
+        "plan",
+        "ALTER TABLE tenants ADD COLUMN plan TEXT NOT NULL DEFAULT 'free'",
+    ),
+    (
+        "state",
+        "ALTER TABLE tenants ADD COLUMN state TEXT NOT NULL DEFAULT 'active'",
+    ),
+    (
+        "state_since",
+        "ALTER TABLE tenants ADD COLUMN state_since INTEGER NOT NULL DEFAULT 0",
+    ),
+];
 
 /// Rows per INSERT statement: 12 bound values each, under SQLite's limit of
 /// 32766 parameters.
@@ -78,14 +108,15 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        // A database made before tenants had plans (issue 11).
-        let has_plan: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('tenants') WHERE name = 'plan'")
-            .fetch_one(&pool)
-            .await?;
-        if has_plan == 0 {
-            sqlx::raw_sql("ALTER TABLE tenants ADD COLUMN plan TEXT NOT NULL DEFAULT 'free'")
-                .execute(&pool)
+        // A database made before tenants had plans and states (issue 11).
+        for (column, ddl) in ADDED_COLUMNS {
+            let has: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('tenants') WHERE name = ?")
+                .bind(column)
+                .fetch_one(&pool)
                 .await?;
+            if has == 0 {
+                sqlx::raw_sql(*ddl).execute(&pool).await?;
+            }
         }
         Ok(SqliteStore {
             accounts: Accounts::new(pool.clone(), &ACCOUNTS),
@@ -140,6 +171,10 @@ impl MetadataStore for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn set_state(&self, slug: &str, state: TenantState) -> Result<bool, BackendError> {
+        self.accounts.set_state(slug, state).await
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
@@ -266,11 +301,71 @@ impl MetadataStore for SqliteStore {
         Ok(sql::stats(levels, services, buckets))
     }
 
+    async fn delete_logs_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError> {
+        let r = sqlx::query(
+            "DELETE FROM logs WHERE tenant = ?1 AND id IN \
+             (SELECT id FROM logs WHERE tenant = ?1 AND timestamp < ?2 ORDER BY timestamp LIMIT ?3)",
+        )
+        .bind(tenant)
+        .bind(before)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn purge_tenant(&self, tenant: &str, max: usize) -> Result<bool, BackendError> {
+        let r = sqlx::query(
+            "DELETE FROM logs WHERE tenant = ?1 AND id IN (SELECT id FROM logs WHERE tenant = ?1 LIMIT ?2)",
+        )
+        .bind(tenant)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() > 0 {
+            return Ok(false);
+        }
+        self.accounts.drop_tenant(tenant).await?;
+        Ok(true)
+    }
+
+    async fn stored_bytes(&self, tenant: &str) -> Result<u64, BackendError> {
+        // SQLite cannot say what one tenant's rows take: the columns' bytes
+        // plus what each row costs in the table and its two indexes.
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(length(id) + length(service) + length(message) + length(attributes) \
+             + COALESCE(length(raw_path), 0) + COALESCE(length(language), 0) + ?2), 0) FROM logs WHERE tenant = ?1",
+        )
+        .bind(tenant)
+        .bind(ROW_OVERHEAD_BYTES)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn add_usage(&self, rows: &[(String, i64, Usage)]) -> Result<(), BackendError> {
+        self.accounts.add_usage(rows).await
+    }
+
+    async fn set_stored(&self, tenant: &str, day: i64, stored: Stored) -> Result<(), BackendError> {
+        self.accounts.set_stored(tenant, day, stored).await
+    }
+
+    async fn usage(&self, tenant: &str, from_day: i64) -> Result<Vec<UsageDay>, BackendError> {
+        self.accounts.usage(tenant, from_day).await
+    }
+
     async fn ping(&self) -> Result<(), BackendError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 }
+
+/// Bytes a row costs beyond its text columns: the fixed-width columns and
+/// the two index entries, (tenant, timestamp, id_key) and (tenant, service,
+/// timestamp, id_key), with their page overhead (measured on a database of
+/// 100k rows: about 120 bytes).
+const ROW_OVERHEAD_BYTES: i64 = 120;
 
 /// Scopes are kept comma-separated.
 impl Scopes<Sqlite> for String {
@@ -311,7 +406,9 @@ mod tests {
             vec![Tenant {
                 slug: "acme".into(),
                 created_at: 1,
-                plan: "free".into()
+                plan: "free".into(),
+                state: TenantState::Active,
+                state_since: 0,
             }]
         );
         assert!(store.set_plan("acme", "pro").await.expect("set plan"));

@@ -19,7 +19,7 @@ use plans::{PlanError, PlanName, Plans};
 
 use crate::error::BackendError;
 use crate::model::{self, BadSlug, Slug};
-use crate::stores::{ApiKey, MetadataStore, Tenant};
+use crate::stores::{ApiKey, MetadataStore, Tenant, TenantState};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +53,8 @@ pub struct Principal {
     pub plan: String,
     pub key_id: String,
     pub scopes: Vec<Scope>,
+    /// Active or suspended (a deleting tenant's keys authenticate no one).
+    pub state: TenantState,
 }
 
 impl Principal {
@@ -71,6 +73,10 @@ pub enum TenantError {
     NoTenant(String),
     #[error("unknown scope {0:?} (expected ingest, search or plugins)")]
     BadScope(String),
+    #[error("tenant {0:?} is being deleted")]
+    Deleting(String),
+    #[error("a tenant is suspended or resumed here; deleting is DELETE /v1/admin/tenants/{{slug}}")]
+    BadState,
     #[error("no key {0:?}")]
     NoKey(String),
     #[error(transparent)]
@@ -159,6 +165,43 @@ impl Tenants {
         }
         tracing::info!(tenant = slug.as_str(), plan = plan.as_str(), "tenant plan changed");
         Ok(plan)
+    }
+
+    /// Suspends (ingest refused, reads allowed) or resumes a tenant.
+    pub async fn set_state(&self, slug: &Slug, state: TenantState) -> Result<Tenant, TenantError> {
+        if state == TenantState::Deleting {
+            return Err(TenantError::BadState);
+        }
+        let t = self.get(slug.as_str()).await?;
+        if t.state == TenantState::Deleting {
+            return Err(TenantError::Deleting(t.slug));
+        }
+        if !self.store.set_state(slug.as_str(), state).await? {
+            return Err(TenantError::NoTenant(slug.as_str().to_string()));
+        }
+        self.forget(slug.as_str());
+        tracing::info!(tenant = slug.as_str(), state = state.as_str(), "tenant state changed");
+        self.get(slug.as_str()).await
+    }
+
+    /// Starts deleting a tenant: its keys stop working now, and the upkeep
+    /// job removes its data from every store, then the tenant itself.
+    pub async fn delete(&self, slug: &Slug) -> Result<Tenant, TenantError> {
+        let t = self.get(slug.as_str()).await?;
+        if t.state != TenantState::Deleting && !self.store.set_state(slug.as_str(), TenantState::Deleting).await? {
+            return Err(TenantError::NoTenant(slug.as_str().to_string()));
+        }
+        self.forget(slug.as_str());
+        tracing::info!(tenant = slug.as_str(), "tenant deletion started");
+        self.get(slug.as_str()).await
+    }
+
+    /// Drops what the authentication cache holds for a tenant, so a change
+    /// of its state applies here at once (elsewhere within `AUTH_CACHE_TTL`).
+    fn forget(&self, slug: &str) {
+        self.cache
+            .write()
+            .retain(|_, (_, p)| p.as_ref().is_none_or(|p| p.tenant != slug));
     }
 
     fn plan_name(&self, plan: &str) -> Result<PlanName, TenantError> {
@@ -259,9 +302,10 @@ impl Tenants {
             let Some(key) = self.store.find_key(&hash).await? else {
                 return Ok(None);
             };
-            let plan = self.store.get_tenant(&key.tenant).await?.map(|t| t.plan);
-            let plan = plan.unwrap_or_else(|| self.plans.default_name().to_string());
-            Ok::<_, BackendError>(Some((key, plan)))
+            let tenant = self.store.get_tenant(&key.tenant).await?;
+            let state = tenant.as_ref().map_or(TenantState::Active, |t| t.state);
+            let plan = tenant.map_or_else(|| self.plans.default_name().to_string(), |t| t.plan);
+            Ok::<_, BackendError>(Some((key, plan, state)))
         };
         let found = match lookup.await {
             Ok(found) => found,
@@ -275,12 +319,15 @@ impl Tenants {
                 return Err(e.into());
             }
         };
-        let principal = found.filter(|(k, _)| !k.revoked).map(|(k, plan)| Principal {
-            tenant: k.tenant,
-            plan,
-            key_id: k.id,
-            scopes: k.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
-        });
+        let principal = found
+            .filter(|(k, _, state)| !k.revoked && *state != TenantState::Deleting)
+            .map(|(k, plan, state)| Principal {
+                tenant: k.tenant,
+                plan,
+                key_id: k.id,
+                scopes: k.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+                state,
+            });
         let mut cache = self.cache.write();
         // Unknown keys are cached too, so a flood of bad keys cannot reach
         // the store; the map is bounded by clearing it when large.

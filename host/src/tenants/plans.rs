@@ -86,6 +86,10 @@ pub struct Plan {
     pub daily_bytes: u64,
     /// Days logs are kept in every store.
     pub retention_days: u32,
+    /// Seconds logs are kept, instead of `retention_days`: for retention
+    /// shorter than a day (or a test's few seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_seconds: Option<u64>,
     /// CPU seconds a day the tenant's own plugins may use.
     pub plugin_cpu_seconds_per_day: u64,
     /// Plugins the tenant may have, and versions kept of each.
@@ -96,6 +100,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// How long logs are kept, counted from their timestamp.
+    pub fn retention(&self) -> std::time::Duration {
+        let secs = self
+            .retention_seconds
+            .unwrap_or(u64::from(self.retention_days) * 86_400);
+        std::time::Duration::from_secs(secs)
+    }
+
     fn check(&self, name: &str) -> Result<(), PlanError> {
         let bad = |message: &str| {
             Err(PlanError::Invalid {
@@ -114,6 +126,12 @@ impl Plan {
         }
         if self.retention_days == 0 || self.retention_days > MAX_RETENTION_DAYS {
             return bad("retention_days must be 1 to 3650");
+        }
+        if self
+            .retention_seconds
+            .is_some_and(|s| s == 0 || s > u64::from(MAX_RETENTION_DAYS) * 86_400)
+        {
+            return bad("retention_seconds must be 1 to ten years");
         }
         // Versions kept: the active one and the one before it always stay.
         if self.max_plugins == 0 || self.max_versions < 2 || self.dead_letter_cap == 0 {
@@ -152,6 +170,7 @@ impl Plans {
                 daily_logs,
                 daily_bytes,
                 retention_days: days,
+                retention_seconds: None,
                 plugin_cpu_seconds_per_day: cpu,
                 max_plugins: plugins,
                 max_versions: versions,

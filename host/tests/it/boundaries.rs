@@ -53,6 +53,20 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "upkeep",
+        &[
+            "model",
+            "error",
+            "queue",
+            "plugins",
+            "pipeline",
+            "search",
+            "stores",
+            "telemetry",
+            "tenants",
+        ],
+    ),
+    (
         "api",
         &[
             "model",

@@ -17,6 +17,7 @@ mod distributed;
 mod fairness;
 mod hostile;
 mod infra;
+mod lifecycle;
 mod opensearch_fixtures;
 mod outages;
 mod plans;

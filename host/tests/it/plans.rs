@@ -7,21 +7,11 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, Server, fails_to_start};
+use crate::common::{Server, fails_to_start};
 use crate::hostile::{distributed_with, embedded_with};
 
-async fn admin(s: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = s.http.request(method, s.url(path)).bearer_auth(ADMIN);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 async fn plan_of(s: &Server, slug: &str) -> Value {
-    let (_, list) = admin(s, reqwest::Method::GET, "/v1/admin/tenants", None).await;
+    let (_, list) = s.admin(reqwest::Method::GET, "/v1/admin/tenants", None).await;
     list["tenants"]
         .as_array()
         .expect("tenants")
@@ -29,17 +19,6 @@ async fn plan_of(s: &Server, slug: &str) -> Value {
         .find(|t| t["slug"] == slug)
         .map(|t| t["plan"].clone())
         .unwrap_or(Value::Null)
-}
-
-fn cli(s: &Server, args: &[&str]) -> Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loggerhub"))
-        .args(args)
-        .args(["--url", &s.url])
-        .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
-        .output()
-        .expect("cli");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("cli prints json")
 }
 
 /// A plan file: a cheaper `pro` and a new `tiny`.
@@ -59,7 +38,7 @@ fn plans_file(dir: &std::path::Path) -> std::path::PathBuf {
 async fn plans(s: &Server, run: &str) {
     use reqwest::Method;
     // The catalogue: built-ins, with the file's `pro` and `tiny`.
-    let (status, catalogue) = admin(s, Method::GET, "/v1/admin/plans", None).await;
+    let (status, catalogue) = s.admin(Method::GET, "/v1/admin/plans", None).await;
     assert_eq!(status, 200, "{catalogue}");
     let names: Vec<&str> = catalogue["plans"]
         .as_object()
@@ -74,22 +53,20 @@ async fn plans(s: &Server, run: &str) {
     // Created on the default plan, or on the one named.
     let a = format!("plana{run}");
     let b = format!("planb{run}");
-    let (status, created) = admin(s, Method::POST, "/v1/admin/tenants", Some(json!({"slug": a}))).await;
+    let (status, created) = s
+        .admin(Method::POST, "/v1/admin/tenants", Some(json!({"slug": a})))
+        .await;
     assert_eq!((status, &created["plan"]), (201, &json!("free")), "{created}");
-    let created = cli(s, &["tenant", "create", &b, "--plan", "tiny"]);
+    let created = s.cli(&["tenant", "create", &b, "--plan", "tiny"]);
     assert_eq!(created["plan"], "tiny");
     assert_eq!(plan_of(s, &b).await, "tiny");
 
     // Unknown and hostile plan names change nothing.
     for bad in ["gold", "../free", "free\u{0}", "FREE", "", &"p".repeat(41)] {
         let c = format!("planc{run}");
-        let (status, err) = admin(
-            s,
-            Method::POST,
-            "/v1/admin/tenants",
-            Some(json!({"slug": c, "plan": bad})),
-        )
-        .await;
+        let (status, err) = s
+            .admin(Method::POST, "/v1/admin/tenants", Some(json!({"slug": c, "plan": bad})))
+            .await;
         assert_eq!(
             (status, &err["error"]["code"]),
             (400, &json!("invalid_plan")),
@@ -97,7 +74,7 @@ async fn plans(s: &Server, run: &str) {
         );
         assert_eq!(plan_of(s, &c).await, Value::Null, "{bad:?} created a tenant");
         let path = format!("/v1/admin/tenants/{a}");
-        let (status, err) = admin(s, Method::PATCH, &path, Some(json!({"plan": bad}))).await;
+        let (status, err) = s.admin(Method::PATCH, &path, Some(json!({"plan": bad}))).await;
         assert_eq!(
             (status, &err["error"]["code"]),
             (400, &json!("invalid_plan")),
@@ -108,7 +85,7 @@ async fn plans(s: &Server, run: &str) {
 
     // Moved by the API and by the CLI; the list says so at once.
     let path = format!("/v1/admin/tenants/{a}");
-    let (status, moved) = admin(s, Method::PATCH, &path, Some(json!({"plan": "pro"}))).await;
+    let (status, moved) = s.admin(Method::PATCH, &path, Some(json!({"plan": "pro"}))).await;
     assert_eq!(
         (status, &moved["plan"], &moved["slug"]),
         (200, &json!("pro"), &json!(a)),
@@ -116,30 +93,28 @@ async fn plans(s: &Server, run: &str) {
     );
     assert_eq!(plan_of(s, &a).await, "pro");
     assert_eq!(plan_of(s, &b).await, "tiny", "another tenant's plan changed");
-    let moved = cli(s, &["tenant", "set-plan", &a, "enterprise"]);
+    let moved = s.cli(&["tenant", "set-plan", &a, "enterprise"]);
     assert_eq!(moved["plan"], "enterprise");
     assert_eq!(plan_of(s, &a).await, "enterprise");
-    let listed = cli(s, &["tenant", "plans"]);
+    let listed = s.cli(&["tenant", "plans"]);
     assert!(listed["plans"]["tiny"].is_object());
 
     // Only the admin, only existing tenants, only the plan.
-    let (status, _) = admin(
-        s,
-        Method::PATCH,
-        &format!("/v1/admin/tenants/nosuch{run}"),
-        Some(json!({"plan": "pro"})),
-    )
-    .await;
+    let (status, _) = s
+        .admin(
+            Method::PATCH,
+            &format!("/v1/admin/tenants/nosuch{run}"),
+            Some(json!({"plan": "pro"})),
+        )
+        .await;
     assert_eq!(status, 404);
-    let (status, err) = admin(s, Method::PATCH, &path, Some(json!({"plan": "pro", "slug": "other"}))).await;
+    let (status, err) = s
+        .admin(Method::PATCH, &path, Some(json!({"plan": "pro", "slug": "other"})))
+        .await;
     assert_eq!((status, &err["error"]["code"]), (400, &json!("invalid_json")), "{err}");
-    let (status, _) = admin(
-        s,
-        Method::PATCH,
-        "/v1/admin/tenants/..%2Fx",
-        Some(json!({"plan": "pro"})),
-    )
-    .await;
+    let (status, _) = s
+        .admin(Method::PATCH, "/v1/admin/tenants/..%2Fx", Some(json!({"plan": "pro"})))
+        .await;
     assert_eq!(status, 400);
     let key = s.tenant(&format!("pland{run}")).await;
     for (method, path) in [(Method::PATCH, path.as_str()), (Method::GET, "/v1/admin/plans")] {

@@ -10,6 +10,27 @@ CREATE TABLE IF NOT EXISTS public.tenants (
 );
 -- The plan the tenant is on (LoggerHub's migration 2 for older databases).
 ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS plan TEXT NOT NULL DEFAULT 'free';
+-- Where the tenant is in its life: active, suspended or deleting, and since
+-- when (LoggerHub's migration 3 for older databases).
+ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS state TEXT NOT NULL DEFAULT 'active';
+ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS state_since BIGINT NOT NULL DEFAULT 0;
+
+-- What each tenant used, per day (days since 1970-01-01 UTC): added to by
+-- ingest and the processors, read by GET /v1/usage and the daily limits.
+-- The stored bytes are the last measure of the day. Kept after a tenant is
+-- deleted only until its deletion finishes.
+CREATE TABLE IF NOT EXISTS public.usage (
+    tenant          TEXT NOT NULL,
+    day             BIGINT NOT NULL,
+    logs            BIGINT NOT NULL DEFAULT 0,
+    bytes           BIGINT NOT NULL DEFAULT 0,
+    plugin_cpu_us   BIGINT NOT NULL DEFAULT 0,
+    dead_letters    BIGINT NOT NULL DEFAULT 0,
+    metadata_bytes  BIGINT,
+    raw_bytes       BIGINT,
+    index_bytes     BIGINT,
+    PRIMARY KEY (tenant, day)
+);
 
 CREATE TABLE IF NOT EXISTS public.api_keys (
     id          TEXT PRIMARY KEY,

@@ -36,6 +36,36 @@ pub fn distributed_flags(name: &str) -> Vec<String> {
     .collect()
 }
 
+/// A database of its own on the PostgreSQL server `make test` started,
+/// made empty: for a test whose upkeep sweeps every tenant it finds.
+pub async fn own_database(name: &str) -> String {
+    let url = service_url("DATABASE_URL");
+    let db = format!("lh_{name}_{}", std::process::id());
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect to postgres");
+    let drop = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
+    sqlx::query(sqlx::AssertSqlSafe(drop))
+        .execute(&pool)
+        .await
+        .expect("drop database");
+    let create = format!("CREATE DATABASE {db}");
+    sqlx::query(sqlx::AssertSqlSafe(create))
+        .execute(&pool)
+        .await
+        .expect("create database");
+    pool.close().await;
+    let (base, _) = url.rsplit_once('/').expect("a database url");
+    format!("{base}/{db}")
+}
+
+/// `distributed_flags`, on the database `db`.
+pub fn distributed_flags_on(name: &str, db: &str) -> Vec<String> {
+    let mut flags = distributed_flags(name);
+    if let Some(i) = flags.iter().position(|f| f == "--database-url") {
+        flags[i + 1] = db.to_string();
+    }
+    flags
+}
+
 pub struct Server {
     pub child: Child,
     pub url: String,
@@ -55,6 +85,11 @@ fn serve_command(data_dir: &Path, extra: &[&str]) -> Command {
         .args(extra)
         .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
         .env("NO_COLOR", "1")
+        // Most tests send logs stamped in 2025, past every built-in plan's
+        // retention, and distributed tests share one database: retention
+        // sweeps only where a test asks for them (`--upkeep-interval-ms`,
+        // on a database of its own: `own_database`).
+        .env("LOGGERHUB_UPKEEP_INTERVAL_MS", "3600000")
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
         .env_remove("OBJECT_STORE_URL")
@@ -187,6 +222,30 @@ impl Server {
         assert_eq!(r.status(), 201);
         let v: Value = r.json().await.expect("json");
         v["api_key"]["key"].as_str().expect("key").to_string()
+    }
+
+    /// An admin API call; returns (status, JSON body or null).
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(ADMIN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs the CLI against this server with the admin token; it must
+    /// succeed, and what it prints is JSON.
+    pub fn cli(&self, args: &[&str]) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_loggerhub"))
+            .args(args)
+            .args(["--url", &self.url])
+            .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
+            .output()
+            .expect("cli");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("cli prints json")
     }
 
     /// POST /v1/logs; returns (status, body).

@@ -210,4 +210,24 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
     let (empty, _) = super::metadata::fresh_tenants();
     assert_eq!(all_pages(index, &empty, "payment", &none, 10).await, (0, vec![]));
     assert_eq!(index.get(&empty, &recs[0].id).await.expect("get"), None);
+
+    // Retention: the oldest first, bounded, one tenant; then a drop.
+    assert!(index.stored_bytes(a).await.expect("stored") > 0);
+    let cutoff = T0 + 4 * SEC; // records 0..12 are older
+    let older = recs.iter().filter(|r| r.timestamp < cutoff).count() as u64;
+    let b_before = all_pages(index, b, "", &none, 100).await.0;
+    assert_eq!(index.delete_before(a, cutoff, 5).await.expect("delete"), 5);
+    let deleted = index.delete_before(a, cutoff, 100).await.expect("delete");
+    assert_eq!(deleted, older - 5);
+    assert_eq!(index.delete_before(a, cutoff, 100).await.expect("delete"), 0);
+    let (total, ids) = all_pages(index, a, "", &none, 100).await;
+    assert_eq!(total, N as u64 - older);
+    let kept = newest_first(recs.iter().filter(|r| r.timestamp >= cutoff).cloned());
+    assert_eq!(ids, kept, "retention deleted the wrong records");
+    assert_eq!(all_pages(index, b, "", &none, 100).await.0, b_before);
+    assert_eq!(index.delete_before(&empty, cutoff, 10).await.expect("empty"), 0);
+    index.drop_tenant(a).await.expect("drop");
+    index.drop_tenant(a).await.expect("drop is idempotent");
+    assert_eq!(all_pages(index, a, "", &none, 100).await.0, 0);
+    assert_eq!(all_pages(index, b, "", &none, 100).await.0, b_before);
 }

@@ -3,7 +3,7 @@
 
 use super::{SEC, T0, newest_first};
 use loggerhub::model::{Cursor, Level, LogFilter, LogRecord};
-use loggerhub::stores::{ApiKey, MetaRow, MetadataStore};
+use loggerhub::stores::{ApiKey, MetaRow, MetadataStore, Stored, TenantState, Usage};
 
 /// Two fresh tenant slugs, unique per run so a suite can share a server.
 pub fn fresh_tenants() -> (String, String) {
@@ -251,5 +251,114 @@ pub async fn run(store: &dyn MetadataStore, a: &str, b: &str) {
         .expect("stats filtered");
     assert_eq!(filtered.total, 9);
 
+    lifecycle(store, a, b, &recs_a).await;
     store.ping().await.expect("ping");
+}
+
+/// States, retention, usage and a tenant's purge, each confined to its
+/// tenant. Runs last: it deletes `a`.
+async fn lifecycle(store: &dyn MetadataStore, a: &str, b: &str, recs_a: &[LogRecord]) {
+    let state = |slug: &str| {
+        let slug = slug.to_string();
+        async move {
+            store
+                .get_tenant(&slug)
+                .await
+                .expect("get")
+                .map(|t| (t.state, t.state_since > 0))
+        }
+    };
+    assert_eq!(state(a).await, Some((TenantState::Active, false)));
+    assert!(store.set_state(a, TenantState::Suspended).await.expect("suspend"));
+    assert_eq!(state(a).await, Some((TenantState::Suspended, true)));
+    assert_eq!(state(b).await, Some((TenantState::Active, false)));
+    assert!(
+        !store
+            .set_state("nosuchtenant", TenantState::Active)
+            .await
+            .expect("no tenant")
+    );
+
+    // Retention: oldest first, bounded, one tenant.
+    let b_before = store.stats(b, &LogFilter::default(), SEC).await.expect("stats b").total;
+    let cutoff = T0 + 5 * SEC; // records 0..=9 are older
+    assert_eq!(store.delete_logs_before(a, cutoff, 4).await.expect("delete"), 4);
+    assert_eq!(store.delete_logs_before(a, cutoff, 100).await.expect("delete"), 6);
+    assert_eq!(store.delete_logs_before(a, cutoff, 100).await.expect("delete"), 0);
+    let left = store.stats(a, &LogFilter::default(), SEC).await.expect("stats");
+    assert_eq!(
+        left.total,
+        recs_a.iter().filter(|r| r.timestamp >= cutoff).count() as u64
+    );
+    assert_eq!(
+        store.stats(b, &LogFilter::default(), SEC).await.expect("stats b").total,
+        b_before
+    );
+    assert_eq!(
+        store
+            .delete_logs_before("nosuchtenant", cutoff, 10)
+            .await
+            .expect("no tenant"),
+        0
+    );
+    assert!(store.stored_bytes(a).await.expect("stored") > 0);
+
+    // Usage adds up per (tenant, day); the stored figure is the last one.
+    let used = |logs, bytes| Usage {
+        logs,
+        bytes,
+        plugin_cpu_us: 7,
+        dead_letters: 1,
+    };
+    store
+        .add_usage(&[
+            (a.to_string(), 20_000, used(10, 100)),
+            (b.to_string(), 20_000, used(1, 1)),
+        ])
+        .await
+        .expect("usage");
+    store
+        .add_usage(&[(a.to_string(), 20_000, used(5, 50))])
+        .await
+        .expect("usage");
+    store
+        .add_usage(&[(a.to_string(), 20_001, used(1, 2))])
+        .await
+        .expect("usage");
+    let stored = Stored {
+        metadata: 1,
+        raw: 2,
+        index: 3,
+    };
+    store
+        .set_stored(a, 20_001, Stored { metadata: 9, ..stored })
+        .await
+        .expect("stored");
+    store.set_stored(a, 20_001, stored).await.expect("stored");
+    let days = store.usage(a, 20_000).await.expect("usage");
+    assert_eq!(days.len(), 2);
+    assert_eq!((days[0].day, days[0].used.logs, days[0].used.bytes), (20_000, 15, 150));
+    assert_eq!((days[0].used.plugin_cpu_us, days[0].used.dead_letters), (14, 2));
+    assert_eq!((days[1].used.logs, days[1].stored), (1, Some(stored)));
+    assert_eq!(store.usage(a, 20_001).await.expect("usage").len(), 1);
+    assert_eq!(store.usage(b, 0).await.expect("usage")[0].used.logs, 1);
+
+    // Purge: records, keys, usage and the tenant itself; b keeps all.
+    assert!(store.set_state(a, TenantState::Deleting).await.expect("deleting"));
+    while !store.purge_tenant(a, 3).await.expect("purge") {}
+    assert_eq!(store.get_tenant(a).await.expect("get"), None);
+    assert!(store.list_keys(a).await.expect("keys").is_empty());
+    assert!(store.usage(a, 0).await.expect("usage").is_empty());
+    assert!(store.get_tenant(b).await.expect("get").is_some());
+    assert_eq!(
+        store.stats(b, &LogFilter::default(), SEC).await.expect("stats b").total,
+        b_before
+    );
+    assert_eq!(store.usage(b, 0).await.expect("usage").len(), 1);
+    // The slug is free again, and empty.
+    assert!(store.create_tenant(a, "free").await.expect("create again"));
+    assert_eq!(
+        store.stats(a, &LogFilter::default(), SEC).await.expect("stats").total,
+        0
+    );
 }

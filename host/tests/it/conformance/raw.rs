@@ -23,14 +23,18 @@ fn rec(tenant: &str, i: usize, full_log: String) -> LogRecord {
 pub async fn run(store: &RawStore, tenant: &str) {
     store.ping().await.expect("ping");
 
-    // One object per batch, under the tenant's prefix and the batch's date;
-    // small batches stay plain.
+    // One object per batch, under the tenant's prefix and the date of its
+    // newest record, whose time (ms) ends the name; small batches stay
+    // plain.
     let batch = ulid::Ulid::new();
     let small = [rec(tenant, 0, "x".into())];
     let refs: Vec<&LogRecord> = small.iter().collect();
     let key = store.put_batch(tenant, batch, &refs).await.expect("put");
     assert!(key.starts_with(&format!("logs/{tenant}/")), "{key}");
-    assert!(key.ends_with(&format!("{batch}.ndjson")), "{key}");
+    assert!(
+        key.ends_with(&format!("/2025/10/10/{batch}-1760099196000.ndjson")),
+        "{key}"
+    );
     let back = store.read(&format!("{key}#1")).await.expect("read").expect("found");
     assert_eq!(back.full_log, small[0].full_log);
     assert_eq!((back.id.as_str(), back.level), (small[0].id.as_str(), Level::Warn));
@@ -67,4 +71,54 @@ pub async fn run(store: &RawStore, tenant: &str) {
             .is_none()
     );
     assert!(store.read("no-line-number").await.is_err());
+
+    retention_and_purge(store, tenant).await;
+}
+
+fn at(tenant: &str, ms: i64) -> LogRecord {
+    LogRecord {
+        timestamp: ms * 1_000_000,
+        ..rec(tenant, 0, String::new())
+    }
+}
+
+/// An object goes once its newest record has expired, never before; a
+/// purge takes every object of the tenant and none of a tenant whose slug
+/// starts like it.
+async fn retention_and_purge(store: &RawStore, tenant: &str) {
+    let other = format!("{tenant}x");
+    let day = 86_400_000;
+    let (old, young) = (at(tenant, 10 * day + 5), at(tenant, 12 * day));
+    let k_old = store.put_batch(tenant, ulid::Ulid::new(), &[&old]).await.expect("put");
+    let k_mixed = store
+        .put_batch(tenant, ulid::Ulid::new(), &[&old, &young])
+        .await
+        .expect("put");
+    let theirs = at(&other, 10 * day);
+    store
+        .put_batch(&other, ulid::Ulid::new(), &[&theirs])
+        .await
+        .expect("put");
+    assert!(k_old.starts_with(&format!("logs/{tenant}/1970/01/11/")), "{k_old}");
+    assert!(k_mixed.starts_with(&format!("logs/{tenant}/1970/01/13/")), "{k_mixed}");
+
+    // Up to (not including) the old record's time, nothing goes.
+    assert_eq!(
+        store.delete_expired(tenant, old.timestamp, 100).await.expect("sweep"),
+        0
+    );
+    let past_old = old.timestamp + 1_000_000;
+    assert_eq!(store.delete_expired(tenant, past_old, 100).await.expect("sweep"), 1);
+    assert!(store.read(&format!("{k_old}#1")).await.expect("read").is_none());
+    assert!(store.read(&format!("{k_mixed}#2")).await.expect("read").is_some());
+    let theirs_bytes = store.stored_bytes(&other).await.expect("bytes");
+    assert!(theirs_bytes > 0, "the other tenant's object went");
+    let before = store.stored_bytes(tenant).await.expect("bytes");
+    assert!(before > 0);
+
+    // A purge, in bounded steps.
+    while store.purge(tenant, 1).await.expect("purge") > 0 {}
+    assert_eq!(store.stored_bytes(tenant).await.expect("bytes"), 0);
+    assert_eq!(store.stored_bytes(&other).await.expect("bytes"), theirs_bytes);
+    while store.purge(&other, 100).await.expect("purge") > 0 {}
 }
