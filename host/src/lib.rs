@@ -20,3 +20,4 @@ pub mod stores;
 pub mod telemetry;
 pub mod tenants;
 pub mod upkeep;
+pub mod usage;

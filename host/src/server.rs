@@ -27,6 +27,7 @@ use crate::telemetry::Metrics;
 use crate::tenants::Tenants;
 use crate::tenants::plans::Plans;
 use crate::upkeep::Upkeep;
+use crate::usage::Meter;
 use crate::{queue, search, stores};
 
 /// Runs every service of `config` on `listener` until `shutdown` resolves.
@@ -66,6 +67,7 @@ pub async fn run(
     let plugins = Plugins::open(data, &raw, b.raw.is_shared(), roles.processor, &config.plugins)
         .context("opening the plugins")?;
     let metrics = Arc::new(Metrics::default());
+    let meter = Arc::new(Meter::new(meta.clone()));
 
     let processor = Arc::new(Processor {
         queue: queue.clone(),
@@ -82,6 +84,8 @@ pub async fn run(
         ),
         config: config.processor.clone(),
         deleting: Default::default(),
+        meter: meter.clone(),
+        plans: plans.clone(),
     });
     // With Redis, every ingest process takes from the same rate buckets.
     let rates: Arc<dyn RateLimiter> = match &b.queue {
@@ -105,7 +109,8 @@ pub async fn run(
     });
     let state = AppState {
         tenants: Arc::new(Tenants::new(meta.clone(), plans)),
-        ingest: Arc::new(Ingest::new(queue.clone(), metrics.clone(), rates)),
+        ingest: Arc::new(Ingest::new(queue.clone(), metrics.clone(), rates, meter.clone())),
+        meter: meter.clone(),
         reader: Arc::new(Reader::new(meta.clone(), raw.clone(), index.clone())),
         meta,
         raw,
@@ -122,6 +127,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared_plugins = plugins.shared.clone();
+    let metering = tokio::spawn(meter.clone().run(stop_rx.clone()));
     let upkeeping = roles.processor.then(|| tokio::spawn(upkeep.run(stop_rx.clone())));
     let processing = roles.processor.then(|| {
         tokio::spawn(async move {
@@ -141,6 +147,7 @@ pub async fn run(
     if let Some(u) = upkeeping {
         let _ = u.await;
     }
+    let _ = metering.await;
     queue.close();
     drop(plugins);
     tracing::info!("loggerhub stopped");

@@ -77,6 +77,7 @@ error_codes! {
     PluginInUse = 409 "plugin_in_use" "The plugin is in the tenant's pipeline; change the pipeline first.",
     PayloadTooLarge = 413 "payload_too_large" "The body is over the limit; send smaller batches.",
     RateLimited = 429 "rate_limited" "The tenant is over its plan's ingest rate; the message names the limit. Retry after `Retry-After` seconds.",
+    DailyQuotaExceeded = 429 "daily_quota_exceeded" "The tenant used its plan's daily volume (`daily_logs` or `daily_bytes`, named in the message); ingest resumes at 00:00 UTC (`Retry-After`) or when the operator moves it to a larger plan.",
     UnsupportedMediaType = 415 "unsupported_media_type" "Send application/json, application/x-ndjson or text/plain.",
     Rejected = 422 "rejected" "A backend refused the request's data for good; sending it again will not help.",
     Internal = 500 "internal" "Something failed inside LoggerHub; the server log has the cause.",
@@ -186,6 +187,9 @@ impl From<IngestError> for ApiError {
             e @ IngestError::UnsupportedMediaType(_) => ApiError::new(ErrorCode::UnsupportedMediaType, e.to_string()),
             e @ IngestError::RateLimited { retry_after_secs, .. } => {
                 ApiError::new(ErrorCode::RateLimited, e.to_string()).retry_after(retry_after_secs)
+            }
+            e @ IngestError::DailyQuota { retry_after_secs, .. } => {
+                ApiError::new(ErrorCode::DailyQuotaExceeded, e.to_string()).retry_after(retry_after_secs)
             }
         }
     }

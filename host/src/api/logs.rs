@@ -11,8 +11,8 @@ use super::auth::{Ingest, Search, Tenant};
 use super::error::{ApiError, ErrorCode};
 use super::params::ListParams;
 use super::wire::{Accepted, DetailJson, PageJson, StatsJson};
-use crate::ingest::IngestRequest;
 use crate::ingest::rate::Rate;
+use crate::ingest::{Daily, IngestRequest};
 use crate::model::STATS_MAX_BUCKETS;
 use crate::search::Query;
 
@@ -40,15 +40,17 @@ pub async fn ingest(
     if content_length.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    let rate = {
-        let plan = state.tenants.plan(&caller.plan);
-        Rate {
-            logs_per_second: plan.logs_per_second,
-            bytes_per_second: plan.bytes_per_second,
-            burst_seconds: plan.burst_seconds,
-        }
+    let plan = state.tenants.plan(&caller.plan);
+    let rate = Rate {
+        logs_per_second: plan.logs_per_second,
+        bytes_per_second: plan.bytes_per_second,
+        burst_seconds: plan.burst_seconds,
     };
-    state.ingest.admit(&caller.tenant, rate, content_length).await?;
+    let daily = Daily {
+        logs: plan.daily_logs,
+        bytes: plan.daily_bytes,
+    };
+    state.ingest.admit(&caller.tenant, rate, daily, content_length).await?;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
     let accepted = state
         .ingest

@@ -14,6 +14,7 @@ mod logs;
 mod ops;
 mod params;
 mod plugins;
+mod usage;
 mod wire;
 
 use std::future::Future;
@@ -39,6 +40,7 @@ use crate::stores::MetadataStore;
 use crate::stores::raw::RawStore;
 use crate::telemetry::Metrics;
 use crate::tenants::Tenants;
+use crate::usage::Meter;
 use error::{ApiError, ErrorCode};
 
 /// What the handlers share.
@@ -54,6 +56,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub dead_letters: Arc<DeadLetters>,
+    pub meter: Arc<Meter>,
     pub admin_token: Arc<str>,
     /// When set, `/metrics` and `/ready`'s detail answer only to it.
     pub operator_token: Option<Arc<str>>,
@@ -122,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/logs/{id}", get(logs::detail))
         .route("/v1/search", get(logs::search))
         .route("/v1/stats", get(logs::stats))
+        .route("/v1/usage", get(usage::usage))
         .route("/v1/admin/tenants", post(admin::create_tenant).get(admin::list_tenants))
         .route(
             "/v1/admin/tenants/{slug}",

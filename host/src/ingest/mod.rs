@@ -16,6 +16,7 @@ use crate::error::{BackendError, ErrorKind};
 use crate::model::{ids, now_ns};
 use crate::queue::{Queue, QueueEntry};
 use crate::telemetry::Metrics;
+use crate::usage::{Meter, Usage};
 use rate::{Limit, Rate, RateError, RateLimiter};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,21 @@ pub enum IngestError {
         rate: u64,
         retry_after_secs: u32,
     },
+    #[error(
+        "the plan's {limit} of {quota} is used up for today (UTC); retry after {retry_after_secs} s, or ask for a larger plan"
+    )]
+    DailyQuota {
+        limit: &'static str,
+        quota: u64,
+        retry_after_secs: u32,
+    },
+}
+
+/// A tenant's daily volume, from its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Daily {
+    pub logs: u64,
+    pub bytes: u64,
 }
 
 impl From<RateError> for IngestError {
@@ -109,16 +125,46 @@ pub struct Ingest {
     queue: Arc<dyn Queue>,
     metrics: Arc<Metrics>,
     rates: Arc<dyn RateLimiter>,
+    meter: Arc<Meter>,
 }
 
 impl Ingest {
-    pub fn new(queue: Arc<dyn Queue>, metrics: Arc<Metrics>, rates: Arc<dyn RateLimiter>) -> Self {
-        Ingest { queue, metrics, rates }
+    pub fn new(queue: Arc<dyn Queue>, metrics: Arc<Metrics>, rates: Arc<dyn RateLimiter>, meter: Arc<Meter>) -> Self {
+        Ingest {
+            queue,
+            metrics,
+            rates,
+            meter,
+        }
     }
 
-    /// Refuses, before the body is read, a tenant whose buckets cannot take
-    /// one record and the body's announced length now.
-    pub async fn admit(&self, tenant: &str, rate: Rate, content_length: Option<usize>) -> Result<(), IngestError> {
+    /// Refuses, before the body is read, a tenant that used up its daily
+    /// volume, or whose buckets cannot take one record and the body's
+    /// announced length now. (The request that crosses the daily line is
+    /// taken; the next one is refused.)
+    pub async fn admit(
+        &self,
+        tenant: &str,
+        rate: Rate,
+        daily: Daily,
+        content_length: Option<usize>,
+    ) -> Result<(), IngestError> {
+        let today = self.meter.today(tenant).await;
+        let over = if today.logs >= daily.logs {
+            Some(("daily_logs", daily.logs))
+        } else if today.bytes >= daily.bytes {
+            Some(("daily_bytes", daily.bytes))
+        } else {
+            None
+        };
+        if let Some((limit, quota)) = over {
+            self.metrics.error("daily_quota");
+            return Err(IngestError::DailyQuota {
+                limit,
+                quota,
+                retry_after_secs: crate::usage::seconds_to_midnight(),
+            });
+        }
         let bytes = content_length.unwrap_or(0) as u64;
         if let Err(e) = self.rates.check(tenant, rate, 1, bytes).await {
             self.metrics.error("rate_limited");
@@ -172,6 +218,14 @@ impl Ingest {
         match self.queue.push(entry).await {
             Ok(()) => {
                 self.metrics.logs_accepted(checked.count, bytes);
+                self.meter.record(
+                    req.tenant,
+                    Usage {
+                        logs: checked.count as u64,
+                        bytes: bytes as u64,
+                        ..Usage::default()
+                    },
+                );
                 Ok(checked.count)
             }
             Err(e) => {

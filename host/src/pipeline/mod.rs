@@ -39,12 +39,15 @@ use crate::config::ProcessorConfig;
 use crate::error::{BackendError, ErrorKind};
 use crate::model::LogRecord;
 use crate::plugins::{Registry, RegistryError};
+use crate::plugins::{base_name, is_builtin};
 use crate::queue::{Delivery, Lanes, Queue};
 use crate::runtime::{Route, RuntimeError};
 use crate::search::SearchIndex;
 use crate::stores::raw::RawStore;
-use crate::stores::{MetadataStore, TenantState};
+use crate::stores::{MetadataStore, Tenant, TenantState};
 use crate::telemetry::Metrics;
+use crate::tenants::plans::Plans;
+use crate::usage::{Meter, Usage};
 
 /// Before a tenant's entries are taken again after a backend was
 /// unavailable (or the queue could not be read).
@@ -110,6 +113,39 @@ pub struct Processor {
     pub config: ProcessorConfig,
     /// Which tenants are being deleted, as lately looked up.
     pub deleting: Deleting,
+    /// Each tenant's usage (plugin CPU, dead letters).
+    pub meter: Arc<Meter>,
+    /// The operator's plans: a tenant's plugin CPU a day.
+    pub plans: Arc<Plans>,
+}
+
+impl Processor {
+    /// Charges a plugin call's time to the tenant when the plugin is its
+    /// own: the built-ins are the platform's cost, not the tenant's.
+    fn charge(&self, tenant: &str, plugin: &str, took: Duration) {
+        if !is_builtin(base_name(plugin)) {
+            self.meter.record(
+                tenant,
+                Usage {
+                    plugin_cpu_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+                    ..Usage::default()
+                },
+            );
+        }
+    }
+
+    /// Whether the tenant used its plan's plugin CPU for today: then its
+    /// own plugins are skipped and the built-ins take their stages, until
+    /// midnight UTC or a larger plan.
+    async fn check_plugin_cpu(&self, tenant: &str, plan: &str) {
+        let plan = self
+            .plans
+            .get(plan)
+            .map_or_else(|_| self.plans.default_plan(), |(_, p)| p);
+        let used = self.meter.today(tenant).await.plugin_cpu_us;
+        let over = used >= plan.plugin_cpu_seconds_per_day.saturating_mul(1_000_000);
+        self.registry.set_cpu_exhausted(tenant, over).await;
+    }
 }
 
 /// How long a tenant's state, once looked up, is trusted by a processor
@@ -120,28 +156,26 @@ const STATE_TTL: Duration = Duration::from_secs(2);
 /// instead of written to stores the deletion is emptying.
 #[derive(Default)]
 pub struct Deleting {
-    seen: parking_lot::Mutex<HashMap<String, (Instant, bool)>>,
+    seen: parking_lot::Mutex<HashMap<String, (Instant, Option<Tenant>)>>,
 }
 
 impl Deleting {
-    async fn is_deleting(&self, meta: &dyn MetadataStore, tenant: &str) -> bool {
-        if let Some((at, d)) = self.seen.lock().get(tenant)
+    /// The tenant as the metadata store lately said (None: no such tenant,
+    /// or the store cannot answer; the turn's own writes then fail and
+    /// retry).
+    async fn tenant(&self, meta: &dyn MetadataStore, tenant: &str) -> Option<Tenant> {
+        if let Some((at, t)) = self.seen.lock().get(tenant)
             && at.elapsed() < STATE_TTL
         {
-            return *d;
+            return t.clone();
         }
-        // A store that cannot answer leaves the entries to the turn, whose
-        // own writes fail and retry.
-        let Ok(t) = meta.get_tenant(tenant).await else {
-            return false;
-        };
-        let d = t.is_some_and(|t| t.state == TenantState::Deleting);
+        let t = meta.get_tenant(tenant).await.ok().flatten();
         let mut seen = self.seen.lock();
         if seen.len() > 100_000 {
             seen.clear();
         }
-        seen.insert(tenant.to_string(), (Instant::now(), d));
-        d
+        seen.insert(tenant.to_string(), (Instant::now(), t.clone()));
+        t
     }
 }
 
@@ -304,7 +338,11 @@ impl Processor {
     async fn turn(&self, turn: Turn, group: Vec<Delivery>, mut instances: Option<TenantInstances>) -> TurnDone {
         let tenant = turn.tenant.clone();
         let started = Instant::now();
-        if self.deleting.is_deleting(self.meta.as_ref(), &tenant).await {
+        let known = self.deleting.tenant(self.meta.as_ref(), &tenant).await;
+        if let Some(t) = &known {
+            self.check_plugin_cpu(&tenant, &t.plan).await;
+        }
+        if known.is_some_and(|t| t.state == TenantState::Deleting) {
             tracing::debug!(
                 tenant,
                 entries = group.len(),

@@ -18,6 +18,7 @@ use crate::model::LogRecord;
 use crate::queue::Delivery;
 use crate::search::IndexRow;
 use crate::stores::MetaRow;
+use crate::usage::Usage;
 use loggerhub_codec::Record;
 
 impl Processor {
@@ -145,6 +146,13 @@ impl Processor {
             .await?;
         self.metrics.error("rejected");
         self.metrics.dead_lettered();
+        self.meter.record(
+            tenant,
+            Usage {
+                dead_letters: 1,
+                ..Usage::default()
+            },
+        );
         Ok(())
     }
 }

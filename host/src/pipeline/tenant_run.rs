@@ -17,6 +17,7 @@ use super::{PipelineError, Processor, RoutedRecord};
 use crate::model::{LogRecord, ids};
 use crate::queue::{Delivery, QueueEntry};
 use crate::runtime::{Instance, Route, RuntimeError};
+use crate::usage::Usage;
 
 /// A parser that fails is tried this many times before its entry is
 /// dead-lettered: a trap may come from the instance's state, and a fresh
@@ -164,6 +165,7 @@ impl<'a> TenantRun<'a> {
     /// The entry's records, with the name of the parser that made them.
     async fn parse(&mut self, entry: &QueueEntry) -> Result<(String, Vec<Record>), PipelineError> {
         let metrics = self.processor.metrics.clone();
+        let (processor, tenant) = (self.processor, self.tenant);
         let inst = self.instances().await?;
         let parser = if entry.content_type.starts_with("text/") {
             &mut inst.text
@@ -175,6 +177,7 @@ impl<'a> TenantRun<'a> {
             .parse(&entry.content_type, entry.service.as_deref(), &entry.body)
             .await;
         metrics.stage("parse", parser.plugin(), started.elapsed());
+        processor.charge(tenant, parser.plugin(), started.elapsed());
         let records = codec::decode(&out?).map_err(|e| bad_output(parser, e))?;
         Ok((parser.plugin().to_string(), records))
     }
@@ -213,12 +216,14 @@ impl<'a> TenantRun<'a> {
     /// One try at enrich → route over `records`.
     async fn enrich_route_once(&mut self, records: &[Record]) -> Result<Vec<(Record, Route)>, PipelineError> {
         let metrics = self.processor.metrics.clone();
+        let (processor, tenant) = (self.processor, self.tenant);
         let inst = self.instances().await?;
         let mut batch = codec::encode(records);
         for enricher in &mut inst.enrichers {
             let started = Instant::now();
             let enriched = enricher.enrich(&batch).await;
             metrics.stage("enrich", enricher.plugin(), started.elapsed());
+            processor.charge(tenant, enricher.plugin(), started.elapsed());
             batch = enriched?;
         }
         let records = match inst.enrichers.last() {
@@ -240,6 +245,7 @@ impl<'a> TenantRun<'a> {
         let started = Instant::now();
         let routes = inst.router.route(&batch, records.len()).await;
         metrics.stage("route", inst.router.plugin(), started.elapsed());
+        processor.charge(tenant, inst.router.plugin(), started.elapsed());
         Ok(records.into_iter().zip(routes?).collect())
     }
 
@@ -270,6 +276,13 @@ impl<'a> TenantRun<'a> {
     fn count_dead_letter(&mut self, e: &RuntimeError) {
         self.processor.metrics.error(e.kind());
         self.processor.metrics.dead_lettered();
+        self.processor.meter.record(
+            self.tenant,
+            Usage {
+                dead_letters: 1,
+                ..Usage::default()
+            },
+        );
         self.failures.push((e.plugin().to_string(), e.to_string()));
     }
 

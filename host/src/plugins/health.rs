@@ -21,7 +21,13 @@ pub struct Health {
     failures: Mutex<HashMap<Key, u32>>,
     /// Disabled plugins per (tenant, plugin), with the last failure.
     disabled: Mutex<HashMap<Key, String>>,
+    /// Tenants that used their plan's plugin CPU for today.
+    exhausted: Mutex<std::collections::HashSet<String>>,
 }
+
+/// Why a tenant's plugins are skipped when its plugin CPU is used up.
+pub const CPU_EXHAUSTED: &str =
+    "the plan's plugin CPU for today is used up: the built-in runs in this plugin's place until 00:00 UTC";
 
 fn key(tenant: &str, name: &str) -> Key {
     (tenant.to_string(), name.to_string())
@@ -61,8 +67,24 @@ impl Health {
         true
     }
 
+    /// Marks whether the tenant used its plugin CPU for today; true when
+    /// that changed.
+    pub fn set_exhausted(&self, tenant: &str, exhausted: bool) -> bool {
+        let mut set = self.exhausted.lock();
+        if exhausted {
+            set.insert(tenant.to_string())
+        } else {
+            set.remove(tenant)
+        }
+    }
+
+    pub fn is_exhausted(&self, tenant: &str) -> bool {
+        self.exhausted.lock().contains(tenant)
+    }
+
     /// A deleted tenant: nothing of it is kept.
     pub fn forget(&self, tenant: &str) {
+        self.exhausted.lock().remove(tenant);
         self.failures.lock().retain(|(t, _), _| t != tenant);
         self.disabled.lock().retain(|(t, _), _| t != tenant);
     }

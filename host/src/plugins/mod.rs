@@ -28,7 +28,7 @@ pub mod validate;
 mod versions;
 
 pub use health::DISABLE_AFTER;
-pub use names::{PluginName, base_name};
+pub use names::{PluginName, base_name, is_builtin};
 pub use registry::{MAX_PLUGIN_BYTES, PluginInfo, Registry, Resolved};
 pub use spec::{LimitsSpec, PipelineSpec};
 

@@ -225,7 +225,7 @@ impl Registry {
         // A disabled plugin's place is taken by the built-in of its stage
         // (an enricher is skipped).
         let pick = |name: &str, fallback: &'static str| {
-            if self.health.is_disabled(tenant, name) {
+            if self.skipped(tenant, name) {
                 fallback.to_string()
             } else {
                 name.to_string()
@@ -246,7 +246,7 @@ impl Registry {
         let enrichers = spec
             .enrichers
             .iter()
-            .filter(|e| !self.health.is_disabled(tenant, e))
+            .filter(|e| !self.skipped(tenant, e))
             .map(|e| self.lookup(tenant, Stage::Enricher, e, &mut fresh))
             .collect::<Result<_, _>>()?;
         let router = self.lookup(tenant, Stage::Router, &pick(&spec.router, "default-router"), &mut fresh)?;
@@ -456,6 +456,23 @@ impl Registry {
         self.reload(tenant).await
     }
 
+    /// Whether the tenant's plugin `name` is left out of its pipeline:
+    /// disabled after failures, or the tenant's plugin CPU is used up.
+    fn skipped(&self, tenant: &str, name: &str) -> bool {
+        !is_builtin(name) && (self.health.is_disabled(tenant, name) || self.health.is_exhausted(tenant))
+    }
+
+    /// Marks whether the tenant used its plan's plugin CPU for today; its
+    /// pipeline is rebuilt when that changes.
+    pub async fn set_cpu_exhausted(&self, tenant: &str, exhausted: bool) {
+        if self.health.set_exhausted(tenant, exhausted) {
+            if exhausted {
+                tracing::warn!(tenant, "plugin CPU for today used up; the built-ins run instead");
+            }
+            let _ = self.reload(tenant).await;
+        }
+    }
+
     /// Counts a dead-lettered batch against `plugin` (`name@vN`); returns
     /// true when this disables it (its stage then runs the built-in).
     pub async fn record_failure(&self, tenant: &str, plugin: &str, reason: &str) -> bool {
@@ -491,7 +508,11 @@ impl Registry {
                     stage: stage.as_str(),
                     versions: self.tree.versions(tenant, stage, &name),
                     active: self.tree.active(tenant, stage, &name),
-                    disabled: self.health.disabled_reason(tenant, name.as_str()),
+                    disabled: self.health.disabled_reason(tenant, name.as_str()).or_else(|| {
+                        self.health
+                            .is_exhausted(tenant)
+                            .then(|| super::health::CPU_EXHAUSTED.to_string())
+                    }),
                     name: name.to_string(),
                     builtin: false,
                 });

@@ -163,6 +163,7 @@ impl Tenants {
         if !self.store.set_plan(slug.as_str(), plan.as_str()).await? {
             return Err(TenantError::NoTenant(slug.as_str().to_string()));
         }
+        self.forget(slug.as_str());
         tracing::info!(tenant = slug.as_str(), plan = plan.as_str(), "tenant plan changed");
         Ok(plan)
     }

@@ -36,7 +36,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("stores", &["model", "error", "config"]),
     ("search", &["model", "error", "config", "stores"]),
     ("tenants", &["model", "error", "stores"]),
-    ("ingest", &["model", "error", "queue", "telemetry"]),
+    ("usage", &["model", "error", "stores"]),
+    ("ingest", &["model", "error", "queue", "telemetry", "usage"]),
     ("plugins", &["model", "error", "config", "runtime", "stores"]),
     (
         "pipeline",
@@ -50,6 +51,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "search",
             "stores",
             "telemetry",
+            "tenants",
+            "usage",
         ],
     ),
     (
@@ -64,6 +67,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "stores",
             "telemetry",
             "tenants",
+            "usage",
         ],
     ),
     (
@@ -81,6 +85,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "telemetry",
             "tenants",
             "ingest",
+            "usage",
         ],
     ),
 ];

@@ -28,3 +28,4 @@ mod sandbox;
 mod sdk;
 mod settings;
 mod stores;
+mod usage;
