@@ -67,7 +67,7 @@ pub async fn run(
     let plugins = Plugins::open(data, &raw, b.raw.is_shared(), roles.processor, &config.plugins)
         .context("opening the plugins")?;
     let metrics = Arc::new(Metrics::default());
-    let meter = Arc::new(Meter::new(meta.clone()));
+    let meter = Arc::new(Meter::new(meta.clone(), metrics.clone()));
 
     let processor = Arc::new(Processor {
         queue: queue.clone(),

@@ -49,6 +49,25 @@ impl Histogram {
     }
 }
 
+/// Tenants with series of their own in `/metrics`: past it, the rest are
+/// counted together under `tenant="_other"`, so that a deployment with many
+/// tenants (or a flood of new ones) cannot grow the scrape without bound.
+pub const MAX_TENANT_SERIES: usize = 1000;
+/// The label of the tenants past `MAX_TENANT_SERIES`.
+const OTHER_TENANTS: &str = "_other";
+
+/// One tenant's counters (`/metrics`, per tenant).
+#[derive(Default, Clone)]
+struct TenantSeries {
+    logs: u64,
+    bytes: u64,
+    plugin_cpu_us: u64,
+    dead_letters: u64,
+    refused: BTreeMap<&'static str, u64>,
+    /// Bytes in each store, as last measured by this process.
+    stored: Option<[u64; 3]>,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     ingest_requests: AtomicU64,
@@ -65,6 +84,7 @@ pub struct Metrics {
     instance_bytes: AtomicU64,
     tenants_deleted: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
+    tenants: Mutex<BTreeMap<String, TenantSeries>>,
     /// Records (metadata, index) and objects (raw) retention deleted.
     expired: Mutex<BTreeMap<&'static str, u64>>,
     stage_latency: Mutex<BTreeMap<(&'static str, String), Histogram>>,
@@ -109,6 +129,38 @@ impl Metrics {
 
     pub fn tenant_deleted(&self) {
         self.tenants_deleted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn tenant<R>(&self, tenant: &str, f: impl FnOnce(&mut TenantSeries) -> R) -> R {
+        let mut all = self.tenants.lock();
+        let key = if all.contains_key(tenant) || all.len() < MAX_TENANT_SERIES {
+            tenant
+        } else {
+            OTHER_TENANTS
+        };
+        f(all.entry(key.to_string()).or_default())
+    }
+
+    /// What a tenant used (logs and bytes accepted, plugin CPU, dead
+    /// letters), as `usage::Meter` counts it.
+    pub fn tenant_used(&self, tenant: &str, logs: u64, bytes: u64, plugin_cpu_us: u64, dead_letters: u64) {
+        self.tenant(tenant, |t| {
+            t.logs += logs;
+            t.bytes += bytes;
+            t.plugin_cpu_us += plugin_cpu_us;
+            t.dead_letters += dead_letters;
+        });
+    }
+
+    /// A tenant's request refused for `reason` (`rate_limited`,
+    /// `daily_quota`, a fixed word).
+    pub fn tenant_refused(&self, tenant: &str, reason: &'static str) {
+        self.tenant(tenant, |t| *t.refused.entry(reason).or_default() += 1);
+    }
+
+    /// What a tenant's data takes in the metadata, raw and index stores.
+    pub fn tenant_stored(&self, tenant: &str, metadata: u64, raw: u64, index: u64) {
+        self.tenant(tenant, |t| t.stored = Some([metadata, raw, index]));
     }
 
     /// `kind` is a stable snake_case word (`trap`, `bad_request`, `store`…).
@@ -222,6 +274,7 @@ impl Metrics {
         for (kind, n) in self.errors.lock().iter() {
             let _ = writeln!(out, "loggerhub_errors_total{{kind=\"{kind}\"}} {n}");
         }
+        self.render_tenants(&mut out);
         let _ = writeln!(
             out,
             "# HELP loggerhub_stage_seconds Plugin call latency per stage and plugin.\n# TYPE loggerhub_stage_seconds histogram"
@@ -250,6 +303,77 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    fn render_tenants(&self, out: &mut String) {
+        let tenants = self.tenants.lock().clone();
+        let family =
+            |out: &mut String, name: &str, kind: &str, help: &str, rows: &mut dyn Iterator<Item = (String, String)>| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for (labels, v) in rows {
+                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                }
+            };
+        let each = |f: fn(&TenantSeries) -> String| {
+            tenants
+                .iter()
+                .map(move |(t, s)| (format!("tenant=\"{t}\""), f(s)))
+                .collect::<Vec<_>>()
+        };
+        family(
+            out,
+            "loggerhub_tenant_logs_total",
+            "counter",
+            "Logs accepted with 202, per tenant.",
+            &mut each(|s| s.logs.to_string()).into_iter(),
+        );
+        family(
+            out,
+            "loggerhub_tenant_bytes_total",
+            "counter",
+            "Body bytes accepted, per tenant.",
+            &mut each(|s| s.bytes.to_string()).into_iter(),
+        );
+        family(
+            out,
+            "loggerhub_tenant_plugin_cpu_seconds_total",
+            "counter",
+            "Time in the tenant's own plugins (built-ins are not counted).",
+            &mut each(|s| (s.plugin_cpu_us as f64 / 1e6).to_string()).into_iter(),
+        );
+        family(
+            out,
+            "loggerhub_tenant_dead_letters_total",
+            "counter",
+            "Dead letters written, per tenant.",
+            &mut each(|s| s.dead_letters.to_string()).into_iter(),
+        );
+        family(
+            out,
+            "loggerhub_tenant_refused_total",
+            "counter",
+            "Ingest requests refused by the tenant's plan, per reason.",
+            &mut tenants.iter().flat_map(|(t, s)| {
+                s.refused
+                    .iter()
+                    .map(move |(r, n)| (format!("tenant=\"{t}\",reason=\"{r}\""), n.to_string()))
+            }),
+        );
+        family(
+            out,
+            "loggerhub_tenant_stored_bytes",
+            "gauge",
+            "Bytes of the tenant's data in each store, as last measured.",
+            &mut tenants.iter().flat_map(|(t, s)| {
+                ["metadata", "raw", "index"]
+                    .into_iter()
+                    .zip(s.stored.unwrap_or_default())
+                    .filter(|_| s.stored.is_some())
+                    .map(move |(store, n)| (format!("tenant=\"{t}\",store=\"{store}\""), n.to_string()))
+            }),
+        );
+    }
+}
+
 fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     for (b, c) in BUCKETS.iter().zip(h.counts.iter()) {
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {c}");
@@ -262,6 +386,28 @@ fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Past `MAX_TENANT_SERIES` tenants, new ones share one series.
+    #[test]
+    fn tenant_series_are_bounded() {
+        let m = Metrics::default();
+        for i in 0..MAX_TENANT_SERIES + 50 {
+            m.tenant_used(&format!("t{i}"), 1, 10, 0, 0);
+        }
+        m.tenant_used("t0", 1, 10, 0, 0);
+        m.tenant_refused("t1", "rate_limited");
+        m.tenant_stored("t2", 1, 2, 3);
+        let text = m.render(Depth::default());
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("loggerhub_tenant_logs_total{"))
+            .count();
+        assert_eq!(series, MAX_TENANT_SERIES + 1);
+        assert!(text.contains("loggerhub_tenant_logs_total{tenant=\"_other\"} 50"));
+        assert!(text.contains("loggerhub_tenant_logs_total{tenant=\"t0\"} 2"));
+        assert!(text.contains("loggerhub_tenant_refused_total{tenant=\"t1\",reason=\"rate_limited\"} 1"));
+        assert!(text.contains("loggerhub_tenant_stored_bytes{tenant=\"t2\",store=\"raw\"} 2"));
+    }
 
     #[test]
     fn renders_prometheus_text() {

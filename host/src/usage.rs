@@ -6,7 +6,10 @@
 //! process has not flushed yet, so the counters survive restarts and hold
 //! across processes, give or take a second of another process's traffic.
 //!
-//! **Invariant:** usage depends on `model`, `error` and `stores` alone;
+//! Each count also goes to the tenant's series in `/metrics`.
+//!
+//! **Invariant:** usage depends on `model`, `error`, `stores` and
+//! `telemetry` alone;
 //! a store that cannot be read or written never stops ingest (the figures
 //! are kept and retried).
 
@@ -20,6 +23,7 @@ use tokio::sync::watch;
 use crate::model;
 use crate::stores::MetadataStore;
 pub use crate::stores::{Stored, Usage, UsageDay};
+use crate::telemetry::Metrics;
 
 /// Between two flushes to the metadata store.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -31,6 +35,7 @@ const MAX_CACHED: usize = 100_000;
 
 pub struct Meter {
     store: Arc<dyn MetadataStore>,
+    metrics: Arc<Metrics>,
     /// Not yet flushed, by (tenant, day).
     pending: Mutex<HashMap<(String, i64), Usage>>,
     /// Today's stored figure per tenant, with when it was read.
@@ -38,9 +43,10 @@ pub struct Meter {
 }
 
 impl Meter {
-    pub fn new(store: Arc<dyn MetadataStore>) -> Self {
+    pub fn new(store: Arc<dyn MetadataStore>, metrics: Arc<Metrics>) -> Self {
         Meter {
             store,
+            metrics,
             pending: Mutex::new(HashMap::new()),
             stored: Mutex::new(HashMap::new()),
         }
@@ -51,6 +57,8 @@ impl Meter {
         if used.is_zero() {
             return;
         }
+        self.metrics
+            .tenant_used(tenant, used.logs, used.bytes, used.plugin_cpu_us, used.dead_letters);
         let day = model::day_of(model::now_ns());
         self.pending
             .lock()

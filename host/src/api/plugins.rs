@@ -12,7 +12,7 @@ use super::AppState;
 use super::auth::{Plugins, Tenant};
 use super::error::{ApiError, ErrorCode};
 use super::wire::{PluginList, PluginUploaded, Rollback, RolledBack};
-use crate::plugins::{MAX_PLUGIN_BYTES, PipelineSpec, PluginName};
+use crate::plugins::{MAX_PLUGIN_BYTES, PipelineSpec, PluginName, Quota};
 use crate::runtime::Stage;
 
 /// `{stage}/{name}` of a plugin route, parsed before any handler runs: a
@@ -66,7 +66,15 @@ pub async fn upload(
             format!("a plugin may be at most {MAX_PLUGIN_BYTES} bytes"),
         )
     })?;
-    let version = state.registry.upload(&caller.tenant, stage, &name, &wasm).await?;
+    let plan = state.tenants.plan(&caller.plan);
+    let quota = Quota {
+        plugins: usize::try_from(plan.max_plugins).unwrap_or(usize::MAX),
+        versions: usize::try_from(plan.max_versions).unwrap_or(usize::MAX),
+    };
+    let version = state
+        .registry
+        .upload_within(&caller.tenant, stage, &name, &wasm, quota)
+        .await?;
     tracing::info!(
         tenant = caller.tenant,
         stage = stage.as_str(),

@@ -159,6 +159,7 @@ impl Ingest {
         };
         if let Some((limit, quota)) = over {
             self.metrics.error("daily_quota");
+            self.metrics.tenant_refused(tenant, "daily_quota");
             return Err(IngestError::DailyQuota {
                 limit,
                 quota,
@@ -168,6 +169,7 @@ impl Ingest {
         let bytes = content_length.unwrap_or(0) as u64;
         if let Err(e) = self.rates.check(tenant, rate, 1, bytes).await {
             self.metrics.error("rate_limited");
+            self.metrics.tenant_refused(tenant, "rate_limited");
             return Err(e.into());
         }
         Ok(())
@@ -190,6 +192,7 @@ impl Ingest {
             .await
         {
             self.metrics.error("rate_limited");
+            self.metrics.tenant_refused(req.tenant, "rate_limited");
             return Err(e.into());
         }
         let checked = check_body(format, &req.body, req.tenant)?;

@@ -40,6 +40,8 @@ pub struct DeadLetters {
     /// One cap enforcement at a time in this process, so that two workers
     /// do not count the same dropped letter, nor lose each other's count.
     capping: tokio::sync::Mutex<()>,
+    /// Each tenant's plan's cap, where it is lower than `cap`.
+    plan_caps: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 /// One page of a tenant's letters, newest first.
@@ -101,6 +103,7 @@ impl DeadLetters {
             store: Blobs::local(dir, Backend::DeadLetters)?,
             cap: DEFAULT_CAP,
             capping: tokio::sync::Mutex::new(()),
+            plan_caps: Default::default(),
         })
     }
 
@@ -127,6 +130,7 @@ impl DeadLetters {
             store: raw.blobs(FOLDER, Backend::DeadLetters),
             cap: DEFAULT_CAP,
             capping: tokio::sync::Mutex::new(()),
+            plan_caps: Default::default(),
         }
     }
 
@@ -219,16 +223,34 @@ impl DeadLetters {
         Ok(keys)
     }
 
+    /// The tenant's plan keeps at most `cap` letters (the operator's cap
+    /// still bounds it).
+    pub fn set_plan_cap(&self, tenant: &str, cap: usize) {
+        let mut caps = self.plan_caps.lock();
+        if caps.len() > 100_000 {
+            caps.clear();
+        }
+        caps.insert(tenant.to_string(), cap.max(1));
+    }
+
+    fn cap_of(&self, tenant: &str) -> usize {
+        self.plan_caps
+            .lock()
+            .get(tenant)
+            .map_or(self.cap, |c| (*c).min(self.cap))
+    }
+
     /// Drops the tenant's oldest letters past the cap, and counts them.
     /// (Two processors dropping at once may count a letter twice; the
     /// count is for the tenant's information, not for billing.)
     async fn enforce_cap(&self, tenant: &str) -> Result<(), BackendError> {
         let _one_at_a_time = self.capping.lock().await;
         let keys = self.keys(tenant).await?;
-        if keys.len() <= self.cap {
+        let cap = self.cap_of(tenant);
+        if keys.len() <= cap {
             return Ok(());
         }
-        let over = &keys[..keys.len() - self.cap];
+        let over = &keys[..keys.len() - cap];
         for key in over {
             self.store.delete(key).await?;
         }
@@ -239,7 +261,7 @@ impl DeadLetters {
         tracing::warn!(
             tenant,
             dropped = over.len(),
-            cap = self.cap,
+            cap,
             "dead letters over the tenant's cap; the oldest were dropped"
         );
         Ok(())

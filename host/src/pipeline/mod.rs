@@ -134,14 +134,17 @@ impl Processor {
         }
     }
 
-    /// Whether the tenant used its plan's plugin CPU for today: then its
-    /// own plugins are skipped and the built-ins take their stages, until
-    /// midnight UTC or a larger plan.
-    async fn check_plugin_cpu(&self, tenant: &str, plan: &str) {
+    /// What the tenant's plan says for its turn: the dead letters it
+    /// keeps, and whether it used its plugin CPU for today (then its own
+    /// plugins are skipped and the built-ins take their stages, until
+    /// midnight UTC or a larger plan).
+    async fn apply_plan(&self, tenant: &str, plan: &str) {
         let plan = self
             .plans
             .get(plan)
             .map_or_else(|_| self.plans.default_plan(), |(_, p)| p);
+        self.dead_letters
+            .set_plan_cap(tenant, usize::try_from(plan.dead_letter_cap).unwrap_or(usize::MAX));
         let used = self.meter.today(tenant).await.plugin_cpu_us;
         let over = used >= plan.plugin_cpu_seconds_per_day.saturating_mul(1_000_000);
         self.registry.set_cpu_exhausted(tenant, over).await;
@@ -340,7 +343,7 @@ impl Processor {
         let started = Instant::now();
         let known = self.deleting.tenant(self.meta.as_ref(), &tenant).await;
         if let Some(t) = &known {
-            self.check_plugin_cpu(&tenant, &t.plan).await;
+            self.apply_plan(&tenant, &t.plan).await;
         }
         if known.is_some_and(|t| t.state == TenantState::Deleting) {
             tracing::debug!(

@@ -29,7 +29,7 @@ mod versions;
 
 pub use health::DISABLE_AFTER;
 pub use names::{PluginName, base_name, is_builtin};
-pub use registry::{MAX_PLUGIN_BYTES, PluginInfo, Registry, Resolved};
+pub use registry::{MAX_PLUGIN_BYTES, PluginInfo, Quota, Registry, Resolved};
 pub use spec::{LimitsSpec, PipelineSpec};
 
 use std::path::Path;
@@ -54,6 +54,8 @@ pub enum RegistryError {
     NoVersion { name: String, version: u32 },
     #[error("{0}")]
     InUse(String),
+    #[error("{0}")]
+    OverPlan(String),
     #[error("invalid pipeline: {0}")]
     BadPipeline(String),
     #[error("plugin storage: {0}")]

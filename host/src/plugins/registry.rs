@@ -60,6 +60,22 @@ pub const MAX_PLUGIN_BYTES: usize = 64 * 1024 * 1024;
 /// Versions kept per plugin unless the operator says otherwise.
 pub const DEFAULT_MAX_VERSIONS: usize = 10;
 
+/// What a tenant's plan allows of plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Plugins, over every stage.
+    pub plugins: usize,
+    /// Versions kept of each.
+    pub versions: usize,
+}
+
+impl Quota {
+    pub const UNLIMITED: Quota = Quota {
+        plugins: usize::MAX,
+        versions: usize::MAX,
+    };
+}
+
 pub struct Registry {
     tree: Tree,
     runtime: Runtime,
@@ -309,11 +325,26 @@ impl Registry {
         name: &PluginName,
         wasm: &[u8],
     ) -> Result<u32, RegistryError> {
+        self.upload_within(tenant, stage, name, wasm, Quota::UNLIMITED).await
+    }
+
+    /// `upload`, within what the tenant's plan allows: a new plugin past
+    /// `quota.plugins` is refused, and versions past `quota.versions` are
+    /// pruned (the operator's `--plugin-versions` still bounds both).
+    pub async fn upload_within(
+        &self,
+        tenant: &str,
+        stage: Stage,
+        name: &PluginName,
+        wasm: &[u8],
+        quota: Quota,
+    ) -> Result<u32, RegistryError> {
         let name = name.clone();
         if name.is_builtin() {
             return Err(RegistryError::Reserved(name.to_string()));
         }
-        self.shared(tenant, self.upload_here(tenant, stage, name, wasm)).await
+        self.shared(tenant, self.upload_here(tenant, stage, name, wasm, quota))
+            .await
     }
 
     async fn upload_here(
@@ -322,7 +353,17 @@ impl Registry {
         stage: Stage,
         name: PluginName,
         wasm: &[u8],
+        quota: Quota,
     ) -> Result<u32, RegistryError> {
+        if self.tree.active(tenant, stage, &name).is_none() {
+            let have: usize = Stage::ALL.iter().map(|s| self.tree.names(tenant, *s).len()).sum();
+            if have >= quota.plugins {
+                return Err(RegistryError::OverPlan(format!(
+                    "the plan allows {} plugins and the tenant has {have}; delete one or ask for a larger plan",
+                    quota.plugins
+                )));
+            }
+        }
         let plugin = validate::compile_bounded(
             &self.runtime,
             &self.compiles,
@@ -336,7 +377,8 @@ impl Registry {
         self.dry_run(tenant, &spec, stage, &plugin).await?;
         let previous = self.tree.active(tenant, stage, &name);
         let version = self.tree.add_version(tenant, stage, &name, wasm)?;
-        let pruned = self.tree.prune(tenant, stage, &name, self.max_versions, previous)?;
+        let keep = self.max_versions.min(quota.versions).max(2);
+        let pruned = self.tree.prune(tenant, stage, &name, keep, previous)?;
         if !pruned.is_empty() {
             let dir = self.tree.plugin_dir(tenant, stage, &name);
             self.compiled

@@ -36,7 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("stores", &["model", "error", "config"]),
     ("search", &["model", "error", "config", "stores"]),
     ("tenants", &["model", "error", "stores"]),
-    ("usage", &["model", "error", "stores"]),
+    ("usage", &["model", "error", "stores", "telemetry"]),
     ("ingest", &["model", "error", "queue", "telemetry", "usage"]),
     ("plugins", &["model", "error", "config", "runtime", "stores"]),
     (

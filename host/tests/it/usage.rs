@@ -3,7 +3,8 @@
 //! gets 429 `daily_quota_exceeded` until midnight UTC or a larger plan, and
 //! the counters survive a restart; over its plugin CPU its own plugins are
 //! skipped, the built-ins take their stage, and the tenant sees why;
-//! `GET /v1/usage` shows all of it against the plan.
+//! `GET /v1/usage` shows all of it against the plan. The plan also bounds
+//! a tenant's plugins, versions and dead letters.
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,11 @@ fn plans_file(dir: &std::path::Path) -> std::path::PathBuf {
         })
     };
     let path = dir.join("plans.json");
-    let plans = json!({"small": plan(50, 1), "big": plan(1_000_000, 3600)});
+    let mut tight = plan(1_000_000, 3600);
+    tight["max_plugins"] = json!(1);
+    tight["max_versions"] = json!(2);
+    tight["dead_letter_cap"] = json!(2);
+    let plans = json!({"small": plan(50, 1), "big": plan(1_000_000, 3600), "tight": tight});
     std::fs::write(&path, plans.to_string()).expect("write plans");
     path
 }
@@ -99,6 +104,13 @@ async fn daily_volume(dir: &std::path::Path, flags: &[String], run: &str) {
     assert_eq!(u["exhausted"], json!(["daily_logs"]));
     assert!(u["today"]["bytes"].as_u64().expect("bytes") > 1000);
     assert_eq!(u["days"].as_array().expect("days").last(), Some(&u["today"]));
+
+    // The operator sees the same per tenant in /metrics.
+    let series = |name: &str| format!("{name}{{tenant=\"{slug}\"}}");
+    assert_eq!(s.metric(&series("loggerhub_tenant_logs_total")).await, 60.0);
+    assert!(s.metric(&series("loggerhub_tenant_bytes_total")).await > 1000.0);
+    let refused = format!("loggerhub_tenant_refused_total{{tenant=\"{slug}\",reason=\"daily_quota\"}}");
+    assert_eq!(s.metric(&refused).await, 1.0);
 
     // The counters survive a restart (flushed every second).
     s.drained(60).await;
@@ -178,6 +190,68 @@ async fn plugin_cpu(s: &Server, run: &str) {
     assert_eq!(usage(s, &other).await["exhausted"], json!([]));
 }
 
+/// The plan's plugins, versions and dead letters: a second plugin is
+/// refused, a third version prunes the first, a fourth dead letter drops
+/// the oldest; another tenant on a larger plan keeps more.
+async fn plan_limits(s: &Server, run: &str) {
+    let key = s.tenant_on(&format!("tight{run}"), "tight").await;
+    let roomy = s.tenant_on(&format!("roomy{run}"), "big").await;
+    let wasm = std::fs::read(builtin::HOSTILE_ENRICHER_PATH).expect("fixture built by build.rs");
+    for k in [&key, &roomy] {
+        for _ in 0..3 {
+            assert_eq!(s.put_plugin(k, "enricher", "hostile", wasm.clone()).await.0, 201);
+        }
+        let spec = json!({"enrichers": ["default-enricher", "hostile"], "config": {"hostile": {"mode": "panic"}}});
+        assert_eq!(s.put_pipeline(k, &spec).await.0, 200);
+    }
+    let (status, err) = s.put_plugin(&key, "parser", "another", wasm.clone()).await;
+    assert_eq!((status, &err["error"]["code"]), (403, &json!("plan_limit")), "{err}");
+    assert_eq!(
+        s.put_plugin(
+            &roomy,
+            "parser",
+            "another",
+            std::fs::read(builtin::HOSTILE_PARSER_PATH).expect("fixture")
+        )
+        .await
+        .0,
+        201
+    );
+    let versions = |plugins: Value| {
+        plugins["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .find(|p| p["name"] == "hostile")
+            .map(|p| p["versions"].as_array().map_or(0, Vec::len))
+    };
+    assert_eq!(versions(s.get(&key, "/v1/plugins").await.1), Some(2));
+    assert_eq!(versions(s.get(&roomy, "/v1/plugins").await.1), Some(3));
+
+    // Four poisoned requests, each a dead letter of its own.
+    for k in [&key, &roomy] {
+        for i in 0..4 {
+            let body = json!({"message": format!("poison {i}")}).to_string();
+            assert_eq!(s.post_logs(k, "application/x-ndjson", body).await.0, 202);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, mine) = s.get(&key, "/v1/dead-letters").await;
+        let (_, theirs) = s.get(&roomy, "/v1/dead-letters").await;
+        if mine["dropped"] == 2 && theirs["total"] == 4 {
+            assert_eq!(mine["total"], 2, "{mine}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dead letters past the plan's cap: {mine} / {theirs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(usage(s, &key).await["today"]["dead_letters"].as_u64().expect("letters") >= 4);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn daily_volume_and_plugin_cpu_embedded() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -186,6 +260,7 @@ async fn daily_volume_and_plugin_cpu_embedded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = start(dir.path(), &flags).await;
     plugin_cpu(&s, "e").await;
+    plan_limits(&s, "e").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -196,4 +271,5 @@ async fn daily_volume_and_plugin_cpu_distributed() {
     daily_volume(dir.path(), &flags, &run).await;
     let s = start(dir.path(), &flags).await;
     plugin_cpu(&s, &run).await;
+    plan_limits(&s, &run).await;
 }
