@@ -5,7 +5,10 @@
 //! NDJSON batches over `--connections` HTTP connections, and reports:
 //! logs/s accepted (until the last 202), logs/s end to end (until every log
 //! is processed and searchable), the server's peak RSS, and the share of its
-//! CPU time spent inside WASM stages.
+//! CPU time spent inside WASM stages. It also times the plan checks on the
+//! accept path (rate buckets, daily volume) alone, against the time of a
+//! request; with `--expired N`, the run happens while retention deletes N
+//! expired records.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -38,6 +41,11 @@ struct Args {
     /// Data dir (default: a fresh temp dir, removed afterwards).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Records stamped 100 days ago (past the plan's retention) to load
+    /// before the measured run, so that retention deletes them while it
+    /// runs (the server sweeps every second).
+    #[arg(long, default_value_t = 0)]
+    expired: u64,
 }
 
 const ADMIN: &str = "bench-admin-token";
@@ -54,28 +62,107 @@ impl Drop for Server {
     }
 }
 
-/// Records are stamped from a day before the run, a millisecond apart:
-/// recent enough that no plan's retention deletes them while it runs.
-fn stamp(i: u64) -> String {
-    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    let base = *BASE.get_or_init(|| loggerhub::model::now_ns() - loggerhub::model::DAY_NS);
-    loggerhub::model::format_ts(base + i64::try_from(i).unwrap_or(0) * 1_000_000)
+/// Records are stamped from `days_ago` days before the run, a millisecond
+/// apart: a day ago for the measured run, so that no plan's retention
+/// deletes them while it runs.
+fn stamp(i: u64, days_ago: i64) -> String {
+    static NOW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let now = *NOW.get_or_init(loggerhub::model::now_ns);
+    loggerhub::model::format_ts(now - days_ago * loggerhub::model::DAY_NS + i64::try_from(i).unwrap_or(0) * 1_000_000)
 }
 
 /// One record of about 300 bytes, varied enough to index like real logs.
 fn record(i: u64) -> String {
+    record_at(i, 1)
+}
+
+fn record_at(i: u64, days_ago: i64) -> String {
     const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
     const PATHS: [&str; 4] = ["/api/v1/orders", "/api/v1/users", "/api/v1/payments", "/healthz"];
     json!({
         "service": format!("svc-{}", i % 8),
         "level": LEVELS[(i % 4) as usize],
-        "timestamp": stamp(i),
+        "timestamp": stamp(i, days_ago),
         "message": format!("GET {}/{} completed with status {} in {}ms for user {} session s{:08x}",
             PATHS[(i % 4) as usize], i % 100_000, if i.is_multiple_of(17) { 500 } else { 200 }, i % 900, i % 10_000, i.wrapping_mul(2_654_435_761) % 0xffff_ffff),
         "full_log": format!("request id r{i:010} handled by worker {} upstream latency {}ms", i % 32, i % 250),
         "attributes": {"region": if i.is_multiple_of(2) { "eu-west-1" } else { "us-east-1" }, "host": format!("web-{:02}", i % 16)},
     })
     .to_string()
+}
+
+/// Sends `n` records stamped 100 days ago and waits until they are
+/// processed: retention then has them to delete.
+async fn preload_expired(http: &reqwest::Client, url: &str, key: &str, n: u64, batch: usize) -> anyhow::Result<()> {
+    let mut sent = 0;
+    while sent < n {
+        let body: Vec<String> = (sent..(sent + batch as u64).min(n))
+            .map(|i| record_at(i, 100))
+            .collect();
+        let count = body.len() as u64;
+        loop {
+            let r = http
+                .post(format!("{url}/v1/logs"))
+                .bearer_auth(key)
+                .header("content-type", "application/x-ndjson")
+                .body(body.join("\n"))
+                .send()
+                .await?;
+            match r.status().as_u16() {
+                202 => break,
+                429 | 503 => tokio::time::sleep(Duration::from_millis(50)).await,
+                s => bail!("preload: unexpected status {s}"),
+            }
+        }
+        sent += count;
+    }
+    // Processed, or already deleted by the sweeps: either way in the stores.
+    while metric(http, url, "loggerhub_logs_processed_total").await? < n as f64 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Seconds the accept path's plan checks take for one request of `batch`
+/// records, timed alone: the rate buckets' check and take (in the process,
+/// as embedded) and the daily volume's look and count (`usage::Meter`, over
+/// a SQLite metadata store).
+async fn plan_checks_cost(batch: usize) -> anyhow::Result<f64> {
+    use loggerhub::ingest::rate::{LocalRates, Rate, RateLimiter};
+    use loggerhub::usage::{Meter, Usage};
+    const ROUNDS: u32 = 200_000;
+    let dir = std::env::temp_dir().join(format!("loggerhub-bench-meter-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let store = loggerhub::stores::sqlite::SqliteStore::open(&dir.join("m.db")).await?;
+    let meter = Meter::new(Arc::new(store), Arc::new(loggerhub::telemetry::Metrics::default()));
+    let rates = LocalRates::default();
+    // Never refused: the cost of letting a request through is what every
+    // accepted request pays.
+    let rate = Rate {
+        logs_per_second: 1 << 40,
+        bytes_per_second: 1 << 50,
+        burst_seconds: 10,
+    };
+    let bytes = 300 * batch as u64;
+    let started = Instant::now();
+    for i in 0..ROUNDS {
+        let tenant = if i % 2 == 0 { "bench" } else { "other" };
+        let today = meter.today(tenant).await;
+        std::hint::black_box(today);
+        rates.check(tenant, rate, 1, bytes).await?;
+        rates.take(tenant, rate, batch as u64, bytes).await?;
+        meter.record(
+            tenant,
+            Usage {
+                logs: batch as u64,
+                bytes,
+                ..Usage::default()
+            },
+        );
+    }
+    let took = started.elapsed().as_secs_f64() / f64::from(ROUNDS);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(took)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -135,6 +222,10 @@ async fn main() -> anyhow::Result<()> {
             &format!("127.0.0.1:{port}"),
             "--workers",
             &args.workers.to_string(),
+            // Retention sweeps while the run goes (it has work only with
+            // `--expired`).
+            "--upkeep-interval-ms",
+            "1000",
         ])
         .arg("--data-dir")
         .arg(&data_dir)
@@ -167,6 +258,10 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let key = v["api_key"]["key"].as_str().context("no key")?.to_string();
 
+    if args.expired > 0 {
+        preload_expired(&http, &server.url, &key, args.expired, args.batch).await?;
+    }
+
     // A pool of distinct batch bodies, reused: ids are assigned per request,
     // so every record stored is distinct.
     let pool: Arc<Vec<bytes::Bytes>> = Arc::new(
@@ -183,6 +278,8 @@ async fn main() -> anyhow::Result<()> {
     let batches = args.logs.div_ceil(args.batch as u64);
     let next = Arc::new(AtomicU64::new(0));
     let retries = Arc::new(AtomicU64::new(0));
+    // What the preload left processed: the run waits for its own records.
+    let processed0 = metric(&http, &server.url, "loggerhub_logs_processed_total").await? as u64;
     let (cpu0, _) = proc_stat(pid)?;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -228,7 +325,7 @@ async fn main() -> anyhow::Result<()> {
     let accept_secs = started.elapsed().as_secs_f64();
     let total = batches * args.batch as u64;
     loop {
-        let processed = metric(&http, &server.url, "loggerhub_logs_processed_total").await? as u64;
+        let processed = metric(&http, &server.url, "loggerhub_logs_processed_total").await? as u64 - processed0;
         if processed >= total {
             break;
         }
@@ -240,8 +337,10 @@ async fn main() -> anyhow::Result<()> {
     let e2e_secs = started.elapsed().as_secs_f64();
     let (cpu1, hwm_kb) = proc_stat(pid)?;
     let wasm = metric(&http, &server.url, "loggerhub_wasm_seconds_total").await?;
+    // The run's records only: expired ones may not all be deleted yet.
+    let since = loggerhub::model::format_ts(loggerhub::model::now_ns() - 2 * loggerhub::model::DAY_NS);
     let v: Value = http
-        .get(format!("{}/v1/search?limit=1", server.url))
+        .get(format!("{}/v1/search?limit=1&from={since}", server.url))
         .bearer_auth(&key)
         .send()
         .await?
@@ -270,6 +369,21 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "CPU in WASM stages   {:.1} % ({wasm:.2} s)",
         100.0 * wasm / cpu.max(1e-9)
+    );
+    if args.expired > 0 {
+        let gone = metric(&http, &server.url, "loggerhub_expired_total{store=\"metadata\"}").await?;
+        println!(
+            "retention            {gone:.0} of {} expired records deleted during the run",
+            args.expired
+        );
+    }
+    let per_request = accept_secs / batches as f64 * args.connections as f64;
+    let checks = plan_checks_cost(args.batch).await?;
+    println!(
+        "plan checks          {:.1} µs a request (rate buckets and daily volume), {:.2} % of a request's {:.0} µs",
+        checks * 1e6,
+        100.0 * checks / per_request,
+        per_request * 1e6
     );
     // Where the pipeline's time went, from the server's own histograms.
     let text = http.get(format!("{}/metrics", server.url)).send().await?.text().await?;

@@ -13,7 +13,9 @@ use tantivy::directory::MmapDirectory;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, TermQuery};
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value};
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, SegmentReader, TantivyDocument, Term,
+};
 
 use super::query::{Matcher, Query};
 use super::{IdPage, IndexRow, Rejected, SearchIndex};
@@ -269,7 +271,7 @@ impl TenantIndex {
                 &TopDocs::with_limit(max).order_by_fast_field::<i64>("timestamp", tantivy::Order::Asc),
             )?;
             for (_, addr) in oldest {
-                w.delete_term(Term::from_field_text(self.fields.id, &self.doc_id(addr)?));
+                w.delete_term(Term::from_field_text(self.fields.id, &self.doc_id(&searcher, addr)?));
             }
         }
         w.commit()?;
@@ -279,8 +281,12 @@ impl TenantIndex {
     }
 
     /// Top `n` matches of `query`, newest first by (timestamp, id).
-    fn top(&self, query: &dyn TQuery, n: usize) -> Result<Vec<(SortKey, DocAddress)>, BackendError> {
-        let searcher = self.reader.searcher();
+    fn top(
+        &self,
+        searcher: &Searcher,
+        query: &dyn TQuery,
+        n: usize,
+    ) -> Result<Vec<(SortKey, DocAddress)>, BackendError> {
         let collector = TopDocs::with_limit(n.max(1)).order_by(|seg: &SegmentReader| {
             let ff = seg.fast_fields();
             let ts = ff.i64("timestamp").ok().map(|c| c.first_or_default_col(i64::MIN));
@@ -297,8 +303,11 @@ impl TenantIndex {
         Ok(searcher.search(query, &collector)?)
     }
 
-    fn doc_id(&self, addr: DocAddress) -> Result<String, BackendError> {
-        let doc: TantivyDocument = self.reader.searcher().doc(addr)?;
+    /// The id of the document at `addr` of `searcher`: an address is only
+    /// good in the searcher that found it (a commit between two searchers
+    /// renumbers segments).
+    fn doc_id(&self, searcher: &Searcher, addr: DocAddress) -> Result<String, BackendError> {
+        let doc: TantivyDocument = searcher.doc(addr)?;
         doc.get_first(self.fields.id)
             .and_then(|v| v.as_str())
             .map(str::to_string)
@@ -313,7 +322,10 @@ impl TenantIndex {
         limit: usize,
     ) -> Result<IdPage, BackendError> {
         let query = self.build_query(q, filter)?;
-        let total = self.reader.searcher().search(query.as_ref(), &Count)? as u64;
+        // One searcher for the whole page: the addresses it finds are read
+        // back from it, and the total counts the same documents.
+        let searcher = self.reader.searcher();
+        let total = searcher.search(query.as_ref(), &Count)? as u64;
         let cursor_key = cursor.map(|c| (c.timestamp, id_sort_key(&c.id)));
         let bounded: Box<dyn TQuery> = match cursor {
             None => query,
@@ -332,7 +344,7 @@ impl TenantIndex {
         // order are skipped; fetch more until the page is full.
         let mut want = limit + 1;
         let admitted = loop {
-            let top = self.top(bounded.as_ref(), want)?;
+            let top = self.top(&searcher, bounded.as_ref(), want)?;
             let fetched = top.len();
             let admitted: Vec<_> = top
                 .into_iter()
@@ -349,7 +361,7 @@ impl TenantIndex {
         let mut ids = Vec::with_capacity(limit.min(admitted.len()));
         let mut last = None;
         for ((ts, _, _), addr) in admitted.into_iter().take(limit) {
-            let id = self.doc_id(addr)?;
+            let id = self.doc_id(&searcher, addr)?;
             last = Some((ts, id.clone()));
             ids.push(id);
         }

@@ -107,6 +107,8 @@ impl Upkeep {
             raw: self.raw.stored_bytes(&t.slug).await?,
             index: self.index.stored_bytes(&t.slug).await?,
         };
+        self.metrics
+            .tenant_stored(&t.slug, stored.metadata, stored.raw, stored.index);
         self.meta
             .set_stored(&t.slug, model::day_of(model::now_ns()), stored)
             .await

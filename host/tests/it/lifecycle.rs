@@ -173,6 +173,24 @@ async fn retention(s: &Server, distributed: bool) {
     assert!(s.metric("loggerhub_expired_total{store=\"raw\"}").await >= 1.0);
     assert!(s.metric("loggerhub_expired_total{store=\"metadata\"}").await >= 40.0);
     assert!(s.metric("loggerhub_expired_total{store=\"index\"}").await >= 40.0);
+    // Every tenth sweep measures what each tenant's data takes per store.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, u) = s.get(&keeper, "/v1/usage").await;
+        let stored = &u["stored"];
+        let all = ["metadata_bytes", "raw_bytes", "index_bytes"]
+            .iter()
+            .all(|k| stored[k].as_u64().is_some_and(|n| n > 0));
+        if all {
+            let raw = s
+                .metric("loggerhub_tenant_stored_bytes{tenant=\"keeper\",store=\"raw\"}")
+                .await;
+            assert_eq!(Some(raw as u64), stored["raw_bytes"].as_u64(), "{u}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "stored bytes never measured: {u}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     if !distributed {
         // Objects on disk: the blink tenant's are gone, the keeper's stay.
         let raw = s.data_dir.join("raw/logs");
