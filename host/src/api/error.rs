@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Backend, BackendError, ErrorKind};
 use crate::ingest::IngestError;
+use crate::ingest::encoding::EncodingError;
 use crate::plugins::RegistryError;
 use crate::search::QueryError;
 use crate::tenants::TenantError;
@@ -80,6 +81,7 @@ error_codes! {
     RateLimited = 429 "rate_limited" "The tenant is over its plan's ingest rate; the message names the limit. Retry after `Retry-After` seconds.",
     DailyQuotaExceeded = 429 "daily_quota_exceeded" "The tenant used its plan's daily volume (`daily_logs` or `daily_bytes`, named in the message); ingest resumes at 00:00 UTC (`Retry-After`) or when the operator moves it to a larger plan.",
     UnsupportedMediaType = 415 "unsupported_media_type" "Send application/json, application/x-ndjson or text/plain.",
+    UnsupportedEncoding = 415 "unsupported_encoding" "A `Content-Encoding` other than gzip, zstd, deflate or identity.",
     Rejected = 422 "rejected" "A backend refused the request's data for good; sending it again will not help.",
     Internal = 500 "internal" "Something failed inside LoggerHub; the server log has the cause.",
     QueueFull = 503 "queue_full" "The queue is full; retry after `Retry-After` seconds.",
@@ -193,6 +195,17 @@ impl From<IngestError> for ApiError {
                 ApiError::new(ErrorCode::DailyQuotaExceeded, e.to_string()).retry_after(retry_after_secs)
             }
         }
+    }
+}
+
+impl From<EncodingError> for ApiError {
+    fn from(e: EncodingError) -> Self {
+        let code = match e {
+            EncodingError::Unsupported(_) => ErrorCode::UnsupportedEncoding,
+            EncodingError::Corrupt { .. } => ErrorCode::InvalidBody,
+            EncodingError::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 

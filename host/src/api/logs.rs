@@ -11,6 +11,7 @@ use super::auth::{Ingest, Search, Tenant};
 use super::error::{ApiError, ErrorCode};
 use super::params::ListParams;
 use super::wire::{Accepted, DetailJson, PageJson, StatsJson};
+use crate::ingest::encoding::{self, Encoding};
 use crate::ingest::rate::Rate;
 use crate::ingest::{Daily, IngestRequest};
 use crate::model::STATS_MAX_BUCKETS;
@@ -51,7 +52,11 @@ pub async fn ingest(
         bytes: plan.daily_bytes,
     };
     state.ingest.admit(&caller.tenant, rate, daily, content_length).await?;
+    let encoding = Encoding::parse(header_str(&headers, header::CONTENT_ENCODING.as_str()))?;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
+    // The limit holds for what the body inflates to, not only for what
+    // came over the wire.
+    let body = encoding::decode(encoding, body, limit)?;
     let accepted = state
         .ingest
         .ingest(IngestRequest {

@@ -5,6 +5,7 @@
 //! queue". A tenant over its plan's rate is refused before its body reaches
 //! the queue (`rate`). It depends on `queue`, `model` and `telemetry` alone.
 
+pub mod encoding;
 pub mod rate;
 
 use std::sync::Arc;

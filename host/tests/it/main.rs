@@ -14,6 +14,7 @@ mod api;
 mod boundaries;
 mod crash;
 mod distributed;
+mod encodings;
 mod fairness;
 mod hostile;
 mod infra;
