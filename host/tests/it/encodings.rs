@@ -115,3 +115,43 @@ async fn compressed_bodies_and_bombs() {
     let (_, stats) = s.get(&key, "/v1/stats").await;
     assert_eq!(stats["total"], sent, "a refused body was stored: {stats}");
 }
+
+/// What shippers send as JSON (issue 12, point 1, the JSON part): a
+/// Docker/Fluent Bit record's text under `log`, ECS's nested level and
+/// service, a syslog severity number. Each is taken as the tenant's JSON
+/// parser reads it.
+#[tokio::test(flavor = "multi_thread")]
+async fn shipper_json_field_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let key = s.tenant("shipped").await;
+    let body = [
+        json!({"log": "docker line one\n", "stream": "stdout", "time": "2025-10-10T12:26:36.5Z"}),
+        json!({"@timestamp": "2025-10-10T12:26:37Z", "log": {"level": "warn"}, "service": {"name": "ecs-api"}, "message": "ecs line two"}),
+        json!({"msg": "syslog line three", "severity": 3, "service.name": "otel-svc"}),
+    ]
+    .iter()
+    .map(|v| v.to_string())
+    .collect::<Vec<_>>()
+    .join("\n");
+    let (status, resp) = s.post_logs(&key, "application/x-ndjson", body).await;
+    assert_eq!((status, &resp["accepted"]), (202, &json!(3)), "{resp}");
+    s.drained(3).await;
+    let (_, page) = s.get(&key, "/v1/logs").await;
+    let hits = page["hits"].as_array().expect("hits");
+    let find = |m: &str| hits.iter().find(|h| h["message"] == m).cloned().unwrap_or_default();
+    let docker = find("docker line one");
+    assert_eq!(docker["timestamp"], "2025-10-10T12:26:36.5Z", "{page}");
+    let ecs = find("ecs line two");
+    assert_eq!(
+        (ecs["level"].as_str(), ecs["service"].as_str()),
+        (Some("WARN"), Some("ecs-api")),
+        "{page}"
+    );
+    let otel = find("syslog line three");
+    assert_eq!(
+        (otel["level"].as_str(), otel["service"].as_str()),
+        (Some("ERROR"), Some("otel-svc")),
+        "{page}"
+    );
+}

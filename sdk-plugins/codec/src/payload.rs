@@ -120,6 +120,9 @@ struct Incoming<'a> {
     full_log: Option<Cow<'a, str>>,
     language: Option<Cow<'a, str>>,
     attributes: Vec<(String, String)>,
+    /// `message` holds a Docker/Fluent Bit `log` field, which a real
+    /// `message` replaces.
+    message_from_log: bool,
 }
 
 impl<'a> Incoming<'a> {
@@ -201,17 +204,50 @@ impl<'de> Visitor<'de> for IncomingVisitor {
                     }
                 }
                 "tenant_id" | "tenant" => r.tenant = opt_str(&mut map, "tenant_id")?,
-                "service" => r.service = opt_str(&mut map, "service")?,
-                "message" | "msg" => r.message = opt_str(&mut map, "message")?,
+                "service" | "service.name" | "service_name" => match map.next_value::<Value>()? {
+                    // ECS and OpenTelemetry nest it: {"service": {"name": …}}.
+                    Value::Object(mut o) => {
+                        if let Some(Value::String(name)) = o.remove("name") {
+                            r.service = Some(Cow::Owned(name));
+                        }
+                    }
+                    v => r.service = text_field("service", v)?,
+                },
+                "message" | "msg" => {
+                    let message = opt_str(&mut map, "message")?;
+                    if r.message_from_log
+                        && let Some(log) = r.message.take()
+                    {
+                        r.attributes.push(("log".into(), log.into_owned()));
+                    }
+                    r.message_from_log = false;
+                    r.message = message;
+                }
+                // Docker's json-file and Fluent Bit put the line under
+                // `log`; ECS nests the level there ({"log": {"level": …}}).
+                "log" => match map.next_value::<Value>()? {
+                    Value::String(line) if r.message.is_none() => {
+                        let line = line.strip_suffix('\n').unwrap_or(&line);
+                        r.message = Some(Cow::Owned(line.strip_suffix('\r').unwrap_or(line).to_string()));
+                        r.message_from_log = true;
+                    }
+                    Value::Object(mut o) => {
+                        if let Some(v) = o.remove("level") {
+                            r.level = level_value(v)?;
+                        }
+                    }
+                    Value::Null => {}
+                    v => {
+                        if let Ok(Some(v)) = scalar(v) {
+                            r.attributes.push(("log".into(), v));
+                        }
+                    }
+                },
                 "full_log" => r.full_log = opt_str(&mut map, "full_log")?,
                 "language" => r.language = opt_str(&mut map, "language")?,
-                "level" | "severity" => {
-                    if let Some(s) = opt_str(&mut map, "level")? {
-                        r.level = Some(Level::parse(&s).ok_or_else(|| {
-                            de::Error::custom(format!(
-                                "field `level`: unknown level {s:?} (expected trace, debug, info, warn, error or fatal)"
-                            ))
-                        })?);
+                "level" | "severity" | "log.level" | "levelname" | "loglevel" | "lvl" | "severity_text" => {
+                    if let Some(level) = level_value(map.next_value::<Value>()?)? {
+                        r.level = Some(level);
                     }
                 }
                 "timestamp" | "time" | "@timestamp" | "ts" => {
@@ -276,6 +312,45 @@ impl<'de> Visitor<'de> for IncomingVisitor {
         r.check().map_err(de::Error::custom)?;
         Ok(r)
     }
+}
+
+/// A level: a word in any case, a syslog severity (0–7) or a pino/bunyan
+/// number (10–60).
+fn level_value<E: de::Error>(v: Value) -> Result<Option<Level>, E> {
+    let bad = |what: String| {
+        E::custom(format!(
+            "field `level`: unknown level {what} (expected trace, debug, info, warn, error or fatal, or a syslog severity)"
+        ))
+    };
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Level::parse(&s).map(Some).ok_or_else(|| bad(format!("{s:?}"))),
+        Value::Number(n) => {
+            let level = match n.as_u64() {
+                Some(0..=2) => Level::Fatal,
+                Some(3) => Level::Error,
+                Some(4) => Level::Warn,
+                Some(5 | 6) => Level::Info,
+                Some(7) => Level::Debug,
+                Some(10) => Level::Trace,
+                Some(20) => Level::Debug,
+                Some(30) => Level::Info,
+                Some(40) => Level::Warn,
+                Some(50) => Level::Error,
+                Some(60) => Level::Fatal,
+                _ => return Err(bad(n.to_string())),
+            };
+            Ok(Some(level))
+        }
+        other => Err(bad(kind(&other).to_string())),
+    }
+}
+
+/// A text field given as any JSON scalar.
+fn text_field<'a, E: de::Error>(field: &str, v: Value) -> Result<Option<Cow<'a, str>>, E> {
+    scalar(v)
+        .map(|s| s.map(Cow::Owned))
+        .map_err(|kind| E::custom(format!("field `{field}`: expected a string, got {kind}")))
 }
 
 /// A string that borrows from the input when it has no escapes.
@@ -431,6 +506,49 @@ mod tests {
         assert!(parse_json(b"  \n").is_err());
         assert!(parse_json(b"42").is_err());
         assert!(parse_json(b"{\"message\":\"x\",\"timestamp\":\"noon\"}").is_err());
+    }
+
+    /// What shippers send: Docker/Fluent Bit `log`, ECS and OpenTelemetry
+    /// nesting, Python's `levelname`, syslog and pino numeric levels.
+    #[test]
+    fn shipper_field_names() {
+        let r = &parse_json(br#"{"log":"GET / 200\n","stream":"stdout","time":"2025-10-10T12:26:36.5Z"}"#)
+            .expect("docker")[0];
+        assert_eq!(r.message, "GET / 200");
+        assert_eq!(r.timestamp, 1_760_099_196_500_000_000);
+        assert_eq!(r.attributes, vec![("stream".to_string(), "stdout".to_string())]);
+
+        let r = &parse_json(
+            br#"{"@timestamp":1760099196000,"log":{"level":"WARN"},"service":{"name":"api"},"message":"m"}"#,
+        )
+        .expect("ecs")[0];
+        assert_eq!(
+            (r.level, r.service.as_str(), r.timestamp),
+            (Level::Warn, "api", 1_760_099_196_000_000_000)
+        );
+
+        let r = &parse_json(br#"{"log":"from log","message":"real","log.level":"error","service.name":"billing"}"#)
+            .expect("both")[0];
+        assert_eq!(
+            (r.message.as_str(), r.level, r.service.as_str()),
+            ("real", Level::Error, "billing")
+        );
+        assert_eq!(r.attributes, vec![("log".to_string(), "from log".to_string())]);
+
+        for (level, want) in [
+            ("3", Level::Error),
+            ("4", Level::Warn),
+            ("6", Level::Info),
+            ("50", Level::Error),
+            ("10", Level::Trace),
+        ] {
+            let body = format!(r#"{{"msg":"x","level":{level}}}"#);
+            assert_eq!(parse_json(body.as_bytes()).expect("numeric")[0].level, want, "{level}");
+        }
+        let r = &parse_json(br#"{"msg":"x","levelname":"CRITICAL"}"#).expect("python")[0];
+        assert_eq!(r.level, Level::Fatal);
+        assert!(parse_json(br#"{"msg":"x","level":99}"#).is_err());
+        assert!(parse_json(br#"{"msg":"x","service":["a"]}"#).is_err());
     }
 
     #[test]
