@@ -281,6 +281,27 @@ async fn lifecycle(s: &Server, distributed: bool) {
     assert_eq!(status, 403);
     s.drained(sent + 3).await;
 
+    // Only the admin token suspends or deletes: the tenant's own key, or
+    // another tenant's, gets 401 and changes nothing.
+    for key in [&doomed, &bystander] {
+        for (method, body) in [
+            (Method::DELETE, None),
+            (Method::PATCH, Some(json!({"state": "active"}))),
+        ] {
+            let mut req = s
+                .http
+                .request(method.clone(), s.url("/v1/admin/tenants/doomed"))
+                .bearer_auth(key);
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let status = req.send().await.expect("request").status().as_u16();
+            assert_eq!(status, 401, "{method} with a tenant key");
+        }
+    }
+    let (_, t) = s.admin(Method::GET, "/v1/admin/tenants/doomed", None).await;
+    assert_eq!(t["state"], "suspended");
+
     // Deleted: the key stops at once, the tenant says so until it is gone.
     let deleted = s.cli(&["tenant", "delete", "doomed"]);
     assert_eq!(deleted["state"], "deleting", "{deleted}");
