@@ -139,10 +139,7 @@ impl Processor {
     /// plugins are skipped and the built-ins take their stages, until
     /// midnight UTC or a larger plan).
     async fn apply_plan(&self, tenant: &str, plan: &str) {
-        let plan = self
-            .plans
-            .get(plan)
-            .map_or_else(|_| self.plans.default_plan(), |(_, p)| p);
+        let plan = self.plans.resolve(plan);
         self.dead_letters
             .set_plan_cap(tenant, usize::try_from(plan.dead_letter_cap).unwrap_or(usize::MAX));
         let used = self.meter.today(tenant).await.plugin_cpu_us;

@@ -223,16 +223,13 @@ impl Tenants {
     /// The plan called `name`; one the operator has since removed counts as
     /// the default plan.
     pub fn plan(&self, name: &str) -> &plans::Plan {
-        match self.plans.get(name) {
-            Ok((_, plan)) => plan,
-            Err(_) => {
-                tracing::warn!(
-                    plan = name,
-                    "tenant on a plan the operator no longer defines; using the default"
-                );
-                self.plans.default_plan()
-            }
+        if self.plans.get(name).is_err() {
+            tracing::warn!(
+                plan = name,
+                "tenant on a plan the operator no longer defines; using the default"
+            );
         }
+        self.plans.resolve(name)
     }
 
     /// Adds a key with `scopes` to an existing tenant.

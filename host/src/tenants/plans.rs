@@ -265,6 +265,12 @@ impl Plans {
         self.plans.get(&self.default).unwrap_or(&self.fallback)
     }
 
+    /// The plan called `name`; one the operator has since removed counts as
+    /// the default plan, so a tenant is never without limits.
+    pub fn resolve(&self, name: &str) -> &Plan {
+        self.get(name).map_or_else(|_| self.default_plan(), |(_, p)| p)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&PlanName, &Plan)> {
         self.plans.iter()
     }

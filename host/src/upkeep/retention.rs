@@ -28,11 +28,7 @@ const BATCHES_PER_SWEEP: usize = 20;
 const BATCH_PAUSE: Duration = Duration::from_millis(20);
 
 pub(super) async fn sweep(up: &Upkeep, t: &Tenant) -> Result<(), BackendError> {
-    let retention = up
-        .plans
-        .get(&t.plan)
-        .map_or_else(|_| up.plans.default_plan(), |(_, p)| p)
-        .retention();
+    let retention = up.plans.resolve(&t.plan).retention();
     let before = model::now_ns().saturating_sub(i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX));
     for batch in 0..BATCHES_PER_SWEEP {
         if batch > 0 {
