@@ -257,12 +257,16 @@ impl TenantIndex {
             Bound::Unbounded,
             Bound::Excluded(Term::from_field_i64(self.fields.timestamp, before)),
         );
+        // Counted under the writer's lock, on a reader that has seen every
+        // commit: a batch committed just before, and not yet reloaded, would
+        // be deleted by the query and missing from the count.
+        let mut w = self.writer.lock();
+        self.reader.reload()?;
         let searcher = self.reader.searcher();
         let total = searcher.search(&range, &Count)?;
         if total == 0 {
             return Ok(0);
         }
-        let mut w = self.writer.lock();
         if total <= max {
             w.delete_query(Box::new(range))?;
         } else {

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{Server, distributed_flags};
+use crate::common::{Server, distributed_with, embedded_with};
 use loggerhub::runtime::builtin;
 
 fn pii_wasm() -> Vec<u8> {
@@ -60,27 +60,11 @@ async fn embedded() -> (tempfile::TempDir, Server) {
     embedded_with(&[]).await
 }
 
-pub(crate) async fn embedded_with(extra: &[&str]) -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let s = Server::start(&dir.path().join("data"), extra).await;
-    (dir, s)
-}
-
 /// A server on the distributed backends `make test` started, with a queue
 /// and index prefix of its own; `run` makes the test's slugs unique (the
 /// stores outlive one server).
 async fn distributed(name: &str) -> (tempfile::TempDir, Server, String) {
     distributed_with(name, &[]).await
-}
-
-pub(crate) async fn distributed_with(name: &str, extra: &[&str]) -> (tempfile::TempDir, Server, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let run = format!("{}", std::process::id());
-    let flags = distributed_flags(&format!("{name}{run}"));
-    let mut flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    flags.extend(extra);
-    let s = Server::start(&dir.path().join("data"), &flags).await;
-    (dir, s, run)
 }
 
 /// Sends one request as written, returns (status, JSON body).

@@ -15,7 +15,6 @@ mod boundaries;
 mod crash;
 mod distributed;
 mod encodings;
-mod fairness;
 mod hostile;
 mod infra;
 mod lifecycle;

@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::common::{Server, fails_to_start};
-use crate::hostile::{distributed_with, embedded_with};
+use crate::common::{distributed_with, embedded_with};
 
 async fn plan_of(s: &Server, slug: &str) -> Value {
     let (_, list) = s.admin(reqwest::Method::GET, "/v1/admin/tenants", None).await;

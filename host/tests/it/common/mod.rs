@@ -379,9 +379,22 @@ pub fn ndjson(prefix: &str, n: usize, service: &str) -> String {
         .join("\n")
 }
 
-/// Tests that measure latency against a bound take the machine to
-/// themselves: two of them at once on two cores measure each other.
-pub async fn timing_exclusive() -> tokio::sync::MutexGuard<'static, ()> {
-    static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    TIMING.lock().await
+/// A server on the embedded backends, over a temp dir.
+pub async fn embedded_with(extra: &[&str]) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(&dir.path().join("data"), extra).await;
+    (dir, s)
+}
+
+/// A server on the distributed backends `make test` started, with a queue
+/// and index prefix of its own; `run` makes the test's slugs unique (the
+/// stores outlive one server).
+pub async fn distributed_with(name: &str, extra: &[&str]) -> (tempfile::TempDir, Server, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = format!("{}", std::process::id());
+    let flags = distributed_flags(&format!("{name}{run}"));
+    let mut flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    flags.extend(extra);
+    let s = Server::start(&dir.path().join("data"), &flags).await;
+    (dir, s, run)
 }

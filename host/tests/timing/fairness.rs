@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::Server;
-use crate::hostile::{distributed_with, embedded_with};
+use crate::common::{Server, distributed_with, embedded_with};
 use loggerhub::runtime::builtin;
 
 /// The healthy tenant's logs and how far apart they are sent.
@@ -84,7 +83,7 @@ async fn flood(s: &Server, key: &str, content_type: &str, bodies: Vec<String>) {
 /// (a) The hostile tenant's parser spends its whole CPU budget (2 s, and
 /// again on the retry) on every one of its 2,000 queued entries.
 async fn slow_parser(s: &Server, run: &str, what: &str) {
-    let _machine = crate::common::timing_exclusive().await;
+    let _machine = crate::timing_exclusive().await;
     let hog = s.tenant(&format!("hog{run}")).await;
     let wasm = std::fs::read(builtin::HOSTILE_PARSER_PATH).expect("fixture built by build.rs");
     assert_eq!(s.put_plugin(&hog, "parser", "spin", wasm).await.0, 201);
@@ -108,7 +107,7 @@ async fn slow_parser(s: &Server, run: &str, what: &str) {
 /// (b) The hostile tenant has a million logs queued (1,000 requests of
 /// 1,000 lines) when the healthy tenant starts sending.
 async fn backlog(s: &Server, run: &str, what: &str) {
-    let _machine = crate::common::timing_exclusive().await;
+    let _machine = crate::timing_exclusive().await;
     let hog = s.tenant(&format!("bulk{run}")).await;
     let body: String = (0..1_000)
         .map(|i| format!("2025-10-10T12:00:00Z INFO bulk line {i} of a long backlog\n"))
