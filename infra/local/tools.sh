@@ -57,6 +57,25 @@ if ! "$py/bin/pip" show osmem-server 2>/dev/null | grep -qx "Version: $OSMEM_VER
   "$py/bin/pip" install --quiet --disable-pip-version-check "osmem-server==$OSMEM_VERSION"
 fi
 
+# The real clients the shipper-protocol tests send with (issue 12), pinned.
+CLIENTS="opensearch-py==3.2.0 elasticsearch==8.19.3 opentelemetry-sdk==1.45.2 \
+opentelemetry-exporter-otlp-proto-http==1.45.2 python-logging-loki==0.3.1"
+clients_marker="$py/.clients-$(echo "$CLIENTS" | sha256sum | cut -c1-12)"
+if [ ! -f "$clients_marker" ]; then
+  echo "installing the shipper clients into $TOOLS (once): $CLIENTS" >&2
+  # shellcheck disable=SC2086
+  "$py/bin/pip" install --quiet --disable-pip-version-check $CLIENTS
+  touch "$clients_marker"
+fi
+
+# Debian's shippers: rsyslog with its Elasticsearch output, run by the tests
+# as a plain process on their own config (the package starts no service
+# without an init system), and logger (bsdutils) to feed it.
+if ! dpkg -s rsyslog-elasticsearch >/dev/null 2>&1; then
+  echo "installing rsyslog and rsyslog-elasticsearch from Debian (once)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsyslog rsyslog-elasticsearch >/dev/null
+fi
+
 garage="$TOOLS/garage/bin/garage"
 if ! "$garage" --version 2>/dev/null | grep -q ":$GARAGE_VERSION "; then
   echo "installing garage $GARAGE_VERSION into $TOOLS (once)" >&2

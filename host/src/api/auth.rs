@@ -4,7 +4,10 @@
 //! `Admin` runs only for the admin token. Handlers never read the
 //! `Authorization` header themselves.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
+
+use base64::Engine;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -68,14 +71,69 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(missing)
 }
 
+/// A tenant key as shippers send it: `Bearer <key>`; basic auth with the
+/// key as the password (or as the user, with no password), as Loki and
+/// Elasticsearch clients do; or `ApiKey <key>` / `ApiKey base64(id:key)`,
+/// Elasticsearch's API-key header.
+fn tenant_key(parts: &Parts) -> Result<Cow<'_, str>, ApiError> {
+    let missing = || {
+        ApiError::new(
+            ErrorCode::MissingApiKey,
+            "send Authorization: Bearer <api key> (or the key as the basic-auth password, or ApiKey <key>)",
+        )
+    };
+    let value = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(missing)?
+        .to_str()
+        .map_err(|_| missing())?
+        .trim();
+    let (scheme, rest) = value.split_once(' ').ok_or_else(missing)?;
+    let rest = rest.trim();
+    let decoded = || {
+        base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+    };
+    let key = match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Cow::Borrowed(rest),
+        "basic" => {
+            let pair = decoded().ok_or_else(missing)?;
+            let (user, password) = pair.split_once(':').unwrap_or((&pair, ""));
+            Cow::Owned(if password.is_empty() { user } else { password }.to_string())
+        }
+        "apikey" if rest.starts_with(crate::tenants::KEY_PREFIX) => Cow::Borrowed(rest),
+        "apikey" => {
+            let pair = decoded().ok_or_else(missing)?;
+            let (id, key) = pair.split_once(':').unwrap_or(("", &pair));
+            // Either half may hold the key: clients name them differently.
+            Cow::Owned(
+                if id.starts_with(crate::tenants::KEY_PREFIX) {
+                    id
+                } else {
+                    key
+                }
+                .to_string(),
+            )
+        }
+        _ => return Err(missing()),
+    };
+    if key.is_empty() {
+        return Err(missing());
+    }
+    Ok(key)
+}
+
 impl<S: RequiredScope> FromRequestParts<AppState> for Tenant<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let secret = bearer(parts)?;
+        let secret = tenant_key(parts)?;
         let principal = state
             .tenants
-            .authenticate(secret)
+            .authenticate(&secret)
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "unknown or revoked API key"))?;
         if !principal.can(S::SCOPE) {
@@ -181,6 +239,21 @@ mod tests {
         for bad in [None, Some("Basic abc"), Some("lh_x")] {
             let e = bearer(&parts(bad)).expect_err("refused");
             assert_eq!(e.code, ErrorCode::MissingApiKey);
+        }
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let key = |v: &str| tenant_key(&parts(Some(v))).map(|k| k.into_owned()).ok();
+        assert_eq!(key("Bearer lh_x").as_deref(), Some("lh_x"));
+        assert_eq!(key(&format!("Basic {}", b64("elastic:lh_x"))).as_deref(), Some("lh_x"));
+        assert_eq!(key(&format!("Basic {}", b64("lh_x:"))).as_deref(), Some("lh_x"));
+        assert_eq!(key(&format!("Basic {}", b64("lh_x"))).as_deref(), Some("lh_x"));
+        assert_eq!(key("ApiKey lh_x").as_deref(), Some("lh_x"));
+        assert_eq!(key(&format!("ApiKey {}", b64("shipper:lh_x"))).as_deref(), Some("lh_x"));
+        assert_eq!(
+            key(&format!("ApiKey {}", b64("lh_x:whatever"))).as_deref(),
+            Some("lh_x")
+        );
+        for bad in ["Basic !!!", "Basic", "Digest lh_x", "Bearer ", "lh_x", "Basic Og=="] {
+            assert_eq!(key(bad), None, "{bad}");
         }
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));

@@ -8,21 +8,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 
 use super::AppState;
 use super::auth::{Ingest, Search, Tenant};
-use super::error::{ApiError, ErrorCode};
+use super::error::ApiError;
+use super::intake::{admitted_body, header_str};
 use super::params::ListParams;
 use super::wire::{Accepted, DetailJson, PageJson, StatsJson};
-use crate::ingest::encoding::{self, Encoding};
-use crate::ingest::rate::Rate;
-use crate::ingest::{Daily, IngestRequest};
+use crate::ingest::IngestRequest;
 use crate::model::STATS_MAX_BUCKETS;
 use crate::search::Query;
 
 /// Longest log id looked up: ids are ULIDs or UUIDs.
 const MAX_ID_LEN: usize = 64;
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
 
 pub async fn ingest(
     State(state): State<AppState>,
@@ -30,33 +25,7 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let limit = state.max_body_bytes;
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("body is over the limit of {limit} bytes; send smaller batches"),
-        )
-    };
-    let content_length = header_str(&headers, "content-length").and_then(|v| v.parse::<usize>().ok());
-    if content_length.is_some_and(|len| len > limit) {
-        return Err(too_large());
-    }
-    let plan = state.tenants.plan(&caller.plan);
-    let rate = Rate {
-        logs_per_second: plan.logs_per_second,
-        bytes_per_second: plan.bytes_per_second,
-        burst_seconds: plan.burst_seconds,
-    };
-    let daily = Daily {
-        logs: plan.daily_logs,
-        bytes: plan.daily_bytes,
-    };
-    state.ingest.admit(&caller.tenant, rate, daily, content_length).await?;
-    let encoding = Encoding::parse(header_str(&headers, header::CONTENT_ENCODING.as_str()))?;
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
-    // The limit holds for what the body inflates to, not only for what
-    // came over the wire.
-    let body = encoding::decode(encoding, body, limit)?;
+    let (body, rate) = admitted_body(&state, &caller, &headers, body).await?;
     let accepted = state
         .ingest
         .ingest(IngestRequest {

@@ -9,7 +9,9 @@
 mod admin;
 mod auth;
 mod dead_letters;
+mod elastic;
 pub mod error;
+mod intake;
 mod logs;
 mod ops;
 mod params;
@@ -72,7 +74,7 @@ fn serving_role(method: &Method, path: &str) -> Option<Role> {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
-    if path == "/v1/logs" && method == Method::POST {
+    if method == Method::POST && (path == "/v1/logs" || is_shipper_intake(path)) {
         Some(Role::Ingest)
     } else if under("/v1/plugins") || under("/v1/pipeline") || under("/v1/dead-letters") {
         Some(Role::Processor)
@@ -81,6 +83,11 @@ fn serving_role(method: &Method, path: &str) -> Option<Role> {
     } else {
         None
     }
+}
+
+/// The ingest routes of the protocols shippers speak.
+fn is_shipper_intake(path: &str) -> bool {
+    path == "/_bulk" || path.ends_with("/_bulk")
 }
 
 /// Answers requests for another role's endpoints with a clear 404, so a
@@ -148,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pipeline", get(plugins::get_pipeline).put(plugins::put_pipeline))
         .route("/v1/dead-letters", get(dead_letters::list))
         .route("/v1/dead-letters/{batch_id}/replay", post(dead_letters::replay))
+        .merge(elastic_routes())
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
@@ -160,6 +168,17 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(middleware::from_fn_with_state(roles, only_my_roles))
         .with_state(state)
+}
+
+/// The Elasticsearch/OpenSearch API shippers and clients send logs with.
+fn elastic_routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(elastic::info).head(elastic::info))
+        .route("/_cluster/health", get(elastic::health))
+        .route("/_license", get(elastic::license))
+        .route("/_bulk", post(elastic::bulk).put(elastic::bulk))
+        .route("/{index}/_bulk", post(elastic::bulk_into).put(elastic::bulk_into))
+        .layer(middleware::map_response(elastic::product_header))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.

@@ -21,6 +21,13 @@ pub fn idempotent_batch_id(tenant: &str, key: &str, time_ms: u64) -> Ulid {
     hashed(time_ms, [tenant, key])
 }
 
+/// The id a shipper's own key (an Elasticsearch `_id`) names within
+/// `scope` (the index): stable, so a retried request stores nothing twice,
+/// and placed at `time_ms` (the record's time).
+pub fn keyed_record_id(tenant: &str, scope: &str, key: &str, time_ms: u64) -> Ulid {
+    hashed(time_ms, [tenant, scope, key])
+}
+
 /// The id of a dead letter holding some records of the batch `batch_id`:
 /// the same records always name the same letter, so a batch retried after
 /// a store failure rewrites its letters instead of adding copies.

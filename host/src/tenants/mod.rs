@@ -95,6 +95,10 @@ pub fn valid_key_id(s: &str) -> bool {
         .is_some_and(|u| u.len() == 26 && u.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
+/// What every tenant key starts with: tells a key from other credentials
+/// (and makes a leaked one easy to scan for).
+pub const KEY_PREFIX: &str = "lh_";
+
 /// A fresh key: `lh_` + 40 random base62 characters (238 bits).
 fn mint_secret() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -102,7 +106,7 @@ fn mint_secret() -> String {
     let body: String = (0..40)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect();
-    format!("lh_{body}")
+    format!("{KEY_PREFIX}{body}")
 }
 
 /// A key as minted: the secret is shown once and never stored.
@@ -287,7 +291,7 @@ impl Tenants {
     /// The principal behind a bearer secret, or None for unknown or revoked
     /// keys.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>, TenantError> {
-        if !secret.starts_with("lh_") || secret.len() > 128 {
+        if !secret.starts_with(KEY_PREFIX) || secret.len() > 128 {
             return Ok(None);
         }
         let hash = hash_key(secret);

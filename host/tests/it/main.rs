@@ -14,6 +14,7 @@ mod api;
 mod boundaries;
 mod crash;
 mod distributed;
+mod elastic;
 mod encodings;
 mod hostile;
 mod infra;

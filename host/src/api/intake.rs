@@ -1,0 +1,55 @@
+//! What every ingest route does before it reads its format: the tenant's
+//! plan checks (daily volume, rate) before the body is read, then the body,
+//! inflated per `Content-Encoding`, under the body limit as inflated.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use bytes::Bytes;
+
+use super::AppState;
+use super::auth::{Ingest, Tenant};
+use super::error::{ApiError, ErrorCode};
+use crate::ingest::Daily;
+use crate::ingest::encoding::{self, Encoding};
+use crate::ingest::rate::Rate;
+
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The caller's body, once its plan lets it in; and the plan's rate, which
+/// the records are charged to.
+pub async fn admitted_body(
+    state: &AppState,
+    caller: &Tenant<Ingest>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, Rate), ApiError> {
+    let limit = state.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("body is over the limit of {limit} bytes; send smaller batches"),
+        )
+    };
+    let content_length = header_str(headers, "content-length").and_then(|v| v.parse::<usize>().ok());
+    if content_length.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let plan = state.tenants.plan(&caller.plan);
+    let rate = Rate {
+        logs_per_second: plan.logs_per_second,
+        bytes_per_second: plan.bytes_per_second,
+        burst_seconds: plan.burst_seconds,
+    };
+    let daily = Daily {
+        logs: plan.daily_logs,
+        bytes: plan.daily_bytes,
+    };
+    state.ingest.admit(&caller.tenant, rate, daily, content_length).await?;
+    let encoding = Encoding::parse(header_str(headers, header::CONTENT_ENCODING.as_str()))?;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
+    // The limit holds for what the body inflates to, not only for what
+    // came over the wire.
+    Ok((encoding::decode(encoding, body, limit)?, rate))
+}
