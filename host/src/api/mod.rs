@@ -14,6 +14,7 @@ pub mod error;
 mod intake;
 mod logs;
 mod ops;
+mod otlp;
 mod params;
 mod plugins;
 mod usage;
@@ -87,7 +88,7 @@ fn serving_role(method: &Method, path: &str) -> Option<Role> {
 
 /// The ingest routes of the protocols shippers speak.
 fn is_shipper_intake(path: &str) -> bool {
-    path == "/_bulk" || path.ends_with("/_bulk")
+    path == "/_bulk" || path.ends_with("/_bulk") || path == "/otlp/v1/logs"
 }
 
 /// Answers requests for another role's endpoints with a clear 404, so a
@@ -155,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pipeline", get(plugins::get_pipeline).put(plugins::put_pipeline))
         .route("/v1/dead-letters", get(dead_letters::list))
         .route("/v1/dead-letters/{batch_id}/replay", post(dead_letters::replay))
+        .route("/otlp/v1/logs", post(otlp::logs))
         .merge(elastic_routes())
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))

@@ -7,6 +7,7 @@
 
 pub mod bulk;
 pub mod encoding;
+pub mod otlp;
 pub mod rate;
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -29,21 +29,6 @@ fn python(script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The list view of `path`, once it holds `n` records.
-async fn hits(s: &Server, key: &str, path: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, page) = s.get(key, path).await;
-        assert_eq!(status, 200, "{page}");
-        let hits = page["hits"].as_array().cloned().unwrap_or_default();
-        if hits.len() >= n {
-            return hits;
-        }
-        assert!(Instant::now() < deadline, "{path}: {} of {n} records", hits.len());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 const ELASTICSEARCH: &str = r#"
@@ -86,7 +71,7 @@ async fn clients(s: &Server, run: &str) {
         (Some(20), Some(20)),
         "{out}"
     );
-    let got = hits(s, &key, "/v1/logs?service=checkout&limit=100", 20).await;
+    let got = s.hits(&key, "/v1/logs?service=checkout&limit=100", 20).await;
     let first = got.iter().find(|h| h["message"] == "es client 7").expect("record 7");
     assert_eq!(first["level"], "WARN");
     assert_eq!(first["timestamp"], "2025-10-10T12:00:07Z");
@@ -105,7 +90,7 @@ async fn clients(s: &Server, run: &str) {
     let errors = out["errors"].as_array().expect("errors");
     let status: Vec<u64> = errors.iter().filter_map(|e| e["index"]["status"].as_u64()).collect();
     assert_eq!(status, [400, 403], "{out}");
-    let got = hits(s, &key, "/v1/logs?service=billing&limit=100", 10).await;
+    let got = s.hits(&key, "/v1/logs?service=billing&limit=100", 10).await;
     assert!(got.iter().all(|h| h["level"] == "ERROR"), "{got:?}");
     assert!(got.iter().any(|h| h["timestamp"] == "2025-10-10T12:00:05Z"), "{got:?}");
     let (_, listed) = s.get(&key, "/v1/search?q=else").await;
@@ -180,7 +165,7 @@ async fn rsyslog_ships_through_omelasticsearch() {
             .expect("logger");
         assert!(status.success());
     }
-    let got = hits(&s, &key, "/v1/logs?service=billing-app", 2).await;
+    let got = s.hits(&key, "/v1/logs?service=billing-app", 2).await;
     let quota = got
         .iter()
         .find(|h| h["message"] == "disk quota exceeded")

@@ -20,6 +20,7 @@ mod hostile;
 mod infra;
 mod lifecycle;
 mod opensearch_fixtures;
+mod otlp;
 mod outages;
 mod plans;
 mod plugins;

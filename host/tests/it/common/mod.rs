@@ -303,6 +303,22 @@ impl Server {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The hits of the list or search at `path`, once it has at least `n`
+    /// (the pipeline runs after the 202).
+    pub async fn hits(&self, key: &str, path: &str, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, page) = self.get(key, path).await;
+            assert_eq!(status, 200, "{path}: {page}");
+            let hits = page["hits"].as_array().cloned().unwrap_or_default();
+            if hits.len() >= n {
+                return hits;
+            }
+            assert!(Instant::now() < deadline, "{path}: {} of {n} records", hits.len());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The `message` of every hit of a list or search at `path`.
     pub async fn messages(&self, key: &str, path: &str) -> Vec<String> {
         let (status, page) = self.get(key, path).await;

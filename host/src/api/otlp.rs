@@ -1,0 +1,59 @@
+//! `POST /otlp/v1/logs`: OTLP/HTTP logs, in protobuf or JSON, as every
+//! OpenTelemetry SDK and the Collector send them (an exporter's endpoint
+//! `http://HOST:8080/otlp`). Answered as OTLP asks: 200 with an empty
+//! response, or a partial success naming the records refused.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::auth::{Ingest, Tenant};
+use super::error::{ApiError, ErrorCode};
+use super::intake::{admitted_body, header_str};
+use crate::ingest::CheckedBatch;
+use crate::ingest::otlp::{self, Encoding};
+
+pub async fn logs(
+    State(state): State<AppState>,
+    caller: Tenant<Ingest>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let encoding =
+        Encoding::from_content_type(header_str(&headers, header::CONTENT_TYPE.as_str())).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "OTLP/HTTP takes application/x-protobuf or application/json",
+            )
+        })?;
+    let (body, rate) = admitted_body(&state, &caller, &headers, body).await?;
+    let mut decoded = otlp::decode(&body, encoding, &caller.tenant)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
+    drop(body);
+    if decoded.count > 0 {
+        state
+            .ingest
+            .ingest_checked(CheckedBatch {
+                tenant: &caller.tenant,
+                batch_id: ulid::Ulid::new(),
+                service: None,
+                body: std::mem::take(&mut decoded.body).into(),
+                count: decoded.count,
+                has_ids: false,
+                rate,
+            })
+            .await?;
+    }
+    let content_type = match encoding {
+        Encoding::Protobuf => "application/x-protobuf",
+        Encoding::Json => "application/json",
+    };
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        otlp::response(encoding, &decoded),
+    )
+        .into_response())
+}

@@ -1,0 +1,539 @@
+//! OTLP/HTTP logs (`ExportLogsServiceRequest`, opentelemetry-proto v1), in
+//! protobuf or in OTLP's JSON encoding, read into the JSON payload's form:
+//!
+//! - severity text (else the severity number's range) → `level`;
+//! - the resource's `service.name` → `service`;
+//! - the body → `message` (a string as it is, anything else as JSON);
+//! - time (else observed time) → `timestamp`;
+//! - resource, scope and record attributes → `attributes` (a record's own
+//!   win), trace and span ids as `trace_id` / `span_id` in hex;
+//! - `exception.stacktrace` → `full_log`.
+//!
+//! A record the payload decoder refuses is rejected alone, and counted in
+//! the answer's `partial_success`, as OTLP asks.
+
+use loggerhub_codec::{Level, payload};
+use prost::Message;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value, json};
+
+/// The request message and what it holds, as opentelemetry-proto defines
+/// them (field numbers from `logs/v1/logs.proto` and `common/v1/common.proto`),
+/// with OTLP/JSON's names for serde.
+pub mod proto {
+    use super::*;
+
+    #[derive(Clone, PartialEq, Message, Deserialize)]
+    #[serde(rename_all = "camelCase", default)]
+    pub struct ExportLogsServiceRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub resource_logs: Vec<ResourceLogs>,
+    }
+
+    #[derive(Clone, PartialEq, Message, Deserialize)]
+    #[serde(rename_all = "camelCase", default)]
+    pub struct ResourceLogs {
+        #[prost(message, optional, tag = "1")]
+        pub resource: Option<Resource>,
+        #[prost(message, repeated, tag = "2")]
+        pub scope_logs: Vec<ScopeLogs>,
+    }
+
+    #[derive(Clone, PartialEq, Message, Deserialize)]
+    #[serde(rename_all = "camelCase", default)]
+    pub struct Resource {
+        #[prost(message, repeated, tag = "1")]
+        pub attributes: Vec<KeyValue>,
+    }
+
+    #[derive(Clone, PartialEq, Message, Deserialize)]
+    #[serde(rename_all = "camelCase", default)]
+    pub struct ScopeLogs {
+        #[prost(message, optional, tag = "1")]
+        pub scope: Option<InstrumentationScope>,
+        #[prost(message, repeated, tag = "2")]
+        pub log_records: Vec<LogRecord>,
+    }
+
+    #[derive(Clone, PartialEq, Message, Deserialize)]
+    #[serde(rename_all = "camelCase", default)]
+    pub struct InstrumentationScope {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub version: String,
+    }
+
+    #[derive(Clone, PartialEq, Message, Deserialize)]
+    #[serde(rename_all = "camelCase", default)]
+    pub struct LogRecord {
+        #[prost(fixed64, tag = "1")]
+        #[serde(deserialize_with = "u64_json")]
+        pub time_unix_nano: u64,
+        #[prost(fixed64, tag = "11")]
+        #[serde(deserialize_with = "u64_json")]
+        pub observed_time_unix_nano: u64,
+        #[prost(int32, tag = "2")]
+        pub severity_number: i32,
+        #[prost(string, tag = "3")]
+        pub severity_text: String,
+        #[prost(message, optional, tag = "5")]
+        pub body: Option<AnyValue>,
+        #[prost(message, repeated, tag = "6")]
+        pub attributes: Vec<KeyValue>,
+        #[prost(bytes = "vec", tag = "9")]
+        #[serde(deserialize_with = "hex_json")]
+        pub trace_id: Vec<u8>,
+        #[prost(bytes = "vec", tag = "10")]
+        #[serde(deserialize_with = "hex_json")]
+        pub span_id: Vec<u8>,
+        #[prost(string, tag = "12")]
+        pub event_name: String,
+    }
+
+    #[derive(Clone, PartialEq, Message, Deserialize)]
+    #[serde(default)]
+    pub struct KeyValue {
+        #[prost(string, tag = "1")]
+        pub key: String,
+        #[prost(message, optional, tag = "2")]
+        pub value: Option<AnyValue>,
+    }
+
+    #[derive(Clone, PartialEq, Message, Deserialize)]
+    pub struct AnyValue {
+        #[prost(oneof = "Any", tags = "1, 2, 3, 4, 5, 6, 7")]
+        #[serde(flatten)]
+        pub value: Option<Any>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Oneof, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub enum Any {
+        #[prost(string, tag = "1")]
+        StringValue(String),
+        #[prost(bool, tag = "2")]
+        BoolValue(bool),
+        #[prost(int64, tag = "3")]
+        IntValue(#[serde(deserialize_with = "i64_json")] i64),
+        #[prost(double, tag = "4")]
+        DoubleValue(f64),
+        #[prost(message, tag = "5")]
+        ArrayValue(ArrayValue),
+        #[prost(message, tag = "6")]
+        KvlistValue(KeyValueList),
+        #[prost(bytes, tag = "7")]
+        BytesValue(#[serde(deserialize_with = "base64_json")] Vec<u8>),
+    }
+
+    #[derive(Clone, PartialEq, Message, Deserialize)]
+    #[serde(default)]
+    pub struct ArrayValue {
+        #[prost(message, repeated, tag = "1")]
+        pub values: Vec<AnyValue>,
+    }
+
+    #[derive(Clone, PartialEq, Message, Deserialize)]
+    #[serde(default)]
+    pub struct KeyValueList {
+        #[prost(message, repeated, tag = "1")]
+        pub values: Vec<KeyValue>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ExportLogsServiceResponse {
+        #[prost(message, optional, tag = "1")]
+        pub partial_success: Option<ExportLogsPartialSuccess>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ExportLogsPartialSuccess {
+        #[prost(int64, tag = "1")]
+        pub rejected_log_records: i64,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+    }
+
+    /// OTLP/JSON writes 64-bit integers as strings (numbers are accepted).
+    fn u64_json<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => s.parse().map_err(serde::de::Error::custom),
+            Value::Number(n) => n
+                .as_u64()
+                .ok_or_else(|| serde::de::Error::custom("expected an unsigned integer")),
+            Value::Null => Ok(0),
+            _ => Err(serde::de::Error::custom("expected an integer or a string of one")),
+        }
+    }
+
+    fn i64_json<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => s.parse().map_err(serde::de::Error::custom),
+            Value::Number(n) => n
+                .as_i64()
+                .ok_or_else(|| serde::de::Error::custom("expected an integer")),
+            _ => Err(serde::de::Error::custom("expected an integer or a string of one")),
+        }
+    }
+
+    /// Trace and span ids are hex in OTLP/JSON.
+    fn hex_json<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = Option::<String>::deserialize(d)?.unwrap_or_default();
+        hex::decode(&s).map_err(serde::de::Error::custom)
+    }
+
+    fn base64_json<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        use base64::Engine;
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// How deep an attribute's value may nest before it is cut: bounds the
+/// recursion a hostile body can ask for.
+const MAX_DEPTH: usize = 16;
+
+/// The encodings OTLP/HTTP uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    /// From a Content-Type; `None` for anything else.
+    pub fn from_content_type(ct: Option<&str>) -> Option<Encoding> {
+        let essence = ct?.split(';').next()?.trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
+            "application/json" => Some(Encoding::Json),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not an OTLP logs request: {0}")]
+pub struct OtlpError(pub String);
+
+/// A request read into payload records.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// NDJSON of the JSON payload.
+    pub body: Vec<u8>,
+    pub count: usize,
+    pub rejected: usize,
+    /// Why the first rejected record was.
+    pub first_error: Option<String>,
+}
+
+pub fn decode(body: &[u8], encoding: Encoding, tenant: &str) -> Result<Decoded, OtlpError> {
+    let request = match encoding {
+        Encoding::Protobuf => proto::ExportLogsServiceRequest::decode(body).map_err(|e| OtlpError(e.to_string()))?,
+        Encoding::Json => serde_json::from_slice(body).map_err(|e| OtlpError(e.to_string()))?,
+    };
+    let mut out = Decoded::default();
+    for rl in &request.resource_logs {
+        let resource = rl
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
+        let service = resource
+            .iter()
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| kv.value.as_ref())
+            .map(|v| text(v, 0));
+        for sl in &rl.scope_logs {
+            for record in &sl.log_records {
+                let doc = document(record, resource, sl.scope.as_ref(), service.as_deref());
+                let line = serde_json::to_vec(&doc).unwrap_or_default();
+                match payload::scan_json(&line, tenant) {
+                    Ok(_) => {
+                        out.body.extend_from_slice(&line);
+                        out.body.push(b'\n');
+                        out.count += 1;
+                    }
+                    Err(e) => {
+                        out.rejected += 1;
+                        out.first_error.get_or_insert(e.message);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The answer to a request: empty when every record was taken, else a
+/// partial success naming how many were rejected and why.
+pub fn response(encoding: Encoding, decoded: &Decoded) -> Vec<u8> {
+    let partial = (decoded.rejected > 0).then(|| proto::ExportLogsPartialSuccess {
+        rejected_log_records: decoded.rejected as i64,
+        error_message: decoded.first_error.clone().unwrap_or_default(),
+    });
+    match encoding {
+        Encoding::Protobuf => proto::ExportLogsServiceResponse {
+            partial_success: partial,
+        }
+        .encode_to_vec(),
+        Encoding::Json => match partial {
+            None => b"{}".to_vec(),
+            Some(p) => json!({"partialSuccess": {
+                "rejectedLogRecords": p.rejected_log_records.to_string(),
+                "errorMessage": p.error_message,
+            }})
+            .to_string()
+            .into_bytes(),
+        },
+    }
+}
+
+fn document(
+    r: &proto::LogRecord,
+    resource: &[proto::KeyValue],
+    scope: Option<&proto::InstrumentationScope>,
+    service: Option<&str>,
+) -> Value {
+    let mut attributes = Map::new();
+    let mut put = |kv: &proto::KeyValue| {
+        if let Some(v) = &kv.value {
+            attributes.insert(kv.key.clone(), Value::String(text(v, 0)));
+        }
+    };
+    resource.iter().filter(|kv| kv.key != "service.name").for_each(&mut put);
+    r.attributes.iter().for_each(&mut put);
+    if let Some(scope) = scope.filter(|s| !s.name.is_empty()) {
+        attributes.insert("otel.scope.name".into(), Value::String(scope.name.clone()));
+    }
+    if !r.event_name.is_empty() {
+        attributes.insert("event.name".into(), Value::String(r.event_name.clone()));
+    }
+    for (key, id) in [("trace_id", &r.trace_id), ("span_id", &r.span_id)] {
+        if id.iter().any(|b| *b != 0) {
+            attributes.insert(key.into(), Value::String(hex::encode(id)));
+        }
+    }
+    let full_log = attributes.remove("exception.stacktrace");
+    let message = r.body.as_ref().map(|b| text(b, 0)).unwrap_or_default();
+    let mut doc = json!({ "message": message, "attributes": attributes });
+    if let Some(level) = level(r) {
+        doc["level"] = json!(level.as_str());
+    }
+    let time = if r.time_unix_nano != 0 {
+        r.time_unix_nano
+    } else {
+        r.observed_time_unix_nano
+    };
+    if let Ok(ns) = i64::try_from(time)
+        && ns != 0
+    {
+        doc["timestamp"] = json!(ns);
+    }
+    if let Some(s) = service {
+        doc["service"] = json!(s);
+    }
+    if let Some(f) = full_log {
+        doc["full_log"] = f;
+    }
+    doc
+}
+
+/// The severity text when it names a level, else the number's range
+/// (OTLP's SeverityNumber: 1–4 trace … 21–24 fatal).
+fn level(r: &proto::LogRecord) -> Option<Level> {
+    if let Some(l) = Level::parse(&r.severity_text) {
+        return Some(l);
+    }
+    Some(match r.severity_number {
+        1..=4 => Level::Trace,
+        5..=8 => Level::Debug,
+        9..=12 => Level::Info,
+        13..=16 => Level::Warn,
+        17..=20 => Level::Error,
+        21..=24 => Level::Fatal,
+        _ => return None,
+    })
+}
+
+/// An attribute or body value as text: strings as they are, the rest as
+/// JSON.
+fn text(v: &proto::AnyValue, depth: usize) -> String {
+    match &v.value {
+        Some(proto::Any::StringValue(s)) => s.clone(),
+        _ => json_value(v, depth).to_string(),
+    }
+}
+
+fn json_value(v: &proto::AnyValue, depth: usize) -> Value {
+    use proto::Any;
+    if depth > MAX_DEPTH {
+        return Value::String("…".into());
+    }
+    match &v.value {
+        None => Value::Null,
+        Some(Any::StringValue(s)) => json!(s),
+        Some(Any::BoolValue(b)) => json!(b),
+        Some(Any::IntValue(i)) => json!(i),
+        Some(Any::DoubleValue(d)) => json!(d),
+        Some(Any::BytesValue(b)) => {
+            use base64::Engine;
+            json!(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        Some(Any::ArrayValue(a)) => Value::Array(a.values.iter().map(|x| json_value(x, depth + 1)).collect()),
+        Some(Any::KvlistValue(kv)) => Value::Object(
+            kv.values
+                .iter()
+                .map(|kv| {
+                    let v = kv.value.as_ref().map_or(Value::Null, |x| json_value(x, depth + 1));
+                    (kv.key.clone(), v)
+                })
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::*;
+
+    fn kv(key: &str, value: Any) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+        }
+    }
+
+    fn lines(body: &[u8]) -> Vec<Value> {
+        body.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("json"))
+            .collect()
+    }
+
+    fn request() -> ExportLogsServiceRequest {
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", Any::StringValue("checkout".into())),
+                        kv("host.name", Any::StringValue("web-1".into())),
+                    ],
+                }),
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(InstrumentationScope {
+                        name: "app.orders".into(),
+                        version: String::new(),
+                    }),
+                    log_records: vec![
+                        LogRecord {
+                            time_unix_nano: 1_760_099_196_000_000_000,
+                            severity_number: 17,
+                            body: Some(AnyValue {
+                                value: Some(Any::StringValue("payment failed".into())),
+                            }),
+                            attributes: vec![
+                                kv("order.id", Any::IntValue(42)),
+                                kv("exception.stacktrace", Any::StringValue("Traceback\n  line 1".into())),
+                            ],
+                            trace_id: vec![0xab; 16],
+                            span_id: vec![0xcd; 8],
+                            ..LogRecord::default()
+                        },
+                        LogRecord {
+                            observed_time_unix_nano: 1_760_099_197_000_000_000,
+                            severity_text: "Warning".into(),
+                            body: Some(AnyValue {
+                                value: Some(Any::KvlistValue(KeyValueList {
+                                    values: vec![kv("a", Any::BoolValue(true))],
+                                })),
+                            }),
+                            ..LogRecord::default()
+                        },
+                    ],
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn protobuf_maps_every_field() {
+        let d = decode(&request().encode_to_vec(), Encoding::Protobuf, "acme").expect("decodes");
+        assert_eq!((d.count, d.rejected), (2, 0));
+        let docs = lines(&d.body);
+        let first = &docs[0];
+        assert_eq!(first["message"], "payment failed");
+        assert_eq!(first["level"], "ERROR");
+        assert_eq!(first["service"], "checkout");
+        assert_eq!(first["timestamp"], 1_760_099_196_000_000_000i64);
+        assert_eq!(first["full_log"], "Traceback\n  line 1");
+        assert_eq!(first["attributes"]["order.id"], "42");
+        assert_eq!(first["attributes"]["host.name"], "web-1");
+        assert_eq!(first["attributes"]["otel.scope.name"], "app.orders");
+        assert_eq!(first["attributes"]["trace_id"], "ab".repeat(16));
+        assert_eq!(first["attributes"]["span_id"], "cd".repeat(8));
+        assert!(first["attributes"].get("service.name").is_none());
+        let second = &docs[1];
+        assert_eq!(second["level"], "WARN");
+        assert_eq!(second["message"], r#"{"a":true}"#);
+        assert_eq!(second["timestamp"], 1_760_099_197_000_000_000i64);
+        // The payload decoder reads what this wrote.
+        let records = payload::parse_json(&d.body).expect("payload");
+        assert_eq!(records[0].full_log, "Traceback\n  line 1");
+    }
+
+    #[test]
+    fn json_encoding_as_the_spec_writes_it() {
+        let body =
+            br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"cart"}}]},
+          "scopeLogs":[{"scope":{"name":"s"},"logRecords":[{"timeUnixNano":"1760099196000000000","severityNumber":9,
+          "severityText":"INFO","body":{"stringValue":"added"},"attributes":[{"key":"n","value":{"intValue":"3"}},
+          {"key":"l","value":{"arrayValue":{"values":[{"doubleValue":1.5}]}}}],
+          "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
+        let d = decode(body, Encoding::Json, "acme").expect("decodes");
+        let doc = &lines(&d.body)[0];
+        assert_eq!(doc["service"], "cart");
+        assert_eq!(doc["level"], "INFO");
+        assert_eq!(doc["attributes"]["n"], "3");
+        assert_eq!(doc["attributes"]["l"], "[1.5]");
+        assert_eq!(doc["attributes"]["trace_id"], "5b8efff798038103d269b633813fc60c");
+        assert_eq!(decode(b"{}", Encoding::Json, "acme").map(|d| d.count), Ok(0));
+    }
+
+    #[test]
+    fn bad_records_are_rejected_alone_and_bad_bodies_whole() {
+        let mut r = request();
+        let records = &mut r.resource_logs[0].scope_logs[0].log_records;
+        records[0].attributes = (0..300).map(|i| kv(&format!("k{i}"), Any::BoolValue(true))).collect();
+        let d = decode(&r.encode_to_vec(), Encoding::Protobuf, "acme").expect("decodes");
+        assert_eq!((d.count, d.rejected), (1, 1));
+        assert!(d.first_error.is_some_and(|e| e.contains("attributes")));
+        assert!(decode(b"\xff\xff\xff", Encoding::Protobuf, "acme").is_err());
+        assert!(decode(b"[1]", Encoding::Json, "acme").is_err());
+        assert!(
+            decode(
+                br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"zz"}]}]}]}"#,
+                Encoding::Json,
+                "acme"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn deep_values_are_cut() {
+        let mut v = AnyValue {
+            value: Some(Any::StringValue("leaf".into())),
+        };
+        for _ in 0..100 {
+            v = AnyValue {
+                value: Some(Any::ArrayValue(ArrayValue { values: vec![v] })),
+            };
+        }
+        let t = text(&v, 0);
+        assert!(t.contains('…') && !t.contains("leaf"), "{t}");
+    }
+}
