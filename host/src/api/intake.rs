@@ -9,9 +9,9 @@ use bytes::Bytes;
 use super::AppState;
 use super::auth::{Ingest, Tenant};
 use super::error::{ApiError, ErrorCode};
-use crate::ingest::Daily;
 use crate::ingest::encoding::{self, Encoding};
 use crate::ingest::rate::Rate;
+use crate::ingest::{CheckedBatch, Converted, Daily};
 
 pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -52,4 +52,30 @@ pub async fn admitted_body(
     // The limit holds for what the body inflates to, not only for what
     // came over the wire.
     Ok((encoding::decode(encoding, body, limit)?, rate))
+}
+
+/// Queues the records a shipper protocol converted (`ingest::Converted`),
+/// if any, as one batch charged to `rate`.
+pub async fn queue_converted(
+    state: &AppState,
+    caller: &Tenant<Ingest>,
+    rate: Rate,
+    converted: &mut Converted,
+) -> Result<(), ApiError> {
+    if converted.count == 0 {
+        return Ok(());
+    }
+    state
+        .ingest
+        .ingest_checked(CheckedBatch {
+            tenant: &caller.tenant,
+            batch_id: ulid::Ulid::new(),
+            service: None,
+            body: std::mem::take(&mut converted.body).into(),
+            count: converted.count,
+            has_ids: false,
+            rate,
+        })
+        .await?;
+    Ok(())
 }

@@ -13,6 +13,7 @@ mod elastic;
 pub mod error;
 mod intake;
 mod logs;
+mod loki;
 mod ops;
 mod otlp;
 mod params;
@@ -88,7 +89,7 @@ fn serving_role(method: &Method, path: &str) -> Option<Role> {
 
 /// The ingest routes of the protocols shippers speak.
 fn is_shipper_intake(path: &str) -> bool {
-    path == "/_bulk" || path.ends_with("/_bulk") || path == "/otlp/v1/logs"
+    path == "/_bulk" || path.ends_with("/_bulk") || path == "/otlp/v1/logs" || path == "/loki/api/v1/push"
 }
 
 /// Answers requests for another role's endpoints with a clear 404, so a
@@ -157,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/dead-letters", get(dead_letters::list))
         .route("/v1/dead-letters/{batch_id}/replay", post(dead_letters::replay))
         .route("/otlp/v1/logs", post(otlp::logs))
+        .route("/loki/api/v1/push", post(loki::push))
         .merge(elastic_routes())
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))

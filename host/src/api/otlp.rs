@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::auth::{Ingest, Tenant};
 use super::error::{ApiError, ErrorCode};
-use super::intake::{admitted_body, header_str};
-use crate::ingest::CheckedBatch;
-use crate::ingest::otlp::{self, Encoding};
+use super::intake::{admitted_body, header_str, queue_converted};
+use crate::ingest::WireFormat;
+use crate::ingest::otlp;
 
 pub async fn logs(
     State(state): State<AppState>,
@@ -21,8 +21,8 @@ pub async fn logs(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let encoding =
-        Encoding::from_content_type(header_str(&headers, header::CONTENT_TYPE.as_str())).ok_or_else(|| {
+    let encoding = WireFormat::from_content_type(header_str(&headers, header::CONTENT_TYPE.as_str()), None)
+        .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::UnsupportedMediaType,
                 "OTLP/HTTP takes application/x-protobuf or application/json",
@@ -32,23 +32,10 @@ pub async fn logs(
     let mut decoded = otlp::decode(&body, encoding, &caller.tenant)
         .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
     drop(body);
-    if decoded.count > 0 {
-        state
-            .ingest
-            .ingest_checked(CheckedBatch {
-                tenant: &caller.tenant,
-                batch_id: ulid::Ulid::new(),
-                service: None,
-                body: std::mem::take(&mut decoded.body).into(),
-                count: decoded.count,
-                has_ids: false,
-                rate,
-            })
-            .await?;
-    }
+    queue_converted(&state, &caller, rate, &mut decoded).await?;
     let content_type = match encoding {
-        Encoding::Protobuf => "application/x-protobuf",
-        Encoding::Json => "application/json",
+        WireFormat::Protobuf => "application/x-protobuf",
+        WireFormat::Json => "application/json",
     };
     Ok((
         StatusCode::OK,

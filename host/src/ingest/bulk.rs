@@ -324,13 +324,6 @@ fn document(
 mod tests {
     use super::*;
 
-    fn lines(body: &[u8]) -> Vec<Value> {
-        body.split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).expect("json"))
-            .collect()
-    }
-
     #[test]
     fn actions_documents_and_outcomes() {
         let body = br#"{"index":{"_index":"billing","_id":"a1"}}
@@ -360,7 +353,7 @@ mod tests {
         assert_eq!(d.groups.len(), 2);
         let billing = &d.groups["billing"];
         assert_eq!((billing.count, billing.first_ts_ms), (1, 1_760_099_196_000));
-        let doc = &lines(&billing.body)[0];
+        let doc = &crate::ingest::ndjson_lines(&billing.body)[0];
         assert_eq!(doc["service"], "billing");
         let id = doc["id"].as_str().expect("id set from _id");
         assert!(payload::is_valid_id(id));
@@ -368,11 +361,17 @@ mod tests {
         // The same _id always names the same record; another index or tenant
         // another one.
         let again = decode(body, Some("web"), "acme").expect("decodes");
-        assert_eq!(lines(&again.groups["billing"].body)[0]["id"], doc["id"]);
+        assert_eq!(
+            crate::ingest::ndjson_lines(&again.groups["billing"].body)[0]["id"],
+            doc["id"]
+        );
         let other = decode(body, Some("web"), "globex").expect("decodes");
-        assert_ne!(lines(&other.groups["billing"].body)[0]["id"], doc["id"]);
+        assert_ne!(
+            crate::ingest::ndjson_lines(&other.groups["billing"].body)[0]["id"],
+            doc["id"]
+        );
         // The document's own service wins over the index.
-        assert_eq!(lines(&d.groups["web"].body)[0]["service"], "api");
+        assert_eq!(crate::ingest::ndjson_lines(&d.groups["web"].body)[0]["service"], "api");
     }
 
     #[test]
@@ -383,7 +382,7 @@ mod tests {
              {{\"index\":{{}}}}\n{{\"message\":\"b\",\"tenant_id\":\"victim\"}}\n"
         );
         let d = decode(body.as_bytes(), Some("web"), "acme").expect("decodes");
-        let doc = &lines(&d.groups["web"].body)[0];
+        let doc = &crate::ingest::ndjson_lines(&d.groups["web"].body)[0];
         assert_eq!(doc["id"], ulid);
         assert_eq!(doc["attributes"]["id"], "order-7");
         let r = d.items[1].refused.as_ref().expect("refused");

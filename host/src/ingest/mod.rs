@@ -7,6 +7,7 @@
 
 pub mod bulk;
 pub mod encoding;
+pub mod loki;
 pub mod otlp;
 pub mod rate;
 
@@ -136,6 +137,67 @@ pub struct CheckedBatch<'a> {
     /// them.
     pub has_ids: bool,
     pub rate: Rate,
+}
+
+/// How the protobuf-based shipper protocols (OTLP, Loki) encode a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    Protobuf,
+    Json,
+}
+
+impl WireFormat {
+    /// From a Content-Type; `missing` when there is none; `None` for a
+    /// type the protocols do not speak.
+    pub fn from_content_type(ct: Option<&str>, missing: Option<WireFormat>) -> Option<WireFormat> {
+        let Some(ct) = ct else { return missing };
+        let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/x-protobuf" | "application/protobuf" => Some(WireFormat::Protobuf),
+            "application/json" => Some(WireFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// A shipper protocol's records, converted one by one into lines of the
+/// JSON payload: those the payload decoder takes, and a count of the
+/// others with the first one's reason (OTLP and Loki answer with it).
+#[derive(Debug, Default)]
+pub struct Converted {
+    /// NDJSON of the records taken.
+    pub body: Vec<u8>,
+    pub count: usize,
+    pub rejected: usize,
+    pub first_error: Option<String>,
+}
+
+impl Converted {
+    /// Takes `doc` if the payload decoder would (`check_body`'s rules for
+    /// one record), else counts it as rejected.
+    pub fn push(&mut self, doc: &serde_json::Value, tenant: &str) {
+        let line = serde_json::to_vec(doc).unwrap_or_default();
+        match payload::scan_json(&line, tenant) {
+            Ok(_) => {
+                self.body.extend_from_slice(&line);
+                self.body.push(b'\n');
+                self.count += 1;
+            }
+            Err(e) => {
+                self.rejected += 1;
+                self.first_error.get_or_insert(e.message);
+            }
+        }
+    }
+}
+
+/// The lines of an NDJSON body, parsed (for the protocol modules' tests).
+#[cfg(test)]
+pub(crate) fn ndjson_lines(body: &[u8]) -> Vec<serde_json::Value> {
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("a JSON line"))
+        .collect()
 }
 
 /// Longest `Idempotency-Key` accepted.

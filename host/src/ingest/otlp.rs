@@ -12,10 +12,12 @@
 //! A record the payload decoder refuses is rejected alone, and counted in
 //! the answer's `partial_success`, as OTLP asks.
 
-use loggerhub_codec::{Level, payload};
+use loggerhub_codec::Level;
 use prost::Message;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
+
+use super::{Converted, WireFormat};
 
 /// The request message and what it holds, as opentelemetry-proto defines
 /// them (field numbers from `logs/v1/logs.proto` and `common/v1/common.proto`),
@@ -195,46 +197,16 @@ pub mod proto {
 /// recursion a hostile body can ask for.
 const MAX_DEPTH: usize = 16;
 
-/// The encodings OTLP/HTTP uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Protobuf,
-    Json,
-}
-
-impl Encoding {
-    /// From a Content-Type; `None` for anything else.
-    pub fn from_content_type(ct: Option<&str>) -> Option<Encoding> {
-        let essence = ct?.split(';').next()?.trim().to_ascii_lowercase();
-        match essence.as_str() {
-            "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
-            "application/json" => Some(Encoding::Json),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("not an OTLP logs request: {0}")]
 pub struct OtlpError(pub String);
 
-/// A request read into payload records.
-#[derive(Debug, Default)]
-pub struct Decoded {
-    /// NDJSON of the JSON payload.
-    pub body: Vec<u8>,
-    pub count: usize,
-    pub rejected: usize,
-    /// Why the first rejected record was.
-    pub first_error: Option<String>,
-}
-
-pub fn decode(body: &[u8], encoding: Encoding, tenant: &str) -> Result<Decoded, OtlpError> {
+pub fn decode(body: &[u8], encoding: WireFormat, tenant: &str) -> Result<Converted, OtlpError> {
     let request = match encoding {
-        Encoding::Protobuf => proto::ExportLogsServiceRequest::decode(body).map_err(|e| OtlpError(e.to_string()))?,
-        Encoding::Json => serde_json::from_slice(body).map_err(|e| OtlpError(e.to_string()))?,
+        WireFormat::Protobuf => proto::ExportLogsServiceRequest::decode(body).map_err(|e| OtlpError(e.to_string()))?,
+        WireFormat::Json => serde_json::from_slice(body).map_err(|e| OtlpError(e.to_string()))?,
     };
-    let mut out = Decoded::default();
+    let mut out = Converted::default();
     for rl in &request.resource_logs {
         let resource = rl
             .resource
@@ -249,18 +221,7 @@ pub fn decode(body: &[u8], encoding: Encoding, tenant: &str) -> Result<Decoded, 
         for sl in &rl.scope_logs {
             for record in &sl.log_records {
                 let doc = document(record, resource, sl.scope.as_ref(), service.as_deref());
-                let line = serde_json::to_vec(&doc).unwrap_or_default();
-                match payload::scan_json(&line, tenant) {
-                    Ok(_) => {
-                        out.body.extend_from_slice(&line);
-                        out.body.push(b'\n');
-                        out.count += 1;
-                    }
-                    Err(e) => {
-                        out.rejected += 1;
-                        out.first_error.get_or_insert(e.message);
-                    }
-                }
+                out.push(&doc, tenant);
             }
         }
     }
@@ -269,17 +230,17 @@ pub fn decode(body: &[u8], encoding: Encoding, tenant: &str) -> Result<Decoded, 
 
 /// The answer to a request: empty when every record was taken, else a
 /// partial success naming how many were rejected and why.
-pub fn response(encoding: Encoding, decoded: &Decoded) -> Vec<u8> {
+pub fn response(encoding: WireFormat, decoded: &Converted) -> Vec<u8> {
     let partial = (decoded.rejected > 0).then(|| proto::ExportLogsPartialSuccess {
         rejected_log_records: decoded.rejected as i64,
         error_message: decoded.first_error.clone().unwrap_or_default(),
     });
     match encoding {
-        Encoding::Protobuf => proto::ExportLogsServiceResponse {
+        WireFormat::Protobuf => proto::ExportLogsServiceResponse {
             partial_success: partial,
         }
         .encode_to_vec(),
-        Encoding::Json => match partial {
+        WireFormat::Json => match partial {
             None => b"{}".to_vec(),
             Some(p) => json!({"partialSuccess": {
                 "rejectedLogRecords": p.rejected_log_records.to_string(),
@@ -407,13 +368,6 @@ mod tests {
         }
     }
 
-    fn lines(body: &[u8]) -> Vec<Value> {
-        body.split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).expect("json"))
-            .collect()
-    }
-
     fn request() -> ExportLogsServiceRequest {
         ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
@@ -461,9 +415,9 @@ mod tests {
 
     #[test]
     fn protobuf_maps_every_field() {
-        let d = decode(&request().encode_to_vec(), Encoding::Protobuf, "acme").expect("decodes");
+        let d = decode(&request().encode_to_vec(), WireFormat::Protobuf, "acme").expect("decodes");
         assert_eq!((d.count, d.rejected), (2, 0));
-        let docs = lines(&d.body);
+        let docs = crate::ingest::ndjson_lines(&d.body);
         let first = &docs[0];
         assert_eq!(first["message"], "payment failed");
         assert_eq!(first["level"], "ERROR");
@@ -481,7 +435,7 @@ mod tests {
         assert_eq!(second["message"], r#"{"a":true}"#);
         assert_eq!(second["timestamp"], 1_760_099_197_000_000_000i64);
         // The payload decoder reads what this wrote.
-        let records = payload::parse_json(&d.body).expect("payload");
+        let records = loggerhub_codec::payload::parse_json(&d.body).expect("payload");
         assert_eq!(records[0].full_log, "Traceback\n  line 1");
     }
 
@@ -493,14 +447,14 @@ mod tests {
           "severityText":"INFO","body":{"stringValue":"added"},"attributes":[{"key":"n","value":{"intValue":"3"}},
           {"key":"l","value":{"arrayValue":{"values":[{"doubleValue":1.5}]}}}],
           "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
-        let d = decode(body, Encoding::Json, "acme").expect("decodes");
-        let doc = &lines(&d.body)[0];
+        let d = decode(body, WireFormat::Json, "acme").expect("decodes");
+        let doc = &crate::ingest::ndjson_lines(&d.body)[0];
         assert_eq!(doc["service"], "cart");
         assert_eq!(doc["level"], "INFO");
         assert_eq!(doc["attributes"]["n"], "3");
         assert_eq!(doc["attributes"]["l"], "[1.5]");
         assert_eq!(doc["attributes"]["trace_id"], "5b8efff798038103d269b633813fc60c");
-        assert_eq!(decode(b"{}", Encoding::Json, "acme").map(|d| d.count), Ok(0));
+        assert_eq!(decode(b"{}", WireFormat::Json, "acme").map(|d| d.count), Ok(0));
     }
 
     #[test]
@@ -508,15 +462,15 @@ mod tests {
         let mut r = request();
         let records = &mut r.resource_logs[0].scope_logs[0].log_records;
         records[0].attributes = (0..300).map(|i| kv(&format!("k{i}"), Any::BoolValue(true))).collect();
-        let d = decode(&r.encode_to_vec(), Encoding::Protobuf, "acme").expect("decodes");
+        let d = decode(&r.encode_to_vec(), WireFormat::Protobuf, "acme").expect("decodes");
         assert_eq!((d.count, d.rejected), (1, 1));
         assert!(d.first_error.is_some_and(|e| e.contains("attributes")));
-        assert!(decode(b"\xff\xff\xff", Encoding::Protobuf, "acme").is_err());
-        assert!(decode(b"[1]", Encoding::Json, "acme").is_err());
+        assert!(decode(b"\xff\xff\xff", WireFormat::Protobuf, "acme").is_err());
+        assert!(decode(b"[1]", WireFormat::Json, "acme").is_err());
         assert!(
             decode(
                 br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"zz"}]}]}]}"#,
-                Encoding::Json,
+                WireFormat::Json,
                 "acme"
             )
             .is_err()

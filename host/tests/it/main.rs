@@ -19,6 +19,7 @@ mod encodings;
 mod hostile;
 mod infra;
 mod lifecycle;
+mod loki;
 mod opensearch_fixtures;
 mod otlp;
 mod outages;

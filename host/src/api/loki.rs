@@ -1,0 +1,64 @@
+//! `POST /loki/api/v1/push`: Loki's push API, as Promtail, Grafana Alloy
+//! and the Loki logging clients send it (protobuf + snappy, or JSON).
+//! Answered 204 as Loki does; lines the payload decoder refuses are
+//! counted in `X-LoggerHub-Rejected` (Loki's API has no per-line answer).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::auth::{Ingest, Tenant};
+use super::error::{ApiError, ErrorCode};
+use super::intake::{admitted_body, header_str, queue_converted};
+use crate::ingest::WireFormat;
+use crate::ingest::loki;
+
+pub async fn push(
+    State(state): State<AppState>,
+    caller: Tenant<Ingest>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    // Loki's tenant header: the key already names the tenant, so another
+    // name is a request for someone else's data.
+    if let Some(org) = header_str(&headers, "x-scope-orgid")
+        && org != caller.tenant
+    {
+        return Err(ApiError::new(
+            ErrorCode::WrongTenant,
+            format!(
+                "X-Scope-OrgID names {org:?}, but the key belongs to {:?}",
+                caller.tenant
+            ),
+        ));
+    }
+    let encoding = WireFormat::from_content_type(
+        header_str(&headers, header::CONTENT_TYPE.as_str()),
+        Some(WireFormat::Protobuf),
+    )
+    .ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "Loki push takes application/x-protobuf (snappy) or application/json",
+        )
+    })?;
+    let (body, rate) = admitted_body(&state, &caller, &headers, body).await?;
+    let mut decoded = loki::decode(&body, encoding, &caller.tenant, state.max_body_bytes)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
+    drop(body);
+    queue_converted(&state, &caller, rate, &mut decoded).await?;
+    if decoded.count == 0
+        && let Some(reason) = decoded.first_error
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("no line could be taken: {reason}"),
+        ));
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut()
+        .insert("x-loggerhub-rejected", HeaderValue::from(decoded.rejected));
+    Ok(resp)
+}
