@@ -17,6 +17,7 @@ pub mod runtime;
 pub mod search;
 pub mod server;
 pub mod stores;
+pub mod syslog;
 pub mod telemetry;
 pub mod tenants;
 pub mod upkeep;

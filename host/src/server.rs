@@ -23,6 +23,7 @@ use crate::pipeline::{DeadLetters, InstanceBudget, Processor};
 use crate::plugins::Plugins;
 use crate::search::service::Reader;
 use crate::stores::raw::RawStore;
+use crate::syslog;
 use crate::telemetry::Metrics;
 use crate::tenants::Tenants;
 use crate::tenants::plans::Plans;
@@ -107,9 +108,23 @@ pub async fn run(
         metrics: metrics.clone(),
         interval: config.upkeep_interval,
     });
+    let tenants = Arc::new(Tenants::new(meta.clone(), plans));
+    let ingest = Arc::new(Ingest::new(queue.clone(), metrics.clone(), rates, meter.clone()));
+    let syslog = if roles.ingest && !config.syslog.is_empty() {
+        let listeners = syslog::Listeners::bind(&config.syslog)
+            .await
+            .context("syslog listeners")?;
+        tracing::info!(addrs = ?listeners.addrs(), "syslog listening (TCP and UDP)");
+        Some((
+            listeners,
+            Arc::new(syslog::Syslog::new(tenants.clone(), ingest.clone(), metrics.clone())),
+        ))
+    } else {
+        None
+    };
     let state = AppState {
-        tenants: Arc::new(Tenants::new(meta.clone(), plans)),
-        ingest: Arc::new(Ingest::new(queue.clone(), metrics.clone(), rates, meter.clone())),
+        tenants,
+        ingest,
         meter: meter.clone(),
         reader: Arc::new(Reader::new(meta.clone(), raw.clone(), index.clone())),
         meta,
@@ -129,6 +144,7 @@ pub async fn run(
     let shared_plugins = plugins.shared.clone();
     let metering = tokio::spawn(meter.clone().run(stop_rx.clone()));
     let upkeeping = roles.processor.then(|| tokio::spawn(upkeep.run(stop_rx.clone())));
+    let syslogging = syslog.map(|(listeners, service)| tokio::spawn(listeners.serve(service, stop_rx.clone())));
     let processing = roles.processor.then(|| {
         tokio::spawn(async move {
             if let Some(store) = shared_plugins {
@@ -146,6 +162,9 @@ pub async fn run(
     }
     if let Some(u) = upkeeping {
         let _ = u.await;
+    }
+    if let Some(s) = syslogging {
+        let _ = s.await;
     }
     let _ = metering.await;
     queue.close();

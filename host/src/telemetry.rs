@@ -87,6 +87,8 @@ pub struct Metrics {
     tenants: Mutex<BTreeMap<String, TenantSeries>>,
     /// Records (metadata, index) and objects (raw) retention deleted.
     expired: Mutex<BTreeMap<&'static str, u64>>,
+    /// Syslog messages not taken, by reason.
+    syslog_dropped: Mutex<BTreeMap<&'static str, u64>>,
     stage_latency: Mutex<BTreeMap<(&'static str, String), Histogram>>,
     store_latency: Mutex<BTreeMap<&'static str, Histogram>>,
 }
@@ -121,6 +123,12 @@ impl Metrics {
     }
 
     /// What one retention sweep deleted from `store`.
+    pub fn syslog_dropped(&self, reason: &'static str, n: usize) {
+        if n > 0 {
+            *self.syslog_dropped.lock().entry(reason).or_default() += n as u64;
+        }
+    }
+
     pub fn expired(&self, store: &'static str, n: u64) {
         if n > 0 {
             *self.expired.lock().entry(store).or_default() += n;
@@ -251,6 +259,13 @@ impl Metrics {
         );
         for (store, n) in self.expired.lock().iter() {
             let _ = writeln!(out, "loggerhub_expired_total{{store=\"{store}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP loggerhub_syslog_dropped_total Syslog messages not taken, by reason.\n# TYPE loggerhub_syslog_dropped_total counter"
+        );
+        for (reason, n) in self.syslog_dropped.lock().iter() {
+            let _ = writeln!(out, "loggerhub_syslog_dropped_total{{reason=\"{reason}\"}} {n}");
         }
         let _ = writeln!(
             out,

@@ -4,8 +4,9 @@
 //! cannot work fails there, at start, with a message naming it. Tests build
 //! a `Config` directly.
 //!
-//! **Invariant:** `config` depends on nothing else in the host; every other
-//! module reads its settings from the `Config` it is handed.
+//! **Invariant:** `config` depends on nothing else in the host but the
+//! vocabulary of `model` (a setting naming a tenant holds a `Slug`); every
+//! other module reads its settings from the `Config` it is handed.
 
 mod backends;
 mod roles;
@@ -13,6 +14,8 @@ mod roles;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::model::Slug;
 
 pub use backends::{BackendUrls, Backends, IndexBackend, MetadataBackend, QueueBackend, RawBackend, S3Settings};
 pub use roles::{Role, Roles};
@@ -118,6 +121,16 @@ pub struct ServeArgs {
     /// being deleted, and meters what each tenant stores.
     #[arg(long, default_value_t = DEFAULT_UPKEEP_INTERVAL.as_millis() as u64, env = "LOGGERHUB_UPKEEP_INTERVAL_MS")]
     pub upkeep_interval_ms: u64,
+    /// Syslog over TCP and UDP on this address (both), the tenant from the
+    /// key in each message's structured data (`[loggerhub@32473
+    /// key="lh_…"]`); unset, no syslog.
+    #[arg(long, env = "LOGGERHUB_SYSLOG_LISTEN")]
+    pub syslog_listen: Option<SocketAddr>,
+    /// A tenant's own syslog address, `SLUG=ADDR` (TCP and UDP; repeat the
+    /// flag, or separate with commas in the variable): every message that
+    /// arrives there is the tenant's, with or without a key.
+    #[arg(long = "syslog-tenant", env = "LOGGERHUB_SYSLOG_TENANTS", value_delimiter = ',')]
+    pub syslog_tenants: Vec<String>,
 }
 
 /// Tenant `t`'s OpenSearch index is `<prefix>t`.
@@ -253,6 +266,7 @@ impl ServeArgs {
         config.plans_file = self.plans;
         config.default_plan = self.default_plan;
         config.upkeep_interval = Duration::from_millis(self.upkeep_interval_ms);
+        config.syslog = syslog_bindings(self.syslog_listen, &self.syslog_tenants)?;
         Ok(config)
     }
 }
@@ -279,6 +293,16 @@ pub struct Config {
     pub default_plan: String,
     /// Between two sweeps of the upkeep job (`--upkeep-interval-ms`).
     pub upkeep_interval: Duration,
+    /// The syslog listeners (`--syslog-listen`, `--syslog-tenant`).
+    pub syslog: Vec<SyslogBinding>,
+}
+
+/// A syslog address and whose messages arrive there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogBinding {
+    pub addr: SocketAddr,
+    /// `None`: each message names its tenant with a key.
+    pub tenant: Option<Slug>,
 }
 
 impl Config {
@@ -298,8 +322,35 @@ impl Config {
             plans_file: None,
             default_plan: "free".into(),
             upkeep_interval: DEFAULT_UPKEEP_INTERVAL,
+            syslog: Vec::new(),
         }
     }
+}
+
+fn syslog_bindings(keyed: Option<SocketAddr>, tenants: &[String]) -> Result<Vec<SyslogBinding>, ConfigError> {
+    const SETTING: &str = "--syslog-tenant (LOGGERHUB_SYSLOG_TENANTS)";
+    let mut out: Vec<SyslogBinding> = keyed
+        .map(|addr| SyslogBinding { addr, tenant: None })
+        .into_iter()
+        .collect();
+    for item in tenants.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        let (slug, addr) = item
+            .split_once('=')
+            .ok_or_else(|| bad(SETTING, format!("{item:?}: expected SLUG=ADDR")))?;
+        let slug = Slug::parse(slug.trim()).map_err(|e| bad(SETTING, format!("{item:?}: {e}")))?;
+        let addr: SocketAddr = addr
+            .trim()
+            .parse()
+            .map_err(|e| bad(SETTING, format!("{item:?}: {e}")))?;
+        if out.iter().any(|b| b.addr == addr && addr.port() != 0) {
+            return Err(bad(SETTING, format!("{addr} is used twice")));
+        }
+        out.push(SyslogBinding {
+            addr,
+            tenant: Some(slug),
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone)]
@@ -443,6 +494,20 @@ mod tests {
 
     /// Each setting that cannot work is named in the error.
     #[test]
+    fn syslog_bindings_parse() {
+        let c = check(&[
+            "--syslog-listen",
+            "127.0.0.1:5514",
+            "--syslog-tenant",
+            "acme=127.0.0.1:5515",
+        ])
+        .expect("ok");
+        assert_eq!(c.syslog.len(), 2);
+        assert_eq!(c.syslog[0].tenant, None);
+        assert_eq!(c.syslog[1].tenant.as_ref().map(Slug::as_str), Some("acme"));
+    }
+
+    #[test]
     fn bad_settings_fail_naming_the_setting() {
         for (args, setting) in [
             (&["--max-body-bytes", "0"][..], "--max-body-bytes"),
@@ -462,6 +527,13 @@ mod tests {
             (
                 &["--opensearch-url", "http://h:9200", "--index-prefix", "Logs-"],
                 "--index-prefix",
+            ),
+            (&["--syslog-tenant", "acme"], "--syslog-tenant"),
+            (&["--syslog-tenant", "../x=127.0.0.1:5514"], "--syslog-tenant"),
+            (&["--syslog-tenant", "acme=localhost"], "--syslog-tenant"),
+            (
+                &["--syslog-tenant", "acme=127.0.0.1:5514,beta=127.0.0.1:5514"],
+                "--syslog-tenant",
             ),
         ] {
             let err = check(args).expect_err("must fail");

@@ -10,6 +10,7 @@ pub mod encoding;
 pub mod loki;
 pub mod otlp;
 pub mod rate;
+pub mod syslog;
 
 use std::sync::Arc;
 

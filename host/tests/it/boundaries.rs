@@ -29,7 +29,7 @@ const LIBRARIES: &[(&str, &[&str])] = &[
 const LAYERS: &[(&str, &[&str])] = &[
     ("model", &[]),
     ("error", &[]),
-    ("config", &[]),
+    ("config", &["model"]),
     ("runtime", &[]),
     ("queue", &["model", "error", "config"]),
     ("telemetry", &["queue"]),
@@ -69,6 +69,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tenants",
             "usage",
         ],
+    ),
+    (
+        "syslog",
+        &["config", "model", "ingest", "stores", "telemetry", "tenants"],
     ),
     (
         "api",

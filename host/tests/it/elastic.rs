@@ -5,12 +5,12 @@
 //! the shippers' field names mapped; a client's retry stores nothing twice.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::private::{Process, free_port, tools_dir, wait_for_port};
+use crate::common::private::{Process, free_port, rsyslogd, tools_dir};
 use crate::common::{Server, distributed_with, embedded_with};
 
 /// Runs `script` with the tools' Python (where `make test` installed the
@@ -113,13 +113,8 @@ async fn elasticsearch_and_opensearch_clients_distributed() {
 /// with the key as the basic-auth password.
 fn rsyslog(dir: &Path, port: u16, server: &str, key: &str) -> Process {
     let es_port = server.rsplit(':').next().expect("port");
-    let conf = dir.join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"global(workDirectory="{d}")
-module(load="imtcp")
-module(load="omelasticsearch")
+    let rules = format!(
+        r#"module(load="omelasticsearch")
 template(name="doc" type="list" option.jsonf="on") {{
   property(outname="@timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
   property(outname="host" name="hostname" format="jsonf")
@@ -129,25 +124,12 @@ template(name="doc" type="list" option.jsonf="on") {{
 }}
 ruleset(name="ship") {{
   action(type="omelasticsearch" server="127.0.0.1" serverport="{es_port}" searchIndex="syslog"
-         template="doc" bulkmode="on" uid="rsyslog" pwd="{key}" errorfile="{d}/es-errors.json")
+         template="doc" bulkmode="on" uid="rsyslog" pwd="{key}" errorfile="{{d}}/es-errors.json")
 }}
 input(type="imtcp" port="{port}" ruleset="ship")
-"#,
-            d = dir.display()
-        ),
-    )
-    .expect("rsyslog.conf");
-    let p = Process::spawn(
-        Command::new("rsyslogd")
-            .args(["-n", "-f"])
-            .arg(&conf)
-            .arg("-i")
-            .arg(dir.join("rsyslog.pid"))
-            .stdout(Stdio::null()),
-        "rsyslogd",
+"#
     );
-    wait_for_port(port, "rsyslog imtcp");
-    p
+    rsyslogd(dir, &rules, port)
 }
 
 #[tokio::test(flavor = "multi_thread")]

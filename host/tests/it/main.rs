@@ -31,4 +31,5 @@ mod sandbox;
 mod sdk;
 mod settings;
 mod stores;
+mod syslog;
 mod usage;

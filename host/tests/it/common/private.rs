@@ -2,7 +2,7 @@
 //! stopping one disturbs no other test: Redis, PostgreSQL, Garage (S3) and
 //! osmem-server (the OpenSearch API), each stopped when dropped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -300,4 +300,27 @@ impl PrivateOpenSearch {
         wait_for_port(port, "osmem-server");
         PrivateOpenSearch { _process: process }
     }
+}
+
+/// Debian's rsyslogd as a plain process on `rules` (its config after the
+/// work directory and the `imtcp` module), once `port` (its imtcp input)
+/// accepts connections.
+pub fn rsyslogd(dir: &Path, rules: &str, port: u16) -> Process {
+    let conf = dir.join("rsyslog.conf");
+    let text = format!(
+        "global(workDirectory=\"{}\")\nmodule(load=\"imtcp\")\n{rules}",
+        dir.display()
+    );
+    std::fs::write(&conf, text).expect("rsyslog.conf");
+    let p = Process::spawn(
+        Command::new("rsyslogd")
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslog.pid"))
+            .stdout(Stdio::null()),
+        "rsyslogd",
+    );
+    wait_for_port(port, "rsyslog imtcp");
+    p
 }

@@ -1,0 +1,360 @@
+//! The syslog listeners: TCP (RFC 6587 framing) and UDP on each configured
+//! address. On the shared address (`--syslog-listen`) each message names
+//! its tenant with a key in its structured data; on a tenant's own address
+//! (`--syslog-tenant SLUG=ADDR`) every message is that tenant's. Messages
+//! go through the same plan checks and queue as any other ingest
+//! (`Ingest::admit`, `Ingest::ingest_checked`), in batches.
+//!
+//! Syslog has no answers: a TCP sender over its plan's rate is held (the
+//! connection is not read until the rate allows, which is TCP's
+//! backpressure); over UDP the message is dropped. Either way, what is
+//! refused is counted in `loggerhub_syslog_dropped_total{reason}`.
+//!
+//! **Invariant:** a message is stored only under the tenant its key or its
+//! address names, and the key itself is never stored.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::SyslogBinding;
+use crate::ingest::rate::Rate;
+use crate::ingest::syslog::{self, Framer};
+use crate::ingest::{CheckedBatch, Converted, Daily, Ingest, IngestError};
+use crate::model::{Slug, now_ns};
+use crate::stores::TenantState;
+use crate::telemetry::Metrics;
+use crate::tenants::{Scope, Tenants};
+
+/// TCP connections served at once, over all addresses: each holds a task
+/// and a read buffer.
+const MAX_CONNECTIONS: usize = 1024;
+/// A UDP batch is sent once it holds this many messages or is this old.
+const UDP_BATCH: usize = 500;
+const UDP_LINGER: Duration = Duration::from_millis(20);
+/// Longest a held TCP sender waits between two tries.
+const MAX_HOLD: Duration = Duration::from_secs(5);
+/// How long a tenant's plan and state, looked up for its own address, are
+/// reused.
+const TENANT_TTL: Duration = Duration::from_secs(5);
+
+/// Bound sockets, ready to serve.
+pub struct Listeners {
+    bound: Vec<(SyslogBinding, TcpListener, UdpSocket)>,
+}
+
+impl Listeners {
+    /// Binds every address (TCP and UDP on each): a setting that cannot
+    /// work fails the start.
+    pub async fn bind(bindings: &[SyslogBinding]) -> std::io::Result<Listeners> {
+        let mut bound = Vec::new();
+        for b in bindings {
+            let tcp = TcpListener::bind(b.addr).await?;
+            // Port 0: UDP on the port TCP got.
+            let udp = UdpSocket::bind(tcp.local_addr()?).await?;
+            bound.push((b.clone(), tcp, udp));
+        }
+        Ok(Listeners { bound })
+    }
+
+    /// Where each binding listens (port 0 resolved).
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.bound.iter().filter_map(|(_, t, _)| t.local_addr().ok()).collect()
+    }
+
+    pub async fn serve(self, service: Arc<Syslog>, shutdown: watch::Receiver<bool>) {
+        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (binding, tcp, udp) in self.bound {
+            let tenant = binding.tenant.clone();
+            tasks.spawn(
+                service
+                    .clone()
+                    .accept(tcp, tenant.clone(), connections.clone(), shutdown.clone()),
+            );
+            tasks.spawn(service.clone().datagrams(udp, tenant, shutdown.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+pub struct Syslog {
+    tenants: Arc<Tenants>,
+    ingest: Arc<Ingest>,
+    metrics: Arc<Metrics>,
+    /// Tenants of their own addresses: plan, state, when looked up.
+    bound_tenants: Mutex<HashMap<String, (String, TenantState, Instant)>>,
+}
+
+/// A tenant messages may be stored under, and its plan's limits.
+struct Sender {
+    tenant: String,
+    rate: Rate,
+    daily: Daily,
+}
+
+/// Why a message was not taken (the metric's label).
+#[derive(Debug, Clone, Copy)]
+enum Dropped {
+    Malformed,
+    NoKey,
+    BadKey,
+    Suspended,
+    Refused,
+    Limited,
+}
+
+impl Dropped {
+    fn as_str(self) -> &'static str {
+        match self {
+            Dropped::Malformed => "malformed",
+            Dropped::NoKey => "no_key",
+            Dropped::BadKey => "bad_key",
+            Dropped::Suspended => "suspended",
+            Dropped::Refused => "refused",
+            Dropped::Limited => "limited",
+        }
+    }
+}
+
+impl Syslog {
+    pub fn new(tenants: Arc<Tenants>, ingest: Arc<Ingest>, metrics: Arc<Metrics>) -> Syslog {
+        Syslog {
+            tenants,
+            ingest,
+            metrics,
+            bound_tenants: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn accept(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tenant: Option<Slug>,
+        connections: Arc<Semaphore>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => return,
+            };
+            let Ok((stream, peer)) = accepted else { continue };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "syslog connection refused: too many open");
+                continue;
+            };
+            let this = self.clone();
+            let tenant = tenant.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                this.connection(stream, tenant, shutdown).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn connection(&self, mut stream: TcpStream, tenant: Option<Slug>, mut shutdown: watch::Receiver<bool>) {
+        let mut framer = Framer::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = tokio::select! {
+                n = stream.read(&mut buf) => n,
+                _ = shutdown.changed() => return,
+            };
+            let n = match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let frames = match framer.push(&buf[..n]) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(error = %e, "syslog connection closed: its framing is broken");
+                    self.dropped(Dropped::Malformed, 1);
+                    return;
+                }
+            };
+            // Held here, unread, while the tenant is over its rate.
+            self.take(&frames, tenant.as_ref(), true).await;
+        }
+    }
+
+    async fn datagrams(self: Arc<Self>, socket: UdpSocket, tenant: Option<Slug>, mut shutdown: watch::Receiver<bool>) {
+        let mut buf = vec![0u8; syslog::MAX_FRAME];
+        let mut batch: Vec<String> = Vec::new();
+        let mut since = Instant::now();
+        loop {
+            let wait = if batch.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                UDP_LINGER.saturating_sub(since.elapsed())
+            };
+            tokio::select! {
+                got = socket.recv_from(&mut buf) => {
+                    if let Ok((n, _)) = got {
+                        if batch.is_empty() {
+                            since = Instant::now();
+                        }
+                        // One message per datagram, or several a line each.
+                        let text = String::from_utf8_lossy(&buf[..n]);
+                        batch.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+                    }
+                    if batch.len() < UDP_BATCH {
+                        continue;
+                    }
+                }
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+            let frames = std::mem::take(&mut batch);
+            self.take(&frames, tenant.as_ref(), false).await;
+        }
+    }
+
+    /// Parses `frames`, groups them by tenant and queues each group; `hold`
+    /// waits out a rate limit (TCP) instead of dropping (UDP).
+    async fn take(&self, frames: &[String], bound: Option<&Slug>, hold: bool) {
+        let now = now_ns();
+        let mut groups: HashMap<String, (Sender, Converted)> = HashMap::new();
+        for frame in frames {
+            let message = match syslog::parse(frame, now) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(error = %e, "syslog message dropped");
+                    self.dropped(Dropped::Malformed, 1);
+                    continue;
+                }
+            };
+            let sender = match bound {
+                Some(slug) => self.bound_sender(slug).await,
+                None => self.keyed_sender(message.key()).await,
+            };
+            let sender = match sender {
+                Ok(s) => s,
+                Err(why) => {
+                    self.dropped(why, 1);
+                    continue;
+                }
+            };
+            let tenant = sender.tenant.clone();
+            let (_, converted) = groups
+                .entry(tenant.clone())
+                .or_insert_with(|| (sender, Converted::default()));
+            converted.push(&message.document(), &tenant);
+        }
+        for (_, (sender, mut converted)) in groups {
+            if converted.rejected > 0 {
+                self.dropped(Dropped::Refused, converted.rejected);
+            }
+            if converted.count > 0 {
+                self.queue(&sender, &mut converted, hold).await;
+            }
+        }
+    }
+
+    async fn queue(&self, sender: &Sender, converted: &mut Converted, hold: bool) {
+        let body: bytes::Bytes = std::mem::take(&mut converted.body).into();
+        loop {
+            let admitted = self
+                .ingest
+                .admit(&sender.tenant, sender.rate, sender.daily, Some(body.len()))
+                .await;
+            let result = match admitted {
+                Ok(()) => {
+                    self.ingest
+                        .ingest_checked(CheckedBatch {
+                            tenant: &sender.tenant,
+                            batch_id: ulid::Ulid::new(),
+                            service: None,
+                            body: body.clone(),
+                            count: converted.count,
+                            has_ids: false,
+                            rate: sender.rate,
+                        })
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let wait = match result {
+                Ok(_) => return,
+                Err(IngestError::RateLimited { retry_after_secs, .. }) => Duration::from_secs(retry_after_secs.into()),
+                Err(IngestError::Queue(_)) => Duration::from_secs(1),
+                Err(e) => {
+                    tracing::debug!(tenant = sender.tenant, error = %e, "syslog batch dropped");
+                    self.dropped(Dropped::Limited, converted.count);
+                    return;
+                }
+            };
+            if !hold {
+                self.dropped(Dropped::Limited, converted.count);
+                return;
+            }
+            tokio::time::sleep(wait.min(MAX_HOLD)).await;
+        }
+    }
+
+    async fn keyed_sender(&self, key: Option<&str>) -> Result<Sender, Dropped> {
+        let key = key.ok_or(Dropped::NoKey)?;
+        let principal = self
+            .tenants
+            .authenticate(key)
+            .await
+            .ok()
+            .flatten()
+            .filter(|p| p.can(Scope::Ingest))
+            .ok_or(Dropped::BadKey)?;
+        if principal.state != TenantState::Active {
+            return Err(Dropped::Suspended);
+        }
+        Ok(self.sender(principal.tenant, &principal.plan))
+    }
+
+    async fn bound_sender(&self, slug: &Slug) -> Result<Sender, Dropped> {
+        let cached = self
+            .bound_tenants
+            .lock()
+            .get(slug.as_str())
+            .filter(|(_, _, at)| at.elapsed() < TENANT_TTL)
+            .map(|(plan, state, _)| (plan.clone(), *state));
+        let (plan, state) = match cached {
+            Some(c) => c,
+            None => {
+                let t = self.tenants.get(slug.as_str()).await.map_err(|_| Dropped::BadKey)?;
+                self.bound_tenants
+                    .lock()
+                    .insert(slug.as_str().to_string(), (t.plan.clone(), t.state, Instant::now()));
+                (t.plan, t.state)
+            }
+        };
+        if state != TenantState::Active {
+            return Err(Dropped::Suspended);
+        }
+        Ok(self.sender(slug.as_str().to_string(), &plan))
+    }
+
+    fn sender(&self, tenant: String, plan: &str) -> Sender {
+        let plan = self.tenants.plan(plan);
+        Sender {
+            tenant,
+            rate: Rate {
+                logs_per_second: plan.logs_per_second,
+                bytes_per_second: plan.bytes_per_second,
+                burst_seconds: plan.burst_seconds,
+            },
+            daily: Daily {
+                logs: plan.daily_logs,
+                bytes: plan.daily_bytes,
+            },
+        }
+    }
+
+    fn dropped(&self, why: Dropped, n: usize) {
+        self.metrics.syslog_dropped(why.as_str(), n);
+    }
+}
