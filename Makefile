@@ -39,9 +39,15 @@ test: setup tools
 ## then on PostgreSQL + Redis + Garage; figures go to docs/PERFORMANCE.md.
 bench: bench-embedded bench-distributed
 
+# One run per ingest protocol on the embedded backends (the same records,
+# each in its protocol's form); the distributed run sends NDJSON.
+BENCH_PROTOCOLS ?= ndjson bulk otlp syslog
+
 bench-embedded: setup
 	$(CARGO) build --release -p loggerhub --bins
-	$(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub $(BENCH_ARGS)
+	for p in $(BENCH_PROTOCOLS); do \
+	  $(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub --protocol $$p $(BENCH_ARGS) || exit 1; \
+	done
 
 bench-distributed: setup tools
 	$(CARGO) build --release -p loggerhub --bins

@@ -8,7 +8,8 @@
 //! CPU time spent inside WASM stages. It also times the plan checks on the
 //! accept path (rate buckets, daily volume) alone, against the time of a
 //! request; with `--expired N`, the run happens while retention deletes N
-//! expired records.
+//! expired records. `--protocol` sends the same records as Elasticsearch
+//! bulk, OTLP/HTTP protobuf or syslog over TCP instead of NDJSON.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -41,11 +42,132 @@ struct Args {
     /// Data dir (default: a fresh temp dir, removed afterwards).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The protocol the records are sent in: `ndjson` (POST /v1/logs),
+    /// `bulk` (Elasticsearch bulk), `otlp` (OTLP/HTTP protobuf) or `syslog`
+    /// (RFC 5424 over TCP, octet-counted).
+    #[arg(long, value_enum, default_value_t = Protocol::Ndjson)]
+    protocol: Protocol,
     /// Records stamped 100 days ago (past the plan's retention) to load
     /// before the measured run, so that retention deletes them while it
     /// runs (the server sweeps every second).
     #[arg(long, default_value_t = 0)]
     expired: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Protocol {
+    Ndjson,
+    Bulk,
+    Otlp,
+    Syslog,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Ndjson => "NDJSON, POST /v1/logs",
+            Protocol::Bulk => "Elasticsearch bulk, POST /_bulk",
+            Protocol::Otlp => "OTLP/HTTP protobuf, POST /otlp/v1/logs",
+            Protocol::Syslog => "syslog RFC 5424 over TCP, octet-counted",
+        }
+    }
+
+    /// The route and content type an HTTP protocol posts to.
+    fn route(self) -> (&'static str, &'static str) {
+        match self {
+            Protocol::Ndjson | Protocol::Syslog => ("/v1/logs", "application/x-ndjson"),
+            Protocol::Bulk => ("/_bulk", "application/x-ndjson"),
+            Protocol::Otlp => ("/otlp/v1/logs", "application/x-protobuf"),
+        }
+    }
+
+    /// A batch of `records` (payload JSON lines) as this protocol sends it.
+    fn body(self, records: &[String], key: &str) -> Vec<u8> {
+        let docs = || {
+            records
+                .iter()
+                .map(|r| serde_json::from_str::<Value>(r).unwrap_or_default())
+        };
+        match self {
+            Protocol::Ndjson => records.join("\n").into_bytes(),
+            Protocol::Bulk => records
+                .iter()
+                .flat_map(|r| ["{\"index\":{\"_index\":\"bench\"}}\n", r.as_str(), "\n"])
+                .collect::<String>()
+                .into_bytes(),
+            Protocol::Otlp => otlp_body(docs()),
+            Protocol::Syslog => docs()
+                .map(|d| {
+                    let frame = format!(
+                        "<{}>1 {} web-01 {} - - [loggerhub@32473 key=\"{key}\"] {}",
+                        8 + syslog_severity(d["level"].as_str().unwrap_or("")),
+                        d["timestamp"].as_str().unwrap_or("-"),
+                        d["service"].as_str().unwrap_or("-"),
+                        d["message"].as_str().unwrap_or("")
+                    );
+                    format!("{} {frame}", frame.len())
+                })
+                .collect::<String>()
+                .into_bytes(),
+        }
+    }
+}
+
+fn syslog_severity(level: &str) -> u8 {
+    match level {
+        "ERROR" => 3,
+        "WARN" => 4,
+        _ => 6,
+    }
+}
+
+/// The records as one OTLP request, a resource per service.
+fn otlp_body(docs: impl Iterator<Item = Value>) -> Vec<u8> {
+    use loggerhub::ingest::otlp::proto::*;
+    use prost::Message;
+    let text = |s: &str| AnyValue {
+        value: Some(Any::StringValue(s.to_string())),
+    };
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(text(v)),
+    };
+    let mut by_service: std::collections::BTreeMap<String, Vec<LogRecord>> = Default::default();
+    for d in docs {
+        let ns = loggerhub::model::parse_ts(d["timestamp"].as_str().unwrap_or("")).unwrap_or(0);
+        let mut attributes: Vec<KeyValue> = d["attributes"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| kv(k, v.as_str().unwrap_or("")))
+            .collect();
+        attributes.push(kv("exception.stacktrace", d["full_log"].as_str().unwrap_or("")));
+        by_service
+            .entry(d["service"].as_str().unwrap_or("").to_string())
+            .or_default()
+            .push(LogRecord {
+                time_unix_nano: u64::try_from(ns).unwrap_or(0),
+                severity_text: d["level"].as_str().unwrap_or("").into(),
+                body: Some(text(d["message"].as_str().unwrap_or(""))),
+                attributes,
+                ..LogRecord::default()
+            });
+    }
+    ExportLogsServiceRequest {
+        resource_logs: by_service
+            .into_iter()
+            .map(|(service, log_records)| ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", &service)],
+                }),
+                scope_logs: vec![ScopeLogs {
+                    scope: None,
+                    log_records,
+                }],
+            })
+            .collect(),
+    }
+    .encode_to_vec()
 }
 
 const ADMIN: &str = "bench-admin-token";
@@ -229,10 +351,15 @@ async fn main() -> anyhow::Result<()> {
     };
     let _ = std::fs::remove_dir_all(&data_dir);
     let port = free_port()?;
+    let syslog_port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
-    let child = Command::new(&args.server)
+    let mut command = Command::new(&args.server);
+    command.arg("serve");
+    if args.protocol == Protocol::Syslog {
+        command.args(["--syslog-listen", &format!("127.0.0.1:{syslog_port}")]);
+    }
+    let child = command
         .args([
-            "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--workers",
@@ -282,10 +409,10 @@ async fn main() -> anyhow::Result<()> {
     let pool: Arc<Vec<bytes::Bytes>> = Arc::new(
         (0..64u64)
             .map(|b| {
-                let body: Vec<String> = (0..args.batch as u64)
+                let records: Vec<String> = (0..args.batch as u64)
                     .map(|i| record(b * args.batch as u64 + i))
                     .collect();
-                bytes::Bytes::from(body.join("\n"))
+                bytes::Bytes::from(args.protocol.body(&records, &key))
             })
             .collect(),
     );
@@ -298,6 +425,7 @@ async fn main() -> anyhow::Result<()> {
     let (cpu0, _) = proc_stat(pid)?;
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let protocol = args.protocol;
     for _ in 0..args.connections {
         let (http, url, key, pool, next, retries) = (
             http.clone(),
@@ -307,6 +435,23 @@ async fn main() -> anyhow::Result<()> {
             next.clone(),
             retries.clone(),
         );
+        if protocol == Protocol::Syslog {
+            // No answers: accepted is when the last frame left the socket.
+            tasks.push(tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", syslog_port)).await?;
+                loop {
+                    let b = next.fetch_add(1, Ordering::Relaxed);
+                    if b >= batches {
+                        stream.flush().await?;
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    stream.write_all(&pool[(b % pool.len() as u64) as usize]).await?;
+                }
+            }));
+            continue;
+        }
+        let (route, content_type) = protocol.route();
         tasks.push(tokio::spawn(async move {
             loop {
                 let b = next.fetch_add(1, Ordering::Relaxed);
@@ -316,14 +461,27 @@ async fn main() -> anyhow::Result<()> {
                 let body = pool[(b % pool.len() as u64) as usize].clone();
                 loop {
                     let r = http
-                        .post(format!("{url}/v1/logs"))
+                        .post(format!("{url}{route}"))
                         .bearer_auth(&key)
-                        .header("content-type", "application/x-ndjson")
+                        .header("content-type", content_type)
                         .body(body.clone())
                         .send()
                         .await?;
                     match r.status().as_u16() {
                         202 => break,
+                        200 => {
+                            let answer = r.bytes().await?;
+                            // A bulk answer says per item; any error fails the run.
+                            if protocol == Protocol::Bulk && !answer.starts_with(b"{\"took\":")
+                                || answer.windows(14).any(|w| w == b"\"errors\":true")
+                            {
+                                bail!(
+                                    "bulk items refused: {}",
+                                    String::from_utf8_lossy(&answer[..answer.len().min(500)])
+                                );
+                            }
+                            break;
+                        }
                         429 | 503 => {
                             retries.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -366,8 +524,9 @@ async fn main() -> anyhow::Result<()> {
         bail!("{searchable} of {total} searchable");
     }
     let cpu = cpu1 - cpu0;
+    println!("protocol             {}", args.protocol.name());
     println!(
-        "logs                 {total} ({avg_record} bytes each, {} per request, {} connections, {} workers)",
+        "logs                 {total} ({avg_record} bytes each on the wire, {} per request, {} connections, {} workers)",
         args.batch, args.connections, args.workers
     );
     println!(

@@ -10,16 +10,18 @@
 //! natively, on the same encoded batch: decode, `Enricher::enrich`, encode.
 //! A third column runs only `Enricher::enrich` natively, on records already
 //! in memory, for reference. Records are ~300 bytes as in
-//! `loggerhub-bench`.
+//! `loggerhub-bench`. Then the built-in text parser the same way, on lines
+//! of every format its corpus holds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lh_plugin_default_enricher::DefaultEnricher;
+use lh_plugin_line_parser::LineParser;
 use loggerhub::runtime::{Limits, Runtime, Stage, builtin};
 use loggerhub_codec::{self as codec, Level, Record, RecordRef};
-use loggerhub_plugin_sdk::Enricher;
 use loggerhub_plugin_sdk::testing::TestHost;
+use loggerhub_plugin_sdk::{Enricher, Parser, RawInput};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -69,6 +71,20 @@ where
     let mut n = 0u64;
     while start.elapsed() < budget {
         f().await;
+        n += 1;
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// As `time`, for a call that needs `&mut` (a guest instance).
+async fn time_mut(budget: Duration, mut once: impl AsyncFnMut()) -> f64 {
+    for _ in 0..3 {
+        once().await;
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < budget {
+        once().await;
         n += 1;
     }
     start.elapsed().as_nanos() as f64 / n as f64
@@ -124,22 +140,10 @@ async fn main() -> anyhow::Result<()> {
             }
         })
         .await;
-        let wasm = {
-            let mut once = async || {
-                let out = inst.enrich(&encoded).await.unwrap_or_default();
-                std::hint::black_box(out);
-            };
-            for _ in 0..3 {
-                once().await;
-            }
-            let start = Instant::now();
-            let mut n = 0u64;
-            while start.elapsed() < budget {
-                once().await;
-                n += 1;
-            }
-            start.elapsed().as_nanos() as f64 / n as f64
-        };
+        let wasm = time_mut(budget, async || {
+            std::hint::black_box(inst.enrich(&encoded).await.unwrap_or_default());
+        })
+        .await;
         let recs_ref = &recs;
         let codec_only = time(budget, || async {
             std::hint::black_box(codec::decode(&codec::encode(recs_ref)).unwrap_or_default());
@@ -152,6 +156,81 @@ async fn main() -> anyhow::Result<()> {
             wasm / native,
             enrich_only / batch as f64,
             codec_only / batch as f64
+        );
+    }
+    text_parser(&rt).await
+}
+
+/// The lines of the line parser's corpus (every format it knows), in turn.
+fn text_lines(n: usize) -> String {
+    let corpus: Vec<&str> = CORPUS
+        .iter()
+        .flat_map(|f| f.lines())
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.splitn(3, '\t').nth(2))
+        .collect();
+    let mut out = String::new();
+    for line in corpus.iter().cycle().take(n) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+const CORPUS: &[&str] = &[
+    include_str!("../../../plugins/line-parser/corpus/access-log.tsv"),
+    include_str!("../../../plugins/line-parser/corpus/android-logcat.tsv"),
+    include_str!("../../../plugins/line-parser/corpus/apache-error-2.4.tsv"),
+    include_str!("../../../plugins/line-parser/corpus/hadoop.tsv"),
+    include_str!("../../../plugins/line-parser/corpus/java-util-logging.tsv"),
+    include_str!("../../../plugins/line-parser/corpus/klog.tsv"),
+    include_str!("../../../plugins/line-parser/corpus/loghub-first-lines.tsv"),
+    include_str!("../../../plugins/line-parser/corpus/nginx-error.tsv"),
+    include_str!("../../../plugins/line-parser/corpus/python-logging.tsv"),
+    include_str!("../../../plugins/line-parser/corpus/syslog-rfc3164.tsv"),
+    include_str!("../../../plugins/line-parser/corpus/syslog-rfc5424.tsv"),
+    include_str!("../../../plugins/line-parser/corpus/spring-boot.tsv"),
+];
+
+/// The built-in text parser on lines of every format it knows: in WASM as
+/// the pipeline calls it, and the same code natively (parse, then encode
+/// the batch, as the guest does).
+async fn text_parser(rt: &Runtime) -> anyhow::Result<()> {
+    let plugin = rt.compile("line-parser", Stage::Parser, builtin::LINE_PARSER)?;
+    let mut inst = rt
+        .instantiate(&plugin, "bench", Arc::default(), Limits::default())
+        .await?;
+    let host = TestHost::new();
+    println!("\ntext parser (built-in line-parser), lines of its corpus's formats\n");
+    println!("| lines per body | native ns/line | wasm ns/line | wasm / native |");
+    println!("|---|---|---|---|");
+    for lines in [256usize, 4096] {
+        let body = text_lines(lines);
+        let budget = Duration::from_millis(1500);
+        let (host, body_ref) = (&host, &body);
+        let native = time(budget, || async move {
+            let input = RawInput {
+                content_type: "text/plain",
+                service: None,
+                body: body_ref.as_bytes(),
+            };
+            let out = LineParser::parse(input, host).unwrap_or_default();
+            std::hint::black_box(codec::encode(&out));
+        })
+        .await;
+        let wasm = time_mut(budget, async || {
+            std::hint::black_box(
+                inst.parse("text/plain", None, body.as_bytes())
+                    .await
+                    .unwrap_or_default(),
+            );
+        })
+        .await;
+        println!(
+            "| {lines} | {:.0} | {:.0} | {:.2}× |",
+            native / lines as f64,
+            wasm / lines as f64,
+            wasm / native
         );
     }
     Ok(())

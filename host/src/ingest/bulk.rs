@@ -253,8 +253,9 @@ fn index_problem(index: &str) -> Result<(), String> {
     limits::check_name("index", index, limits::MAX_SERVICE_BYTES).map_err(|e| e.to_string())
 }
 
-/// One document as a payload line: its `service` defaulted to the index,
-/// its id set from `_id`, checked as ingest checks a payload. Returns the
+/// One document as a payload line (its service defaults to the index
+/// through the batch, `Group`), its id set from `_id`, checked as ingest
+/// checks a payload. Returns the
 /// line, the record id when one was set, and the timestamp in ms.
 fn document(
     source: &[u8],
@@ -267,6 +268,24 @@ fn document(
         kind: "mapper_parsing_exception",
         reason,
     };
+    let foreign = |named: String| Refusal {
+        status: 403,
+        kind: "security_exception",
+        reason: format!("the document names tenant {named:?}, but the key belongs to {tenant:?}"),
+    };
+    // Most documents go to the queue as they came: one object the payload
+    // decoder takes, with no `_id` to set.
+    if given_id.is_none()
+        && source.trim_ascii_start().first() == Some(&b'{')
+        && let Ok(scan) = payload::scan_json(source, tenant)
+        && scan.count == 1
+    {
+        if let Some((_, named)) = scan.foreign_tenant {
+            return Err(foreign(named));
+        }
+        let ts_ms = u64::try_from(scan.first_timestamp / 1_000_000).unwrap_or(0);
+        return Ok((source.to_vec(), None, ts_ms));
+    }
     let mut doc: Map<String, Value> = match serde_json::from_slice(source) {
         Ok(Value::Object(doc)) => doc,
         Ok(_) => return Err(parse_error("the document must be a JSON object".into())),
@@ -287,21 +306,11 @@ fn document(
             }
         }
     }
-    let names_service = ["service", "service.name", "service_name"]
-        .iter()
-        .any(|k| doc.get(*k).is_some_and(|v| !v.is_null()));
-    if !names_service {
-        doc.insert("service".into(), Value::String(index.to_string()));
-    }
     let check = |doc: &Map<String, Value>| -> Result<(Vec<u8>, payload::Scan), Refusal> {
         let line = serde_json::to_vec(doc).map_err(|e| parse_error(e.to_string()))?;
         let scan = payload::scan_json(&line, tenant).map_err(|e| parse_error(e.message))?;
         if let Some((_, named)) = scan.foreign_tenant {
-            return Err(Refusal {
-                status: 403,
-                kind: "security_exception",
-                reason: format!("the document names tenant {named:?}, but the key belongs to {tenant:?}"),
-            });
+            return Err(foreign(named));
         }
         Ok((line, scan))
     };
@@ -354,7 +363,8 @@ mod tests {
         let billing = &d.groups["billing"];
         assert_eq!((billing.count, billing.first_ts_ms), (1, 1_760_099_196_000));
         let doc = &crate::ingest::ndjson_lines(&billing.body)[0];
-        assert_eq!(doc["service"], "billing");
+        // The index is the batch's service, for records naming none.
+        assert!(doc.get("service").is_none());
         let id = doc["id"].as_str().expect("id set from _id");
         assert!(payload::is_valid_id(id));
         assert_eq!(d.items[0].id.as_deref(), Some("a1"));

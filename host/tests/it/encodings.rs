@@ -155,3 +155,60 @@ async fn shipper_json_field_names() {
         "{page}"
     );
 }
+
+/// Text in the formats of common software, through the built-in text
+/// parser in its sandbox: each line keeps its own time (a year-less one
+/// placed in the year before arrival, which needs the guest's clock) and
+/// its own level.
+#[tokio::test(flavor = "multi_thread")]
+async fn text_lines_keep_their_own_time_and_level() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let key = s.tenant("textfmt").await;
+    // Ten days ago, as syslog writes it (no year).
+    let then = loggerhub::model::now_ns() - 10 * loggerhub::model::DAY_NS;
+    let (year, month, day) = loggerhub_codec::time::civil_date(then);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let body = [
+        "2025/10/10 12:26:36 [error] 1234#0: *5 open() \"/x\" failed".to_string(),
+        format!(
+            "<11>{} {day:2} 07:08:09 web-1 billing[77]: card declined",
+            MONTHS[(month - 1) as usize]
+        ),
+        "[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok".to_string(),
+        "17/06/09 20:10:40 WARN executor.Backend: lost heartbeat".to_string(),
+        "2025-10-10 12:26:36,123 - myapp - CRITICAL - disk full".to_string(),
+    ]
+    .join("\n");
+    let (status, resp) = s.post_logs(&key, "text/plain", body).await;
+    assert_eq!((status, &resp["accepted"]), (202, &json!(5)), "{resp}");
+    s.drained(5).await;
+    let (_, page) = s.get(&key, "/v1/logs").await;
+    let hits = page["hits"].as_array().expect("hits");
+    let find = |needle: &str| {
+        hits.iter()
+            .find(|h| h["message"].as_str().is_some_and(|m| m.contains(needle)))
+            .cloned()
+            .unwrap_or_default()
+    };
+    for (needle, ts, level) in [
+        ("open()", "2025-10-10T12:26:36Z".to_string(), "ERROR"),
+        (
+            "card declined",
+            format!("{year:04}-{month:02}-{day:02}T07:08:09Z"),
+            "ERROR",
+        ),
+        ("workerEnv", "2005-12-04T04:47:44Z".to_string(), "INFO"),
+        ("heartbeat", "2017-06-09T20:10:40Z".to_string(), "WARN"),
+        ("disk full", "2025-10-10T12:26:36.123Z".to_string(), "FATAL"),
+    ] {
+        let h = find(needle);
+        assert_eq!(
+            (h["timestamp"].as_str(), h["level"].as_str()),
+            (Some(ts.as_str()), Some(level)),
+            "{needle}: {page}"
+        );
+    }
+}

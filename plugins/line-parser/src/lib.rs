@@ -1,65 +1,64 @@
-//! Built-in parser for `text/plain` bodies: one record per non-empty line.
-//! A leading RFC 3339 timestamp becomes the record's time, and the first
-//! level word near the start of the line (`ERROR`, `[warn]`, `level=debug`)
-//! its level.
+//! Built-in parser for `text/plain` bodies: one record per non-empty line,
+//! with the line's own timestamp and level where it has them, in the
+//! conventions of common software (docs/PARSING.md lists them, with the
+//! corpus and the figures): RFC 3339 / ISO 8601 in their variants, syslog
+//! (RFC 3164 and 5424), Apache and nginx, log4j and logback, Python, Go,
+//! java.util.logging, Android logcat, klog, Redis, PostgreSQL, compact and
+//! year-less dates, epoch seconds. The whole line stays the message.
 
-use loggerhub_codec::time::parse_rfc3339;
+mod level;
+mod stamp;
+
 use loggerhub_plugin_sdk::{Host, Level, Parser, PluginError, RawInput, Record};
 
 pub struct LineParser;
-
-/// How far into a line a level word is looked for: levels sit near the start
-/// of a line in every common format, and a word deep in a message is text.
-const LEVEL_WINDOW: usize = 64;
 
 impl Parser for LineParser {
     fn parse<'a>(input: RawInput<'a>, _host: &dyn Host) -> Result<Vec<Record<'a>>, PluginError> {
         let text = std::str::from_utf8(input.body)
             .map_err(|e| PluginError::new("invalid_utf8", format!("body is not UTF-8: {e}")))?;
         let service = input.service.unwrap_or_default();
+        let now = now_ns();
         Ok(text
             .lines()
             .map(|l| l.trim_end_matches('\r'))
             .filter(|l| !l.trim().is_empty())
-            .map(|line| parse_line(line, service))
+            .map(|line| parse_line(line, service, now))
             .collect())
     }
 }
 
-fn parse_line<'a>(line: &'a str, service: &'a str) -> Record<'a> {
+/// Now, which places times written without a year or a date. (The host
+/// grants plugins the clock; a batch parsed later than it arrived, such as
+/// a dead letter replayed, still places them within the year.)
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// One line as a record; `now` places year-less and date-less times.
+pub fn parse_line<'a>(line: &'a str, service: &'a str, now: i64) -> Record<'a> {
     let mut rec = Record {
         service: service.into(),
         message: line.into(),
         full_log: line.into(),
         ..Record::default()
     };
-    let first = line.split_whitespace().next().unwrap_or_default();
-    if let Some(ts) = parse_rfc3339(first.trim_matches(|c| c == '[' || c == ']')) {
-        rec.timestamp = ts;
+    let (timestamp, level) = detect(line, now);
+    if let Some(ns) = timestamp {
+        rec.timestamp = ns;
     }
-    if let Some(level) = detect_level(line) {
+    if let Some(level) = level {
         rec.level = level;
     }
     rec
 }
 
-fn detect_level(line: &str) -> Option<Level> {
-    let mut end = line.len().min(LEVEL_WINDOW);
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    line[..end]
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| w.len() >= 3)
-        .find_map(|w| {
-            // Lower-case words are levels only in key=value form, so that
-            // "info" in prose does not count.
-            if w.bytes().all(|b| b.is_ascii_uppercase()) || line.contains(&format!("level={w}")) {
-                Level::parse(w)
-            } else {
-                None
-            }
-        })
+/// The timestamp and level a line carries, if it does.
+pub fn detect(line: &str, now: i64) -> (Option<i64>, Option<Level>) {
+    let found = stamp::find(line, now);
+    (found.map(|f| f.ns), level::find(line, found.map(|f| f.end)))
 }
 
 loggerhub_plugin_sdk::export_parser!(LineParser, wit = "../../wit");
@@ -90,6 +89,57 @@ mod tests {
         assert_eq!(out[2].level, Level::Info);
         assert_eq!(out[2].timestamp, 0);
         assert!(out.iter().all(|r| r.service == "web"));
+    }
+
+    /// Whatever a tenant sends, a line is read in bounded time and never
+    /// panics: slices stay on character boundaries.
+    #[test]
+    fn any_text_is_read_without_panic() {
+        const ALPHABET: &[&str] = &[
+            "0",
+            "1",
+            "2",
+            "9",
+            ":",
+            "-",
+            "/",
+            ".",
+            ",",
+            " ",
+            "[",
+            "]",
+            "<",
+            ">",
+            "=",
+            "T",
+            "Z",
+            "+",
+            "I",
+            "E",
+            "Oct",
+            "Mon",
+            "ERROR",
+            "level=",
+            "é",
+            "日本",
+            "\u{feff}",
+            "PM",
+            "1117838570",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            let mut line = String::new();
+            for _ in 0..(x % 40) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                line.push_str(ALPHABET[(x % ALPHABET.len() as u64) as usize]);
+            }
+            let _ = detect(&line, 1_765_839_600_000_000_000);
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        }
+        let long = "9".repeat(1 << 20);
+        assert_eq!(detect(&long, 0), (None, None));
     }
 
     #[test]

@@ -61,6 +61,34 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     secs.checked_mul(NS_PER_SEC)?.checked_add(frac_ns)
 }
 
+/// Unix nanoseconds of a civil date and time `offset_secs` east of UTC;
+/// `None` for a date or time that does not exist.
+#[allow(clippy::too_many_arguments)]
+pub fn from_parts(
+    year: i64,
+    month: i64,
+    day: i64,
+    hour: i64,
+    min: i64,
+    sec: i64,
+    frac_ns: i64,
+    offset_secs: i64,
+) -> Option<i64> {
+    if !(0..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || !(0..24).contains(&hour)
+        || !(0..60).contains(&min)
+        || !(0..=60).contains(&sec)
+        || !(0..NS_PER_SEC).contains(&frac_ns)
+    {
+        return None;
+    }
+    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec.min(59) - offset_secs;
+    secs.checked_mul(NS_PER_SEC)?.checked_add(frac_ns)
+}
+
 /// Formats unix nanoseconds as `2025-10-10T12:26:36.123456789Z`, dropping
 /// trailing zeros of the fraction (and the fraction when it is zero).
 pub fn format_rfc3339(ns: i64) -> String {
