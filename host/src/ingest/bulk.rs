@@ -14,9 +14,11 @@
 //! record's id (a ULID or UUID as it is, anything else hashed with the
 //! tenant and index), so a shipper's retried bulk stores nothing twice.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use loggerhub_codec::{limits, payload};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::model::ids;
@@ -116,13 +118,8 @@ pub fn decode(body: &[u8], default_index: Option<&str>, tenant: &str) -> Result<
             });
         }
         let (action, meta) = action_line(n, line)?;
-        let index = meta
-            .get("_index")
-            .and_then(Value::as_str)
-            .or(default_index)
-            .unwrap_or("")
-            .to_string();
-        let given_id = match meta.get("_id") {
+        let index = meta.index.as_deref().or(default_index).unwrap_or("").to_string();
+        let given_id = match &meta.id {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
@@ -189,13 +186,21 @@ pub fn decode(body: &[u8], default_index: Option<&str>, tenant: &str) -> Result<
     Ok(out)
 }
 
-fn action_line(n: usize, line: &[u8]) -> Result<(Action, Map<String, Value>), BulkError> {
+/// An action's metadata; other keys (`routing`, `pipeline`, …) are
+/// ignored, as they mean nothing here.
+#[derive(Deserialize)]
+struct Meta<'a> {
+    #[serde(rename = "_index", borrow, default)]
+    index: Option<Cow<'a, str>>,
+    #[serde(rename = "_id", default)]
+    id: Option<Value>,
+}
+
+fn action_line(n: usize, line: &[u8]) -> Result<(Action, Meta<'_>), BulkError> {
     let bad = |message: String| BulkError { line: n, message };
-    let value: Value = serde_json::from_slice(line).map_err(|e| bad(format!("malformed action line: {e}")))?;
-    let Value::Object(obj) = value else {
-        return Err(bad("malformed action line: expected an object".into()));
-    };
-    let mut entries = obj.into_iter();
+    let map: BTreeMap<Cow<'_, str>, Option<Meta<'_>>> =
+        serde_json::from_slice(line).map_err(|e| bad(format!("malformed action line: {e}")))?;
+    let mut entries = map.into_iter();
     let (Some((name, meta)), None) = (entries.next(), entries.next()) else {
         return Err(bad(
             "malformed action line: expected one action (index, create, update, delete)".into(),
@@ -207,10 +212,8 @@ fn action_line(n: usize, line: &[u8]) -> Result<(Action, Map<String, Value>), Bu
             name.chars().take(40).collect::<String>()
         ))
     })?;
-    match meta {
-        Value::Object(meta) => Ok((action, meta)),
-        _ => Err(bad(format!("the {name} action's metadata must be an object"))),
-    }
+    let meta = meta.ok_or_else(|| bad(format!("the {name} action's metadata must be an object")))?;
+    Ok((action, meta))
 }
 
 fn take_source<'a>(
