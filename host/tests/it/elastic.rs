@@ -10,25 +10,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::private::{Process, free_port, rsyslogd, tools_dir};
+use crate::common::private::{self, Process, free_port, rsyslogd};
 use crate::common::{Server, distributed_with, embedded_with};
 
-/// Runs `script` with the tools' Python (where `make test` installed the
-/// clients); returns its stdout, failing with its stderr.
+/// What `script` printed, run with the tools' Python.
 fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new(tools_dir().join("python/bin/python"))
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python from infra/local/tools.sh");
-    assert!(
-        out.status.success(),
-        "client failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&private::python(script, args).stdout).into_owned()
 }
 
 const ELASTICSEARCH: &str = r#"

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::private::tools_dir;
+use crate::common::private::python;
 use crate::common::{Server, distributed_with, embedded_with};
 
 const SDK: &str = r#"
@@ -40,12 +40,8 @@ print(format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
 
 async fn python_sdk(s: &Server, run: &str) {
     let key = s.tenant(&format!("otel{run}")).await;
-    let out = std::process::Command::new(tools_dir().join("python/bin/python"))
-        .args(["-c", SDK, &s.url(""), &key])
-        .output()
-        .expect("python from infra/local/tools.sh");
+    let out = python(SDK, &[&s.url(""), &key]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (trace_id, span_id) = stdout.trim().split_once(' ').expect("ids printed");
     let got = s.hits(&key, "/v1/logs?service=checkout", 3).await;
     let declined = got.iter().find(|h| h["message"] == "card declined").expect("sent");

@@ -324,3 +324,21 @@ pub fn rsyslogd(dir: &Path, rules: &str, port: u16) -> Process {
     wait_for_port(port, "rsyslog imtcp");
     p
 }
+
+/// Runs `script` with the tools' Python, where infra/local/tools.sh
+/// installed the shipper clients; fails the test when the script fails.
+pub fn python(script: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(tools_dir().join("python/bin/python"))
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python from infra/local/tools.sh");
+    assert!(
+        out.status.success(),
+        "client failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
