@@ -57,9 +57,11 @@ if ! "$py/bin/pip" show osmem-server 2>/dev/null | grep -qx "Version: $OSMEM_VER
   "$py/bin/pip" install --quiet --disable-pip-version-check "osmem-server==$OSMEM_VERSION"
 fi
 
-# The real clients the shipper-protocol tests send with (issue 12), pinned.
+# The real clients the shipper-protocol tests send with (issue 12), and
+# the validator /openapi.json is checked with, pinned.
 CLIENTS="opensearch-py==3.2.0 elasticsearch==8.19.3 opentelemetry-sdk==1.45.2 \
-opentelemetry-exporter-otlp-proto-http==1.45.2 python-logging-loki==0.3.1"
+opentelemetry-exporter-otlp-proto-http==1.45.2 python-logging-loki==0.3.1 \
+openapi-spec-validator==0.7.2"
 clients_marker="$py/.clients-$(echo "$CLIENTS" | sha256sum | cut -c1-12)"
 if [ ! -f "$clients_marker" ]; then
   echo "installing the shipper clients into $TOOLS (once): $CLIENTS" >&2

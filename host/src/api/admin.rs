@@ -9,6 +9,9 @@ use axum::http::request::Parts;
 use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, ErrorCode};
+use super::openapi::{
+    AdminErrors, AdminTenantErrors, CreateKeyErrors, CreateTenantErrors, RevokeKeyErrors, UpdateTenantErrors,
+};
 use super::wire::{
     CreateKey, CreateTenant, KeyList, NewKeyJson, PlanList, TenantCreated, TenantJson, TenantList, UpdateTenant,
 };
@@ -16,6 +19,11 @@ use crate::model::Slug;
 use crate::stores::TenantState;
 use crate::tenants::TenantError;
 
+/// Create a tenant: provisions its stores and returns its first API key,
+/// once.
+#[utoipa::path(post, path = "/v1/admin/tenants", tag = "admin", security(("admin_token" = [])),
+    request_body = CreateTenant,
+    responses((status = 201, body = TenantCreated), CreateTenantErrors))]
 pub async fn create_tenant(
     State(state): State<AppState>,
     _: Admin,
@@ -44,12 +52,19 @@ pub async fn create_tenant(
     ))
 }
 
+/// Every tenant.
+#[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = TenantList), AdminErrors))]
 pub async fn list_tenants(State(state): State<AppState>, _: Admin) -> Result<Json<TenantList>, ApiError> {
     Ok(Json(state.tenants.list().await?.into()))
 }
 
 /// Changes what the admin API may change of a tenant: its plan, and
 /// whether it is suspended.
+#[utoipa::path(patch, path = "/v1/admin/tenants/{slug}", tag = "admin", security(("admin_token" = [])),
+    params(("slug" = String, Path, description = "The tenant, `^[a-z][a-z0-9_]{1,39}$`")),
+    request_body = UpdateTenant,
+    responses((status = 200, body = TenantJson), UpdateTenantErrors))]
 pub async fn update_tenant(
     State(state): State<AppState>,
     _: Admin,
@@ -72,6 +87,10 @@ pub async fn update_tenant(
     Ok(Json(state.tenants.get(slug.as_str()).await?.into()))
 }
 
+/// One tenant.
+#[utoipa::path(get, path = "/v1/admin/tenants/{slug}", tag = "admin", security(("admin_token" = [])),
+    params(("slug" = String, Path, description = "The tenant, `^[a-z][a-z0-9_]{1,39}$`")),
+    responses((status = 200, body = TenantJson), AdminTenantErrors))]
 pub async fn get_tenant(
     State(state): State<AppState>,
     _: Admin,
@@ -82,6 +101,9 @@ pub async fn get_tenant(
 
 /// Starts deleting a tenant (202): its keys stop working now; its data goes
 /// from every store in the background, then the tenant itself (404).
+#[utoipa::path(delete, path = "/v1/admin/tenants/{slug}", tag = "admin", security(("admin_token" = [])),
+    params(("slug" = String, Path, description = "The tenant, `^[a-z][a-z0-9_]{1,39}$`")),
+    responses((status = 202, body = TenantJson, description = "Deleting; the tenant answers 404 when it is gone"), AdminTenantErrors))]
 pub async fn delete_tenant(
     State(state): State<AppState>,
     _: Admin,
@@ -91,10 +113,18 @@ pub async fn delete_tenant(
     Ok((StatusCode::ACCEPTED, Json(t.into())))
 }
 
+/// The operator's plans.
+#[utoipa::path(get, path = "/v1/admin/plans", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, body = PlanList), AdminErrors))]
 pub async fn list_plans(State(state): State<AppState>, _: Admin) -> Json<PlanList> {
     Json(state.tenants.plans().into())
 }
 
+/// Mint a key for the tenant; its secret is in this answer only.
+#[utoipa::path(post, path = "/v1/admin/tenants/{slug}/keys", tag = "admin", security(("admin_token" = [])),
+    params(("slug" = String, Path, description = "The tenant, `^[a-z][a-z0-9_]{1,39}$`")),
+    request_body(content = Option<CreateKey>, description = "Scopes; all three when absent"),
+    responses((status = 201, body = NewKeyJson), CreateKeyErrors))]
 pub async fn create_key(
     State(state): State<AppState>,
     _: Admin,
@@ -106,6 +136,10 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 
+/// The tenant's keys, never their secrets.
+#[utoipa::path(get, path = "/v1/admin/tenants/{slug}/keys", tag = "admin", security(("admin_token" = [])),
+    params(("slug" = String, Path, description = "The tenant, `^[a-z][a-z0-9_]{1,39}$`")),
+    responses((status = 200, body = KeyList), AdminTenantErrors))]
 pub async fn list_keys(
     State(state): State<AppState>,
     _: Admin,
@@ -114,6 +148,10 @@ pub async fn list_keys(
     Ok(Json(state.tenants.list_keys(&slug).await?.into()))
 }
 
+/// Revoke a key: it stops working at once.
+#[utoipa::path(delete, path = "/v1/admin/tenants/{slug}/keys/{id}", tag = "admin", security(("admin_token" = [])),
+    params(("slug" = String, Path, description = "The tenant, `^[a-z][a-z0-9_]{1,39}$`"), ("id" = String, Path, description = "The key's id")),
+    responses((status = 204, description = "Revoked"), RevokeKeyErrors))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     _: Admin,

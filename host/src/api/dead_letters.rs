@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::auth::{Plugins, Tenant};
 use super::error::{ApiError, ErrorCode};
+use super::openapi::{LetterListErrors, ReplayErrors};
 use super::params::LetterParams;
 use super::wire::{DeadLetterList, Replayed};
 use crate::tenants::Scope;
@@ -16,6 +17,9 @@ use crate::tenants::Scope;
 /// The tenant's dead letters. Their bodies are logs: a key needs the
 /// `search` scope as well to see them; with `plugins` alone it sees why
 /// each failed, not what it held.
+#[utoipa::path(get, path = "/v1/dead-letters", tag = "plugins", security(("tenant_key" = [])),
+    params(LetterParams),
+    responses((status = 200, body = DeadLetterList), LetterListErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Tenant<Plugins>,
@@ -47,6 +51,9 @@ pub async fn list(
 
 /// Puts a dead-lettered entry back in the queue (with its batch id, so its
 /// records keep their ids) and forgets the dead letter.
+#[utoipa::path(post, path = "/v1/dead-letters/{batch_id}/replay", tag = "plugins", security(("tenant_key" = [])),
+    params(("batch_id" = String, Path, description = "The dead letter's batch id (a ULID)")),
+    responses((status = 202, body = Replayed), ReplayErrors))]
 pub async fn replay(
     State(state): State<AppState>,
     caller: Tenant<Plugins>,

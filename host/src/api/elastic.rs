@@ -21,6 +21,7 @@ use super::AppState;
 use super::auth::{Ingest, Tenant};
 use super::error::ApiError;
 use super::intake::admitted_body;
+use super::openapi::{IngestErrors, ProbeErrors};
 use crate::ingest::CheckedBatch;
 use crate::ingest::bulk::{self, Decoded, Item};
 use crate::model::ids;
@@ -37,6 +38,8 @@ pub async fn product_header(mut resp: Response) -> Response {
 }
 
 /// `GET /` (and `HEAD /`): who answers, as a cluster would.
+#[utoipa::path(method(get, head), path = "/", tag = "shippers", security(("tenant_key" = []), ("basic_key" = []), ("elastic_api_key" = [])),
+    responses((status = 200, content_type = "application/json", body = Object, description = "Cluster information, as Elasticsearch 8.11 answers it"), ProbeErrors))]
 pub async fn info(method: Method, _caller: Tenant<Ingest>) -> Response {
     if method == Method::HEAD {
         return StatusCode::OK.into_response();
@@ -61,6 +64,8 @@ pub async fn info(method: Method, _caller: Tenant<Ingest>) -> Response {
 }
 
 /// `GET /_cluster/health`: shippers' health checks (Vector, Logstash).
+#[utoipa::path(get, path = "/_cluster/health", tag = "shippers", security(("tenant_key" = []), ("basic_key" = []), ("elastic_api_key" = [])),
+    responses((status = 200, content_type = "application/json", body = Object, description = "Always green"), ProbeErrors))]
 pub async fn health(_caller: Tenant<Ingest>) -> Json<Value> {
     Json(json!({
         "cluster_name": "loggerhub",
@@ -74,12 +79,22 @@ pub async fn health(_caller: Tenant<Ingest>) -> Json<Value> {
 /// `GET /_license`: Beats (Filebeat) will not send to a cluster whose
 /// license they cannot read. LoggerHub has no licenses; this says "basic",
 /// the free one, which asks nothing of the client.
+#[utoipa::path(get, path = "/_license", tag = "shippers", security(("tenant_key" = []), ("basic_key" = []), ("elastic_api_key" = [])),
+    responses((status = 200, content_type = "application/json", body = Object, description = "A basic license"), ProbeErrors))]
 pub async fn license(_caller: Tenant<Ingest>) -> Json<Value> {
     Json(json!({
         "license": {"status": "active", "uid": "loggerhub", "type": "basic", "mode": "basic"}
     }))
 }
 
+/// Elasticsearch/OpenSearch bulk: `index` and `create` actions, answered
+/// item by item. Scope: `ingest`.
+#[utoipa::path(method(post, put), path = "/_bulk", tag = "shippers", security(("tenant_key" = []), ("basic_key" = []), ("elastic_api_key" = [])),
+    request_body(content = String, content_type = "application/x-ndjson", description = "Action and document lines (`index` or `create`); the records' service is the index where a document names none"),
+    responses(
+        (status = 200, content_type = "application/json", body = Object, description = "The bulk response: `took`, `errors`, and one item per action with its own status (201, or 400/403/429 with an `error`)"),
+        IngestErrors,
+    ))]
 pub async fn bulk(
     State(state): State<AppState>,
     caller: Tenant<Ingest>,
@@ -89,6 +104,15 @@ pub async fn bulk(
     bulk_into_index(state, caller, None, headers, body).await
 }
 
+/// Bulk into an index: the records' service where a document names
+/// none. Scope: `ingest`.
+#[utoipa::path(method(post, put), path = "/{index}/_bulk", tag = "shippers", security(("tenant_key" = []), ("basic_key" = []), ("elastic_api_key" = [])),
+    params(("index" = String, Path, description = "The default index: the records' service")),
+    request_body(content = String, content_type = "application/x-ndjson", description = "Action and document lines (`index` or `create`); the records' service is the index where a document names none"),
+    responses(
+        (status = 200, content_type = "application/json", body = Object, description = "The bulk response: `took`, `errors`, and one item per action with its own status (201, or 400/403/429 with an `error`)"),
+        IngestErrors,
+    ))]
 pub async fn bulk_into(
     State(state): State<AppState>,
     caller: Tenant<Ingest>,

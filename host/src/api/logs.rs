@@ -10,8 +10,9 @@ use super::AppState;
 use super::auth::{Ingest, Search, Tenant};
 use super::error::ApiError;
 use super::intake::{admitted_body, header_str};
+use super::openapi::{DetailErrors, IngestErrors, ReadErrors, SearchErrors};
 use super::params::ListParams;
-use super::wire::{Accepted, DetailJson, PageJson, StatsJson};
+use super::wire::{Accepted, DetailJson, PageJson, RecordIn, StatsJson};
 use crate::ingest::IngestRequest;
 use crate::model::STATS_MAX_BUCKETS;
 use crate::search::Query;
@@ -19,6 +20,23 @@ use crate::search::Query;
 /// Longest log id looked up: ids are ULIDs or UUIDs.
 const MAX_ID_LEN: usize = 64;
 
+/// Send logs.
+///
+/// One JSON object, a JSON array, or NDJSON; `text/plain` goes to the
+/// tenant's text parser, one record per line. 202 only once the batch is
+/// durable in the queue. Scope: `ingest`.
+#[utoipa::path(post, path = "/v1/logs", tag = "logs", security(("tenant_key" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried batch store nothing twice."),
+        ("X-LoggerHub-Service" = Option<String>, Header, description = "The service of records that name none."),
+        ("Content-Encoding" = Option<String>, Header, description = "`gzip`, `zstd` or `deflate`; the body limit applies after decompression."),
+    ),
+    request_body(description = "Log records (DESIGN §3)", content(
+        (RecordIn = "application/json"),
+        (String = "application/x-ndjson"),
+        (String = "text/plain"),
+    )),
+    responses((status = 202, body = Accepted, description = "Durable in the queue"), IngestErrors))]
 pub async fn ingest(
     State(state): State<AppState>,
     caller: Tenant<Ingest>,
@@ -40,6 +58,10 @@ pub async fn ingest(
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
 }
 
+/// List logs, newest first, from the metadata store. Scope: `search`.
+#[utoipa::path(get, path = "/v1/logs", tag = "logs", security(("tenant_key" = [])),
+    params(ListParams),
+    responses((status = 200, body = PageJson), ReadErrors))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Tenant<Search>,
@@ -58,6 +80,10 @@ pub async fn list(
     Ok(Json(page.into()))
 }
 
+/// Full-text search; hits carry the metadata store's fields. Scope: `search`.
+#[utoipa::path(get, path = "/v1/search", tag = "logs", security(("tenant_key" = [])),
+    params(ListParams),
+    responses((status = 200, body = PageJson), SearchErrors))]
 pub async fn search(
     State(state): State<AppState>,
     caller: Tenant<Search>,
@@ -72,6 +98,11 @@ pub async fn search(
     Ok(Json(page.into()))
 }
 
+/// One log with its full text, from the index, else rebuilt from the raw
+/// store (`source` says which). Scope: `search`.
+#[utoipa::path(get, path = "/v1/logs/{id}", tag = "logs", security(("tenant_key" = [])),
+    params(("id" = String, Path, description = "The log's id (a ULID or UUID)")),
+    responses((status = 200, body = DetailJson), DetailErrors))]
 pub async fn detail(
     State(state): State<AppState>,
     caller: Tenant<Search>,
@@ -87,6 +118,10 @@ pub async fn detail(
     }
 }
 
+/// Counts by level and by service, and a histogram over time. Scope: `search`.
+#[utoipa::path(get, path = "/v1/stats", tag = "logs", security(("tenant_key" = [])),
+    params(ListParams),
+    responses((status = 200, body = StatsJson), ReadErrors))]
 pub async fn stats(
     State(state): State<AppState>,
     caller: Tenant<Search>,

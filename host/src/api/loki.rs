@@ -12,9 +12,18 @@ use super::AppState;
 use super::auth::{Ingest, Tenant};
 use super::error::{ApiError, ErrorCode};
 use super::intake::{admitted_body, header_str, queue_converted};
+use super::openapi::IngestErrors;
 use crate::ingest::WireFormat;
 use crate::ingest::loki;
 
+/// Loki push (`PushRequest`). Scope: `ingest`.
+#[utoipa::path(post, path = "/loki/api/v1/push", tag = "shippers", security(("tenant_key" = []), ("basic_key" = []), ("elastic_api_key" = [])),
+    params(("X-Scope-OrgID" = Option<String>, Header, description = "When sent, the key's tenant")),
+    request_body(description = "Streams of lines with labels", content(
+        (Vec<u8> = "application/x-protobuf"),
+        (Object = "application/json"),
+    )),
+    responses((status = 204, description = "Stored; `X-LoggerHub-Rejected` counts lines refused"), IngestErrors))]
 pub async fn push(
     State(state): State<AppState>,
     caller: Tenant<Ingest>,

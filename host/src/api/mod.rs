@@ -14,6 +14,7 @@ pub mod error;
 mod intake;
 mod logs;
 mod loki;
+mod openapi;
 mod ops;
 mod otlp;
 mod params;
@@ -29,7 +30,9 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use tokio::net::TcpListener;
 
@@ -127,42 +130,40 @@ async fn no_route(uri: axum::http::Uri) -> ApiError {
     }
 }
 
+/// Every route, each from its handler's `#[utoipa::path]`: the router and
+/// the OpenAPI document come from the same annotations, so neither can
+/// name a route the other lacks.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(logs::ingest, logs::list))
+        .routes(routes!(logs::detail))
+        .routes(routes!(logs::search))
+        .routes(routes!(logs::stats))
+        .routes(routes!(usage::usage))
+        .routes(routes!(admin::create_tenant, admin::list_tenants))
+        .routes(routes!(admin::get_tenant, admin::update_tenant, admin::delete_tenant))
+        .routes(routes!(admin::list_plans))
+        .routes(routes!(admin::create_key, admin::list_keys))
+        .routes(routes!(admin::revoke_key))
+        .routes(routes!(plugins::list))
+        .routes(routes!(plugins::upload, plugins::delete))
+        .routes(routes!(plugins::rollback))
+        .routes(routes!(plugins::get_pipeline, plugins::put_pipeline))
+        .routes(routes!(dead_letters::list))
+        .routes(routes!(dead_letters::replay))
+        .routes(routes!(otlp::logs))
+        .routes(routes!(loki::push))
+        .merge(elastic_routes())
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(openapi::document))
+}
+
 pub fn router(state: AppState) -> Router {
     let roles = state.roles;
-    Router::new()
-        .route("/v1/logs", post(logs::ingest).get(logs::list))
-        .route("/v1/logs/{id}", get(logs::detail))
-        .route("/v1/search", get(logs::search))
-        .route("/v1/stats", get(logs::stats))
-        .route("/v1/usage", get(usage::usage))
-        .route("/v1/admin/tenants", post(admin::create_tenant).get(admin::list_tenants))
-        .route(
-            "/v1/admin/tenants/{slug}",
-            get(admin::get_tenant)
-                .patch(admin::update_tenant)
-                .delete(admin::delete_tenant),
-        )
-        .route("/v1/admin/plans", get(admin::list_plans))
-        .route(
-            "/v1/admin/tenants/{slug}/keys",
-            post(admin::create_key).get(admin::list_keys),
-        )
-        .route("/v1/admin/tenants/{slug}/keys/{id}", delete(admin::revoke_key))
-        .route("/v1/plugins", get(plugins::list))
-        .route(
-            "/v1/plugins/{stage}/{name}",
-            put(plugins::upload).delete(plugins::delete),
-        )
-        .route("/v1/plugins/{stage}/{name}/rollback", post(plugins::rollback))
-        .route("/v1/pipeline", get(plugins::get_pipeline).put(plugins::put_pipeline))
-        .route("/v1/dead-letters", get(dead_letters::list))
-        .route("/v1/dead-letters/{batch_id}/replay", post(dead_letters::replay))
-        .route("/otlp/v1/logs", post(otlp::logs))
-        .route("/loki/api/v1/push", post(loki::push))
-        .merge(elastic_routes())
-        .route("/health", get(ops::health))
-        .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
+    let (router, _) = routes().split_for_parts();
+    router
         .fallback(no_route)
         .method_not_allowed_fallback(|method: Method, uri: axum::http::Uri| async move {
             ApiError::new(
@@ -175,13 +176,13 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The Elasticsearch/OpenSearch API shippers and clients send logs with.
-fn elastic_routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(elastic::info).head(elastic::info))
-        .route("/_cluster/health", get(elastic::health))
-        .route("/_license", get(elastic::license))
-        .route("/_bulk", post(elastic::bulk).put(elastic::bulk))
-        .route("/{index}/_bulk", post(elastic::bulk_into).put(elastic::bulk_into))
+fn elastic_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(elastic::info))
+        .routes(routes!(elastic::health))
+        .routes(routes!(elastic::license))
+        .routes(routes!(elastic::bulk))
+        .routes(routes!(elastic::bulk_into))
         .layer(middleware::map_response(elastic::product_header))
 }
 

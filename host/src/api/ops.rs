@@ -9,8 +9,12 @@ use axum::response::IntoResponse;
 
 use super::AppState;
 use super::auth::{MaybeOperator, Operator};
+use super::openapi::{NoErrors, OperatorErrors};
 use super::wire::{BackendReady, Health, Ready, ReadyDetail};
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, body = Health), NoErrors))]
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -18,6 +22,13 @@ pub async fn health() -> Json<Health> {
 /// Ready when every backend this process's roles use answers; says which
 /// one does not. Ingest uses the queue and the metadata store (keys),
 /// search the metadata, raw and index stores, the processor all four.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    security((), ("operator_token" = [])),
+    responses(
+        (status = 200, body = Ready, description = "Every backend answers; the detail only to the operator when an operator token is set"),
+        (status = 503, body = Ready, description = "A backend does not answer; the detail names it"),
+        NoErrors,
+    ))]
 pub async fn ready(State(state): State<AppState>, caller: MaybeOperator) -> (StatusCode, Json<Ready>) {
     let roles = state.roles;
     let status = |r: Result<(), String>| r.err().unwrap_or_else(|| "ok".into());
@@ -62,6 +73,10 @@ pub async fn ready(State(state): State<AppState>, caller: MaybeOperator) -> (Sta
     (code, Json(body))
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    security((), ("operator_token" = [])),
+    responses((status = 200, content_type = "text/plain; version=0.0.4", body = String), OperatorErrors))]
 pub async fn metrics(State(state): State<AppState>, _: Operator) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

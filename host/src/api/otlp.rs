@@ -12,9 +12,23 @@ use super::AppState;
 use super::auth::{Ingest, Tenant};
 use super::error::{ApiError, ErrorCode};
 use super::intake::{admitted_body, header_str, queue_converted};
+use super::openapi::IngestErrors;
 use crate::ingest::WireFormat;
 use crate::ingest::otlp;
 
+/// OTLP/HTTP logs (`ExportLogsServiceRequest`). Scope: `ingest`.
+#[utoipa::path(post, path = "/otlp/v1/logs", tag = "shippers", security(("tenant_key" = []), ("basic_key" = []), ("elastic_api_key" = [])),
+    request_body(description = "An ExportLogsServiceRequest", content(
+        (Vec<u8> = "application/x-protobuf"),
+        (Object = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "An ExportLogsServiceResponse: empty, or a `partial_success` counting the records refused", content(
+            (Vec<u8> = "application/x-protobuf"),
+            (Object = "application/json"),
+        )),
+        IngestErrors,
+    ))]
 pub async fn logs(
     State(state): State<AppState>,
     caller: Tenant<Ingest>,

@@ -2,6 +2,7 @@
 //! model's filters, cursor, limit and interval.
 
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::error::ApiError;
 use crate::model::{Cursor, Level, LogFilter};
@@ -15,16 +16,25 @@ pub const DEFAULT_LIMIT: usize = 100;
 const MAX_INTERVAL_NS: i64 = 366 * 86_400 * 1_000_000_000;
 
 /// Query parameters of the list view, search and stats.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Search only: terms (ANDed), `"phrases"`, `-excluded`, `service:x`,
+    /// `level:error`, `attributes.key:value`.
     pub q: Option<String>,
     pub service: Option<String>,
+    /// trace, debug, info, warn, error or fatal.
     pub level: Option<String>,
+    /// RFC 3339; inclusive.
     pub from: Option<String>,
+    /// RFC 3339; exclusive.
     pub to: Option<String>,
+    /// List and search: 1 to 1000, default 100.
     pub limit: Option<usize>,
+    /// List and search: the `next_cursor` of the page before.
     pub cursor: Option<String>,
+    /// Stats only: a histogram bucket, as `30s`, `5m`, `1h` (default) or `1d`.
     pub interval: Option<String>,
 }
 
@@ -106,10 +116,13 @@ impl ListParams {
 }
 
 /// Query parameters of the dead-letter list.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LetterParams {
+    /// 1 to 100, default 20.
     pub limit: Option<usize>,
+    /// The `next_cursor` of the page before.
     pub cursor: Option<String>,
 }
 

@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use super::AppState;
 use super::auth::{Plugins, Tenant};
 use super::error::{ApiError, ErrorCode};
+use super::openapi::{PipelineErrors, PluginDeleteErrors, RollbackErrors, TenantErrors, UploadErrors};
 use super::wire::{PluginList, PluginUploaded, Rollback, RolledBack};
 use crate::plugins::{MAX_PLUGIN_BYTES, PipelineSpec, PluginName, Quota};
 use crate::runtime::Stage;
@@ -54,6 +55,12 @@ pub async fn malformed() -> ApiError {
     )
 }
 
+/// Upload a version of a plugin: compiled, validated and dry-run before
+/// it becomes active. Scope: `plugins`.
+#[utoipa::path(put, path = "/v1/plugins/{stage}/{name}", tag = "plugins", security(("tenant_key" = [])),
+    params(("stage" = String, Path, description = "parser, enricher or router"), ("name" = String, Path, description = "`^[a-z][a-z0-9_-]{0,62}$`")),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "A WebAssembly component of the stage's world"),
+    responses((status = 201, body = PluginUploaded), UploadErrors))]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Tenant<Plugins>,
@@ -93,10 +100,18 @@ pub async fn upload(
     ))
 }
 
+/// The tenant's plugins and the built-in ones, with versions and state.
+/// Scope: `plugins`.
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins", security(("tenant_key" = [])),
+    responses((status = 200, body = PluginList), TenantErrors))]
 pub async fn list(State(state): State<AppState>, caller: Tenant<Plugins>) -> Json<PluginList> {
     Json(state.registry.list(&caller.tenant).into())
 }
 
+/// Remove a plugin and its versions. Scope: `plugins`.
+#[utoipa::path(delete, path = "/v1/plugins/{stage}/{name}", tag = "plugins", security(("tenant_key" = [])),
+    params(("stage" = String, Path, description = "parser, enricher or router"), ("name" = String, Path, description = "`^[a-z][a-z0-9_-]{0,62}$`")),
+    responses((status = 204, description = "Removed"), PluginDeleteErrors))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Tenant<Plugins>,
@@ -106,6 +121,12 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Make an earlier version active (the one before when none is named).
+/// Scope: `plugins`.
+#[utoipa::path(post, path = "/v1/plugins/{stage}/{name}/rollback", tag = "plugins", security(("tenant_key" = [])),
+    params(("stage" = String, Path, description = "parser, enricher or router"), ("name" = String, Path, description = "`^[a-z][a-z0-9_-]{0,62}$`")),
+    request_body(content = Option<Rollback>),
+    responses((status = 200, body = RolledBack), RollbackErrors))]
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Tenant<Plugins>,
@@ -120,6 +141,9 @@ pub async fn rollback(
     }))
 }
 
+/// The tenant's pipeline. Scope: `plugins`.
+#[utoipa::path(get, path = "/v1/pipeline", tag = "plugins", security(("tenant_key" = [])),
+    responses((status = 200, body = PipelineSpec), TenantErrors))]
 pub async fn get_pipeline(
     State(state): State<AppState>,
     caller: Tenant<Plugins>,
@@ -127,6 +151,11 @@ pub async fn get_pipeline(
     Ok(Json(state.registry.pipeline(&caller.tenant)?))
 }
 
+/// Set the tenant's pipeline: parsers, ordered enrichers, router, plugin
+/// config and sandbox limits. Scope: `plugins`.
+#[utoipa::path(put, path = "/v1/pipeline", tag = "plugins", security(("tenant_key" = [])),
+    request_body = PipelineSpec,
+    responses((status = 200, body = PipelineSpec), PipelineErrors))]
 pub async fn put_pipeline(
     State(state): State<AppState>,
     caller: Tenant<Plugins>,

@@ -7,12 +7,16 @@ use axum::extract::State;
 use super::AppState;
 use super::auth::{Search, Tenant};
 use super::error::ApiError;
+use super::openapi::TenantErrors;
 use super::wire::{DayJson, UsageJson, UsageLimits};
 use crate::model;
 
 /// Days of history the answer carries, today included.
 const HISTORY_DAYS: i64 = 30;
 
+/// The tenant's consumption against its plan. Scope: `search`.
+#[utoipa::path(get, path = "/v1/usage", tag = "logs", security(("tenant_key" = [])),
+    responses((status = 200, body = UsageJson), TenantErrors))]
 pub async fn usage(State(state): State<AppState>, caller: Tenant<Search>) -> Result<Json<UsageJson>, ApiError> {
     let plan = state.tenants.plan(&caller.plan).clone();
     let today = model::day_of(model::now_ns());

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::model::{LogRecord, Page, Stats, format_ts};
 use crate::pipeline::LetterPage;
@@ -13,7 +14,7 @@ use crate::search::service::Source;
 use crate::stores::{ApiKey, Tenant};
 use crate::tenants::NewKey;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RecordJson {
     pub id: String,
     pub tenant: String,
@@ -24,7 +25,31 @@ pub struct RecordJson {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    #[schema(value_type = BTreeMap<String, String>)]
     pub attributes: Map<String, Value>,
+}
+
+/// A log record as sent to `POST /v1/logs` (DESIGN §3). Field names
+/// shippers use are read too (`@timestamp`, `time`, `ts`, `log`, `msg`,
+/// `severity`, `log.level`, `service.name`, …).
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only: ingest decodes bodies itself (`ingest`)
+pub struct RecordIn {
+    /// A ULID or UUID; assigned when absent.
+    id: Option<String>,
+    /// The key's tenant; another one is refused (403).
+    tenant_id: Option<String>,
+    service: Option<String>,
+    /// trace, debug, info, warn, error or fatal, in any case, or their
+    /// usual aliases; `info` when absent.
+    level: Option<String>,
+    /// RFC 3339, or epoch seconds or milliseconds; arrival time when absent.
+    timestamp: Option<String>,
+    message: String,
+    /// The whole log, e.g. a stack trace.
+    full_log: Option<String>,
+    language: Option<String>,
+    attributes: Option<BTreeMap<String, String>>,
 }
 
 impl From<LogRecord> for RecordJson {
@@ -43,7 +68,7 @@ impl From<LogRecord> for RecordJson {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DetailJson {
     #[serde(flatten)]
     pub record: RecordJson,
@@ -65,7 +90,7 @@ impl DetailJson {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PageJson {
     pub total: u64,
     pub hits: Vec<RecordJson>,
@@ -82,7 +107,7 @@ impl From<Page> for PageJson {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     pub slug: String,
@@ -92,7 +117,7 @@ pub struct CreateTenant {
 }
 
 /// PATCH /v1/admin/tenants/{slug}.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     pub plan: Option<String>,
@@ -101,7 +126,7 @@ pub struct UpdateTenant {
 }
 
 /// GET /v1/admin/plans.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PlanList {
     pub plans: BTreeMap<String, crate::tenants::plans::Plan>,
 }
@@ -114,7 +139,7 @@ impl From<&crate::tenants::plans::Plans> for PlanList {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     #[serde(default)]
@@ -122,19 +147,19 @@ pub struct CreateKey {
 }
 
 /// 202 of POST /v1/logs.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Accepted {
     pub accepted: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Bucket {
     pub start: String,
     pub count: u64,
 }
 
 /// GET /v1/stats.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct StatsJson {
     pub total: u64,
     pub by_level: BTreeMap<&'static str, u64>,
@@ -163,7 +188,7 @@ impl StatsJson {
 }
 
 /// A key as minted: the secret is in this answer only.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct NewKeyJson {
     pub id: String,
     pub key: String,
@@ -181,14 +206,14 @@ impl From<NewKey> for NewKeyJson {
 }
 
 /// 201 of POST /v1/admin/tenants.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TenantCreated {
     pub tenant: String,
     pub plan: String,
     pub api_key: NewKeyJson,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TenantJson {
     pub slug: String,
     pub created_at: String,
@@ -197,7 +222,7 @@ pub struct TenantJson {
     pub state: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TenantList {
     pub tenants: Vec<TenantJson>,
 }
@@ -222,7 +247,7 @@ impl From<Vec<Tenant>> for TenantList {
 }
 
 /// A key as listed: never its secret.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct KeyJson {
     pub id: String,
     pub scopes: Vec<String>,
@@ -230,7 +255,7 @@ pub struct KeyJson {
     pub revoked: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct KeyList {
     pub keys: Vec<KeyJson>,
 }
@@ -252,7 +277,7 @@ impl From<Vec<ApiKey>> for KeyList {
 }
 
 /// 201 of PUT /v1/plugins/{stage}/{name}.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PluginUploaded {
     pub stage: &'static str,
     pub name: String,
@@ -260,7 +285,7 @@ pub struct PluginUploaded {
     pub active: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PluginJson {
     pub stage: &'static str,
     pub name: String,
@@ -271,7 +296,7 @@ pub struct PluginJson {
     pub disabled: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PluginList {
     pub plugins: Vec<PluginJson>,
 }
@@ -295,19 +320,19 @@ impl From<Vec<PluginInfo>> for PluginList {
 }
 
 /// POST …/rollback.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
     pub version: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RolledBack {
     pub name: String,
     pub active: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DeadLetterJson {
     pub batch_id: String,
     pub received_at: String,
@@ -325,7 +350,7 @@ pub struct DeadLetterJson {
     pub records: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DeadLetterList {
     /// Newest first.
     pub dead_letters: Vec<DeadLetterJson>,
@@ -361,19 +386,19 @@ impl From<LetterPage> for DeadLetterList {
 }
 
 /// 202 of POST /v1/dead-letters/{id}/replay.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Replayed {
     pub replayed: String,
 }
 
 /// GET /health.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Health {
     pub status: &'static str,
 }
 
 /// One backend in GET /ready: "ok" or why not; the queue adds its depth.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum BackendReady {
     Status(String),
@@ -381,7 +406,7 @@ pub enum BackendReady {
 }
 
 /// GET /ready.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Ready {
     pub status: &'static str,
     /// The detail, for the operator only when an operator token is set.
@@ -389,14 +414,14 @@ pub struct Ready {
     pub detail: Option<ReadyDetail>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ReadyDetail {
     pub roles: String,
     pub backends: BTreeMap<&'static str, BackendReady>,
 }
 
 /// GET /v1/usage.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UsageJson {
     pub tenant: String,
     pub plan: String,
@@ -410,7 +435,7 @@ pub struct UsageJson {
     pub days: Vec<DayJson>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UsageLimits {
     pub logs_per_second: u64,
     pub bytes_per_second: u64,
@@ -435,7 +460,7 @@ impl From<&crate::tenants::plans::Plan> for UsageLimits {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DayJson {
     /// `YYYY-MM-DD`, UTC.
     pub day: String,
@@ -460,7 +485,7 @@ impl From<crate::usage::UsageDay> for DayJson {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct StoredJson {
     pub metadata_bytes: u64,
     pub raw_bytes: u64,

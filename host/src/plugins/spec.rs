@@ -22,7 +22,7 @@ pub const MAX_CONFIG_KEYS: usize = 64;
 pub const MAX_CONFIG_KEY_BYTES: usize = 128;
 pub const MAX_CONFIG_VALUE_BYTES: usize = 16 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
     /// Parser for JSON and NDJSON bodies.
@@ -45,7 +45,7 @@ pub struct PipelineSpec {
 }
 
 /// Per-tenant sandbox limits, each optional and bounded by the host.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSpec {
     /// Memory per instance, MiB (1..=1024).

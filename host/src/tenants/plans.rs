@@ -73,7 +73,7 @@ impl<'de> Deserialize<'de> for PlanName {
 }
 
 /// What a tenant on the plan may use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     /// Sustained ingest rate, in records and in body bytes per second.

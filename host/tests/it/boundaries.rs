@@ -11,6 +11,10 @@ const LIBRARIES: &[(&str, &[&str])] = &[
     ("wasmtime", &["runtime"]),
     ("wasmtime_wasi", &["runtime"]),
     ("axum", &["api"]),
+    ("utoipa_axum", &["api"]),
+    // The pipeline and the plans are their own JSON bodies: their schemas
+    // are derived where they are declared.
+    ("utoipa", &["api", "plugins::spec", "tenants::plans"]),
     (
         "sqlx",
         &["stores::sql", "stores::accounts", "stores::sqlite", "stores::postgres"],

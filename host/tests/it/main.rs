@@ -20,6 +20,7 @@ mod hostile;
 mod infra;
 mod lifecycle;
 mod loki;
+mod openapi;
 mod opensearch_fixtures;
 mod otlp;
 mod outages;
