@@ -22,6 +22,7 @@ use crate::ingest::rate::{LocalRates, RateLimiter};
 use crate::pipeline::{DeadLetters, InstanceBudget, Processor};
 use crate::plugins::Plugins;
 use crate::search::service::Reader;
+use crate::search::tail::Tail;
 use crate::stores::raw::RawStore;
 use crate::syslog;
 use crate::telemetry::Metrics;
@@ -127,6 +128,7 @@ pub async fn run(
         ingest,
         meter: meter.clone(),
         reader: Arc::new(Reader::new(meta.clone(), raw.clone(), index.clone())),
+        tail: Tail::new(meta.clone()),
         meta,
         raw,
         index,

@@ -19,6 +19,7 @@ mod ops;
 mod otlp;
 mod params;
 mod plugins;
+mod tail;
 mod usage;
 mod wire;
 
@@ -43,6 +44,7 @@ use crate::plugins::Registry;
 use crate::queue::Queue;
 use crate::search::SearchIndex;
 use crate::search::service::Reader;
+use crate::search::tail::Tail;
 use crate::stores::MetadataStore;
 use crate::stores::raw::RawStore;
 use crate::telemetry::Metrics;
@@ -56,6 +58,7 @@ pub struct AppState {
     pub tenants: Arc<Tenants>,
     pub ingest: Arc<Ingest>,
     pub reader: Arc<Reader>,
+    pub tail: Tail,
     pub meta: Arc<dyn MetadataStore>,
     pub raw: RawStore,
     pub index: Arc<dyn SearchIndex>,
@@ -139,6 +142,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logs::detail))
         .routes(routes!(logs::search))
         .routes(routes!(logs::stats))
+        .routes(routes!(tail::tail))
         .routes(routes!(usage::usage))
         .routes(routes!(admin::create_tenant, admin::list_tenants))
         .routes(routes!(admin::get_tenant, admin::update_tenant, admin::delete_tenant))
@@ -192,7 +196,12 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tail = state.tail.clone();
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open tails never end by themselves.
+            tail.close();
+        })
         .await
 }

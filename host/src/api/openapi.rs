@@ -184,6 +184,11 @@ error_sets! {
         BadRequest, InvalidParameter, InvalidQuery, MissingApiKey, InvalidApiKey,
         InsufficientScope, WrongRole, BackendUnavailable,
     ];
+    /// The live tail.
+    TailErrors = [
+        BadRequest, InvalidParameter, InvalidQuery, MissingApiKey, InvalidApiKey,
+        InsufficientScope, RateLimited, BackendUnavailable, WrongRole,
+    ];
     /// One log.
     DetailErrors = [
         BadRequest, MissingApiKey, InvalidApiKey, InsufficientScope, NotFound, WrongRole,

@@ -107,6 +107,15 @@ impl From<Page> for PageJson {
     }
 }
 
+/// One `logs` event of GET /v1/tail.
+#[derive(Serialize, ToSchema)]
+pub struct TailEvent {
+    /// Oldest first.
+    pub hits: Vec<RecordJson>,
+    /// New logs the tail could not read in time (a flood); search finds them.
+    pub dropped: u64,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {

@@ -1,6 +1,9 @@
 //! The CLI client: mirrors the admin and search API over HTTP, and runs
 //! the plugin author's tools (new, validate, test) locally.
 
+mod import;
+mod show;
+mod tail;
 mod template;
 
 use std::collections::HashMap;
@@ -48,20 +51,58 @@ pub enum ClientCommand {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Full-text search (API key: LOGGERHUB_API_KEY).
+    /// Full-text search, newest first (API key: LOGGERHUB_API_KEY).
     Search {
-        /// Query: terms, "phrases", -exclusions, service:x, level:error, attributes.k:v
+        /// Query: terms, "phrases", -exclusions, service:x, level:error,
+        /// attributes.k:v; all logs when empty.
+        #[arg(default_value = "")]
         query: String,
         #[arg(long)]
         service: Option<String>,
         #[arg(long)]
         level: Option<String>,
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// RFC 3339 times.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Logs to print; past a page, the next pages are fetched.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_SEARCH as u64))]
+        limit: u64,
+        #[command(flatten)]
+        show: show::Args,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Follow new logs as they arrive, coloured by level, after the last
+    /// few that match (API key: LOGGERHUB_API_KEY).
+    Tail {
+        /// The search syntax; all new logs when absent.
+        query: Option<String>,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        level: Option<String>,
+        /// Matching logs shown before following.
+        #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=1000))]
+        lines: u64,
+        #[command(flatten)]
+        show: show::Args,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Send log files (NDJSON or text, gzip or not), resumably
+    /// (API key: LOGGERHUB_API_KEY).
+    Import {
+        #[command(flatten)]
+        args: import::ImportArgs,
         #[command(flatten)]
         conn: Conn,
     },
 }
+
+/// Most logs `search` prints in one run.
+const MAX_SEARCH: usize = 100_000;
 
 #[derive(Subcommand)]
 pub enum TenantCmd {
@@ -291,20 +332,62 @@ impl ClientCommand {
                 query,
                 service,
                 level,
+                from,
+                to,
                 limit,
+                show,
                 conn,
             } => {
                 let key = token("LOGGERHUB_API_KEY")?;
-                let mut params = vec![("q", query), ("limit", limit.to_string())];
+                let mut params = vec![("q", query)];
                 params.extend(service.map(|s| ("service", s)));
                 params.extend(level.map(|l| ("level", l)));
-                let v = call(
-                    http.get(format!("{}/v1/search", conn.url.trim_end_matches('/')))
-                        .bearer_auth(&key)
-                        .query(&params),
-                )
-                .await?;
-                print(&v);
+                params.extend(from.map(|t| ("from", t)));
+                params.extend(to.map(|t| ("to", t)));
+                let printer = show.printer();
+                let url = format!("{}/v1/search", conn.url.trim_end_matches('/'));
+                let mut left = limit as usize;
+                let mut cursor: Option<String> = None;
+                let mut out = std::io::stdout().lock();
+                while left > 0 {
+                    let mut page_params = params.clone();
+                    page_params.push(("limit", left.min(1000).to_string()));
+                    page_params.extend(cursor.take().map(|c| ("cursor", c)));
+                    let page = call(http.get(&url).bearer_auth(&key).query(&page_params)).await?;
+                    let hits = page["hits"].as_array().cloned().unwrap_or_default();
+                    for h in &hits {
+                        printer.record(&mut out, h)?;
+                    }
+                    left = left.saturating_sub(hits.len());
+                    cursor = page["next_cursor"].as_str().map(str::to_string);
+                    if cursor.is_none() || hits.is_empty() {
+                        break;
+                    }
+                }
+            }
+            ClientCommand::Tail {
+                query,
+                service,
+                level,
+                lines,
+                show,
+                conn,
+            } => {
+                let key = token("LOGGERHUB_API_KEY")?;
+                let printer = show.printer();
+                let args = tail::TailArgs {
+                    url: &conn.url,
+                    key: &key,
+                    query,
+                    service,
+                    level,
+                    last: lines as usize,
+                };
+                tail::run(args, &printer).await?;
+            }
+            ClientCommand::Import { args, conn } => {
+                let key = token("LOGGERHUB_API_KEY")?;
+                import::run(args, &conn.url, &key).await?;
             }
         }
         Ok(())

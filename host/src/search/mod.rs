@@ -11,6 +11,7 @@
 pub mod opensearch;
 pub mod query;
 pub mod service;
+pub mod tail;
 pub mod tantivy;
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! ANDed, `"quoted phrases"`, `-term` excludes, `service:billing`,
 //! `level:error`, `attributes.<key>:<value>`.
 
-use crate::model::Level;
+use crate::model::{Level, LogRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Matcher {
@@ -92,6 +92,35 @@ impl Query {
     pub fn is_empty(&self) -> bool {
         self.clauses.is_empty()
     }
+
+    /// Whether `r` holds, read as the indexes read it: text as words
+    /// (letters and digits, any case), a phrase as consecutive words,
+    /// fields exactly. For records already in hand (the live tail); the
+    /// metadata store's copy holds the message's first 500 characters,
+    /// and that is what text matches against.
+    pub fn matches(&self, r: &LogRecord) -> bool {
+        let mut words: Option<Vec<String>> = None;
+        self.clauses.iter().all(|c| {
+            let hit = match &c.matcher {
+                Matcher::Service(s) => r.service == *s,
+                Matcher::Level(l) => r.level == *l,
+                Matcher::Attribute { key, value } => r.attributes.iter().any(|(k, v)| k == key && v == value),
+                Matcher::Text(t) => {
+                    let words = words.get_or_insert_with(|| words_of(&r.message).collect());
+                    let phrase: Vec<String> = words_of(t).collect();
+                    !phrase.is_empty() && words.windows(phrase.len()).any(|w| w == phrase.as_slice())
+                }
+            };
+            hit != c.negated
+        })
+    }
+}
+
+/// Lower-cased runs of letters and digits, as the indexes' tokenizers cut.
+fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
 }
 
 fn is_field(f: &str) -> bool {
@@ -126,6 +155,49 @@ mod tests {
         Clause {
             negated,
             matcher: Matcher::Text(s.into()),
+        }
+    }
+
+    #[test]
+    fn records_match_as_the_indexes_read_them() {
+        let r = LogRecord {
+            id: "01JB8X6J7Z9Q0R1S2T3V4W5X6Y".into(),
+            tenant: "acme".into(),
+            service: "billing".into(),
+            level: Level::Error,
+            timestamp: 0,
+            received_at: 0,
+            message: "Payment failed: invalid UUID (order-42)".into(),
+            full_log: String::new(),
+            language: None,
+            attributes: vec![("region".into(), "eu west".into())],
+            raw_path: None,
+        };
+        let m = |q: &str| Query::parse(q).expect("parses").matches(&r);
+        for yes in [
+            "",
+            "payment",
+            "PAYMENT uuid",
+            r#""invalid uuid""#,
+            "order 42",
+            "service:billing level:error",
+            r#"attributes.region:"eu west""#,
+            "-timeout",
+            "-level:info",
+        ] {
+            assert!(m(yes), "{yes}");
+        }
+        for no in [
+            "refund",
+            r#""uuid invalid""#,
+            "pay",
+            "service:bill",
+            "level:warn",
+            "attributes.region:eu",
+            "-payment",
+            "payment -uuid",
+        ] {
+            assert!(!m(no), "{no}");
         }
     }
 

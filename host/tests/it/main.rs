@@ -12,6 +12,7 @@ mod conformance;
 
 mod api;
 mod boundaries;
+mod cli;
 mod crash;
 mod distributed;
 mod elastic;
