@@ -21,7 +21,7 @@ use super::params::ListParams;
 use super::wire::{RecordJson, TailEvent};
 use crate::model::LogFilter;
 use crate::search::Query;
-use crate::search::tail::{TailError, Watch};
+use crate::search::tail::{MAX_TAIL, TailError, Watch};
 
 /// A comment sent this often keeps proxies from closing a quiet tail.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -44,7 +44,8 @@ pub struct TailParams {
 /// oldest first, for each batch of new logs that match; `lagged` with
 /// `{"batches": n}` when this client read too slowly and skipped some.
 /// Tailed are logs whose own time is within the last minute when they
-/// land. Scope: `search`.
+/// land. A tail ends after ten minutes; clients reconnect (the key is
+/// checked again then). Scope: `search`.
 #[utoipa::path(get, path = "/v1/tail", tag = "logs", security(("tenant_key" = [])),
     params(TailParams),
     responses(
@@ -71,8 +72,11 @@ pub async fn tail(
         };
         ApiError::new(code, e.to_string()).retry_after(5)
     })?;
-    let stream = futures::stream::unfold((watch, query, filter), |(mut w, query, filter)| async move {
-        let event = next_event(&mut w, &query, &filter).await?;
+    let until = tokio::time::Instant::now() + MAX_TAIL;
+    let stream = futures::stream::unfold((watch, query, filter), move |(mut w, query, filter)| async move {
+        let event = tokio::time::timeout_at(until, next_event(&mut w, &query, &filter))
+            .await
+            .ok()??;
         Some((Ok(event), (w, query, filter)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))

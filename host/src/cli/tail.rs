@@ -29,18 +29,7 @@ pub async fn run(args: TailArgs<'_>, printer: &Printer) -> anyhow::Result<()> {
 
     // Subscribe first, then read the backlog: a log landing in between is
     // in one or the other (or both, and shown once).
-    let mut resp = http
-        .get(format!("{base}/v1/tail"))
-        .bearer_auth(args.key)
-        .query(&params)
-        .send()
-        .await
-        .context("cannot reach LoggerHub")?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or_default();
-        bail!("{status}: {}", v["error"]["message"].as_str().unwrap_or_default());
-    }
+    let mut resp = open(&http, base, args.key, &params).await?;
     let mut shown = HashSet::new();
     let mut out = std::io::stdout().lock();
     if args.last > 0 {
@@ -54,32 +43,56 @@ pub async fn run(args: TailArgs<'_>, printer: &Printer) -> anyhow::Result<()> {
         }
         out.flush()?;
     }
-
-    let mut events = Events::default();
-    while let Some(chunk) = resp.chunk().await.context("the tail ended")? {
-        for (event, data) in events.feed(&chunk) {
-            let v: Value = serde_json::from_str(&data).unwrap_or_default();
-            match event.as_str() {
-                "logs" => {
-                    for r in v["hits"].as_array().into_iter().flatten() {
-                        let id = r["id"].as_str().unwrap_or_default();
-                        // The backlog may hold what the stream sends first.
-                        if !shown.contains(id) {
-                            printer.record(&mut out, r)?;
+    loop {
+        let mut events = Events::default();
+        while let Some(chunk) = resp.chunk().await.context("the tail ended")? {
+            for (event, data) in events.feed(&chunk) {
+                let v: Value = serde_json::from_str(&data).unwrap_or_default();
+                match event.as_str() {
+                    "logs" => {
+                        for r in v["hits"].as_array().into_iter().flatten() {
+                            let id = r["id"].as_str().unwrap_or_default();
+                            // The backlog may hold what the stream sends first.
+                            if !shown.contains(id) {
+                                printer.record(&mut out, r)?;
+                            }
+                        }
+                        shown.clear();
+                        if let Some(n) = v["dropped"].as_u64().filter(|n| *n > 0) {
+                            eprintln!("tail: {n} logs arrived faster than the tail reads; search finds them");
                         }
                     }
-                    shown.clear();
-                    if let Some(n) = v["dropped"].as_u64().filter(|n| *n > 0) {
-                        eprintln!("tail: {n} logs arrived faster than the tail reads; search finds them");
-                    }
+                    "lagged" => eprintln!("tail: this terminal fell behind; some logs were skipped"),
+                    _ => {}
                 }
-                "lagged" => eprintln!("tail: this terminal fell behind; some logs were skipped"),
-                _ => {}
             }
+            out.flush()?;
         }
-        out.flush()?;
+        // The server ends a tail after a while (so that the key is checked
+        // again): follow on.
+        resp = open(&http, base, args.key, &params).await?;
     }
-    Ok(())
+}
+
+async fn open(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    params: &[(&str, String)],
+) -> anyhow::Result<reqwest::Response> {
+    let resp = http
+        .get(format!("{base}/v1/tail"))
+        .bearer_auth(key)
+        .query(params)
+        .send()
+        .await
+        .context("cannot reach LoggerHub")?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or_default();
+        bail!("{status}: {}", v["error"]["message"].as_str().unwrap_or_default());
+    }
+    Ok(resp)
 }
 
 /// Server-sent events from a byte stream: `(event, data)` per blank-line

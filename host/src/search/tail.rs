@@ -28,17 +28,22 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How far back, by the logs' own time, a poll looks: a log that took
 /// longer than this from its timestamp to the store is not tailed.
 pub const LOOKBACK_NS: i64 = 60_000_000_000;
-/// Logs read per page, and pages per poll: past that, in a flood, the
+/// Logs read per page, and pages per poll: a thousand logs a second is
+/// more than anyone reads off a screen; past that, in a flood, the
 /// watchers are told how many they missed instead of the poll growing.
-const PAGE: usize = 1000;
-const MAX_PAGES: usize = 5;
+const PAGE: usize = 500;
+const MAX_PAGES: usize = 2;
 /// Batches a slow watcher may fall behind before it is told it missed
-/// some (and skips them).
-const CHANNEL_BATCHES: usize = 64;
+/// some (and skips them). With the poll's cap, a tenant's tail holds at
+/// most this many thousand records, however many watch.
+const CHANNEL_BATCHES: usize = 8;
 /// Watchers per tenant, and in all, per process: each holds a response
 /// open, so both are bounded.
 pub const MAX_WATCHERS_PER_TENANT: usize = 32;
-pub const MAX_WATCHERS: usize = 1024;
+pub const MAX_WATCHERS: usize = 256;
+/// A tail ends after this long (the client reconnects): a key revoked, or
+/// a tenant suspended or deleted, stops being served within it.
+pub const MAX_TAIL: Duration = Duration::from_secs(600);
 
 /// What one poll found that was new, oldest first.
 #[derive(Debug, Default)]
