@@ -75,7 +75,13 @@ pub async fn list(
     }
     let page = state
         .reader
-        .list(&caller.tenant, &p.filter()?, p.cursor()?.as_ref(), p.limit()?)
+        .list(
+            &caller.tenant,
+            &p.filter()?,
+            p.cursor()?.as_ref(),
+            p.limit()?,
+            p.track_total_hits.unwrap_or(false),
+        )
         .await?;
     Ok(Json(page.into()))
 }
@@ -93,7 +99,14 @@ pub async fn search(
     let query = Query::parse(p.q.as_deref().unwrap_or_default())?;
     let page = state
         .reader
-        .search(&caller.tenant, &query, &p.filter()?, p.cursor()?.as_ref(), p.limit()?)
+        .search(
+            &caller.tenant,
+            &query,
+            &p.filter()?,
+            p.cursor()?.as_ref(),
+            p.limit()?,
+            p.track_total_hits.unwrap_or(false),
+        )
         .await?;
     Ok(Json(page.into()))
 }
@@ -128,7 +141,7 @@ pub async fn stats(
     params: Result<QueryParams<ListParams>, QueryRejection>,
 ) -> Result<Json<StatsJson>, ApiError> {
     let QueryParams(p) = params?;
-    if p.q.is_some() || p.cursor.is_some() || p.limit.is_some() {
+    if p.q.is_some() || p.cursor.is_some() || p.limit.is_some() || p.track_total_hits.is_some() {
         return Err(ApiError::bad_request(
             "stats take service, level, from, to and interval",
         ));

@@ -36,6 +36,9 @@ pub struct ListParams {
     pub cursor: Option<String>,
     /// Stats only: a histogram bucket, as `30s`, `5m`, `1h` (default) or `1d`.
     pub interval: Option<String>,
+    /// List and search: count every match for `total`; by default the
+    /// count stops at 10,000 and says `"total_relation": "gte"`.
+    pub track_total_hits: Option<bool>,
 }
 
 fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {

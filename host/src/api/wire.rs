@@ -92,7 +92,11 @@ impl DetailJson {
 
 #[derive(Serialize, ToSchema)]
 pub struct PageJson {
+    /// Matches over all pages: exact (`total_relation` `eq`), or at least
+    /// this many (`gte`, past 10,000 unless `track_total_hits=true`).
     pub total: u64,
+    /// `eq` or `gte`, as OpenSearch says it.
+    pub total_relation: &'static str,
     pub hits: Vec<RecordJson>,
     pub next_cursor: Option<String>,
 }
@@ -101,6 +105,7 @@ impl From<Page> for PageJson {
     fn from(p: Page) -> Self {
         PageJson {
             total: p.total,
+            total_relation: if p.total_exact { "eq" } else { "gte" },
             hits: p.hits.into_iter().map(Into::into).collect(),
             next_cursor: p.next_cursor.map(|c| c.to_string()),
         }

@@ -513,7 +513,10 @@ async fn main() -> anyhow::Result<()> {
     // The run's records only: expired ones may not all be deleted yet.
     let since = loggerhub::model::format_ts(loggerhub::model::now_ns() - 2 * loggerhub::model::DAY_NS);
     let v: Value = http
-        .get(format!("{}/v1/search?limit=1&from={since}", server.url))
+        .get(format!(
+            "{}/v1/search?limit=1&track_total_hits=true&from={since}",
+            server.url
+        ))
         .bearer_auth(&key)
         .send()
         .await?

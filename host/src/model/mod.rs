@@ -154,11 +154,19 @@ impl fmt::Display for Cursor {
     }
 }
 
+/// A page's total is counted up to this many matches; past it the page
+/// says "at least" (as OpenSearch's `track_total_hits` does), unless the
+/// caller asks for the exact count: a first page must not cost a count
+/// of everything.
+pub const TOTAL_BOUND: u64 = 10_000;
+
 /// One page of a list or search.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
-    /// Exact number of matches for the filters, over all pages.
+    /// Matches for the filters over all pages: exact, or (when
+    /// `total_exact` is false) [`TOTAL_BOUND`], a lower bound.
     pub total: u64,
+    pub total_exact: bool,
     pub hits: Vec<LogRecord>,
     pub next_cursor: Option<Cursor>,
 }

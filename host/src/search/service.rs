@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{Query, SearchIndex};
 use crate::error::BackendError;
-use crate::model::{Cursor, LogFilter, LogRecord, Page, Stats};
+use crate::model::{Cursor, LogFilter, LogRecord, Page, Stats, TOTAL_BOUND};
 use crate::stores::MetadataStore;
 use crate::stores::raw::RawStore;
 
@@ -46,8 +46,17 @@ impl Reader {
         f: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
+        exact_total: bool,
     ) -> Result<Page, BackendError> {
-        self.meta.list_logs(tenant, f, cursor, limit).await
+        let mut page = self.meta.list_logs(tenant, f, cursor, limit).await?;
+        if exact_total && !page.total_exact {
+            // The rollups count any range without reading its rows; with
+            // hourly buckets the hourly rollup serves all but the edges.
+            const HOUR_NS: i64 = 3_600_000_000_000;
+            page.total = self.meta.stats(tenant, f, HOUR_NS).await?.total;
+            page.total_exact = true;
+        }
+        Ok(page)
     }
 
     pub async fn search(
@@ -57,6 +66,7 @@ impl Reader {
         f: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
+        exact_total: bool,
     ) -> Result<Page, BackendError> {
         let ids = self.index.search(tenant, q, f, cursor, limit).await?;
         let found = self.meta.get_logs(tenant, &ids.ids).await?;
@@ -74,8 +84,10 @@ impl Reader {
                 }
             }
         }
+        let total_exact = exact_total || ids.total <= TOTAL_BOUND;
         Ok(Page {
-            total: ids.total,
+            total: if total_exact { ids.total } else { TOTAL_BOUND },
+            total_exact,
             hits,
             next_cursor: ids.next_cursor,
         })

@@ -25,7 +25,24 @@ const TENANT_TEMPLATE: &str = include_str!("../../../infra/postgres/templates/te
 
 /// Migrations of `public`, applied in order, each once, under an advisory
 /// lock so that processes starting together do not race.
-const MIGRATIONS: &[(i32, &str)] = &[(1, PUBLIC_SCHEMA), (2, PLANS), (3, STATES_AND_USAGE)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, PUBLIC_SCHEMA), (2, PLANS), (3, STATES_AND_USAGE), (4, LOG_COUNTS)];
+/// Tenant schemas gained their count rollups (issue 13): made and filled
+/// from the logs once for the schemas that predate them; the template
+/// makes them for new ones.
+const LOG_COUNTS: &str = r#"
+DO $$
+DECLARE s text;
+BEGIN
+  FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\_%' LOOP
+    IF to_regclass(s || '.logs') IS NOT NULL AND to_regclass(s || '.log_counts') IS NULL THEN
+      EXECUTE format('CREATE TABLE %I.log_counts (grain BIGINT NOT NULL, bucket BIGINT NOT NULL, '
+        'service TEXT NOT NULL, level SMALLINT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (grain, bucket, service, level))', s);
+      EXECUTE format('INSERT INTO %I.log_counts SELECT g, timestamp - (((timestamp %% g) + g) %% g) AS b, service, level, COUNT(*) '
+        'FROM %I.logs, (VALUES (3600000000000::bigint), (60000000000::bigint)) AS grains(g) GROUP BY g, b, service, level', s, s);
+    END IF;
+  END LOOP;
+END $$;
+"#;
 /// Tenants gained a plan (issue 11); public_schema.sql has the same line,
 /// so a fresh database and an upgraded one end up alike.
 const PLANS: &str = "ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS plan TEXT NOT NULL DEFAULT 'free';";
@@ -139,7 +156,16 @@ pub fn tenant_schema_sql(tenant: &str) -> Result<String, BackendError> {
 }
 
 fn push_filters(qb: &mut QueryBuilder<Postgres>, f: &LogFilter) {
+    push_span_filters(qb, f, None, "timestamp");
+}
+
+/// Filters of a stats span: over a rollup's grain by bucket, over the logs
+/// by timestamp.
+fn push_span_filters(qb: &mut QueryBuilder<Postgres>, f: &LogFilter, grain: Option<i64>, time: &str) {
     qb.push(" WHERE TRUE");
+    if let Some(g) = grain {
+        qb.push(" AND grain = ").push_bind(g);
+    }
     if let Some(s) = &f.service {
         qb.push(" AND service = ").push_bind(s.clone());
     }
@@ -147,11 +173,68 @@ fn push_filters(qb: &mut QueryBuilder<Postgres>, f: &LogFilter) {
         qb.push(" AND level = ").push_bind(l as i16);
     }
     if let Some(from) = f.from {
-        qb.push(" AND timestamp >= ").push_bind(from);
+        qb.push(format!(" AND {time} >= ")).push_bind(from);
     }
     if let Some(to) = f.to {
-        qb.push(" AND timestamp < ").push_bind(to);
+        qb.push(format!(" AND {time} < ")).push_bind(to);
     }
+}
+
+/// What the rows an insert (`sign` 1) or a delete (-1) returned change in
+/// the rollups.
+fn deltas_of(tenant: &str, rows: &[PgRow], sign: i64) -> Result<sql::Deltas, BackendError> {
+    let logged = rows
+        .iter()
+        .map(|row| {
+            let level: i16 = row.try_get("level")?;
+            Ok(sql::LoggedRow {
+                tenant: tenant.to_string(),
+                timestamp: row.try_get("timestamp")?,
+                service: row.try_get("service")?,
+                level: i64::from(level),
+            })
+        })
+        .collect::<Result<Vec<_>, BackendError>>()?;
+    Ok(sql::rollup_deltas(&logged, sign))
+}
+
+/// Adds `deltas` to the tenant's rollups in one statement, in key order;
+/// buckets emptied go, so that the rollups shrink with the logs.
+async fn add_counts(tx: &mut sqlx::PgConnection, tenant: &str, deltas: &sql::Deltas) -> Result<(), BackendError> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let table = format!("{}.log_counts", schema(tenant)?);
+    let col = |f: &dyn Fn(&sql::CountKey, i64) -> i64| deltas.iter().map(|(k, n)| f(k, *n)).collect::<Vec<i64>>();
+    let services: Vec<&str> = deltas.keys().map(|k| k.3.as_str()).collect();
+    let levels: Vec<i16> = deltas.keys().map(|k| i16::try_from(k.4).unwrap_or_default()).collect();
+    let sql = format!(
+        "INSERT INTO {table} (grain, bucket, service, level, n) \
+         SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::int2[], $5::int8[]) \
+         ON CONFLICT (grain, bucket, service, level) DO UPDATE SET n = {table}.n + EXCLUDED.n"
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(col(&|k, _| k.1))
+        .bind(col(&|k, _| k.2))
+        .bind(&services)
+        .bind(&levels)
+        .bind(col(&|_, n| n))
+        .execute(&mut *tx)
+        .await?;
+    if deltas.values().any(|n| *n < 0) {
+        let sql = format!(
+            "DELETE FROM {table} WHERE n <= 0 AND (grain, bucket, service, level) IN \
+             (SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::int2[]))"
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(col(&|k, _| k.1))
+            .bind(col(&|k, _| k.2))
+            .bind(&services)
+            .bind(&levels)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
 
 fn row_to_record(tenant: &str, row: &PgRow) -> Result<LogRecord, BackendError> {
@@ -243,10 +326,12 @@ impl MetadataStore for PgStore {
                  SELECT id, id_key, service, level, timestamp, received_at, message, language, attributes::jsonb, raw_path, indexed \
                  FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::int2[], $5::int8[], $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[]) \
                  AS t(id, id_key, service, level, timestamp, received_at, message, language, attributes, raw_path, indexed) \
-                 ON CONFLICT (id) DO NOTHING",
+                 ON CONFLICT (id) DO NOTHING RETURNING timestamp, service, level",
                 schema(tenant)?
             );
-            inserted += sqlx::query(AssertSqlSafe(sql))
+            // Only the rows new to the store come back: a replay counts
+            // nothing twice.
+            let new_rows = sqlx::query(AssertSqlSafe(sql))
                 .bind(col(&|r| r.id.clone()))
                 .bind(mine.iter().map(|r| id_key(&r.record.id)).collect::<Vec<_>>())
                 .bind(col(&|r| r.service.clone()))
@@ -258,9 +343,11 @@ impl MetadataStore for PgStore {
                 .bind(col(&|r| sql::attributes_json(&r.attributes)))
                 .bind(mine.iter().map(|r| r.record.raw_path.clone()).collect::<Vec<_>>())
                 .bind(mine.iter().map(|r| r.indexed).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                .fetch_all(&mut *tx)
+                .await?;
+            inserted += new_rows.len() as u64;
+            let deltas = deltas_of(tenant, &new_rows, 1)?;
+            add_counts(&mut tx, tenant, &deltas).await?;
         }
         tx.commit().await?;
         Ok(inserted)
@@ -274,8 +361,13 @@ impl MetadataStore for PgStore {
         limit: usize,
     ) -> Result<Page, BackendError> {
         let table = format!("{}.logs", schema(tenant)?);
-        let mut count = QueryBuilder::<Postgres>::new(format!("SELECT COUNT(*) FROM {table}"));
+        // Counted up to the bound: past it the count says "at least".
+        let mut count = QueryBuilder::<Postgres>::new(format!("SELECT COUNT(*) FROM (SELECT 1 FROM {table}"));
         push_filters(&mut count, filter);
+        count
+            .push(" LIMIT ")
+            .push_bind(model::TOTAL_BOUND as i64 + 1)
+            .push(") AS bounded");
         let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
 
         let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM {table}"));
@@ -304,39 +396,51 @@ impl MetadataStore for PgStore {
     }
 
     async fn stats(&self, tenant: &str, filter: &LogFilter, interval_ns: i64) -> Result<Stats, BackendError> {
-        let table = format!("{}.logs", schema(tenant)?);
-        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT level::int8, COUNT(*) FROM {table}"));
-        push_filters(&mut qb, filter);
-        qb.push(" GROUP BY level ORDER BY level");
-        let levels = qb.build_query_as().fetch_all(&self.pool).await?;
-        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT service, COUNT(*) AS n FROM {table}"));
-        push_filters(&mut qb, filter);
-        qb.push(" GROUP BY service ORDER BY n DESC, service LIMIT ")
-            .push_bind(sql::STATS_MAX_SERVICES);
-        let services = qb.build_query_as().fetch_all(&self.pool).await?;
-        let mut qb = QueryBuilder::<Postgres>::new("SELECT (timestamp - (timestamp % ");
-        qb.push_bind(interval_ns.max(1))
-            .push(format!(")) AS bucket, COUNT(*) FROM {table}"));
-        push_filters(&mut qb, filter);
-        // One more than the cap: the caller can tell that it was exceeded.
-        qb.push(" GROUP BY bucket ORDER BY bucket LIMIT ")
-            .push_bind(model::STATS_MAX_BUCKETS as i64 + 1);
-        let buckets = qb.build_query_as().fetch_all(&self.pool).await?;
-        Ok(sql::stats(levels, services, buckets))
+        let schema = schema(tenant)?;
+        let interval = interval_ns.max(1);
+        let mut sum = sql::StatsSum::default();
+        for span in sql::spans(filter.from, filter.to, interval) {
+            let f = span.filter(filter);
+            let [levels, services, buckets] = span.stats_queries(
+                &format!("{schema}.logs"),
+                &format!("{schema}.log_counts"),
+                "level::int8",
+                interval,
+            );
+            let query = |(head, tail): &(String, String)| {
+                let mut qb = QueryBuilder::<Postgres>::new(head.clone());
+                push_span_filters(&mut qb, &f, span.grain, span.time_column());
+                qb.push(tail.clone());
+                qb
+            };
+            let levels = query(&levels).build_query_as().fetch_all(&self.pool).await?;
+            let services = query(&services).build_query_as().fetch_all(&self.pool).await?;
+            let buckets = query(&buckets).build_query_as().fetch_all(&self.pool).await?;
+            sum.add(levels, services, buckets);
+        }
+        Ok(sum.finish())
     }
 
     async fn delete_logs_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError> {
         let sql = format!(
-            "DELETE FROM {s}.logs WHERE id IN (SELECT id FROM {s}.logs WHERE timestamp < $1 ORDER BY timestamp LIMIT $2)",
+            "DELETE FROM {s}.logs WHERE id IN (SELECT id FROM {s}.logs WHERE timestamp < $1 ORDER BY timestamp LIMIT $2) \
+             RETURNING timestamp, service, level",
             s = schema(tenant)?
         );
-        let r = sqlx::query(AssertSqlSafe(sql))
-            .bind(before)
-            .bind(i64::try_from(max).unwrap_or(i64::MAX))
-            .execute(&self.pool)
-            .await;
-        match r.map_err(BackendError::from) {
-            Ok(r) => Ok(r.rows_affected()),
+        let deleted = async {
+            let mut tx = self.pool.begin().await?;
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(before)
+                .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                .fetch_all(&mut *tx)
+                .await?;
+            let deltas = deltas_of(tenant, &rows, -1)?;
+            add_counts(&mut tx, tenant, &deltas).await?;
+            tx.commit().await?;
+            Ok::<_, BackendError>(rows.len() as u64)
+        };
+        match deleted.await {
+            Ok(n) => Ok(n),
             // No schema: nothing to delete.
             Err(e) if e.kind == crate::error::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(e),

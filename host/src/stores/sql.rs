@@ -3,7 +3,7 @@
 //! `stores::sqlite` and `stores::postgres` know sqlx.
 
 use crate::error::{Backend, BackendError, ErrorKind};
-use crate::model::{self, Cursor, Level, LogRecord, Page, Stats};
+use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats};
 
 /// Every database failure, with its kind: the processor retries what may
 /// work later and the API answers 503 for it; a refusal of the data itself
@@ -73,8 +73,10 @@ pub(super) fn page(mut hits: Vec<LogRecord>, total: i64, limit: usize) -> Page {
     } else {
         None
     };
+    let total = u64::try_from(total).unwrap_or(0);
     Page {
-        total: u64::try_from(total).unwrap_or(0),
+        total: total.min(model::TOTAL_BOUND),
+        total_exact: total <= model::TOTAL_BOUND,
         hits,
         next_cursor,
     }
@@ -98,6 +100,183 @@ pub(super) fn stats(levels: Vec<(i64, i64)>, services: Vec<(String, i64)>, bucke
 
 /// At most this many services are counted by the stats.
 pub(super) const STATS_MAX_SERVICES: i64 = 1000;
+
+/// The grains of the count rollups both stores keep at write time (rows
+/// of `(grain, bucket, service, level, n)`), coarsest first: stats over
+/// days read hours, over hours minutes, and only the cut edges read logs.
+pub(super) const MINUTE_NS: i64 = 60_000_000_000;
+pub(super) const HOUR_NS: i64 = 60 * MINUTE_NS;
+pub(super) const GRAINS: [i64; 2] = [HOUR_NS, MINUTE_NS];
+
+/// The start of the `grain` bucket that holds `ts` (rounding down, also
+/// before 1970).
+pub(super) fn bucket_of(ts: i64, grain: i64) -> i64 {
+    ts - ts.rem_euclid(grain)
+}
+
+/// A piece of a stats range and where its counts come from: a rollup's
+/// grain, or the logs themselves (`None`). `None` bounds are open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    pub grain: Option<i64>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+/// Cuts `[from, to)` into spans: whole buckets of the coarsest grain that
+/// divides `interval` (so that histogram buckets are unions of its
+/// buckets), the cut edges from finer grains, and what no grain covers
+/// whole from the logs.
+pub(super) fn spans(from: Option<i64>, to: Option<i64>, interval_ns: i64) -> Vec<Span> {
+    let grains: Vec<i64> = GRAINS.into_iter().filter(|g| interval_ns % g == 0).collect();
+    let mut out = Vec::new();
+    cut(from, to, &grains, &mut out);
+    out
+}
+
+fn cut(from: Option<i64>, to: Option<i64>, grains: &[i64], out: &mut Vec<Span>) {
+    let Some((&g, finer)) = grains.split_first() else {
+        out.push(Span { grain: None, from, to });
+        return;
+    };
+    let inner_from = from.map(|f| {
+        let down = bucket_of(f, g);
+        if down == f { f } else { down.saturating_add(g) }
+    });
+    let inner_to = to.map(|t| bucket_of(t, g));
+    if let (Some(a), Some(b)) = (inner_from, inner_to)
+        && a >= b
+    {
+        // No whole bucket of this grain inside.
+        return cut(from, to, finer, out);
+    }
+    if from != inner_from {
+        cut(from, inner_from, finer, out);
+    }
+    out.push(Span {
+        grain: Some(g),
+        from: inner_from,
+        to: inner_to,
+    });
+    if to != inner_to {
+        cut(inner_to, to, finer, out);
+    }
+}
+
+impl Span {
+    /// `filter` narrowed to this span.
+    pub fn filter(&self, filter: &LogFilter) -> LogFilter {
+        LogFilter {
+            from: self.from,
+            to: self.to,
+            ..filter.clone()
+        }
+    }
+
+    /// The column the span's range applies to.
+    pub fn time_column(&self) -> &'static str {
+        if self.grain.is_some() { "bucket" } else { "timestamp" }
+    }
+
+    /// The three stats queries of the span, each as the text before its
+    /// filters (`WHERE …`, the store's own) and the text after: counts by
+    /// level, by service and by histogram bucket. From a rollup its rows
+    /// are summed, from the logs the rows are counted.
+    pub fn stats_queries(&self, logs: &str, counts: &str, level: &str, interval: i64) -> [(String, String); 3] {
+        let (table, n) = match self.grain {
+            Some(_) => (counts, "CAST(SUM(n) AS BIGINT)"),
+            None => (logs, "COUNT(*)"),
+        };
+        let time = self.time_column();
+        [
+            (
+                format!("SELECT {level}, {n} FROM {table}"),
+                " GROUP BY level".to_string(),
+            ),
+            (
+                format!("SELECT service, {n} AS c FROM {table}"),
+                format!(
+                    " GROUP BY service ORDER BY c DESC, service LIMIT {}",
+                    STATS_MAX_SERVICES * 10
+                ),
+            ),
+            (
+                format!("SELECT {time} - ((({time} % {interval}) + {interval}) % {interval}) AS b, {n} FROM {table}"),
+                // One more than the cap: the caller can tell that it was
+                // exceeded.
+                format!(" GROUP BY b ORDER BY b LIMIT {}", model::STATS_MAX_BUCKETS + 1),
+            ),
+        ]
+    }
+}
+
+/// What inserting (+1) or deleting (-1) the rows `(timestamp, service,
+/// level)` changes in the rollups: `(grain, bucket, service, level) → n`,
+/// in key order, so that concurrent writers take row locks in one order.
+pub(super) fn rollup_deltas(rows: &[LoggedRow], sign: i64) -> Deltas {
+    let mut deltas = Deltas::new();
+    for r in rows {
+        for g in GRAINS {
+            *deltas
+                .entry((
+                    r.tenant.clone(),
+                    g,
+                    bucket_of(r.timestamp, g),
+                    r.service.clone(),
+                    r.level,
+                ))
+                .or_default() += sign;
+        }
+    }
+    deltas
+}
+
+/// A log row as the rollups count it: what an insert or a delete returns.
+#[derive(Debug, Clone)]
+pub(super) struct LoggedRow {
+    pub tenant: String,
+    pub timestamp: i64,
+    pub service: String,
+    pub level: i64,
+}
+
+/// A rollup row's key: `(tenant, grain, bucket, service, level)`.
+pub(super) type CountKey = (String, i64, i64, String, i64);
+/// A change of `n` per rollup row.
+pub(super) type Deltas = std::collections::BTreeMap<CountKey, i64>;
+
+/// Sums the counts of several spans into one [`Stats`].
+#[derive(Default)]
+pub(super) struct StatsSum {
+    levels: std::collections::BTreeMap<i64, i64>,
+    services: std::collections::HashMap<String, i64>,
+    buckets: std::collections::BTreeMap<i64, i64>,
+}
+
+impl StatsSum {
+    pub fn add(&mut self, levels: Vec<(i64, i64)>, services: Vec<(String, i64)>, buckets: Vec<(i64, i64)>) {
+        for (l, n) in levels {
+            *self.levels.entry(l).or_default() += n;
+        }
+        for (s, n) in services {
+            *self.services.entry(s).or_default() += n;
+        }
+        for (b, n) in buckets {
+            *self.buckets.entry(b).or_default() += n;
+        }
+    }
+
+    pub fn finish(self) -> Stats {
+        let mut services: Vec<(String, i64)> = self.services.into_iter().filter(|(_, n)| *n > 0).collect();
+        services.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        services.truncate(STATS_MAX_SERVICES as usize);
+        stats(
+            self.levels.into_iter().filter(|(_, n)| *n > 0).collect(),
+            services,
+            self.buckets.into_iter().filter(|(_, n)| *n > 0).collect(),
+        )
+    }
+}
 
 /// Attributes as a JSON object of strings, as both stores keep them.
 pub(super) fn attributes_json(attrs: &[(String, String)]) -> String {
@@ -145,6 +324,90 @@ mod tests {
         assert_eq!(database_kind("2067", Db::UniqueViolation, false), ErrorKind::Rejected);
         let down = BackendError::from(sqlx::Error::PoolTimedOut);
         assert_eq!((down.backend, down.kind), (Backend::Metadata, ErrorKind::Unavailable));
+    }
+
+    fn span(grain: Option<i64>, from: Option<i64>, to: Option<i64>) -> Span {
+        Span { grain, from, to }
+    }
+
+    #[test]
+    fn ranges_are_cut_into_rollup_buckets_and_raw_edges() {
+        let (m, h) = (MINUTE_NS, HOUR_NS);
+        // 00:00:30 to 02:01:10 in hours: a raw head, minutes to the first
+        // hour, whole hours, a minute, a raw tail.
+        assert_eq!(
+            spans(Some(30_000_000_000), Some(2 * h + m + 10_000_000_000), h),
+            vec![
+                span(None, Some(30_000_000_000), Some(m)),
+                span(Some(m), Some(m), Some(h)),
+                span(Some(h), Some(h), Some(2 * h)),
+                span(Some(m), Some(2 * h), Some(2 * h + m)),
+                span(None, Some(2 * h + m), Some(2 * h + m + 10_000_000_000)),
+            ]
+        );
+        // Aligned and open ranges need no edges.
+        assert_eq!(spans(None, None, h), vec![span(Some(h), None, None)]);
+        assert_eq!(spans(Some(h), None, 2 * h), vec![span(Some(h), Some(h), None)]);
+        // A 5-minute histogram cannot use hours; 30 s buckets use no rollup.
+        assert_eq!(
+            spans(Some(0), Some(2 * h), 5 * m),
+            vec![span(Some(m), Some(0), Some(2 * h))]
+        );
+        assert_eq!(
+            spans(Some(0), Some(h), 30_000_000_000),
+            vec![span(None, Some(0), Some(h))]
+        );
+        // Inside one minute: the logs only.
+        assert_eq!(spans(Some(10), Some(20), h), vec![span(None, Some(10), Some(20))]);
+        // Before 1970 the buckets still round down.
+        assert_eq!(bucket_of(-1, m), -m);
+        assert_eq!(spans(Some(-h), Some(0), h), vec![span(Some(h), Some(-h), Some(0))]);
+    }
+
+    #[test]
+    fn spans_cover_the_range_once() {
+        let (m, h) = (MINUTE_NS, HOUR_NS);
+        for (from, to, interval) in [
+            (7, 3 * h + 17, h),
+            (m - 1, m + 1, m),
+            (-5 * h - 3, 4 * h + 2, 2 * h),
+            (0, 86_400_000_000_000, 86_400_000_000_000),
+        ] {
+            let s = spans(Some(from), Some(to), interval);
+            assert_eq!(s.first().and_then(|s| s.from), Some(from));
+            assert_eq!(s.last().and_then(|s| s.to), Some(to));
+            for w in s.windows(2) {
+                assert_eq!(w[0].to, w[1].from, "{s:?}");
+            }
+            for sp in &s {
+                if let (Some(g), Some(a), Some(b)) = (sp.grain, sp.from, sp.to) {
+                    assert!(a % g == 0 && b % g == 0 && a < b && interval % g == 0, "{sp:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deltas_count_each_row_in_every_grain() {
+        let row = |timestamp, service: &str, level| LoggedRow {
+            tenant: "acme".into(),
+            timestamp,
+            service: service.into(),
+            level,
+        };
+        let d = rollup_deltas(
+            &[
+                row(61_000_000_000, "web", 4),
+                row(62_000_000_000, "web", 4),
+                row(0, "db", 2),
+            ],
+            -1,
+        );
+        let key = |g, b, s: &str, l| ("acme".to_string(), g, b, s.to_string(), l);
+        assert_eq!(d[&key(MINUTE_NS, MINUTE_NS, "web", 4)], -2);
+        assert_eq!(d[&key(HOUR_NS, 0, "web", 4)], -2);
+        assert_eq!(d[&key(MINUTE_NS, 0, "db", 2)], -1);
+        assert_eq!(d.len(), 4);
     }
 
     #[test]

@@ -62,6 +62,18 @@ CREATE TABLE IF NOT EXISTS usage (
 ) WITHOUT ROWID;
 -- No per-level index: it cost ~10 % of ingest throughput (docs/PERFORMANCE.md);
 -- level filters walk logs_by_time.
+-- Counts per minute and per hour (`grain`, ns) by service and level, kept
+-- with every insert and delete of `logs`: stats and exact totals read
+-- these instead of the rows (stores::sql::spans).
+CREATE TABLE IF NOT EXISTS log_counts (
+    tenant  TEXT NOT NULL,
+    grain   INTEGER NOT NULL,
+    bucket  INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    level   INTEGER NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (tenant, grain, bucket, service, level)
+) WITHOUT ROWID;
 
 "#;
 
@@ -107,7 +119,24 @@ impl SqliteStore {
             .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        let had_counts: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'log_counts'")
+                .fetch_one(&pool)
+                .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        if had_counts == 0 {
+            // A database from before the rollups: count what it holds, once.
+            for g in sql::GRAINS {
+                sqlx::query(
+                    "INSERT INTO log_counts (tenant, grain, bucket, service, level, n) \
+                     SELECT tenant, ?1, timestamp - (((timestamp % ?1) + ?1) % ?1) AS b, service, level, COUNT(*) \
+                     FROM logs GROUP BY tenant, b, service, level",
+                )
+                .bind(g)
+                .execute(&pool)
+                .await?;
+            }
+        }
         // A database made before tenants had plans and states (issue 11).
         for (column, ddl) in ADDED_COLUMNS {
             let has: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('tenants') WHERE name = ?")
@@ -126,7 +155,16 @@ impl SqliteStore {
 }
 
 fn push_filters(qb: &mut QueryBuilder<Sqlite>, tenant: &str, f: &LogFilter) {
+    push_span_filters(qb, tenant, f, None, "timestamp");
+}
+
+/// Filters of a stats span: over a rollup's grain by bucket, over the logs
+/// by timestamp.
+fn push_span_filters(qb: &mut QueryBuilder<Sqlite>, tenant: &str, f: &LogFilter, grain: Option<i64>, time: &str) {
     qb.push(" WHERE tenant = ").push_bind(tenant.to_string());
+    if let Some(g) = grain {
+        qb.push(" AND grain = ").push_bind(g);
+    }
     if let Some(s) = &f.service {
         qb.push(" AND service = ").push_bind(s.clone());
     }
@@ -134,11 +172,48 @@ fn push_filters(qb: &mut QueryBuilder<Sqlite>, tenant: &str, f: &LogFilter) {
         qb.push(" AND level = ").push_bind(l as i64);
     }
     if let Some(from) = f.from {
-        qb.push(" AND timestamp >= ").push_bind(from);
+        qb.push(format!(" AND {time} >= ")).push_bind(from);
     }
     if let Some(to) = f.to {
-        qb.push(" AND timestamp < ").push_bind(to);
+        qb.push(format!(" AND {time} < ")).push_bind(to);
     }
+}
+
+/// What the rows an insert (`sign` 1) or a delete (-1) returned change in
+/// the rollups.
+fn deltas_of(rows: &[sqlx::sqlite::SqliteRow], sign: i64) -> Result<sql::Deltas, BackendError> {
+    let logged = rows
+        .iter()
+        .map(|row| {
+            Ok(sql::LoggedRow {
+                tenant: row.try_get("tenant")?,
+                timestamp: row.try_get("timestamp")?,
+                service: row.try_get("service")?,
+                level: row.try_get("level")?,
+            })
+        })
+        .collect::<Result<Vec<_>, BackendError>>()?;
+    Ok(sql::rollup_deltas(&logged, sign))
+}
+
+/// Adds `deltas` to the rollups, in key order.
+async fn add_counts(tx: &mut sqlx::SqliteConnection, deltas: &sql::Deltas) -> Result<(), BackendError> {
+    let rows: Vec<_> = deltas.iter().collect();
+    // 6 bound values a row.
+    for chunk in rows.chunks(5000) {
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO log_counts (tenant, grain, bucket, service, level, n) ");
+        qb.push_values(chunk, |mut b, ((t, g, bucket, s, l), n)| {
+            b.push_bind(t.clone())
+                .push_bind(*g)
+                .push_bind(*bucket)
+                .push_bind(s.clone())
+                .push_bind(*l)
+                .push_bind(**n);
+        });
+        qb.push(" ON CONFLICT (tenant, grain, bucket, service, level) DO UPDATE SET n = n + excluded.n");
+        qb.build().execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 fn row_to_record(row: &sqlx::sqlite::SqliteRow) -> Result<LogRecord, BackendError> {
@@ -227,8 +302,12 @@ impl MetadataStore for SqliteStore {
                     .push_bind(r.raw_path.clone())
                     .push_bind(row.indexed);
             });
-            qb.push(" ON CONFLICT (tenant, id) DO NOTHING");
-            inserted += qb.build().execute(&mut *tx).await?.rows_affected();
+            // Only the rows new to the store come back: a replay counts
+            // nothing twice.
+            qb.push(" ON CONFLICT (tenant, id) DO NOTHING RETURNING tenant, timestamp, service, level");
+            let rows = qb.build().fetch_all(&mut *tx).await?;
+            inserted += rows.len() as u64;
+            add_counts(&mut tx, &deltas_of(&rows, 1)?).await?;
         }
         tx.commit().await?;
         Ok(inserted)
@@ -241,8 +320,10 @@ impl MetadataStore for SqliteStore {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page, BackendError> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM logs");
+        // Counted up to the bound: past it the count says "at least".
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM (SELECT 1 FROM logs");
         push_filters(&mut count, tenant, filter);
+        count.push(" LIMIT ").push_bind(model::TOTAL_BOUND as i64 + 1).push(")");
         let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
 
         let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM logs"));
@@ -281,37 +362,54 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn stats(&self, tenant: &str, filter: &LogFilter, interval_ns: i64) -> Result<Stats, BackendError> {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT level, COUNT(*) FROM logs");
-        push_filters(&mut qb, tenant, filter);
-        qb.push(" GROUP BY level ORDER BY level");
-        let levels = qb.build_query_as().fetch_all(&self.pool).await?;
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT service, COUNT(*) AS n FROM logs");
-        push_filters(&mut qb, tenant, filter);
-        qb.push(" GROUP BY service ORDER BY n DESC, service LIMIT ")
-            .push_bind(sql::STATS_MAX_SERVICES);
-        let services = qb.build_query_as().fetch_all(&self.pool).await?;
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT (timestamp - (timestamp % ");
-        qb.push_bind(interval_ns.max(1))
-            .push(")) AS bucket, COUNT(*) FROM logs");
-        push_filters(&mut qb, tenant, filter);
-        // One more than the cap: the caller can tell that it was exceeded.
-        qb.push(" GROUP BY bucket ORDER BY bucket LIMIT ")
-            .push_bind(model::STATS_MAX_BUCKETS as i64 + 1);
-        let buckets = qb.build_query_as().fetch_all(&self.pool).await?;
-        Ok(sql::stats(levels, services, buckets))
+        let interval = interval_ns.max(1);
+        let mut sum = sql::StatsSum::default();
+        for span in sql::spans(filter.from, filter.to, interval) {
+            let f = span.filter(filter);
+            let [levels, services, buckets] = span.stats_queries("logs", "log_counts", "level", interval);
+            let query = |(head, tail): &(String, String)| {
+                let mut qb = QueryBuilder::<Sqlite>::new(head.clone());
+                push_span_filters(&mut qb, tenant, &f, span.grain, span.time_column());
+                qb.push(tail.clone());
+                qb
+            };
+            let levels = query(&levels).build_query_as().fetch_all(&self.pool).await?;
+            let services = query(&services).build_query_as().fetch_all(&self.pool).await?;
+            let buckets = query(&buckets).build_query_as().fetch_all(&self.pool).await?;
+            sum.add(levels, services, buckets);
+        }
+        Ok(sum.finish())
     }
 
     async fn delete_logs_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError> {
-        let r = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
             "DELETE FROM logs WHERE tenant = ?1 AND id IN \
-             (SELECT id FROM logs WHERE tenant = ?1 AND timestamp < ?2 ORDER BY timestamp LIMIT ?3)",
+             (SELECT id FROM logs WHERE tenant = ?1 AND timestamp < ?2 ORDER BY timestamp LIMIT ?3) \
+             RETURNING tenant, timestamp, service, level",
         )
         .bind(tenant)
         .bind(before)
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(r.rows_affected())
+        let deltas = deltas_of(&rows, -1)?;
+        add_counts(&mut tx, &deltas).await?;
+        // Buckets emptied go, so that the rollups shrink with the logs.
+        for (t, g, b, s, l) in deltas.keys() {
+            sqlx::query(
+                "DELETE FROM log_counts WHERE tenant = ? AND grain = ? AND bucket = ? AND service = ? AND level = ? AND n <= 0",
+            )
+            .bind(t)
+            .bind(g)
+            .bind(b)
+            .bind(s)
+            .bind(l)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
     }
 
     async fn purge_tenant(&self, tenant: &str, max: usize) -> Result<bool, BackendError> {
@@ -325,6 +423,10 @@ impl MetadataStore for SqliteStore {
         if r.rows_affected() > 0 {
             return Ok(false);
         }
+        sqlx::query("DELETE FROM log_counts WHERE tenant = ?")
+            .bind(tenant)
+            .execute(&self.pool)
+            .await?;
         self.accounts.drop_tenant(tenant).await?;
         Ok(true)
     }

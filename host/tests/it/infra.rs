@@ -73,8 +73,8 @@ async fn postgres_init_scripts_and_tenant_template_run_on_a_real_server() {
     .collect();
     assert_eq!(tables, vec!["public.api_keys", "public.tenants", "public.usage"]);
 
-    // The tenant template makes the schema, its table and the list-view
-    // indexes, and is idempotent.
+    // The tenant template makes the schema, its tables (the logs and their
+    // count rollups) and the list-view indexes, and is idempotent.
     let ddl = tenant_schema_sql("acme").expect("template");
     for _ in 0..2 {
         sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.clone()))
@@ -92,7 +92,13 @@ async fn postgres_init_scripts_and_tenant_template_run_on_a_real_server() {
             .collect();
     assert_eq!(
         indexes,
-        vec!["logs_by_level", "logs_by_service", "logs_by_time", "logs_pkey"]
+        vec![
+            "log_counts_pkey",
+            "logs_by_level",
+            "logs_by_service",
+            "logs_by_time",
+            "logs_pkey"
+        ]
     );
     assert!(tenant_schema_sql("Robert'); DROP TABLE x;--").is_err());
 

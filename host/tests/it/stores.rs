@@ -30,6 +30,8 @@ async fn metadata_sqlite() {
     let store = SqliteStore::open(&dir.path().join("m.db")).await.expect("open");
     let (a, b) = crate::conformance::metadata::fresh_tenants();
     crate::conformance::metadata::run(&store, &a, &b).await;
+    let (c, _) = crate::conformance::metadata::fresh_tenants();
+    crate::conformance::metadata::counts(&store, &c).await;
 }
 
 #[tokio::test]
@@ -39,6 +41,8 @@ async fn metadata_postgres() {
         .expect("connect to PostgreSQL");
     let (a, b) = crate::conformance::metadata::fresh_tenants();
     crate::conformance::metadata::run(&store, &a, &b).await;
+    let (c, _) = crate::conformance::metadata::fresh_tenants();
+    crate::conformance::metadata::counts(&store, &c).await;
     // Opening again finds the migrations applied and changes nothing.
     let reopened = PgStore::open(&service_url("DATABASE_URL")).await.expect("reopen");
     // Every session of the pool bounds its statements.

@@ -26,3 +26,15 @@ CREATE TABLE IF NOT EXISTS {{schema}}.logs (
 CREATE INDEX IF NOT EXISTS logs_by_time ON {{schema}}.logs (timestamp DESC, id_key DESC);
 CREATE INDEX IF NOT EXISTS logs_by_service ON {{schema}}.logs (service, timestamp DESC, id_key DESC);
 CREATE INDEX IF NOT EXISTS logs_by_level ON {{schema}}.logs (level, timestamp DESC, id_key DESC);
+
+-- Counts per minute and per hour (grain, ns) by service and level, kept
+-- with every insert and delete of logs: stats and exact totals read these
+-- instead of the rows.
+CREATE TABLE IF NOT EXISTS {{schema}}.log_counts (
+    grain   BIGINT NOT NULL,
+    bucket  BIGINT NOT NULL,                 -- unix ns, a multiple of grain
+    service TEXT NOT NULL,
+    level   SMALLINT NOT NULL,
+    n       BIGINT NOT NULL,
+    PRIMARY KEY (grain, bucket, service, level)
+);
