@@ -10,7 +10,7 @@ CARGO ?= cargo
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test bench bench-embedded bench-distributed plugin-bench setup tools build lint fmt
+.PHONY: run test bench bench-embedded bench-distributed read-bench plugin-bench setup tools build lint fmt
 
 ## Build everything (plugins included) and run LoggerHub on embedded backends.
 run: setup
@@ -37,7 +37,7 @@ test: setup tools
 
 ## The end-to-end benchmark (release build), on the embedded backends and
 ## then on PostgreSQL + Redis + Garage; figures go to docs/PERFORMANCE.md.
-bench: bench-embedded bench-distributed
+bench: bench-embedded bench-distributed read-bench
 
 # One run per ingest protocol on the embedded backends (the same records,
 # each in its protocol's form); the distributed run sends NDJSON.
@@ -55,6 +55,12 @@ bench-distributed: setup tools
 	set -a; . $(SERVICES_DIR)/env; set +a; \
 	  $(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub $(BENCH_ARGS); rc=$$?; \
 	  infra/local/services.sh stop; exit $$rc
+
+## Reads a dashboard makes, on one tenant of READ_BENCH_LOGS logs (embedded).
+READ_BENCH_LOGS ?= 10000000
+read-bench: setup
+	$(CARGO) build --release -p loggerhub --bins
+	$(CARGO_TARGET_DIR)/release/loggerhub-read-bench --server $(CARGO_TARGET_DIR)/release/loggerhub --logs $(READ_BENCH_LOGS) $(READ_BENCH_ARGS)
 
 ## WASM stage cost against native code, per batch size.
 plugin-bench: setup

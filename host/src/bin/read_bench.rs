@@ -1,0 +1,299 @@
+//! `make read-bench`: how fast the reads a dashboard makes answer on one
+//! big tenant.
+//!
+//! Loads `--logs` realistic records of one tenant, spread over the last
+//! seven days, straight into the embedded stores of a data dir (the
+//! metadata store with its count rollups, and the index: how they got
+//! there does not matter to a read, and the pipeline would take hours),
+//! then starts `loggerhub serve` (`--server`) over that dir and times each
+//! read from the outside, over HTTP: the list view (plain, by service, by
+//! level), search (a common term, a rare term, a phrase with a filter),
+//! stats (1 h buckets over 7 days) and 20 pages followed by cursor.
+//! Prints p50 and p99 per read. With `--data-dir`, the loaded dir is kept
+//! and a later run with the same `--logs` reuses it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use loggerhub::config::Backends;
+use loggerhub::model::{DAY_NS, Level, LogRecord, Slug, now_ns};
+use loggerhub::search::IndexRow;
+use loggerhub::stores::MetaRow;
+use loggerhub::tenants::Tenants;
+use loggerhub::tenants::plans::Plans;
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(about = "LoggerHub read benchmark")]
+struct Args {
+    /// The loggerhub binary to benchmark.
+    #[arg(long)]
+    server: PathBuf,
+    /// Records of the tenant.
+    #[arg(long, default_value_t = 10_000_000)]
+    logs: u64,
+    /// Times each read is made.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    samples: u64,
+    /// Data dir, kept and reused (default: a temp dir, removed afterwards).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+const ADMIN: &str = "read-bench-admin-token";
+const TENANT: &str = "big";
+const SERVICES: usize = 20;
+/// Records per write to the stores while loading.
+const LOAD_BATCH: usize = 50_000;
+
+/// What a loaded dir holds, so a later run can reuse it.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+struct Loaded {
+    logs: u64,
+    key: String,
+    /// The newest record's time: reads are relative to it.
+    newest: i64,
+}
+
+/// The i-th record of `n`, stamped over the seven days before `newest`,
+/// oldest first: a web service's mix of levels and messages, with a term
+/// in one record of ten thousand.
+fn record(i: u64, n: u64, newest: i64) -> LogRecord {
+    let span = 7 * DAY_NS;
+    let ts = newest - span + (i128::from(i) * i128::from(span) / i128::from(n.max(1))) as i64;
+    let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let service = format!("svc-{:02}", h % SERVICES as u64);
+    let (level, message) = match h % 100 {
+        0..=2 => (Level::Debug, format!("cache miss for key session:{}", h % 100_000)),
+        3..=9 => (
+            Level::Error,
+            format!("payment failed for order {}: card declined by issuer", h % 1_000_000),
+        ),
+        10..=19 => (Level::Warn, format!("slow query on orders took {} ms", 200 + h % 3000)),
+        _ => (
+            Level::Info,
+            format!("request GET /api/v1/orders/{} handled in {} ms", h % 1_000_000, h % 400),
+        ),
+    };
+    let message = if i % 10_000 == 7 {
+        format!("{message}; disk quota exceeded on volume vol-{}", h % 100)
+    } else {
+        message
+    };
+    let ms = u64::try_from(ts / 1_000_000).unwrap_or(0);
+    LogRecord {
+        id: ulid::Ulid::from_parts(ms, u128::from(h)).to_string(),
+        tenant: TENANT.to_string(),
+        service,
+        level,
+        timestamp: ts,
+        received_at: ts,
+        full_log: message.clone(),
+        message,
+        language: Some("rust".into()),
+        attributes: vec![("region".into(), ["eu", "us", "ap"][(h % 3) as usize].into())],
+        raw_path: None,
+    }
+}
+
+async fn load(dir: &Path, n: u64) -> anyhow::Result<Loaded> {
+    let marker = dir.join("read-bench.json");
+    if let Ok(bytes) = std::fs::read(&marker)
+        && let Ok(loaded) = serde_json::from_slice::<Loaded>(&bytes)
+        && loaded.logs == n
+    {
+        eprintln!("reusing {} logs in {}", n, dir.display());
+        return Ok(loaded);
+    }
+    std::fs::create_dir_all(dir)?;
+    let b = Backends::embedded(dir);
+    let meta = loggerhub::stores::open_metadata(&b.metadata).await?;
+    let index = loggerhub::search::open(&b.index)?;
+    let tenants = Tenants::new(meta.clone(), Arc::new(Plans::builtin()));
+    let key = tenants
+        .create(&Slug::parse(TENANT).map_err(|e| anyhow::anyhow!("{e}"))?, "enterprise")
+        .await?
+        .secret;
+    let newest = now_ns();
+    let started = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let batch: Vec<LogRecord> = (i..(i + LOAD_BATCH as u64).min(n))
+            .map(|j| record(j, n, newest))
+            .collect();
+        let rows: Vec<MetaRow<'_>> = batch
+            .iter()
+            .map(|r| MetaRow {
+                record: r,
+                indexed: true,
+            })
+            .collect();
+        meta.insert_logs(&rows).await?;
+        let rows: Vec<IndexRow<'_>> = batch
+            .iter()
+            .map(|r| IndexRow {
+                record: r,
+                may_exist: false,
+            })
+            .collect();
+        index.index(TENANT, &rows).await?;
+        i += batch.len() as u64;
+        if i % 1_000_000 < LOAD_BATCH as u64 {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!("loaded {i} logs in {secs:.0} s ({:.0} logs/s)", i as f64 / secs);
+        }
+    }
+    let loaded = Loaded { logs: n, key, newest };
+    std::fs::write(&marker, serde_json::to_vec(&loaded)?)?;
+    Ok(loaded)
+}
+
+/// The path of a read's i-th sample.
+type PathOf = Box<dyn Fn(usize) -> String>;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// p50 and p99 of `times`, in ms.
+fn percentiles(mut times: Vec<f64>) -> (f64, f64) {
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5) * 1e3, at(0.99) * 1e3)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let tmp;
+    let dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile_dir()?;
+            tmp.clone()
+        }
+    };
+    let loaded = load(&dir, args.logs).await?;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _server = Server(
+        Command::new(&args.server)
+            .args(["serve", "--data-dir"])
+            .arg(&dir)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "0"])
+            .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the server")?,
+    );
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while http.get(format!("{url}/health")).send().await.is_err() {
+        if Instant::now() > deadline {
+            bail!("the server did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let get = |path: String| {
+        let http = http.clone();
+        let url = format!("{url}{path}");
+        let key = loaded.key.clone();
+        async move {
+            let started = Instant::now();
+            let resp = http.get(&url).bearer_auth(key).send().await?;
+            let status = resp.status();
+            let v: Value = resp.json().await?;
+            if !status.is_success() {
+                bail!("{url}: {status} {v}");
+            }
+            Ok::<_, anyhow::Error>((started.elapsed().as_secs_f64(), v))
+        }
+    };
+    let ts = loggerhub::model::format_ts;
+    let week_ago = ts(loaded.newest - 7 * DAY_NS);
+    let now = ts(loaded.newest + 1);
+    let reads: Vec<(&str, PathOf)> = vec![
+        ("list, newest page", Box::new(|_| "/v1/logs?limit=100".to_string())),
+        (
+            "list by service",
+            Box::new(|i| format!("/v1/logs?limit=100&service=svc-{:02}", i % SERVICES)),
+        ),
+        (
+            "list by level=error",
+            Box::new(|_| "/v1/logs?limit=100&level=error".to_string()),
+        ),
+        (
+            "search, common term",
+            Box::new(|_| "/v1/search?limit=100&q=orders".to_string()),
+        ),
+        (
+            "search, rare term",
+            Box::new(|_| "/v1/search?limit=100&q=quota".to_string()),
+        ),
+        (
+            "search, phrase + filter",
+            Box::new(|i| {
+                format!(
+                    "/v1/search?limit=100&q=%22payment%20failed%22%20service:svc-{:02}",
+                    i % SERVICES
+                )
+            }),
+        ),
+        (
+            "stats, 1 h buckets over 7 days",
+            Box::new(move |_| format!("/v1/stats?interval=1h&from={week_ago}&to={now}")),
+        ),
+    ];
+    println!(
+        "read benchmark: {} logs of one tenant over 7 days, embedded backends, {} samples each\n",
+        loaded.logs, args.samples
+    );
+    println!("| read | p50 | p99 |\n|---|---|---|");
+    for (name, path) in &reads {
+        // One unmeasured read: the first touches cold pages.
+        get(path(0)).await?;
+        let mut times = Vec::new();
+        for i in 0..args.samples as usize {
+            times.push(get(path(i)).await?.0);
+        }
+        let (p50, p99) = percentiles(times);
+        println!("| {name} | {p50:.1} ms | {p99:.1} ms |");
+    }
+    let mut times = Vec::new();
+    for _ in 0..args.samples.div_ceil(10) {
+        let mut cursor: Option<String> = None;
+        for _ in 0..20 {
+            let path = match &cursor {
+                Some(c) => format!("/v1/logs?limit=100&cursor={c}"),
+                None => "/v1/logs?limit=100".to_string(),
+            };
+            let (t, v) = get(path).await?;
+            times.push(t);
+            cursor = v["next_cursor"].as_str().map(str::to_string);
+        }
+    }
+    let (p50, p99) = percentiles(times);
+    println!("| 20 pages by cursor, each | {p50:.1} ms | {p99:.1} ms |");
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("loggerhub-read-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
