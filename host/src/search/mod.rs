@@ -44,7 +44,10 @@ pub struct IndexRow<'a> {
 /// One page of ids, newest first by (timestamp, id).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdPage {
+    /// Matches over all pages; a lower bound when `total_is_lower_bound`
+    /// (the index stopped counting at [`crate::model::TOTAL_BOUND`]).
     pub total: u64,
+    pub total_is_lower_bound: bool,
     pub ids: Vec<String>,
     pub next_cursor: Option<Cursor>,
 }
@@ -57,6 +60,8 @@ pub trait SearchIndex: Send + Sync + 'static {
     /// this returns, except the ones returned as rejected. Transient
     /// failures are errors: the caller retries the whole batch.
     async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, BackendError>;
+    /// A page of ids; the total counts every match when `exact_total`,
+    /// else may stop at [`crate::model::TOTAL_BOUND`].
     async fn search(
         &self,
         tenant: &str,
@@ -64,6 +69,7 @@ pub trait SearchIndex: Send + Sync + 'static {
         filter: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
+        exact_total: bool,
     ) -> Result<IdPage, BackendError>;
     /// The whole record, as indexed.
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError>;

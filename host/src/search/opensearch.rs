@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use super::query::{Matcher, Query};
 use super::{IdPage, IndexRow, Rejected, SearchIndex};
 use crate::error::{Backend, BackendError, ErrorKind};
-use crate::model::{Cursor, Level, LogFilter, LogRecord, format_ts, id_sort_key};
+use crate::model::{Cursor, Level, LogFilter, LogRecord, TOTAL_BOUND, format_ts, id_sort_key};
 
 /// The index template, shipped with the binary so that every tenant index
 /// is created exactly as `infra/` describes it.
@@ -255,8 +255,9 @@ pub fn from_document(source: Value) -> Result<LogRecord, BackendError> {
 }
 
 /// The query DSL for a DESIGN §4 query plus the list filters, newest first,
-/// resuming after `cursor`; asks for `size` hits and the exact total.
-pub fn search_body(q: &Query, filter: &LogFilter, cursor: Option<&Cursor>, size: usize) -> Value {
+/// resuming after `cursor`; asks for `size` hits and the total, exact or
+/// counted up to [`TOTAL_BOUND`].
+pub fn search_body(q: &Query, filter: &LogFilter, cursor: Option<&Cursor>, size: usize, exact_total: bool) -> Value {
     let mut must = Vec::new();
     let mut must_not = Vec::new();
     let mut filters = Vec::new();
@@ -295,7 +296,7 @@ pub fn search_body(q: &Query, filter: &LogFilter, cursor: Option<&Cursor>, size:
     }
     let mut body = json!({
         "size": size,
-        "track_total_hits": true,
+        "track_total_hits": if exact_total { json!(true) } else { json!(TOTAL_BOUND) },
         "_source": false,
         "query": {"bool": {"must": must, "must_not": must_not, "filter": filters}},
         "sort": [{"timestamp": "desc"}, {"id_key": "desc"}],
@@ -352,6 +353,9 @@ struct SearchHits {
 #[derive(Deserialize)]
 struct TotalHits {
     value: u64,
+    /// `eq`, or `gte` when the count stopped at `track_total_hits`.
+    #[serde(default)]
+    relation: String,
 }
 
 #[derive(Deserialize)]
@@ -541,12 +545,13 @@ impl SearchIndex for OpenSearchIndex {
         filter: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
+        exact_total: bool,
     ) -> Result<IdPage, BackendError> {
         let index = self.index_name(tenant);
         let resp = self
             .client
             .search(SearchParts::Index(&[&index]))
-            .body(search_body(query, filter, cursor, limit + 1))
+            .body(search_body(query, filter, cursor, limit + 1, exact_total))
             .send()
             .await
             .map_err(os_err)?;
@@ -556,7 +561,7 @@ impl SearchIndex for OpenSearchIndex {
             Err(f) if f.is("index_not_found_exception") => return Ok(IdPage::default()),
             Err(f) => return Err(f.into()),
         };
-        let total = found.hits.total.map_or(0, |t| t.value);
+        let (total, total_is_lower_bound) = found.hits.total.map_or((0, false), |t| (t.value, t.relation == "gte"));
         let mut hits = found.hits.hits;
         let has_more = hits.len() > limit;
         hits.truncate(limit);
@@ -575,6 +580,7 @@ impl SearchIndex for OpenSearchIndex {
         };
         Ok(IdPage {
             total,
+            total_is_lower_bound,
             ids: hits.into_iter().map(|h| h.id).collect(),
             next_cursor,
         })
@@ -724,7 +730,7 @@ mod tests {
             timestamp: 5,
             id: "00000000-0000-0000-0000-0000000000ff".into(),
         };
-        let body = search_body(&q, &filter, Some(&cursor), 11);
+        let body = search_body(&q, &filter, Some(&cursor), 11, true);
         assert_eq!(
             body,
             json!({
@@ -741,5 +747,8 @@ mod tests {
                 "search_after": [5, "000000000000000000000000000000ff"],
             })
         );
+        // By default the count stops at the bound, as the API's does.
+        let bounded = search_body(&q, &filter, None, 11, false);
+        assert_eq!(bounded["track_total_hits"], json!(TOTAL_BOUND));
     }
 }

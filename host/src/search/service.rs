@@ -68,7 +68,7 @@ impl Reader {
         limit: usize,
         exact_total: bool,
     ) -> Result<Page, BackendError> {
-        let ids = self.index.search(tenant, q, f, cursor, limit).await?;
+        let ids = self.index.search(tenant, q, f, cursor, limit, exact_total).await?;
         let found = self.meta.get_logs(tenant, &ids.ids).await?;
         let mut by_id: HashMap<String, LogRecord> = found.into_iter().map(|r| (r.id.clone(), r)).collect();
         let mut hits = Vec::with_capacity(ids.ids.len());
@@ -84,7 +84,7 @@ impl Reader {
                 }
             }
         }
-        let total_exact = exact_total || ids.total <= TOTAL_BOUND;
+        let total_exact = !ids.total_is_lower_bound && (exact_total || ids.total <= TOTAL_BOUND);
         Ok(Page {
             total: if total_exact { ids.total } else { TOTAL_BOUND },
             total_exact,

@@ -376,6 +376,7 @@ impl TenantIndex {
         };
         Ok(IdPage {
             total,
+            total_is_lower_bound: false,
             ids,
             next_cursor,
         })
@@ -428,6 +429,9 @@ impl SearchIndex for TantivyIndex {
         filter: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
+        // Tantivy counts every match in the same pass over the postings
+        // that finds the page: the count is always exact.
+        _exact_total: bool,
     ) -> Result<IdPage, BackendError> {
         let t = self.tenant(tenant)?;
         let (query, filter, cursor) = (query.clone(), filter.clone(), cursor.cloned());

@@ -267,7 +267,7 @@ async fn search_translates_the_query_and_pages_with_search_after() {
         to: Some(1_760_200_000_000_000_000),
         ..Default::default()
     };
-    let first = index.search("acme", &q, &filter, None, 2).await.expect("page 1");
+    let first = index.search("acme", &q, &filter, None, 2, true).await.expect("page 1");
     assert_eq!(first.total, 3);
     assert_eq!(
         first.ids,
@@ -285,13 +285,16 @@ async fn search_translates_the_query_and_pages_with_search_after() {
         }
     );
     let second = index
-        .search("acme", &q, &filter, Some(&cursor), 2)
+        .search("acme", &q, &filter, Some(&cursor), 2, true)
         .await
         .expect("page 2");
     assert_eq!((second.total, second.next_cursor), (3, None));
     assert_eq!(second.ids, ["00000000-0000-4000-8000-000000000001"]);
     // A tenant without an index yet has nothing.
-    let none = index.search("newco", &q, &filter, None, 2).await.expect("no index");
+    let none = index
+        .search("newco", &q, &filter, None, 2, true)
+        .await
+        .expect("no index");
     assert_eq!((none.total, none.ids.len()), (0, 0));
     f.finish();
 }

@@ -50,7 +50,7 @@ async fn all_pages(
     let mut total = None;
     loop {
         let page = index
-            .search(tenant, &query, filter, cursor.as_ref(), limit)
+            .search(tenant, &query, filter, cursor.as_ref(), limit, true)
             .await
             .expect("search");
         assert!(page.ids.len() <= limit, "{q}: page over the limit");
