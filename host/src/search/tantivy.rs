@@ -20,7 +20,7 @@ use tantivy::{
 use super::query::{Matcher, Query};
 use super::{IdPage, IndexRow, Rejected, SearchIndex};
 use crate::error::{Backend, BackendError, ErrorKind};
-use crate::model::{Cursor, LogFilter, LogRecord, id_sort_key, record_from_json, record_to_json};
+use crate::model::{Cursor, LogFilter, LogRecord, TOTAL_BOUND, id_sort_key, record_from_json, record_to_json};
 
 /// A Tantivy failure with its kind: what the index was asked to hold
 /// against its schema is refused for good; a broken segment is corrupt;
@@ -47,6 +47,10 @@ fn io(e: std::io::Error) -> BackendError {
 
 /// Indexing memory per tenant writer (Tantivy's minimum is 15 MB).
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+/// The newest time slice a search reads first, and how much wider each
+/// next one is (docs/PERFORMANCE.md, "Reads on one big tenant").
+const FIRST_SLICE_NS: i64 = 3_600_000_000_000;
+const SLICE_GROWTH: i64 = 4;
 
 /// (timestamp, high and low 64 bits of the id): newest first, ties broken
 /// by id exactly as the metadata store does.
@@ -318,49 +322,118 @@ impl TenantIndex {
             .ok_or_else(|| corrupt("document without id"))
     }
 
+    /// The oldest and the newest timestamp in the index, if it has any
+    /// document (deleted ones may widen them).
+    fn time_bounds(searcher: &Searcher) -> Option<(i64, i64)> {
+        searcher
+            .segment_readers()
+            .iter()
+            .filter(|seg| seg.num_docs() > 0)
+            .filter_map(|seg| seg.fast_fields().i64("timestamp").ok())
+            .map(|c| (c.min_value(), c.max_value()))
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+    }
+
+    /// `query` within `[lo, hi)` of the timestamp.
+    fn slice(&self, query: &dyn TQuery, lo: i64, hi: i64) -> BooleanQuery {
+        let ts = |v| Term::from_field_i64(self.fields.timestamp, v);
+        BooleanQuery::new(vec![
+            (Occur::Must, query.box_clone()),
+            (
+                Occur::Must,
+                Box::new(RangeQuery::new(Bound::Included(ts(lo)), Bound::Excluded(ts(hi)))),
+            ),
+        ])
+    }
+
+    /// Newest first: the matches are read in time slices from the newest
+    /// back, each [`SLICE_GROWTH`] times as wide as the one before, until
+    /// the page is full. A term in most logs fills a page from the first
+    /// hour instead of ranking every match; a rare one widens to the
+    /// whole range in a few cheap steps. The total is counted the same
+    /// way and stops past [`TOTAL_BOUND`] unless `exact_total`.
     fn search(
         &self,
         q: &Query,
         filter: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
+        exact_total: bool,
     ) -> Result<IdPage, BackendError> {
         let query = self.build_query(q, filter)?;
         // One searcher for the whole page: the addresses it finds are read
         // back from it, and the total counts the same documents.
         let searcher = self.reader.searcher();
-        let total = searcher.search(query.as_ref(), &Count)? as u64;
-        let cursor_key = cursor.map(|c| (c.timestamp, id_sort_key(&c.id)));
-        let bounded: Box<dyn TQuery> = match cursor {
-            None => query,
-            Some(c) => Box::new(BooleanQuery::new(vec![
-                (Occur::Must, query),
-                (
-                    Occur::Must,
-                    Box::new(RangeQuery::new(
-                        Bound::Unbounded,
-                        Bound::Included(Term::from_field_i64(self.fields.timestamp, c.timestamp)),
-                    )),
-                ),
-            ])),
+        let Some((oldest, newest)) = Self::time_bounds(&searcher) else {
+            return Ok(IdPage::default());
         };
-        // Records at the cursor's exact timestamp but not before it in id
-        // order are skipped; fetch more until the page is full.
-        let mut want = limit + 1;
-        let admitted = loop {
-            let top = self.top(&searcher, bounded.as_ref(), want)?;
-            let fetched = top.len();
-            let admitted: Vec<_> = top
-                .into_iter()
-                .filter(|((ts, hi, lo), _)| {
-                    cursor_key.is_none_or(|(cts, cid)| (*ts, (u128::from(*hi) << 64) | u128::from(*lo)) < (cts, cid))
-                })
-                .collect();
-            if admitted.len() > limit || fetched < want {
-                break admitted;
+        let floor = filter.from.map_or(oldest, |f| f.max(oldest));
+        let top = filter
+            .to
+            .map_or(newest.saturating_add(1), |t| t.min(newest.saturating_add(1)));
+        let slices = |from_top: i64| {
+            let mut hi = from_top;
+            let mut width = FIRST_SLICE_NS;
+            std::iter::from_fn(move || {
+                if hi <= floor {
+                    return None;
+                }
+                let lo = hi.saturating_sub(width).max(floor);
+                let slice = (lo, hi);
+                hi = lo;
+                width = width.saturating_mul(SLICE_GROWTH);
+                Some(slice)
+            })
+        };
+
+        let (total, total_is_lower_bound) = if exact_total {
+            (searcher.search(query.as_ref(), &Count)? as u64, false)
+        } else {
+            let mut counted = 0u64;
+            let mut past_bound = false;
+            for (lo, hi) in slices(top) {
+                counted += searcher.search(&self.slice(query.as_ref(), lo, hi), &Count)? as u64;
+                if counted > TOTAL_BOUND {
+                    past_bound = true;
+                    break;
+                }
             }
-            want = want.saturating_mul(2);
+            if past_bound {
+                (TOTAL_BOUND, true)
+            } else {
+                (counted, false)
+            }
         };
+
+        let cursor_key = cursor.map(|c| (c.timestamp, id_sort_key(&c.id)));
+        // After a cursor, the newest slice ends just past its timestamp:
+        // records at that very timestamp but after it in id order are
+        // skipped below.
+        let page_top = cursor.map_or(top, |c| c.timestamp.saturating_add(1).min(top));
+        let mut admitted = Vec::new();
+        for (lo, hi) in slices(page_top) {
+            let sliced = self.slice(query.as_ref(), lo, hi);
+            let mut want = limit + 1 - admitted.len();
+            loop {
+                let found = self.top(&searcher, &sliced, want)?;
+                let fetched = found.len();
+                let fresh: Vec<_> = found
+                    .into_iter()
+                    .filter(|((ts, hi, lo), _)| {
+                        cursor_key
+                            .is_none_or(|(cts, cid)| (*ts, (u128::from(*hi) << 64) | u128::from(*lo)) < (cts, cid))
+                    })
+                    .collect();
+                if fresh.len() >= want || fetched < want {
+                    admitted.extend(fresh.into_iter().take(want));
+                    break;
+                }
+                want = want.saturating_mul(2);
+            }
+            if admitted.len() > limit {
+                break;
+            }
+        }
         let has_more = admitted.len() > limit;
         let mut ids = Vec::with_capacity(limit.min(admitted.len()));
         let mut last = None;
@@ -376,7 +449,7 @@ impl TenantIndex {
         };
         Ok(IdPage {
             total,
-            total_is_lower_bound: false,
+            total_is_lower_bound,
             ids,
             next_cursor,
         })
@@ -429,13 +502,11 @@ impl SearchIndex for TantivyIndex {
         filter: &LogFilter,
         cursor: Option<&Cursor>,
         limit: usize,
-        // Tantivy counts every match in the same pass over the postings
-        // that finds the page: the count is always exact.
-        _exact_total: bool,
+        exact_total: bool,
     ) -> Result<IdPage, BackendError> {
         let t = self.tenant(tenant)?;
         let (query, filter, cursor) = (query.clone(), filter.clone(), cursor.cloned());
-        blocking(move || t.search(&query, &filter, cursor.as_ref(), limit)).await
+        blocking(move || t.search(&query, &filter, cursor.as_ref(), limit, exact_total)).await
     }
 
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError> {

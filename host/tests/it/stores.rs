@@ -149,6 +149,8 @@ async fn index_tantivy() {
     let index = TantivyIndex::open(dir.path()).expect("open");
     let (a, b) = crate::conformance::metadata::fresh_tenants();
     crate::conformance::index::run(&index, &a, &b).await;
+    let (c, _) = crate::conformance::metadata::fresh_tenants();
+    crate::conformance::index::spread(&index, &c).await;
 }
 
 /// Straight to stderr, past the test harness's capture: the run's output
@@ -172,6 +174,8 @@ async fn index_opensearch() {
     say(&format!("OpenSearch conformance: live against {url} ({server})"));
     let (a, b) = crate::conformance::metadata::fresh_tenants();
     crate::conformance::index::run(&index, &a, &b).await;
+    let (c, _) = crate::conformance::metadata::fresh_tenants();
+    crate::conformance::index::spread(&index, &c).await;
 }
 
 /// Dead letters in a bucket two processors share: what one wrote, the other
