@@ -10,11 +10,14 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BitSetDocSet, BooleanQuery, ConstScorer, EmptyScorer, EnableScoring, Explanation, Occur, PhraseQuery,
+    Query as TQuery, RangeQuery, Scorer, TermQuery, Weight,
+};
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, SegmentReader, TantivyDocument, Term,
+    BitSet, DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, SegmentReader, TantivyDocument, Term,
 };
 
 use super::query::{Matcher, Query};
@@ -47,10 +50,10 @@ fn io(e: std::io::Error) -> BackendError {
 
 /// Indexing memory per tenant writer (Tantivy's minimum is 15 MB).
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
-/// The newest time slice a search reads first, and how much wider each
-/// next one is (docs/PERFORMANCE.md, "Reads on one big tenant").
-const FIRST_SLICE_NS: i64 = 3_600_000_000_000;
-const SLICE_GROWTH: i64 = 4;
+/// A search reads the newest hour first, then the rest of the newest
+/// day, then everything older, until its page is full
+/// (docs/PERFORMANCE.md, "Reads on one big tenant").
+const SLICES_NS: [i64; 2] = [3_600_000_000_000, 86_400_000_000_000];
 
 /// (timestamp, high and low 64 bits of the id): newest first, ties broken
 /// by id exactly as the metadata store does.
@@ -336,22 +339,18 @@ impl TenantIndex {
 
     /// `query` within `[lo, hi)` of the timestamp.
     fn slice(&self, query: &dyn TQuery, lo: i64, hi: i64) -> BooleanQuery {
-        let ts = |v| Term::from_field_i64(self.fields.timestamp, v);
         BooleanQuery::new(vec![
             (Occur::Must, query.box_clone()),
-            (
-                Occur::Must,
-                Box::new(RangeQuery::new(Bound::Included(ts(lo)), Bound::Excluded(ts(hi)))),
-            ),
+            (Occur::Must, Box::new(TimeSlice { lo, hi })),
         ])
     }
 
     /// Newest first: the matches are read in time slices from the newest
-    /// back, each [`SLICE_GROWTH`] times as wide as the one before, until
-    /// the page is full. A term in most logs fills a page from the first
-    /// hour instead of ranking every match; a rare one widens to the
-    /// whole range in a few cheap steps. The total is counted the same
-    /// way and stops past [`TOTAL_BOUND`] unless `exact_total`.
+    /// back ([`SLICES_NS`]) until the page is full. A term in most logs
+    /// fills a page from the newest hour instead of ranking every match; a
+    /// rare one takes three passes. The total stops past [`TOTAL_BOUND`]
+    /// unless `exact_total`: past it in the newest hour, the rest is not
+    /// counted.
     fn search(
         &self,
         q: &Query,
@@ -371,37 +370,38 @@ impl TenantIndex {
         let top = filter
             .to
             .map_or(newest.saturating_add(1), |t| t.min(newest.saturating_add(1)));
+        // The newest hour, the rest of the newest day, then all the rest.
         let slices = |from_top: i64| {
+            let mut cuts = SLICES_NS
+                .iter()
+                .map(|w| from_top.saturating_sub(*w).max(floor))
+                .collect::<Vec<_>>();
+            cuts.push(floor);
             let mut hi = from_top;
-            let mut width = FIRST_SLICE_NS;
-            std::iter::from_fn(move || {
-                if hi <= floor {
-                    return None;
-                }
-                let lo = hi.saturating_sub(width).max(floor);
-                let slice = (lo, hi);
-                hi = lo;
-                width = width.saturating_mul(SLICE_GROWTH);
-                Some(slice)
+            cuts.into_iter().filter_map(move |lo| {
+                let slice = (lo < hi).then_some((lo, hi));
+                hi = hi.min(lo);
+                slice
             })
         };
 
-        let (total, total_is_lower_bound) = if exact_total {
-            (searcher.search(query.as_ref(), &Count)? as u64, false)
-        } else {
-            let mut counted = 0u64;
-            let mut past_bound = false;
-            for (lo, hi) in slices(top) {
-                counted += searcher.search(&self.slice(query.as_ref(), lo, hi), &Count)? as u64;
-                if counted > TOTAL_BOUND {
-                    past_bound = true;
-                    break;
-                }
-            }
-            if past_bound {
+        // Counted in the newest hour first: a query that matches more
+        // than the bound there is not counted further.
+        let (total, total_is_lower_bound) = {
+            let first = slices(top).next();
+            let in_first = match first {
+                Some((lo, hi)) if !exact_total => searcher.search(&self.slice(query.as_ref(), lo, hi), &Count)? as u64,
+                _ => 0,
+            };
+            if in_first > TOTAL_BOUND {
                 (TOTAL_BOUND, true)
             } else {
-                (counted, false)
+                let all = searcher.search(query.as_ref(), &Count)? as u64;
+                if exact_total || all <= TOTAL_BOUND {
+                    (all, false)
+                } else {
+                    (TOTAL_BOUND, true)
+                }
             }
         };
 
@@ -557,5 +557,55 @@ impl SearchIndex for TantivyIndex {
     async fn ping(&self) -> Result<(), BackendError> {
         std::fs::metadata(&self.root).map_err(io)?;
         Ok(())
+    }
+}
+
+/// The documents stamped within `[lo, hi)`, found with one scan of the
+/// timestamp column per segment into a bit set. Unlike a range query,
+/// whose cost tantivy guesses at most of the segment, its cost is its
+/// true size: a narrow slice drives an intersection, so a common term or
+/// a phrase is only checked on the slice's documents.
+#[derive(Clone, Debug)]
+struct TimeSlice {
+    lo: i64,
+    hi: i64,
+}
+
+impl TQuery for TimeSlice {
+    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl Weight for TimeSlice {
+    fn scorer(&self, reader: &SegmentReader, boost: tantivy::Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let column = reader.fast_fields().i64("timestamp")?;
+        let (min, max) = (column.min_value(), column.max_value());
+        if self.lo >= self.hi || max < self.lo || min >= self.hi {
+            return Ok(Box::new(EmptyScorer));
+        }
+        // Most of the segment: a bit set would cost more than it saves,
+        // and another clause drives the intersection anyway.
+        let span = (max as i128 - min as i128).max(1);
+        let covered = (self.hi.min(max) as i128 - self.lo.max(min) as i128).max(0);
+        if covered * 4 > span {
+            let field = reader.schema().get_field("timestamp")?;
+            let ts = |v| Term::from_field_i64(field, v);
+            let range = RangeQuery::new(Bound::Included(ts(self.lo)), Bound::Excluded(ts(self.hi)));
+            return range
+                .weight(EnableScoring::disabled_from_schema(reader.schema()))?
+                .scorer(reader, boost);
+        }
+        let mut docs = Vec::new();
+        column.get_docids_for_value_range(self.lo..=self.hi - 1, 0..reader.max_doc(), &mut docs);
+        let mut bits = BitSet::with_max_value(reader.max_doc());
+        for d in docs {
+            bits.insert(d);
+        }
+        Ok(Box::new(ConstScorer::new(BitSetDocSet::from(bits), boost)))
+    }
+
+    fn explain(&self, _: &SegmentReader, _: tantivy::DocId) -> tantivy::Result<Explanation> {
+        Ok(Explanation::new("time slice", 1.0))
     }
 }

@@ -66,6 +66,16 @@ async fn all_pages(
     (total.unwrap_or(0), ids)
 }
 
+/// Rows of records never indexed before.
+fn new_rows(recs: &[LogRecord]) -> Vec<IndexRow<'_>> {
+    recs.iter()
+        .map(|r| IndexRow {
+            record: r,
+            may_exist: false,
+        })
+        .collect()
+}
+
 fn sorted_attrs(mut r: LogRecord) -> LogRecord {
     r.attributes.sort();
     r
@@ -78,13 +88,7 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
     index.provision(b).await.expect("provision b");
 
     let recs: Vec<LogRecord> = (0..N).map(|i| record(a, i)).collect();
-    let rows: Vec<IndexRow<'_>> = recs
-        .iter()
-        .map(|r| IndexRow {
-            record: r,
-            may_exist: false,
-        })
-        .collect();
+    let rows = new_rows(&recs);
     // Two calls, so that a batch lands in an index that already holds one.
     let rejected = index.index(a, &rows[..N / 2]).await.expect("index");
     assert!(rejected.is_empty(), "valid records rejected: {rejected:?}");
@@ -250,13 +254,7 @@ pub async fn spread(index: &dyn SearchIndex, tenant: &str) {
             r
         })
         .collect();
-    let rows: Vec<IndexRow<'_>> = recs
-        .iter()
-        .map(|r| IndexRow {
-            record: r,
-            may_exist: false,
-        })
-        .collect();
+    let rows = new_rows(&recs);
     assert!(index.index(tenant, &rows).await.expect("index").is_empty());
     let cases: [Case; 4] = [
         ("", LogFilter::default(), |_| true),
