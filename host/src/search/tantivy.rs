@@ -405,13 +405,25 @@ impl TenantIndex {
             }
         };
 
+        if total == 0 {
+            return Ok(IdPage::default());
+        }
+        // A total counted to its end (at most the bound) means few
+        // matches: one pass ranks them all, where slices would each scan
+        // the whole range again to find none.
+        let one_pass = !total_is_lower_bound && total <= TOTAL_BOUND;
         let cursor_key = cursor.map(|c| (c.timestamp, id_sort_key(&c.id)));
         // After a cursor, the newest slice ends just past its timestamp:
         // records at that very timestamp but after it in id order are
         // skipped below.
         let page_top = cursor.map_or(top, |c| c.timestamp.saturating_add(1).min(top));
         let mut admitted = Vec::new();
-        for (lo, hi) in slices(page_top) {
+        let page_slices: Vec<(i64, i64)> = if one_pass {
+            (floor < page_top).then_some((floor, page_top)).into_iter().collect()
+        } else {
+            slices(page_top).collect()
+        };
+        for (lo, hi) in page_slices {
             let sliced = self.slice(query.as_ref(), lo, hi);
             let mut want = limit + 1 - admitted.len();
             loop {
