@@ -418,16 +418,25 @@ impl TenantIndex {
         // skipped below.
         let page_top = cursor.map_or(top, |c| c.timestamp.saturating_add(1).min(top));
         let mut admitted = Vec::new();
-        let page_slices: Vec<(i64, i64)> = if one_pass {
-            (floor < page_top).then_some((floor, page_top)).into_iter().collect()
-        } else {
-            slices(page_top).collect()
+        // `None`: the query as it is, with no time range to drive (a range
+        // over most of the index costs more than it narrows).
+        let page_slices: Vec<Option<(i64, i64)>> = match (one_pass, cursor) {
+            (true, None) => vec![None],
+            (true, Some(_)) => vec![(floor < page_top).then_some((floor, page_top))]
+                .into_iter()
+                .flatten()
+                .map(Some)
+                .collect(),
+            (false, _) => slices(page_top).map(Some).collect(),
         };
-        for (lo, hi) in page_slices {
-            let sliced = self.slice(query.as_ref(), lo, hi);
+        for slice in page_slices {
+            let sliced: Box<dyn TQuery> = match slice {
+                Some((lo, hi)) => Box::new(self.slice(query.as_ref(), lo, hi)),
+                None => query.box_clone(),
+            };
             let mut want = limit + 1 - admitted.len();
             loop {
-                let found = self.top(&searcher, &sliced, want)?;
+                let found = self.top(&searcher, sliced.as_ref(), want)?;
                 let fetched = found.len();
                 let fresh: Vec<_> = found
                     .into_iter()
