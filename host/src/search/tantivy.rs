@@ -17,7 +17,8 @@ use tantivy::query::{
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
-    BitSet, DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, SegmentReader, TantivyDocument, Term,
+    BitSet, DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, SegmentReader, TERMINATED,
+    TantivyDocument, Term,
 };
 
 use super::query::{Matcher, Query};
@@ -337,6 +338,40 @@ impl TenantIndex {
             .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
     }
 
+    /// How many documents match `query`, and whether counting stopped
+    /// past `bound`. Segments are read newest first and each match is
+    /// stepped to, so a query with many matches stops after `bound` of
+    /// them (in the newest segments) instead of checking every one: a
+    /// phrase is verified per candidate, and counting all of a common
+    /// phrase's matches cost more than ranking a page of them.
+    fn count(searcher: &Searcher, query: &dyn TQuery, bound: Option<u64>) -> Result<(u64, bool), BackendError> {
+        let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+        let mut segments: Vec<&SegmentReader> = searcher.segment_readers().iter().collect();
+        segments.sort_by_key(|seg| {
+            std::cmp::Reverse(seg.fast_fields().i64("timestamp").map_or(i64::MIN, |c| c.max_value()))
+        });
+        let mut n = 0u64;
+        for seg in segments {
+            let Some(bound) = bound else {
+                n += u64::from(weight.count(seg)?);
+                continue;
+            };
+            let alive = seg.alive_bitset();
+            let mut scorer = weight.scorer(seg, 1.0)?;
+            let mut doc = scorer.doc();
+            while doc != TERMINATED {
+                if alive.is_none_or(|a| a.is_alive(doc)) {
+                    n += 1;
+                    if n > bound {
+                        return Ok((bound, true));
+                    }
+                }
+                doc = scorer.advance();
+            }
+        }
+        Ok((n, false))
+    }
+
     /// `query` within `[lo, hi)` of the timestamp.
     fn slice(&self, query: &dyn TQuery, lo: i64, hi: i64) -> BooleanQuery {
         BooleanQuery::new(vec![
@@ -349,8 +384,7 @@ impl TenantIndex {
     /// back ([`SLICES_NS`]) until the page is full. A term in most logs
     /// fills a page from the newest hour instead of ranking every match; a
     /// rare one takes three passes. The total stops past [`TOTAL_BOUND`]
-    /// unless `exact_total`: past it in the newest hour, the rest is not
-    /// counted.
+    /// unless `exact_total` ([`Self::count`]).
     fn search(
         &self,
         q: &Query,
@@ -385,25 +419,8 @@ impl TenantIndex {
             })
         };
 
-        // Counted in the newest hour first: a query that matches more
-        // than the bound there is not counted further.
-        let (total, total_is_lower_bound) = {
-            let first = slices(top).next();
-            let in_first = match first {
-                Some((lo, hi)) if !exact_total => searcher.search(&self.slice(query.as_ref(), lo, hi), &Count)? as u64,
-                _ => 0,
-            };
-            if in_first > TOTAL_BOUND {
-                (TOTAL_BOUND, true)
-            } else {
-                let all = searcher.search(query.as_ref(), &Count)? as u64;
-                if exact_total || all <= TOTAL_BOUND {
-                    (all, false)
-                } else {
-                    (TOTAL_BOUND, true)
-                }
-            }
-        };
+        let (total, total_is_lower_bound) =
+            Self::count(&searcher, query.as_ref(), (!exact_total).then_some(TOTAL_BOUND))?;
 
         if total == 0 {
             return Ok(IdPage::default());
