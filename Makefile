@@ -56,11 +56,13 @@ bench-distributed: setup tools
 	  $(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub $(BENCH_ARGS); rc=$$?; \
 	  infra/local/services.sh stop; exit $$rc
 
-## Reads a dashboard makes, on one tenant of READ_BENCH_LOGS logs (embedded).
+## Reads a dashboard makes, on one tenant of READ_BENCH_LOGS logs (embedded),
+## and the dashboard's first paint in Chromium once `make tools` has run.
 READ_BENCH_LOGS ?= 10000000
 read-bench: setup
 	$(CARGO) build --release -p loggerhub --bins
-	$(CARGO_TARGET_DIR)/release/loggerhub-read-bench --server $(CARGO_TARGET_DIR)/release/loggerhub --logs $(READ_BENCH_LOGS) $(READ_BENCH_ARGS)
+	$(CARGO_TARGET_DIR)/release/loggerhub-read-bench --server $(CARGO_TARGET_DIR)/release/loggerhub --logs $(READ_BENCH_LOGS) \
+	  $(if $(wildcard $(LOGGERHUB_TOOLS)/python/bin/python),--browser $(LOGGERHUB_TOOLS)/python/bin/python) $(READ_BENCH_ARGS)
 
 ## WASM stage cost against native code, per batch size.
 plugin-bench: setup

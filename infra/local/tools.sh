@@ -57,11 +57,13 @@ if ! "$py/bin/pip" show osmem-server 2>/dev/null | grep -qx "Version: $OSMEM_VER
   "$py/bin/pip" install --quiet --disable-pip-version-check "osmem-server==$OSMEM_VERSION"
 fi
 
-# The real clients the shipper-protocol tests send with (issue 12), and
-# the validator /openapi.json is checked with, pinned.
+# The real clients the shipper-protocol tests send with (issue 12), the
+# validator /openapi.json is checked with, and Playwright, which drives
+# Debian's Chromium in the dashboard's tests (its own browser downloads
+# are never used), pinned.
 CLIENTS="opensearch-py==3.2.0 elasticsearch==8.19.3 opentelemetry-sdk==1.45.2 \
 opentelemetry-exporter-otlp-proto-http==1.45.2 python-logging-loki==0.3.1 \
-openapi-spec-validator==0.7.2"
+openapi-spec-validator==0.7.2 playwright==1.65.2"
 clients_marker="$py/.clients-$(echo "$CLIENTS" | sha256sum | cut -c1-12)"
 if [ ! -f "$clients_marker" ]; then
   echo "installing the shipper clients into $TOOLS (once): $CLIENTS" >&2
@@ -76,6 +78,12 @@ fi
 if ! dpkg -s rsyslog-elasticsearch >/dev/null 2>&1; then
   echo "installing rsyslog and rsyslog-elasticsearch from Debian (once)" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsyslog rsyslog-elasticsearch >/dev/null
+fi
+
+# The browser of the dashboard's tests: Debian's Chromium, headless.
+if ! dpkg -s chromium >/dev/null 2>&1; then
+  echo "installing chromium from Debian (once)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
 fi
 
 garage="$TOOLS/garage/bin/garage"

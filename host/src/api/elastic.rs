@@ -37,10 +37,20 @@ pub async fn product_header(mut resp: Response) -> Response {
     resp
 }
 
-/// `GET /` (and `HEAD /`): who answers, as a cluster would.
+/// `GET /` (and `HEAD /`): who answers, as a cluster would; a browser
+/// (`Accept: text/html`) gets the dashboard instead, with no key.
 #[utoipa::path(method(get, head), path = "/", tag = "shippers", security(("tenant_key" = []), ("basic_key" = []), ("elastic_api_key" = [])),
-    responses((status = 200, content_type = "application/json", body = Object, description = "Cluster information, as Elasticsearch 8.11 answers it"), ProbeErrors))]
-pub async fn info(method: Method, _caller: Tenant<Ingest>) -> Response {
+    responses(
+        (status = 200, content_type = "application/json", body = Object, description = "Cluster information, as Elasticsearch 8.11 answers it; the dashboard's page (text/html) to a browser"),
+        ProbeErrors,
+    ))]
+pub async fn info(method: Method, headers: HeaderMap, caller: Result<Tenant<Ingest>, ApiError>) -> Response {
+    if method == Method::GET && super::dashboard::wants_page(&headers) {
+        return super::dashboard::page();
+    }
+    if let Err(e) = caller {
+        return e.into_response();
+    }
     if method == Method::HEAD {
         return StatusCode::OK.into_response();
     }

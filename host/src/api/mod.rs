@@ -8,6 +8,7 @@
 
 mod admin;
 mod auth;
+mod dashboard;
 mod dead_letters;
 mod elastic;
 pub mod error;
@@ -162,6 +163,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
         .routes(routes!(openapi::document))
+        .routes(routes!(dashboard::asset))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::model::{LogRecord, Page, Stats, format_ts};
 use crate::pipeline::LetterPage;
 use crate::plugins::PluginInfo;
+use crate::plugins::stats::Figures;
 use crate::search::service::Source;
 use crate::stores::{ApiKey, Tenant};
 use crate::tenants::NewKey;
@@ -170,6 +171,10 @@ pub struct Accepted {
 pub struct Bucket {
     pub start: String,
     pub count: u64,
+    /// The bucket's count per level (levels with none are left out), for
+    /// a histogram stacked by level.
+    #[schema(value_type = BTreeMap<String, u64>)]
+    pub by_level: BTreeMap<&'static str, u64>,
 }
 
 /// GET /v1/stats.
@@ -192,9 +197,10 @@ impl StatsJson {
             histogram: s
                 .histogram
                 .into_iter()
-                .map(|(t, count)| Bucket {
+                .map(|(t, counts)| Bucket {
                     start: format_ts(t),
-                    count,
+                    count: counts.total(),
+                    by_level: counts.iter().map(|(l, n)| (l.as_str(), n)).collect(),
                 })
                 .collect(),
         }
@@ -308,6 +314,41 @@ pub struct PluginJson {
     pub active: Option<u32>,
     /// Why the plugin was disabled, if it was.
     pub disabled: Option<String>,
+    /// Its calls since this server process started.
+    pub figures: PluginFigures,
+}
+
+/// A plugin's calls since the process started (in a cluster, this
+/// processor's).
+#[derive(Serialize, ToSchema)]
+pub struct PluginFigures {
+    pub calls: u64,
+    /// Calls that trapped, timed out, or returned an error or a bad batch.
+    pub errors: u64,
+    /// Records given to it (for a parser: request bodies).
+    pub records_in: u64,
+    pub records_out: u64,
+    /// Mean time per call.
+    pub mean_ms: f64,
+    /// The slowest call.
+    pub max_ms: f64,
+}
+
+impl From<Figures> for PluginFigures {
+    fn from(f: Figures) -> Self {
+        PluginFigures {
+            calls: f.calls,
+            errors: f.errors,
+            records_in: f.records_in,
+            records_out: f.records_out,
+            mean_ms: if f.calls == 0 {
+                0.0
+            } else {
+                f.busy_us as f64 / f.calls as f64 / 1000.0
+            },
+            max_ms: f.max_us as f64 / 1000.0,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -327,6 +368,7 @@ impl From<Vec<PluginInfo>> for PluginList {
                     versions: p.versions,
                     active: p.active,
                     disabled: p.disabled,
+                    figures: p.figures.into(),
                 })
                 .collect(),
         }

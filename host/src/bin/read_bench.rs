@@ -9,7 +9,8 @@
 //! read from the outside, over HTTP: the list view (plain, by service, by
 //! level), search (a common term, a rare term, a phrase with a filter),
 //! stats (1 h buckets over 7 days) and 20 pages followed by cursor.
-//! Prints p50 and p99 per read. With `--data-dir`, the loaded dir is kept
+//! Prints p50 and p99 per read; with `--browser`, also when the dashboard
+//! paints its first rows in headless Chromium. With `--data-dir`, the loaded dir is kept
 //! and a later run with the same `--logs` reuses it.
 
 use std::path::{Path, PathBuf};
@@ -42,7 +43,14 @@ struct Args {
     /// Data dir, kept and reused (default: a temp dir, removed afterwards).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// A Python with Playwright (infra/local/tools.sh installs one): the
+    /// dashboard's first paint is timed too, in Debian's Chromium.
+    #[arg(long)]
+    browser: Option<PathBuf>,
 }
+
+/// Times the dashboard's first rows in a real browser.
+const FIRST_PAINT: &str = include_str!("../../tests/browser/first_paint.py");
 
 const ADMIN: &str = "read-bench-admin-token";
 const TENANT: &str = "big";
@@ -50,9 +58,15 @@ const SERVICES: usize = 20;
 /// Records per write to the stores while loading.
 const LOAD_BATCH: usize = 50_000;
 
+/// The version of [`record`]: a change to what it makes bumps it.
+const GENERATOR: u32 = 2;
+
 /// What a loaded dir holds, so a later run can reuse it.
 #[derive(serde::Serialize, serde::Deserialize, PartialEq)]
 struct Loaded {
+    /// [`GENERATOR`] of the records: a dir loaded by another is reloaded.
+    #[serde(default)]
+    generator: u32,
     logs: u64,
     key: String,
     /// The newest record's time: reads are relative to it.
@@ -66,7 +80,9 @@ fn record(i: u64, n: u64, newest: i64) -> LogRecord {
     let span = 7 * DAY_NS;
     let ts = newest - span + (i128::from(i) * i128::from(span) / i128::from(n.max(1))) as i64;
     let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let service = format!("svc-{:02}", h % SERVICES as u64);
+    // The service takes other bits of the hash than the message's choice
+    // below, so every message occurs in every service.
+    let service = format!("svc-{:02}", (h >> 32) % SERVICES as u64);
     let (level, message) = match h % 100 {
         0..=2 => (Level::Debug, format!("cache miss for key session:{}", h % 100_000)),
         3..=9 => (
@@ -95,7 +111,7 @@ fn record(i: u64, n: u64, newest: i64) -> LogRecord {
         full_log: message.clone(),
         message,
         language: Some("rust".into()),
-        attributes: vec![("region".into(), ["eu", "us", "ap"][(h % 3) as usize].into())],
+        attributes: vec![("region".into(), ["eu", "us", "ap"][((h >> 16) % 3) as usize].into())],
         raw_path: None,
     }
 }
@@ -105,9 +121,15 @@ async fn load(dir: &Path, n: u64) -> anyhow::Result<Loaded> {
     if let Ok(bytes) = std::fs::read(&marker)
         && let Ok(loaded) = serde_json::from_slice::<Loaded>(&bytes)
         && loaded.logs == n
+        && loaded.generator == GENERATOR
     {
         eprintln!("reusing {} logs in {}", n, dir.display());
         return Ok(loaded);
+    }
+    if marker.exists() {
+        // Loaded by this benchmark with other records or another count.
+        eprintln!("reloading {}", dir.display());
+        std::fs::remove_dir_all(dir)?;
     }
     std::fs::create_dir_all(dir)?;
     let b = Backends::embedded(dir);
@@ -147,7 +169,12 @@ async fn load(dir: &Path, n: u64) -> anyhow::Result<Loaded> {
             eprintln!("loaded {i} logs in {secs:.0} s ({:.0} logs/s)", i as f64 / secs);
         }
     }
-    let loaded = Loaded { logs: n, key, newest };
+    let loaded = Loaded {
+        generator: GENERATOR,
+        logs: n,
+        key,
+        newest,
+    };
     std::fs::write(&marker, serde_json::to_vec(&loaded)?)?;
     Ok(loaded)
 }
@@ -286,6 +313,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let (p50, p99) = percentiles(times);
     println!("| 20 pages by cursor, each | {p50:.1} ms | {p99:.1} ms |");
+    if let Some(python) = &args.browser {
+        let status = Command::new(python)
+            .arg("-c")
+            .arg(FIRST_PAINT)
+            .args([&url, &loaded.key, &args.samples.min(20).to_string()])
+            .status()
+            .context("running the browser timing")?;
+        if !status.success() {
+            bail!("the browser timing failed: {status}");
+        }
+    }
     if args.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -181,8 +181,35 @@ pub struct Stats {
     pub total: u64,
     pub by_level: Vec<(Level, u64)>,
     pub by_service: Vec<(String, u64)>,
-    /// (bucket start in unix ns, count), oldest first.
-    pub histogram: Vec<(i64, u64)>,
+    /// (bucket start in unix ns, count per level), oldest first.
+    pub histogram: Vec<(i64, LevelCounts)>,
+}
+
+/// Counts indexed by level (`Level as usize`), for a histogram stacked
+/// by level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LevelCounts(pub [u64; Level::ALL.len()]);
+
+impl LevelCounts {
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// The non-zero counts, by level.
+    pub fn iter(&self) -> impl Iterator<Item = (Level, u64)> + '_ {
+        Level::ALL
+            .iter()
+            .zip(self.0)
+            .filter(|(_, n)| *n > 0)
+            .map(|(l, n)| (*l, n))
+    }
+
+    /// One level's count, as a test writes it.
+    pub fn of(level: Level, n: u64) -> LevelCounts {
+        let mut c = LevelCounts::default();
+        c.0[level as usize] = n;
+        c
+    }
 }
 
 pub fn format_ts(ns: i64) -> String {

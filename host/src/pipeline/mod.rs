@@ -41,7 +41,7 @@ use crate::model::LogRecord;
 use crate::plugins::{Registry, RegistryError};
 use crate::plugins::{base_name, is_builtin};
 use crate::queue::{Delivery, Lanes, Queue};
-use crate::runtime::{Route, RuntimeError};
+use crate::runtime::{Route, RuntimeError, Stage};
 use crate::search::SearchIndex;
 use crate::stores::raw::RawStore;
 use crate::stores::{MetadataStore, Tenant, TenantState};
@@ -122,7 +122,21 @@ pub struct Processor {
 impl Processor {
     /// Charges a plugin call's time to the tenant when the plugin is its
     /// own: the built-ins are the platform's cost, not the tenant's.
-    fn charge(&self, tenant: &str, plugin: &str, took: Duration) {
+    /// One call of a plugin of `tenant`: its figures, the stage latency
+    /// metric, and (for the tenant's own plugins) its plan's plugin CPU.
+    fn called(
+        &self,
+        tenant: &str,
+        stage: Stage,
+        plugin: &str,
+        took: Duration,
+        records_in: usize,
+        returned: Option<usize>,
+    ) {
+        self.registry
+            .stats()
+            .call(tenant, stage, plugin, took, records_in, returned);
+        self.metrics.stage(stage.verb(), plugin, took);
         if !is_builtin(base_name(plugin)) {
             self.meter.record(
                 tenant,

@@ -16,7 +16,7 @@ use super::instances::TenantInstances;
 use super::{PipelineError, Processor, RoutedRecord};
 use crate::model::{LogRecord, ids};
 use crate::queue::{Delivery, QueueEntry};
-use crate::runtime::{Instance, Route, RuntimeError};
+use crate::runtime::{Instance, Route, RuntimeError, Stage};
 use crate::usage::Usage;
 
 /// A parser that fails is tried this many times before its entry is
@@ -164,7 +164,6 @@ impl<'a> TenantRun<'a> {
 
     /// The entry's records, with the name of the parser that made them.
     async fn parse(&mut self, entry: &QueueEntry) -> Result<(String, Vec<Record>), PipelineError> {
-        let metrics = self.processor.metrics.clone();
         let (processor, tenant) = (self.processor, self.tenant);
         let inst = self.instances().await?;
         let parser = if entry.content_type.starts_with("text/") {
@@ -176,10 +175,11 @@ impl<'a> TenantRun<'a> {
         let out = parser
             .parse(&entry.content_type, entry.service.as_deref(), &entry.body)
             .await;
-        metrics.stage("parse", parser.plugin(), started.elapsed());
-        processor.charge(tenant, parser.plugin(), started.elapsed());
-        let records = codec::decode(&out?).map_err(|e| bad_output(parser, e))?;
-        Ok((parser.plugin().to_string(), records))
+        let took = started.elapsed();
+        let records = out.and_then(|b| codec::decode(&b).map_err(|e| bad_output(parser, e)));
+        let returned = records.as_ref().ok().map(Vec::len);
+        processor.called(tenant, Stage::Parser, parser.plugin(), took, 1, returned);
+        Ok((parser.plugin().to_string(), records?))
     }
 
     /// Enriches and routes `records`, halving around failures until the
@@ -215,15 +215,24 @@ impl<'a> TenantRun<'a> {
 
     /// One try at enrich → route over `records`.
     async fn enrich_route_once(&mut self, records: &[Record]) -> Result<Vec<(Record, Route)>, PipelineError> {
-        let metrics = self.processor.metrics.clone();
         let (processor, tenant) = (self.processor, self.tenant);
         let inst = self.instances().await?;
         let mut batch = codec::encode(records);
         for enricher in &mut inst.enrichers {
             let started = Instant::now();
             let enriched = enricher.enrich(&batch).await;
-            metrics.stage("enrich", enricher.plugin(), started.elapsed());
-            processor.charge(tenant, enricher.plugin(), started.elapsed());
+            // What it returned is counted from the batch's header; a batch
+            // that does not decode fails below, on the last enricher.
+            let returned = enriched.as_ref().ok().map(|b| codec::batch_len(b).unwrap_or(0));
+            let given = codec::batch_len(&batch).unwrap_or(0);
+            processor.called(
+                tenant,
+                Stage::Enricher,
+                enricher.plugin(),
+                started.elapsed(),
+                given,
+                returned,
+            );
             batch = enriched?;
         }
         let records = match inst.enrichers.last() {
@@ -244,8 +253,15 @@ impl<'a> TenantRun<'a> {
         };
         let started = Instant::now();
         let routes = inst.router.route(&batch, records.len()).await;
-        metrics.stage("route", inst.router.plugin(), started.elapsed());
-        processor.charge(tenant, inst.router.plugin(), started.elapsed());
+        let returned = routes.as_ref().ok().map(Vec::len);
+        processor.called(
+            tenant,
+            Stage::Router,
+            inst.router.plugin(),
+            started.elapsed(),
+            records.len(),
+            returned,
+        );
         Ok(records.into_iter().zip(routes?).collect())
     }
 

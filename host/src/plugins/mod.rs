@@ -10,6 +10,7 @@
 //! - `versions`: the tree on disk (versions, `active`, `pipeline.json`);
 //! - `validate`: compile, imports, world, dry run;
 //! - `health`: failure streaks and disabled plugins;
+//! - `stats`: calls, errors, records and time per plugin;
 //! - `registry`: upload, rollback, delete, and the compiled pipelines;
 //! - `shared`: the tree mirrored through the object store in a cluster;
 //! - `hot_reload`: the tree watched on disk.
@@ -24,6 +25,7 @@ mod names;
 pub mod registry;
 pub mod shared;
 mod spec;
+pub mod stats;
 pub mod validate;
 mod versions;
 

@@ -17,6 +17,7 @@ use std::time::SystemTime;
 use super::health::Health;
 use super::names::{BUILTINS, PluginName, base_name, is_builtin};
 use super::shared::PluginStore;
+use super::stats::{Figures, PluginStats};
 use super::versions::Tree;
 use super::{PipelineSpec, RegistryError, validate};
 use crate::runtime::{Limits, Plugin, Runtime, Stage, builtin};
@@ -50,6 +51,8 @@ pub struct PluginInfo {
     pub active: Option<u32>,
     /// Why the plugin was disabled, if it was.
     pub disabled: Option<String>,
+    /// Its calls since this process started.
+    pub figures: Figures,
 }
 
 /// Plugins compiled during a build, not yet validated.
@@ -86,6 +89,7 @@ pub struct Registry {
     resolved: RwLock<HashMap<String, Arc<Resolved>>>,
     generation: AtomicU64,
     health: Health,
+    stats: PluginStats,
     /// Where changes are shared with the other processors, in a cluster.
     plugin_store: Option<Arc<PluginStore>>,
     /// The operator's: what tenants' pipelines may lower, never raise.
@@ -116,6 +120,7 @@ impl Registry {
             resolved: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(1),
             health: Health::default(),
+            stats: PluginStats::default(),
             plugin_store: None,
             ceiling: Limits::default(),
             max_versions: DEFAULT_MAX_VERSIONS,
@@ -455,6 +460,7 @@ impl Registry {
         let dir = self.tree.plugin_dir(tenant, stage, &name);
         self.compiled.lock().retain(|(p, _, _), _| !p.starts_with(&dir));
         self.tree.remove(tenant, stage, &name)?;
+        self.stats.forget_plugin(tenant, stage, name.as_str());
         Ok(())
     }
 
@@ -476,6 +482,7 @@ impl Registry {
         }
         .await;
         self.health.forget(tenant);
+        self.stats.forget_tenant(tenant);
         let dir = self.tree.root().join(tenant);
         self.compiled.lock().retain(|(p, _, _), _| !p.starts_with(&dir));
         match std::fs::remove_dir_all(&dir) {
@@ -532,6 +539,11 @@ impl Registry {
         self.health.record_success(tenant);
     }
 
+    /// Where the processor counts each plugin call.
+    pub fn stats(&self) -> &PluginStats {
+        &self.stats
+    }
+
     pub fn list(&self, tenant: &str) -> Vec<PluginInfo> {
         let mut out: Vec<PluginInfo> = BUILTINS
             .iter()
@@ -542,6 +554,7 @@ impl Registry {
                 versions: vec![],
                 active: None,
                 disabled: None,
+                figures: self.stats.get(tenant, *stage, name),
             })
             .collect();
         for stage in Stage::ALL {
@@ -555,6 +568,7 @@ impl Registry {
                             .is_exhausted(tenant)
                             .then(|| super::health::CPU_EXHAUSTED.to_string())
                     }),
+                    figures: self.stats.get(tenant, stage, name.as_str()),
                     name: name.to_string(),
                     builtin: false,
                 });

@@ -215,6 +215,15 @@ impl Stage {
     pub fn parse(s: &str) -> Option<Stage> {
         Stage::ALL.into_iter().find(|x| x.as_str() == s)
     }
+
+    /// What the stage does, as the `stage` label of the latency metric.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Stage::Parser => "parse",
+            Stage::Enricher => "enrich",
+            Stage::Router => "route",
+        }
+    }
 }
 
 enum Pre {

@@ -3,7 +3,7 @@
 //! `stores::sqlite` and `stores::postgres` know sqlx.
 
 use crate::error::{Backend, BackendError, ErrorKind};
-use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats};
+use crate::model::{self, Cursor, Level, LevelCounts, LogFilter, LogRecord, Page, Stats};
 
 /// Every database failure, with its kind: the processor retries what may
 /// work later and the API answers 503 for it; a refusal of the data itself
@@ -83,18 +83,29 @@ pub(super) fn page(mut hits: Vec<LogRecord>, total: i64, limit: usize) -> Page {
 }
 
 /// Stats from the rows of the three stats queries: (level, count),
-/// (service, count) and (bucket start, count).
-pub(super) fn stats(levels: Vec<(i64, i64)>, services: Vec<(String, i64)>, buckets: Vec<(i64, i64)>) -> Stats {
+/// (service, count) and (bucket start, level, count), the buckets in
+/// order. A level the store does not know is not counted.
+pub(super) fn stats(levels: Vec<(i64, i64)>, services: Vec<(String, i64)>, buckets: Vec<(i64, i64, i64)>) -> Stats {
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let level = |l: i64| u8::try_from(l).ok().and_then(Level::from_u8);
     let mut stats = Stats::default();
-    for (level, n) in levels {
-        if let Some(l) = u8::try_from(level).ok().and_then(Level::from_u8) {
+    for (l, n) in levels {
+        if let Some(l) = level(l) {
             stats.by_level.push((l, count(n)));
             stats.total += count(n);
         }
     }
     stats.by_service = services.into_iter().map(|(s, n)| (s, count(n))).collect();
-    stats.histogram = buckets.into_iter().map(|(b, n)| (b, count(n))).collect();
+    for (b, l, n) in buckets {
+        let Some(l) = level(l) else { continue };
+        if stats.histogram.last().is_none_or(|(last, _)| *last != b) {
+            stats.histogram.push((b, LevelCounts::default()));
+        }
+        if let Some((_, counts)) = stats.histogram.last_mut() {
+            counts.0[l as usize] += count(n);
+        }
+    }
+    stats.histogram.retain(|(_, c)| c.total() > 0);
     stats
 }
 
@@ -201,10 +212,15 @@ impl Span {
                 ),
             ),
             (
-                format!("SELECT {time} - ((({time} % {interval}) + {interval}) % {interval}) AS b, {n} FROM {table}"),
-                // One more than the cap: the caller can tell that it was
-                // exceeded.
-                format!(" GROUP BY b ORDER BY b LIMIT {}", model::STATS_MAX_BUCKETS + 1),
+                format!(
+                    "SELECT {time} - ((({time} % {interval}) + {interval}) % {interval}) AS b, {level}, {n} FROM {table}"
+                ),
+                // One bucket more than the cap, so the caller can tell that
+                // it was exceeded: a bucket is at most one row per level.
+                format!(
+                    " GROUP BY b, level ORDER BY b LIMIT {}",
+                    (model::STATS_MAX_BUCKETS + 1) * Level::ALL.len()
+                ),
             ),
         ]
     }
@@ -250,19 +266,19 @@ pub(super) type Deltas = std::collections::BTreeMap<CountKey, i64>;
 pub(super) struct StatsSum {
     levels: std::collections::BTreeMap<i64, i64>,
     services: std::collections::HashMap<String, i64>,
-    buckets: std::collections::BTreeMap<i64, i64>,
+    buckets: std::collections::BTreeMap<(i64, i64), i64>,
 }
 
 impl StatsSum {
-    pub fn add(&mut self, levels: Vec<(i64, i64)>, services: Vec<(String, i64)>, buckets: Vec<(i64, i64)>) {
+    pub fn add(&mut self, levels: Vec<(i64, i64)>, services: Vec<(String, i64)>, buckets: Vec<(i64, i64, i64)>) {
         for (l, n) in levels {
             *self.levels.entry(l).or_default() += n;
         }
         for (s, n) in services {
             *self.services.entry(s).or_default() += n;
         }
-        for (b, n) in buckets {
-            *self.buckets.entry(b).or_default() += n;
+        for (b, l, n) in buckets {
+            *self.buckets.entry((b, l)).or_default() += n;
         }
     }
 
@@ -273,7 +289,11 @@ impl StatsSum {
         stats(
             self.levels.into_iter().filter(|(_, n)| *n > 0).collect(),
             services,
-            self.buckets.into_iter().filter(|(_, n)| *n > 0).collect(),
+            self.buckets
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|((b, l), n)| (b, l, n))
+                .collect(),
         )
     }
 }
@@ -412,10 +432,21 @@ mod tests {
 
     #[test]
     fn stats_fold_rows() {
-        let s = stats(vec![(4, 2), (2, 3), (99, 7)], vec![("web".into(), 5)], vec![(0, 5)]);
+        let s = stats(
+            vec![(4, 2), (2, 3), (99, 7)],
+            vec![("web".into(), 5)],
+            vec![(0, 4, 2), (0, 2, 3), (0, 99, 7), (60, 99, 1)],
+        );
         assert_eq!(s.total, 5, "an unknown level is not counted");
         assert_eq!(s.by_level, vec![(Level::Error, 2), (Level::Info, 3)]);
         assert_eq!(s.by_service, vec![("web".to_string(), 5)]);
-        assert_eq!(s.histogram, vec![(0, 5)]);
+        let mut want = LevelCounts::default();
+        want.0[Level::Error as usize] = 2;
+        want.0[Level::Info as usize] = 3;
+        assert_eq!(
+            s.histogram,
+            vec![(0, want)],
+            "a bucket of unknown levels only is dropped"
+        );
     }
 }

@@ -333,7 +333,11 @@ async fn list_search_detail_stats_and_isolation() {
         buckets.iter().map(|b| b["count"].as_u64().unwrap_or(0)).sum::<u64>(),
         250
     );
-    assert_eq!(buckets[0], json!({"start": "2025-10-10T12:00:00Z", "count": 120}));
+    assert_eq!(
+        buckets[0],
+        json!({"start": "2025-10-10T12:00:00Z", "count": 120, "by_level": {"ERROR": 40, "INFO": 80}}),
+        "each bucket is stacked by level"
+    );
     assert_eq!(s.get(&key, "/v1/stats?interval=fortnight").await.0, 400);
 }
 

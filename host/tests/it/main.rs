@@ -14,6 +14,7 @@ mod api;
 mod boundaries;
 mod cli;
 mod crash;
+mod dashboard;
 mod distributed;
 mod elastic;
 mod encodings;

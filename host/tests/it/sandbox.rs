@@ -308,6 +308,23 @@ async fn failing_plugin_is_disabled_and_dead_letters_replay_once_fixed() {
         "{plugin}"
     );
     assert_eq!(s.metric("loggerhub_plugins_disabled_total").await, 1.0);
+    // Its figures: every call it took failed, and none returned records.
+    let f = &plugin["figures"];
+    assert!(
+        f["errors"].as_u64().is_some_and(|e| e >= 5) && f["calls"] == f["errors"],
+        "{f}"
+    );
+    assert_eq!(f["records_out"], 0, "{f}");
+    assert!(f["records_in"].as_u64() >= f["errors"].as_u64(), "{f}");
+    assert!(f["max_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{f}");
+    let (_, list) = s.get(&key, "/v1/plugins").await;
+    let router = list["plugins"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "default-router")
+        .expect("the built-in router");
+    assert_eq!(router["figures"]["errors"], 0, "{router}");
     send(&s, &key, &["normal after disable"]).await;
     s.drained(1).await;
     let (_, page) = s.get(&key, "/v1/logs").await;

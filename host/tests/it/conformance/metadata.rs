@@ -2,7 +2,7 @@
 //! unchanged (host/tests/stores.rs runs it on SQLite and on PostgreSQL).
 
 use super::{SEC, T0, newest_first};
-use loggerhub::model::{Cursor, Level, LogFilter, LogRecord};
+use loggerhub::model::{Cursor, Level, LevelCounts, LogFilter, LogRecord};
 use loggerhub::stores::{ApiKey, MetaRow, MetadataStore, Stored, TenantState, Usage};
 
 /// Two fresh tenant slugs, unique per run so a suite can share a server.
@@ -237,7 +237,14 @@ pub async fn run(store: &dyn MetadataStore, a: &str, b: &str) {
     assert_eq!(stats.by_service.iter().map(|(_, n)| n).sum::<u64>(), 25);
     assert_eq!(stats.by_service[0].1, 9, "services are not ordered by count");
     // Timestamps T0 .. T0+12s in 10 s buckets (T0 is a multiple of 10 s).
-    assert_eq!(stats.histogram, vec![(T0, 20), (T0 + 10 * SEC, 5)]);
+    let totals: Vec<(i64, u64)> = stats.histogram.iter().map(|(b, c)| (*b, c.total())).collect();
+    assert_eq!(totals, vec![(T0, 20), (T0 + 10 * SEC, 5)]);
+    let errors_in_buckets: u64 = stats.histogram.iter().map(|(_, c)| c.0[Level::Error as usize]).sum();
+    assert_eq!(
+        Some(errors_in_buckets),
+        errors,
+        "the histogram's levels add up to the level counts"
+    );
     let filtered = store
         .stats(
             a,
@@ -400,9 +407,10 @@ pub async fn counts(store: &dyn MetadataStore, tenant: &str) {
             s.total += 1;
             *levels.entry(r.level as u8).or_insert(0u64) += 1;
             *services.entry(r.service.clone()).or_default() += 1;
-            *buckets
+            buckets
                 .entry(r.timestamp - r.timestamp.rem_euclid(interval))
-                .or_insert(0u64) += 1;
+                .or_insert_with(LevelCounts::default)
+                .0[r.level as usize] += 1;
         }
         s.by_level = levels
             .into_iter()
