@@ -10,7 +10,7 @@ CARGO ?= cargo
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test bench bench-embedded bench-distributed read-bench plugin-bench setup tools build lint fmt
+.PHONY: run test bench bench-embedded bench-distributed read-bench read-bench-postgres plugin-bench setup tools build lint fmt
 
 ## Build everything (plugins included) and run LoggerHub on embedded backends.
 run: setup
@@ -37,7 +37,7 @@ test: setup tools
 
 ## The end-to-end benchmark (release build), on the embedded backends and
 ## then on PostgreSQL + Redis + Garage; figures go to docs/PERFORMANCE.md.
-bench: bench-embedded bench-distributed read-bench
+bench: bench-embedded bench-distributed read-bench read-bench-postgres
 
 # One run per ingest protocol on the embedded backends (the same records,
 # each in its protocol's form); the distributed run sends NDJSON.
@@ -63,6 +63,15 @@ read-bench: setup
 	$(CARGO) build --release -p loggerhub --bins
 	$(CARGO_TARGET_DIR)/release/loggerhub-read-bench --server $(CARGO_TARGET_DIR)/release/loggerhub --logs $(READ_BENCH_LOGS) \
 	  $(if $(wildcard $(LOGGERHUB_TOOLS)/python/bin/python),--browser $(LOGGERHUB_TOOLS)/python/bin/python) $(READ_BENCH_ARGS)
+
+## The same reads with the metadata in PostgreSQL (the test servers' one).
+read-bench-postgres: setup tools
+	$(CARGO) build --release -p loggerhub --bins
+	infra/local/services.sh start
+	set -a; . $(SERVICES_DIR)/env; set +a; \
+	  $(CARGO_TARGET_DIR)/release/loggerhub-read-bench --server $(CARGO_TARGET_DIR)/release/loggerhub --logs $(READ_BENCH_LOGS) \
+	    --postgres "$$DATABASE_URL" $(READ_BENCH_ARGS); rc=$$?; \
+	  infra/local/services.sh stop; exit $$rc
 
 ## WASM stage cost against native code, per batch size.
 plugin-bench: setup

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use loggerhub::config::Backends;
+use loggerhub::config::{Backends, MetadataBackend};
 use loggerhub::model::{DAY_NS, Level, LogRecord, Slug, now_ns};
 use loggerhub::search::IndexRow;
 use loggerhub::stores::MetaRow;
@@ -43,6 +43,11 @@ struct Args {
     /// Data dir, kept and reused (default: a temp dir, removed afterwards).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// A PostgreSQL server (`postgres://…/db`) for the metadata instead of
+    /// SQLite: the benchmark makes its own database there,
+    /// `loggerhub_read_bench`, replacing one a run with other records left.
+    #[arg(long)]
+    postgres: Option<String>,
     /// A Python with Playwright (infra/local/tools.sh installs one): the
     /// dashboard's first paint is timed too, in Debian's Chromium.
     #[arg(long)]
@@ -67,6 +72,9 @@ struct Loaded {
     /// [`GENERATOR`] of the records: a dir loaded by another is reloaded.
     #[serde(default)]
     generator: u32,
+    /// Where the metadata went: the PostgreSQL database, or SQLite.
+    #[serde(default)]
+    database: Option<String>,
     logs: u64,
     key: String,
     /// The newest record's time: reads are relative to it.
@@ -116,12 +124,39 @@ fn record(i: u64, n: u64, newest: i64) -> LogRecord {
     }
 }
 
-async fn load(dir: &Path, n: u64) -> anyhow::Result<Loaded> {
+/// The benchmark's own database on the server of `url`.
+const BENCH_DATABASE: &str = "loggerhub_read_bench";
+
+fn bench_database(url: &str) -> anyhow::Result<String> {
+    let (base, _) = url
+        .split('?')
+        .next()
+        .and_then(|u| u.rsplit_once('/'))
+        .context("--postgres: expected postgres://user@host:port/db")?;
+    Ok(format!("{base}/{BENCH_DATABASE}"))
+}
+
+/// Drops and makes the benchmark's database on the server of `url`.
+async fn fresh_database(url: &str) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(url).await.context("connecting to --postgres")?;
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)"),
+        format!("CREATE DATABASE {BENCH_DATABASE}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await?;
+    }
+    pool.close().await;
+    Ok(())
+}
+
+async fn load(dir: &Path, n: u64, postgres: Option<&str>) -> anyhow::Result<Loaded> {
+    let database = postgres.map(bench_database).transpose()?;
     let marker = dir.join("read-bench.json");
     if let Ok(bytes) = std::fs::read(&marker)
         && let Ok(loaded) = serde_json::from_slice::<Loaded>(&bytes)
         && loaded.logs == n
         && loaded.generator == GENERATOR
+        && loaded.database == database
     {
         eprintln!("reusing {} logs in {}", n, dir.display());
         return Ok(loaded);
@@ -132,7 +167,11 @@ async fn load(dir: &Path, n: u64) -> anyhow::Result<Loaded> {
         std::fs::remove_dir_all(dir)?;
     }
     std::fs::create_dir_all(dir)?;
-    let b = Backends::embedded(dir);
+    let mut b = Backends::embedded(dir);
+    if let (Some(server), Some(db)) = (postgres, &database) {
+        fresh_database(server).await?;
+        b.metadata = MetadataBackend::Postgres(db.clone());
+    }
     let meta = loggerhub::stores::open_metadata(&b.metadata).await?;
     let index = loggerhub::search::open(&b.index)?;
     let tenants = Tenants::new(meta.clone(), Arc::new(Plans::builtin()));
@@ -171,6 +210,7 @@ async fn load(dir: &Path, n: u64) -> anyhow::Result<Loaded> {
     }
     let loaded = Loaded {
         generator: GENERATOR,
+        database,
         logs: n,
         key,
         newest,
@@ -209,7 +249,7 @@ async fn main() -> anyhow::Result<()> {
             tmp.clone()
         }
     };
-    let loaded = load(&dir, args.logs).await?;
+    let loaded = load(&dir, args.logs, args.postgres.as_deref()).await?;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let url = format!("http://127.0.0.1:{port}");
@@ -219,6 +259,13 @@ async fn main() -> anyhow::Result<()> {
             .arg(&dir)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "0"])
             .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
+            // The stores the records were loaded into, whatever the
+            // caller's environment names.
+            .env_remove("REDIS_URL")
+            .env_remove("OBJECT_STORE_URL")
+            .env_remove("OPENSEARCH_URL")
+            .env_remove("DATABASE_URL")
+            .envs(loaded.database.iter().map(|db| ("DATABASE_URL", db)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -284,8 +331,14 @@ async fn main() -> anyhow::Result<()> {
         ),
     ];
     println!(
-        "read benchmark: {} logs of one tenant over 7 days, embedded backends, {} samples each\n",
-        loaded.logs, args.samples
+        "read benchmark: {} logs of one tenant over 7 days, metadata in {}, index in Tantivy, {} samples each\n",
+        loaded.logs,
+        if loaded.database.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        args.samples
     );
     println!("| read | p50 | p99 |\n|---|---|---|");
     for (name, path) in &reads {

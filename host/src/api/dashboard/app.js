@@ -7,11 +7,16 @@
 const LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 const RANGES = [["15m", 900], ["1h", 3600], ["6h", 21600], ["24h", 86400], ["7d", 604800], ["30d", 2592000]];
 const DEFAULT_RANGE = "24h";
-// Histogram buckets: whole minutes and hours read the server's rollups.
-const INTERVALS = [[10, "10s"], [30, "30s"], [60, "1m"], [300, "5m"], [600, "10m"], [1800, "30m"],
+// Histogram buckets. Whole minutes and hours are counted from the server's
+// rollups, and hours are what keeps a day or more quick (30-minute buckets
+// over a day read 60 times the rows of 1-hour ones): past a quarter of an
+// hour per bucket, only whole hours are picked.
+const INTERVALS = [[10, "10s"], [30, "30s"], [60, "1m"], [300, "5m"], [600, "10m"], [900, "15m"],
   [3600, "1h"], [10800, "3h"], [21600, "6h"], [43200, "12h"], [86400, "1d"]];
 const TARGET_BUCKETS = 60;
 const PAGE_SIZE = 100;
+// Rows put on the page before the first paint (a tall screen's worth).
+const FIRST_ROWS = 40;
 // Rows kept on the page; past it the oldest go (live tail, long scrolls).
 const MAX_ROWS = 3000;
 // New logs held while the live tail is paused.
@@ -313,8 +318,9 @@ function renderSearch(main, params) {
     summary, hist, table, more, detail);
 
   const results = new Results(st, tbody, more, $("#total", summary), ctl.signal);
-  loadHistogram(st, hist, ctl.signal, (f, t) => submit({ range: "custom", from: iso(f), to: iso(t) }));
-  results.first();
+  const shown = results.first();
+  // Drawn once the first rows are: its layout must not hold them up.
+  loadHistogram(st, hist, ctl.signal, shown, (f, t) => submit({ range: "custom", from: iso(f), to: iso(t) }));
   if (st.live) {
     const tail = new LiveTail(st, results, $("#live-state"));
     app.cleanup.push(() => tail.stop());
@@ -334,7 +340,8 @@ function renderSearch(main, params) {
   };
   document.addEventListener("keydown", keys);
   app.cleanup.push(() => document.removeEventListener("keydown", keys));
-  if (!st.q && !params.toString()) qInput.focus();
+  // Focusing lays the page out: only once the first rows are shown.
+  if (!st.q && !params.toString()) shown.then(() => qInput.focus());
 }
 
 /** The results table: the first page, then the next as the end scrolls in. */
@@ -365,6 +372,7 @@ class Results {
       this.total.textContent = `${total} log${page.total === 1 ? "" : "s"} · ${Math.round(performance.now() - started)} ms`;
       this.append(page);
       if (!page.hits.length) this.more.textContent = "No logs match. Widen the time range or change the query.";
+      await afterPaint();
     } catch (e) {
       this.total.textContent = "";
       onError(e);
@@ -387,7 +395,19 @@ class Results {
   }
 
   append(page) {
-    this.tbody.append(...page.hits.map((r) => row(r)));
+    // A screenful first, the rest in the next task: the first rows are
+    // painted without waiting for the whole page's layout.
+    const now = this.tbody.rows.length ? page.hits.length : FIRST_ROWS;
+    this.tbody.append(...page.hits.slice(0, now).map(row));
+    if (page.hits.length <= now) return this.settle(page);
+    setTimeout(() => {
+      this.tbody.append(...page.hits.slice(now).map(row));
+      this.settle(page);
+    });
+  }
+
+  /** The page is all on: where the next one starts. */
+  settle(page) {
     this.cursor = page.next_cursor;
     this.trim(false);
     this.more.textContent = this.cursor ? "" : this.tbody.rows.length ? "the end" : "";
@@ -419,6 +439,9 @@ class Results {
     }
   }
 }
+
+/** Resolves once the page has painted what was put on it. */
+const afterPaint = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
 
 function timeCell(ts) {
   const d = new Date(ts);
@@ -492,7 +515,7 @@ function pickInterval(spanMs) {
   return INTERVALS.find(([secs]) => secs >= want) || INTERVALS[INTERVALS.length - 1];
 }
 
-async function loadHistogram(st, box, signal, narrow) {
+async function loadHistogram(st, box, signal, after, narrow) {
   const span = timeRange(st);
   const [secs, interval] = pickInterval(span.to - span.from);
   const step = secs * 1000;
@@ -503,6 +526,7 @@ async function loadHistogram(st, box, signal, narrow) {
       interval, service: st.service, level: st.level.toLowerCase(),
       from: iso(span.from), to: span.open ? "" : iso(span.to),
     })}`, { signal });
+    await after;
   } catch (e) {
     put(box, h("span", { class: "hint" }, e instanceof ApiError ? `histogram: ${e}` : ""));
     if (e.name !== "AbortError" && !(e instanceof ApiError)) onError(e);
@@ -642,6 +666,7 @@ class LiveTail {
   async connect() {
     if (this.stopped || this.ctl || document.hidden) return;
     const ctl = (this.ctl = new AbortController());
+    let busy = false;
     this.say(" · connecting");
     try {
       const resp = await request(this.url(), { signal: ctl.signal, headers: { Accept: "text/event-stream" } });
@@ -662,11 +687,13 @@ class LiveTail {
       if (e.name === "AbortError") return;
       this.say(` · ${e instanceof ApiError ? e : "disconnected"}`);
       if (e instanceof ApiError && e.status !== 429 && e.status !== 503) return;
+      busy = e instanceof ApiError;
     } finally {
       if (this.ctl === ctl) this.ctl = null;
     }
-    // A tail ends after a while (the key is checked again): reconnect.
-    if (!this.stopped) this.retry = setTimeout(() => this.connect(), 1000);
+    // A tail ends after a while (the key is checked again): reconnect,
+    // later when the server said it is busy.
+    if (!this.stopped) this.retry = setTimeout(() => this.connect(), busy ? 5000 : 1000);
   }
 
   event(text) {

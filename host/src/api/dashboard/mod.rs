@@ -113,6 +113,30 @@ mod tests {
         assert!(!wants_page(&HeaderMap::new()));
     }
 
+    #[tokio::test]
+    async fn only_this_builds_assets_are_served() {
+        let ok = asset(Path(format!("app-{}.js", *DIGEST))).await.expect("the script");
+        assert_eq!(ok.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert!(
+            ok.headers()[header::CACHE_CONTROL]
+                .to_str()
+                .is_ok_and(|v| v.contains("immutable"))
+        );
+        for name in [
+            "app-0000000000000000.js".to_string(),
+            format!("app-{}.wasm", *DIGEST),
+            "../../Cargo.toml".to_string(),
+            format!("app-{}.js/../app.js", *DIGEST),
+            String::new(),
+        ] {
+            let refused = asset(Path(name.clone()))
+                .await
+                .err()
+                .map(|e| e.into_response().status());
+            assert_eq!(refused, Some(axum::http::StatusCode::NOT_FOUND), "{name:?}");
+        }
+    }
+
     #[test]
     fn the_page_names_its_own_assets_and_no_other_origin() {
         assert!(PAGE.contains(&format!("/ui/app-{}.js", *DIGEST)));
