@@ -124,33 +124,14 @@ fn record(i: u64, n: u64, newest: i64) -> LogRecord {
     }
 }
 
-/// The benchmark's own database on the server of `url`.
+/// The benchmark's own database on the `--postgres` server.
 const BENCH_DATABASE: &str = "loggerhub_read_bench";
 
-fn bench_database(url: &str) -> anyhow::Result<String> {
-    let (base, _) = url
-        .split('?')
-        .next()
-        .and_then(|u| u.rsplit_once('/'))
-        .context("--postgres: expected postgres://user@host:port/db")?;
-    Ok(format!("{base}/{BENCH_DATABASE}"))
-}
-
-/// Drops and makes the benchmark's database on the server of `url`.
-async fn fresh_database(url: &str) -> anyhow::Result<()> {
-    let pool = sqlx::PgPool::connect(url).await.context("connecting to --postgres")?;
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)"),
-        format!("CREATE DATABASE {BENCH_DATABASE}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await?;
-    }
-    pool.close().await;
-    Ok(())
-}
-
 async fn load(dir: &Path, n: u64, postgres: Option<&str>) -> anyhow::Result<Loaded> {
-    let database = postgres.map(bench_database).transpose()?;
+    // Where the metadata goes, by name: the marker compares it.
+    let database = postgres
+        .map(|url| loggerhub::stores::postgres::database_url(url, BENCH_DATABASE))
+        .transpose()?;
     let marker = dir.join("read-bench.json");
     if let Ok(bytes) = std::fs::read(&marker)
         && let Ok(loaded) = serde_json::from_slice::<Loaded>(&bytes)
@@ -168,9 +149,9 @@ async fn load(dir: &Path, n: u64, postgres: Option<&str>) -> anyhow::Result<Load
     }
     std::fs::create_dir_all(dir)?;
     let mut b = Backends::embedded(dir);
-    if let (Some(server), Some(db)) = (postgres, &database) {
-        fresh_database(server).await?;
-        b.metadata = MetadataBackend::Postgres(db.clone());
+    if let Some(server) = postgres {
+        let db = loggerhub::stores::postgres::recreate_database(server, BENCH_DATABASE).await?;
+        b.metadata = MetadataBackend::Postgres(db);
     }
     let meta = loggerhub::stores::open_metadata(&b.metadata).await?;
     let index = loggerhub::search::open(&b.index)?;

@@ -150,6 +150,38 @@ fn schema(tenant: &str) -> Result<String, BackendError> {
     }
 }
 
+/// Replaces the database `name` on the server of `url` (any database of
+/// it) with an empty one, and returns its URL: a benchmark's own
+/// database, made again for each load. `name` is spliced into SQL, so it
+/// must be a slug.
+pub async fn recreate_database(url: &str, name: &str) -> Result<String, BackendError> {
+    if !valid_slug(name) {
+        return Err(BackendError::rejected(
+            Backend::Metadata,
+            format!("not a database name: {name:?}"),
+        ));
+    }
+    let target = database_url(url, name)?;
+    let pool = PgPool::connect(url).await?;
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::query(AssertSqlSafe(sql)).execute(&pool).await?;
+    }
+    pool.close().await;
+    Ok(target)
+}
+
+/// The URL of the database `name` on the server of `url`.
+pub fn database_url(url: &str, name: &str) -> Result<String, BackendError> {
+    url.split('?')
+        .next()
+        .and_then(|u| u.rsplit_once('/'))
+        .map(|(base, _)| format!("{base}/{name}"))
+        .ok_or_else(|| BackendError::rejected(Backend::Metadata, "expected postgres://user@host:port/db"))
+}
+
 /// The tenant schema's DDL, from the template.
 pub fn tenant_schema_sql(tenant: &str) -> Result<String, BackendError> {
     Ok(TENANT_TEMPLATE.replace("{{schema}}", &schema(tenant)?))

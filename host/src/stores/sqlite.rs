@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS logs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS logs_by_time ON logs (tenant, timestamp DESC, id_key DESC);
 CREATE INDEX IF NOT EXISTS logs_by_service ON logs (tenant, service, timestamp DESC, id_key DESC);
+-- A level's page and its bounded count read this index alone (PostgreSQL's
+-- tenant schema has the same); without it, counting a day's errors
+-- looked up every row of the day in the table: 250 ms at 10M logs.
+CREATE INDEX IF NOT EXISTS logs_by_level ON logs (tenant, level, timestamp DESC, id_key DESC);
 CREATE TABLE IF NOT EXISTS usage (
     tenant          TEXT NOT NULL,
     day             INTEGER NOT NULL,
