@@ -131,34 +131,50 @@ pub async fn detail(
     }
 }
 
-/// Counts by level and by service, and a histogram over time. Scope: `search`.
+/// Counts by level and by service, and a histogram over time, from the
+/// count rollups. With `q` (and `from`), the matches of that search per
+/// bucket and level instead, from the index (`by_service` is then empty).
+/// Scope: `search`.
 #[utoipa::path(get, path = "/v1/stats", tag = "logs", security(("tenant_key" = [])),
     params(ListParams),
-    responses((status = 200, body = StatsJson), ReadErrors))]
+    responses((status = 200, body = StatsJson), SearchErrors))]
 pub async fn stats(
     State(state): State<AppState>,
     caller: Tenant<Search>,
     params: Result<QueryParams<ListParams>, QueryRejection>,
 ) -> Result<Json<StatsJson>, ApiError> {
     let QueryParams(p) = params?;
-    if p.q.is_some() || p.cursor.is_some() || p.limit.is_some() || p.track_total_hits.is_some() {
+    if p.cursor.is_some() || p.limit.is_some() || p.track_total_hits.is_some() {
         return Err(ApiError::bad_request(
-            "stats take service, level, from, to and interval",
+            "stats take q, service, level, from, to and interval",
         ));
     }
     let interval = p.interval_ns()?;
     let filter = p.filter()?;
+    let query = p.q.as_deref().map(Query::parse).transpose()?;
     let too_many = || {
         ApiError::bad_request(format!(
             "more than {STATS_MAX_BUCKETS} histogram buckets: widen `interval` or narrow `from`/`to`"
         ))
     };
-    if let (Some(from), Some(to)) = (filter.from, filter.to)
+    // A search's histogram counts in the index, bounded by its range: it
+    // needs a start.
+    let to = match (&query, filter.to) {
+        (Some(_), None) if filter.from.is_none() => {
+            return Err(ApiError::bad_request("a search's histogram (`q`) needs `from`"));
+        }
+        (Some(_), None) => Some(crate::model::now_ns()),
+        (_, to) => to,
+    };
+    if let (Some(from), Some(to)) = (filter.from, to)
         && (to - from) / interval >= STATS_MAX_BUCKETS as i64
     {
         return Err(too_many());
     }
-    let stats = state.reader.stats(&caller.tenant, &filter, interval).await?;
+    let stats = match &query {
+        Some(q) => state.reader.search_stats(&caller.tenant, q, &filter, interval).await?,
+        None => state.reader.stats(&caller.tenant, &filter, interval).await?,
+    };
     if stats.histogram.len() > STATS_MAX_BUCKETS {
         return Err(too_many());
     }

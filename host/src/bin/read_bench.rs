@@ -8,7 +8,8 @@
 //! then starts `loggerhub serve` (`--server`) over that dir and times each
 //! read from the outside, over HTTP: the list view (plain, by service, by
 //! level), search (a common term, a rare term, a phrase with a filter),
-//! stats (1 h buckets over 7 days) and 20 pages followed by cursor.
+//! stats (1 h buckets over 7 days), a search's histogram (1 h buckets
+//! over a day) and 20 pages followed by cursor.
 //! Prints p50 and p99 per read; with `--browser`, also when the dashboard
 //! paints its first rows in headless Chromium. With `--data-dir`, the loaded dir is kept
 //! and a later run with the same `--logs` reuses it.
@@ -278,7 +279,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let ts = loggerhub::model::format_ts;
     let week_ago = ts(loaded.newest - 7 * DAY_NS);
+    let day_ago = ts(loaded.newest - DAY_NS);
     let now = ts(loaded.newest + 1);
+    let (day_from, day_to) = (day_ago.clone(), now.clone());
     let reads: Vec<(&str, PathOf)> = vec![
         ("list, newest page", Box::new(|_| "/v1/logs?limit=100".to_string())),
         (
@@ -309,6 +312,10 @@ async fn main() -> anyhow::Result<()> {
         (
             "stats, 1 h buckets over 7 days",
             Box::new(move |_| format!("/v1/stats?interval=1h&from={week_ago}&to={now}")),
+        ),
+        (
+            "histogram of a search (common term), 1 h buckets over a day",
+            Box::new(move |_| format!("/v1/stats?q=orders&interval=1h&from={day_from}&to={day_to}")),
         ),
     ];
     println!(

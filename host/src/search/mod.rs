@@ -71,6 +71,17 @@ pub trait SearchIndex: Send + Sync + 'static {
         limit: usize,
         exact_total: bool,
     ) -> Result<IdPage, BackendError>;
+    /// The matches of `query` within `filter`, per bucket of `interval_ns`
+    /// and level, oldest first: a search's histogram. At most
+    /// [`crate::model::STATS_MAX_BUCKETS`] + 1 buckets (the caller refuses
+    /// more), whatever the range.
+    async fn histogram(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        interval_ns: i64,
+    ) -> Result<Vec<(i64, crate::model::LevelCounts)>, BackendError>;
     /// The whole record, as indexed.
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError>;
     /// Deletes up to `max` of the tenant's records whose timestamp is before

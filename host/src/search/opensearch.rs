@@ -26,7 +26,9 @@ use serde_json::{Value, json};
 use super::query::{Matcher, Query};
 use super::{IdPage, IndexRow, Rejected, SearchIndex};
 use crate::error::{Backend, BackendError, ErrorKind};
-use crate::model::{Cursor, Level, LogFilter, LogRecord, TOTAL_BOUND, format_ts, id_sort_key};
+use crate::model::{
+    Cursor, Level, LevelCounts, LogFilter, LogRecord, STATS_MAX_BUCKETS, TOTAL_BOUND, format_ts, id_sort_key,
+};
 
 /// The index template, shipped with the binary so that every tenant index
 /// is created exactly as `infra/` describes it.
@@ -307,6 +309,49 @@ pub fn search_body(q: &Query, filter: &LogFilter, cursor: Option<&Cursor>, size:
     body
 }
 
+/// A search's histogram: the same query, no hits, a `date_histogram` of
+/// `interval_ns` (whole milliseconds) with the levels counted per bucket.
+pub fn histogram_body(q: &Query, filter: &LogFilter, interval_ns: i64) -> Value {
+    let mut body = search_body(q, filter, None, 0, false);
+    if let Some(b) = body.as_object_mut() {
+        b.remove("sort");
+        b.insert("track_total_hits".into(), json!(false));
+        b.insert(
+            "aggs".into(),
+            json!({"t": {
+                "date_histogram": {
+                    "field": "timestamp",
+                    "fixed_interval": format!("{}ms", (interval_ns / 1_000_000).max(1)),
+                    "min_doc_count": 1
+                },
+                "aggs": {"l": {"terms": {"field": "level", "size": Level::ALL.len()}}}
+            }}),
+        );
+    }
+    body
+}
+
+/// The buckets of [`histogram_body`]'s answer, oldest first.
+fn histogram_of(answer: &Value) -> Result<Vec<(i64, LevelCounts)>, BackendError> {
+    let Some(buckets) = answer.pointer("/aggregations/t/buckets").and_then(Value::as_array) else {
+        return Err(corrupt("a histogram answer without its buckets"));
+    };
+    let mut out = Vec::with_capacity(buckets.len().min(STATS_MAX_BUCKETS + 1));
+    for b in buckets.iter().take(STATS_MAX_BUCKETS + 1) {
+        // Keys are epoch milliseconds, also for date_nanos.
+        let key = b["key"].as_i64().or_else(|| b["key"].as_f64().map(|k| k as i64));
+        let key = key.ok_or_else(|| corrupt(format!("a histogram bucket without a key: {b}")))?;
+        let mut counts = LevelCounts::default();
+        for l in b.pointer("/l/buckets").and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(level), Some(n)) = (l["key"].as_str().and_then(Level::parse), l["doc_count"].as_u64()) {
+                counts.0[level as usize] += n;
+            }
+        }
+        out.push((key.saturating_mul(1_000_000), counts));
+    }
+    Ok(out)
+}
+
 #[derive(Deserialize)]
 struct BulkResponse {
     items: Vec<std::collections::HashMap<String, BulkItem>>,
@@ -584,6 +629,28 @@ impl SearchIndex for OpenSearchIndex {
             ids: hits.into_iter().map(|h| h.id).collect(),
             next_cursor,
         })
+    }
+
+    async fn histogram(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        interval_ns: i64,
+    ) -> Result<Vec<(i64, LevelCounts)>, BackendError> {
+        let index = self.index_name(tenant);
+        let resp = self
+            .client
+            .search(SearchParts::Index(&[&index]))
+            .body(histogram_body(query, filter, interval_ns))
+            .send()
+            .await
+            .map_err(os_err)?;
+        match answer::<Value>(resp).await? {
+            Ok(v) => histogram_of(&v),
+            Err(f) if f.is("index_not_found_exception") => Ok(Vec::new()),
+            Err(f) => Err(f.into()),
+        }
     }
 
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError> {

@@ -117,4 +117,28 @@ impl Reader {
     pub async fn stats(&self, tenant: &str, f: &LogFilter, interval_ns: i64) -> Result<Stats, BackendError> {
         self.meta.stats(tenant, f, interval_ns).await
     }
+
+    /// A search's histogram, from the index: its matches per bucket and
+    /// level (no counts by service).
+    pub async fn search_stats(
+        &self,
+        tenant: &str,
+        q: &Query,
+        f: &LogFilter,
+        interval_ns: i64,
+    ) -> Result<Stats, BackendError> {
+        let histogram = self.index.histogram(tenant, q, f, interval_ns).await?;
+        let mut levels = crate::model::LevelCounts::default();
+        for (_, c) in &histogram {
+            for (l, n) in c.iter() {
+                levels.0[l as usize] += n;
+            }
+        }
+        Ok(Stats {
+            total: levels.total(),
+            by_level: levels.iter().collect(),
+            by_service: Vec::new(),
+            histogram,
+        })
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
     AllQuery, BitSetDocSet, BooleanQuery, ConstScorer, EmptyScorer, EnableScoring, Explanation, Occur, PhraseQuery,
@@ -24,7 +24,10 @@ use tantivy::{
 use super::query::{Matcher, Query};
 use super::{IdPage, IndexRow, Rejected, SearchIndex};
 use crate::error::{Backend, BackendError, ErrorKind};
-use crate::model::{Cursor, LogFilter, LogRecord, TOTAL_BOUND, id_sort_key, record_from_json, record_to_json};
+use crate::model::{
+    Cursor, Level, LevelCounts, LogFilter, LogRecord, STATS_MAX_BUCKETS, TOTAL_BOUND, id_sort_key, record_from_json,
+    record_to_json,
+};
 
 /// A Tantivy failure with its kind: what the index was asked to hold
 /// against its schema is refused for good; a broken segment is corrupt;
@@ -338,6 +341,34 @@ impl TenantIndex {
             .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
     }
 
+    /// The matches per time bucket and level: one pass per level (the
+    /// level is not a fast field), each reading the matches' timestamps.
+    /// At most [`STATS_MAX_BUCKETS`] + 1 buckets are kept, so that the
+    /// caller can tell there were more.
+    fn histogram(&self, q: &Query, filter: &LogFilter, interval: i64) -> Result<Vec<(i64, LevelCounts)>, BackendError> {
+        let interval = interval.max(1);
+        let searcher = self.reader.searcher();
+        let mut buckets: std::collections::BTreeMap<i64, LevelCounts> = Default::default();
+        for level in Level::ALL {
+            if filter.level.is_some_and(|l| l != level) {
+                continue;
+            }
+            let one = LogFilter {
+                level: Some(level),
+                ..filter.clone()
+            };
+            let query = self.build_query(q, &one)?;
+            let counted = searcher.search(query.as_ref(), &Buckets { interval })?;
+            for (b, n) in counted {
+                if buckets.len() > STATS_MAX_BUCKETS && !buckets.contains_key(&b) {
+                    continue;
+                }
+                buckets.entry(b).or_default().0[level as usize] += n;
+            }
+        }
+        Ok(buckets.into_iter().collect())
+    }
+
     /// How many documents match `query`, and whether counting stopped
     /// past `bound`. Segments are read newest first and each match is
     /// stepped to, so a query with many matches stops after `bound` of
@@ -547,6 +578,18 @@ impl SearchIndex for TantivyIndex {
         blocking(move || t.search(&query, &filter, cursor.as_ref(), limit, exact_total)).await
     }
 
+    async fn histogram(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        interval_ns: i64,
+    ) -> Result<Vec<(i64, LevelCounts)>, BackendError> {
+        let t = self.tenant(tenant)?;
+        let (query, filter) = (query.clone(), filter.clone());
+        blocking(move || t.histogram(&query, &filter, interval_ns)).await
+    }
+
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError> {
         let t = self.tenant(tenant)?;
         let id = id.to_string();
@@ -595,6 +638,67 @@ impl SearchIndex for TantivyIndex {
     async fn ping(&self) -> Result<(), BackendError> {
         std::fs::metadata(&self.root).map_err(io)?;
         Ok(())
+    }
+}
+
+/// Counts matches per time bucket of `interval` ns (bucket start →
+/// count) from the timestamp column. A segment keeps at most
+/// [`STATS_MAX_BUCKETS`] + 1 buckets: a histogram asked of a wide range in
+/// narrow buckets stays bounded in memory.
+struct Buckets {
+    interval: i64,
+}
+
+struct SegmentBuckets {
+    interval: i64,
+    timestamps: Option<tantivy::columnar::Column<i64>>,
+    counts: HashMap<i64, u64>,
+}
+
+impl Collector for Buckets {
+    type Fruit = HashMap<i64, u64>;
+    type Child = SegmentBuckets;
+
+    fn for_segment(&self, _: tantivy::SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentBuckets> {
+        Ok(SegmentBuckets {
+            interval: self.interval,
+            timestamps: reader.fast_fields().i64("timestamp").ok(),
+            counts: HashMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<HashMap<i64, u64>>) -> tantivy::Result<HashMap<i64, u64>> {
+        let mut all = HashMap::new();
+        for fruit in fruits {
+            for (b, n) in fruit {
+                if all.len() <= STATS_MAX_BUCKETS || all.contains_key(&b) {
+                    *all.entry(b).or_insert(0) += n;
+                }
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for SegmentBuckets {
+    type Fruit = HashMap<i64, u64>;
+
+    fn collect(&mut self, doc: tantivy::DocId, _: tantivy::Score) {
+        let Some(ts) = self.timestamps.as_ref().and_then(|c| c.first(doc)) else {
+            return;
+        };
+        let bucket = ts - ts.rem_euclid(self.interval);
+        if self.counts.len() <= STATS_MAX_BUCKETS || self.counts.contains_key(&bucket) {
+            *self.counts.entry(bucket).or_insert(0) += 1;
+        }
+    }
+
+    fn harvest(self) -> HashMap<i64, u64> {
+        self.counts
     }
 }
 

@@ -106,6 +106,8 @@ with sync_playwright() as pw:
     page.press("#q", "Enter")
     expect(page).to_have_url(re.compile(r"q=%22card(\+|%20)declined%22.*level=error"))
     expect(rows).to_have_count(40)
+    # The histogram counts the search's own matches.
+    expect(page.locator("#histogram")).to_contain_text("40 matches")
     for text in page.locator("#rows td.message").all_inner_texts():
         assert "card declined" in text, text
     expect(page.locator("#rows .lvl").first).to_have_text("ERROR")

@@ -339,6 +339,44 @@ async fn list_search_detail_stats_and_isolation() {
         "each bucket is stacked by level"
     );
     assert_eq!(s.get(&key, "/v1/stats?interval=fortnight").await.0, 400);
+
+    // A search's histogram, counted in the index.
+    let (status, st) = s
+        .get(
+            &key,
+            "/v1/stats?q=payment&interval=1m&from=2025-10-10T00:00:00Z&to=2025-10-11T00:00:00Z",
+        )
+        .await;
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(st["total"], 150);
+    let buckets = st["histogram"].as_array().expect("histogram");
+    assert_eq!(
+        buckets.iter().map(|b| b["count"].as_u64().unwrap_or(0)).sum::<u64>(),
+        150
+    );
+    let by_level: u64 = st["by_level"]
+        .as_object()
+        .expect("by_level")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(by_level, 150);
+    assert_eq!(
+        st["by_service"],
+        json!({}),
+        "a search's histogram does not count services"
+    );
+    let (status, body) = s.get(&key, "/v1/stats?q=payment").await;
+    assert_eq!(status, 400, "a search's histogram needs `from`: {body}");
+    let (_, body) = s.get(&key, "/v1/stats?q=%22open&from=2025-10-10T00:00:00Z").await;
+    assert_eq!(body["error"]["code"], "invalid_query");
+    let (status, _) = s
+        .get(
+            &key,
+            "/v1/stats?q=payment&interval=1s&from=2025-01-01T00:00:00Z&to=2025-12-01T00:00:00Z",
+        )
+        .await;
+    assert_eq!(status, 400, "too many buckets");
 }
 
 fn urlencode(s: &str) -> String {

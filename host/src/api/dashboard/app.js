@@ -522,8 +522,9 @@ async function loadHistogram(st, box, signal, after, narrow) {
   put(box, h("span", { class: "hint" }, "counting…"));
   let stats;
   try {
+    // With a query, the search's own matches (counted in the index).
     stats = await api(`/v1/stats?${query({
-      interval, service: st.service, level: st.level.toLowerCase(),
+      q: st.q, interval, service: st.service, level: st.level.toLowerCase(),
       from: iso(span.from), to: span.open ? "" : iso(span.to),
     })}`, { signal });
     await after;
@@ -533,7 +534,7 @@ async function loadHistogram(st, box, signal, after, narrow) {
     return;
   }
   const list = $("#services");
-  if (list) put(list, ...Object.keys(stats.by_service).map((sv) => h("option", { value: sv })));
+  if (list && !st.q) put(list, ...Object.keys(stats.by_service).map((sv) => h("option", { value: sv })));
   const first = Math.floor(span.from / step) * step;
   const buckets = [];
   const byStart = new Map(stats.histogram.map((b) => [Date.parse(b.start), b]));
@@ -619,9 +620,7 @@ function drawHistogram(box, buckets, step, st, narrow) {
   const legend = h("div", { class: "legend" }, LEVELS.map((l) => h("span", { class: `lvl-${l}` }, l.toLowerCase())));
   const total = buckets.reduce((n, { b }) => n + (b ? b.count : 0), 0);
   const hint = h("span", { class: "hint" },
-    `${fmt(total)} logs in ${INTERVALS.find(([secs]) => secs * 1000 === step)?.[1] || ""} buckets`
-    + (st.q ? " (by service, level and time; the text query is not applied here)" : "")
-    + " · drag to narrow");
+    `${fmt(total)} ${st.q ? "matches" : "logs"} in ${INTERVALS.find(([secs]) => secs * 1000 === step)?.[1] || ""} buckets · drag to narrow`);
   put(box, svg, h("div", { class: "legend" }, hint), legend);
 }
 

@@ -4,7 +4,7 @@
 //! each query, so a query and its meaning are read together.
 
 use super::{SEC, T0, newest_first};
-use loggerhub::model::{Cursor, Level, LogFilter, LogRecord};
+use loggerhub::model::{Cursor, Level, LevelCounts, LogFilter, LogRecord};
 use loggerhub::search::{IndexRow, Query, SearchIndex};
 
 const N: usize = 40;
@@ -287,5 +287,47 @@ pub async fn spread(index: &dyn SearchIndex, tenant: &str) {
             (expected.len() as u64, false),
             "{q:?}: under the bound, the bounded count is exact"
         );
+        // The search's histogram: its matches per bucket and level.
+        for interval in [HOUR, 24 * HOUR, 7 * 24 * HOUR] {
+            let mut want_buckets: std::collections::BTreeMap<i64, LevelCounts> = Default::default();
+            for r in recs.iter().filter(|r| want(r)) {
+                want_buckets
+                    .entry(r.timestamp - r.timestamp.rem_euclid(interval))
+                    .or_default()
+                    .0[r.level as usize] += 1;
+            }
+            let got = index
+                .histogram(tenant, &query, &filter, interval)
+                .await
+                .expect("histogram");
+            assert_eq!(
+                got,
+                want_buckets.into_iter().collect::<Vec<_>>(),
+                "{q:?} {filter:?}: histogram by {interval} ns"
+            );
+        }
     }
+    let only_errors = LogFilter {
+        level: Some(Level::Error),
+        ..LogFilter::default()
+    };
+    let query = Query::parse("payment").expect("query parses");
+    let got = index
+        .histogram(tenant, &query, &only_errors, 24 * HOUR)
+        .await
+        .expect("histogram");
+    let errors = recs
+        .iter()
+        .filter(|r| r.level == Level::Error && r.message.starts_with("payment"))
+        .count() as u64;
+    assert_eq!(got.iter().map(|(_, c)| c.total()).sum::<u64>(), errors);
+    assert!(
+        got.iter().all(|(_, c)| c.total() == c.0[Level::Error as usize]),
+        "only the level asked"
+    );
+    let nothing = index
+        .histogram("nosuchtenant", &query, &LogFilter::default(), HOUR)
+        .await
+        .expect("histogram of a tenant with no index");
+    assert!(nothing.is_empty());
 }
