@@ -9,13 +9,33 @@ SERVICES_DIR = $(LOGGERHUB_SERVICES_DIR)
 CARGO ?= cargo
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
+# Where `make install` puts the binary: $(PREFIX)/bin.
+PREFIX ?= /usr/local
+# The example plugins' components, where the README's quick start reads them.
+EXAMPLES_DIST = examples/plugins/dist
+WASM_OUT = $(CARGO_TARGET_DIR)/wasm-plugins/wasm32-wasip2/wasm
 
-.PHONY: run test bench bench-embedded bench-distributed read-bench read-bench-postgres plugin-bench setup tools build lint fmt
+.DEFAULT_GOAL := help
+.PHONY: help run install test bench bench-embedded bench-distributed read-bench read-bench-postgres plugin-bench setup tools build lint fmt
 
-## Build everything (plugins included) and run LoggerHub on embedded backends.
+## What each target does (this list).
+help:
+	@awk '/^## /{doc = doc (doc ? " " : "") substr($$0, 4); next} \
+	  /^[a-z][a-z-]*:/ && doc {split($$0, t, ":"); printf "  make %-20s %s\n", t[1], doc} {doc = ""}' $(MAKEFILE_LIST)
+
+## Build everything (plugins included) and run LoggerHub on embedded backends,
+## over ./data on 127.0.0.1:8080 (DATA_DIR=, LISTEN= to change them).
 run: setup
 	$(CARGO) build --release -p loggerhub --bin loggerhub
+	@mkdir -p $(EXAMPLES_DIST) && cp $(WASM_OUT)/lh_example_*.wasm $(EXAMPLES_DIST)/
 	$(CARGO_TARGET_DIR)/release/loggerhub serve --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+## Put the `loggerhub` binary (the CLI and the server) in $(PREFIX)/bin
+## (default /usr/local; PREFIX=~/.local needs no root).
+install: setup
+	$(CARGO) build --release -p loggerhub --bin loggerhub
+	mkdir -p $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(CARGO_TARGET_DIR)/release/loggerhub $(DESTDIR)$(PREFIX)/bin/loggerhub
 
 # The workspace is compiled once for lints and tests: clippy runs as the
 # compiler of the workspace's own crates (what `cargo clippy` does, inside
@@ -39,16 +59,16 @@ test: setup tools
 ## then on PostgreSQL + Redis + Garage; figures go to docs/PERFORMANCE.md.
 bench: bench-embedded bench-distributed read-bench read-bench-postgres
 
-# One run per ingest protocol on the embedded backends (the same records,
-# each in its protocol's form); the distributed run sends NDJSON.
 BENCH_PROTOCOLS ?= ndjson bulk otlp syslog
-
+## One run per ingest protocol on the embedded backends (the same records,
+## each in its protocol's form).
 bench-embedded: setup
 	$(CARGO) build --release -p loggerhub --bins
 	for p in $(BENCH_PROTOCOLS); do \
 	  $(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub --protocol $$p $(BENCH_ARGS) || exit 1; \
 	done
 
+## The benchmark on PostgreSQL + Redis + Garage, sending NDJSON.
 bench-distributed: setup tools
 	$(CARGO) build --release -p loggerhub --bins
 	infra/local/services.sh start
@@ -56,9 +76,9 @@ bench-distributed: setup tools
 	  $(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub $(BENCH_ARGS); rc=$$?; \
 	  infra/local/services.sh stop; exit $$rc
 
+READ_BENCH_LOGS ?= 10000000
 ## Reads a dashboard makes, on one tenant of READ_BENCH_LOGS logs (embedded),
 ## and the dashboard's first paint in Chromium once `make tools` has run.
-READ_BENCH_LOGS ?= 10000000
 read-bench: setup
 	$(CARGO) build --release -p loggerhub --bins
 	$(CARGO_TARGET_DIR)/release/loggerhub-read-bench --server $(CARGO_TARGET_DIR)/release/loggerhub --logs $(READ_BENCH_LOGS) \
@@ -82,15 +102,19 @@ plugin-bench: setup
 setup:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-## cargo-component and componentize-py, for the SDK and non-Rust plugin tests.
+## What the tests use beyond Debian's base (cargo-component, componentize-py,
+## Garage, osmem-server, the shipper clients, Chromium), installed once.
 tools:
 	infra/local/tools.sh
 
+## Compile the workspace (debug).
 build: setup
 	$(CARGO) build --workspace
 
+## Lints, as `make test` runs them.
 lint: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## Format the code.
 fmt:
 	$(CARGO) fmt --all

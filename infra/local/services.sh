@@ -20,6 +20,8 @@
 # first, because servers reopened on stale state fail in ways that look like
 # bugs of LoggerHub (Garage's old node identity, PostgreSQL's stale pid).
 set -euo pipefail
+# shellcheck source=packages.sh
+. "$(dirname "$0")/packages.sh"
 DIR="${LOGGERHUB_SERVICES_DIR:-/tmp/loggerhub-services}"
 PG_PORT="${PG_PORT:-55432}"
 REDIS_PORT="${REDIS_PORT:-56379}"
@@ -39,11 +41,7 @@ as_postgres() {
 
 install() {
   # nginx: the tests run infra/nginx/nginx.conf in it (not as a service).
-  if [ ! -x "$PG_BIN/pg_ctl" ] || ! command -v redis-server >/dev/null || ! command -v nginx >/dev/null; then
-    echo "installing postgresql, redis-server and nginx from Debian (once)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q postgresql redis-server nginx >/dev/null
-  fi
+  need_packages "$PG_BIN/pg_ctl=postgresql" redis-server=redis-server nginx=nginx
 }
 
 start_postgres() {

@@ -14,6 +14,9 @@
 # libsodium and zstd from Debian instead of compiled from source; no
 # SQLite, K2V or metrics); neither with debug info or LTO.
 set -euo pipefail
+# shellcheck source=packages.sh
+. "$(dirname "$0")/packages.sh"
+need_base
 TOOLS="${LOGGERHUB_TOOLS:-$HOME/.cache/loggerhub-tools}"
 CARGO_COMPONENT_VERSION=0.21.1
 COMPONENTIZE_PY_VERSION=0.25.1
@@ -76,21 +79,18 @@ fi
 # as a plain process on their own config (the package starts no service
 # without an init system), and logger (bsdutils) to feed it.
 if ! dpkg -s rsyslog-elasticsearch >/dev/null 2>&1; then
-  echo "installing rsyslog and rsyslog-elasticsearch from Debian (once)" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsyslog rsyslog-elasticsearch >/dev/null
+  apt_install rsyslog rsyslog-elasticsearch
 fi
+need_packages logger=bsdutils
 
 # The browser of the dashboard's tests: Debian's Chromium, headless.
-if ! dpkg -s chromium >/dev/null 2>&1; then
-  echo "installing chromium from Debian (once)" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
-fi
+need_packages chromium=chromium
 
 garage="$TOOLS/garage/bin/garage"
 if ! "$garage" --version 2>/dev/null | grep -q ":$GARAGE_VERSION "; then
   echo "installing garage $GARAGE_VERSION into $TOOLS (once)" >&2
   if ! pkg-config --exists libsodium libzstd 2>/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q pkg-config libsodium-dev libzstd-dev >/dev/null
+    apt_install pkg-config libsodium-dev libzstd-dev
   fi
   cheap cargo install garage --version "$GARAGE_VERSION" --locked --root "$TOOLS/garage" \
     --no-default-features --features lmdb,system-libs

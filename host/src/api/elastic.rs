@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::{Ingest, Tenant};
 use super::error::ApiError;
-use super::intake::admitted_body;
+use super::intake::{Admitted, admitted_body};
 use super::openapi::{IngestErrors, ProbeErrors};
 use crate::ingest::CheckedBatch;
 use crate::ingest::bulk::{self, Decoded, Item};
@@ -142,8 +142,8 @@ async fn bulk_into_index(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let (body, rate) = admitted_body(&state, &caller, &headers, body).await?;
-    let Decoded { mut items, groups } = bulk::decode(&body, index.as_deref(), &caller.tenant)
+    let Admitted { body, rate, window } = admitted_body(&state, &caller, &headers, body).await?;
+    let Decoded { mut items, groups } = bulk::decode(&body, index.as_deref(), &caller.tenant, &window)
         .map_err(|e| ApiError::new(super::error::ErrorCode::InvalidBody, e.to_string()))?;
     drop(body);
     let mut queued_any = false;
@@ -160,6 +160,7 @@ async fn bulk_into_index(
                 count: group.count,
                 has_ids,
                 rate,
+                received_at: window.arrival,
             })
             .await;
         match result {

@@ -46,6 +46,7 @@ macro_rules! error_codes {
 error_codes! {
     BadRequest = 400 "bad_request" "A query parameter or header has a value the endpoint cannot use; the message says which.",
     InvalidBody = 400 "invalid_body" "The ingest body does not decode; the message names the line.",
+    TimestampOutOfRange = 400 "timestamp_out_of_range" "A record's `timestamp` is older than the tenant's plan keeps logs (its retention), or more than 10 minutes ahead of the server's clock; the message names the record and the bound. Nothing of the body was queued.",
     InvalidJson = 400 "invalid_json" "The request's JSON body does not parse, or has unknown fields.",
     InvalidParameter = 400 "invalid_parameter" "A query-string parameter is unknown or malformed.",
     InvalidQuery = 400 "invalid_query" "The search query `q` does not parse.",
@@ -187,6 +188,7 @@ impl From<IngestError> for ApiError {
             IngestError::BadRequest(m) => ApiError::new(ErrorCode::InvalidBody, m),
             IngestError::Queue(b) => b.into(),
             e @ IngestError::WrongTenant { .. } => ApiError::new(ErrorCode::WrongTenant, e.to_string()),
+            e @ IngestError::OutOfWindow { .. } => ApiError::new(ErrorCode::TimestampOutOfRange, e.to_string()),
             e @ IngestError::UnsupportedMediaType(_) => ApiError::new(ErrorCode::UnsupportedMediaType, e.to_string()),
             e @ IngestError::RateLimited { retry_after_secs, .. } => {
                 ApiError::new(ErrorCode::RateLimited, e.to_string()).retry_after(retry_after_secs)

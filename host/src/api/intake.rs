@@ -12,19 +12,28 @@ use super::error::{ApiError, ErrorCode};
 use crate::ingest::encoding::{self, Encoding};
 use crate::ingest::rate::Rate;
 use crate::ingest::{CheckedBatch, Converted, Daily};
+use crate::model::window::TimeWindow;
 
 pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The caller's body, once its plan lets it in; and the plan's rate, which
-/// the records are charged to.
+/// A body the caller's plan let in, with what the plan says of its records.
+pub struct Admitted {
+    pub body: Bytes,
+    /// The plan's rate, which the records are charged to.
+    pub rate: Rate,
+    /// The times the records may carry (the plan's retention).
+    pub window: TimeWindow,
+}
+
+/// The caller's body, once its plan lets it in.
 pub async fn admitted_body(
     state: &AppState,
     caller: &Tenant<Ingest>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Bytes, Rate), ApiError> {
+) -> Result<Admitted, ApiError> {
     let limit = state.max_body_bytes;
     let too_large = || {
         ApiError::new(
@@ -51,7 +60,11 @@ pub async fn admitted_body(
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
     // The limit holds for what the body inflates to, not only for what
     // came over the wire.
-    Ok((encoding::decode(encoding, body, limit)?, rate))
+    Ok(Admitted {
+        body: encoding::decode(encoding, body, limit)?,
+        rate,
+        window: TimeWindow::now(plan.retention()),
+    })
 }
 
 /// Queues the records a shipper protocol converted (`ingest::Converted`),
@@ -75,6 +88,7 @@ pub async fn queue_converted(
             count: converted.count,
             has_ids: false,
             rate,
+            received_at: converted.received_at(),
         })
         .await?;
     Ok(())

@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use super::AppState;
 use super::auth::{Ingest, Search, Tenant};
 use super::error::ApiError;
-use super::intake::{admitted_body, header_str};
-use super::openapi::{DetailErrors, IngestErrors, ReadErrors, SearchErrors};
+use super::intake::{Admitted, admitted_body, header_str};
+use super::openapi::{DetailErrors, LogsIngestErrors, ReadErrors, SearchErrors};
 use super::params::ListParams;
 use super::wire::{Accepted, DetailJson, PageJson, RecordIn, StatsJson};
 use crate::ingest::IngestRequest;
@@ -36,14 +36,14 @@ const MAX_ID_LEN: usize = 64;
         (String = "application/x-ndjson"),
         (String = "text/plain"),
     )),
-    responses((status = 202, body = Accepted, description = "Durable in the queue"), IngestErrors))]
+    responses((status = 202, body = Accepted, description = "Durable in the queue"), LogsIngestErrors))]
 pub async fn ingest(
     State(state): State<AppState>,
     caller: Tenant<Ingest>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let (body, rate) = admitted_body(&state, &caller, &headers, body).await?;
+    let Admitted { body, rate, window } = admitted_body(&state, &caller, &headers, body).await?;
     let accepted = state
         .ingest
         .ingest(IngestRequest {
@@ -53,6 +53,7 @@ pub async fn ingest(
             idempotency_key: header_str(&headers, "idempotency-key"),
             body,
             rate,
+            window,
         })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::auth::{Ingest, Tenant};
 use super::error::{ApiError, ErrorCode};
-use super::intake::{admitted_body, header_str, queue_converted};
+use super::intake::{Admitted, admitted_body, header_str, queue_converted};
 use super::openapi::IngestErrors;
 use crate::ingest::WireFormat;
 use crate::ingest::loki;
@@ -53,8 +53,8 @@ pub async fn push(
             "Loki push takes application/x-protobuf (snappy) or application/json",
         )
     })?;
-    let (body, rate) = admitted_body(&state, &caller, &headers, body).await?;
-    let mut decoded = loki::decode(&body, encoding, &caller.tenant, state.max_body_bytes)
+    let Admitted { body, rate, window } = admitted_body(&state, &caller, &headers, body).await?;
+    let mut decoded = loki::decode(&body, encoding, &caller.tenant, state.max_body_bytes, window)
         .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
     drop(body);
     queue_converted(&state, &caller, rate, &mut decoded).await?;

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::auth::{Ingest, Tenant};
 use super::error::{ApiError, ErrorCode};
-use super::intake::{admitted_body, header_str, queue_converted};
+use super::intake::{Admitted, admitted_body, header_str, queue_converted};
 use super::openapi::IngestErrors;
 use crate::ingest::WireFormat;
 use crate::ingest::otlp;
@@ -42,8 +42,8 @@ pub async fn logs(
                 "OTLP/HTTP takes application/x-protobuf or application/json",
             )
         })?;
-    let (body, rate) = admitted_body(&state, &caller, &headers, body).await?;
-    let mut decoded = otlp::decode(&body, encoding, &caller.tenant)
+    let Admitted { body, rate, window } = admitted_body(&state, &caller, &headers, body).await?;
+    let mut decoded = otlp::decode(&body, encoding, &caller.tenant, window)
         .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
     drop(body);
     queue_converted(&state, &caller, rate, &mut decoded).await?;

@@ -47,9 +47,10 @@ struct Args {
     /// (RFC 5424 over TCP, octet-counted).
     #[arg(long, value_enum, default_value_t = Protocol::Ndjson)]
     protocol: Protocol,
-    /// Records stamped 100 days ago (past the plan's retention) to load
-    /// before the measured run, so that retention deletes them while it
-    /// runs (the server sweeps every second).
+    /// Records to load before the measured run, stamped so that they pass
+    /// the tenant's retention (two days on this run's plan) just as the
+    /// run starts: retention deletes them while it runs (the server sweeps
+    /// every second).
     #[arg(long, default_value_t = 0)]
     expired: u64,
 }
@@ -184,27 +185,31 @@ impl Drop for Server {
     }
 }
 
-/// Records are stamped from `days_ago` days before the run, a millisecond
-/// apart: a day ago for the measured run, so that no plan's retention
-/// deletes them while it runs.
-fn stamp(i: u64, days_ago: i64) -> String {
+/// The bench's start, which every stamp counts from.
+fn started_ns() -> i64 {
     static NOW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    let now = *NOW.get_or_init(loggerhub::model::now_ns);
-    loggerhub::model::format_ts(now - days_ago * loggerhub::model::DAY_NS + i64::try_from(i).unwrap_or(0) * 1_000_000)
+    *NOW.get_or_init(loggerhub::model::now_ns)
 }
 
-/// One record of about 300 bytes, varied enough to index like real logs.
+/// Record `i`'s time: from `base` (unix ns), `step` ns apart.
+fn stamp(i: u64, base: i64, step: i64) -> String {
+    loggerhub::model::format_ts(base + i64::try_from(i).unwrap_or(0) * step)
+}
+
+/// One record of about 300 bytes, varied enough to index like real logs,
+/// stamped from a day before the run a millisecond apart: inside every
+/// retention and the future grace (1M records span 17 minutes).
 fn record(i: u64) -> String {
-    record_at(i, 1)
+    record_at(i, stamp(i, started_ns() - loggerhub::model::DAY_NS, 1_000_000))
 }
 
-fn record_at(i: u64, days_ago: i64) -> String {
+fn record_at(i: u64, timestamp: String) -> String {
     const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
     const PATHS: [&str; 4] = ["/api/v1/orders", "/api/v1/users", "/api/v1/payments", "/healthz"];
     json!({
         "service": format!("svc-{}", i % 8),
         "level": LEVELS[(i % 4) as usize],
-        "timestamp": stamp(i, days_ago),
+        "timestamp": timestamp,
         "message": format!("GET {}/{} completed with status {} in {}ms for user {} session s{:08x}",
             PATHS[(i % 4) as usize], i % 100_000, if i.is_multiple_of(17) { 500 } else { 200 }, i % 900, i % 10_000, i.wrapping_mul(2_654_435_761) % 0xffff_ffff),
         "full_log": format!("request id r{i:010} handled by worker {} upstream latency {}ms", i % 32, i % 250),
@@ -213,13 +218,22 @@ fn record_at(i: u64, days_ago: i64) -> String {
     .to_string()
 }
 
-/// Sends `n` records stamped 100 days ago and waits until they are
-/// processed: retention then has them to delete.
+/// Retention of the run's plan with `--expired`.
+const EXPIRING_RETENTION_SECS: i64 = 2 * 86_400;
+
+/// Sends `n` records that pass the plan's retention once the preload is
+/// done (its time guessed generously: 10,000 records a second, plus 5 s),
+/// a microsecond apart, and waits until they are processed: retention then
+/// has them to delete while the run goes. (Ingest refuses records already
+/// past the retention, so they cannot be sent expired.)
 async fn preload_expired(http: &reqwest::Client, url: &str, key: &str, n: u64, batch: usize) -> anyhow::Result<()> {
+    let lead = 5_000_000_000 + i64::try_from(n).unwrap_or(i64::MAX / 200_000) * 100_000;
+    let base = loggerhub::model::now_ns() - EXPIRING_RETENTION_SECS * 1_000_000_000 + lead
+        - i64::try_from(n).unwrap_or(0) * 1_000;
     let mut sent = 0;
     while sent < n {
         let body: Vec<String> = (sent..(sent + batch as u64).min(n))
-            .map(|i| record_at(i, 100))
+            .map(|i| record_at(i, stamp(i, base, 1_000)))
             .collect();
         let count = body.len() as u64;
         loop {
@@ -358,6 +372,18 @@ async fn main() -> anyhow::Result<()> {
     if args.protocol == Protocol::Syslog {
         command.args(["--syslog-listen", &format!("127.0.0.1:{syslog_port}")]);
     }
+    if args.expired > 0 {
+        // A plan of no limits but a retention short enough to expire the
+        // preloaded records during the run.
+        std::fs::create_dir_all(&data_dir)?;
+        let plans = data_dir.join("bench-plans.json");
+        let plan = json!({"logs_per_second": 10_000_000u64, "bytes_per_second": 10u64 << 30, "burst_seconds": 10,
+            "daily_logs": 1u64 << 50, "daily_bytes": 1u64 << 60, "retention_days": 2,
+            "retention_seconds": EXPIRING_RETENTION_SECS, "plugin_cpu_seconds_per_day": 1u64 << 40,
+            "max_plugins": 100, "max_versions": 20, "dead_letter_cap": 100_000});
+        std::fs::write(&plans, json!({ "expiring": plan }).to_string())?;
+        command.arg("--plans").arg(plans);
+    }
     let child = command
         .args([
             "--listen",
@@ -391,9 +417,13 @@ async fn main() -> anyhow::Result<()> {
     let v: Value = http
         .post(format!("{}/v1/admin/tenants", server.url))
         .bearer_auth(ADMIN)
-        // The largest built-in plan: the bench measures the pipeline (and
-        // the limiter's cost), not a plan's rate.
-        .json(&json!({"slug": "bench", "plan": "enterprise"}))
+        // The plan a newcomer's first tenant gets (`unlimited`): the bench
+        // measures the pipeline (and the limiter's cost), not a plan's rate.
+        .json(&if args.expired > 0 {
+            json!({"slug": "bench", "plan": "expiring"})
+        } else {
+            json!({"slug": "bench"})
+        })
         .send()
         .await?
         .json()

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{ConfigError, bad};
+use super::{ConfigError, absolute, bad};
 
 /// Where the metadata lives (`DATABASE_URL`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,13 @@ impl BackendUrls {
             b.metadata = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
                 MetadataBackend::Postgres(url)
             } else if let Some(path) = url.strip_prefix("sqlite://") {
-                MetadataBackend::Sqlite(PathBuf::from(path))
+                if path.starts_with(":memory:") {
+                    return Err(bad(
+                        "DATABASE_URL",
+                        "sqlite://:memory: forgets every tenant when the process stops: name a file",
+                    ));
+                }
+                MetadataBackend::Sqlite(absolute("DATABASE_URL", Path::new(path))?)
             } else {
                 return Err(bad(
                     "DATABASE_URL",
@@ -172,7 +178,7 @@ fn valid_index_prefix(p: &str) -> bool {
 fn parse_object_store_url(url: &str) -> Result<RawBackend, ConfigError> {
     const SETTING: &str = "OBJECT_STORE_URL";
     if let Some(dir) = url.strip_prefix("file://") {
-        return Ok(RawBackend::Dir(PathBuf::from(dir)));
+        return Ok(RawBackend::Dir(absolute(SETTING, Path::new(dir))?));
     }
     let Some(rest) = url.strip_prefix("s3://") else {
         return Err(bad(

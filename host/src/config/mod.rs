@@ -110,8 +110,9 @@ pub struct ServeArgs {
     /// the built-in `free`, `pro` and `enterprise` (docs/OPERATIONS.md).
     #[arg(long, env = "LOGGERHUB_PLANS")]
     pub plans: Option<PathBuf>,
-    /// The plan of a tenant created without one.
-    #[arg(long, default_value = "free", env = "LOGGERHUB_DEFAULT_PLAN")]
+    /// The plan of a tenant created without one: `unlimited` suits one
+    /// team's own server; a service that sells plans sets `free`.
+    #[arg(long, default_value = DEFAULT_PLAN, env = "LOGGERHUB_DEFAULT_PLAN")]
     pub default_plan: String,
     /// Processing time (ms) one tenant may use per round of the scheduler
     /// before the other tenants with work get theirs.
@@ -133,6 +134,9 @@ pub struct ServeArgs {
     pub syslog_tenants: Vec<String>,
 }
 
+/// The plan of a tenant created without one (`tenants::plans` defines it;
+/// the plans test starts a server with no setting and checks the name).
+pub const DEFAULT_PLAN: &str = "unlimited";
 /// Tenant `t`'s OpenSearch index is `<prefix>t`.
 pub const DEFAULT_INDEX_PREFIX: &str = "loggerhub-logs-";
 pub const DEFAULT_QUEUE_NAME: &str = "loggerhub";
@@ -243,7 +247,12 @@ impl ServeArgs {
             queue_name: self.queue_name,
             claim_idle: Duration::from_millis(self.claim_idle_ms),
         };
-        let mut config = Config::embedded(self.data_dir, self.listen);
+        // Every path is made absolute here, once, against the directory the
+        // server was started in: some consumers refuse relative paths
+        // (wasmtime's cache), and none should depend on the working
+        // directory staying the same.
+        let data_dir = absolute("--data-dir (LOGGERHUB_DATA_DIR)", &self.data_dir)?;
+        let mut config = Config::embedded(data_dir, self.listen);
         config.backends = urls.resolve(&config.data_dir)?;
         config.admin_token = set(secrets.admin_token);
         config.operator_token = set(secrets.operator_token);
@@ -263,7 +272,10 @@ impl ServeArgs {
         config.processor.instance_budget_bytes = self.plugin_memory_budget_mib.saturating_mul(1 << 20);
         config.processor.instance_idle = Duration::from_secs(self.plugin_idle_secs.max(1));
         config.roles = self.role;
-        config.plans_file = self.plans;
+        config.plans_file = self
+            .plans
+            .map(|p| absolute("--plans (LOGGERHUB_PLANS)", &p))
+            .transpose()?;
         config.default_plan = self.default_plan;
         config.upkeep_interval = Duration::from_millis(self.upkeep_interval_ms);
         config.syslog = syslog_bindings(self.syslog_listen, &self.syslog_tenants)?;
@@ -320,11 +332,20 @@ impl Config {
             processor: ProcessorConfig::default(),
             roles: Roles::ALL,
             plans_file: None,
-            default_plan: "free".into(),
+            default_plan: DEFAULT_PLAN.into(),
             upkeep_interval: DEFAULT_UPKEEP_INTERVAL,
             syslog: Vec::new(),
         }
     }
+}
+
+/// `path` made absolute against the working directory, or an error naming
+/// the setting (an empty path, or a working directory that is gone).
+pub(crate) fn absolute(setting: &'static str, path: &std::path::Path) -> Result<PathBuf, ConfigError> {
+    if path.as_os_str().is_empty() {
+        return Err(bad(setting, "an empty path"));
+    }
+    std::path::absolute(path).map_err(|e| bad(setting, format!("{}: {e}", path.display())))
 }
 
 fn syslog_bindings(keyed: Option<SocketAddr>, tenants: &[String]) -> Result<Vec<SyslogBinding>, ConfigError> {
@@ -507,10 +528,37 @@ mod tests {
         assert_eq!(c.syslog[1].tenant.as_ref().map(Slug::as_str), Some("acme"));
     }
 
+    /// Relative paths, as `make run` passes them, become absolute against
+    /// the working directory; the derived ones follow.
+    #[test]
+    fn relative_paths_become_absolute() {
+        let cwd = std::env::current_dir().expect("cwd");
+        let c = check(&["--data-dir", "./data", "--plans", "plans.json"]).expect("valid");
+        assert_eq!(c.data_dir, cwd.join("data"));
+        assert_eq!(c.plans_file, Some(cwd.join("plans.json")));
+        assert_eq!(c.backends, Backends::embedded(&cwd.join("data")));
+        let c = check(&[
+            "--data-dir",
+            "d",
+            "--database-url",
+            "sqlite://meta/lh.db",
+            "--object-store-url",
+            "file://raw",
+        ])
+        .expect("valid");
+        assert_eq!(c.backends.metadata, MetadataBackend::Sqlite(cwd.join("meta/lh.db")));
+        assert_eq!(c.backends.raw, RawBackend::Dir(cwd.join("raw")));
+        let c = check(&["--database-url", "sqlite:///var/lh.db"]).expect("valid");
+        assert_eq!(c.backends.metadata, MetadataBackend::Sqlite("/var/lh.db".into()));
+    }
+
     #[test]
     fn bad_settings_fail_naming_the_setting() {
         for (args, setting) in [
             (&["--max-body-bytes", "0"][..], "--max-body-bytes"),
+            (&["--database-url", "sqlite://"], "DATABASE_URL"),
+            (&["--database-url", "sqlite://:memory:"], "DATABASE_URL"),
+            (&["--object-store-url", "file://"], "OBJECT_STORE_URL"),
             (&["--queue-max-bytes", "0"], "--queue-max-bytes"),
             (&["--claim-idle-ms", "0"], "--claim-idle-ms"),
             (&["--workers", "100000"], "--workers"),

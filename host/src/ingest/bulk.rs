@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::model::ids;
+use crate::model::window::TimeWindow;
 
 /// Most actions in one bulk request. Shippers send hundreds to a few
 /// thousand; the answer holds one item per action, so this bounds it too.
@@ -103,7 +104,12 @@ pub struct BulkError {
 
 /// Reads a bulk body for `tenant`; `default_index` is the index of the URL
 /// (`/{index}/_bulk`), if any.
-pub fn decode(body: &[u8], default_index: Option<&str>, tenant: &str) -> Result<Decoded, BulkError> {
+pub fn decode(
+    body: &[u8],
+    default_index: Option<&str>,
+    tenant: &str,
+    window: &TimeWindow,
+) -> Result<Decoded, BulkError> {
     let mut out = Decoded::default();
     let mut lines = body
         .split(|b| *b == b'\n')
@@ -161,7 +167,7 @@ pub fn decode(body: &[u8], default_index: Option<&str>, tenant: &str) -> Result<
             out.items.push(item);
             continue;
         }
-        match document(source, &item.index, given_id.as_deref(), tenant) {
+        match document(source, &item.index, given_id.as_deref(), tenant, window) {
             Ok((line, id, ts_ms)) => {
                 let group = out.groups.entry(item.index.clone()).or_default();
                 if group.count == 0 {
@@ -265,6 +271,7 @@ fn document(
     index: &str,
     given_id: Option<&str>,
     tenant: &str,
+    window: &TimeWindow,
 ) -> Result<(Vec<u8>, Option<String>, u64), Refusal> {
     let parse_error = |reason: String| Refusal {
         status: 400,
@@ -276,6 +283,16 @@ fn document(
         kind: "security_exception",
         reason: format!("the document names tenant {named:?}, but the key belongs to {tenant:?}"),
     };
+    let in_window = |scan: &payload::Scan| -> Result<(), Refusal> {
+        match scan.oldest {
+            Some((_, ts)) => window.check(ts).map_err(|e| Refusal {
+                status: 400,
+                kind: "illegal_argument_exception",
+                reason: e.to_string(),
+            }),
+            None => Ok(()),
+        }
+    };
     // Most documents go to the queue as they came: one object the payload
     // decoder takes, with no `_id` to set.
     if given_id.is_none()
@@ -286,6 +303,7 @@ fn document(
         if let Some((_, named)) = scan.foreign_tenant {
             return Err(foreign(named));
         }
+        in_window(&scan)?;
         let ts_ms = u64::try_from(scan.first_timestamp / 1_000_000).unwrap_or(0);
         return Ok((source.to_vec(), None, ts_ms));
     }
@@ -315,6 +333,7 @@ fn document(
         if let Some((_, named)) = scan.foreign_tenant {
             return Err(foreign(named));
         }
+        in_window(&scan)?;
         Ok((line, scan))
     };
     let (line, scan) = check(&doc)?;
@@ -336,6 +355,10 @@ fn document(
 mod tests {
     use super::*;
 
+    fn any_time() -> TimeWindow {
+        TimeWindow::ALL
+    }
+
     #[test]
     fn actions_documents_and_outcomes() {
         let body = br#"{"index":{"_index":"billing","_id":"a1"}}
@@ -350,7 +373,7 @@ mod tests {
 {"index":{"_index":"Bad Name"}}
 {"message":"x"}
 "#;
-        let d = decode(body, Some("web"), "acme").expect("decodes");
+        let d = decode(body, Some("web"), "acme", &any_time()).expect("decodes");
         let status: Vec<Option<u16>> = d.items.iter().map(|i| i.refused.as_ref().map(|r| r.status)).collect();
         assert_eq!(status, [None, None, Some(400), Some(400), Some(400), Some(400)]);
         assert_eq!(
@@ -373,12 +396,12 @@ mod tests {
         assert_eq!(d.items[0].id.as_deref(), Some("a1"));
         // The same _id always names the same record; another index or tenant
         // another one.
-        let again = decode(body, Some("web"), "acme").expect("decodes");
+        let again = decode(body, Some("web"), "acme", &any_time()).expect("decodes");
         assert_eq!(
             crate::ingest::ndjson_lines(&again.groups["billing"].body)[0]["id"],
             doc["id"]
         );
-        let other = decode(body, Some("web"), "globex").expect("decodes");
+        let other = decode(body, Some("web"), "globex", &any_time()).expect("decodes");
         assert_ne!(
             crate::ingest::ndjson_lines(&other.groups["billing"].body)[0]["id"],
             doc["id"]
@@ -394,7 +417,7 @@ mod tests {
             "{{\"index\":{{\"_id\":\"{ulid}\"}}}}\n{{\"message\":\"a\",\"id\":\"order-7\"}}\n\
              {{\"index\":{{}}}}\n{{\"message\":\"b\",\"tenant_id\":\"victim\"}}\n"
         );
-        let d = decode(body.as_bytes(), Some("web"), "acme").expect("decodes");
+        let d = decode(body.as_bytes(), Some("web"), "acme", &any_time()).expect("decodes");
         let doc = &crate::ingest::ndjson_lines(&d.groups["web"].body)[0];
         assert_eq!(doc["id"], ulid);
         assert_eq!(doc["attributes"]["id"], "order-7");
@@ -413,7 +436,7 @@ mod tests {
             (b"{\"index\":{\"_id\":{}}}\n{\"message\":\"a\"}\n", 1),
             (b"\n \n", 1),
         ] {
-            let e = decode(body, Some("web"), "acme").expect_err("refused");
+            let e = decode(body, Some("web"), "acme", &any_time()).expect_err("refused");
             assert_eq!(e.line, line, "{e}");
         }
     }
@@ -427,14 +450,30 @@ mod tests {
             b"{}\n",
             b"\xff\xfe\n",
         ] {
-            let _ = decode(body, None, "acme");
+            let _ = decode(body, None, "acme", &any_time());
         }
         let d = decode(
             b"{\"index\":{\"_index\":\"../../x\"}}\n{\"message\":\"a\"}\n",
             None,
             "acme",
+            &any_time(),
         )
         .expect("decodes");
         assert!(d.items[0].refused.is_some() && d.groups.is_empty());
+    }
+
+    /// A document stamped outside the tenant's window is refused alone, as
+    /// Elasticsearch refuses one document of a bulk.
+    #[test]
+    fn documents_outside_the_window_are_refused_alone() {
+        let body = b"{\"index\":{}}\n{\"message\":\"now\"}\n{\"index\":{\"_id\":\"x1\"}}\n{\"message\":\"old\",\"@timestamp\":\"2000-01-01T00:00:00Z\"}\n{\"index\":{}}\n{\"message\":\"old\",\"@timestamp\":\"2000-01-01T00:00:00Z\"}\n";
+        let week = TimeWindow::now(std::time::Duration::from_secs(7 * 86_400));
+        let d = decode(body, Some("web"), "acme", &week).expect("decodes");
+        assert!(d.items[0].refused.is_none());
+        for item in &d.items[1..] {
+            let r = item.refused.as_ref().expect("refused");
+            assert_eq!((r.status, r.kind), (400, "illegal_argument_exception"));
+            assert!(r.reason.contains("retention"), "{}", r.reason);
+        }
     }
 }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Converted, WireFormat};
+use crate::model::window::TimeWindow;
 
 /// Labels that name the service, in order of preference.
 const SERVICE_LABELS: &[&str] = &["service_name", "service", "app", "application", "job"];
@@ -87,8 +88,14 @@ struct JsonStream {
 pub struct LokiError(pub String);
 
 /// Reads a push body; `max_inflated` bounds what snappy may inflate it to.
-pub fn decode(body: &[u8], encoding: WireFormat, tenant: &str, max_inflated: usize) -> Result<Converted, LokiError> {
-    let mut out = Converted::default();
+pub fn decode(
+    body: &[u8],
+    encoding: WireFormat,
+    tenant: &str,
+    max_inflated: usize,
+    window: TimeWindow,
+) -> Result<Converted, LokiError> {
+    let mut out = Converted::within(window);
     match encoding {
         WireFormat::Protobuf => {
             // The block format states its length first: checked before a
@@ -232,6 +239,10 @@ pub fn parse_labels(text: &str) -> Result<Vec<(String, String)>, LokiError> {
 mod tests {
     use super::*;
 
+    fn any_time() -> TimeWindow {
+        TimeWindow::ALL
+    }
+
     #[test]
     fn labels() {
         assert_eq!(
@@ -252,7 +263,7 @@ mod tests {
     fn json_push() {
         let body = br#"{"streams":[{"stream":{"application":"shop","severity":"warning","logger":"root"},
           "values":[["1760099196000000000","low stock"],["1760099197000000000","sold out",{"trace_id":"abc"}]]}]}"#;
-        let d = decode(body, WireFormat::Json, "acme", 1 << 20).expect("decodes");
+        let d = decode(body, WireFormat::Json, "acme", 1 << 20, any_time()).expect("decodes");
         let docs = crate::ingest::ndjson_lines(&d.body);
         assert_eq!(d.count, 2);
         assert_eq!(docs[0]["service"], "shop");
@@ -265,7 +276,8 @@ mod tests {
                 br#"{"streams":[{"values":[[1,2]]}]}"#,
                 WireFormat::Json,
                 "acme",
-                1 << 20
+                1 << 20,
+                any_time()
             )
             .is_err()
         );
@@ -274,7 +286,8 @@ mod tests {
                 br#"{"streams":[{"values":[["x","y"]]}]}"#,
                 WireFormat::Json,
                 "acme",
-                1 << 20
+                1 << 20,
+                any_time()
             )
             .is_err()
         );
@@ -298,7 +311,7 @@ mod tests {
         let body = snap::raw::Encoder::new()
             .compress_vec(&push.encode_to_vec())
             .expect("snappy");
-        let d = decode(&body, WireFormat::Protobuf, "acme", 1 << 20).expect("decodes");
+        let d = decode(&body, WireFormat::Protobuf, "acme", 1 << 20, any_time()).expect("decodes");
         let doc = &crate::ingest::ndjson_lines(&d.body)[0];
         assert_eq!(
             (doc["service"].as_str(), doc["level"].as_str()),
@@ -312,8 +325,8 @@ mod tests {
         let bomb = snap::raw::Encoder::new()
             .compress_vec(&vec![0u8; 4 << 20])
             .expect("snappy");
-        let e = decode(&bomb, WireFormat::Protobuf, "acme", 1 << 20).expect_err("refused");
+        let e = decode(&bomb, WireFormat::Protobuf, "acme", 1 << 20, any_time()).expect_err("refused");
         assert!(e.0.contains("over the limit"), "{e}");
-        assert!(decode(b"not snappy", WireFormat::Protobuf, "acme", 1 << 20).is_err());
+        assert!(decode(b"not snappy", WireFormat::Protobuf, "acme", 1 << 20, any_time()).is_err());
     }
 }

@@ -18,7 +18,8 @@ use bytes::Bytes;
 use loggerhub_codec::{limits, payload};
 
 use crate::error::{BackendError, ErrorKind};
-use crate::model::{ids, now_ns};
+use crate::model::ids;
+use crate::model::window::{TimeWindow, TooOld};
 use crate::queue::{Queue, QueueEntry};
 use crate::telemetry::Metrics;
 use crate::usage::{Meter, Usage};
@@ -28,12 +29,17 @@ use rate::{Limit, Rate, RateError, RateLimiter};
 pub enum IngestError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("record {index} names tenant {named:?}, but the key belongs to {tenant:?}")]
+    /// `index` counts from 0; the message counts from 1, as people do.
+    #[error("record {} names tenant {named:?}, but the key belongs to {tenant:?}", .index + 1)]
     WrongTenant {
         index: usize,
         named: String,
         tenant: String,
     },
+    /// A record stamped before what the tenant may store (`model::window`);
+    /// `record` counts from 1.
+    #[error("record {record}: {reason}")]
+    OutOfWindow { record: usize, reason: TooOld },
     #[error("unsupported content type {0:?}: send application/json, application/x-ndjson or text/plain")]
     UnsupportedMediaType(String),
     /// The queue did not take the batch: full, or unavailable.
@@ -121,6 +127,8 @@ pub struct IngestRequest<'a> {
     pub body: Bytes,
     /// The tenant's plan's rate.
     pub rate: Rate,
+    /// The timestamps the tenant may store now (its plan's retention).
+    pub window: TimeWindow,
 }
 
 /// Records a shipper protocol read and checked, as NDJSON of the JSON
@@ -138,6 +146,9 @@ pub struct CheckedBatch<'a> {
     /// them.
     pub has_ids: bool,
     pub rate: Rate,
+    /// When the records arrived (unix ns): the time of the window they
+    /// were checked against, so the pipeline holds them to the same one.
+    pub received_at: i64,
 }
 
 /// How the protobuf-based shipper protocols (OTLP, Loki) encode a body.
@@ -164,29 +175,55 @@ impl WireFormat {
 /// A shipper protocol's records, converted one by one into lines of the
 /// JSON payload: those the payload decoder takes, and a count of the
 /// others with the first one's reason (OTLP and Loki answer with it).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Converted {
     /// NDJSON of the records taken.
     pub body: Vec<u8>,
     pub count: usize,
     pub rejected: usize,
     pub first_error: Option<String>,
+    /// The timestamps the tenant may store.
+    window: TimeWindow,
 }
 
 impl Converted {
+    /// Nothing yet, for records that must fall within `window`.
+    pub fn within(window: TimeWindow) -> Converted {
+        Converted {
+            body: Vec::new(),
+            count: 0,
+            rejected: 0,
+            first_error: None,
+            window,
+        }
+    }
+
+    /// When the records arrive: the window's time.
+    pub fn received_at(&self) -> i64 {
+        self.window.arrival
+    }
+
     /// Takes `doc` if the payload decoder would (`check_body`'s rules for
-    /// one record), else counts it as rejected.
+    /// one record) and its time is not older than the window, else counts
+    /// it as rejected (the first reason names the record, from 1).
     pub fn push(&mut self, doc: &serde_json::Value, tenant: &str) {
         let line = serde_json::to_vec(doc).unwrap_or_default();
-        match payload::scan_json(&line, tenant) {
-            Ok(_) => {
+        let checked = payload::scan_json(&line, tenant)
+            .map_err(|e| e.message)
+            .and_then(|scan| match scan.oldest {
+                Some((_, ts)) => self.window.check(ts).map_err(|e| e.to_string()),
+                None => Ok(()),
+            })
+            .map_err(|e| format!("record {}: {e}", self.count + self.rejected + 1));
+        match checked {
+            Ok(()) => {
                 self.body.extend_from_slice(&line);
                 self.body.push(b'\n');
                 self.count += 1;
             }
             Err(e) => {
                 self.rejected += 1;
-                self.first_error.get_or_insert(e.message);
+                self.first_error.get_or_insert(e);
             }
         }
     }
@@ -278,7 +315,7 @@ impl Ingest {
             self.metrics.tenant_refused(req.tenant, "rate_limited");
             return Err(e.into());
         }
-        let checked = check_body(format, &req.body, req.tenant)?;
+        let checked = check_body(format, &req.body, req.tenant, &req.window)?;
         if let Some(more) = (checked.count as u64).checked_sub(estimate).filter(|m| *m > 0) {
             self.rates.charge(req.tenant, req.rate, more).await?;
         }
@@ -294,7 +331,7 @@ impl Ingest {
         let entry = QueueEntry {
             tenant: req.tenant.to_string(),
             batch_id,
-            received_at: now_ns(),
+            received_at: req.window.arrival,
             content_type: content_type.to_string(),
             service: req.service,
             idempotent: req.idempotency_key.is_some(),
@@ -319,7 +356,7 @@ impl Ingest {
         let entry = QueueEntry {
             tenant: batch.tenant.to_string(),
             batch_id: batch.batch_id,
-            received_at: now_ns(),
+            received_at: batch.received_at,
             content_type: "application/x-ndjson".to_string(),
             service: batch.service,
             // Records with a shipper's own id may have been stored before.
@@ -377,8 +414,11 @@ pub struct Checked {
 }
 
 /// What ingest checks before 202: the body decodes with the same decoder
-/// the JSON parser plugin runs, and names no other tenant.
-pub fn check_body(format: Format, body: &[u8], tenant: &str) -> Result<Checked, IngestError> {
+/// the JSON parser plugin runs, names no other tenant, and every time it
+/// names is within `window`'s retention. (A time too far ahead is stored
+/// at the arrival by the pipeline, and a text body's times are read by the
+/// tenant's parser, later: the pipeline holds those to the same window.)
+pub fn check_body(format: Format, body: &[u8], tenant: &str, window: &TimeWindow) -> Result<Checked, IngestError> {
     match format {
         Format::Json => {
             let scan = payload::scan_json(body, tenant).map_err(|e| IngestError::BadRequest(e.to_string()))?;
@@ -391,6 +431,12 @@ pub fn check_body(format: Format, body: &[u8], tenant: &str) -> Result<Checked, 
                     named,
                     tenant: tenant.to_string(),
                 });
+            }
+            if let Some((index, ts)) = scan.oldest {
+                window.check(ts).map_err(|reason| IngestError::OutOfWindow {
+                    record: index + 1,
+                    reason,
+                })?;
             }
             Ok(Checked {
                 count: scan.count,
@@ -414,6 +460,65 @@ pub fn check_body(format: Format, body: &[u8], tenant: &str) -> Result<Checked, 
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Wide enough for every time the tests write.
+    fn any_time() -> TimeWindow {
+        TimeWindow::ALL
+    }
+
+    fn check_body(format: Format, body: &[u8], tenant: &str) -> Result<Checked, IngestError> {
+        super::check_body(format, body, tenant, &any_time())
+    }
+
+    #[test]
+    fn times_outside_the_window_are_refused_naming_the_record() {
+        const DAY: i64 = 86_400_000_000_000;
+        let now = 1_800_000_000_000_000_000;
+        let week = TimeWindow::at(now, std::time::Duration::from_secs(7 * 86_400));
+        let line = |ts: i64| {
+            format!(
+                "{{\"message\":\"m\",\"timestamp\":\"{}\"}}\n",
+                crate::model::format_ts(ts)
+            )
+        };
+        let fresh = line(now - DAY) + &line(now) + "{\"message\":\"no time\"}\n";
+        assert_eq!(
+            super::check_body(Format::Json, fresh.as_bytes(), "t", &week)
+                .map(|c| c.count)
+                .ok(),
+            Some(3)
+        );
+        let old = line(now) + &line(now - 8 * DAY);
+        match super::check_body(Format::Json, old.as_bytes(), "t", &week) {
+            Err(e @ IngestError::OutOfWindow { record: 2, .. }) => {
+                assert!(e.to_string().contains("retention of 7 days"), "{e}")
+            }
+            other => panic!("expected the second record refused, got {other:?}"),
+        }
+        // Ahead of the clock is taken: the pipeline stores it at arrival.
+        let ahead = line(now + 365 * DAY) + &line(now);
+        assert_eq!(
+            super::check_body(Format::Json, ahead.as_bytes(), "t", &week)
+                .map(|c| c.count)
+                .ok(),
+            Some(2)
+        );
+        // A shipper's record outside the window is rejected alone.
+        let mut c = Converted::within(week);
+        c.push(&serde_json::json!({"message": "ok"}), "t");
+        c.push(
+            &serde_json::json!({"message": "old", "timestamp": crate::model::format_ts(now - 8 * DAY)}),
+            "t",
+        );
+        assert_eq!((c.count, c.rejected), (1, 1));
+        assert!(
+            c.first_error
+                .as_ref()
+                .is_some_and(|e| e.starts_with("record 2: ") && e.contains("retention")),
+            "{:?}",
+            c.first_error
+        );
+    }
 
     #[test]
     fn content_types() {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
 use super::{Converted, WireFormat};
+use crate::model::window::TimeWindow;
 
 /// The request message and what it holds, as opentelemetry-proto defines
 /// them (field numbers from `logs/v1/logs.proto` and `common/v1/common.proto`),
@@ -201,12 +202,12 @@ const MAX_DEPTH: usize = 16;
 #[error("not an OTLP logs request: {0}")]
 pub struct OtlpError(pub String);
 
-pub fn decode(body: &[u8], encoding: WireFormat, tenant: &str) -> Result<Converted, OtlpError> {
+pub fn decode(body: &[u8], encoding: WireFormat, tenant: &str, window: TimeWindow) -> Result<Converted, OtlpError> {
     let request = match encoding {
         WireFormat::Protobuf => proto::ExportLogsServiceRequest::decode(body).map_err(|e| OtlpError(e.to_string()))?,
         WireFormat::Json => serde_json::from_slice(body).map_err(|e| OtlpError(e.to_string()))?,
     };
-    let mut out = Converted::default();
+    let mut out = Converted::within(window);
     for rl in &request.resource_logs {
         let resource = rl
             .resource
@@ -359,6 +360,10 @@ fn json_value(v: &proto::AnyValue, depth: usize) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn any_time() -> TimeWindow {
+        TimeWindow::ALL
+    }
     use proto::*;
 
     fn kv(key: &str, value: Any) -> KeyValue {
@@ -415,7 +420,7 @@ mod tests {
 
     #[test]
     fn protobuf_maps_every_field() {
-        let d = decode(&request().encode_to_vec(), WireFormat::Protobuf, "acme").expect("decodes");
+        let d = decode(&request().encode_to_vec(), WireFormat::Protobuf, "acme", any_time()).expect("decodes");
         assert_eq!((d.count, d.rejected), (2, 0));
         let docs = crate::ingest::ndjson_lines(&d.body);
         let first = &docs[0];
@@ -447,14 +452,17 @@ mod tests {
           "severityText":"INFO","body":{"stringValue":"added"},"attributes":[{"key":"n","value":{"intValue":"3"}},
           {"key":"l","value":{"arrayValue":{"values":[{"doubleValue":1.5}]}}}],
           "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
-        let d = decode(body, WireFormat::Json, "acme").expect("decodes");
+        let d = decode(body, WireFormat::Json, "acme", any_time()).expect("decodes");
         let doc = &crate::ingest::ndjson_lines(&d.body)[0];
         assert_eq!(doc["service"], "cart");
         assert_eq!(doc["level"], "INFO");
         assert_eq!(doc["attributes"]["n"], "3");
         assert_eq!(doc["attributes"]["l"], "[1.5]");
         assert_eq!(doc["attributes"]["trace_id"], "5b8efff798038103d269b633813fc60c");
-        assert_eq!(decode(b"{}", WireFormat::Json, "acme").map(|d| d.count), Ok(0));
+        assert_eq!(
+            decode(b"{}", WireFormat::Json, "acme", any_time()).map(|d| d.count),
+            Ok(0)
+        );
     }
 
     #[test]
@@ -462,16 +470,17 @@ mod tests {
         let mut r = request();
         let records = &mut r.resource_logs[0].scope_logs[0].log_records;
         records[0].attributes = (0..300).map(|i| kv(&format!("k{i}"), Any::BoolValue(true))).collect();
-        let d = decode(&r.encode_to_vec(), WireFormat::Protobuf, "acme").expect("decodes");
+        let d = decode(&r.encode_to_vec(), WireFormat::Protobuf, "acme", any_time()).expect("decodes");
         assert_eq!((d.count, d.rejected), (1, 1));
         assert!(d.first_error.is_some_and(|e| e.contains("attributes")));
-        assert!(decode(b"\xff\xff\xff", WireFormat::Protobuf, "acme").is_err());
-        assert!(decode(b"[1]", WireFormat::Json, "acme").is_err());
+        assert!(decode(b"\xff\xff\xff", WireFormat::Protobuf, "acme", any_time()).is_err());
+        assert!(decode(b"[1]", WireFormat::Json, "acme", any_time()).is_err());
         assert!(
             decode(
                 br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"zz"}]}]}]}"#,
                 WireFormat::Json,
-                "acme"
+                "acme",
+                any_time()
             )
             .is_err()
         );

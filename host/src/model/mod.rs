@@ -4,6 +4,7 @@
 
 pub mod ids;
 pub mod json;
+pub mod window;
 
 use std::fmt;
 

@@ -151,14 +151,16 @@ impl Processor {
     /// What the tenant's plan says for its turn: the dead letters it
     /// keeps, and whether it used its plugin CPU for today (then its own
     /// plugins are skipped and the built-ins take their stages, until
-    /// midnight UTC or a larger plan).
-    async fn apply_plan(&self, tenant: &str, plan: &str) {
+    /// midnight UTC or a larger plan). Returns how long the plan keeps
+    /// logs.
+    async fn apply_plan(&self, tenant: &str, plan: &str) -> Duration {
         let plan = self.plans.resolve(plan);
         self.dead_letters
             .set_plan_cap(tenant, usize::try_from(plan.dead_letter_cap).unwrap_or(usize::MAX));
         let used = self.meter.today(tenant).await.plugin_cpu_us;
         let over = used >= plan.plugin_cpu_seconds_per_day.saturating_mul(1_000_000);
         self.registry.set_cpu_exhausted(tenant, over).await;
+        plan.retention()
     }
 }
 
@@ -353,8 +355,9 @@ impl Processor {
         let tenant = turn.tenant.clone();
         let started = Instant::now();
         let known = self.deleting.tenant(self.meta.as_ref(), &tenant).await;
+        let mut retention = None;
         if let Some(t) = &known {
-            self.apply_plan(&tenant, &t.plan).await;
+            retention = Some(self.apply_plan(&tenant, &t.plan).await);
         }
         if known.is_some_and(|t| t.state == TenantState::Deleting) {
             tracing::debug!(
@@ -372,7 +375,7 @@ impl Processor {
         }
         let deadline = started + self.config.turn_budget * TURN_OVERRUN;
         let done = async {
-            let mut outcome = TenantRun::new(self, &tenant, &group, &mut instances, deadline)
+            let mut outcome = TenantRun::new(self, &tenant, &group, &mut instances, deadline, retention)
                 .run()
                 .await?;
             let routed = std::mem::take(&mut outcome.routed);

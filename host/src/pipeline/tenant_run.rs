@@ -7,13 +7,14 @@
 //! failures end the pass: the caller hands the entries back.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use loggerhub_codec::{self as codec, Record, limits};
 
 use super::halving::{self, Halving, Settled};
 use super::instances::TenantInstances;
 use super::{PipelineError, Processor, RoutedRecord};
+use crate::model::window::{ORIGINAL_TIMESTAMP, Placed, TimeWindow};
 use crate::model::{LogRecord, ids};
 use crate::queue::{Delivery, QueueEntry};
 use crate::runtime::{Instance, Route, RuntimeError, Stage};
@@ -49,6 +50,10 @@ pub(super) struct TenantRun<'a> {
     instances: &'a mut Option<TenantInstances>,
     /// No entry is started past this (the first always is).
     deadline: Instant,
+    /// How long the tenant's plan keeps logs: records stamped older are
+    /// not stored, those too far ahead are stored at their arrival
+    /// (`model::window`). `None` when the tenant could not be looked up.
+    retention: Option<Duration>,
     ran: usize,
     /// Which entry (index into `entries`) each record id came from.
     origin: HashMap<String, usize>,
@@ -65,6 +70,7 @@ impl<'a> TenantRun<'a> {
         entries: &'a [Delivery],
         instances: &'a mut Option<TenantInstances>,
         deadline: Instant,
+        retention: Option<Duration>,
     ) -> Self {
         TenantRun {
             processor,
@@ -72,6 +78,7 @@ impl<'a> TenantRun<'a> {
             entries,
             instances,
             deadline,
+            retention,
             ran: 0,
             origin: HashMap::new(),
             new_ids: HashSet::new(),
@@ -130,7 +137,9 @@ impl<'a> TenantRun<'a> {
             };
             let (parser, parsed) = parsed;
             let fresh = !delivery.redelivered && !entry.idempotent;
+            let window = self.retention.map(|r| TimeWindow::at(entry.received_at, r));
             let mut unstorable = Vec::new();
+            let mut out_of_window = Vec::new();
             for (j, mut r) in parsed.into_iter().enumerate() {
                 r.tenant = self.tenant.to_string();
                 if r.id.is_empty() {
@@ -144,9 +153,30 @@ impl<'a> TenantRun<'a> {
                 }
                 self.origin.insert(r.id.clone(), i);
                 match limits::check_record(&r) {
-                    Ok(()) => records.push(r),
+                    Ok(()) => match window.map(|w| w.check(r.timestamp)) {
+                        Some(Err(e)) => out_of_window.push((r, e)),
+                        _ => {
+                            if let Some(w) = &window {
+                                place(w, &mut r);
+                            }
+                            records.push(r)
+                        }
+                    },
                     Err(e) => unstorable.push((r, e)),
                 }
+            }
+            // A time the tenant may not store (a text line stamped before
+            // the plan's retention): kept as a dead letter that says so,
+            // never stored to be deleted at the next sweep. The parser did
+            // its job: this counts against no plugin. (Replaying it cannot
+            // store it either: the letter is there to be read.)
+            if let Some((_, first)) = out_of_window.first() {
+                let reason = format!(
+                    "{} record(s) stamped outside what the tenant may store; the first: {first}",
+                    out_of_window.len()
+                );
+                let part: Vec<Record> = out_of_window.into_iter().map(|(r, _)| r).collect();
+                self.dead_letter_out_of_window(i, &part, &parser, &reason).await?;
             }
             // A parser's record that no store can keep is dead-lettered
             // alone; the entry's other records flow on.
@@ -216,6 +246,7 @@ impl<'a> TenantRun<'a> {
     /// One try at enrich → route over `records`.
     async fn enrich_route_once(&mut self, records: &[Record]) -> Result<Vec<(Record, Route)>, PipelineError> {
         let (processor, tenant) = (self.processor, self.tenant);
+        let window = self.window();
         let inst = self.instances().await?;
         let mut batch = codec::encode(records);
         for enricher in &mut inst.enrichers {
@@ -237,15 +268,23 @@ impl<'a> TenantRun<'a> {
         }
         let records = match inst.enrichers.last() {
             Some(last) => {
-                let records = codec::decode(&batch).map_err(|e| bad_output(last, e))?;
+                let mut records = codec::decode(&batch).map_err(|e| bad_output(last, e))?;
                 // What an enricher made that no store can keep fails it
                 // like any bad output: halving finds the record and
                 // dead-letters it alone.
-                for r in &records {
-                    limits::check_record(r).map_err(|e| RuntimeError::BadOutput {
+                for r in &mut records {
+                    let bad = |r: &Record, e: &dyn std::fmt::Display| RuntimeError::BadOutput {
                         plugin: last.plugin().to_string(),
                         message: format!("record {}: {e}", r.id.chars().take(64).collect::<String>()),
-                    })?;
+                    };
+                    // An enricher may not move a record before the
+                    // tenant's retention either; one it moves ahead is
+                    // placed at the arrival, as a parser's is.
+                    if let Some(w) = &window {
+                        w.check(r.timestamp).map_err(|e| bad(r, &e))?;
+                        place(w, r);
+                    }
+                    limits::check_record(r).map_err(|e| bad(r, &e))?;
                 }
                 records
             }
@@ -263,6 +302,14 @@ impl<'a> TenantRun<'a> {
             returned,
         );
         Ok(records.into_iter().zip(routes?).collect())
+    }
+
+    /// The times this turn's records may carry: from the first entry's
+    /// arrival back by the retention to the last one's grace ahead.
+    fn window(&self) -> Option<TimeWindow> {
+        let arrivals = self.entries.iter().map(|d| d.entry.received_at);
+        let (first, last) = (arrivals.clone().min()?, arrivals.max()?);
+        Some(TimeWindow::spanning(first, last, self.retention?))
     }
 
     async fn dead_letter_records(&mut self, part: &[Record], e: &RuntimeError) -> Result<(), PipelineError> {
@@ -289,8 +336,39 @@ impl<'a> TenantRun<'a> {
         Ok(())
     }
 
+    /// Dead-letters records of entry `entry` whose time the tenant may not
+    /// store: kind `timestamp_out_of_range`, blaming no plugin's health.
+    async fn dead_letter_out_of_window(
+        &mut self,
+        entry: usize,
+        part: &[Record],
+        parser: &str,
+        reason: &str,
+    ) -> Result<(), PipelineError> {
+        const KIND: &str = "timestamp_out_of_range";
+        tracing::warn!(
+            tenant = self.tenant,
+            records = part.len(),
+            reason,
+            "dead-lettering records"
+        );
+        let entry = &self.entries[entry].entry;
+        self.processor
+            .dead_letters
+            .put_records(entry, vec![entry.batch_id.to_string()], part, parser, KIND, reason)
+            .await?;
+        self.processor.metrics.error(KIND);
+        self.count_letter();
+        Ok(())
+    }
+
     fn count_dead_letter(&mut self, e: &RuntimeError) {
         self.processor.metrics.error(e.kind());
+        self.count_letter();
+        self.failures.push((e.plugin().to_string(), e.to_string()));
+    }
+
+    fn count_letter(&self) {
         self.processor.metrics.dead_lettered();
         self.processor.meter.record(
             self.tenant,
@@ -299,7 +377,6 @@ impl<'a> TenantRun<'a> {
                 ..Usage::default()
             },
         );
-        self.failures.push((e.plugin().to_string(), e.to_string()));
     }
 
     /// The records to store: those the router sent somewhere, with the
@@ -331,6 +408,19 @@ impl<'a> TenantRun<'a> {
             routed,
             passed: count,
             failures: self.failures,
+        }
+    }
+}
+
+/// A time too far ahead goes to the window's arrival; the one the record
+/// carried is kept as `ORIGINAL_TIMESTAMP`, where the attributes have room.
+fn place(w: &TimeWindow, r: &mut Record) {
+    if let Placed::Clamped(to) = w.place(r.timestamp) {
+        let original = crate::model::format_ts(r.timestamp);
+        r.timestamp = to;
+        if r.attributes.len() < limits::MAX_ATTRIBUTES {
+            r.attributes.retain(|(k, _)| k != ORIGINAL_TIMESTAMP);
+            r.attributes.push((ORIGINAL_TIMESTAMP.to_string(), original));
         }
     }
 }

@@ -259,12 +259,92 @@ mod tests {
         assert_eq!(PluginDir::parse("acme/enricher/pii/x"), None);
     }
 
+    /// The tree's grammar, written apart from the parsers it checks:
+    /// `<slug>/pipeline.json` or `<slug>/<stage>/<name>/(active|<n>.wasm)`.
+    fn in_grammar(s: &str) -> bool {
+        let slug = |t: &str| {
+            (2..=40).contains(&t.len())
+                && t.starts_with(|c: char| c.is_ascii_lowercase())
+                && t.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        let name = |n: &str| {
+            (1..=63).contains(&n.len())
+                && n.starts_with(|c: char| c.is_ascii_lowercase())
+                && n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        };
+        let version = |f: &str| {
+            f.strip_suffix(".wasm").is_some_and(|v| {
+                (1..=9).contains(&v.len()) && !v.starts_with('0') && v.bytes().all(|b| b.is_ascii_digit())
+            })
+        };
+        match s.split('/').collect::<Vec<_>>().as_slice() {
+            [t, "pipeline.json"] => slug(t),
+            [t, stage, n, file] => {
+                slug(t)
+                    && ["parser", "enricher", "router"].contains(stage)
+                    && name(n)
+                    && (*file == "active" || version(file))
+            }
+            _ => false,
+        }
+    }
+
+    /// Paths in the grammar, and each with one part broken the way a
+    /// hostile name would be: a traversal, a separator, a capital, a
+    /// leading zero, a NUL, a part too long.
+    fn tree_paths() -> impl Strategy<Value = String> {
+        let valid = (
+            "[a-z][a-z0-9_]{1,12}",
+            prop::sample::select(vec!["parser", "enricher", "router"]),
+            "[a-z][a-z0-9_-]{0,12}",
+            prop_oneof![
+                Just("active".to_string()),
+                "[1-9][0-9]{0,8}\\.wasm",
+                Just("pipeline.json".to_string())
+            ],
+        )
+            .prop_map(|(t, stage, n, file)| {
+                if file == "pipeline.json" {
+                    format!("{t}/{file}")
+                } else {
+                    format!("{t}/{stage}/{n}/{file}")
+                }
+            });
+        let broken = (
+            valid.clone(),
+            any::<prop::sample::Index>(),
+            prop::sample::select(vec![
+                "..",
+                "/",
+                "A",
+                "0",
+                "\0",
+                ".",
+                "%2e",
+                "\\",
+                "x".repeat(64).leak() as &str,
+                "",
+            ]),
+        )
+            .prop_map(|(path, at, piece)| {
+                let cut = at.index(path.len() + 1);
+                let cut = (0..=cut).rev().find(|&i| path.is_char_boundary(i)).unwrap_or(0);
+                format!("{}{piece}{}", &path[..cut], &path[cut..])
+            });
+        prop_oneof![valid, broken, "[a-z0-9./\\\\_-]{0,40}"]
+    }
+
     proptest! {
-        // Whatever a bucket holds, a parsed path renders back to itself and
-        // stays a relative path of plain components under the root.
+        // Whatever a bucket or a directory holds, a path parses exactly
+        // when it is in the grammar, renders back to itself, and stays a
+        // relative path of plain components under the root.
         #[test]
-        fn parsed_tree_paths_stay_inside(s in "[a-z0-9./\\\\_-]{0,40}|(acme|\\.\\.)/(enricher|\\.\\.)/[a-z.%/]{0,8}/[0-9a-z.]{0,8}") {
-            if let Some(f) = TreeFile::parse(&s) {
+        fn tree_paths_parse_exactly_the_grammar(s in tree_paths()) {
+            let parsed = TreeFile::parse(&s);
+            prop_assert_eq!(parsed.is_some(), in_grammar(&s), "{:?}", s);
+            if let Some(f) = parsed {
                 prop_assert_eq!(f.rel(), s.clone());
                 let path = std::path::Path::new(&s);
                 prop_assert!(path.components().all(|c| matches!(c, std::path::Component::Normal(_))));

@@ -281,6 +281,9 @@ impl Runtime {
         cfg.epoch_interruption(true);
         cfg.wasm_component_model(true);
         if let Some(dir) = cache_dir {
+            // wasmtime refuses a relative cache directory.
+            let dir =
+                std::path::absolute(dir).map_err(|e| err(wasmtime::Error::msg(format!("{}: {e}", dir.display()))))?;
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);
             cfg.cache(Some(wasmtime::Cache::new(cache).map_err(err)?));

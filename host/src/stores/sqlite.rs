@@ -2,7 +2,6 @@
 //! `tenant` column on every table (DESIGN §1).
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -110,7 +109,13 @@ static ACCOUNTS: Statements = accounts::statements!("");
 
 impl SqliteStore {
     pub async fn open(path: &Path) -> Result<SqliteStore, BackendError> {
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        // The file's folder is made as the data dir is; the path is given as
+        // a path, never re-read as a URL (a `?` or `%` in it stays a name).
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| BackendError::io(crate::error::Backend::Metadata, e))?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a committed batch survives power loss, since the queue

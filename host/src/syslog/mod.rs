@@ -27,6 +27,7 @@ use crate::config::SyslogBinding;
 use crate::ingest::rate::Rate;
 use crate::ingest::syslog::{self, Framer};
 use crate::ingest::{CheckedBatch, Converted, Daily, Ingest, IngestError};
+use crate::model::window::TimeWindow;
 use crate::model::{Slug, now_ns};
 use crate::stores::TenantState;
 use crate::telemetry::Metrics;
@@ -97,6 +98,8 @@ struct Sender {
     tenant: String,
     rate: Rate,
     daily: Daily,
+    /// How long the tenant's plan keeps logs.
+    retention: Duration,
 }
 
 /// Why a message was not taken (the metric's label).
@@ -243,9 +246,10 @@ impl Syslog {
                 }
             };
             let tenant = sender.tenant.clone();
+            let window = TimeWindow::at(now, sender.retention);
             let (_, converted) = groups
                 .entry(tenant.clone())
-                .or_insert_with(|| (sender, Converted::default()));
+                .or_insert_with(|| (sender, Converted::within(window)));
             converted.push(&message.document(), &tenant);
         }
         for (_, (sender, mut converted)) in groups {
@@ -276,6 +280,7 @@ impl Syslog {
                             count: converted.count,
                             has_ids: false,
                             rate: sender.rate,
+                            received_at: converted.received_at(),
                         })
                         .await
                 }
@@ -351,6 +356,7 @@ impl Syslog {
                 logs: plan.daily_logs,
                 bytes: plan.daily_bytes,
             },
+            retention: plan.retention(),
         }
     }
 

@@ -1,7 +1,12 @@
 //! Plans: what a tenant may use. The operator defines them (built-in
-//! `free`, `pro` and `enterprise`, overridden or added to by a JSON file,
-//! `--plans`); every tenant is on one, named in the metadata store, and the
-//! admin API changes it.
+//! `free`, `pro`, `enterprise` and `unlimited`, overridden or added to by a
+//! JSON file, `--plans`); every tenant is on one, named in the metadata
+//! store, and the admin API changes it.
+//!
+//! A tenant created without a plan is on `unlimited` unless the operator
+//! names another default (`--default-plan free` for a service that sells
+//! plans): someone who runs LoggerHub for themselves should never meet a
+//! limit they did not set.
 //!
 //! A plan's name is parsed into a `PlanName` (lower-case letters, digits,
 //! `_` and `-`, at most 40), so it can name a file, a label or a row and
@@ -15,13 +20,15 @@ use serde::{Deserialize, Serialize};
 
 /// The plan a tenant is on when nobody named one, unless the operator
 /// chose another (`--default-plan`).
-pub const DEFAULT_PLAN: &str = "free";
+pub const DEFAULT_PLAN: &str = "unlimited";
 /// Longest plan name.
 const MAX_NAME: usize = 40;
 /// Plans one catalogue may hold: each is shown in full by the admin API.
 const MAX_PLANS: usize = 100;
-/// The most any plan may retain logs: ten years.
-const MAX_RETENTION_DAYS: u32 = 3650;
+/// The most any plan may retain logs: a century, so that `unlimited`
+/// keeps whatever a log platform is sent (a record older than its plan's
+/// retention is refused at ingest, `model::window`).
+const MAX_RETENTION_DAYS: u32 = 36_500;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
@@ -125,13 +132,13 @@ impl Plan {
             return bad("daily volumes must be at least 1");
         }
         if self.retention_days == 0 || self.retention_days > MAX_RETENTION_DAYS {
-            return bad("retention_days must be 1 to 3650");
+            return bad("retention_days must be 1 to 36500");
         }
         if self
             .retention_seconds
             .is_some_and(|s| s == 0 || s > u64::from(MAX_RETENTION_DAYS) * 86_400)
         {
-            return bad("retention_seconds must be 1 to ten years");
+            return bad("retention_seconds must be 1 to a hundred years");
         }
         // Versions kept: the active one and the one before it always stay.
         if self.max_plugins == 0 || self.max_versions < 2 || self.dead_letter_cap == 0 {
@@ -146,8 +153,9 @@ impl Plan {
 pub struct Plans {
     plans: BTreeMap<PlanName, Plan>,
     default: PlanName,
-    /// The built-in default plan, for a catalogue whose file replaced it
-    /// with something that cannot be looked up (never: the name stays).
+    /// The built-in `free`: the plan of a tenant whose plan the operator
+    /// has since removed (the smallest, never the default, which may be
+    /// `unlimited`).
     fallback: Plan,
 }
 
@@ -158,7 +166,7 @@ impl Default for Plans {
 }
 
 impl Plans {
-    /// `free`, `pro` and `enterprise`.
+    /// `free`, `pro`, `enterprise` and `unlimited`.
     pub fn builtin() -> Plans {
         const GIB: u64 = 1 << 30;
         const MIB: u64 = 1 << 20;
@@ -192,6 +200,24 @@ impl Plans {
                     90,
                     8 * 86_400,
                     100,
+                    20,
+                    100_000,
+                ),
+            ),
+            // No limit anyone meets in practice (the rates are a hundred
+            // times what one process takes in), while every figure stays a
+            // number the limiters and the usage page can count with; the
+            // longest retention a plan may have.
+            (
+                "unlimited",
+                plan(
+                    10_000_000,
+                    10 * 1024 * MIB,
+                    1 << 50,
+                    1 << 60,
+                    MAX_RETENTION_DAYS,
+                    1 << 40,
+                    1_000,
                     20,
                     100_000,
                 ),
@@ -259,16 +285,17 @@ impl Plans {
         &self.default
     }
 
-    /// The default plan (always defined: `with_default` checks it, and the
-    /// built-in `free` is only ever replaced, never removed).
+    /// The default plan (always defined: `with_default` checks it, and a
+    /// built-in is only ever replaced, never removed).
     pub fn default_plan(&self) -> &Plan {
         self.plans.get(&self.default).unwrap_or(&self.fallback)
     }
 
     /// The plan called `name`; one the operator has since removed counts as
-    /// the default plan, so a tenant is never without limits.
+    /// the built-in `free`, so a tenant is never without limits, whatever
+    /// the default.
     pub fn resolve(&self, name: &str) -> &Plan {
-        self.get(name).map_or_else(|_| self.default_plan(), |(_, p)| p)
+        self.get(name).map_or(&self.fallback, |(_, p)| p)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&PlanName, &Plan)> {
@@ -288,8 +315,14 @@ mod tests {
             plan.check(name.as_str()).expect("valid");
         }
         let rate = |n: &str| plans.get(n).expect("plan").1.logs_per_second;
-        assert!(rate("free") < rate("pro") && rate("pro") < rate("enterprise"));
-        assert!(plans.get(DEFAULT_PLAN).is_ok());
+        assert!(
+            rate("free") < rate("pro") && rate("pro") < rate("enterprise") && rate("enterprise") < rate("unlimited")
+        );
+        assert_eq!(plans.default_name().as_str(), DEFAULT_PLAN);
+        // A tenant whose plan was removed gets the smallest, not the default.
+        assert_eq!(plans.resolve("gone"), plans.get("free").expect("free").1);
+        assert_eq!(plans.resolve("pro"), plans.get("pro").expect("pro").1);
+        assert_eq!(plans.default_plan(), plans.get("unlimited").expect("unlimited").1);
     }
 
     #[test]

@@ -247,7 +247,7 @@ with sync_playwright() as pw:
 
     step("usage against the plan")
     page.click("nav a:has-text('Usage')")
-    expect(page.locator("#usage h2")).to_contain_text(f"Usage of {TENANT} on the enterprise plan")
+    expect(page.locator("#usage h2")).to_contain_text(f"Usage of {TENANT} on the unlimited plan")
     expect(page.locator("#usage .meter").first).to_be_visible()
     shot(page, "09-usage")
 

@@ -312,6 +312,72 @@ fn helper_scripts_are_valid_bash() {
     }
 }
 
+/// A fresh machine: no package lists, no python3-venv, not root. The
+/// set-up fetches the lists first, installs what is missing through sudo,
+/// and nothing when everything is there. (`apt-get`, `sudo`, `id` and
+/// `python3` are stand-ins that record what they were asked.)
+#[test]
+fn the_set_up_installs_what_a_fresh_machine_lacks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    let lists = dir.path().join("lists");
+    let calls = dir.path().join("calls");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::fs::create_dir_all(&lists).expect("lists");
+    let fake = |name: &str, body: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).expect("write");
+        let mut perms = std::fs::metadata(&path).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).expect("chmod");
+    };
+    let log = calls.display().to_string();
+    fake("id", "echo 1000");
+    fake("sudo", &format!("echo \"sudo $*\" >> {log}; \"$@\""));
+    fake(
+        "apt-get",
+        &format!(
+            "echo \"apt-get $*\" >> {log}; if [ \"$1\" = update ]; then touch {}/deb_Packages; fi",
+            lists.display()
+        ),
+    );
+    // A python3 without ensurepip, as Debian's is before python3-venv.
+    fake("python3", "case \"$*\" in *ensurepip*) exit 1;; esac; exit 0");
+    let run = |script: &str| {
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(format!(". {}; {script}", infra().join("local/packages.sh").display()))
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("APT_LISTS", &lists)
+            .status()
+            .expect("bash");
+        assert!(status.success(), "{script}");
+        let said = std::fs::read_to_string(&calls).unwrap_or_default();
+        let _ = std::fs::remove_file(&calls);
+        said
+    };
+    let said = run("need_packages lh-no-such-command=redis-server bash=bash; need_python_venv");
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q",
+            "apt-get update -q",
+            "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server",
+            "apt-get install -y -q redis-server",
+            "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv",
+            "apt-get install -y -q python3-venv",
+        ],
+        "{said}"
+    );
+    // The lists are fresh now, and bash is there: nothing to do.
+    assert_eq!(run("need_packages bash=bash"), "");
+    assert_eq!(
+        run("need_packages lh-no-such-command=nginx"),
+        "sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx\napt-get install -y -q nginx\n"
+    );
+}
+
 /// nginx with the compose stack's config, its upstreams pointed at three
 /// local LoggerHub processes (one role each): every path reaches the role
 /// that serves it. A misrouted request would get `wrong_role`.

@@ -4,7 +4,9 @@
 //! Retention: the upkeep job deletes a tenant's logs older than its plan
 //! keeps them from the index, the metadata store and the raw store (an
 //! object once its newest record has expired); nothing younger, and no
-//! other tenant's logs, are touched.
+//! other tenant's logs, are touched. A record already older than the plan
+//! keeps logs is refused at ingest (400 `timestamp_out_of_range`), never
+//! taken and then deleted.
 //!
 //! Lifecycle: a suspended tenant's ingest is refused (403
 //! `tenant_suspended`) while its reads work; a deleted tenant's keys stop at
@@ -33,7 +35,7 @@ fn plans_file(dir: &std::path::Path) -> std::path::PathBuf {
         })
     };
     let path = dir.join("plans.json");
-    let plans = json!({"hour": plan(3600), "blink": plan(4), "decade": plan(10 * 365 * 86_400)});
+    let plans = json!({"hour": plan(3600), "short": plan(120), "blink": plan(4), "decade": plan(10 * 365 * 86_400)});
     std::fs::write(&path, plans.to_string()).expect("write plans");
     path
 }
@@ -104,21 +106,44 @@ async fn retention(s: &Server, distributed: bool) {
     let brief = s.tenant_on("brief", "hour").await;
     let keeper = s.tenant_on("keeper", "decade").await;
     let blink = s.tenant_on("blinker", "blink").await;
+    let short = s.tenant_on("short", "short").await;
 
     // Kept: younger than the hour (one near its edge), and another
     // tenant's old logs on a longer plan.
     let mut sent = send(s, &brief, stamped("young", 20, Duration::from_secs(60))).await;
     sent += send(s, &brief, stamped("edge", 5, Duration::from_secs(50 * 60))).await;
     sent += send(s, &keeper, stamped("ancient", 10, Duration::from_secs(40 * 86_400))).await;
-    // Expired at once: older than the hour. One batch mixes both, so its
-    // raw object must stay for the young record in it.
-    sent += send(s, &brief, stamped("old", 30, Duration::from_secs(3 * 3600))).await;
+    // Older than the hour already: refused whole, naming the retention,
+    // instead of taken and deleted at the next sweep.
+    let (status, refused) = s
+        .post_logs(
+            &brief,
+            "application/x-ndjson",
+            format!(
+                "{}\n{}",
+                stamped("fresh", 1, Duration::ZERO),
+                stamped("old", 1, Duration::from_secs(3 * 3600))
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (400, &json!("timestamp_out_of_range")),
+        "{refused}"
+    );
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("record 2: ") && message.contains("retention of 1 hour"),
+        "{message}"
+    );
+    // One batch whose records expire apart: its raw object must stay for
+    // the younger record in it.
     let mixed = format!(
         "{}\n{}",
-        stamped("oldmixed", 3, Duration::from_secs(5 * 3600)),
-        stamped("youngmixed", 2, Duration::from_secs(120))
+        stamped("oldmixed", 3, Duration::from_secs(110)),
+        stamped("youngmixed", 2, Duration::ZERO)
     );
-    sent += send(s, &brief, mixed).await;
+    sent += send(s, &short, mixed).await;
     s.drained(sent).await;
 
     // The blink plan keeps logs 4 s: seen at first, gone after.
@@ -138,20 +163,17 @@ async fn retention(s: &Server, distributed: bool) {
     let (status, _) = s.get(&blink, &format!("/v1/logs/{flash_id}")).await;
     assert_eq!(status, 404, "the detail of an expired log");
 
-    // By now every sweep has seen the hour plan's expired logs too.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // The short plan (2 min) expires the mixed batch's older records 10 s
+    // after they were sent; the younger ones stay two minutes.
+    let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         // Gone from the list and from the search: the index and the
         // metadata store may be a sweep apart.
-        let old = seen(s, &brief, "old").await;
-        let oldmixed = seen(s, &brief, "oldmixed").await;
-        if (old.0, old.1, oldmixed.0, oldmixed.1) == (0, 0, 0, 0) {
+        let oldmixed = seen(s, &short, "oldmixed").await;
+        if (oldmixed.0, oldmixed.1) == (0, 0) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "expired logs still listed: {old:?}, {oldmixed:?}"
-        );
+        assert!(Instant::now() < deadline, "expired logs still listed: {oldmixed:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (listed, searched, _) = seen(s, &brief, "young").await;
@@ -161,18 +183,20 @@ async fn retention(s: &Server, distributed: bool) {
         5,
         "logs 50 min old on a 1 h plan were touched"
     );
-    assert_eq!(seen(s, &brief, "youngmixed").await.0, 2);
+    assert_eq!(seen(s, &short, "youngmixed").await.0, 2);
     let (_, stats) = s.get(&brief, "/v1/stats").await;
-    assert_eq!(stats["total"], 27, "stats count expired logs: {stats}");
+    assert_eq!(stats["total"], 25, "{stats}");
+    let (_, stats) = s.get(&short, "/v1/stats").await;
+    assert_eq!(stats["total"], 2, "stats count expired logs: {stats}");
     let (listed, searched, _) = seen(s, &keeper, "ancient").await;
     assert_eq!((listed, searched), (10, 10), "another tenant's logs were touched");
 
     // A young record of the mixed batch still comes back from the raw
     // store: its object stayed.
-    let young = first_id(s, &brief, "youngmixed").await;
-    let (status, detail) = s.get(&brief, &format!("/v1/logs/{young}")).await;
+    let young = first_id(s, &short, "youngmixed").await;
+    let (status, detail) = s.get(&short, &format!("/v1/logs/{young}")).await;
     assert_eq!(status, 200, "{detail}");
-    // Every store counted its deletions: 40 expired records (the search
+    // Every store counted its deletions: 10 expired records (the search
     // joins index hits with the metadata store, so the index's own
     // deletions may trail by a sweep).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -180,7 +204,7 @@ async fn retention(s: &Server, distributed: bool) {
         let raw = s.metric("loggerhub_expired_total{store=\"raw\"}").await;
         let meta = s.metric("loggerhub_expired_total{store=\"metadata\"}").await;
         let index = s.metric("loggerhub_expired_total{store=\"index\"}").await;
-        if raw >= 1.0 && meta >= 40.0 && index >= 40.0 {
+        if raw >= 1.0 && meta >= 10.0 && index >= 10.0 {
             break;
         }
         assert!(

@@ -1,5 +1,5 @@
 //! Plans (issue 11, point 1): the operator's plans — built-in `free`, `pro`,
-//! `enterprise`, overridden or added to by `--plans FILE` — listed by the
+//! `enterprise`, `unlimited` (the default), overridden or added to by `--plans FILE` — listed by the
 //! admin API; a tenant is created on one and moved to another through the
 //! admin API and the CLI, on the embedded and the distributed metadata
 //! stores. Plan names are parsed: a hostile or unknown one is a 400 that
@@ -46,17 +46,18 @@ async fn plans(s: &Server, run: &str) {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(names, vec!["enterprise", "free", "pro", "tiny"]);
+    assert_eq!(names, vec!["enterprise", "free", "pro", "tiny", "unlimited"]);
     assert_eq!(catalogue["plans"]["pro"]["retention_days"], 3);
     assert_eq!(catalogue["plans"]["free"]["retention_days"], 7);
 
-    // Created on the default plan, or on the one named.
+    // Created on the default plan (`unlimited` unless the operator names
+    // another), or on the one named.
     let a = format!("plana{run}");
     let b = format!("planb{run}");
     let (status, created) = s
         .admin(Method::POST, "/v1/admin/tenants", Some(json!({"slug": a})))
         .await;
-    assert_eq!((status, &created["plan"]), (201, &json!("free")), "{created}");
+    assert_eq!((status, &created["plan"]), (201, &json!("unlimited")), "{created}");
     let created = s.cli(&["tenant", "create", &b, "--plan", "tiny"]);
     assert_eq!(created["plan"], "tiny");
     assert_eq!(plan_of(s, &b).await, "tiny");
@@ -80,7 +81,7 @@ async fn plans(s: &Server, run: &str) {
             (400, &json!("invalid_plan")),
             "{bad:?}: {err}"
         );
-        assert_eq!(plan_of(s, &a).await, "free", "{bad:?} changed the plan");
+        assert_eq!(plan_of(s, &a).await, "unlimited", "{bad:?} changed the plan");
     }
 
     // Moved by the API and by the CLI; the list says so at once.
@@ -170,4 +171,21 @@ fn a_bad_plans_file_stops_the_start() {
         &[],
     );
     assert!(said.contains("missing.json"), "{said}");
+}
+
+/// A service that sells plans names its default: tenants created without
+/// a plan go on it; a default that is not a plan stops the start.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_names_the_default_plan() {
+    let (dir, s) = embedded_with(&["--default-plan", "free"]).await;
+    let (status, created) = s
+        .admin(
+            reqwest::Method::POST,
+            "/v1/admin/tenants",
+            Some(json!({"slug": "saas"})),
+        )
+        .await;
+    assert_eq!((status, &created["plan"]), (201, &json!("free")), "{created}");
+    let said = fails_to_start(&dir.path().join("other"), &["--default-plan", "gold"], &[]);
+    assert!(said.contains("--default-plan") && said.contains("gold"), "{said}");
 }

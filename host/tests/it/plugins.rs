@@ -162,7 +162,8 @@ async fn upload_validate_version_rollback_and_pipeline() {
 #[tokio::test]
 async fn hot_reload_from_disk_under_a_steady_stream() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = Server::start(dir.path(), &[]).await;
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let s = Server::start_logging(dir.path(), &[], log.path()).await;
     let key = s.tenant("acme").await;
     let tenant_dir = dir.path().join("plugins").join("acme");
     let plugin_dir = tenant_dir.join("enricher").join("pii");
@@ -241,7 +242,20 @@ async fn hot_reload_from_disk_under_a_steady_stream() {
     // A broken version on disk never replaces the working one.
     std::fs::write(plugin_dir.join("2.wasm"), b"\0asm broken").expect("write broken");
     std::fs::write(plugin_dir.join("active"), "2").expect("write active");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Wait until the watcher has seen the broken version and refused it:
+    // the check below must run after that, not after a guess of its time.
+    let refused = Instant::now();
+    while !std::fs::read_to_string(log.path())
+        .expect("read log")
+        .lines()
+        .any(|l| l.contains("plugin change not applied") && l.contains("acme"))
+    {
+        assert!(
+            refused.elapsed() < Duration::from_secs(60),
+            "the broken version was never looked at"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let before = sent.get();
     send(10, "later").await;
     s.drained(sent.get()).await;

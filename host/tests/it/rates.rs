@@ -16,7 +16,7 @@ fn plans_file(dir: &std::path::Path) -> std::path::PathBuf {
     let plan = |lps: u64, burst: u32| {
         json!({
             "logs_per_second": lps, "bytes_per_second": 1 << 20, "burst_seconds": burst,
-            "daily_logs": 1_000_000, "daily_bytes": 1u64 << 30, "retention_days": 1,
+            "daily_logs": 1_000_000, "daily_bytes": 1u64 << 30, "retention_days": 3650,
             "plugin_cpu_seconds_per_day": 60, "max_plugins": 2, "max_versions": 2, "dead_letter_cap": 10
         })
     };

@@ -2,9 +2,66 @@
 //! a message naming it; the S3 endpoint may come the way object_store and
 //! the AWS tools document it (`AWS_ENDPOINT`, `AWS_ALLOW_HTTP`).
 
+use std::path::Path;
+
+use loggerhub::runtime::builtin;
 use serde_json::json;
 
 use crate::common::{Server, fails_to_start, service_url};
+
+/// Relative paths, as `make run` passes them (`--data-dir ./data`), are
+/// taken from the directory the server starts in, for every path it
+/// derives (plugins and their compiled cache, a SQLite file, a raw-store
+/// directory): it starts, compiles an uploaded plugin, stores and serves.
+#[tokio::test]
+async fn relative_paths_work_from_the_starting_directory() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let s = Server::start_in(
+        cwd.path(),
+        Path::new("./data"),
+        &[
+            "--database-url",
+            "sqlite://meta/lh.db",
+            "--object-store-url",
+            "file://raw",
+        ],
+    )
+    .await;
+    let key = s.tenant("acme").await;
+    let wasm = std::fs::read(builtin::PII_REDACTOR_PATH).expect("example plugin built by build.rs");
+    let (status, body) = s.put_plugin(&key, "enricher", "pii", wasm).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s
+        .put_pipeline(&key, &json!({"enrichers": ["default-enricher", "pii"]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = s
+        .post_logs(
+            &key,
+            "application/json",
+            json!({"message": "mail ann@example.com"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let hits = s.hits(&key, "/v1/search?q=mail", 1).await;
+    assert_eq!(hits[0]["message"], "mail [REDACTED:email]");
+    let id = hits[0]["id"].as_str().expect("id");
+    let (status, detail) = s.get(&key, &format!("/v1/logs/{id}")).await;
+    assert_eq!(status, 200, "{detail}");
+    // Every path landed under the starting directory.
+    for path in [
+        "data/compiled",
+        "data/plugins/acme",
+        "data/index",
+        "meta/lh.db",
+        "raw/logs/acme",
+    ] {
+        assert!(
+            cwd.path().join(path).exists(),
+            "{path} is not under the starting directory"
+        );
+    }
+}
 
 #[tokio::test]
 async fn a_setting_that_cannot_work_fails_the_start_naming_it() {

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::common::{Server, distributed_with, embedded_with, ndjson};
+use crate::common::{Server, distributed_with, embedded_with, ndjson_at};
 use crate::fairness::{probe_latencies, report};
 
 /// A tenant floods from four connections on the `free` plan while another
@@ -18,7 +18,8 @@ async fn a_flood_is_held_at_its_rate(s: &Server, run: &str, what: &str) {
     let healthy = s.tenant_on(&format!("quiet{run}"), "free").await;
     let stop = AtomicBool::new(false);
     let (accepted, refused) = (AtomicU64::new(0), AtomicU64::new(0));
-    let batch = ndjson("flood", 200, "web");
+    // Stamped an hour ago: `free` keeps a week.
+    let batch = ndjson_at("flood", 200, "web", loggerhub::model::now_ns() - 3_600_000_000_000);
     let connections = (0..4).map(|_| async {
         while !stop.load(Ordering::Relaxed) {
             match s.post_logs(&flooder, "application/x-ndjson", batch.clone()).await.0 {

@@ -69,6 +69,11 @@ pub struct Scan {
     /// The first record naming a tenant other than the expected one:
     /// (index, tenant).
     pub foreign_tenant: Option<(usize, String)>,
+    /// The oldest and the newest timestamp a record names, each with the
+    /// first record's index that names it (records without one, or with 0,
+    /// are stamped when they arrive, so they are neither).
+    pub oldest: Option<(usize, i64)>,
+    pub newest: Option<(usize, i64)>,
 }
 
 /// Validates a body exactly as [`parse_json`] does, without building records.
@@ -77,6 +82,15 @@ pub fn scan_json(body: &[u8], tenant: &str) -> Result<Scan, PayloadError> {
     for_each(body, |r| {
         if scan.count == 0 {
             scan.first_timestamp = r.timestamp.unwrap_or(0);
+        }
+        // 0 is "none": the record is stamped when it arrives.
+        if let Some(ts) = r.timestamp.filter(|&ts| ts != 0) {
+            if scan.oldest.is_none_or(|(_, o)| ts < o) {
+                scan.oldest = Some((scan.count, ts));
+            }
+            if scan.newest.is_none_or(|(_, n)| ts > n) {
+                scan.newest = Some((scan.count, ts));
+            }
         }
         if scan.foreign_tenant.is_none()
             && let Some(t) = r.tenant.as_deref().filter(|t| !t.is_empty() && *t != tenant)
@@ -563,6 +577,17 @@ mod tests {
             Some((2, "y".to_string()))
         );
         assert_eq!(scan_json(b"{\"x\":1}", "acme").map_err(|e| e.line), Err(1));
+        let body = b"{\"message\":\"a\",\"timestamp\":5}\n{\"message\":\"b\"}\n{\"message\":\"c\",\"timestamp\":3}\n{\"message\":\"d\",\"timestamp\":3}\n{\"message\":\"e\",\"timestamp\":9}";
+        let scan = scan_json(body, "acme").expect("valid");
+        assert_eq!(scan.oldest, Some((2, 3_000_000_000)));
+        assert_eq!(scan.newest, Some((4, 9_000_000_000)));
+        assert_eq!(scan_json(b"{\"message\":\"a\"}", "acme").expect("valid").oldest, None);
+        assert_eq!(
+            scan_json(b"{\"message\":\"a\",\"timestamp\":0}", "acme")
+                .expect("valid")
+                .oldest,
+            None
+        );
     }
 
     #[test]

@@ -85,10 +85,9 @@ fn serve_command(data_dir: &Path, extra: &[&str]) -> Command {
         .args(extra)
         .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
         .env("NO_COLOR", "1")
-        // Most tests send logs stamped in 2025, past every built-in plan's
-        // retention, and distributed tests share one database: retention
-        // sweeps only where a test asks for them (`--upkeep-interval-ms`,
-        // on a database of its own: `own_database`).
+        // Distributed tests share one database: retention sweeps only
+        // where a test asks for them (`--upkeep-interval-ms`, on a
+        // database of its own: `own_database`).
         .env("LOGGERHUB_UPKEEP_INTERVAL_MS", "3600000")
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
@@ -131,6 +130,15 @@ impl Server {
         Self::spawn(data_dir, extra, &[], None).await
     }
 
+    /// As `start`, from the working directory `cwd`, with `data_dir` (and
+    /// any path in `extra`) as given, relative ones included: as a user
+    /// starts it from a shell.
+    pub async fn start_in(cwd: &Path, data_dir: &Path, extra: &[&str]) -> Server {
+        let mut s = Self::spawn_in(Some(cwd), data_dir, extra, &[], None).await;
+        s.data_dir = cwd.join(data_dir);
+        s
+    }
+
     /// As `start`, with extra environment variables.
     pub async fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         Self::spawn(data_dir, extra, env, None).await
@@ -142,6 +150,16 @@ impl Server {
     }
 
     async fn spawn(data_dir: &Path, extra: &[&str], env: &[(&str, &str)], log: Option<&Path>) -> Server {
+        Self::spawn_in(None, data_dir, extra, env, log).await
+    }
+
+    async fn spawn_in(
+        cwd: Option<&Path>,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Server {
         let (level, stderr) = match log {
             Some(path) => (
                 "info,tantivy=warn".to_string(),
@@ -154,7 +172,11 @@ impl Server {
         };
         // Port 0: the server picks a free port and prints its URL first
         // thing, so parallel tests never race for a port.
-        let mut child = serve_command(data_dir, extra)
+        let mut command = serve_command(data_dir, extra);
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
             .env("RUST_LOG", level)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -203,11 +225,11 @@ impl Server {
         format!("{}{path}", self.url)
     }
 
-    /// Creates a tenant; returns its first key.
-    /// A tenant on the largest built-in plan (tests of plans and rates
-    /// create theirs with `tenant_on`), and its key.
+    /// Creates a tenant on `unlimited` (its century of retention keeps
+    /// the tests' records of 2025 in range; tests of plans and rates create
+    /// theirs with `tenant_on`); returns its first key.
     pub async fn tenant(&self, slug: &str) -> String {
-        self.tenant_on(slug, "enterprise").await
+        self.tenant_on(slug, "unlimited").await
     }
 
     pub async fn tenant_on(&self, slug: &str, plan: &str) -> String {
@@ -352,6 +374,20 @@ impl Server {
             .unwrap_or(0.0)
     }
 
+    /// Waits until the queue holds nothing: every entry that got its 202
+    /// is in every store (an entry is acked only after the stores took it).
+    pub async fn idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let depth = self.metric("loggerhub_queue_depth").await;
+            if depth == 0.0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the queue did not empty: depth {depth}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Waits until every accepted log has been processed: the queue is
     /// empty and the processed counter caught up with `expected`.
     pub async fn drained(&self, expected: u64) {
@@ -377,14 +413,22 @@ impl Drop for Server {
     }
 }
 
-/// NDJSON of `n` SDK-shaped records whose messages are `<prefix> <i>`.
+/// NDJSON of `n` SDK-shaped records whose messages are `<prefix> <i>`,
+/// stamped from 2025-10-10T12:00:00Z a second apart (within the hour).
 pub fn ndjson(prefix: &str, n: usize, service: &str) -> String {
+    ndjson_at(prefix, n, service, 1_760_097_600_000_000_000)
+}
+
+/// `ndjson`, stamped from `base` (unix ns) a second apart within an hour:
+/// for tenants on plans whose retention 2025 is past.
+pub fn ndjson_at(prefix: &str, n: usize, service: &str, base: i64) -> String {
     (0..n)
         .map(|i| {
+            let second = i64::try_from(i % 3600).expect("fits") * 1_000_000_000;
             json!({
                 "service": service,
                 "level": if i % 3 == 0 { "ERROR" } else { "INFO" },
-                "timestamp": format!("2025-10-10T12:{:02}:{:02}Z", (i / 60) % 60, i % 60),
+                "timestamp": loggerhub::model::format_ts(base + second),
                 "message": format!("{prefix} {i}"),
                 "full_log": format!("trace for {prefix} {i}"),
                 "attributes": {"n": i.to_string()},
