@@ -68,13 +68,17 @@ pub async fn admitted_body(
 }
 
 /// Queues the records a shipper protocol converted (`ingest::Converted`),
-/// if any, as one batch charged to `rate`.
+/// if any, as one batch charged to `rate`; a request whose records went
+/// past the conversion's bound is refused whole (413), nothing queued.
 pub async fn queue_converted(
     state: &AppState,
     caller: &Tenant<Ingest>,
     rate: Rate,
     converted: &mut Converted,
 ) -> Result<(), ApiError> {
+    converted
+        .check_budget()
+        .map_err(|e| ApiError::new(ErrorCode::PayloadTooLarge, e.to_string()))?;
     if converted.count == 0 {
         return Ok(());
     }

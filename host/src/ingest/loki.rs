@@ -87,7 +87,10 @@ struct JsonStream {
 #[error("not a Loki push request: {0}")]
 pub struct LokiError(pub String);
 
-/// Reads a push body; `max_inflated` bounds what snappy may inflate it to.
+/// Reads a push body; `max_inflated` bounds what snappy may inflate it to,
+/// and the conversion's budget what its records come to, the stream's
+/// labels copied into each (`Converted`): each entry's size is checked
+/// before it is built.
 pub fn decode(
     body: &[u8],
     encoding: WireFormat,
@@ -95,7 +98,7 @@ pub fn decode(
     max_inflated: usize,
     window: TimeWindow,
 ) -> Result<Converted, LokiError> {
-    let mut out = Converted::within(window);
+    let mut out;
     match encoding {
         WireFormat::Protobuf => {
             // The block format states its length first: checked before a
@@ -109,10 +112,20 @@ pub fn decode(
             let raw = snap::raw::Decoder::new()
                 .decompress_vec(body)
                 .map_err(|e| LokiError(format!("snappy: {e}")))?;
+            out = Converted::within(window, raw.len());
             let push = proto::PushRequest::decode(raw.as_slice()).map_err(|e| LokiError(e.to_string()))?;
             for stream in &push.streams {
                 let labels = parse_labels(&stream.labels)?;
+                let shared = labels_bytes(&labels);
                 for e in &stream.entries {
+                    let own: usize = e.line.len()
+                        + e.structured_metadata
+                            .iter()
+                            .map(|p| p.name.len() + p.value.len() + 6)
+                            .sum::<usize>();
+                    if !out.fits(shared + own + 64) {
+                        return Ok(out);
+                    }
                     let ns = e.timestamp.as_ref().map(|t| {
                         t.seconds
                             .saturating_mul(1_000_000_000)
@@ -124,6 +137,7 @@ pub fn decode(
             }
         }
         WireFormat::Json => {
+            out = Converted::within(window, body.len());
             let push: JsonPush = serde_json::from_slice(body).map_err(|e| LokiError(e.to_string()))?;
             for stream in push.streams {
                 let labels: Vec<(String, String)> = stream
@@ -131,7 +145,12 @@ pub fn decode(
                     .into_iter()
                     .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
                     .collect();
+                let shared = labels_bytes(&labels);
                 for value in stream.values {
+                    let own: usize = value.iter().map(|v| v.as_str().map_or(64, str::len)).sum();
+                    if !out.fits(shared + own + 64) {
+                        return Ok(out);
+                    }
                     let (ns, line, metadata) = match value.as_slice() {
                         [Value::String(ts), Value::String(line), rest @ ..] => (ts, line, rest.first()),
                         _ => {
@@ -154,6 +173,11 @@ pub fn decode(
         }
     }
     Ok(out)
+}
+
+/// What a stream's labels add to each of its entries.
+fn labels_bytes(labels: &[(String, String)]) -> usize {
+    labels.iter().map(|(k, v)| k.len() + v.len() + 6).sum()
 }
 
 fn document(

@@ -172,9 +172,26 @@ impl WireFormat {
     }
 }
 
+/// What a request's records may come to, as the JSON payload, for each
+/// byte of its body (inflated). OTLP's resource and scope attributes and
+/// Loki's labels are written once per request and copied into every
+/// record: without a bound, a few kilobytes of gzip (one 64 KiB attribute,
+/// 20,000 empty records) became gigabytes. A real SDK's request, with its
+/// handful of resource attributes, converts to 2 to 4 times its size; one
+/// from Kubernetes (a kilobyte of resource attributes over records of 50
+/// bytes) to about 20, which the slack covers for the SDKs' batch of 512.
+pub const CONVERSION_FACTOR: usize = 16;
+/// Room every request has whatever its size, so a small one with a large
+/// shared attribute still passes.
+pub const CONVERSION_SLACK: usize = 1 << 20;
+
 /// A shipper protocol's records, converted one by one into lines of the
 /// JSON payload: those the payload decoder takes, and a count of the
 /// others with the first one's reason (OTLP and Loki answer with it).
+/// What they come to is bounded relative to the request's body
+/// (`CONVERSION_FACTOR`): each record's size is charged before it is built,
+/// whether it is then taken or rejected (rejecting costs the building), and
+/// a request past the bound is refused whole (413).
 #[derive(Debug)]
 pub struct Converted {
     /// NDJSON of the records taken.
@@ -184,17 +201,62 @@ pub struct Converted {
     pub first_error: Option<String>,
     /// The timestamps the tenant may store.
     window: TimeWindow,
+    /// Bytes the records may come to, taken or not.
+    budget: usize,
+    /// Bytes charged so far (`fits`).
+    spent: usize,
+    /// The request went past `budget`: nothing of it is queued.
+    over: bool,
+}
+
+/// A request whose records come to more than its conversion budget.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the request's records come to more than {budget} bytes once its shared attributes or labels are copied into each ({CONVERSION_FACTOR}× its body of {body} bytes, plus {CONVERSION_SLACK}): send fewer records per request, or fewer and smaller shared attributes"
+)]
+pub struct OverBudget {
+    pub budget: usize,
+    pub body: usize,
 }
 
 impl Converted {
-    /// Nothing yet, for records that must fall within `window`.
-    pub fn within(window: TimeWindow) -> Converted {
+    /// Nothing yet, for the records of a body of `body_len` bytes that must
+    /// fall within `window`.
+    pub fn within(window: TimeWindow, body_len: usize) -> Converted {
         Converted {
             body: Vec::new(),
             count: 0,
             rejected: 0,
             first_error: None,
             window,
+            budget: body_len
+                .saturating_mul(CONVERSION_FACTOR)
+                .saturating_add(CONVERSION_SLACK),
+            spent: 0,
+            over: false,
+        }
+    }
+
+    /// Charges a record of about `estimate` bytes to the budget; whether it
+    /// still fits. A converter asks before it builds each record, and stops
+    /// at the first no.
+    pub fn fits(&mut self, estimate: usize) -> bool {
+        self.spent = self.spent.saturating_add(estimate);
+        if self.spent > self.budget {
+            self.over = true;
+        }
+        !self.over
+    }
+
+    /// The request as a whole: refused when it went past its budget.
+    pub fn check_budget(&self) -> Result<(), OverBudget> {
+        if self.over {
+            Err(OverBudget {
+                budget: self.budget,
+                body: self.budget.saturating_sub(CONVERSION_SLACK) / CONVERSION_FACTOR,
+            })
+        } else {
+            Ok(())
         }
     }
 
@@ -207,6 +269,9 @@ impl Converted {
     /// one record) and its time is not older than the window, else counts
     /// it as rejected (the first reason names the record, from 1).
     pub fn push(&mut self, doc: &serde_json::Value, tenant: &str) {
+        if self.over {
+            return;
+        }
         let line = serde_json::to_vec(doc).unwrap_or_default();
         let checked = payload::scan_json(&line, tenant)
             .map_err(|e| e.message)
@@ -504,7 +569,7 @@ mod tests {
             Some(2)
         );
         // A shipper's record outside the window is rejected alone.
-        let mut c = Converted::within(week);
+        let mut c = Converted::within(week, 100);
         c.push(&serde_json::json!({"message": "ok"}), "t");
         c.push(
             &serde_json::json!({"message": "old", "timestamp": crate::model::format_ts(now - 8 * DAY)}),
@@ -518,6 +583,29 @@ mod tests {
             "{:?}",
             c.first_error
         );
+    }
+
+    #[test]
+    fn conversions_are_bounded_by_their_body() {
+        let mut c = Converted::within(TimeWindow::ALL, 1000);
+        let budget = 1000 * CONVERSION_FACTOR + CONVERSION_SLACK;
+        assert!(c.fits(budget));
+        assert!(!c.fits(budget + 1), "one byte past the budget");
+        assert!(!c.fits(1), "once over, a request stays over");
+        let e = c.check_budget().expect_err("over");
+        assert_eq!((e.budget, e.body), (budget, 1000));
+        // Records rejected cost their building too; once over, nothing
+        // more is taken.
+        let mut c = Converted::within(TimeWindow::ALL, 0);
+        let bad = serde_json::json!({"message": "x", "level": "loud"});
+        let mut tried = 0;
+        while c.fits(1000) {
+            c.push(&bad, "t");
+            tried += 1;
+        }
+        assert_eq!((tried, c.rejected), (CONVERSION_SLACK / 1000, CONVERSION_SLACK / 1000));
+        c.push(&serde_json::json!({"message": "late"}), "t");
+        assert_eq!(c.count, 0);
     }
 
     #[test]

@@ -202,12 +202,17 @@ const MAX_DEPTH: usize = 16;
 #[error("not an OTLP logs request: {0}")]
 pub struct OtlpError(pub String);
 
+/// Reads a request into the JSON payload's records. What they come to is
+/// bounded by the body's size (`Converted`): each record's size, its share
+/// of the resource's and scope's attributes included, is checked before it
+/// is built, and the converter stops at the first that does not fit (the
+/// caller then refuses the request, `Converted::check_budget`).
 pub fn decode(body: &[u8], encoding: WireFormat, tenant: &str, window: TimeWindow) -> Result<Converted, OtlpError> {
     let request = match encoding {
         WireFormat::Protobuf => proto::ExportLogsServiceRequest::decode(body).map_err(|e| OtlpError(e.to_string()))?,
         WireFormat::Json => serde_json::from_slice(body).map_err(|e| OtlpError(e.to_string()))?,
     };
-    let mut out = Converted::within(window);
+    let mut out = Converted::within(window, body.len());
     for rl in &request.resource_logs {
         let resource = rl
             .resource
@@ -219,9 +224,21 @@ pub fn decode(body: &[u8], encoding: WireFormat, tenant: &str, window: TimeWindo
             .find(|kv| kv.key == "service.name")
             .and_then(|kv| kv.value.as_ref())
             .map(|v| text(v, 0));
+        // Rendered once per resource, copied into each of its records.
+        let shared: Vec<(String, String)> = resource
+            .iter()
+            .filter(|kv| kv.key != "service.name")
+            .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.clone(), text(v, 0))))
+            .collect();
+        let shared_bytes: usize =
+            shared.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>() + service.as_ref().map_or(0, String::len);
         for sl in &rl.scope_logs {
+            let scope_bytes = sl.scope.as_ref().map_or(0, |s| s.name.len() + 24);
             for record in &sl.log_records {
-                let doc = document(record, resource, sl.scope.as_ref(), service.as_deref());
+                if !out.fits(shared_bytes + scope_bytes + record.encoded_len()) {
+                    return Ok(out);
+                }
+                let doc = document(record, &shared, sl.scope.as_ref(), service.as_deref());
                 out.push(&doc, tenant);
             }
         }
@@ -255,18 +272,19 @@ pub fn response(encoding: WireFormat, decoded: &Converted) -> Vec<u8> {
 
 fn document(
     r: &proto::LogRecord,
-    resource: &[proto::KeyValue],
+    resource: &[(String, String)],
     scope: Option<&proto::InstrumentationScope>,
     service: Option<&str>,
 ) -> Value {
-    let mut attributes = Map::new();
-    let mut put = |kv: &proto::KeyValue| {
+    let mut attributes: Map<String, Value> = resource
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    for kv in &r.attributes {
         if let Some(v) = &kv.value {
             attributes.insert(kv.key.clone(), Value::String(text(v, 0)));
         }
-    };
-    resource.iter().filter(|kv| kv.key != "service.name").for_each(&mut put);
-    r.attributes.iter().for_each(&mut put);
+    }
     if let Some(scope) = scope.filter(|s| !s.name.is_empty()) {
         attributes.insert("otel.scope.name".into(), Value::String(scope.name.clone()));
     }

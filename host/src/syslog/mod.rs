@@ -224,6 +224,7 @@ impl Syslog {
     /// waits out a rate limit (TCP) instead of dropping (UDP).
     async fn take(&self, frames: &[String], bound: Option<&Slug>, hold: bool) {
         let now = now_ns();
+        let bytes: usize = frames.iter().map(String::len).sum();
         let mut groups: HashMap<String, (Sender, Converted)> = HashMap::new();
         for frame in frames {
             let message = match syslog::parse(frame, now) {
@@ -249,7 +250,7 @@ impl Syslog {
             let window = TimeWindow::at(now, sender.retention);
             let (_, converted) = groups
                 .entry(tenant.clone())
-                .or_insert_with(|| (sender, Converted::within(window)));
+                .or_insert_with(|| (sender, Converted::within(window, bytes)));
             converted.push(&message.document(), &tenant);
         }
         for (_, (sender, mut converted)) in groups {

@@ -6,6 +6,8 @@
 //! Requests go over a raw socket: an HTTP library would normalise `..` and
 //! `%2e%2e` segments before sending, and a hostile client does not.
 
+mod doors;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
