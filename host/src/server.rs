@@ -64,7 +64,7 @@ pub async fn run(
     let dead_letters = Arc::new(
         DeadLetters::open(&b.raw, &raw, data)
             .context("opening the dead letters")?
-            .with_cap(config.limits.dead_letter_cap),
+            .with_caps(config.limits.dead_letter_cap, config.limits.dead_letter_max_bytes),
     );
     let plugins = Plugins::open(data, &raw, b.raw.is_shared(), roles.processor, &config.plugins)
         .context("opening the plugins")?;

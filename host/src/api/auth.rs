@@ -190,13 +190,30 @@ pub struct MaybeOperator {
 impl FromRequestParts<AppState> for MaybeOperator {
     type Rejection = ApiError;
 
+    /// With an operator token, whoever presents it. Without one, only a
+    /// caller on this machine: a loopback peer whose request no proxy
+    /// forwarded (a proxy on the same machine would make every stranger
+    /// look local; it names the client in `X-Forwarded-For` or
+    /// `Forwarded`, as the shipped nginx does).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let is_operator = match &state.operator_token {
-            None => true,
+            None => is_local(parts),
             Some(token) => bearer(parts).is_ok_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())),
         };
         Ok(MaybeOperator { is_operator })
     }
+}
+
+/// The request came from this machine, not through a proxy.
+fn is_local(parts: &Parts) -> bool {
+    let peer_local = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|c| c.0.ip().is_loopback());
+    let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|h| parts.headers.contains_key(*h));
+    peer_local && !forwarded
 }
 
 /// The caller may see operator endpoints (`/metrics`).
@@ -211,7 +228,7 @@ impl FromRequestParts<AppState> for Operator {
         } else {
             Err(ApiError::new(
                 ErrorCode::InvalidOperatorToken,
-                "this endpoint takes the operator token (LOGGERHUB_OPERATOR_TOKEN)",
+                "this endpoint answers the operator: set LOGGERHUB_OPERATOR_TOKEN and send it as a bearer token, or ask from the server's own machine (loopback, not through a proxy)",
             ))
         }
     }

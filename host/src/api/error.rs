@@ -62,7 +62,7 @@ error_codes! {
     MissingApiKey = 401 "missing_api_key" "No `Authorization: Bearer <key>` header.",
     InvalidApiKey = 401 "invalid_api_key" "The API key is unknown or revoked.",
     InvalidAdminToken = 401 "invalid_admin_token" "Admin endpoints take the admin token.",
-    InvalidOperatorToken = 401 "invalid_operator_token" "`/metrics` takes the operator token when one is set (`LOGGERHUB_OPERATOR_TOKEN`).",
+    InvalidOperatorToken = 401 "invalid_operator_token" "`/metrics` answers the operator: whoever sends the operator token (`LOGGERHUB_OPERATOR_TOKEN`), or, when none is set, a caller on the server's own machine (loopback, not through a proxy).",
     InsufficientScope = 403 "insufficient_scope" "The key lacks the scope the endpoint needs.",
     WrongTenant = 403 "wrong_tenant" "A record names another tenant than the key's.",
     PlanLimit = 403 "plan_limit" "The tenant's plan allows no more of this (plugins); the message names the limit. Delete one or ask for a larger plan.",

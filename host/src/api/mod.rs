@@ -199,11 +199,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let tail = state.tail.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Open tails never end by themselves.
-            tail.close();
-        })
-        .await
+    // The peer's address: operator endpoints answer loopback callers
+    // without a token (`auth::MaybeOperator`).
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Open tails never end by themselves.
+        tail.close();
+    })
+    .await
 }

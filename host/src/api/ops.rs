@@ -25,7 +25,7 @@ pub async fn health() -> Json<Health> {
 #[utoipa::path(get, path = "/ready", tag = "operations",
     security((), ("operator_token" = [])),
     responses(
-        (status = 200, body = Ready, description = "Every backend answers; the detail only to the operator when an operator token is set"),
+        (status = 200, body = Ready, description = "Every backend answers; the detail only to the operator (the operator token, or a caller on this machine when none is set)"),
         (status = 503, body = Ready, description = "A backend does not answer; the detail names it"),
         NoErrors,
     ))]

@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// counted.
     #[arg(long, default_value_t = Limits::default().dead_letter_cap, env = "LOGGERHUB_DEAD_LETTER_CAP")]
     pub dead_letter_cap: usize,
+    /// MiB of dead letters kept per tenant; past it the oldest are dropped
+    /// and counted.
+    #[arg(long, default_value_t = Limits::default().dead_letter_max_bytes >> 20, env = "LOGGERHUB_DEAD_LETTER_MAX_MIB")]
+    pub dead_letter_max_mib: u64,
     /// Memory (MiB) all plugin instances of this process may hold between
     /// batches; past it the least recently used tenants' are dropped.
     #[arg(long, default_value_t = ProcessorConfig::default().instance_budget_bytes >> 20, env = "LOGGERHUB_PLUGIN_MEMORY_BUDGET_MIB")]
@@ -213,6 +217,15 @@ impl ServeArgs {
                 "must be at least 2",
             ));
         }
+        // At least one letter of the largest body must fit.
+        if !(1..=1 << 20).contains(&self.dead_letter_max_mib)
+            || (self.dead_letter_max_mib << 20) < self.max_body_bytes as u64
+        {
+            return Err(bad(
+                "--dead-letter-max-mib (LOGGERHUB_DEAD_LETTER_MAX_MIB)",
+                "must hold one letter of the largest body (--max-body-bytes) and be at most 1048576",
+            ));
+        }
         if self.dead_letter_cap == 0 {
             return Err(bad(
                 "--dead-letter-cap (LOGGERHUB_DEAD_LETTER_CAP)",
@@ -260,6 +273,7 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             queue_max_bytes: self.queue_max_bytes,
             dead_letter_cap: self.dead_letter_cap,
+            dead_letter_max_bytes: self.dead_letter_max_mib << 20,
         };
         config.plugins = PluginPolicy {
             memory_mib: self.plugin_memory_mib,
@@ -382,6 +396,8 @@ pub struct Limits {
     pub queue_max_bytes: u64,
     /// Dead letters kept per tenant.
     pub dead_letter_cap: usize,
+    /// Bytes of dead letters kept per tenant.
+    pub dead_letter_max_bytes: u64,
 }
 
 /// What the operator allows tenants' plugins: the ceiling of their limits
@@ -412,6 +428,7 @@ impl Default for Limits {
             max_body_bytes: 10 * 1024 * 1024,
             queue_max_bytes: 512 * 1024 * 1024,
             dead_letter_cap: 1000,
+            dead_letter_max_bytes: 256 << 20,
         }
     }
 }

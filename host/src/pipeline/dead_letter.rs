@@ -29,6 +29,10 @@ const FOLDER: &str = "dead-letters";
 /// Letters kept per tenant unless the operator says otherwise: a tenant's
 /// failures cannot fill the disk or the bucket.
 pub const DEFAULT_CAP: usize = 1000;
+/// Bytes of letters kept per tenant unless the operator says otherwise: a
+/// letter holds up to a whole request body, so the count alone would let
+/// one tenant keep 1,000 of 10 MiB.
+pub const DEFAULT_BYTES_CAP: u64 = 256 << 20;
 /// Where the count of a tenant's dropped letters is kept:
 /// `_dropped/<tenant>`, beside (never among) its letters.
 const DROPPED: &str = "_dropped";
@@ -37,6 +41,8 @@ pub struct DeadLetters {
     store: Blobs,
     /// Letters kept per tenant; past it the oldest are dropped and counted.
     cap: usize,
+    /// Bytes of letters kept per tenant, likewise.
+    bytes_cap: u64,
     /// One cap enforcement at a time in this process, so that two workers
     /// do not count the same dropped letter, nor lose each other's count.
     capping: tokio::sync::Mutex<()>,
@@ -102,6 +108,7 @@ impl DeadLetters {
         Ok(DeadLetters {
             store: Blobs::local(dir, Backend::DeadLetters)?,
             cap: DEFAULT_CAP,
+            bytes_cap: DEFAULT_BYTES_CAP,
             capping: tokio::sync::Mutex::new(()),
             plan_caps: Default::default(),
         })
@@ -118,9 +125,11 @@ impl DeadLetters {
         }
     }
 
-    /// Keeps at most `cap` letters per tenant (at least 1).
-    pub fn with_cap(mut self, cap: usize) -> Self {
+    /// Keeps at most `cap` letters per tenant (at least 1), of at most
+    /// `bytes` together.
+    pub fn with_caps(mut self, cap: usize, bytes: u64) -> Self {
         self.cap = cap.max(1);
+        self.bytes_cap = bytes.max(1);
         self
     }
 
@@ -129,6 +138,7 @@ impl DeadLetters {
         DeadLetters {
             store: raw.blobs(FOLDER, Backend::DeadLetters),
             cap: DEFAULT_CAP,
+            bytes_cap: DEFAULT_BYTES_CAP,
             capping: tokio::sync::Mutex::new(()),
             plan_caps: Default::default(),
         }
@@ -211,16 +221,21 @@ impl DeadLetters {
 
     /// The keys of a tenant's letters, oldest first (batch ids are ULIDs).
     async fn keys(&self, tenant: &str) -> Result<Vec<String>, BackendError> {
-        let mut keys: Vec<String> = self
+        Ok(self.letters(tenant).await?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// The tenant's letters and their sizes, oldest first.
+    async fn letters(&self, tenant: &str) -> Result<Vec<(String, u64)>, BackendError> {
+        let mut letters: Vec<(String, u64)> = self
             .store
             .list(tenant)
             .await?
             .into_iter()
-            .map(|m| m.key)
-            .filter(|k| k.ends_with(".json"))
+            .filter(|m| m.key.ends_with(".json"))
+            .map(|m| (m.key, m.size))
             .collect();
-        keys.sort();
-        Ok(keys)
+        letters.sort();
+        Ok(letters)
     }
 
     /// The tenant's plan keeps at most `cap` letters (the operator's cap
@@ -240,17 +255,27 @@ impl DeadLetters {
             .map_or(self.cap, |c| (*c).min(self.cap))
     }
 
-    /// Drops the tenant's oldest letters past the cap, and counts them.
-    /// (Two processors dropping at once may count a letter twice; the
-    /// count is for the tenant's information, not for billing.)
+    /// Drops the tenant's oldest letters past the caps (count and bytes),
+    /// and counts them. (Two processors dropping at once may count a letter
+    /// twice; the count is for the tenant's information, not for billing.)
     async fn enforce_cap(&self, tenant: &str) -> Result<(), BackendError> {
         let _one_at_a_time = self.capping.lock().await;
-        let keys = self.keys(tenant).await?;
+        let letters = self.letters(tenant).await?;
         let cap = self.cap_of(tenant);
-        if keys.len() <= cap {
+        // The newest letters that fit both caps stay.
+        let (mut kept, mut bytes) = (0, 0u64);
+        for (_, size) in letters.iter().rev() {
+            if kept == cap || bytes.saturating_add(*size) > self.bytes_cap {
+                break;
+            }
+            kept += 1;
+            bytes += size;
+        }
+        if kept == letters.len() {
             return Ok(());
         }
-        let over = &keys[..keys.len() - cap];
+        let over: Vec<String> = letters[..letters.len() - kept].iter().map(|(k, _)| k.clone()).collect();
+        let over = &over[..];
         for key in over {
             self.store.delete(key).await?;
         }
@@ -433,5 +458,53 @@ mod tests {
         assert_eq!(back[0].timestamp, record.timestamp);
         assert_eq!(back[0].language, record.language);
         assert_eq!(back[0].attributes, record.attributes);
+    }
+}
+
+#[cfg(test)]
+mod caps {
+    use super::*;
+
+    fn entry(tenant: &str, body: usize) -> QueueEntry {
+        QueueEntry {
+            tenant: tenant.into(),
+            batch_id: ulid::Ulid::new(),
+            received_at: 1_700_000_000_000_000_000,
+            content_type: "text/plain".into(),
+            service: None,
+            idempotent: false,
+            body: Bytes::from(vec![b'x'; body]),
+        }
+    }
+
+    /// The oldest letters go once a tenant's letters pass the byte cap, as
+    /// they do past the count; another tenant's stay.
+    #[tokio::test]
+    async fn letters_are_capped_in_bytes_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let letters = DeadLetters::local(dir.path()).expect("open").with_caps(100, 100_000);
+        letters
+            .put(&entry("other", 60_000), "p", "trap", "r")
+            .await
+            .expect("put");
+        for _ in 0..10 {
+            letters
+                .put(&entry("acme", 30_000), "p", "trap", "r")
+                .await
+                .expect("put");
+            // ULIDs of one millisecond may sort either way: a tick apart.
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let page = letters.page("acme", None, 100).await.expect("page");
+        assert_eq!((page.total, page.dropped), (3, 7), "three letters of 30 KB fit 100 KB");
+        let sizes: u64 = letters
+            .letters("acme")
+            .await
+            .expect("list")
+            .iter()
+            .map(|(_, s)| s)
+            .sum();
+        assert!(sizes <= 100_000, "{sizes}");
+        assert_eq!(letters.page("other", None, 100).await.expect("page").total, 1);
     }
 }

@@ -38,6 +38,19 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub const CPU_BUDGET_TICKS: u32 = 200;
 /// Wall-clock limit of one call, including time spent yielded.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest refusal message and code kept from a plugin (characters): they
+/// become dead letters' reasons, the plugin's disabled reason and log
+/// lines, once per failing batch and halving step.
+pub const MAX_ERROR_MESSAGE: usize = 1024;
+pub const MAX_ERROR_CODE: usize = 64;
+
+/// `s`, cut to `max` characters (a string a guest hands the host).
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -107,6 +120,7 @@ pub struct HostState {
     config: Arc<HashMap<String, String>>,
     ticks_left: u32,
     cpu_ticks: u32,
+    log_budget: Arc<guest_output::LogBudget>,
 }
 
 /// Resource limits of one instance. The operator sets the ceiling (within
@@ -177,8 +191,11 @@ impl types::Host for HostState {}
 
 impl bindings::host::Host for HostState {
     fn log(&mut self, level: types::Level, message: String) {
+        if !self.log_budget.admit(&self.tenant) {
+            return;
+        }
         let (tenant, plugin) = (self.tenant.as_str(), self.plugin.as_str());
-        let message: String = message.chars().take(4096).collect();
+        let message = cut(&message, guest_output::MAX_LINE);
         match level {
             types::Level::Trace => tracing::trace!(tenant, plugin, message, "plugin log"),
             types::Level::Debug => tracing::debug!(tenant, plugin, message, "plugin log"),
@@ -257,6 +274,8 @@ impl std::fmt::Debug for Plugin {
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
+    /// Each tenant's log lines, over all its plugins' instances.
+    log_budget: Arc<guest_output::LogBudget>,
 }
 
 impl Runtime {
@@ -309,6 +328,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker: Arc::new(linker),
+            log_budget: Arc::default(),
         })
     }
 
@@ -356,11 +376,13 @@ impl Runtime {
                     tenant: tenant.to_string(),
                     plugin: plugin.name.clone(),
                     stream: "stdout",
+                    budget: self.log_budget.clone(),
                 })
                 .stderr(guest_output::GuestOutput {
                     tenant: tenant.to_string(),
                     plugin: plugin.name.clone(),
                     stream: "stderr",
+                    budget: self.log_budget.clone(),
                 })
                 .build(),
             table: ResourceTable::new(),
@@ -370,6 +392,7 @@ impl Runtime {
             config,
             ticks_left: limits.cpu_ticks,
             cpu_ticks: limits.cpu_ticks,
+            log_budget: self.log_budget.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -569,11 +592,28 @@ impl Instance {
             .collect())
     }
 
+    /// A plugin's refusal, its strings cut: they become a dead letter's
+    /// reason, the plugin's disabled reason and log lines.
     fn refused(&self, e: types::PluginError) -> RuntimeError {
         RuntimeError::Refused {
             plugin: self.plugin.name.clone(),
-            code: e.code,
-            message: e.message,
+            code: cut(&e.code, MAX_ERROR_CODE),
+            message: cut(&e.message, MAX_ERROR_MESSAGE),
         }
+    }
+}
+
+#[cfg(test)]
+mod cut_tests {
+    #[test]
+    fn guest_strings_are_cut_on_characters() {
+        assert_eq!(super::cut("short", 10), "short");
+        assert_eq!(super::cut("ééééé", 3), "ééé…");
+        assert_eq!(
+            super::cut(&"m".repeat(1 << 20), super::MAX_ERROR_MESSAGE)
+                .chars()
+                .count(),
+            super::MAX_ERROR_MESSAGE + 1
+        );
     }
 }

@@ -78,11 +78,11 @@ pub struct Server {
 /// test` exports the services' URLs for the tests that use them.
 fn serve_command(data_dir: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loggerhub"));
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
+    cmd.arg("serve").arg("--data-dir").arg(data_dir);
+    if !extra.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    cmd.args(extra)
         .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
         .env("NO_COLOR", "1")
         // Distributed tests share one database: retention sweeps only
@@ -365,10 +365,29 @@ impl Server {
             .expect("text")
     }
 
+    /// A series' value: `name` is the family, with its labels if it has
+    /// any (`loggerhub_expired_total{store="raw"}`). A series not yet
+    /// written is 0; a family the server does not declare (a renamed or
+    /// mistyped metric) fails the test, so an assertion that a metric is 0
+    /// cannot pass by naming nothing.
     pub async fn metric(&self, name: &str) -> f64 {
-        self.metrics()
-            .await
-            .lines()
+        let text = self.metrics().await;
+        let series = name.split('{').next().unwrap_or(name);
+        // A histogram's series are its family's name and a suffix.
+        let declared = |family: &str| {
+            series == family
+                || ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .any(|suffix| series.strip_suffix(suffix) == Some(family))
+        };
+        assert!(
+            text.lines().any(|l| l
+                .strip_prefix("# TYPE ")
+                .and_then(|t| t.split_whitespace().next())
+                .is_some_and(declared)),
+            "the server has no metric {series}"
+        );
+        text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)

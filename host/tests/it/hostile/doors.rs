@@ -119,3 +119,126 @@ async fn shared_attributes_are_not_multiplied_past_the_bound() {
     let (_, page) = s.get(&healthy, "/v1/logs?limit=1").await;
     assert_eq!(page["total"], 400, "{page}");
 }
+
+/// This machine's address on a network interface (not loopback): a
+/// stranger's view of a server that listens on every address.
+fn outside_address() -> String {
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .expect("hostname -I");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .expect("a non-loopback IPv4 address on this machine")
+        .to_string()
+}
+
+/// Without an operator token, `/metrics` (every tenant's name in its
+/// labels) and `/ready`'s detail answer only callers on the server's own
+/// machine: not a stranger on the network, nor one a proxy forwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_surfaces_are_closed_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(&dir.path().join("data"), &["--listen", "0.0.0.0:0"]).await;
+    let key = s.tenant("secretive").await;
+    let port = s.url.rsplit(':').next().expect("port").to_string();
+    let outside = format!("http://{}:{port}", outside_address());
+    let local = format!("http://127.0.0.1:{port}");
+    let get = |base: &str, path: &str, forwarded: bool| {
+        let mut r = s.http.get(format!("{base}{path}"));
+        if forwarded {
+            r = r.header("x-forwarded-for", "203.0.113.9");
+        }
+        async move {
+            let r = r.send().await.expect("get");
+            (r.status().as_u16(), r.text().await.expect("text"))
+        }
+    };
+    for (base, forwarded) in [(outside.as_str(), false), (local.as_str(), true)] {
+        let (status, body) = get(base, "/metrics", forwarded).await;
+        assert_eq!(status, 401, "{base} forwarded={forwarded}: {body}");
+        assert!(
+            body.contains("invalid_operator_token") && !body.contains("secretive"),
+            "{body}"
+        );
+        let (status, body) = get(base, "/ready", forwarded).await;
+        assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#), "{base}");
+        // The tenant's own door is open from anywhere.
+        let r = s
+            .http
+            .get(format!("{base}/v1/logs"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("logs");
+        assert_eq!(r.status(), 200);
+    }
+    let (status, body) = get(&local, "/metrics", false).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("loggerhub_queue_depth"));
+    let (_, body) = get(&local, "/ready", false).await;
+    assert!(body.contains("\"backends\""), "{body}");
+}
+
+/// Strings a plugin hands the host are cut, and its output is rate-limited
+/// per tenant: a refusal of a megabyte becomes a reason of a kilobyte in
+/// the dead letter, the plugin list and the log; a plugin that prints in a
+/// loop writes its tenant's budget of lines to the log, not the disk full.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_a_plugin_hands_the_host_is_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("server.log");
+    let s = Server::start_logging(&dir.path().join("data"), &[], &log).await;
+    let wasm = std::fs::read(loggerhub::runtime::builtin::HOSTILE_ENRICHER_PATH).expect("fixture built by build.rs");
+    let setup = |tenant: &'static str, config: Value| {
+        let (s, wasm) = (&s, wasm.clone());
+        async move {
+            let key = s.tenant(tenant).await;
+            let (status, body) = s.put_plugin(&key, "enricher", "hostile", wasm).await;
+            assert_eq!(status, 201, "{body}");
+            let pipeline = json!({"enrichers": ["hostile"], "config": {"hostile": config}});
+            let (status, body) = s.put_pipeline(&key, &pipeline).await;
+            assert_eq!(status, 200, "{body}");
+            key
+        }
+    };
+    let refuser = setup(
+        "refuser",
+        json!({"mode": "refuse", "every": "true", "bytes": "1048576"}),
+    )
+    .await;
+    let spammer = setup("spammer", json!({"mode": "spam", "every": "true", "lines": "20000"})).await;
+
+    let started = std::time::Instant::now();
+    for key in [&refuser, &spammer] {
+        let (status, body) = s
+            .post_logs(key, "application/json", json!({"message": "hello"}).to_string())
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    s.idle().await;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let (_, letters) = s.get(&refuser, "/v1/dead-letters").await;
+    let reason = letters["dead_letters"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !reason.is_empty() && reason.len() < 4096,
+        "a reason of {} bytes: {letters}",
+        reason.len()
+    );
+    let text = std::fs::read_to_string(&log).expect("log");
+    let longest = text.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 16 * 1024, "a log line of {longest} bytes");
+
+    // 40,000 lines printed; the tenant's budget is a burst of 500 and 50 a
+    // second, and the drop is said.
+    let printed = text.lines().filter(|l| l.contains("spam ")).count();
+    let budget = 500.0 + 50.0 * (elapsed + 1.0);
+    assert!((printed as f64) <= budget, "{printed} lines logged, budget {budget:.0}");
+    assert!(printed >= 400, "the budget's lines were not logged: {printed}");
+    assert!(text.contains("plugin log lines dropped"), "the drop is not said");
+}
