@@ -46,6 +46,9 @@ pub struct Tenant<S> {
     pub tenant: String,
     /// The tenant's plan (`tenants::plans`).
     pub plan: String,
+    /// The operator suspended the tenant: every way in refuses it
+    /// (`ingest::Ingest::gate`), its reads work.
+    pub suspended: bool,
     /// Every scope of the key (it holds `S` at least).
     scopes: Vec<Scope>,
     scope: PhantomData<S>,
@@ -142,18 +145,8 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Tenant<S> {
                 format!("this key lacks the {:?} scope", S::SCOPE.as_str()),
             ));
         }
-        // Every ingest route takes `Tenant<Ingest>`: a suspended tenant
-        // is refused on all of them, and keeps its reads.
-        if S::SCOPE == Scope::Ingest && principal.state == TenantState::Suspended {
-            return Err(ApiError::new(
-                ErrorCode::TenantSuspended,
-                format!(
-                    "tenant {:?} is suspended: ingest is refused until the operator resumes it",
-                    principal.tenant
-                ),
-            ));
-        }
         Ok(Tenant {
+            suspended: principal.state == TenantState::Suspended,
             tenant: principal.tenant,
             plan: principal.plan,
             scopes: principal.scopes,

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::auth::{Plugins, Tenant};
 use super::error::{ApiError, ErrorCode};
+use super::intake::sender;
 use super::openapi::{LetterListErrors, ReplayErrors};
 use super::params::LetterParams;
 use super::wire::{DeadLetterList, Replayed};
@@ -81,7 +82,16 @@ pub async fn replay(
         .to_entry()
         .filter(|e| e.tenant == caller.tenant)
         .ok_or_else(|| ApiError::not_found(format!("dead letter {batch_id:?} is unreadable")))?;
-    state.queue.push(entry).await?;
+    // Through the gate, as any way in: a suspended tenant, or one over
+    // its rate or its day, is refused and the letter stays.
+    let admission = state
+        .ingest
+        .gate(&sender(&state, &caller), Some(entry.body.len()))
+        .await?;
+    let records = letter
+        .records
+        .unwrap_or_else(|| crate::ingest::lines_in(&entry.body).max(1));
+    state.ingest.replay(&admission, entry, records).await?;
     state.dead_letters.remove(&caller.tenant, &batch_id).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed: batch_id })))
 }

@@ -142,8 +142,8 @@ async fn bulk_into_index(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let Admitted { body, rate, window } = admitted_body(&state, &caller, &headers, body).await?;
-    let Decoded { mut items, groups } = bulk::decode(&body, index.as_deref(), &caller.tenant, &window)
+    let Admitted { body, admission } = admitted_body(&state, &caller, &headers, body).await?;
+    let Decoded { mut items, groups } = bulk::decode(&body, index.as_deref(), &caller.tenant, &admission.window)
         .map_err(|e| ApiError::new(super::error::ErrorCode::InvalidBody, e.to_string()))?;
     drop(body);
     let mut queued_any = false;
@@ -152,16 +152,16 @@ async fn bulk_into_index(
         let has_ids = group.items.iter().any(|&i| items[i].id.is_some());
         let result = state
             .ingest
-            .ingest_checked(CheckedBatch {
-                tenant: &caller.tenant,
-                batch_id,
-                service: Some(index),
-                body: group.body.into(),
-                count: group.count,
-                has_ids,
-                rate,
-                received_at: window.arrival,
-            })
+            .ingest_checked(
+                &admission,
+                CheckedBatch {
+                    batch_id,
+                    service: Some(index),
+                    body: group.body.into(),
+                    count: group.count,
+                    has_ids,
+                },
+            )
             .await;
         match result {
             Ok(_) => {

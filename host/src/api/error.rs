@@ -188,6 +188,7 @@ impl From<IngestError> for ApiError {
             IngestError::BadRequest(m) => ApiError::new(ErrorCode::InvalidBody, m),
             IngestError::Queue(b) => b.into(),
             e @ IngestError::WrongTenant { .. } => ApiError::new(ErrorCode::WrongTenant, e.to_string()),
+            e @ IngestError::Suspended(_) => ApiError::new(ErrorCode::TenantSuspended, e.to_string()),
             e @ IngestError::OutOfWindow { .. } => ApiError::new(ErrorCode::TimestampOutOfRange, e.to_string()),
             e @ IngestError::UnsupportedMediaType(_) => ApiError::new(ErrorCode::UnsupportedMediaType, e.to_string()),
             e @ IngestError::RateLimited { retry_after_secs, .. } => {

@@ -7,24 +7,40 @@ use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 
 use super::AppState;
-use super::auth::{Ingest, Tenant};
+use super::auth::{Ingest, RequiredScope, Tenant};
 use super::error::{ApiError, ErrorCode};
 use crate::ingest::encoding::{self, Encoding};
 use crate::ingest::rate::Rate;
-use crate::ingest::{CheckedBatch, Converted, Daily};
-use crate::model::window::TimeWindow;
+use crate::ingest::{Admission, CheckedBatch, Converted, Daily, Sender};
 
 pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// A body the caller's plan let in, with what the plan says of its records.
+/// A body the gate let in (`Ingest::gate`), with the admission its
+/// records are queued under.
 pub struct Admitted {
     pub body: Bytes,
-    /// The plan's rate, which the records are charged to.
-    pub rate: Rate,
-    /// The times the records may carry (the plan's retention).
-    pub window: TimeWindow,
+    pub admission: Admission,
+}
+
+/// The caller as the gate sees it: its plan's limits and its state.
+pub fn sender(state: &AppState, caller: &Tenant<impl RequiredScope>) -> Sender {
+    let plan = state.tenants.plan(&caller.plan);
+    Sender {
+        tenant: caller.tenant.clone(),
+        suspended: caller.suspended,
+        rate: Rate {
+            logs_per_second: plan.logs_per_second,
+            bytes_per_second: plan.bytes_per_second,
+            burst_seconds: plan.burst_seconds,
+        },
+        daily: Daily {
+            logs: plan.daily_logs,
+            bytes: plan.daily_bytes,
+        },
+        retention: plan.retention(),
+    }
 }
 
 /// The caller's body, once its plan lets it in.
@@ -45,35 +61,23 @@ pub async fn admitted_body(
     if content_length.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    let plan = state.tenants.plan(&caller.plan);
-    let rate = Rate {
-        logs_per_second: plan.logs_per_second,
-        bytes_per_second: plan.bytes_per_second,
-        burst_seconds: plan.burst_seconds,
-    };
-    let daily = Daily {
-        logs: plan.daily_logs,
-        bytes: plan.daily_bytes,
-    };
-    state.ingest.admit(&caller.tenant, rate, daily, content_length).await?;
+    let admission = state.ingest.gate(&sender(state, caller), content_length).await?;
     let encoding = Encoding::parse(header_str(headers, header::CONTENT_ENCODING.as_str()))?;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
     // The limit holds for what the body inflates to, not only for what
     // came over the wire.
     Ok(Admitted {
         body: encoding::decode(encoding, body, limit)?,
-        rate,
-        window: TimeWindow::now(plan.retention()),
+        admission,
     })
 }
 
 /// Queues the records a shipper protocol converted (`ingest::Converted`),
-/// if any, as one batch charged to `rate`; a request whose records went
+/// if any, as one batch under `admission`; a request whose records went
 /// past the conversion's bound is refused whole (413), nothing queued.
 pub async fn queue_converted(
     state: &AppState,
-    caller: &Tenant<Ingest>,
-    rate: Rate,
+    admission: &Admission,
     converted: &mut Converted,
 ) -> Result<(), ApiError> {
     converted
@@ -84,16 +88,16 @@ pub async fn queue_converted(
     }
     state
         .ingest
-        .ingest_checked(CheckedBatch {
-            tenant: &caller.tenant,
-            batch_id: ulid::Ulid::new(),
-            service: None,
-            body: std::mem::take(&mut converted.body).into(),
-            count: converted.count,
-            has_ids: false,
-            rate,
-            received_at: converted.received_at(),
-        })
+        .ingest_checked(
+            admission,
+            CheckedBatch {
+                batch_id: ulid::Ulid::new(),
+                service: None,
+                body: std::mem::take(&mut converted.body).into(),
+                count: converted.count,
+                has_ids: false,
+            },
+        )
         .await?;
     Ok(())
 }

@@ -43,18 +43,18 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let Admitted { body, rate, window } = admitted_body(&state, &caller, &headers, body).await?;
+    let Admitted { body, admission } = admitted_body(&state, &caller, &headers, body).await?;
     let accepted = state
         .ingest
-        .ingest(IngestRequest {
-            tenant: &caller.tenant,
-            content_type: header_str(&headers, header::CONTENT_TYPE.as_str()),
-            service: header_str(&headers, "x-loggerhub-service").map(str::to_string),
-            idempotency_key: header_str(&headers, "idempotency-key"),
-            body,
-            rate,
-            window,
-        })
+        .ingest(
+            &admission,
+            IngestRequest {
+                content_type: header_str(&headers, header::CONTENT_TYPE.as_str()),
+                service: header_str(&headers, "x-loggerhub-service").map(str::to_string),
+                idempotency_key: header_str(&headers, "idempotency-key"),
+                body,
+            },
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
 }

@@ -53,11 +53,11 @@ pub async fn push(
             "Loki push takes application/x-protobuf (snappy) or application/json",
         )
     })?;
-    let Admitted { body, rate, window } = admitted_body(&state, &caller, &headers, body).await?;
-    let mut decoded = loki::decode(&body, encoding, &caller.tenant, state.max_body_bytes, window)
+    let Admitted { body, admission } = admitted_body(&state, &caller, &headers, body).await?;
+    let mut decoded = loki::decode(&body, encoding, &caller.tenant, state.max_body_bytes, admission.window)
         .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
     drop(body);
-    queue_converted(&state, &caller, rate, &mut decoded).await?;
+    queue_converted(&state, &admission, &mut decoded).await?;
     if decoded.count == 0
         && let Some(reason) = decoded.first_error
     {

@@ -232,8 +232,8 @@ error_sets! {
     ];
     /// Replaying a dead letter.
     ReplayErrors = [
-        InvalidId, MissingApiKey, InvalidApiKey, InsufficientScope, NotFound, QueueFull,
-        BackendUnavailable, WrongRole,
+        InvalidId, MissingApiKey, InvalidApiKey, InsufficientScope, NotFound, TenantSuspended,
+        RateLimited, DailyQuotaExceeded, QueueFull, BackendUnavailable, WrongRole,
     ];
     /// Creating a tenant.
     CreateTenantErrors = [

@@ -42,11 +42,11 @@ pub async fn logs(
                 "OTLP/HTTP takes application/x-protobuf or application/json",
             )
         })?;
-    let Admitted { body, rate, window } = admitted_body(&state, &caller, &headers, body).await?;
-    let mut decoded = otlp::decode(&body, encoding, &caller.tenant, window)
+    let Admitted { body, admission } = admitted_body(&state, &caller, &headers, body).await?;
+    let mut decoded = otlp::decode(&body, encoding, &caller.tenant, admission.window)
         .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
     drop(body);
-    queue_converted(&state, &caller, rate, &mut decoded).await?;
+    queue_converted(&state, &admission, &mut decoded).await?;
     let content_type = match encoding {
         WireFormat::Protobuf => "application/x-protobuf",
         WireFormat::Json => "application/json",

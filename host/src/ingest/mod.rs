@@ -1,6 +1,14 @@
 //! Ingest: checks a request body, names its batch, and makes it durable in
 //! the queue.
 //!
+//! **The gate.** Every way records enter (`POST /v1/logs`, each shipper
+//! protocol, syslog, dead-letter replay) first asks `Ingest::gate` for an
+//! `Admission`: the tenant is not suspended, has not used up its day, and
+//! its rate buckets can take the request now. Nothing else makes an
+//! `Admission`, and every method that queues records takes one, so no way
+//! in can skip the checks; each also charges the rate and counts usage as
+//! it queues.
+//!
 //! **Invariant:** ingest never waits on a store; the 202 means "in the
 //! queue". A tenant over its plan's rate is refused before its body reaches
 //! the queue (`rate`). It depends on `queue`, `model` and `telemetry` alone.
@@ -27,6 +35,8 @@ use rate::{Limit, Rate, RateError, RateLimiter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    #[error("tenant {0:?} is suspended: ingest is refused until the operator resumes it")]
+    Suspended(String),
     #[error("{0}")]
     BadRequest(String),
     /// `index` counts from 0; the message counts from 1, as people do.
@@ -118,23 +128,44 @@ impl Format {
     }
 }
 
-/// One POST /v1/logs, authenticated.
+/// Who sends records, as its key and plan say: what the gate checks.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub tenant: String,
+    pub suspended: bool,
+    pub rate: Rate,
+    pub daily: Daily,
+    /// How long the tenant's plan keeps logs.
+    pub retention: std::time::Duration,
+}
+
+/// Records may enter for a tenant now. Only `Ingest::gate` makes one; every
+/// method that queues records takes one.
+#[derive(Debug)]
+pub struct Admission {
+    tenant: String,
+    rate: Rate,
+    /// The times the records may carry, from their arrival.
+    pub window: TimeWindow,
+}
+
+impl Admission {
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+}
+
+/// One POST /v1/logs, admitted.
 pub struct IngestRequest<'a> {
-    pub tenant: &'a str,
     pub content_type: Option<&'a str>,
     pub service: Option<String>,
     pub idempotency_key: Option<&'a str>,
     pub body: Bytes,
-    /// The tenant's plan's rate.
-    pub rate: Rate,
-    /// The timestamps the tenant may store now (its plan's retention).
-    pub window: TimeWindow,
 }
 
 /// Records a shipper protocol read and checked, as NDJSON of the JSON
 /// payload (`Ingest::ingest_checked`).
-pub struct CheckedBatch<'a> {
-    pub tenant: &'a str,
+pub struct CheckedBatch {
     /// Records without an id of their own get ids derived from it
     /// (`ids::record_id`, by position).
     pub batch_id: ulid::Ulid,
@@ -145,10 +176,6 @@ pub struct CheckedBatch<'a> {
     /// Some records carry ids of the shipper's making: a retry may repeat
     /// them.
     pub has_ids: bool,
-    pub rate: Rate,
-    /// When the records arrived (unix ns): the time of the window they
-    /// were checked against, so the pipeline holds them to the same one.
-    pub received_at: i64,
 }
 
 /// How the protobuf-based shipper protocols (OTLP, Loki) encode a body.
@@ -323,17 +350,18 @@ impl Ingest {
         }
     }
 
-    /// Refuses, before the body is read, a tenant that used up its daily
-    /// volume, or whose buckets cannot take one record and the body's
-    /// announced length now. (The request that crosses the daily line is
-    /// taken; the next one is refused.)
-    pub async fn admit(
-        &self,
-        tenant: &str,
-        rate: Rate,
-        daily: Daily,
-        content_length: Option<usize>,
-    ) -> Result<(), IngestError> {
+    /// The gate every way in passes first, before a body is read:
+    /// refuses a suspended tenant, one that used up its daily volume, or
+    /// one whose buckets cannot take one record and the body's announced
+    /// length now. (The request that crosses the daily line is taken; the
+    /// next one is refused.)
+    pub async fn gate(&self, sender: &Sender, content_length: Option<usize>) -> Result<Admission, IngestError> {
+        let (tenant, rate, daily) = (sender.tenant.as_str(), sender.rate, sender.daily);
+        if sender.suspended {
+            self.metrics.error("tenant_suspended");
+            self.metrics.tenant_refused(tenant, "suspended");
+            return Err(IngestError::Suspended(tenant.to_string()));
+        }
         let today = self.meter.today(tenant).await;
         let over = if today.logs >= daily.logs {
             Some(("daily_logs", daily.logs))
@@ -357,11 +385,15 @@ impl Ingest {
             self.metrics.tenant_refused(tenant, "rate_limited");
             return Err(e.into());
         }
-        Ok(())
+        Ok(Admission {
+            tenant: tenant.to_string(),
+            rate,
+            window: TimeWindow::now(sender.retention),
+        })
     }
 
     /// Validates the body and queues it; returns how many records it holds.
-    pub async fn ingest(&self, req: IngestRequest<'_>) -> Result<usize, IngestError> {
+    pub async fn ingest(&self, adm: &Admission, req: IngestRequest<'_>) -> Result<usize, IngestError> {
         let (format, content_type) = Format::from_content_type(req.content_type)?;
         if let Some(service) = &req.service {
             limits::check_name("service", service, limits::MAX_SERVICE_BYTES)
@@ -373,16 +405,16 @@ impl Ingest {
         let estimate = estimate_records(format, content_type, &req.body);
         if let Err(e) = self
             .rates
-            .take(req.tenant, req.rate, estimate, req.body.len() as u64)
+            .take(&adm.tenant, adm.rate, estimate, req.body.len() as u64)
             .await
         {
             self.metrics.error("rate_limited");
-            self.metrics.tenant_refused(req.tenant, "rate_limited");
+            self.metrics.tenant_refused(&adm.tenant, "rate_limited");
             return Err(e.into());
         }
-        let checked = check_body(format, &req.body, req.tenant, &req.window)?;
+        let checked = check_body(format, &req.body, &adm.tenant, &adm.window)?;
         if let Some(more) = (checked.count as u64).checked_sub(estimate).filter(|m| *m > 0) {
-            self.rates.charge(req.tenant, req.rate, more).await?;
+            self.rates.charge(&adm.tenant, adm.rate, more).await?;
         }
         let batch_id = match req.idempotency_key {
             Some(k) if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY => {
@@ -390,13 +422,13 @@ impl Ingest {
                     "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
                 )));
             }
-            Some(k) => ids::idempotent_batch_id(req.tenant, k, checked.first_ts_ms),
+            Some(k) => ids::idempotent_batch_id(&adm.tenant, k, checked.first_ts_ms),
             None => ulid::Ulid::new(),
         };
         let entry = QueueEntry {
-            tenant: req.tenant.to_string(),
+            tenant: adm.tenant.clone(),
             batch_id,
-            received_at: req.window.arrival,
+            received_at: adm.window.arrival,
             content_type: content_type.to_string(),
             service: req.service,
             idempotent: req.idempotency_key.is_some(),
@@ -408,20 +440,20 @@ impl Ingest {
     /// Queues records a shipper protocol already read into the JSON
     /// payload's form and checked (`bulk`): charged to the tenant's rate
     /// as they are, then queued as NDJSON.
-    pub async fn ingest_checked(&self, batch: CheckedBatch<'_>) -> Result<usize, IngestError> {
+    pub async fn ingest_checked(&self, adm: &Admission, batch: CheckedBatch) -> Result<usize, IngestError> {
         if let Err(e) = self
             .rates
-            .take(batch.tenant, batch.rate, batch.count as u64, batch.body.len() as u64)
+            .take(&adm.tenant, adm.rate, batch.count as u64, batch.body.len() as u64)
             .await
         {
             self.metrics.error("rate_limited");
-            self.metrics.tenant_refused(batch.tenant, "rate_limited");
+            self.metrics.tenant_refused(&adm.tenant, "rate_limited");
             return Err(e.into());
         }
         let entry = QueueEntry {
-            tenant: batch.tenant.to_string(),
+            tenant: adm.tenant.clone(),
             batch_id: batch.batch_id,
-            received_at: batch.received_at,
+            received_at: adm.window.arrival,
             content_type: "application/x-ndjson".to_string(),
             service: batch.service,
             // Records with a shipper's own id may have been stored before.
@@ -429,6 +461,29 @@ impl Ingest {
             body: batch.body,
         };
         self.enqueue(entry, batch.count).await
+    }
+
+    /// Queues a dead letter's entry again (`count` records): charged to the
+    /// tenant's rate and counted in its usage as any request. Its records
+    /// keep their ids and times: replay stores nothing twice.
+    pub async fn replay(&self, adm: &Admission, entry: QueueEntry, count: usize) -> Result<usize, IngestError> {
+        if entry.tenant != adm.tenant {
+            return Err(IngestError::WrongTenant {
+                index: 0,
+                named: entry.tenant,
+                tenant: adm.tenant.clone(),
+            });
+        }
+        if let Err(e) = self
+            .rates
+            .take(&adm.tenant, adm.rate, count as u64, entry.body.len() as u64)
+            .await
+        {
+            self.metrics.error("rate_limited");
+            self.metrics.tenant_refused(&adm.tenant, "rate_limited");
+            return Err(e.into());
+        }
+        self.enqueue(entry, count).await
     }
 
     async fn enqueue(&self, entry: QueueEntry, count: usize) -> Result<usize, IngestError> {
@@ -465,9 +520,14 @@ fn estimate_records(format: Format, content_type: &str, body: &[u8]) -> u64 {
     if format == Format::Json && content_type == "application/json" {
         return 1;
     }
+    lines_in(body) as u64
+}
+
+/// The non-blank lines of a body: its records, for NDJSON and text.
+pub fn lines_in(body: &[u8]) -> usize {
     body.split(|b| *b == b'\n')
         .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
-        .count() as u64
+        .count()
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -193,7 +193,20 @@ impl Deleting {
         seen.insert(tenant.to_string(), (Instant::now(), t.clone()));
         t
     }
+
+    /// Whether the tenant was lately found suspended: its lane is not
+    /// picked until `SUSPENDED_RECHECK` has passed, then one turn looks
+    /// again.
+    fn held(&self, tenant: &str) -> bool {
+        self.seen.lock().get(tenant).is_some_and(|(at, t)| {
+            at.elapsed() < SUSPENDED_RECHECK && t.as_ref().is_some_and(|t| t.state == TenantState::Suspended)
+        })
+    }
 }
+
+/// How long a suspended tenant's lane sits out before a turn looks at its
+/// state again.
+const SUSPENDED_RECHECK: Duration = Duration::from_secs(5);
 
 /// A record that went through the plugins, on its way to the stores.
 pub(crate) struct RoutedRecord {
@@ -290,6 +303,9 @@ impl Processor {
         turns: &mut JoinSet<TurnDone>,
         slots: usize,
     ) {
+        // A suspended tenant's entries wait in its lane: its plugins do not
+        // run, nothing of it is stored, until the operator resumes it.
+        lanes.ready.retain(|l| !self.deleting.held(&l.tenant));
         while turns.len() < slots {
             let Some(turn) = scheduler.pick(&lanes.ready) else {
                 break;
@@ -358,6 +374,16 @@ impl Processor {
         let mut retention = None;
         if let Some(t) = &known {
             retention = Some(self.apply_plan(&tenant, &t.plan).await);
+        }
+        if known.as_ref().is_some_and(|t| t.state == TenantState::Suspended) {
+            tracing::debug!(tenant, entries = group.len(), "tenant suspended; its entries wait");
+            let _ = self.queue.release(&tokens(&group)).await;
+            return TurnDone {
+                turn,
+                instances,
+                ran: 0,
+                elapsed: started.elapsed(),
+            };
         }
         if known.is_some_and(|t| t.state == TenantState::Deleting) {
             tracing::debug!(

@@ -2,8 +2,8 @@
 //! address. On the shared address (`--syslog-listen`) each message names
 //! its tenant with a key in its structured data; on a tenant's own address
 //! (`--syslog-tenant SLUG=ADDR`) every message is that tenant's. Messages
-//! go through the same plan checks and queue as any other ingest
-//! (`Ingest::admit`, `Ingest::ingest_checked`), in batches.
+//! go through the same gate and queue as any other ingest
+//! (`Ingest::gate`, `Ingest::ingest_checked`), in batches.
 //!
 //! Syslog has no answers: a TCP sender over its plan's rate is held (the
 //! connection is not read until the rate allows, which is TCP's
@@ -26,7 +26,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::config::SyslogBinding;
 use crate::ingest::rate::Rate;
 use crate::ingest::syslog::{self, Framer};
-use crate::ingest::{CheckedBatch, Converted, Daily, Ingest, IngestError};
+use crate::ingest::{CheckedBatch, Converted, Daily, Ingest, IngestError, Sender};
 use crate::model::window::TimeWindow;
 use crate::model::{Slug, now_ns};
 use crate::stores::TenantState;
@@ -91,15 +91,6 @@ pub struct Syslog {
     metrics: Arc<Metrics>,
     /// Tenants of their own addresses: plan, state, when looked up.
     bound_tenants: Mutex<HashMap<String, (String, TenantState, Instant)>>,
-}
-
-/// A tenant messages may be stored under, and its plan's limits.
-struct Sender {
-    tenant: String,
-    rate: Rate,
-    daily: Daily,
-    /// How long the tenant's plan keeps logs.
-    retention: Duration,
 }
 
 /// Why a message was not taken (the metric's label).
@@ -266,29 +257,29 @@ impl Syslog {
     async fn queue(&self, sender: &Sender, converted: &mut Converted, hold: bool) {
         let body: bytes::Bytes = std::mem::take(&mut converted.body).into();
         loop {
-            let admitted = self
-                .ingest
-                .admit(&sender.tenant, sender.rate, sender.daily, Some(body.len()))
-                .await;
-            let result = match admitted {
-                Ok(()) => {
+            let result = match self.ingest.gate(sender, Some(body.len())).await {
+                Ok(admission) => {
                     self.ingest
-                        .ingest_checked(CheckedBatch {
-                            tenant: &sender.tenant,
-                            batch_id: ulid::Ulid::new(),
-                            service: None,
-                            body: body.clone(),
-                            count: converted.count,
-                            has_ids: false,
-                            rate: sender.rate,
-                            received_at: converted.received_at(),
-                        })
+                        .ingest_checked(
+                            &admission,
+                            CheckedBatch {
+                                batch_id: ulid::Ulid::new(),
+                                service: None,
+                                body: body.clone(),
+                                count: converted.count,
+                                has_ids: false,
+                            },
+                        )
                         .await
                 }
                 Err(e) => Err(e),
             };
             let wait = match result {
                 Ok(_) => return,
+                Err(IngestError::Suspended(_)) => {
+                    self.dropped(Dropped::Suspended, converted.count);
+                    return;
+                }
                 Err(IngestError::RateLimited { retry_after_secs, .. }) => Duration::from_secs(retry_after_secs.into()),
                 Err(IngestError::Queue(_)) => Duration::from_secs(1),
                 Err(e) => {
@@ -315,10 +306,7 @@ impl Syslog {
             .flatten()
             .filter(|p| p.can(Scope::Ingest))
             .ok_or(Dropped::BadKey)?;
-        if principal.state != TenantState::Active {
-            return Err(Dropped::Suspended);
-        }
-        Ok(self.sender(principal.tenant, &principal.plan))
+        Ok(self.sender(principal.tenant, &principal.plan, principal.state))
     }
 
     async fn bound_sender(&self, slug: &Slug) -> Result<Sender, Dropped> {
@@ -338,16 +326,15 @@ impl Syslog {
                 (t.plan, t.state)
             }
         };
-        if state != TenantState::Active {
-            return Err(Dropped::Suspended);
-        }
-        Ok(self.sender(slug.as_str().to_string(), &plan))
+        Ok(self.sender(slug.as_str().to_string(), &plan, state))
     }
 
-    fn sender(&self, tenant: String, plan: &str) -> Sender {
+    /// The gate's view of a tenant (`Ingest::gate` refuses a suspended one).
+    fn sender(&self, tenant: String, plan: &str, state: TenantState) -> Sender {
         let plan = self.tenants.plan(plan);
         Sender {
             tenant,
+            suspended: state != TenantState::Active,
             rate: Rate {
                 logs_per_second: plan.logs_per_second,
                 bytes_per_second: plan.bytes_per_second,

@@ -135,3 +135,43 @@ async fn the_limit_holds_across_processes_through_redis() {
     );
     assert!(accepted >= 40 && refused > 0, "accepted {accepted}, refused {refused}");
 }
+
+/// A debt is paid, never forgotten: on Redis, a tenant that went deep
+/// into debt with one large request (charged after it was decoded) keeps
+/// the debt until its rate has paid it, instead of getting a full bucket
+/// back when the key expires a minute later.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_debt_outlives_the_burst() {
+    use loggerhub::ingest::rate::shared::RedisRates;
+    use loggerhub::ingest::rate::{Rate, RateLimiter};
+    let url = crate::common::service_url("REDIS_URL");
+    let name = format!("debt{}", std::process::id());
+    let rates = RedisRates::open(&url, &name).await.expect("redis");
+    let rate = Rate {
+        logs_per_second: 10,
+        bytes_per_second: 1 << 30,
+        burst_seconds: 10,
+    };
+    // 10,000 records over a bucket of 100: a debt of 990 s at 10 a second.
+    rates.charge("deep", rate, 10_000).await.expect("charge");
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut con = client.get_multiplexed_async_connection().await.expect("redis");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{name}:rate:deep"))
+        .query_async(&mut con)
+        .await
+        .expect("ttl");
+    assert!(ttl > 990, "the debt's key expires in {ttl} s: it would be forgotten");
+    assert!(
+        rates.check("deep", rate, 1, 0).await.is_err(),
+        "a tenant in debt was let in"
+    );
+    // A full bucket's key goes once it would be full anyway.
+    rates.take("light", rate, 1, 0).await.expect("take");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{name}:rate:light"))
+        .query_async(&mut con)
+        .await
+        .expect("ttl");
+    assert!((1..=3).contains(&ttl), "{ttl}");
+}

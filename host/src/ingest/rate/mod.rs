@@ -117,14 +117,15 @@ impl Bucket {
     }
 }
 
-/// Tenants whose buckets one process keeps; past it, full buckets (those
-/// of tenants quiet for a burst) are forgotten first, then all.
+/// Tenants whose buckets one process keeps; past it, full buckets are
+/// forgotten first, then all. (A bucket in debt is never forgotten while
+/// room remains: its tenant would get a full one back.)
 const MAX_TENANTS: usize = 100_000;
 
 /// The buckets of one process.
 #[derive(Default)]
 pub struct LocalRates {
-    buckets: Mutex<HashMap<String, (Instant, Bucket, Bucket)>>,
+    buckets: Mutex<HashMap<String, (Instant, Bucket, Bucket, Rate)>>,
 }
 
 #[async_trait]
@@ -148,19 +149,27 @@ impl LocalRates {
         let burst = rate.burst_seconds;
         let mut all = self.buckets.lock();
         if all.len() >= MAX_TENANTS && !all.contains_key(tenant) {
-            let quiet = Duration::from_secs(u64::from(burst));
-            all.retain(|_, (at, _, _)| now.duration_since(*at) < quiet);
+            all.retain(|_, (at, l, b, r)| {
+                let elapsed = now.duration_since(*at).as_secs_f64();
+                let full = |bucket: &Bucket, per_second: u64| {
+                    bucket.refilled(per_second, r.burst_seconds, elapsed).level
+                        >= per_second as f64 * f64::from(r.burst_seconds)
+                };
+                !(full(l, r.logs_per_second) && full(b, r.bytes_per_second))
+            });
             if all.len() >= MAX_TENANTS {
                 all.clear();
             }
         }
-        let (at, l, b) = all.entry(tenant.to_string()).or_insert_with(|| {
+        let (at, l, b, r) = all.entry(tenant.to_string()).or_insert_with(|| {
             (
                 now,
                 Bucket::full(rate.logs_per_second, burst),
                 Bucket::full(rate.bytes_per_second, burst),
+                rate,
             )
         });
+        *r = rate;
         let elapsed = now.duration_since(*at).as_secs_f64();
         let logs_bucket = l.refilled(rate.logs_per_second, burst, elapsed);
         let bytes_bucket = b.refilled(rate.bytes_per_second, burst, elapsed);

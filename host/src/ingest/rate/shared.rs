@@ -2,7 +2,9 @@
 //! deployment: one hash per tenant (`<name>:rate:<tenant>`: level of each
 //! bucket and when it was last seen), read, refilled and taken from by one
 //! Lua script on Redis's own clock, so processes with skewed clocks agree.
-//! An idle tenant's hash expires once it would be full again. A refusal
+//! An idle tenant's hash expires once it would be full again, however deep
+//! in debt a large request left it (a debt is paid at the plan's rate,
+//! never forgotten). A refusal
 //! writes nothing (the refill is computed from when the hash was last
 //! written), so a flood of refused requests costs Redis no writes, and no
 //! AOF fsyncs on a server with `appendfsync always`; and once Redis said a
@@ -47,8 +49,10 @@ elseif not force and b < bn then
 elseif mode == 'check' then
   return {1, 0, '0'}
 end
-redis.call('HSET', KEYS[1], 'l', tostring(l - lc), 'b', tostring(b - bc), 'at', tostring(now))
-redis.call('EXPIRE', KEYS[1], burst + 60)
+l, b = l - lc, b - bc
+redis.call('HSET', KEYS[1], 'l', tostring(l), 'b', tostring(b), 'at', tostring(now))
+local full = math.max((lcap - l) / lr, (bcap - b) / br)
+redis.call('EXPIRE', KEYS[1], math.ceil(full) + 1)
 return {1, 0, '0'}
 ";
 

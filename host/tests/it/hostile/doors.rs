@@ -242,3 +242,286 @@ async fn what_a_plugin_hands_the_host_is_bounded() {
     assert!(printed >= 400, "the budget's lines were not logged: {printed}");
     assert!(text.contains("plugin log lines dropped"), "the drop is not said");
 }
+
+/// A way in: how the test sends one request through it.
+struct Door {
+    method: &'static str,
+    path: String,
+    content_type: &'static str,
+    body: &'static str,
+    ok: u16,
+}
+
+/// The tenant operations of the OpenAPI document that take a body and are
+/// not ways in (they change plugins, not records).
+const NOT_WAYS_IN: &[(&str, &str)] = &[
+    ("put", "/v1/plugins/{stage}/{name}"),
+    ("post", "/v1/plugins/{stage}/{name}/rollback"),
+    ("put", "/v1/pipeline"),
+];
+
+/// How each way in of the OpenAPI document is sent; `letter` is a dead
+/// letter of the tenant's.
+fn door(method: &str, path: &str, letter: &str) -> Option<Door> {
+    let (content_type, body, ok) = match path {
+        "/v1/logs" => ("application/json", r#"{"message":"through the gate"}"#, 202),
+        "/_bulk" | "/{index}/_bulk" => (
+            "application/x-ndjson",
+            "{\"index\":{\"_index\":\"gate\"}}\n{\"message\":\"through the gate\"}\n",
+            200,
+        ),
+        "/otlp/v1/logs" => (
+            "application/json",
+            r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"through the gate"}}]}]}]}"#,
+            200,
+        ),
+        "/loki/api/v1/push" => (
+            "application/json",
+            r#"{"streams":[{"stream":{"app":"gate"},"values":[["0","through the gate"]]}]}"#,
+            204,
+        ),
+        "/v1/dead-letters/{batch_id}/replay" => ("application/json", "", 202),
+        _ => return None,
+    };
+    let method = if method == "put" { "PUT" } else { "POST" };
+    let path = path.replace("{index}", "gate").replace("{batch_id}", letter);
+    Some(Door {
+        method,
+        path,
+        content_type,
+        body,
+        ok,
+    })
+}
+
+/// The tenant's oldest dead letter, once there is one.
+async fn a_letter(s: &Server, key: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, page) = s.get(key, "/v1/dead-letters").await;
+        if let Some(id) = page["dead_letters"][0]["batch_id"].as_str() {
+            return id.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no dead letter: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Makes a dead letter: a text line stamped before the plan keeps logs.
+async fn dead_letter(s: &Server, key: &str) -> String {
+    let (status, body) = s
+        .post_logs(key, "text/plain", "1901-01-01 00:00:00 ERROR older than the plan keeps")
+        .await;
+    assert_eq!(status, 202, "{body}");
+    a_letter(s, key).await
+}
+
+async fn logs_today(s: &Server, key: &str) -> u64 {
+    s.get(key, "/v1/usage").await.1["today"]["logs"].as_u64().unwrap_or(0)
+}
+
+/// One gate for every way in (DESIGN §6): every operation of the OpenAPI
+/// document that queues records — listed from the document, so a new route
+/// cannot be forgotten — refuses a suspended tenant (403) and one whose day
+/// is used up (429), and counts what it takes in the tenant's usage; so
+/// does the syslog listener.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_way_in_passes_the_gate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plans = dir.path().join("plans.json");
+    let tiny = json!({"logs_per_second": 100_000, "bytes_per_second": 100_000_000, "burst_seconds": 10,
+        "daily_logs": 1, "daily_bytes": 1u64 << 40, "retention_days": 3650,
+        "plugin_cpu_seconds_per_day": 3600, "max_plugins": 10, "max_versions": 5, "dead_letter_cap": 100});
+    std::fs::write(&plans, json!({ "tiny": tiny }).to_string()).expect("plans");
+    let syslog = crate::common::private::free_port();
+    let syslog_addr = format!("127.0.0.1:{syslog}");
+    let s = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--plans",
+            plans.to_str().expect("path"),
+            "--syslog-listen",
+            &syslog_addr,
+        ],
+    )
+    .await;
+    let active = s.tenant("active").await;
+    let paused = s.tenant("paused").await;
+    let spent = s.tenant_on("spent", "tiny").await;
+
+    // Each has a dead letter to replay; then `paused` is suspended, and
+    // `spent` uses up its day (the request that crosses the line is taken).
+    let letters = [
+        dead_letter(&s, &active).await,
+        dead_letter(&s, &paused).await,
+        dead_letter(&s, &spent).await,
+    ];
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PATCH,
+            "/v1/admin/tenants/paused",
+            Some(json!({"state": "suspended"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The key cache holds a tenant's state for up to 5 s.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+
+    let (_, doc) = s.get(&active, "/openapi.json").await;
+    let mut doors = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let tenant_key = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("tenant_key").is_some()));
+            if !tenant_key || !["post", "put"].contains(&method.as_str()) {
+                continue;
+            }
+            if NOT_WAYS_IN.contains(&(method.as_str(), path.as_str())) {
+                continue;
+            }
+            doors += 1;
+            let send = |key: &str, letter: &str| {
+                let d = door(method, path, letter)
+                    .unwrap_or_else(|| panic!("{method} {path} is new: add it to `door` (a way in) or NOT_WAYS_IN"));
+                let r = s
+                    .http
+                    .request(d.method.parse().expect("method"), s.url(&d.path))
+                    .bearer_auth(key)
+                    .header("content-type", d.content_type)
+                    .body(d.body);
+                async move {
+                    let r = r.send().await.expect("send");
+                    let status = r.status().as_u16();
+                    (d.ok, status, r.json::<Value>().await.unwrap_or(Value::Null))
+                }
+            };
+            let what = format!("{method} {path}");
+            let (_, status, body) = send(&paused, &letters[1]).await;
+            assert_eq!(
+                (status, &body["error"]["code"]),
+                (403, &json!("tenant_suspended")),
+                "{what}, suspended: {body}"
+            );
+            let (_, status, body) = send(&spent, &letters[2]).await;
+            assert_eq!(
+                (status, &body["error"]["code"]),
+                (429, &json!("daily_quota_exceeded")),
+                "{what}, day used up: {body}"
+            );
+            let before = logs_today(&s, &active).await;
+            let (ok, status, body) = send(&active, &letters[0]).await;
+            assert_eq!(status, ok, "{what}: {body}");
+            assert!(
+                logs_today(&s, &active).await > before,
+                "{what} took records without counting them"
+            );
+        }
+    }
+    // /v1/logs, OTLP, Loki, replay, and bulk with and without an index,
+    // by POST and by PUT.
+    assert_eq!(doors, 8, "the ways in of the OpenAPI document");
+    // The refused tenants' letters stay for later.
+    for (key, letter) in [(&paused, &letters[1]), (&spent, &letters[2])] {
+        assert_eq!(a_letter(&s, key).await, *letter);
+    }
+
+    // Syslog, keyed: the same gate.
+    for (key, reason) in [(&paused, "suspended"), (&spent, "limited")] {
+        let before = s
+            .metric(&format!("loggerhub_syslog_dropped_total{{reason=\"{reason}\"}}"))
+            .await;
+        let line = format!("<14>1 - host app - - [loggerhub@32473 key=\"{key}\"] through the gate\n");
+        let mut tcp = std::net::TcpStream::connect(&syslog_addr).expect("syslog");
+        std::io::Write::write_all(&mut tcp, format!("{} {line}", line.len()).as_bytes()).expect("send");
+        drop(tcp);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while s
+            .metric(&format!("loggerhub_syslog_dropped_total{{reason=\"{reason}\"}}"))
+            .await
+            <= before
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "syslog took a {reason} tenant's message"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A suspended tenant's queued entries wait: its plugins do not run and
+/// nothing of it is stored until the operator resumes it; then they flow.
+/// (Its plugin spins out its 50 ms of CPU on every call, so its backlog
+/// lasts long enough to be caught.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspended_tenants_entries_wait() {
+    use std::time::Duration;
+    let (_d, s) = embedded_with(&[]).await;
+    let key = s.tenant("sleeper").await;
+    let wasm = std::fs::read(loggerhub::runtime::builtin::HOSTILE_ENRICHER_PATH).expect("fixture built by build.rs");
+    let (status, body) = s.put_plugin(&key, "enricher", "hostile", wasm).await;
+    assert_eq!(status, 201, "{body}");
+    let pipeline = json!({"enrichers": ["hostile"], "config": {"hostile": {"mode": "loop"}}, "limits": {"cpu_ms": 50}});
+    let (status, body) = s.put_pipeline(&key, &pipeline).await;
+    assert_eq!(status, 200, "{body}");
+    for i in 0..30 {
+        let body = format!(
+            "{}\n{}",
+            json!({"message": format!("poison {i}")}),
+            json!({"message": format!("fine {i}")})
+        );
+        let (status, _) = s.post_logs(&key, "application/x-ndjson", body).await;
+        assert_eq!(status, 202);
+    }
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PATCH,
+            "/v1/admin/tenants/sleeper",
+            Some(json!({"state": "suspended"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let calls = || async {
+        let (_, list) = s.get(&key, "/v1/plugins").await;
+        list["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .find(|p| p["name"] == "hostile")
+            .map(|p| p["figures"]["calls"].as_u64().unwrap_or(0))
+            .expect("listed")
+    };
+    // The processor sees the state within its 2 s cache, and the turn
+    // running then ends within its budget.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (held_calls, held_depth) = (calls().await, s.metric("loggerhub_queue_depth").await);
+    let (_, page) = s.get(&key, "/v1/logs?limit=1").await;
+    let held_total = page["total"].clone();
+    assert!(held_depth > 0.0, "the backlog was gone before the suspension took hold");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(calls().await, held_calls, "its plugin ran while it was suspended");
+    assert_eq!(
+        s.metric("loggerhub_queue_depth").await,
+        held_depth,
+        "its entries were taken"
+    );
+    assert_eq!(
+        s.get(&key, "/v1/logs?limit=1").await.1["total"],
+        held_total,
+        "it stored while suspended"
+    );
+
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PATCH,
+            "/v1/admin/tenants/sleeper",
+            Some(json!({"state": "active"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    s.idle().await;
+    let (_, page) = s.get(&key, "/v1/logs?limit=1").await;
+    assert_eq!(page["total"], 30, "every fine record, once resumed: {page}");
+    assert!(calls().await > held_calls);
+}
