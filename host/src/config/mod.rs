@@ -329,6 +329,76 @@ pub struct SyslogBinding {
     pub addr: SocketAddr,
     /// `None`: each message names its tenant with a key.
     pub tenant: Option<Slug>,
+    /// On a tenant's own address, who may send there.
+    pub senders: Senders,
+}
+
+impl SyslogBinding {
+    /// Whether `peer` may send here at all.
+    pub fn admits(&self, peer: std::net::IpAddr) -> bool {
+        match &self.senders {
+            Senders::From(nets) => nets.iter().any(|n| n.contains(peer)),
+            Senders::Anyone | Senders::Keyed => true,
+        }
+    }
+}
+
+/// Who may send to a tenant's own syslog address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Senders {
+    /// Anyone who reaches it (the address is the credential).
+    Anyone,
+    /// Each message must carry a key of the tenant, as on the shared
+    /// address (`;key`).
+    Keyed,
+    /// Only these networks (`;from=10.0.0.0/8|192.168.1.7`).
+    From(Vec<Cidr>),
+}
+
+/// An IP network: an address and how many of its leading bits count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// `10.0.0.0/8`, `fd00::/8`, or one address.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse().ok()?, None),
+        };
+        let max = if matches!(addr, std::net::IpAddr::V4(_)) {
+            32
+        } else {
+            128
+        };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        // An IPv4 peer on an IPv6 socket comes mapped.
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |ip: std::net::IpAddr| match ip {
+            std::net::IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
+            std::net::IpAddr::V6(a) => (u128::from(a), 128),
+        };
+        let ((net, len), (peer, peer_len)) = (bits(self.addr), bits(ip));
+        if len != peer_len {
+            return false;
+        }
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        };
+        net & mask == peer & mask
+    }
 }
 
 impl Config {
@@ -365,13 +435,33 @@ pub(crate) fn absolute(setting: &'static str, path: &std::path::Path) -> Result<
 fn syslog_bindings(keyed: Option<SocketAddr>, tenants: &[String]) -> Result<Vec<SyslogBinding>, ConfigError> {
     const SETTING: &str = "--syslog-tenant (LOGGERHUB_SYSLOG_TENANTS)";
     let mut out: Vec<SyslogBinding> = keyed
-        .map(|addr| SyslogBinding { addr, tenant: None })
+        .map(|addr| SyslogBinding {
+            addr,
+            tenant: None,
+            senders: Senders::Keyed,
+        })
         .into_iter()
         .collect();
     for item in tenants.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-        let (slug, addr) = item
+        let (item_addr, options) = item.split_once(';').unwrap_or((item, ""));
+        let (slug, addr) = item_addr
             .split_once('=')
-            .ok_or_else(|| bad(SETTING, format!("{item:?}: expected SLUG=ADDR")))?;
+            .ok_or_else(|| bad(SETTING, format!("{item:?}: expected SLUG=ADDR[;key|;from=CIDR|CIDR…]")))?;
+        let senders = match options.trim() {
+            "" => Senders::Anyone,
+            "key" => Senders::Keyed,
+            o => match o.strip_prefix("from=") {
+                Some(list) => Senders::From(
+                    list.split('|')
+                        .map(|c| {
+                            Cidr::parse(c.trim())
+                                .ok_or_else(|| bad(SETTING, format!("{item:?}: {c:?} is not an address or network")))
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                None => return Err(bad(SETTING, format!("{item:?}: after `;`, `key` or `from=CIDR|CIDR…`"))),
+            },
+        };
         let slug = Slug::parse(slug.trim()).map_err(|e| bad(SETTING, format!("{item:?}: {e}")))?;
         let addr: SocketAddr = addr
             .trim()
@@ -383,6 +473,7 @@ fn syslog_bindings(keyed: Option<SocketAddr>, tenants: &[String]) -> Result<Vec<
         out.push(SyslogBinding {
             addr,
             tenant: Some(slug),
+            senders,
         });
     }
     Ok(out)
@@ -543,6 +634,23 @@ mod tests {
         assert_eq!(c.syslog.len(), 2);
         assert_eq!(c.syslog[0].tenant, None);
         assert_eq!(c.syslog[1].tenant.as_ref().map(Slug::as_str), Some("acme"));
+        assert_eq!(c.syslog[1].senders, Senders::Anyone);
+        let c = check(&[
+            "--syslog-tenant",
+            "acme=127.0.0.1:5515;key,beta=127.0.0.1:5516;from=10.0.0.0/8|192.168.1.7|fd00::/8",
+        ])
+        .expect("ok");
+        assert_eq!(c.syslog[0].senders, Senders::Keyed);
+        let Senders::From(nets) = &c.syslog[1].senders else {
+            panic!("{:?}", c.syslog[1].senders)
+        };
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        assert!(nets.iter().any(|n| n.contains(ip("10.200.3.4"))));
+        assert!(nets.iter().any(|n| n.contains(ip("192.168.1.7"))));
+        assert!(nets.iter().any(|n| n.contains(ip("::ffff:10.1.1.1"))), "v4-mapped");
+        assert!(nets.iter().any(|n| n.contains(ip("fd00::1"))));
+        assert!(!nets.iter().any(|n| n.contains(ip("192.168.1.8"))));
+        assert!(!nets.iter().any(|n| n.contains(ip("11.0.0.1"))));
     }
 
     /// Relative paths, as `make run` passes them, become absolute against
@@ -596,6 +704,12 @@ mod tests {
             (&["--syslog-tenant", "acme"], "--syslog-tenant"),
             (&["--syslog-tenant", "../x=127.0.0.1:5514"], "--syslog-tenant"),
             (&["--syslog-tenant", "acme=localhost"], "--syslog-tenant"),
+            (&["--syslog-tenant", "acme=127.0.0.1:5514;keys"], "--syslog-tenant"),
+            (
+                &["--syslog-tenant", "acme=127.0.0.1:5514;from=10.0.0.0/33"],
+                "--syslog-tenant",
+            ),
+            (&["--syslog-tenant", "acme=127.0.0.1:5514;from=host"], "--syslog-tenant"),
             (
                 &["--syslog-tenant", "acme=127.0.0.1:5514,beta=127.0.0.1:5514"],
                 "--syslog-tenant",

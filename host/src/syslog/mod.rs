@@ -10,8 +10,14 @@
 //! backpressure); over UDP the message is dropped. Either way, what is
 //! refused is counted in `loggerhub_syslog_dropped_total{reason}`.
 //!
+//! A tenant's own address takes messages from anyone who reaches it, or
+//! only keyed ones (`;key`), or only from listed networks (`;from=…`).
+//! Who may hold a TCP connection, and for how long, is `connections`.
+//!
 //! **Invariant:** a message is stored only under the tenant its key or its
 //! address names, and the key itself is never stored.
+
+mod connections;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +29,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, watch};
 
-use crate::config::SyslogBinding;
+use crate::config::{Senders, SyslogBinding};
 use crate::ingest::rate::Rate;
 use crate::ingest::syslog::{self, Framer};
 use crate::ingest::{CheckedBatch, Converted, Daily, Ingest, IngestError, Sender};
@@ -32,10 +38,13 @@ use crate::model::{Slug, now_ns};
 use crate::stores::TenantState;
 use crate::telemetry::Metrics;
 use crate::tenants::{Scope, Tenants};
+use connections::{Connections, Slot};
 
-/// TCP connections served at once, over all addresses: each holds a task
+/// TCP connections the shared address serves at once: each holds a task
 /// and a read buffer.
 const MAX_CONNECTIONS: usize = 1024;
+/// TCP connections each tenant's own address serves at once.
+const MAX_PER_ADDRESS: usize = 256;
 /// A UDP batch is sent once it holds this many messages or is this old.
 const UDP_BATCH: usize = 500;
 const UDP_LINGER: Duration = Duration::from_millis(20);
@@ -70,16 +79,23 @@ impl Listeners {
     }
 
     pub async fn serve(self, service: Arc<Syslog>, shutdown: watch::Receiver<bool>) {
-        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let connections = Arc::new(Connections::default());
         let mut tasks = tokio::task::JoinSet::new();
         for (binding, tcp, udp) in self.bound {
-            let tenant = binding.tenant.clone();
+            // Each address its own permits: a crowd on one leaves the
+            // others alone.
+            let permits = Arc::new(Semaphore::new(if binding.tenant.is_some() {
+                MAX_PER_ADDRESS
+            } else {
+                MAX_CONNECTIONS
+            }));
+            let binding = Arc::new(binding);
             tasks.spawn(
                 service
                     .clone()
-                    .accept(tcp, tenant.clone(), connections.clone(), shutdown.clone()),
+                    .accept(tcp, binding.clone(), permits, connections.clone(), shutdown.clone()),
             );
-            tasks.spawn(service.clone().datagrams(udp, tenant, shutdown.clone()));
+            tasks.spawn(service.clone().datagrams(udp, binding, shutdown.clone()));
         }
         while tasks.join_next().await.is_some() {}
     }
@@ -102,6 +118,8 @@ enum Dropped {
     Suspended,
     Refused,
     Limited,
+    /// From an address the tenant's own address does not take.
+    Sender,
 }
 
 impl Dropped {
@@ -113,6 +131,7 @@ impl Dropped {
             Dropped::Suspended => "suspended",
             Dropped::Refused => "refused",
             Dropped::Limited => "limited",
+            Dropped::Sender => "sender",
         }
     }
 }
@@ -130,8 +149,9 @@ impl Syslog {
     async fn accept(
         self: Arc<Self>,
         listener: TcpListener,
-        tenant: Option<Slug>,
-        connections: Arc<Semaphore>,
+        binding: Arc<SyslogBinding>,
+        permits: Arc<Semaphore>,
+        connections: Arc<Connections>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
@@ -140,32 +160,76 @@ impl Syslog {
                 _ = shutdown.changed() => return,
             };
             let Ok((stream, peer)) = accepted else { continue };
-            let Ok(permit) = connections.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "syslog connection refused: too many open");
+            if !binding.admits(peer.ip()) {
+                tracing::debug!(%peer, "syslog connection refused: not a listed sender");
+                self.dropped(Dropped::Sender, 1);
+                continue;
+            }
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "syslog connection refused: too many open on this address");
                 continue;
             };
+            // On the shared address, and on a tenant's keyed one, a
+            // connection proves itself with its first keyed message.
+            let keyed = binding.tenant.is_none() || binding.senders == Senders::Keyed;
+            let mut slot = match connections.open(peer.ip(), keyed) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    tracing::debug!(%peer, ?why, "syslog connection refused");
+                    continue;
+                }
+            };
+            if let (Some(tenant), false) = (&binding.tenant, keyed)
+                && slot.prove(tenant.as_str()).is_err()
+            {
+                continue;
+            }
             let this = self.clone();
-            let tenant = tenant.clone();
+            let binding = binding.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                this.connection(stream, tenant, shutdown).await;
+                this.connection(stream, &binding, &mut slot, shutdown).await;
                 drop(permit);
             });
         }
     }
 
-    async fn connection(&self, mut stream: TcpStream, tenant: Option<Slug>, mut shutdown: watch::Receiver<bool>) {
+    async fn connection(
+        &self,
+        mut stream: TcpStream,
+        binding: &SyslogBinding,
+        slot: &mut Slot,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut framer = Framer::default();
         let mut buf = vec![0u8; 64 * 1024];
+        let opened = tokio::time::Instant::now();
+        let mut last = opened;
         loop {
+            // Unproven, until its first message's deadline; then idle.
+            let deadline = if slot.proven() {
+                last + connections::IDLE
+            } else {
+                opened + connections::FIRST_MESSAGE
+            };
+            let evicted = slot.evicted.clone();
             let n = tokio::select! {
                 n = stream.read(&mut buf) => n,
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::debug!(proven = slot.proven(), "syslog connection closed: silent too long");
+                    return;
+                }
+                () = evicted.notified() => {
+                    tracing::debug!("syslog connection closed: unproven, to make room");
+                    return;
+                }
                 _ = shutdown.changed() => return,
             };
             let n = match n {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            last = tokio::time::Instant::now();
             let frames = match framer.push(&buf[..n]) {
                 Ok(f) => f,
                 Err(e) => {
@@ -175,11 +239,26 @@ impl Syslog {
                 }
             };
             // Held here, unread, while the tenant is over its rate.
-            self.take(&frames, tenant.as_ref(), true).await;
+            let tenant = self.take(&frames, binding, true).await;
+            if !slot.proven()
+                && let Some(tenant) = tenant
+                && slot.prove(&tenant).is_err()
+            {
+                tracing::warn!(
+                    tenant,
+                    "syslog connection closed: the tenant holds its share of connections"
+                );
+                return;
+            }
         }
     }
 
-    async fn datagrams(self: Arc<Self>, socket: UdpSocket, tenant: Option<Slug>, mut shutdown: watch::Receiver<bool>) {
+    async fn datagrams(
+        self: Arc<Self>,
+        socket: UdpSocket,
+        binding: Arc<SyslogBinding>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut buf = vec![0u8; syslog::MAX_FRAME];
         let mut batch: Vec<String> = Vec::new();
         let mut since = Instant::now();
@@ -191,6 +270,10 @@ impl Syslog {
             };
             tokio::select! {
                 got = socket.recv_from(&mut buf) => {
+                    if let Ok((_, peer)) = got && !binding.admits(peer.ip()) {
+                        self.dropped(Dropped::Sender, 1);
+                        continue;
+                    }
                     if let Ok((n, _)) = got {
                         if batch.is_empty() {
                             since = Instant::now();
@@ -207,13 +290,14 @@ impl Syslog {
                 _ = shutdown.changed() => return,
             }
             let frames = std::mem::take(&mut batch);
-            self.take(&frames, tenant.as_ref(), false).await;
+            self.take(&frames, &binding, false).await;
         }
     }
 
     /// Parses `frames`, groups them by tenant and queues each group; `hold`
-    /// waits out a rate limit (TCP) instead of dropping (UDP).
-    async fn take(&self, frames: &[String], bound: Option<&Slug>, hold: bool) {
+    /// waits out a rate limit (TCP) instead of dropping (UDP). Returns a
+    /// tenant a message was taken for (what proves a connection).
+    async fn take(&self, frames: &[String], binding: &SyslogBinding, hold: bool) -> Option<String> {
         let now = now_ns();
         let bytes: usize = frames.iter().map(String::len).sum();
         let mut groups: HashMap<String, (Sender, Converted)> = HashMap::new();
@@ -226,9 +310,17 @@ impl Syslog {
                     continue;
                 }
             };
-            let sender = match bound {
-                Some(slug) => self.bound_sender(slug).await,
-                None => self.keyed_sender(message.key()).await,
+            let sender = match (&binding.tenant, &binding.senders) {
+                // A tenant's keyed address takes only its own keys.
+                (Some(slug), Senders::Keyed) => self.keyed_sender(message.key()).await.and_then(|s| {
+                    if s.tenant == slug.as_str() {
+                        Ok(s)
+                    } else {
+                        Err(Dropped::BadKey)
+                    }
+                }),
+                (Some(slug), _) => self.bound_sender(slug).await,
+                (None, _) => self.keyed_sender(message.key()).await,
             };
             let sender = match sender {
                 Ok(s) => s,
@@ -244,14 +336,17 @@ impl Syslog {
                 .or_insert_with(|| (sender, Converted::within(window, bytes)));
             converted.push(&message.document(), &tenant);
         }
+        let mut taken = None;
         for (_, (sender, mut converted)) in groups {
             if converted.rejected > 0 {
                 self.dropped(Dropped::Refused, converted.rejected);
             }
             if converted.count > 0 {
                 self.queue(&sender, &mut converted, hold).await;
+                taken.get_or_insert(sender.tenant);
             }
         }
+        taken
     }
 
     async fn queue(&self, sender: &Sender, converted: &mut Converted, hold: bool) {

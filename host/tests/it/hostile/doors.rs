@@ -525,3 +525,117 @@ async fn a_suspended_tenants_entries_wait() {
     assert_eq!(page["total"], 30, "every fine record, once resumed: {page}");
     assert!(calls().await > held_calls);
 }
+
+/// A TCP connection to `to` from the loopback address `from`.
+async fn connect_from(from: &str, to: &str) -> Option<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.bind(format!("{from}:0").parse().ok()?).ok()?;
+    socket.connect(to.parse().ok()?).await.ok()
+}
+
+/// An octet-counted RFC 5424 message, with `key` in its structured data.
+fn syslog_frame(key: Option<&str>, message: &str) -> String {
+    let sd = key.map_or("-".to_string(), |k| format!("[loggerhub@32473 key=\"{k}\"]"));
+    let line = format!("<14>1 - host app - - {sd} {message}");
+    format!("{} {line}", line.len())
+}
+
+async fn send_syslog(from: &str, to: &str, frame: &str) {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = connect_from(from, to).await.expect("connect");
+    tcp.write_all(frame.as_bytes()).await.expect("send");
+    tcp.shutdown().await.expect("close");
+}
+
+async fn stored(s: &Server, key: &str, text: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, page) = s
+            .get(key, &format!("/v1/search?q=%22{}%22", text.replace(' ', "%20")))
+            .await;
+        if page["total"].as_u64() > Some(0) {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A stranger holding 1,200 idle connections, from twenty addresses,
+/// does not keep another tenant's syslog out: unproven connections make
+/// room for new ones, one address holds at most 64. A tenant's own
+/// address takes only its keys, or only its listed senders.
+#[tokio::test(flavor = "multi_thread")]
+async fn syslog_listeners_hold_against_idle_crowds() {
+    let free = crate::common::private::free_port;
+    let (shared, own, listed) = (free(), free(), free());
+    let shared = format!("127.0.0.1:{shared}");
+    let own = format!("127.0.0.1:{own}");
+    let listed = format!("127.0.0.1:{listed}");
+    let tenants = format!("owner={own};key,lister={listed};from=127.0.0.5");
+    let (_d, s) = embedded_with(&["--syslog-listen", &shared, "--syslog-tenant", &tenants]).await;
+    let healthy = s.tenant("healthy").await;
+    let owner = s.tenant("owner").await;
+    let lister = s.tenant("lister").await;
+
+    // The crowd: 60 idle connections from each of 20 addresses, more
+    // than the shared address has permits.
+    let mut crowd = Vec::new();
+    for a in 2..22 {
+        for _ in 0..60 {
+            if let Some(c) = connect_from(&format!("127.0.0.{a}"), &shared).await {
+                crowd.push(c);
+            }
+        }
+    }
+    assert!(crowd.len() >= 1100, "the crowd could not connect: {}", crowd.len());
+    send_syslog("127.0.0.1", &shared, &syslog_frame(Some(&healthy), "through the crowd")).await;
+    assert!(
+        stored(&s, &healthy, "through the crowd").await,
+        "a crowd kept a tenant's syslog out"
+    );
+
+    // One address holds at most 64: the rest are closed at once.
+    let mut one: Vec<tokio::net::TcpStream> = Vec::new();
+    for _ in 0..100 {
+        one.extend(connect_from("127.0.0.30", &shared).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut buf = [0u8; 1];
+    let open = one
+        .iter()
+        .filter(|c| matches!(c.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock))
+        .count();
+    assert!(open <= 64, "{open} connections held from one address");
+    drop((crowd, one));
+
+    // The owner's own address takes its keys only; the lister's, its
+    // listed sender only.
+    send_syslog("127.0.0.1", &own, &syslog_frame(None, "unkeyed on a keyed address")).await;
+    send_syslog(
+        "127.0.0.1",
+        &own,
+        &syslog_frame(Some(&healthy), "another key on an own address"),
+    )
+    .await;
+    send_syslog("127.0.0.1", &own, &syslog_frame(Some(&owner), "the owner keyed")).await;
+    assert!(stored(&s, &owner, "the owner keyed").await);
+    send_syslog("127.0.0.1", &listed, &syslog_frame(None, "from an unlisted sender")).await;
+    send_syslog("127.0.0.5", &listed, &syslog_frame(None, "from the listed sender")).await;
+    assert!(stored(&s, &lister, "from the listed sender").await);
+    s.idle().await;
+    for (key, text) in [
+        (&owner, "unkeyed on a keyed address"),
+        (&owner, "another key on an own address"),
+        (&healthy, "another key on an own address"),
+        (&lister, "from an unlisted sender"),
+    ] {
+        let (_, page) = s
+            .get(key, &format!("/v1/search?q=%22{}%22", text.replace(' ', "%20")))
+            .await;
+        assert_eq!(page["total"], 0, "{text}: {page}");
+    }
+    assert!(s.metric("loggerhub_syslog_dropped_total{reason=\"sender\"}").await >= 1.0);
+}
