@@ -184,16 +184,27 @@ mod tests {
             let source = ip(&format!("10.0.{}.{}", i / 200, i % 200 + 1));
             slots.push(c.open(source, true).expect("room"));
         }
-        // A proven one is never evicted.
-        slots[1].prove("acme").expect("prove");
         let newcomer = c.open(ip("192.168.0.1"), true).expect("room");
         tokio::time::timeout(Duration::from_secs(1), slots[0].evicted.notified())
             .await
             .expect("the oldest unproven connection was told to close");
-        let _another = c.open(ip("192.168.0.2"), true).expect("room");
-        tokio::time::timeout(Duration::from_secs(1), slots[2].evicted.notified())
+        // A proven one is never evicted (and no longer counts as unproven).
+        slots[2].prove("acme").expect("prove");
+        let _room = c.open(ip("192.168.0.2"), true).expect("room");
+        let _another = c.open(ip("192.168.0.3"), true).expect("room");
+        tokio::time::timeout(Duration::from_secs(1), slots[1].evicted.notified())
             .await
-            .expect("then the next oldest, skipping the proven one");
+            .expect("then the next oldest");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), slots[2].evicted.notified())
+                .await
+                .is_err(),
+            "a proven connection was evicted"
+        );
+        let _third = c.open(ip("192.168.0.4"), true).expect("room");
+        tokio::time::timeout(Duration::from_secs(1), slots[3].evicted.notified())
+            .await
+            .expect("skipping the proven one");
         drop(newcomer);
     }
 
