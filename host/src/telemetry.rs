@@ -89,7 +89,9 @@ pub struct Metrics {
     expired: Mutex<BTreeMap<&'static str, u64>>,
     /// Syslog messages not taken, by reason.
     syslog_dropped: Mutex<BTreeMap<&'static str, u64>>,
-    stage_latency: Mutex<BTreeMap<(&'static str, String), Histogram>>,
+    /// By stage, tenant and plugin (its name, not its version: a version
+    /// is not worth a series that outlives it).
+    stage_latency: Mutex<BTreeMap<(&'static str, String, String), Histogram>>,
     store_latency: Mutex<BTreeMap<&'static str, Histogram>>,
 }
 
@@ -135,8 +137,29 @@ impl Metrics {
         }
     }
 
-    pub fn tenant_deleted(&self) {
+    /// A tenant's deletion is done: its series go with it.
+    pub fn tenant_deleted(&self, tenant: &str) {
         self.tenants_deleted.fetch_add(1, Ordering::Relaxed);
+        self.tenants.lock().remove(tenant);
+        self.stage_latency.lock().retain(|(_, t, _), _| t != tenant);
+    }
+
+    /// A tenant removed one of its plugins: its series go.
+    pub fn plugin_removed(&self, tenant: &str, plugin: &str) {
+        self.stage_latency
+            .lock()
+            .retain(|(_, t, p), _| !(t == tenant && p == plugin));
+    }
+
+    /// The label a tenant's series carry: its slug, or `_other` past the
+    /// first `MAX_TENANT_SERIES` tenants.
+    fn tenant_label(&self, tenant: &str) -> String {
+        let all = self.tenants.lock();
+        if all.contains_key(tenant) || all.len() < MAX_TENANT_SERIES {
+            tenant.to_string()
+        } else {
+            OTHER_TENANTS.to_string()
+        }
     }
 
     fn tenant<R>(&self, tenant: &str, f: impl FnOnce(&mut TenantSeries) -> R) -> R {
@@ -176,11 +199,14 @@ impl Metrics {
         *self.errors.lock().entry(kind).or_default() += 1;
     }
 
-    pub fn stage(&self, stage: &'static str, plugin: &str, took: Duration) {
+    /// A call of `tenant`'s plugin (`name` or `name@vN`) in `stage`.
+    pub fn stage(&self, stage: &'static str, tenant: &str, plugin: &str, took: Duration) {
         self.wasm_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        let name = plugin.split('@').next().unwrap_or(plugin).to_string();
+        let tenant = self.tenant_label(tenant);
         self.stage_latency
             .lock()
-            .entry((stage, plugin.to_string()))
+            .entry((stage, tenant, name))
             .or_default()
             .observe(took.as_secs_f64());
     }
@@ -292,13 +318,13 @@ impl Metrics {
         self.render_tenants(&mut out);
         let _ = writeln!(
             out,
-            "# HELP loggerhub_stage_seconds Plugin call latency per stage and plugin.\n# TYPE loggerhub_stage_seconds histogram"
+            "# HELP loggerhub_stage_seconds Plugin call latency per stage, tenant and plugin.\n# TYPE loggerhub_stage_seconds histogram"
         );
-        for ((stage, plugin), h) in self.stage_latency.lock().iter() {
+        for ((stage, tenant, plugin), h) in self.stage_latency.lock().iter() {
             write_histogram(
                 &mut out,
                 "loggerhub_stage_seconds",
-                &format!("stage=\"{stage}\",plugin=\"{plugin}\""),
+                &format!("stage=\"{stage}\",tenant=\"{tenant}\",plugin=\"{plugin}\""),
                 h,
             );
         }
@@ -429,16 +455,51 @@ mod tests {
         let m = Metrics::default();
         m.logs_accepted(3, 100);
         m.error("trap");
-        m.stage("enrich", "default-enricher", Duration::from_millis(2));
+        m.stage("enrich", "acme", "default-enricher", Duration::from_millis(2));
         let text = m.render(Depth { entries: 2, bytes: 10 });
         assert!(text.contains("loggerhub_logs_ingested_total 3"));
         assert!(text.contains("loggerhub_queue_depth 2"));
         assert!(text.contains("loggerhub_errors_total{kind=\"trap\"} 1"));
+        assert!(text.contains(
+            "loggerhub_stage_seconds_bucket{stage=\"enrich\",tenant=\"acme\",plugin=\"default-enricher\",le=\"0.0025\"} 1"
+        ));
         assert!(
             text.contains(
-                "loggerhub_stage_seconds_bucket{stage=\"enrich\",plugin=\"default-enricher\",le=\"0.0025\"} 1"
+                "loggerhub_stage_seconds_count{stage=\"enrich\",tenant=\"acme\",plugin=\"default-enricher\"} 1"
             )
         );
-        assert!(text.contains("loggerhub_stage_seconds_count{stage=\"enrich\",plugin=\"default-enricher\"} 1"));
+    }
+
+    /// A plugin's series carry its tenant and its name, not its version;
+    /// they go with the plugin and with the tenant.
+    #[test]
+    fn plugin_series_name_their_tenant_and_go_with_it() {
+        let m = Metrics::default();
+        for v in 1..=5 {
+            m.stage("enrich", "acme", &format!("pii@v{v}"), Duration::from_millis(1));
+        }
+        m.stage("enrich", "beta", "pii@v1", Duration::from_millis(1));
+        m.stage("parse", "acme", "json-parser", Duration::from_millis(1));
+        let count = |m: &Metrics| {
+            m.render(Depth::default())
+                .lines()
+                .filter(|l| l.starts_with("loggerhub_stage_seconds_count"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let all = count(&m);
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(
+            all.contains(
+                &"loggerhub_stage_seconds_count{stage=\"enrich\",tenant=\"acme\",plugin=\"pii\"} 5".to_string()
+            )
+        );
+        m.plugin_removed("acme", "pii");
+        assert_eq!(count(&m).len(), 2);
+        m.tenant_deleted("acme");
+        assert_eq!(
+            count(&m),
+            ["loggerhub_stage_seconds_count{stage=\"enrich\",tenant=\"beta\",plugin=\"pii\"} 1"]
+        );
     }
 }

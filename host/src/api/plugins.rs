@@ -118,6 +118,7 @@ pub async fn delete(
     PluginRef { stage, name }: PluginRef,
 ) -> Result<StatusCode, ApiError> {
     state.registry.delete(&caller.tenant, stage, &name).await?;
+    state.metrics.plugin_removed(&caller.tenant, name.as_str());
     Ok(StatusCode::NO_CONTENT)
 }
 

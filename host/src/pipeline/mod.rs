@@ -136,7 +136,7 @@ impl Processor {
         self.registry
             .stats()
             .call(tenant, stage, plugin, took, records_in, returned);
-        self.metrics.stage(stage.verb(), plugin, took);
+        self.metrics.stage(stage.verb(), tenant, plugin, took);
         if !is_builtin(base_name(plugin)) {
             self.meter.record(
                 tenant,

@@ -82,7 +82,7 @@ impl Upkeep {
             let result = match t.state {
                 TenantState::Deleting => deletion::step(self, &t).await.map(|done| {
                     if done {
-                        self.metrics.tenant_deleted();
+                        self.metrics.tenant_deleted(&t.slug);
                         tracing::info!(tenant = t.slug, "tenant deleted");
                     }
                 }),

@@ -518,10 +518,10 @@ async fn health_ready_metrics() {
         "loggerhub_logs_ingested_total 12",
         "loggerhub_logs_processed_total 12",
         "loggerhub_queue_depth 0",
-        "loggerhub_stage_seconds_count{stage=\"parse\",plugin=\"json-parser\"}",
-        "loggerhub_stage_seconds_count{stage=\"parse\",plugin=\"line-parser\"}",
-        "loggerhub_stage_seconds_count{stage=\"enrich\",plugin=\"default-enricher\"}",
-        "loggerhub_stage_seconds_count{stage=\"route\",plugin=\"default-router\"}",
+        "loggerhub_stage_seconds_count{stage=\"parse\",tenant=\"acme\",plugin=\"json-parser\"}",
+        "loggerhub_stage_seconds_count{stage=\"parse\",tenant=\"acme\",plugin=\"line-parser\"}",
+        "loggerhub_stage_seconds_count{stage=\"enrich\",tenant=\"acme\",plugin=\"default-enricher\"}",
+        "loggerhub_stage_seconds_count{stage=\"route\",tenant=\"acme\",plugin=\"default-router\"}",
         "loggerhub_store_write_seconds_count{store=\"index\"}",
     ] {
         assert!(text.contains(needle), "missing {needle}");

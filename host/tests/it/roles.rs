@@ -265,7 +265,7 @@ async fn a_plugin_uploaded_to_one_processor_runs_on_every_processor() {
     // A processor swaps a pulled change in once it has compiled it: warm
     // up until both have run the plugin (which also shows that both take
     // work).
-    let ran_pii = "loggerhub_stage_seconds_count{stage=\"enrich\",plugin=\"pii@v1\"}";
+    let ran_pii = format!("loggerhub_stage_seconds_count{{stage=\"enrich\",tenant=\"{slug}\",plugin=\"pii\"}}");
     let post_deadline = Instant::now() + Duration::from_secs(90);
     let mut round = 0;
     loop {
@@ -276,7 +276,7 @@ async fn a_plugin_uploaded_to_one_processor_runs_on_every_processor() {
         assert_eq!(status, 202, "{b}");
         round += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (n1, n2) = (c.p1.metric(ran_pii).await, c.p2.metric(ran_pii).await);
+        let (n1, n2) = (c.p1.metric(&ran_pii).await, c.p2.metric(&ran_pii).await);
         if n1 > 0.0 && n2 > 0.0 {
             break;
         }
@@ -316,7 +316,7 @@ async fn a_plugin_uploaded_to_one_processor_runs_on_every_processor() {
         assert!(m.contains("[REDACTED:email]") && !m.contains('@'), "not redacted: {m}");
     }
     assert_eq!(total(&c.search, &key, "/v1/search?q=example.com&limit=1").await, 0);
-    assert!(c.p1.metric(ran_pii).await > 0.0 && c.p2.metric(ran_pii).await > 0.0);
+    assert!(c.p1.metric(&ran_pii).await > 0.0 && c.p2.metric(&ran_pii).await > 0.0);
 
     // Deleted through the other processor: gone from the first.
     let (status, body) = c.p2.put_pipeline(&key, &json!({})).await;
