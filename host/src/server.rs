@@ -140,6 +140,7 @@ pub async fn run(
         operator_token: config.operator_token.clone().map(Into::into),
         roles,
         max_body_bytes: config.limits.max_body_bytes,
+        reads: Arc::default(),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -68,6 +68,7 @@ pub async fn list(
     caller: Tenant<Search>,
     params: Result<QueryParams<ListParams>, QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
+    let _reading = state.reads.enter(&caller.tenant)?;
     let QueryParams(p) = params?;
     if p.q.is_some() || p.interval.is_some() {
         return Err(ApiError::bad_request(
@@ -96,6 +97,7 @@ pub async fn search(
     caller: Tenant<Search>,
     params: Result<QueryParams<ListParams>, QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
+    let _reading = state.reads.enter(&caller.tenant)?;
     let QueryParams(p) = params?;
     let query = Query::parse(p.q.as_deref().unwrap_or_default())?;
     let page = state
@@ -122,6 +124,7 @@ pub async fn detail(
     caller: Tenant<Search>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DetailJson>, ApiError> {
+    let _reading = state.reads.enter(&caller.tenant)?;
     let Path(id) = path?;
     if id.len() > MAX_ID_LEN {
         return Err(ApiError::not_found("no such log"));
@@ -144,6 +147,7 @@ pub async fn stats(
     caller: Tenant<Search>,
     params: Result<QueryParams<ListParams>, QueryRejection>,
 ) -> Result<Json<StatsJson>, ApiError> {
+    let _reading = state.reads.enter(&caller.tenant)?;
     let QueryParams(p) = params?;
     if p.cursor.is_some() || p.limit.is_some() || p.track_total_hits.is_some() {
         return Err(ApiError::bad_request(

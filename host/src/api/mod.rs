@@ -20,6 +20,7 @@ mod ops;
 mod otlp;
 mod params;
 mod plugins;
+pub mod reads;
 mod tail;
 mod usage;
 mod wire;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub operator_token: Option<Arc<str>>,
     pub max_body_bytes: usize,
     pub roles: Roles,
+    /// Each tenant's reads at once.
+    pub reads: Arc<reads::ReadSlots>,
 }
 
 /// The role that serves a request; `None` for /health, /ready, /metrics,

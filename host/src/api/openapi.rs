@@ -186,12 +186,12 @@ error_sets! {
     /// The list view and stats.
     ReadErrors = [
         BadRequest, InvalidParameter, MissingApiKey, InvalidApiKey, InsufficientScope,
-        WrongRole, BackendUnavailable,
+        TooManyReads, WrongRole, BackendUnavailable,
     ];
     /// Full-text search.
     SearchErrors = [
         BadRequest, InvalidParameter, InvalidQuery, MissingApiKey, InvalidApiKey,
-        InsufficientScope, WrongRole, BackendUnavailable,
+        InsufficientScope, TooManyReads, WrongRole, BackendUnavailable,
     ];
     /// The live tail.
     TailErrors = [
@@ -200,8 +200,8 @@ error_sets! {
     ];
     /// One log.
     DetailErrors = [
-        BadRequest, MissingApiKey, InvalidApiKey, InsufficientScope, NotFound, WrongRole,
-        BackendUnavailable,
+        BadRequest, MissingApiKey, InvalidApiKey, InsufficientScope, NotFound, TooManyReads,
+        WrongRole, BackendUnavailable,
     ];
     /// A tenant route with nothing to go wrong but the key and the backends.
     TenantErrors = [MissingApiKey, InvalidApiKey, InsufficientScope, WrongRole, BackendUnavailable];

@@ -98,6 +98,9 @@ pub struct Registry {
     max_versions: usize,
     /// Slots for compiling uploads (`validate::COMPILE_SLOTS`).
     compiles: Arc<tokio::sync::Semaphore>,
+    /// Each tenant's uploads queue on their own first, so that one tenant
+    /// with many uploads holds one place in the compile queue, not all.
+    tenant_compiles: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Registry {
@@ -125,6 +128,7 @@ impl Registry {
             ceiling: Limits::default(),
             max_versions: DEFAULT_MAX_VERSIONS,
             compiles: Arc::new(tokio::sync::Semaphore::new(validate::COMPILE_SLOTS)),
+            tenant_compiles: Mutex::new(HashMap::new()),
         })
     }
 
@@ -369,13 +373,32 @@ impl Registry {
                 )));
             }
         }
+        // The tenant's own queue first, then the process's compile slots:
+        // the slots' queue holds at most one upload of each tenant.
+        let mine = {
+            let mut all = self.tenant_compiles.lock();
+            if all.len() > 10_000 {
+                all.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            all.entry(tenant.to_string()).or_default().clone()
+        };
+        let started = std::time::Instant::now();
+        let _turn = tokio::time::timeout(validate::COMPILE_TIMEOUT, mine.lock_owned())
+            .await
+            .map_err(|_| RegistryError::Invalid {
+                check: "compile",
+                message: format!(
+                    "the tenant's earlier uploads held the compile queue for {} s",
+                    validate::COMPILE_TIMEOUT.as_secs()
+                ),
+            })?;
         let plugin = validate::compile_bounded(
             &self.runtime,
             &self.compiles,
             name.as_str(),
             stage,
             wasm,
-            validate::COMPILE_TIMEOUT,
+            validate::COMPILE_TIMEOUT.saturating_sub(started.elapsed()),
         )
         .await?;
         let spec = self.tree.pipeline(tenant)?;

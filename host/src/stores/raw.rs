@@ -27,8 +27,12 @@ use loggerhub_codec::time::civil_date;
 /// warm-up do not pay for themselves below a few KiB.
 const COMPRESS_FROM_BYTES: usize = 4096;
 /// Refuse to inflate a stored object past this size (a corrupt or hostile
-/// object must not exhaust memory).
+/// object must not take a detail read's CPU for long).
 const MAX_INFLATED_BYTES: u64 = 512 * 1024 * 1024;
+/// Longest line a detail read holds: a record is at most a request body
+/// (10 MiB by default) and its JSON escapes. The object is read a line at a
+/// time, so a read holds one line, never the whole object inflated.
+const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct RawStore {
@@ -119,24 +123,17 @@ impl RawStore {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(err(e)),
         };
-        let text = if key.ends_with(".gz") {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&bytes[..])
-                .take(MAX_INFLATED_BYTES)
-                .read_to_end(&mut out)
-                .map_err(|e| BackendError::corrupt(Backend::Raw, e))?;
-            out
+        let inflated: Box<dyn Read + '_> = if key.ends_with(".gz") {
+            Box::new(flate2::read::GzDecoder::new(&bytes[..]))
         } else {
-            bytes.to_vec()
+            Box::new(&bytes[..])
         };
-        let Some(l) = text
-            .split(|b| *b == b'\n')
-            .nth(line.saturating_sub(1))
-            .filter(|l| !l.is_empty())
+        let Some(l) =
+            nth_line(inflated.take(MAX_INFLATED_BYTES), line).map_err(|e| BackendError::corrupt(Backend::Raw, e))?
         else {
             return Ok(None);
         };
-        let mut rec = record_from_json(l).map_err(|e| BackendError::corrupt(Backend::Raw, e))?;
+        let mut rec = record_from_json(&l).map_err(|e| BackendError::corrupt(Backend::Raw, e))?;
         rec.raw_path = Some(raw_path.to_string());
         Ok(Some(rec))
     }
@@ -306,6 +303,32 @@ fn s3_store(s3: &S3Settings) -> Result<AmazonS3Builder, BackendError> {
     Ok(b)
 }
 
+/// Line `n` (from 1) of `text`, read a line at a time: what is held is
+/// one line of at most `MAX_LINE_BYTES`. `None` past the end or for an
+/// empty line.
+fn nth_line(text: impl Read, n: usize) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(text);
+    let mut buf = Vec::new();
+    for _ in 0..n.max(1) {
+        buf.clear();
+        let read = (&mut reader).take(MAX_LINE_BYTES).read_until(b'\n', &mut buf)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        if buf.last() != Some(&b'\n') && read as u64 == MAX_LINE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a line over {MAX_LINE_BYTES} bytes"),
+            ));
+        }
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    Ok((!buf.is_empty()).then_some(buf))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +357,26 @@ mod tests {
             Some("true")
         );
         assert_eq!(b.get_config_value(&AmazonS3ConfigKey::Region).as_deref(), Some("r"));
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::nth_line;
+    use std::io::Read;
+
+    #[test]
+    fn one_line_is_read_at_a_time() {
+        let text = b"first\nsecond\n\nfourth";
+        let line = |n| nth_line(&text[..], n).expect("read");
+        assert_eq!(line(1), Some(b"first".to_vec()));
+        assert_eq!(line(2), Some(b"second".to_vec()));
+        assert_eq!(line(3), None, "an empty line");
+        assert_eq!(line(4), Some(b"fourth".to_vec()));
+        assert_eq!(line(5), None, "past the end");
+        // A stream that never ends a line stops at the bound instead of
+        // filling memory.
+        let endless = std::io::repeat(b'x').take(super::MAX_LINE_BYTES + 10);
+        assert!(nth_line(endless, 1).is_err());
     }
 }

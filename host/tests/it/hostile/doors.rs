@@ -639,3 +639,35 @@ async fn syslog_listeners_hold_against_idle_crowds() {
     }
     assert!(s.metric("loggerhub_syslog_dropped_total{reason=\"sender\"}").await >= 1.0);
 }
+
+/// Plugin compiles are queued per tenant: a tenant that uploads six
+/// plugins at once holds one place in the process's compile queue, so
+/// another tenant's upload, sent just after, is not compiled last.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_tenants_uploads_do_not_hold_anothers() {
+    let (_d, s) = embedded_with(&[]).await;
+    let busy = s.tenant("uploader").await;
+    let other = s.tenant("other").await;
+    let wasm = std::fs::read(loggerhub::runtime::builtin::PII_REDACTOR_PATH).expect("example plugin built by build.rs");
+    let done = std::sync::Mutex::new(Vec::new());
+    let upload = |key: String, name: String| {
+        let (s, wasm, done) = (&s, wasm.clone(), &done);
+        async move {
+            let (status, body) = s.put_plugin(&key, "enricher", &name, wasm).await;
+            assert_eq!(status, 201, "{name}: {body}");
+            done.lock().expect("lock").push(name);
+        }
+    };
+    let many = futures::future::join_all((0..6).map(|i| upload(busy.clone(), format!("busy{i}"))));
+    let one = async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        upload(other.clone(), "other".into()).await;
+    };
+    tokio::join!(many, one);
+    let order = done.into_inner().expect("order");
+    let place = order.iter().position(|n| n == "other").expect("done");
+    assert!(
+        place <= 2,
+        "the other tenant's upload was compiled after {place} of the busy tenant's: {order:?}"
+    );
+}

@@ -1,0 +1,78 @@
+//! Each tenant's reads at once (lists, searches, details, stats): a
+//! tenant that fires a hundred expensive searches together waits for its
+//! own, and the others' reads go on. Past `MAX_READS_PER_TENANT` a read is
+//! refused at once (429 `too_many_reads`, `Retry-After: 1`), as
+//! Elasticsearch rejects searches past its queue, rather than queued
+//! without bound.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::error::{ApiError, ErrorCode};
+
+/// Reads one tenant may have running at once: the dashboard makes four or
+/// five at a time, a script or a Grafana panel a few more.
+pub const MAX_READS_PER_TENANT: usize = 16;
+/// Tenants whose semaphores are kept while idle; past it the idle ones go.
+const KEEP_TENANTS: usize = 10_000;
+
+#[derive(Default)]
+pub struct ReadSlots {
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// A running read; dropping it ends it.
+pub struct ReadSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ReadSlots {
+    /// A slot for one of `tenant`'s reads, or 429 if it has its share
+    /// running.
+    pub fn enter(&self, tenant: &str) -> Result<ReadSlot, ApiError> {
+        let semaphore = {
+            let mut tenants = self.tenants.lock();
+            if tenants.len() >= KEEP_TENANTS && !tenants.contains_key(tenant) {
+                tenants.retain(|_, s| s.available_permits() < MAX_READS_PER_TENANT);
+            }
+            tenants
+                .entry(tenant.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(MAX_READS_PER_TENANT)))
+                .clone()
+        };
+        match semaphore.try_acquire_owned() {
+            Ok(permit) => Ok(ReadSlot { _permit: permit }),
+            Err(_) => {
+                let mut e = ApiError::new(
+                    ErrorCode::TooManyReads,
+                    format!(
+                        "this tenant has {MAX_READS_PER_TENANT} reads running; retry after 1 s, or send fewer at once"
+                    ),
+                );
+                e.retry_after = Some(1);
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_reads_its_share_at_once_and_others_theirs() {
+        let slots = ReadSlots::default();
+        let held: Vec<ReadSlot> = (0..MAX_READS_PER_TENANT)
+            .map(|_| slots.enter("busy").expect("a slot"))
+            .collect();
+        let refused = slots.enter("busy").err().expect("refused past the share");
+        assert_eq!((refused.code, refused.retry_after), (ErrorCode::TooManyReads, Some(1)));
+        assert!(slots.enter("quiet").is_ok(), "another tenant reads");
+        drop(held);
+        assert!(slots.enter("busy").is_ok(), "ended reads give their slots back");
+    }
+}
