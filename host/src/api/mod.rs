@@ -86,7 +86,9 @@ fn serving_role(method: &Method, path: &str) -> Option<Role> {
         path.strip_prefix(prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
-    if method == Method::POST && (path == "/v1/logs" || is_shipper_intake(path)) {
+    if (method == Method::POST && path == "/v1/logs")
+        || ((method == Method::POST || method == Method::PUT) && is_shipper_intake(path))
+    {
         Some(Role::Ingest)
     } else if under("/v1/plugins") || under("/v1/pipeline") || under("/v1/dead-letters") {
         Some(Role::Processor)

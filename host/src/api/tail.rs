@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query as QueryParams, State};
+use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
@@ -56,7 +56,7 @@ pub async fn tail(
     State(state): State<AppState>,
     caller: Tenant<Search>,
     params: Result<QueryParams<TailParams>, QueryRejection>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let QueryParams(p) = params?;
     let query = Query::parse(p.q.as_deref().unwrap_or_default())?;
     let filter = ListParams {
@@ -77,9 +77,13 @@ pub async fn tail(
         let event = tokio::time::timeout_at(until, next_event(&mut w, &query, &filter))
             .await
             .ok()??;
-        Some((Ok(event), (w, query, filter)))
+        Some((Ok::<_, Infallible>(event), (w, query, filter)))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    // A proxy must pass each event on as it comes (nginx reads this).
+    Ok((
+        [("x-accel-buffering", "no")],
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
+    ))
 }
 
 /// The next event for this watcher; `None` ends the stream.

@@ -205,6 +205,25 @@ fn compose_file_parses_pins_every_image_and_wires_the_services() {
         );
     }
     assert!(nginx.contains("POST    loggerhub_ingest;"));
+    // Syslog: the ingest role listens, and its port is published, TCP and
+    // UDP (the HTTP routes are checked through a real nginx below).
+    let ingest = &services["loggerhub-ingest"];
+    let listen = ingest["environment"]["LOGGERHUB_SYSLOG_LISTEN"]
+        .as_str()
+        .expect("the ingest role takes syslog");
+    let port = listen.rsplit(':').next().expect("a port");
+    let published: Vec<&str> = ingest["ports"]
+        .as_sequence()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    for proto in ["tcp", "udp"] {
+        assert!(
+            published.iter().any(|p| p.ends_with(&format!(":{port}/{proto}"))),
+            "syslog {proto} is not published: {published:?}"
+        );
+    }
     assert!(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../Dockerfile")
@@ -379,15 +398,22 @@ fn the_set_up_installs_what_a_fresh_machine_lacks() {
 }
 
 /// nginx with the compose stack's config, its upstreams pointed at three
-/// local LoggerHub processes (one role each): every path reaches the role
-/// that serves it. A misrouted request would get `wrong_role`.
-#[tokio::test]
+/// LoggerHub processes on the distributed backends (one role each): every
+/// operation of the OpenAPI document — read from the document, so a new
+/// route cannot be forgotten — reaches a role that serves it (a misrouted
+/// request gets `wrong_role`); logs sent through nginx come back through
+/// its live tail as they land (not held in its buffer); the operator
+/// endpoints are not published.
+#[tokio::test(flavor = "multi_thread")]
 async fn nginx_routes_each_path_to_its_role() {
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
     let mut conf = std::fs::read_to_string(infra().join("nginx/nginx.conf")).expect("nginx.conf");
+    let backends = crate::common::distributed_flags(&format!("nginx{}", std::process::id()));
     let mut servers = Vec::new();
     for (i, role) in ["ingest", "processor", "search"].into_iter().enumerate() {
-        let s = crate::common::Server::start(dirs[i].path(), &["--role", role]).await;
+        let mut flags: Vec<&str> = backends.iter().map(String::as_str).collect();
+        flags.extend(["--role", role]);
+        let s = crate::common::Server::start(dirs[i].path(), &flags).await;
         let addr = s.url.trim_start_matches("http://").to_string();
         conf = conf.replace(&format!("server loggerhub-{role}:8080;"), &format!("server {addr};"));
         servers.push(s);
@@ -422,30 +448,55 @@ async fn nginx_routes_each_path_to_its_role() {
         assert!(std::time::Instant::now() < deadline, "nginx did not start");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    // Unauthenticated: each role answers 401 for its own paths, and
-    // `wrong_role` (404) for another's, so the status shows who answered.
-    let cases = [
-        ("POST", "/v1/logs"),
-        ("GET", "/v1/logs"),
-        ("GET", "/v1/logs/01ARZ3NDEKTSV4RRFFQ69G5FAV"),
-        ("GET", "/v1/search?q=x"),
-        ("GET", "/v1/stats"),
-        ("GET", "/v1/plugins"),
-        ("PUT", "/v1/plugins/parser/p"),
-        ("GET", "/v1/pipeline"),
-        ("GET", "/v1/dead-letters"),
-    ];
-    for (method, path) in cases {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let r = http
-            .request(method.clone(), format!("{base}{path}"))
-            .send()
-            .await
-            .expect("through nginx");
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 401, "{method} {path} reached the wrong role: {body}");
+
+    // Every operation of the document, unauthenticated: a role that serves
+    // it answers (401 for a key's routes), never `wrong_role`.
+    let doc: serde_json::Value = http
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    let ulid = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if path == "/metrics" || path == "/ready" {
+            continue;
+        }
+        let concrete = path
+            .replace("{index}", "web")
+            .replace("{stage}", "enricher")
+            .replace("{name}", "p")
+            .replace("{slug}", "acme")
+            .replace("{batch_id}", ulid)
+            .replace("{asset}", "app.js")
+            .replace("{id}", ulid);
+        assert!(!concrete.contains('{'), "{path}: a parameter this test does not fill");
+        for method in item.as_object().expect("path item").keys() {
+            let Ok(m) = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()) else {
+                continue;
+            };
+            operations += 1;
+            let r = http
+                .request(m.clone(), format!("{base}{concrete}"))
+                .send()
+                .await
+                .expect("through nginx");
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap_or_default();
+            let code = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .map(|v| v["error"]["code"].clone());
+            assert!(
+                code != Some(serde_json::json!("wrong_role")) && status != 502,
+                "{m} {path} reached the wrong role ({status}): {}",
+                body.chars().take(300).collect::<String>()
+            );
+        }
     }
+    assert!(operations > 30, "{operations} operations in the document");
     let admin = http
         .get(format!("{base}/v1/admin/tenants"))
         .bearer_auth(crate::common::ADMIN)
@@ -459,6 +510,49 @@ async fn nginx_routes_each_path_to_its_role() {
         assert_eq!(r.status(), 404, "{path} is published");
         let body: serde_json::Value = r.json().await.expect("JSON error");
         assert_eq!(body["error"]["code"], "not_found");
+    }
+
+    // The live tail through nginx: a log sent through nginx arrives as one
+    // small event, which a buffering proxy would hold.
+    let slug = format!("nginxtail{}", std::process::id());
+    let created: serde_json::Value = http
+        .post(format!("{base}/v1/admin/tenants"))
+        .bearer_auth(crate::common::ADMIN)
+        .json(&serde_json::json!({"slug": slug}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let key = created["api_key"]["key"].as_str().expect("key").to_string();
+    let mut tail = http
+        .get(format!("{base}/v1/tail"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("tail");
+    assert_eq!(tail.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = String::new();
+    let mut n = 0;
+    while !seen.contains("through nginx's tail") {
+        n += 1;
+        let r = http
+            .post(format!("{base}/v1/logs"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"message": format!("through nginx's tail {n}")}))
+            .send()
+            .await
+            .expect("ingest through nginx");
+        assert_eq!(r.status(), 202);
+        if let Ok(Ok(Some(chunk))) = tokio::time::timeout(std::time::Duration::from_secs(2), tail.chunk()).await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tail's events were held: {seen:?}"
+        );
     }
     drop(nginx);
 }
