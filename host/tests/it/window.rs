@@ -80,6 +80,33 @@ async fn old_is_refused_far_ahead_is_stored_at_arrival() {
     assert!(ts(&find("hour")) < before - 3_500_000_000_000, "{}", find("hour"));
     // The list's newest end is now, not 2199.
     assert!(ts(&hits[0]) <= after, "{page}");
+    // A raw object is named after its newest record's time, which
+    // retention reads: none is dated past the grace, so none is pinned.
+    let mut objects = Vec::new();
+    let mut dirs = vec![s.data_dir.join("raw/logs/clock")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("raw dir").flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else {
+                objects.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    assert!(!objects.is_empty());
+    let grace_ms = (after + 600_000_000_000) / 1_000_000;
+    for name in &objects {
+        let ms: i64 = name
+            .split('.')
+            .next()
+            .and_then(|stem| stem.rsplit('-').next())
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: not named <batch>-<unix ms>"));
+        assert!(
+            ms <= grace_ms,
+            "{name} is dated past the grace: retention would keep it"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
