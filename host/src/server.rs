@@ -88,6 +88,8 @@ pub async fn run(
         deleting: Default::default(),
         meter: meter.clone(),
         plans: plans.clone(),
+        stored_rates: Default::default(),
+        held: Default::default(),
     });
     // With Redis, every ingest process takes from the same rate buckets.
     let rates: Arc<dyn RateLimiter> = match &b.queue {

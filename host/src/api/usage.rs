@@ -34,10 +34,10 @@ pub async fn usage(State(state): State<AppState>, caller: Tenant<Search>) -> Res
     }
     let stored = days.iter().rev().find_map(|d| d.stored);
     let mut exhausted = Vec::new();
-    if now.logs >= plan.daily_logs {
+    if now.logs.max(now.stored_logs) >= plan.daily_logs {
         exhausted.push("daily_logs");
     }
-    if now.bytes >= plan.daily_bytes {
+    if now.bytes.max(now.stored_bytes) >= plan.daily_bytes {
         exhausted.push("daily_bytes");
     }
     if now.plugin_cpu_us >= plan.plugin_cpu_seconds_per_day.saturating_mul(1_000_000) {

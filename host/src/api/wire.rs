@@ -520,8 +520,13 @@ impl From<&crate::tenants::plans::Plan> for UsageLimits {
 pub struct DayJson {
     /// `YYYY-MM-DD`, UTC.
     pub day: String,
+    /// Records and body bytes ingest accepted.
     pub logs: u64,
     pub bytes: u64,
+    /// Records and bytes the pipeline stored: what the tenant's plugins
+    /// made of what was accepted (more, when they add records).
+    pub stored_logs: u64,
+    pub stored_bytes: u64,
     pub plugin_cpu_seconds: f64,
     pub dead_letters: u64,
     pub stored: Option<StoredJson>,
@@ -534,6 +539,8 @@ impl From<crate::usage::UsageDay> for DayJson {
             day: format!("{y:04}-{m:02}-{dd:02}"),
             logs: d.used.logs,
             bytes: d.used.bytes,
+            stored_logs: d.used.stored_logs,
+            stored_bytes: d.used.stored_bytes,
             plugin_cpu_seconds: d.used.plugin_cpu_us as f64 / 1e6,
             dead_letters: d.used.dead_letters,
             stored: d.stored.map(Into::into),

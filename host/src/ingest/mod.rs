@@ -62,7 +62,7 @@ pub enum IngestError {
         retry_after_secs: u32,
     },
     #[error(
-        "the plan's {limit} of {quota} is used up for today (UTC); retry after {retry_after_secs} s, or ask for a larger plan"
+        "the plan's {limit} of {quota} is used up for today (UTC), counting what the tenant's plugins stored; retry after {retry_after_secs} s, or ask for a larger plan"
     )]
     DailyQuota {
         limit: &'static str,
@@ -363,9 +363,12 @@ impl Ingest {
             return Err(IngestError::Suspended(tenant.to_string()));
         }
         let today = self.meter.today(tenant).await;
-        let over = if today.logs >= daily.logs {
+        // What the tenant's plugins stored counts as much as what it sent:
+        // a pipeline that makes more records than it was given uses the day
+        // up sooner.
+        let over = if today.logs.max(today.stored_logs) >= daily.logs {
             Some(("daily_logs", daily.logs))
-        } else if today.bytes >= daily.bytes {
+        } else if today.bytes.max(today.stored_bytes) >= daily.bytes {
             Some(("daily_bytes", daily.bytes))
         } else {
             None

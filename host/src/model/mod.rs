@@ -81,6 +81,25 @@ pub struct LogRecord {
     pub raw_path: Option<String>,
 }
 
+impl LogRecord {
+    /// About what the record takes as a raw line: its strings and the
+    /// JSON around them (what usage counts as stored bytes).
+    pub fn size(&self) -> usize {
+        const FRAME: usize = 120;
+        FRAME
+            + self.id.len()
+            + self.service.len()
+            + self.message.len()
+            + self.full_log.len()
+            + self.language.as_ref().map_or(0, String::len)
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>()
+    }
+}
+
 /// The metadata store keeps this many characters of a message (DESIGN §3).
 pub const MESSAGE_PREVIEW_CHARS: usize = 500;
 

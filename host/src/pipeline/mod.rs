@@ -37,6 +37,7 @@ use tenant_run::TenantRun;
 
 use crate::config::ProcessorConfig;
 use crate::error::{BackendError, ErrorKind};
+use crate::ingest::rate::{LocalRates, Rate, RateError, RateLimiter};
 use crate::model::LogRecord;
 use crate::plugins::{Registry, RegistryError};
 use crate::plugins::{base_name, is_builtin};
@@ -46,7 +47,7 @@ use crate::search::SearchIndex;
 use crate::stores::raw::RawStore;
 use crate::stores::{MetadataStore, Tenant, TenantState};
 use crate::telemetry::Metrics;
-use crate::tenants::plans::Plans;
+use crate::tenants::plans::{Plan, Plans};
 use crate::usage::{Meter, Usage};
 
 /// Before a tenant's entries are taken again after a backend was
@@ -117,6 +118,13 @@ pub struct Processor {
     pub meter: Arc<Meter>,
     /// The operator's plans: a tenant's plugin CPU a day.
     pub plans: Arc<Plans>,
+    /// What each tenant's pipeline stored, against its plan's rate (this
+    /// processor's share): plugins that make more records than the tenant
+    /// sent are held to the plan as ingest is.
+    pub stored_rates: LocalRates,
+    /// Tenants whose lanes wait until then: their pipeline stored past its
+    /// plan's rate or day.
+    pub held: parking_lot::Mutex<HashMap<String, Instant>>,
 }
 
 impl Processor {
@@ -151,16 +159,52 @@ impl Processor {
     /// What the tenant's plan says for its turn: the dead letters it
     /// keeps, and whether it used its plugin CPU for today (then its own
     /// plugins are skipped and the built-ins take their stages, until
-    /// midnight UTC or a larger plan). Returns how long the plan keeps
-    /// logs.
-    async fn apply_plan(&self, tenant: &str, plan: &str) -> Duration {
+    /// midnight UTC or a larger plan). Returns the plan, and whether what
+    /// the tenant's pipeline stored today used up its daily volume (its
+    /// lane then waits until midnight UTC or a larger plan).
+    async fn apply_plan(&self, tenant: &str, plan: &str) -> (Plan, bool) {
         let plan = self.plans.resolve(plan);
         self.dead_letters
             .set_plan_cap(tenant, usize::try_from(plan.dead_letter_cap).unwrap_or(usize::MAX));
-        let used = self.meter.today(tenant).await.plugin_cpu_us;
-        let over = used >= plan.plugin_cpu_seconds_per_day.saturating_mul(1_000_000);
+        let today = self.meter.today(tenant).await;
+        let over = today.plugin_cpu_us >= plan.plugin_cpu_seconds_per_day.saturating_mul(1_000_000);
         self.registry.set_cpu_exhausted(tenant, over).await;
-        plan.retention()
+        let day_used = today.stored_logs >= plan.daily_logs || today.stored_bytes >= plan.daily_bytes;
+        (plan.clone(), day_used)
+    }
+
+    /// Charges what a turn stored to the tenant's plan; past its rate, the
+    /// tenant's lane waits until the debt is paid.
+    async fn charge_stored(&self, tenant: &str, plan: &Plan, stored: &Usage) {
+        let rate = Rate {
+            logs_per_second: plan.logs_per_second,
+            bytes_per_second: plan.bytes_per_second,
+            burst_seconds: plan.burst_seconds,
+        };
+        let _ = self.stored_rates.charge(tenant, rate, stored.stored_logs).await;
+        if let Err(RateError::Limited { retry_after, .. }) =
+            self.stored_rates.check(tenant, rate, 1, stored.stored_bytes).await
+        {
+            self.metrics.tenant_refused(tenant, "stored_rate");
+            tracing::debug!(tenant, ?retry_after, "stored past the plan's rate; the lane waits");
+            self.hold(tenant, retry_after);
+        }
+    }
+
+    fn hold(&self, tenant: &str, wait: Duration) {
+        let mut held = self.held.lock();
+        if held.len() > 100_000 {
+            let now = Instant::now();
+            held.retain(|_, until| *until > now);
+        }
+        held.insert(tenant.to_string(), Instant::now() + wait);
+    }
+
+    fn is_held(&self, tenant: &str) -> bool {
+        self.held
+            .lock()
+            .get(tenant)
+            .is_some_and(|until| *until > Instant::now())
     }
 }
 
@@ -305,7 +349,9 @@ impl Processor {
     ) {
         // A suspended tenant's entries wait in its lane: its plugins do not
         // run, nothing of it is stored, until the operator resumes it.
-        lanes.ready.retain(|l| !self.deleting.held(&l.tenant));
+        lanes
+            .ready
+            .retain(|l| !self.deleting.held(&l.tenant) && !self.is_held(&l.tenant));
         while turns.len() < slots {
             let Some(turn) = scheduler.pick(&lanes.ready) else {
                 break;
@@ -371,9 +417,29 @@ impl Processor {
         let tenant = turn.tenant.clone();
         let started = Instant::now();
         let known = self.deleting.tenant(self.meta.as_ref(), &tenant).await;
-        let mut retention = None;
+        let mut plan = None;
+        let mut day_used = false;
         if let Some(t) = &known {
-            retention = Some(self.apply_plan(&tenant, &t.plan).await);
+            let (p, used) = self.apply_plan(&tenant, &t.plan).await;
+            plan = Some(p);
+            day_used = used;
+        }
+        let retention = plan.as_ref().map(Plan::retention);
+        // What its plugins stored used up the day: its entries wait, not
+        // lost, until midnight UTC or a larger plan.
+        if day_used {
+            self.metrics.tenant_refused(&tenant, "stored_daily");
+            self.hold(
+                &tenant,
+                Duration::from_secs(60.min(u64::from(crate::usage::seconds_to_midnight()))),
+            );
+            let _ = self.queue.release(&tokens(&group)).await;
+            return TurnDone {
+                turn,
+                instances,
+                ran: 0,
+                elapsed: started.elapsed(),
+            };
         }
         if known.as_ref().is_some_and(|t| t.state == TenantState::Suspended) {
             tracing::debug!(tenant, entries = group.len(), "tenant suspended; its entries wait");
@@ -405,7 +471,18 @@ impl Processor {
                 .run()
                 .await?;
             let routed = std::mem::take(&mut outcome.routed);
+            let stored = Usage {
+                stored_logs: routed.len() as u64,
+                stored_bytes: routed.iter().map(|r| r.record.size() as u64).sum(),
+                ..Usage::default()
+            };
             self.write_stores(&tenant, &group[..outcome.ran], routed).await?;
+            // What the pipeline stored counts apart from what ingest took:
+            // a tenant's plugins may make more records than it sent.
+            self.meter.record(&tenant, stored);
+            if let Some(plan) = &plan {
+                self.charge_stored(&tenant, plan, &stored).await;
+            }
             Ok::<_, PipelineError>(outcome)
         }
         .await;

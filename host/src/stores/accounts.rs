@@ -45,7 +45,7 @@ pub(super) struct Accounts<DB: Database, S> {
 
 type KeyRow<S> = (String, String, String, S, i64, Option<i64>);
 type TenantRow = (String, i64, String, String, i64);
-type UsageRow = (i64, i64, i64, i64, i64, Option<i64>, Option<i64>, Option<i64>);
+type UsageRow = (i64, i64, i64, i64, i64, i64, i64, Option<i64>, Option<i64>, Option<i64>);
 
 fn to_tenant((slug, created_at, plan, state, state_since): TenantRow) -> Tenant {
     Tenant {
@@ -149,6 +149,8 @@ where
                 .bind(db(u.bytes))
                 .bind(db(u.plugin_cpu_us))
                 .bind(db(u.dead_letters))
+                .bind(db(u.stored_logs))
+                .bind(db(u.stored_bytes))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -176,23 +178,27 @@ where
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(day, logs, bytes, cpu, dead, m, r, i)| UsageDay {
-                day,
-                used: Usage {
-                    logs: host(logs),
-                    bytes: host(bytes),
-                    plugin_cpu_us: host(cpu),
-                    dead_letters: host(dead),
+            .map(
+                |(day, logs, bytes, cpu, dead, stored_logs, stored_bytes, m, r, i)| UsageDay {
+                    day,
+                    used: Usage {
+                        logs: host(logs),
+                        bytes: host(bytes),
+                        plugin_cpu_us: host(cpu),
+                        dead_letters: host(dead),
+                        stored_logs: host(stored_logs),
+                        stored_bytes: host(stored_bytes),
+                    },
+                    stored: match (m, r, i) {
+                        (Some(m), Some(r), Some(i)) => Some(Stored {
+                            metadata: host(m),
+                            raw: host(r),
+                            index: host(i),
+                        }),
+                        _ => None,
+                    },
                 },
-                stored: match (m, r, i) {
-                    (Some(m), Some(r), Some(i)) => Some(Stored {
-                        metadata: host(m),
-                        raw: host(r),
-                        index: host(i),
-                    }),
-                    _ => None,
-                },
-            })
+            )
             .collect())
     }
 
@@ -281,9 +287,11 @@ macro_rules! statements {
             add_usage: concat!(
                 "INSERT INTO ",
                 $schema,
-                "usage AS u (tenant, day, logs, bytes, plugin_cpu_us, dead_letters) VALUES ($1, $2, $3, $4, $5, $6) \
+                "usage AS u (tenant, day, logs, bytes, plugin_cpu_us, dead_letters, stored_logs, stored_bytes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (tenant, day) DO UPDATE SET logs = u.logs + excluded.logs, bytes = u.bytes + excluded.bytes, \
-                 plugin_cpu_us = u.plugin_cpu_us + excluded.plugin_cpu_us, dead_letters = u.dead_letters + excluded.dead_letters"
+                 plugin_cpu_us = u.plugin_cpu_us + excluded.plugin_cpu_us, dead_letters = u.dead_letters + excluded.dead_letters, \
+                 stored_logs = u.stored_logs + excluded.stored_logs, stored_bytes = u.stored_bytes + excluded.stored_bytes"
             ),
             set_stored: concat!(
                 "INSERT INTO ",
@@ -293,7 +301,7 @@ macro_rules! statements {
                  raw_bytes = excluded.raw_bytes, index_bytes = excluded.index_bytes"
             ),
             usage: concat!(
-                "SELECT day, logs, bytes, plugin_cpu_us, dead_letters, metadata_bytes, raw_bytes, index_bytes FROM ",
+                "SELECT day, logs, bytes, plugin_cpu_us, dead_letters, stored_logs, stored_bytes, metadata_bytes, raw_bytes, index_bytes FROM ",
                 $schema,
                 "usage WHERE tenant = $1 AND day >= $2 ORDER BY day"
             ),

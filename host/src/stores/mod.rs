@@ -81,11 +81,16 @@ pub struct ApiKey {
 /// What a tenant used on one day (UTC), added to as it happens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Records and body bytes ingest accepted.
     pub logs: u64,
     pub bytes: u64,
     /// CPU time of the tenant's own plugins, in microseconds.
     pub plugin_cpu_us: u64,
     pub dead_letters: u64,
+    /// Records and bytes the pipeline stored (what the tenant's plugins
+    /// made of what was accepted: more, when they add records).
+    pub stored_logs: u64,
+    pub stored_bytes: u64,
 }
 
 impl Usage {
@@ -98,6 +103,8 @@ impl Usage {
         self.bytes = self.bytes.saturating_add(o.bytes);
         self.plugin_cpu_us = self.plugin_cpu_us.saturating_add(o.plugin_cpu_us);
         self.dead_letters = self.dead_letters.saturating_add(o.dead_letters);
+        self.stored_logs = self.stored_logs.saturating_add(o.stored_logs);
+        self.stored_bytes = self.stored_bytes.saturating_add(o.stored_bytes);
     }
 }
 

@@ -25,7 +25,13 @@ const TENANT_TEMPLATE: &str = include_str!("../../../infra/postgres/templates/te
 
 /// Migrations of `public`, applied in order, each once, under an advisory
 /// lock so that processes starting together do not race.
-const MIGRATIONS: &[(i32, &str)] = &[(1, PUBLIC_SCHEMA), (2, PLANS), (3, STATES_AND_USAGE), (4, LOG_COUNTS)];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, PUBLIC_SCHEMA),
+    (2, PLANS),
+    (3, STATES_AND_USAGE),
+    (4, LOG_COUNTS),
+    (5, STORED_USAGE),
+];
 /// Tenant schemas gained their count rollups (issue 13): made and filled
 /// from the logs once for the schemas that predate them; the template
 /// makes them for new ones.
@@ -49,6 +55,10 @@ const PLANS: &str = "ALTER TABLE public.tenants ADD COLUMN IF NOT EXISTS plan TE
 /// Tenants gained a state, and usage its table (issue 11): the same lines
 /// as in public_schema.sql.
 const STATES_AND_USAGE: &str = PUBLIC_SCHEMA;
+/// Usage counts what the pipeline stored apart from what ingest accepted
+/// (issue 22): the same lines as in public_schema.sql.
+const STORED_USAGE: &str = "ALTER TABLE public.usage ADD COLUMN IF NOT EXISTS stored_logs BIGINT NOT NULL DEFAULT 0; \
+     ALTER TABLE public.usage ADD COLUMN IF NOT EXISTS stored_bytes BIGINT NOT NULL DEFAULT 0;";
 /// Any constant both sides agree on: the key of the migration lock.
 const MIGRATION_LOCK: i64 = 0x4c48_4d49_4752;
 

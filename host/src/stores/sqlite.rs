@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS usage (
     bytes           INTEGER NOT NULL DEFAULT 0,
     plugin_cpu_us   INTEGER NOT NULL DEFAULT 0,
     dead_letters    INTEGER NOT NULL DEFAULT 0,
+    stored_logs     INTEGER NOT NULL DEFAULT 0,
+    stored_bytes    INTEGER NOT NULL DEFAULT 0,
     metadata_bytes  INTEGER,
     raw_bytes       INTEGER,
     index_bytes     INTEGER,
@@ -80,19 +82,32 @@ CREATE TABLE IF NOT EXISTS log_counts (
 
 "#;
 
-/// Columns `tenants` gained after its first version, each with its DDL.
-const ADDED_COLUMNS: &[(&str, &str)] = &[
+/// Columns tables gained after their first version: table, column, DDL.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     (
+        "tenants",
         "plan",
         "ALTER TABLE tenants ADD COLUMN plan TEXT NOT NULL DEFAULT 'free'",
     ),
     (
+        "tenants",
         "state",
         "ALTER TABLE tenants ADD COLUMN state TEXT NOT NULL DEFAULT 'active'",
     ),
     (
+        "tenants",
         "state_since",
         "ALTER TABLE tenants ADD COLUMN state_since INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "usage",
+        "stored_logs",
+        "ALTER TABLE usage ADD COLUMN stored_logs INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "usage",
+        "stored_bytes",
+        "ALTER TABLE usage ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0",
     ),
 ];
 
@@ -146,9 +161,11 @@ impl SqliteStore {
                 .await?;
             }
         }
-        // A database made before tenants had plans and states (issue 11).
-        for (column, ddl) in ADDED_COLUMNS {
-            let has: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('tenants') WHERE name = ?")
+        // A database made before tenants had plans and states (issue 11),
+        // or usage its stored counts (issue 22).
+        for (table, column, ddl) in ADDED_COLUMNS {
+            let has: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?")
+                .bind(table)
                 .bind(column)
                 .fetch_one(&pool)
                 .await?;

@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS public.usage (
     index_bytes     BIGINT,
     PRIMARY KEY (tenant, day)
 );
+-- What the pipeline stored, apart from what ingest accepted (issue 22).
+ALTER TABLE public.usage ADD COLUMN IF NOT EXISTS stored_logs BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE public.usage ADD COLUMN IF NOT EXISTS stored_bytes BIGINT NOT NULL DEFAULT 0;
 
 CREATE TABLE IF NOT EXISTS public.api_keys (
     id          TEXT PRIMARY KEY,

@@ -316,6 +316,8 @@ async fn lifecycle(store: &dyn MetadataStore, a: &str, b: &str, recs_a: &[LogRec
         bytes,
         plugin_cpu_us: 7,
         dead_letters: 1,
+        stored_logs: logs * 2,
+        stored_bytes: bytes * 3,
     };
     store
         .add_usage(&[
@@ -346,6 +348,7 @@ async fn lifecycle(store: &dyn MetadataStore, a: &str, b: &str, recs_a: &[LogRec
     assert_eq!(days.len(), 2);
     assert_eq!((days[0].day, days[0].used.logs, days[0].used.bytes), (20_000, 15, 150));
     assert_eq!((days[0].used.plugin_cpu_us, days[0].used.dead_letters), (14, 2));
+    assert_eq!((days[0].used.stored_logs, days[0].used.stored_bytes), (30, 450));
     assert_eq!((days[1].used.logs, days[1].stored), (1, Some(stored)));
     assert_eq!(store.usage(a, 20_001).await.expect("usage").len(), 1);
     assert_eq!(store.usage(b, 0).await.expect("usage")[0].used.logs, 1);

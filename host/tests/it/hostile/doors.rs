@@ -671,3 +671,99 @@ async fn one_tenants_uploads_do_not_hold_anothers() {
         "the other tenant's upload was compiled after {place} of the busy tenant's: {order:?}"
     );
 }
+
+/// The plan counts what is stored: records a tenant's plugins make are
+/// charged when they are made. Usage shows what was sent and what was
+/// stored apart; a pipeline that doubles its records uses the day up
+/// twice as fast, and past its rate its lane waits (nothing is lost).
+#[tokio::test(flavor = "multi_thread")]
+async fn what_plugins_make_counts_against_the_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plans = dir.path().join("plans.json");
+    let plan = |lps: u64, daily: u64| {
+        json!({"logs_per_second": lps, "bytes_per_second": 100_000_000, "burst_seconds": 1,
+            "daily_logs": daily, "daily_bytes": 1u64 << 40, "retention_days": 3650,
+            "plugin_cpu_seconds_per_day": 3600, "max_plugins": 10, "max_versions": 5, "dead_letter_cap": 100})
+    };
+    std::fs::write(
+        &plans,
+        json!({"day": plan(100_000, 100), "slow": plan(100, 1_000_000)}).to_string(),
+    )
+    .expect("plans");
+    let (_d, s) = embedded_with(&["--plans", plans.to_str().expect("path")]).await;
+    let wasm = std::fs::read(loggerhub::runtime::builtin::HOSTILE_ENRICHER_PATH).expect("fixture built by build.rs");
+    // An enricher that returns every batch twice over (each record
+    // copied: the output bound allows twice the input).
+    let doubler = |slug: &'static str, plan: &'static str| {
+        let (s, wasm) = (&s, wasm.clone());
+        async move {
+            let key = s.tenant_on(slug, plan).await;
+            let (status, body) = s.put_plugin(&key, "enricher", "double", wasm).await;
+            assert_eq!(status, 201, "{body}");
+            let pipeline = json!({"enrichers": ["double"], "config": {"double": {"mode": "double", "every": "true"}}});
+            let (status, body) = s.put_pipeline(&key, &pipeline).await;
+            assert_eq!(status, 200, "{body}");
+            key
+        }
+    };
+    let day = doubler("dayuser", "day").await;
+    let batch = |n: usize, tag: &str| {
+        (0..n)
+            .map(|i| json!({"message": format!("{tag} {i}")}).to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (status, body) = s.post_logs(&day, "application/x-ndjson", batch(60, "first")).await;
+    assert_eq!(status, 202, "{body}");
+    s.idle().await;
+    let (_, usage) = s.get(&day, "/v1/usage").await;
+    assert_eq!(
+        (&usage["today"]["logs"], &usage["today"]["stored_logs"]),
+        (&json!(60), &json!(120)),
+        "{usage}"
+    );
+    assert!(
+        usage["exhausted"]
+            .as_array()
+            .is_some_and(|e| e.contains(&json!("daily_logs"))),
+        "{usage}"
+    );
+    // 60 sent of 100, but 120 stored: the day is used up.
+    let (status, err) = s.post_logs(&day, "application/x-ndjson", batch(1, "late")).await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (429, &json!("daily_quota_exceeded")),
+        "{err}"
+    );
+
+    // 100 a second, a burst of 100: 300 records sent make 600 stored,
+    // whose debt the lane waits out turn by turn; every one arrives.
+    let slow = doubler("slowuser", "slow").await;
+    let started = std::time::Instant::now();
+    for i in 0..3 {
+        let (status, body) = s
+            .post_logs(&slow, "application/x-ndjson", batch(100, &format!("slow{i}")))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        if i < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+    }
+    // The last batch waits for the debt of the second (about 2 s of it,
+    // 1 s paid): without the hold it is stored within milliseconds.
+    let last = std::time::Instant::now();
+    s.idle().await;
+    let (_, page) = s.get(&slow, "/v1/logs?limit=1").await;
+    assert_eq!(page["total"], 600, "{page}");
+    assert!(
+        last.elapsed() >= std::time::Duration::from_millis(500),
+        "the last batch was not held: {:?} after {:?}",
+        last.elapsed(),
+        started.elapsed()
+    );
+    assert!(
+        s.metric("loggerhub_tenant_refused_total{tenant=\"slowuser\",reason=\"stored_rate\"}")
+            .await
+            > 0.0
+    );
+}
