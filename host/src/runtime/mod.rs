@@ -44,6 +44,26 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_ERROR_MESSAGE: usize = 1024;
 pub const MAX_ERROR_CODE: usize = 64;
 
+/// Whether a call's answer of `records` records in `bytes` bytes is within
+/// its bounds for `input_bytes` of input and at most `max_records`; else
+/// which bound it broke, with the figures.
+fn output_within(records: usize, bytes: usize, input_bytes: usize, max_records: usize) -> Result<(), String> {
+    let max_bytes = input_bytes
+        .saturating_mul(OUTPUT_BYTES_PER_INPUT_BYTE)
+        .saturating_add(OUTPUT_BYTES_SLACK);
+    if records > max_records {
+        return Err(format!(
+            "{records} records from {input_bytes} bytes of input; a call may return at most {max_records} records"
+        ));
+    }
+    if bytes > max_bytes {
+        return Err(format!(
+            "{bytes} bytes from {input_bytes} bytes of input; a call may return at most {max_bytes} bytes"
+        ));
+    }
+    Ok(())
+}
+
 /// `s`, cut to `max` characters (a string a guest hands the host).
 fn cut(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
@@ -527,20 +547,11 @@ impl Instance {
 
     /// `out` if it is within the output bounds for `input_bytes` of input.
     fn bounded(&self, out: Vec<u8>, input_bytes: usize, max_records: usize) -> Result<Vec<u8>, RuntimeError> {
-        let max_bytes = input_bytes
-            .saturating_mul(OUTPUT_BYTES_PER_INPUT_BYTE)
-            .saturating_add(OUTPUT_BYTES_SLACK);
         let records = loggerhub_codec::batch_len(&out).unwrap_or(0);
-        if out.len() > max_bytes || records > max_records {
-            return Err(RuntimeError::BadOutput {
-                plugin: self.plugin.name.clone(),
-                message: format!(
-                    "{records} records in {} bytes from {input_bytes} bytes of input; \
-                     a call may return at most {max_records} records and {max_bytes} bytes",
-                    out.len()
-                ),
-            });
-        }
+        output_within(records, out.len(), input_bytes, max_records).map_err(|message| RuntimeError::BadOutput {
+            plugin: self.plugin.name.clone(),
+            message,
+        })?;
         Ok(out)
     }
 
@@ -600,6 +611,35 @@ impl Instance {
             code: cut(&e.code, MAX_ERROR_CODE),
             message: cut(&e.message, MAX_ERROR_MESSAGE),
         }
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    /// Each bound fires alone, and says which it is.
+    #[test]
+    fn each_output_bound_holds_and_names_itself() {
+        // A parser: one record per 8 bytes of body, plus the slack.
+        let body = 800;
+        let parser_max = body / PARSER_INPUT_BYTES_PER_RECORD + OUTPUT_RECORDS_SLACK;
+        assert_eq!(parser_max, 116);
+        assert!(output_within(parser_max, 1000, body, parser_max).is_ok());
+        let e = output_within(parser_max + 1, 1000, body, parser_max).expect_err("records");
+        assert!(e.contains("117 records") && e.contains("at most 116 records"), "{e}");
+        // An enricher: twice its records, plus the slack.
+        let enricher_max = 50 * OUTPUT_RECORDS_PER_INPUT_RECORD + OUTPUT_RECORDS_SLACK;
+        assert!(output_within(enricher_max, 1000, body, enricher_max).is_ok());
+        assert!(output_within(enricher_max + 1, 1000, body, enricher_max).is_err());
+        // Bytes: four times the input, plus 64 KiB, whatever the records.
+        let max_bytes = body * OUTPUT_BYTES_PER_INPUT_BYTE + OUTPUT_BYTES_SLACK;
+        assert!(output_within(1, max_bytes, body, 10).is_ok());
+        let e = output_within(1, max_bytes + 1, body, 10).expect_err("bytes");
+        assert!(
+            e.contains(&format!("at most {max_bytes} bytes")) && !e.contains("records"),
+            "{e}"
+        );
     }
 }
 

@@ -103,6 +103,8 @@ struct Shared {
     meta: Arc<dyn MetadataStore>,
     inner: Mutex<Inner>,
     closing: watch::Sender<bool>,
+    /// Reads of the store so far, over every tenant.
+    polls: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -117,8 +119,14 @@ impl Tail {
                 meta,
                 inner: Mutex::default(),
                 closing: watch::channel(false).0,
+                polls: Default::default(),
             }),
         }
+    }
+
+    /// Reads of the store the pollers made so far.
+    pub fn polls(&self) -> u64 {
+        self.shared.polls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Joins the tenant's tail, starting its poller if it is the first.
@@ -170,7 +178,10 @@ async fn poll(hub: Weak<Shared>, tenant: String, sender: broadcast::Sender<Arc<T
         if sender.receiver_count() == 0 {
             return;
         }
-        let Some(meta) = hub.upgrade().map(|h| h.meta.clone()) else {
+        let Some(meta) = hub.upgrade().map(|h| {
+            h.polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            h.meta.clone()
+        }) else {
             return;
         };
         let now = crate::model::now_ns();
@@ -251,4 +262,57 @@ async fn read_new(
         records: fresh,
         dropped,
     })
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+    use crate::stores::sqlite::SqliteStore;
+
+    async fn tail() -> (tempfile::TempDir, Tail) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("meta.db")).await.expect("sqlite");
+        (dir, Tail::new(Arc::new(store)))
+    }
+
+    /// 32 tails a tenant, 256 a process; a tail that ends gives its seat
+    /// back.
+    #[tokio::test]
+    async fn tails_are_bounded_per_tenant_and_per_process() {
+        let (_d, tail) = tail().await;
+        let mut open = Vec::new();
+        for t in 0..MAX_WATCHERS / MAX_WATCHERS_PER_TENANT {
+            for _ in 0..MAX_WATCHERS_PER_TENANT {
+                open.push(tail.watch(&format!("tenant{t}")).expect("a seat"));
+            }
+        }
+        assert_eq!(open.len(), 256);
+        assert_eq!(tail.watch("tenant0").err(), Some(TailError::Busy));
+        assert_eq!(tail.watch("another").err(), Some(TailError::Busy));
+        open.pop();
+        assert_eq!(
+            tail.watch("tenant0").err(),
+            Some(TailError::TenantBusy),
+            "a seat freed by another tenant is not this one's 33rd"
+        );
+        assert!(tail.watch("another").is_ok());
+    }
+
+    /// However many watch a tenant, its poller reads the store once a
+    /// second.
+    #[tokio::test]
+    async fn one_poll_a_second_whatever_the_watchers() {
+        let (_d, tail) = tail().await;
+        let watchers: Vec<Watch> = (0..MAX_WATCHERS_PER_TENANT)
+            .map(|_| tail.watch("busy").expect("seat"))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        let polls = tail.polls();
+        assert!(
+            (3..=5).contains(&polls),
+            "{polls} polls in 3.5 s for {} watchers",
+            watchers.len()
+        );
+        drop(watchers);
+    }
 }

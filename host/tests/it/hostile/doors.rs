@@ -767,3 +767,31 @@ async fn what_plugins_make_counts_against_the_plan() {
             > 0.0
     );
 }
+
+/// A plugin upload is at most 64 MiB: one byte more is refused whole,
+/// before anything is compiled.
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_uploads_are_bounded() {
+    let (_d, s) = embedded_with(&[]).await;
+    let key = s.tenant("bulky").await;
+    let (status, body) = s
+        .put_plugin(
+            &key,
+            "enricher",
+            "huge",
+            vec![0u8; loggerhub::plugins::MAX_PLUGIN_BYTES + 1],
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (413, &json!("payload_too_large")),
+        "{body}"
+    );
+    assert_eq!(
+        loggerhub::plugins::MAX_PLUGIN_BYTES,
+        64 << 20,
+        "docs/API.md says 64 MiB"
+    );
+    let (_, list) = s.get(&key, "/v1/plugins").await;
+    assert!(!list.to_string().contains("huge"), "{list}");
+}
