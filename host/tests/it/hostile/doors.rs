@@ -325,8 +325,7 @@ async fn logs_today(s: &Server, key: &str) -> u64 {
 /// cannot be forgotten — refuses a suspended tenant (403) and one whose day
 /// is used up (429), and counts what it takes in the tenant's usage; so
 /// does the syslog listener.
-#[tokio::test(flavor = "multi_thread")]
-async fn every_way_in_passes_the_gate() {
+async fn every_way_in_passes_the_gate(distributed: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let plans = dir.path().join("plans.json");
     let tiny = json!({"logs_per_second": 100_000, "bytes_per_second": 100_000_000, "burst_seconds": 10,
@@ -335,19 +334,22 @@ async fn every_way_in_passes_the_gate() {
     std::fs::write(&plans, json!({ "tiny": tiny }).to_string()).expect("plans");
     let syslog = crate::common::private::free_port();
     let syslog_addr = format!("127.0.0.1:{syslog}");
-    let s = Server::start(
-        &dir.path().join("data"),
-        &[
-            "--plans",
-            plans.to_str().expect("path"),
-            "--syslog-listen",
-            &syslog_addr,
-        ],
-    )
-    .await;
-    let active = s.tenant("active").await;
-    let paused = s.tenant("paused").await;
-    let spent = s.tenant_on("spent", "tiny").await;
+    let flags = [
+        "--plans",
+        plans.to_str().expect("path"),
+        "--syslog-listen",
+        &syslog_addr,
+    ];
+    let (_d, s, run) = if distributed {
+        crate::common::distributed_with("gate", &flags).await
+    } else {
+        let (d, s) = embedded_with(&flags).await;
+        (d, s, String::new())
+    };
+    let active = s.tenant(&format!("active{run}")).await;
+    let paused_slug = format!("paused{run}");
+    let paused = s.tenant(&paused_slug).await;
+    let spent = s.tenant_on(&format!("spent{run}"), "tiny").await;
 
     // Each has a dead letter to replay; then `paused` is suspended, and
     // `spent` uses up its day (the request that crosses the line is taken).
@@ -359,7 +361,7 @@ async fn every_way_in_passes_the_gate() {
     let (status, _) = s
         .admin(
             reqwest::Method::PATCH,
-            "/v1/admin/tenants/paused",
+            &format!("/v1/admin/tenants/{paused_slug}"),
             Some(json!({"state": "suspended"})),
         )
         .await;
@@ -450,15 +452,30 @@ async fn every_way_in_passes_the_gate() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn every_way_in_passes_the_gate_embedded() {
+    every_way_in_passes_the_gate(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_way_in_passes_the_gate_distributed() {
+    every_way_in_passes_the_gate(true).await;
+}
+
 /// A suspended tenant's queued entries wait: its plugins do not run and
 /// nothing of it is stored until the operator resumes it; then they flow.
 /// (Its plugin spins out its 50 ms of CPU on every call, so its backlog
 /// lasts long enough to be caught.)
-#[tokio::test(flavor = "multi_thread")]
-async fn a_suspended_tenants_entries_wait() {
+async fn a_suspended_tenants_entries_wait(distributed: bool) {
     use std::time::Duration;
-    let (_d, s) = embedded_with(&[]).await;
-    let key = s.tenant("sleeper").await;
+    let (_d, s, run) = if distributed {
+        crate::common::distributed_with("suspend", &[]).await
+    } else {
+        let (d, s) = embedded_with(&[]).await;
+        (d, s, String::new())
+    };
+    let slug = format!("sleeper{run}");
+    let key = s.tenant(&slug).await;
     let wasm = std::fs::read(loggerhub::runtime::builtin::HOSTILE_ENRICHER_PATH).expect("fixture built by build.rs");
     let (status, body) = s.put_plugin(&key, "enricher", "hostile", wasm).await;
     assert_eq!(status, 201, "{body}");
@@ -477,7 +494,7 @@ async fn a_suspended_tenants_entries_wait() {
     let (status, _) = s
         .admin(
             reqwest::Method::PATCH,
-            "/v1/admin/tenants/sleeper",
+            &format!("/v1/admin/tenants/{slug}"),
             Some(json!({"state": "suspended"})),
         )
         .await;
@@ -515,7 +532,7 @@ async fn a_suspended_tenants_entries_wait() {
     let (status, _) = s
         .admin(
             reqwest::Method::PATCH,
-            "/v1/admin/tenants/sleeper",
+            &format!("/v1/admin/tenants/{slug}"),
             Some(json!({"state": "active"})),
         )
         .await;
@@ -524,6 +541,16 @@ async fn a_suspended_tenants_entries_wait() {
     let (_, page) = s.get(&key, "/v1/logs?limit=1").await;
     assert_eq!(page["total"], 30, "every fine record, once resumed: {page}");
     assert!(calls().await > held_calls);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspended_tenants_entries_wait_embedded() {
+    a_suspended_tenants_entries_wait(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspended_tenants_entries_wait_distributed() {
+    a_suspended_tenants_entries_wait(true).await;
 }
 
 /// A TCP connection to `to` from the loopback address `from`.
@@ -676,8 +703,7 @@ async fn one_tenants_uploads_do_not_hold_anothers() {
 /// charged when they are made. Usage shows what was sent and what was
 /// stored apart; a pipeline that doubles its records uses the day up
 /// twice as fast, and past its rate its lane waits (nothing is lost).
-#[tokio::test(flavor = "multi_thread")]
-async fn what_plugins_make_counts_against_the_plan() {
+async fn what_plugins_make_counts_against_the_plan(distributed: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let plans = dir.path().join("plans.json");
     let plan = |lps: u64, daily: u64| {
@@ -690,14 +716,21 @@ async fn what_plugins_make_counts_against_the_plan() {
         json!({"day": plan(100_000, 100), "slow": plan(100, 1_000_000)}).to_string(),
     )
     .expect("plans");
-    let (_d, s) = embedded_with(&["--plans", plans.to_str().expect("path")]).await;
+    let flags = ["--plans", plans.to_str().expect("path")];
+    let (_d, s, run) = if distributed {
+        crate::common::distributed_with("stored", &flags).await
+    } else {
+        let (d, s) = embedded_with(&flags).await;
+        (d, s, String::new())
+    };
+    let run = &run;
     let wasm = std::fs::read(loggerhub::runtime::builtin::HOSTILE_ENRICHER_PATH).expect("fixture built by build.rs");
     // An enricher that returns every batch twice over (each record
     // copied: the output bound allows twice the input).
     let doubler = |slug: &'static str, plan: &'static str| {
         let (s, wasm) = (&s, wasm.clone());
         async move {
-            let key = s.tenant_on(slug, plan).await;
+            let key = s.tenant_on(&format!("{slug}{run}"), plan).await;
             let (status, body) = s.put_plugin(&key, "enricher", "double", wasm).await;
             assert_eq!(status, 201, "{body}");
             let pipeline = json!({"enrichers": ["double"], "config": {"double": {"mode": "double", "every": "true"}}});
@@ -762,10 +795,22 @@ async fn what_plugins_make_counts_against_the_plan() {
         started.elapsed()
     );
     assert!(
-        s.metric("loggerhub_tenant_refused_total{tenant=\"slowuser\",reason=\"stored_rate\"}")
-            .await
+        s.metric(&format!(
+            "loggerhub_tenant_refused_total{{tenant=\"slowuser{run}\",reason=\"stored_rate\"}}"
+        ))
+        .await
             > 0.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_plugins_make_counts_against_the_plan_embedded() {
+    what_plugins_make_counts_against_the_plan(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_plugins_make_counts_against_the_plan_distributed() {
+    what_plugins_make_counts_against_the_plan(true).await;
 }
 
 /// A plugin upload is at most 64 MiB: one byte more is refused whole,
