@@ -304,6 +304,9 @@ async fn lifecycle(s: &Server, distributed: bool) {
     assert_eq!(send(s, &bystander, stamped("still", 1, Duration::ZERO)).await, 1);
     assert_eq!(s.cli(&["tenant", "resume", "doomed"])["state"], "active");
     assert_eq!(send(s, &doomed, stamped("back", 2, Duration::from_secs(30))).await, 2);
+    // Stored before it is suspended again: a suspended tenant's entries
+    // wait in its lane.
+    s.drained(sent + 3).await;
     assert_eq!(s.cli(&["tenant", "suspend", "doomed"])["state"], "suspended");
     let (status, err) = s
         .admin(
@@ -339,6 +342,45 @@ async fn lifecycle(s: &Server, distributed: bool) {
     }
     let (_, t) = s.admin(Method::GET, "/v1/admin/tenants/doomed", None).await;
     assert_eq!(t["state"], "suspended");
+
+    // At its deletion it has dead letters, and entries waiting in its lane
+    // (a slow plugin, then suspended with a backlog).
+    let active =
+        |state: &'static str| s.admin(Method::PATCH, "/v1/admin/tenants/doomed", Some(json!({"state": state})));
+    assert_eq!(active("active").await.0, 200);
+    // The key cache holds the state for up to 5 s.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (status, body) = s
+        .post_logs(
+            &doomed,
+            "text/plain",
+            "1901-01-01 00:00:00 ERROR older than any plan keeps",
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.get(&doomed, "/v1/dead-letters").await.1["total"] == 0 {
+        assert!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let spin = std::fs::read(builtin::HOSTILE_ENRICHER_PATH).expect("fixture built by build.rs");
+    assert_eq!(s.put_plugin(&doomed, "enricher", "spin", spin).await.0, 201);
+    let slow = json!({"enrichers": ["spin"], "config": {"spin": {"mode": "loop"}}, "limits": {"cpu_ms": 50}});
+    assert_eq!(s.put_pipeline(&doomed, &slow).await.0, 200);
+    for i in 0..20 {
+        let body = format!(
+            "{}\n{}",
+            json!({"message": format!("poison {i}")}),
+            json!({"message": format!("queued {i}")})
+        );
+        assert_eq!(s.post_logs(&doomed, "application/x-ndjson", body).await.0, 202);
+    }
+    assert_eq!(active("suspended").await.0, 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        s.metric("loggerhub_queue_depth").await > 0.0,
+        "the backlog was gone before the deletion"
+    );
 
     // Deleted: the key stops at once, the tenant says so until it is gone.
     let deleted = s.cli(&["tenant", "delete", "doomed"]);
@@ -382,11 +424,22 @@ async fn lifecycle(s: &Server, distributed: bool) {
     // Nothing of it is left: on disk, and as a new tenant of the same name
     // sees it.
     if !distributed {
-        for dir in ["raw/logs/doomed", "index/doomed", "plugins/doomed"] {
+        for dir in [
+            "raw/logs/doomed",
+            "index/doomed",
+            "plugins/doomed",
+            "dead-letters/doomed",
+        ] {
             assert_eq!(count_files(&s.data_dir.join(dir)), 0, "{dir} is not empty");
         }
     }
     let reborn = s.tenant_on("doomed", "decade").await;
+    // Its queued entries went with it: none reaches the new tenant of the
+    // same name, and neither do its dead letters.
+    s.idle().await;
+    assert_eq!(seen(s, &reborn, "queued").await, (0, 0, 0));
+    let (_, letters) = s.get(&reborn, "/v1/dead-letters").await;
+    assert_eq!(letters["total"], 0, "{letters}");
     assert_eq!(seen(s, &reborn, "doomed").await, (0, 0, 0));
     assert_eq!(seen(s, &reborn, "back").await, (0, 0, 0));
     let (_, plugins) = s.get(&reborn, "/v1/plugins").await;
