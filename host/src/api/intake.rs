@@ -11,7 +11,7 @@ use super::auth::{Ingest, RequiredScope, Tenant};
 use super::error::{ApiError, ErrorCode};
 use crate::ingest::encoding::{self, Encoding};
 use crate::ingest::rate::Rate;
-use crate::ingest::{Admission, CheckedBatch, Converted, Daily, Sender};
+use crate::ingest::{Admission, Converted, Daily, Sender};
 
 pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -73,7 +73,7 @@ pub async fn admitted_body(
 }
 
 /// Queues the records a shipper protocol converted (`ingest::Converted`),
-/// if any, as one batch under `admission`; a request whose records went
+/// if any, under `admission` (`Ingest::ingest_converted`); a request whose records went
 /// past the conversion's bound is refused whole (413), nothing queued.
 pub async fn queue_converted(
     state: &AppState,
@@ -88,16 +88,7 @@ pub async fn queue_converted(
     }
     state
         .ingest
-        .ingest_checked(
-            admission,
-            CheckedBatch {
-                batch_id: ulid::Ulid::new(),
-                service: None,
-                body: std::mem::take(&mut converted.body).into(),
-                count: converted.count,
-                has_ids: false,
-            },
-        )
+        .ingest_converted(admission, None, converted.entries())
         .await?;
     Ok(())
 }

@@ -15,6 +15,10 @@ use prost::Message;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use loggerhub_codec::limits::MAX_ATTRIBUTES;
+use serde_json::value::RawValue;
+
+use super::wire::{self, Nodes, WireError};
 use super::{Converted, WireFormat};
 use crate::model::window::TimeWindow;
 
@@ -70,27 +74,47 @@ pub mod proto {
 }
 
 #[derive(Deserialize)]
-struct JsonPush {
-    #[serde(default)]
-    streams: Vec<JsonStream>,
+struct JsonPush<'a> {
+    #[serde(borrow, default)]
+    streams: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
-struct JsonStream {
-    #[serde(default)]
-    stream: Map<String, Value>,
-    #[serde(default)]
-    values: Vec<Vec<Value>>,
+struct JsonStream<'a> {
+    #[serde(borrow, default)]
+    stream: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    values: Option<&'a RawValue>,
 }
+
+/// What a stream's labels may take, as text: Loki's own defaults allow 15
+/// labels of at most 1 KiB of name and 2 KiB of value.
+pub const MAX_LABELS_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("not a Loki push request: {0}")]
 pub struct LokiError(pub String);
 
+impl From<WireError> for LokiError {
+    fn from(e: WireError) -> Self {
+        LokiError(e.0)
+    }
+}
+
+fn check_labels_size(len: usize) -> Result<(), LokiError> {
+    if len > MAX_LABELS_BYTES {
+        return Err(LokiError(format!(
+            "a stream's labels take {len} bytes, over the limit of {MAX_LABELS_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
 /// Reads a push body; `max_inflated` bounds what snappy may inflate it to,
 /// and the conversion's budget what its records come to, the stream's
-/// labels copied into each (`Converted`): each entry's size is checked
-/// before it is built.
+/// labels copied into each (`Converted`). The body is walked one entry at
+/// a time (`wire`): each entry's size is charged before it is decoded, and
+/// one of more than `wire::MAX_NODES` values is refused undecoded.
 pub fn decode(
     body: &[u8],
     encoding: WireFormat,
@@ -113,66 +137,122 @@ pub fn decode(
                 .decompress_vec(body)
                 .map_err(|e| LokiError(format!("snappy: {e}")))?;
             out = Converted::within(window, raw.len());
-            let push = proto::PushRequest::decode(raw.as_slice()).map_err(|e| LokiError(e.to_string()))?;
-            for stream in &push.streams {
-                let labels = parse_labels(&stream.labels)?;
-                let shared = labels_bytes(&labels);
-                for e in &stream.entries {
-                    let own: usize = e.line.len()
-                        + e.structured_metadata
-                            .iter()
-                            .map(|p| p.name.len() + p.value.len() + 6)
-                            .sum::<usize>();
-                    if !out.fits(shared + own + 64) {
-                        return Ok(out);
-                    }
-                    let ns = e.timestamp.as_ref().map(|t| {
-                        t.seconds
-                            .saturating_mul(1_000_000_000)
-                            .saturating_add(i64::from(t.nanos))
-                    });
-                    let metadata = e.structured_metadata.iter().map(|p| (p.name.clone(), p.value.clone()));
-                    out.push(&document(&labels, metadata, ns, &e.line), tenant);
-                }
-            }
+            decode_protobuf(&raw, tenant, &mut out)?;
         }
         WireFormat::Json => {
             out = Converted::within(window, body.len());
-            let push: JsonPush = serde_json::from_slice(body).map_err(|e| LokiError(e.to_string()))?;
-            for stream in push.streams {
-                let labels: Vec<(String, String)> = stream
-                    .stream
-                    .into_iter()
-                    .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-                    .collect();
-                let shared = labels_bytes(&labels);
-                for value in stream.values {
-                    let own: usize = value.iter().map(|v| v.as_str().map_or(64, str::len)).sum();
-                    if !out.fits(shared + own + 64) {
-                        return Ok(out);
-                    }
-                    let (ns, line, metadata) = match value.as_slice() {
-                        [Value::String(ts), Value::String(line), rest @ ..] => (ts, line, rest.first()),
-                        _ => {
-                            return Err(LokiError(
-                                "a value must be [\"<unix ns>\", \"<line>\", {metadata}?]".into(),
-                            ));
-                        }
-                    };
-                    let ns = ns
-                        .parse::<i64>()
-                        .map_err(|_| LokiError(format!("timestamp {ns:?} is not unix nanoseconds")))?;
-                    let metadata = metadata
-                        .and_then(Value::as_object)
-                        .into_iter()
-                        .flatten()
-                        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)));
-                    out.push(&document(&labels, metadata, Some(ns), line), tenant);
-                }
-            }
+            decode_json(body, tenant, &mut out)?;
         }
     }
     Ok(out)
+}
+
+/// PushRequest: `streams` (1); StreamAdapter: `labels` (1), `entries` (2);
+/// EntryAdapter: `structured_metadata` (3).
+fn decode_protobuf(raw: &[u8], tenant: &str, out: &mut Converted) -> Result<(), LokiError> {
+    for stream in wire::messages(raw, 1) {
+        let stream = stream?;
+        let mut text = "";
+        for l in wire::messages(stream, 1) {
+            let l = l?;
+            check_labels_size(l.len())?;
+            text = std::str::from_utf8(l).map_err(|e| LokiError(format!("labels: {e}")))?;
+        }
+        let labels = parse_labels(text)?;
+        let shared = labels_bytes(&labels);
+        for entry in wire::messages(stream, 2) {
+            let entry = entry?;
+            if !out.fits(shared + entry.len() + 64) {
+                return Ok(());
+            }
+            let pairs = wire::messages(entry, 3).count();
+            if pairs > MAX_ATTRIBUTES {
+                out.reject(&format!("{pairs} structured metadata pairs, over {MAX_ATTRIBUTES}"));
+                continue;
+            }
+            let e = proto::Entry::decode(entry).map_err(|e| LokiError(e.to_string()))?;
+            let ns = e.timestamp.as_ref().map(|t| {
+                t.seconds
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(i64::from(t.nanos))
+            });
+            let metadata = e.structured_metadata.into_iter().map(|p| (p.name, p.value));
+            out.push(&document(&labels, metadata, ns, &e.line), tenant);
+        }
+    }
+    Ok(())
+}
+
+/// Why a walk over the JSON stopped: the budget, or a bad request.
+enum Stop {
+    Over,
+    Bad(LokiError),
+}
+
+impl From<LokiError> for Stop {
+    fn from(e: LokiError) -> Self {
+        Stop::Bad(e)
+    }
+}
+
+impl From<WireError> for Stop {
+    fn from(e: WireError) -> Self {
+        Stop::Bad(e.into())
+    }
+}
+
+fn decode_json(body: &[u8], tenant: &str, out: &mut Converted) -> Result<(), LokiError> {
+    let bad = |e: serde_json::Error| LokiError(e.to_string());
+    let text = std::str::from_utf8(body).map_err(|e| LokiError(format!("not UTF-8: {e}")))?;
+    let push: JsonPush = serde_json::from_str(text).map_err(bad)?;
+    wire::for_each(push.streams, |stream| {
+        let stream: JsonStream = serde_json::from_str(stream.get()).map_err(bad)?;
+        let labels: Vec<(String, String)> = match stream.stream {
+            Some(raw) => {
+                check_labels_size(raw.get().len())?;
+                serde_json::from_str::<Option<Map<String, Value>>>(raw.get())
+                    .map_err(bad)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let shared = labels_bytes(&labels);
+        wire::for_each(stream.values, |value| {
+            if !out.fits(shared + value.get().len() + 64) {
+                return Err(Stop::Over);
+            }
+            if let Err(e) = Nodes::default().json(value.get()) {
+                out.reject(&e.0);
+                return Ok(());
+            }
+            let value: Vec<Value> = serde_json::from_str(value.get()).map_err(bad)?;
+            let (ns, line, metadata) = match value.as_slice() {
+                [Value::String(ts), Value::String(line), rest @ ..] => (ts, line, rest.first()),
+                _ => {
+                    return Err(Stop::Bad(LokiError(
+                        "a value must be [\"<unix ns>\", \"<line>\", {metadata}?]".into(),
+                    )));
+                }
+            };
+            let ns = ns
+                .parse::<i64>()
+                .map_err(|_| LokiError(format!("timestamp {ns:?} is not unix nanoseconds")))?;
+            let metadata = metadata
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)));
+            out.push(&document(&labels, metadata, Some(ns), line), tenant);
+            Ok(())
+        })
+    })
+    .or_else(|e| match e {
+        Stop::Over => Ok(()),
+        Stop::Bad(e) => Err(e),
+    })
 }
 
 /// What a stream's labels add to each of its entries.

@@ -17,6 +17,9 @@ use prost::Message;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
+use serde_json::value::RawValue;
+
+use super::wire::{self, Field, Nodes, WireError};
 use super::{Converted, WireFormat};
 use crate::model::window::TimeWindow;
 
@@ -203,47 +206,191 @@ const MAX_DEPTH: usize = 16;
 pub struct OtlpError(pub String);
 
 /// Reads a request into the JSON payload's records. What they come to is
-/// bounded by the body's size (`Converted`): each record's size, its share
-/// of the resource's and scope's attributes included, is checked before it
-/// is built, and the converter stops at the first that does not fit (the
-/// caller then refuses the request, `Converted::check_budget`).
+/// bounded (`Converted`), and so is what reading them builds: the request
+/// is walked one record at a time (`wire`), each record's size, its share
+/// of the resource's and scope's attributes included, is charged before it
+/// is decoded, and a record of more than `wire::MAX_NODES` values is
+/// refused without being decoded. The converter stops at the first record
+/// past the budget (the caller then refuses the request,
+/// `Converted::check_budget`).
 pub fn decode(body: &[u8], encoding: WireFormat, tenant: &str, window: TimeWindow) -> Result<Converted, OtlpError> {
-    let request = match encoding {
-        WireFormat::Protobuf => proto::ExportLogsServiceRequest::decode(body).map_err(|e| OtlpError(e.to_string()))?,
-        WireFormat::Json => serde_json::from_slice(body).map_err(|e| OtlpError(e.to_string()))?,
-    };
     let mut out = Converted::within(window, body.len());
-    for rl in &request.resource_logs {
-        let resource = rl
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or_default();
+    match encoding {
+        WireFormat::Protobuf => decode_protobuf(body, tenant, &mut out)?,
+        WireFormat::Json => decode_json(body, tenant, &mut out)?,
+    }
+    Ok(out)
+}
+
+impl From<WireError> for OtlpError {
+    fn from(e: WireError) -> Self {
+        OtlpError(e.0)
+    }
+}
+
+/// A resource's attributes, rendered once and copied into each of its
+/// records.
+struct Shared {
+    service: Option<String>,
+    attributes: Vec<(String, String)>,
+    /// What they add to each record.
+    bytes: usize,
+}
+
+impl Shared {
+    fn of(resource: &[proto::KeyValue]) -> Shared {
         let service = resource
             .iter()
             .find(|kv| kv.key == "service.name")
             .and_then(|kv| kv.value.as_ref())
             .map(|v| text(v, 0));
-        // Rendered once per resource, copied into each of its records.
-        let shared: Vec<(String, String)> = resource
+        let attributes: Vec<(String, String)> = resource
             .iter()
             .filter(|kv| kv.key != "service.name")
             .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.clone(), text(v, 0))))
             .collect();
-        let shared_bytes: usize =
-            shared.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>() + service.as_ref().map_or(0, String::len);
-        for sl in &rl.scope_logs {
-            let scope_bytes = sl.scope.as_ref().map_or(0, |s| s.name.len() + 24);
-            for record in &sl.log_records {
-                if !out.fits(shared_bytes + scope_bytes + record.encoded_len()) {
-                    return Ok(out);
+        let bytes = attributes.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>()
+            + service.as_ref().map_or(0, String::len);
+        Shared {
+            service,
+            attributes,
+            bytes,
+        }
+    }
+}
+
+/// ExportLogsServiceRequest: `resource_logs` (1); ResourceLogs: `resource`
+/// (1), `scope_logs` (2); ScopeLogs: `scope` (1), `log_records` (2).
+fn decode_protobuf(body: &[u8], tenant: &str, out: &mut Converted) -> Result<(), OtlpError> {
+    let bad = |what: &str, e: prost::DecodeError| OtlpError(format!("{what}: {e}"));
+    for rl in wire::messages(body, 1) {
+        let rl = rl?;
+        let mut resource = proto::Resource::default();
+        for r in wire::messages(rl, 1) {
+            let r = r?;
+            let mut nodes = Nodes::default();
+            for kv in wire::messages(r, 1) {
+                nodes
+                    .key_value(kv?, 0)
+                    .map_err(|e| OtlpError(format!("a resource's attributes: {e}")))?;
+            }
+            resource.merge(r).map_err(|e| bad("a resource", e))?;
+        }
+        let shared = Shared::of(&resource.attributes);
+        for sl in wire::messages(rl, 2) {
+            let sl = sl?;
+            let mut scope: Option<proto::InstrumentationScope> = None;
+            for s in wire::messages(sl, 1) {
+                scope
+                    .get_or_insert_with(Default::default)
+                    .merge(s?)
+                    .map_err(|e| bad("a scope", e))?;
+            }
+            let scope_bytes = scope.as_ref().map_or(0, |s| s.name.len() + 24);
+            for record in wire::messages(sl, 2) {
+                let record = record?;
+                if !out.fits(shared.bytes + scope_bytes + record.len()) {
+                    return Ok(());
                 }
-                let doc = document(record, &shared, sl.scope.as_ref(), service.as_deref());
-                out.push(&doc, tenant);
+                let mut nodes = Nodes::default();
+                let counted = wire::fields(record).try_for_each(|f| match f? {
+                    (5, Field::Bytes(b)) => nodes.any_value(b, 0),
+                    (6, Field::Bytes(b)) => nodes.key_value(b, 0),
+                    _ => Ok(()),
+                });
+                if let Err(e) = counted {
+                    out.reject(&e.0);
+                    continue;
+                }
+                let record = proto::LogRecord::decode(record).map_err(|e| bad("a log record", e))?;
+                out.push(&document(&record, &shared, scope.as_ref()), tenant);
             }
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonRequest<'a> {
+    #[serde(borrow, default)]
+    resource_logs: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonResourceLogs<'a> {
+    #[serde(borrow, default)]
+    resource: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    scope_logs: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonScopeLogs<'a> {
+    #[serde(default)]
+    scope: Option<proto::InstrumentationScope>,
+    #[serde(borrow, default)]
+    log_records: Option<&'a RawValue>,
+}
+
+/// OTLP/JSON, walked as the protobuf is: one record at a time.
+fn decode_json(body: &[u8], tenant: &str, out: &mut Converted) -> Result<(), OtlpError> {
+    let bad = |e: serde_json::Error| OtlpError(e.to_string());
+    let text = std::str::from_utf8(body).map_err(|e| OtlpError(format!("not UTF-8: {e}")))?;
+    let request: JsonRequest = serde_json::from_str(text).map_err(bad)?;
+    wire::for_each(request.resource_logs, |rl| {
+        let rl: JsonResourceLogs = serde_json::from_str(rl.get()).map_err(bad)?;
+        let resource = match rl.resource {
+            Some(r) => {
+                Nodes::default()
+                    .json(r.get())
+                    .map_err(|e| OtlpError(format!("a resource's attributes: {e}")))?;
+                serde_json::from_str::<Option<proto::Resource>>(r.get()).map_err(bad)?
+            }
+            None => None,
+        };
+        let shared = Shared::of(resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default());
+        wire::for_each(rl.scope_logs, |sl| {
+            let sl: JsonScopeLogs = serde_json::from_str(sl.get()).map_err(bad)?;
+            let scope_bytes = sl.scope.as_ref().map_or(0, |s| s.name.len() + 24);
+            wire::for_each(sl.log_records, |record| {
+                if !out.fits(shared.bytes + scope_bytes + record.get().len()) {
+                    return Err(Stop::Over);
+                }
+                if let Err(e) = Nodes::default().json(record.get()) {
+                    out.reject(&e.0);
+                    return Ok(());
+                }
+                let record: proto::LogRecord = serde_json::from_str(record.get()).map_err(bad)?;
+                out.push(&document(&record, &shared, sl.scope.as_ref()), tenant);
+                Ok(())
+            })
+        })
+    })
+    .or_else(|e| match e {
+        Stop::Over => Ok(()),
+        Stop::Bad(e) => Err(e),
+    })
+}
+
+/// Why a walk over the JSON stopped: the budget, or a bad request.
+enum Stop {
+    Over,
+    Bad(OtlpError),
+}
+
+impl From<OtlpError> for Stop {
+    fn from(e: OtlpError) -> Self {
+        Stop::Bad(e)
+    }
+}
+
+impl From<WireError> for Stop {
+    fn from(e: WireError) -> Self {
+        Stop::Bad(e.into())
+    }
 }
 
 /// The answer to a request: empty when every record was taken, else a
@@ -270,13 +417,9 @@ pub fn response(encoding: WireFormat, decoded: &Converted) -> Vec<u8> {
     }
 }
 
-fn document(
-    r: &proto::LogRecord,
-    resource: &[(String, String)],
-    scope: Option<&proto::InstrumentationScope>,
-    service: Option<&str>,
-) -> Value {
-    let mut attributes: Map<String, Value> = resource
+fn document(r: &proto::LogRecord, shared: &Shared, scope: Option<&proto::InstrumentationScope>) -> Value {
+    let mut attributes: Map<String, Value> = shared
+        .attributes
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
@@ -312,7 +455,7 @@ fn document(
     {
         doc["timestamp"] = json!(ns);
     }
-    if let Some(s) = service {
+    if let Some(s) = &shared.service {
         doc["service"] = json!(s);
     }
     if let Some(f) = full_log {

@@ -65,21 +65,24 @@ async fn shared_attributes_are_not_multiplied_past_the_bound() {
             "stream": {"app": "x", "padding": big},
             "values": vec![json!(["0", ""]); records],
         }]});
-        attacks.push(("/otlp/v1/logs", gzip(otlp.to_string().as_bytes())));
-        attacks.push(("/loki/api/v1/push", gzip(loki.to_string().as_bytes())));
+        attacks.push(("/otlp/v1/logs", gzip(otlp.to_string().as_bytes()), "× its body"));
+        // Labels of 64 KiB are over what a stream's labels may take.
+        let refusal = if size > 64_000 { "labels take" } else { "× its body" };
+        attacks.push(("/loki/api/v1/push", gzip(loki.to_string().as_bytes()), refusal));
     }
-    assert!(attacks.iter().all(|(_, b)| b.len() < 4096));
+    assert!(attacks.iter().all(|(_, b, _)| b.len() < 4096));
 
     let before = peak_rss(&s);
-    for (path, body) in attacks {
+    for (path, body, refusal) in attacks {
         let (status, err) = post(&s, &attacker, path, "application/json", body).await;
-        assert_eq!(
-            (status, &err["error"]["code"]),
-            (413, &json!("payload_too_large")),
-            "{path}: {err}"
-        );
+        let expected = if refusal == "labels take" {
+            (400, json!("invalid_body"))
+        } else {
+            (413, json!("payload_too_large"))
+        };
+        assert_eq!((status, err["error"]["code"].clone()), expected, "{path}: {err}");
         let message = err["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains("× its body"), "{path}: {message}");
+        assert!(message.contains(refusal), "{path}: {message}");
     }
     let grown = peak_rss(&s).saturating_sub(before);
     assert!(grown < 64 << 20, "the server's peak memory grew by {} MiB", grown >> 20);
@@ -118,6 +121,145 @@ async fn shared_attributes_are_not_multiplied_past_the_bound() {
     s.idle().await;
     let (_, page) = s.get(&healthy, "/v1/logs?limit=1").await;
     assert_eq!(page["total"], 400, "{page}");
+}
+
+/// A protobuf field: `tag` with the bytes of a message or string.
+fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![(tag << 3) | 2];
+    prost::encoding::encode_varint(bytes.len() as u64, &mut out);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// What the review after the first bound found (issue 22): records of two
+/// bytes of protobuf each (every one became a structure of a hundred bytes
+/// before any limit), escapes that make a line six times what was
+/// estimated, a record whose body nests a hundred thousand empty values,
+/// and the same on Loki's protobuf. Each is refused whole, or the record
+/// alone, and the server's peak memory grows by less than 64 MiB; the
+/// OpenTelemetry Collector's default batch with 2.6 KB of Kubernetes
+/// attributes (25 MB once converted) is stored whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_a_request_holds_is_bounded_before_it_is_decoded() {
+    use loggerhub::ingest::otlp::proto;
+    use prost::Message;
+
+    let (_d, s) = embedded_with(&[]).await;
+    let attacker = s.tenant("decoder").await;
+    let mut attacks: Vec<(&str, &str, Vec<u8>)> = Vec::new();
+    // 3,000,000 empty log records in one scope: 6 MB of protobuf.
+    let records = [0x12, 0x00].repeat(3_000_000);
+    let otlp = field(1, &field(2, &records));
+    attacks.push(("/otlp/v1/logs", "application/x-protobuf", gzip(&otlp)));
+    // The same in OTLP/JSON: `{}` three bytes a record.
+    let json = format!(
+        r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
+        vec!["{}"; 3_000_000].join(",")
+    );
+    attacks.push(("/otlp/v1/logs", "application/json", gzip(json.as_bytes())));
+    // 200 resources of a 15,000-byte attribute of control characters (six
+    // bytes each once escaped) over 16 empty records.
+    let attribute = field(1, &[field(1, b"padding"), field(2, &field(1, &[1u8; 15_000]))].concat());
+    let resource = [field(1, &attribute), field(2, &[0x12, 0x00].repeat(16))].concat();
+    let escaped = field(1, &resource).repeat(200);
+    attacks.push(("/otlp/v1/logs", "application/x-protobuf", gzip(&escaped)));
+    // Loki: 3,000,000 empty entries of one stream, snappy as Promtail sends.
+    let stream = [field(1, br#"{app="x"}"#), [0x12, 0x00].repeat(3_000_000)].concat();
+    let loki = snap::raw::Encoder::new()
+        .compress_vec(&field(1, &stream))
+        .expect("snappy");
+    attacks.push(("/loki/api/v1/push", "application/x-protobuf", gzip(&loki)));
+    assert!(attacks.iter().all(|(_, _, b)| b.len() < 512 * 1024));
+
+    let before = peak_rss(&s);
+    for (path, content_type, body) in attacks {
+        let (status, err) = post(&s, &attacker, path, content_type, body).await;
+        assert_eq!(
+            (status, &err["error"]["code"]),
+            (413, &json!("payload_too_large")),
+            "{path} {content_type}: {err}"
+        );
+    }
+    // One record whose body is a list of 100,000 empty values: refused
+    // alone, undecoded; its neighbour is stored.
+    let wide = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"body": {"kvlistValue": {"values": vec![json!({}); 100_000]}}},
+        {"body": {"stringValue": "next door"}},
+    ]}]}]});
+    let (status, answer) = post(
+        &s,
+        &attacker,
+        "/otlp/v1/logs",
+        "application/json",
+        gzip(wide.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["partialSuccess"]["rejectedLogRecords"], "1", "{answer}");
+    let reason = answer["partialSuccess"]["errorMessage"].as_str().unwrap_or_default();
+    assert!(reason.contains("record 1") && reason.contains("4096"), "{reason}");
+    let grown = peak_rss(&s).saturating_sub(before);
+    eprintln!("peak memory grew by {} MiB", grown >> 20);
+    assert!(grown < 64 << 20, "the server's peak memory grew by {} MiB", grown >> 20);
+
+    // The Collector's default batch: 8,192 short records under 2.6 KB of
+    // Kubernetes resource attributes (pod labels included).
+    let kv = |k: &str, v: String| proto::KeyValue {
+        key: k.into(),
+        value: Some(proto::AnyValue {
+            value: Some(proto::Any::StringValue(v)),
+        }),
+    };
+    let mut attributes = vec![kv("service.name", "checkout".into())];
+    for (i, key) in [
+        "k8s.pod.name",
+        "k8s.namespace.name",
+        "k8s.node.name",
+        "k8s.deployment.name",
+    ]
+    .iter()
+    .enumerate()
+    {
+        attributes.push(kv(key, format!("checkout-7d9f8b6c5-{i}x2lq")));
+    }
+    for i in 0..40 {
+        attributes.push(kv(&format!("k8s.pod.label.app.kubernetes.io/part-{i}"), "x".repeat(30)));
+    }
+    let collector = proto::ExportLogsServiceRequest {
+        resource_logs: vec![proto::ResourceLogs {
+            resource: Some(proto::Resource { attributes }),
+            scope_logs: vec![proto::ScopeLogs {
+                scope: None,
+                log_records: (0..8192)
+                    .map(|i| proto::LogRecord {
+                        severity_text: "INFO".into(),
+                        body: Some(proto::AnyValue {
+                            value: Some(proto::Any::StringValue(format!("GET /cart 200 {i}"))),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }],
+        }],
+    };
+    let shared: usize = collector.resource_logs[0]
+        .resource
+        .as_ref()
+        .map_or(0, |r| r.attributes.iter().map(|a| a.encoded_len()).sum());
+    assert!(shared > 2500, "{shared} bytes of resource attributes");
+    let healthy = s.tenant("kubernetes").await;
+    let (status, answer) = post(
+        &s,
+        &healthy,
+        "/otlp/v1/logs",
+        "application/x-protobuf",
+        gzip(&collector.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    s.idle().await;
+    let (_, page) = s.get(&healthy, "/v1/logs?limit=1").await;
+    assert_eq!(page["total"], 8192, "{page}");
 }
 
 /// This machine's address on a network interface (not loopback): a
