@@ -71,6 +71,16 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let meter = Arc::new(Meter::new(meta.clone(), metrics.clone()));
 
+    // With Redis, every ingest process takes from the same rate buckets
+    // (and every processor charges what it stored to them).
+    let rates: Arc<dyn RateLimiter> = match &b.queue {
+        QueueBackend::Redis { url, name, .. } => Arc::new(
+            RedisRates::open(url, name)
+                .await
+                .context("opening the rate limits in Redis")?,
+        ),
+        QueueBackend::Local(_) => Arc::new(LocalRates::default()),
+    };
     let processor = Arc::new(Processor {
         queue: queue.clone(),
         registry: plugins.registry.clone(),
@@ -88,18 +98,9 @@ pub async fn run(
         deleting: Default::default(),
         meter: meter.clone(),
         plans: plans.clone(),
-        stored_rates: Default::default(),
+        stored_rates: rates.clone(),
         held: Default::default(),
     });
-    // With Redis, every ingest process takes from the same rate buckets.
-    let rates: Arc<dyn RateLimiter> = match &b.queue {
-        QueueBackend::Redis { url, name, .. } => Arc::new(
-            RedisRates::open(url, name)
-                .await
-                .context("opening the rate limits in Redis")?,
-        ),
-        QueueBackend::Local(_) => Arc::new(LocalRates::default()),
-    };
     let upkeep = Arc::new(Upkeep {
         meta: meta.clone(),
         raw: raw.clone(),

@@ -457,6 +457,14 @@ impl Ingest {
             self.metrics.tenant_refused(tenant, "rate_limited");
             return Err(e.into());
         }
+        // A pipeline that stores more than it is sent is held to the plan
+        // (`Processor::charge_stored`); while it is, the tenant's lane must
+        // not grow, or it fills the queue every tenant shares.
+        if let Err(e) = self.rates.check(&rate::stored_key(tenant), rate, 1, 1).await {
+            self.metrics.error("rate_limited");
+            self.metrics.tenant_refused(tenant, "stored_rate");
+            return Err(e.into());
+        }
         Ok(Admission {
             tenant: tenant.to_string(),
             rate,
@@ -486,7 +494,7 @@ impl Ingest {
         }
         let checked = check_body(format, &req.body, &adm.tenant, &adm.window)?;
         if let Some(more) = (checked.count as u64).checked_sub(estimate).filter(|m| *m > 0) {
-            self.rates.charge(&adm.tenant, adm.rate, more).await?;
+            self.rates.charge(&adm.tenant, adm.rate, more, 0).await?;
         }
         let batch_id = match req.idempotency_key {
             Some(k) if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY => {

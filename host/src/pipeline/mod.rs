@@ -37,7 +37,7 @@ use tenant_run::TenantRun;
 
 use crate::config::ProcessorConfig;
 use crate::error::{BackendError, ErrorKind};
-use crate::ingest::rate::{LocalRates, Rate, RateError, RateLimiter};
+use crate::ingest::rate::{self, Rate, RateError, RateLimiter};
 use crate::model::LogRecord;
 use crate::plugins::{Registry, RegistryError};
 use crate::plugins::{base_name, is_builtin};
@@ -118,10 +118,12 @@ pub struct Processor {
     pub meter: Arc<Meter>,
     /// The operator's plans: a tenant's plugin CPU a day.
     pub plans: Arc<Plans>,
-    /// What each tenant's pipeline stored, against its plan's rate (this
-    /// processor's share): plugins that make more records than the tenant
-    /// sent are held to the plan as ingest is.
-    pub stored_rates: LocalRates,
+    /// What each tenant's pipeline stored, against its plan's rate, in the
+    /// buckets ingest takes from (`rate::stored_key`; Redis's when
+    /// distributed, so every processor charges the same ones): plugins
+    /// that make more records than the tenant sent are held to the plan as
+    /// ingest is, and ingest refuses the tenant while they are.
+    pub stored_rates: Arc<dyn RateLimiter>,
     /// Tenants whose lanes wait until then: their pipeline stored past its
     /// plan's rate or day.
     pub held: parking_lot::Mutex<HashMap<String, Instant>>,
@@ -181,10 +183,12 @@ impl Processor {
             bytes_per_second: plan.bytes_per_second,
             burst_seconds: plan.burst_seconds,
         };
-        let _ = self.stored_rates.charge(tenant, rate, stored.stored_logs).await;
-        if let Err(RateError::Limited { retry_after, .. }) =
-            self.stored_rates.check(tenant, rate, 1, stored.stored_bytes).await
-        {
+        let key = rate::stored_key(tenant);
+        let _ = self
+            .stored_rates
+            .charge(&key, rate, stored.stored_logs, stored.stored_bytes)
+            .await;
+        if let Err(RateError::Limited { retry_after, .. }) = self.stored_rates.check(&key, rate, 1, 1).await {
             self.metrics.tenant_refused(tenant, "stored_rate");
             tracing::debug!(tenant, ?retry_after, "stored past the plan's rate; the lane waits");
             self.hold(tenant, retry_after);

@@ -153,7 +153,7 @@ async fn a_redis_debt_outlives_the_burst() {
         burst_seconds: 10,
     };
     // 10,000 records over a bucket of 100: a debt of 990 s at 10 a second.
-    rates.charge("deep", rate, 10_000).await.expect("charge");
+    rates.charge("deep", rate, 10_000, 0).await.expect("charge");
     let client = redis::Client::open(url.as_str()).expect("redis url");
     let mut con = client.get_multiplexed_async_connection().await.expect("redis");
     let ttl: i64 = redis::cmd("TTL")

@@ -63,7 +63,7 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// Takes `logs` more records whatever the buckets hold (a request had
     /// more records than it was charged for up front): the tenant's next
     /// requests wait for the debt.
-    async fn charge(&self, tenant: &str, rate: Rate, logs: u64) -> Result<(), RateError>;
+    async fn charge(&self, tenant: &str, rate: Rate, logs: u64, bytes: u64) -> Result<(), RateError>;
     /// Whether `logs` and `bytes` would fit now, taking nothing: lets a
     /// tenant over its rate be refused before its body is even read.
     async fn check(&self, tenant: &str, rate: Rate, logs: u64, bytes: u64) -> Result<(), RateError>;
@@ -117,6 +117,14 @@ impl Bucket {
     }
 }
 
+/// The buckets that hold what `tenant`'s pipeline stored, apart from what
+/// it sent (`/` is in no tenant's name): the processor charges them, and
+/// the ingest gate refuses a tenant whose pipeline is past its plan's rate,
+/// so that its lane cannot grow while it is held.
+pub fn stored_key(tenant: &str) -> String {
+    format!("{tenant}/stored")
+}
+
 /// Tenants whose buckets one process keeps; past it, full buckets are
 /// forgotten first, then all. (A bucket in debt is never forgotten while
 /// room remains: its tenant would get a full one back.)
@@ -134,8 +142,8 @@ impl RateLimiter for LocalRates {
         self.local(tenant, rate, logs, bytes, Mode::Take)
     }
 
-    async fn charge(&self, tenant: &str, rate: Rate, logs: u64) -> Result<(), RateError> {
-        self.local(tenant, rate, logs, 0, Mode::Force)
+    async fn charge(&self, tenant: &str, rate: Rate, logs: u64, bytes: u64) -> Result<(), RateError> {
+        self.local(tenant, rate, logs, bytes, Mode::Force)
     }
 
     async fn check(&self, tenant: &str, rate: Rate, logs: u64, bytes: u64) -> Result<(), RateError> {
@@ -234,7 +242,7 @@ mod tests {
         r.take("d", RATE, 200, 0).await.expect("take");
         assert!(r.check("d", RATE, 1, 0).await.is_err());
         // A charge takes whatever the bucket holds: the debt is waited out.
-        r.charge("e", RATE, 500).await.expect("charge");
+        r.charge("e", RATE, 500, 0).await.expect("charge");
         let Err(RateError::Limited { retry_after, .. }) = r.take("e", RATE, 1, 0).await else {
             panic!("a tenant in debt was let through");
         };

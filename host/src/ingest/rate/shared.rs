@@ -96,8 +96,8 @@ impl RateLimiter for RedisRates {
         self.call(tenant, rate, logs, bytes, Mode::Take).await
     }
 
-    async fn charge(&self, tenant: &str, rate: Rate, logs: u64) -> Result<(), RateError> {
-        self.call(tenant, rate, logs, 0, Mode::Force).await
+    async fn charge(&self, tenant: &str, rate: Rate, logs: u64, bytes: u64) -> Result<(), RateError> {
+        self.call(tenant, rate, logs, bytes, Mode::Force).await
     }
 
     async fn check(&self, tenant: &str, rate: Rate, logs: u64, bytes: u64) -> Result<(), RateError> {
