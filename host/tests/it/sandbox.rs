@@ -373,6 +373,42 @@ async fn failing_plugin_is_disabled_and_dead_letters_replay_once_fixed() {
     assert_eq!(replay(&s, &key, batch).await, 404);
 }
 
+/// One dead letter replayed six times at once (two clicks, two scripts)
+/// stores its records once, in the index as in the metadata: every replay
+/// is idempotent, and the ids come from the letter's batch.
+#[tokio::test]
+async fn concurrent_replays_of_one_letter_store_it_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path(), &[]).await;
+    let key = s.tenant("t_replays").await;
+    let wasm = std::fs::read(builtin::HOSTILE_PARSER_PATH).expect("fixture built by build.rs");
+    assert_eq!(s.put_plugin(&key, "parser", "spin", wasm).await.0, 201);
+    let spinning = json!({"text_parser": "spin", "limits": {"cpu_ms": 300}});
+    assert_eq!(s.put_pipeline(&key, &spinning).await.0, 200);
+    // The parser spins on the whole entry: a letter of the entry, whole.
+    let (status, _) = s.post_logs(&key, "text/plain", "spin a\nspin b\nspin c\n").await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let batch = loop {
+        let (_, dl) = s.get(&key, "/v1/dead-letters").await;
+        if let Some(id) = dl["dead_letters"][0]["batch_id"].as_str() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Back to the built-in line parser, then six replays at once.
+    assert_eq!(s.put_pipeline(&key, &json!({})).await.0, 200);
+    let replays = (0..6).map(|_| replay(&s, &key, &batch));
+    let statuses = futures::future::join_all(replays).await;
+    assert!(statuses.contains(&202), "{statuses:?}");
+    assert!(statuses.iter().all(|st| [202, 404].contains(st)), "{statuses:?}");
+    s.idle().await;
+    let (_, found) = s.get(&key, "/v1/search?q=spin&track_total_hits=true").await;
+    assert_eq!(found["total"], 3, "{statuses:?}: {found}");
+    assert_eq!(total(&s, &key).await, 3);
+}
+
 #[tokio::test]
 async fn limits_are_set_per_tenant() {
     let dir = tempfile::tempdir().expect("tempdir");
