@@ -554,6 +554,32 @@ async fn nginx_routes_each_path_to_its_role() {
             "the tail's events were held: {seen:?}"
         );
     }
+
+    // A plugin upload of 20 MiB reaches the processor, which judges it
+    // (not a component: 400); one past 65 MiB, and a 20 MiB log body, get
+    // nginx's 413 in LoggerHub's JSON shape.
+    for (path, size, status, code) in [
+        ("/v1/plugins/enricher/big", 20 << 20, 400, "invalid_plugin"),
+        ("/v1/plugins/enricher/huge", 66 << 20, 413, "payload_too_large"),
+        ("/v1/logs", 20 << 20, 413, "payload_too_large"),
+    ] {
+        let method = if path == "/v1/logs" {
+            reqwest::Method::POST
+        } else {
+            reqwest::Method::PUT
+        };
+        let r = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&key)
+            .header("content-type", "application/octet-stream")
+            .body(vec![b'x'; size])
+            .send()
+            .await
+            .expect("through nginx");
+        assert_eq!(r.status().as_u16(), status, "{path} of {size} bytes");
+        let body: serde_json::Value = r.json().await.expect("a JSON error");
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+    }
     drop(nginx);
 }
 
