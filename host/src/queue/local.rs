@@ -11,6 +11,16 @@
 //! frame from there on is delivered again and a torn tail is cut off.
 //! Waiting entries are kept in one lane per tenant (sequence numbers in
 //! order), so taking one tenant's entries never scans another's.
+//!
+//! A lane that waits (its tenant suspended, or its pipeline held to its
+//! plan) would keep the watermark, and every segment after it, for as long
+//! as it waits: disk that grows with everyone's traffic, and a restart
+//! that hands every acked entry above it back to the pipeline. So once the
+//! oldest segment holds the watermark with two more behind it, its waiting
+//! entries are carried forward: written again at the tail (idempotent,
+//! since their records may have been stored: ids are made from the batch
+//! id) and the old frames acked (`carry_forward`). A carried entry may then
+//! be processed after entries its tenant sent later.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -37,6 +47,8 @@ const RESIDENT_BYTES: u64 = 64 * 1024 * 1024;
 pub struct LocalQueue {
     dir: PathBuf,
     max_bytes: u64,
+    /// A new segment starts past this size (`SEGMENT_BYTES`).
+    segment_bytes: u64,
     /// Bytes pushed but not yet acked, including those still being written.
     reserved: AtomicU64,
     state: Mutex<State>,
@@ -124,6 +136,15 @@ impl LocalQueue {
     /// As `open`, holding at most `resident_budget` bytes of entries in
     /// memory.
     pub fn open_with_budget(dir: &Path, max_bytes: u64, resident_budget: u64) -> Result<Arc<LocalQueue>, BackendError> {
+        Self::open_with(dir, max_bytes, resident_budget, SEGMENT_BYTES)
+    }
+
+    fn open_with(
+        dir: &Path,
+        max_bytes: u64,
+        resident_budget: u64,
+        segment_bytes: u64,
+    ) -> Result<Arc<LocalQueue>, BackendError> {
         fs::create_dir_all(dir).map_err(io)?;
         let watermark = read_watermark(dir)?;
         let mut state = State {
@@ -163,6 +184,7 @@ impl LocalQueue {
         let queue = Arc::new(LocalQueue {
             dir: dir.to_path_buf(),
             max_bytes,
+            segment_bytes,
             reserved: AtomicU64::new(reserved),
             state: Mutex::new(state),
             notify: Notify::new(),
@@ -221,6 +243,112 @@ impl LocalQueue {
         let mut buf = vec![0u8; loc.len];
         f.read_exact(&mut buf).map_err(io)?;
         QueueEntry::decode(&buf)
+    }
+
+    /// Appends `entry`; `limited`: refused when the queue is full (a
+    /// carried entry replaces one already counted, and is not).
+    async fn write(&self, entry: QueueEntry, limited: bool) -> Result<(), BackendError> {
+        let size = entry.encoded_len() as u64;
+        let before = self.reserved.fetch_add(size, Ordering::Relaxed);
+        if limited && before + size > self.max_bytes {
+            self.reserved.fetch_sub(size, Ordering::Relaxed);
+            return Err(full(before));
+        }
+        let (done, wait) = oneshot::channel();
+        let req = WriteReq {
+            frame_payload: entry.encode(),
+            entry,
+            done,
+        };
+        let sent = self.writer.lock().as_ref().map(|tx| tx.send(req).is_ok());
+        if sent != Some(true) {
+            self.reserved.fetch_sub(size, Ordering::Relaxed);
+            return Err(closed());
+        }
+        wait.await.map_err(|_| closed())?
+    }
+
+    /// Moves the waiting entries of the oldest segment to the tail when
+    /// that segment holds the watermark with two more behind it (see the
+    /// module's comment). They leave their lanes while they move, so no
+    /// worker takes them twice; on an error they go back.
+    async fn carry_forward(&self) -> Result<(), BackendError> {
+        let moving: Vec<Taken> = {
+            let mut st = self.state.lock();
+            let st = &mut *st;
+            if st.segments.len() < 3 {
+                return Ok(());
+            }
+            let end = st.segments[1].0;
+            let mut out = Vec::new();
+            for (seq, slot) in st.pending.range(..end) {
+                if !st.in_flight.contains(seq) {
+                    out.push((
+                        *seq,
+                        slot.redelivered,
+                        slot.entry.clone().ok_or_else(|| slot.loc.clone()),
+                    ));
+                }
+            }
+            if out.is_empty() {
+                return Ok(());
+            }
+            let seqs: HashSet<u64> = out.iter().map(|(seq, _, _)| *seq).collect();
+            st.lanes.retain(|_, lane| {
+                lane.retain(|seq| !seqs.contains(seq));
+                !lane.is_empty()
+            });
+            st.in_flight.extend(seqs);
+            out
+        };
+        let tokens: Vec<u64> = moving.iter().map(|(seq, _, _)| *seq).collect();
+        tracing::info!(entries = tokens.len(), "carrying waiting queue entries forward");
+        for (_, _, got) in moving {
+            let carried = match got {
+                Ok(e) => Ok(e),
+                Err(loc) => Self::read_entry(&loc),
+            };
+            let written = match carried {
+                Ok(mut entry) => {
+                    entry.idempotent = true;
+                    self.write(entry, false).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                // Those written twice are idempotent; the rest wait on.
+                self.release(&tokens).await?;
+                return Err(e);
+            }
+        }
+        self.settle(&tokens)
+    }
+
+    /// Forgets acked entries and moves the watermark past them.
+    fn settle(&self, tokens: &[u64]) -> Result<(), BackendError> {
+        let watermark = {
+            let mut st = self.state.lock();
+            for t in tokens {
+                st.in_flight.remove(t);
+                if let Some(slot) = st.pending.remove(t) {
+                    st.bytes -= slot.size;
+                    if slot.entry.is_some() {
+                        st.resident -= slot.size;
+                    }
+                    self.reserved.fetch_sub(slot.size, Ordering::Relaxed);
+                }
+            }
+            // Everything below the first pending entry is acked.
+            let next = st.pending.keys().next().copied().unwrap_or(st.published);
+            if next == st.watermark {
+                return Ok(());
+            }
+            st.watermark = next;
+            next
+        };
+        self.persist_watermark(watermark)?;
+        self.gc_segments();
+        Ok(())
     }
 
     fn gc_segments(&self) {
@@ -404,7 +532,7 @@ fn write_group(
     group: &[WriteReq],
     first_seq: u64,
 ) -> std::io::Result<Vec<Loc>> {
-    if segment.as_ref().is_none_or(|s| s.size >= SEGMENT_BYTES) {
+    if segment.as_ref().is_none_or(|s| s.size >= q.segment_bytes) {
         let (seg, path) = open_segment(&q.dir, first_seq)?;
         q.state.lock().segments.push((first_seq, path));
         *segment = Some(seg);
@@ -467,24 +595,7 @@ impl Queue for LocalQueue {
     }
 
     async fn push(&self, entry: QueueEntry) -> Result<(), BackendError> {
-        let size = entry.encoded_len() as u64;
-        let before = self.reserved.fetch_add(size, Ordering::Relaxed);
-        if before + size > self.max_bytes {
-            self.reserved.fetch_sub(size, Ordering::Relaxed);
-            return Err(full(before));
-        }
-        let (done, wait) = oneshot::channel();
-        let req = WriteReq {
-            frame_payload: entry.encode(),
-            entry,
-            done,
-        };
-        let sent = self.writer.lock().as_ref().map(|tx| tx.send(req).is_ok());
-        if sent != Some(true) {
-            self.reserved.fetch_sub(size, Ordering::Relaxed);
-            return Err(closed());
-        }
-        wait.await.map_err(|_| closed())?
+        self.write(entry, true).await
     }
 
     async fn lanes(&self) -> Result<Lanes, BackendError> {
@@ -551,29 +662,8 @@ impl Queue for LocalQueue {
     }
 
     async fn ack(&self, tokens: &[u64]) -> Result<(), BackendError> {
-        let watermark = {
-            let mut st = self.state.lock();
-            for t in tokens {
-                st.in_flight.remove(t);
-                if let Some(slot) = st.pending.remove(t) {
-                    st.bytes -= slot.size;
-                    if slot.entry.is_some() {
-                        st.resident -= slot.size;
-                    }
-                    self.reserved.fetch_sub(slot.size, Ordering::Relaxed);
-                }
-            }
-            // Everything below the first pending entry is acked.
-            let next = st.pending.keys().next().copied().unwrap_or(st.published);
-            if next == st.watermark {
-                return Ok(());
-            }
-            st.watermark = next;
-            next
-        };
-        self.persist_watermark(watermark)?;
-        self.gc_segments();
-        Ok(())
+        self.settle(tokens)?;
+        self.carry_forward().await
     }
 
     async fn nack(&self, tokens: &[u64]) -> Result<(), BackendError> {
@@ -692,6 +782,54 @@ mod tests {
             .expect("ack");
         assert_eq!(q.state.lock().resident, 0);
         assert_eq!(q.depth(), Depth::default());
+    }
+
+    /// A lane that waits does not keep everyone's acked segments on disk,
+    /// nor have them all handed back after a restart: its entries are
+    /// carried to the tail, idempotent, in order.
+    #[tokio::test]
+    async fn a_waiting_lane_does_not_pin_the_segments_behind_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segments = |dir: &Path| {
+            fs::read_dir(dir)
+                .expect("ls")
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("segment-"))
+                .count()
+        };
+        {
+            let q = LocalQueue::open_with(dir.path(), 1 << 30, 1 << 20, 1024).expect("open");
+            for i in 0..2 {
+                let mut held = entry(i);
+                held.tenant = "held".into();
+                q.push(held).await.expect("push");
+            }
+            // Another tenant's traffic, each entry taken and acked.
+            for i in 0..200 {
+                let mut busy = entry(100 + i);
+                busy.tenant = "busy".into();
+                q.push(busy).await.expect("push");
+                let got = q.take_lane("busy", 10, 1 << 20).await.expect("take");
+                q.ack(&got.iter().map(|d| d.token).collect::<Vec<_>>())
+                    .await
+                    .expect("ack");
+            }
+            assert!(segments(dir.path()) <= 3, "{} segments kept", segments(dir.path()));
+            assert_eq!(q.depth().entries, 2);
+            q.close();
+        }
+        let q = LocalQueue::open(dir.path(), 1 << 30).expect("reopen");
+        let got = q.take(100, Duration::from_millis(10)).await.expect("take");
+        let seen: Vec<(String, i64, bool)> = got
+            .iter()
+            .map(|d| (d.entry.tenant.clone(), d.entry.received_at, d.entry.idempotent))
+            .collect();
+        assert_eq!(seen[..2], [("held".into(), 0, true), ("held".into(), 1, true)]);
+        // What a restart hands back of the others' acked entries is at
+        // most what the last segments hold (ten entries of 100 bytes to a
+        // segment of 1 KiB), not all 200.
+        let again = seen.iter().filter(|(t, _, _)| t == "busy").count();
+        assert!(again <= 30, "{again} acked entries handed back");
     }
 
     #[tokio::test]

@@ -365,9 +365,11 @@ async fn lifecycle(s: &Server, distributed: bool) {
     }
     let spin = std::fs::read(builtin::HOSTILE_ENRICHER_PATH).expect("fixture built by build.rs");
     assert_eq!(s.put_plugin(&doomed, "enricher", "spin", spin).await.0, 201);
-    let slow = json!({"enrichers": ["spin"], "config": {"spin": {"mode": "loop"}}, "limits": {"cpu_ms": 50}});
+    let slow = json!({"enrichers": ["spin"], "config": {"spin": {"mode": "loop"}}, "limits": {"cpu_ms": 100}});
     assert_eq!(s.put_pipeline(&doomed, &slow).await.0, 200);
-    for i in 0..20 {
+    // About 200 ms of the plugin's time each: 8 s, longer than the 2 s a
+    // processor may take to see the suspension.
+    for i in 0..40 {
         let body = format!(
             "{}\n{}",
             json!({"message": format!("poison {i}")}),
