@@ -197,15 +197,26 @@ impl FromRequestParts<AppState> for MaybeOperator {
     }
 }
 
-/// The request came from this machine, not through a proxy.
+/// Headers by which a proxy names the client it forwards (or itself): a
+/// request that carries any came through one.
+const PROXY_HEADERS: &[&str] = &[
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "via",
+];
+
+/// The request came from this machine, not through a proxy. An IPv4 peer
+/// on a `[::]` listener arrives as `::ffff:127.0.0.1`: canonical first.
 fn is_local(parts: &Parts) -> bool {
     let peer_local = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .is_some_and(|c| c.0.ip().is_loopback());
-    let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
-        .iter()
-        .any(|h| parts.headers.contains_key(*h));
+        .is_some_and(|c| c.0.ip().to_canonical().is_loopback());
+    let forwarded = PROXY_HEADERS.iter().any(|h| parts.headers.contains_key(*h));
     peer_local && !forwarded
 }
 

@@ -78,19 +78,28 @@ pub async fn replay(
         .get(&caller.tenant, &batch_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no dead letter {batch_id:?}")))?;
-    let entry = letter
-        .to_entry()
-        .filter(|e| e.tenant == caller.tenant)
-        .ok_or_else(|| ApiError::not_found(format!("dead letter {batch_id:?} is unreadable")))?;
+    let entry = letter.to_entry().filter(|e| e.tenant == caller.tenant).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("dead letter {batch_id:?} is unreadable (its stored form is damaged)"),
+        )
+    })?;
     // Through the gate, as any way in: a suspended tenant, or one over
     // its rate or its day, is refused and the letter stays.
     let admission = state
         .ingest
         .gate(&sender(&state, &caller), Some(entry.body.len()))
         .await?;
-    let records = letter
-        .records
-        .unwrap_or_else(|| crate::ingest::lines_in(&entry.body).max(1));
+    // A whole entry counts as ingest counted it: its JSON records (an
+    // array on one line is many, a pretty-printed object one), else its
+    // lines.
+    let records = letter.records.unwrap_or_else(|| {
+        let json = !entry.content_type.starts_with("text/");
+        json.then(|| loggerhub_codec::payload::scan_json(&entry.body, &caller.tenant).ok())
+            .flatten()
+            .map_or_else(|| crate::ingest::lines_in(&entry.body), |scan| scan.count)
+            .max(1)
+    });
     state.ingest.replay(&admission, entry, records).await?;
     state.dead_letters.remove(&caller.tenant, &batch_id).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed: batch_id })))

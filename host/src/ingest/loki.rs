@@ -95,6 +95,10 @@ pub const MAX_LABELS_BYTES: usize = 64 * 1024;
 #[error("not a Loki push request: {0}")]
 pub struct LokiError(pub String);
 
+/// A snappy body that would inflate past the body limit (413, as a gzip
+/// one is).
+pub const INFLATES_PAST_THE_LIMIT: &str = "the body inflates to";
+
 impl From<WireError> for LokiError {
     fn from(e: WireError) -> Self {
         LokiError(e.0)
@@ -130,7 +134,7 @@ pub fn decode(
             let len = snap::raw::decompress_len(body).map_err(|e| LokiError(format!("snappy: {e}")))?;
             if len > max_inflated {
                 return Err(LokiError(format!(
-                    "the body inflates to {len} bytes, over the limit of {max_inflated}"
+                    "{INFLATES_PAST_THE_LIMIT} {len} bytes, over the limit of {max_inflated}"
                 )));
             }
             let raw = snap::raw::Decoder::new()

@@ -121,7 +121,9 @@ async fn protobuf_snappy_and_refusals() {
     // A snappy bomb: under the 64 KiB limit on the wire, 1 MiB inflated.
     let big = "x".repeat(1 << 20);
     let r = post(snappy_push("{job=\"a\"}", &[&big]), None).await.expect("post");
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 413, "as a gzip bomb is");
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e["error"]["code"], "payload_too_large");
     let r = post(snappy_push("{job=a}", &["x"]), None).await.expect("post");
     assert_eq!(r.status(), 400, "unquoted label");
     let r = s

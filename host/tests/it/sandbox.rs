@@ -383,18 +383,31 @@ async fn concurrent_replays_of_one_letter_store_it_once() {
     let key = s.tenant("t_replays").await;
     let wasm = std::fs::read(builtin::HOSTILE_PARSER_PATH).expect("fixture built by build.rs");
     assert_eq!(s.put_plugin(&key, "parser", "spin", wasm).await.0, 201);
-    let spinning = json!({"text_parser": "spin", "limits": {"cpu_ms": 300}});
+    let spinning = json!({"text_parser": "spin", "json_parser": "spin", "limits": {"cpu_ms": 300}});
     assert_eq!(s.put_pipeline(&key, &spinning).await.0, 200);
-    // The parser spins on the whole entry: a letter of the entry, whole.
+    // The parser spins on the whole entry: a letter of the entry, whole;
+    // one of text lines, one of a JSON array on one line.
     let (status, _) = s.post_logs(&key, "text/plain", "spin a\nspin b\nspin c\n").await;
     assert_eq!(status, 202);
+    let array =
+        json!([{"message": "spun 1"}, {"message": "spun 2"}, {"message": "spun 3"}, {"message": "spun 4 spin"}]);
+    let (status, _) = s.post_logs(&key, "application/json", array.to_string()).await;
+    assert_eq!(status, 202);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let batch = loop {
+    let (batch, json_batch) = loop {
         let (_, dl) = s.get(&key, "/v1/dead-letters").await;
-        if let Some(id) = dl["dead_letters"][0]["batch_id"].as_str() {
-            break id.to_string();
+        let letters = dl["dead_letters"].as_array().cloned().unwrap_or_default();
+        let id = |needle: &str| {
+            letters
+                .iter()
+                .find(|l| l["body"].as_str().is_some_and(|b| b.contains(needle)))
+                .and_then(|l| l["batch_id"].as_str())
+                .map(str::to_string)
+        };
+        if let (Some(text), Some(json)) = (id("spin a"), id("spun 1")) {
+            break (text, json);
         }
-        assert!(Instant::now() < deadline, "never dead-lettered");
+        assert!(Instant::now() < deadline, "never dead-lettered: {dl}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     // Back to the built-in line parser, then six replays at once.
@@ -407,6 +420,15 @@ async fn concurrent_replays_of_one_letter_store_it_once() {
     let (_, found) = s.get(&key, "/v1/search?q=spin&track_total_hits=true").await;
     assert_eq!(found["total"], 3, "{statuses:?}: {found}");
     assert_eq!(total(&s, &key).await, 3);
+
+    // The JSON letter is counted as its four records, as ingest counted
+    // them, not as its one line.
+    let logs_today = |u: Value| u["today"]["logs"].as_u64().expect("logs");
+    let before = logs_today(s.get(&key, "/v1/usage").await.1);
+    assert_eq!(replay(&s, &key, &json_batch).await, 202);
+    assert_eq!(logs_today(s.get(&key, "/v1/usage").await.1), before + 4);
+    s.idle().await;
+    assert_eq!(total(&s, &key).await, 7);
 }
 
 #[tokio::test]

@@ -287,6 +287,25 @@ async fn operator_surfaces_are_closed_by_default() {
     let port = s.url.rsplit(':').next().expect("port").to_string();
     let outside = format!("http://{}:{port}", outside_address());
     let local = format!("http://127.0.0.1:{port}");
+    // Each header by which a proxy on this machine names its client (or
+    // itself) closes the door.
+    for (header, value) in [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("forwarded", "for=203.0.113.9"),
+        ("x-real-ip", "203.0.113.9"),
+        ("x-client-ip", "203.0.113.9"),
+        ("true-client-ip", "203.0.113.9"),
+        ("via", "1.1 proxy"),
+    ] {
+        let r = s
+            .http
+            .get(format!("{local}/metrics"))
+            .header(header, value)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 401, "{header} through a local proxy");
+    }
     let get = |base: &str, path: &str, forwarded: bool| {
         let mut r = s.http.get(format!("{base}{path}"));
         if forwarded {
@@ -321,6 +340,19 @@ async fn operator_surfaces_are_closed_by_default() {
     assert!(body.contains("loggerhub_queue_depth"));
     let (_, body) = get(&local, "/ready", false).await;
     assert!(body.contains("\"backends\""), "{body}");
+
+    // On a listener of every IPv6 and IPv4 address, a caller on
+    // 127.0.0.1 arrives as ::ffff:127.0.0.1, and is still this machine.
+    let dual = tempfile::tempdir().expect("tempdir");
+    let s6 = Server::start(&dual.path().join("data"), &["--listen", "[::]:0"]).await;
+    let port = s6.url.rsplit(':').next().expect("port").to_string();
+    let r = s6
+        .http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200, "127.0.0.1 on a [::] listener");
 }
 
 /// Strings a plugin hands the host are cut, and its output is rate-limited
