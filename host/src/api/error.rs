@@ -135,7 +135,7 @@ impl ApiError {
         Self::new(ErrorCode::NotFound, message)
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         // The cause goes to the log; the client gets a stable code.
         tracing::error!(error = %e, "internal error");
         Self::new(ErrorCode::Internal, "internal error")

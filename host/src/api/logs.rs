@@ -68,23 +68,28 @@ pub async fn list(
     caller: Tenant<Search>,
     params: Result<QueryParams<ListParams>, QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
-    let _reading = state.reads.enter(&caller.tenant)?;
+    let reading = state.reads.enter(&caller.tenant)?;
     let QueryParams(p) = params?;
     if p.q.is_some() || p.interval.is_some() {
         return Err(ApiError::bad_request(
             "the list view takes no `q` or `interval`; use /v1/search or /v1/stats",
         ));
     }
-    let page = state
-        .reader
-        .list(
-            &caller.tenant,
-            &p.filter()?,
-            p.cursor()?.as_ref(),
-            p.limit()?,
-            p.track_total_hits.unwrap_or(false),
-        )
-        .await?;
+    let (filter, cursor, limit) = (p.filter()?, p.cursor()?, p.limit()?);
+    let (reader, tenant) = (state.reader.clone(), caller.tenant);
+    let page = reading
+        .run(async move {
+            reader
+                .list(
+                    &tenant,
+                    &filter,
+                    cursor.as_ref(),
+                    limit,
+                    p.track_total_hits.unwrap_or(false),
+                )
+                .await
+        })
+        .await??;
     Ok(Json(page.into()))
 }
 
@@ -97,20 +102,25 @@ pub async fn search(
     caller: Tenant<Search>,
     params: Result<QueryParams<ListParams>, QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
-    let _reading = state.reads.enter(&caller.tenant)?;
+    let reading = state.reads.enter(&caller.tenant)?;
     let QueryParams(p) = params?;
     let query = Query::parse(p.q.as_deref().unwrap_or_default())?;
-    let page = state
-        .reader
-        .search(
-            &caller.tenant,
-            &query,
-            &p.filter()?,
-            p.cursor()?.as_ref(),
-            p.limit()?,
-            p.track_total_hits.unwrap_or(false),
-        )
-        .await?;
+    let (filter, cursor, limit) = (p.filter()?, p.cursor()?, p.limit()?);
+    let (reader, tenant) = (state.reader.clone(), caller.tenant);
+    let page = reading
+        .run(async move {
+            reader
+                .search(
+                    &tenant,
+                    &query,
+                    &filter,
+                    cursor.as_ref(),
+                    limit,
+                    p.track_total_hits.unwrap_or(false),
+                )
+                .await
+        })
+        .await??;
     Ok(Json(page.into()))
 }
 
@@ -124,12 +134,16 @@ pub async fn detail(
     caller: Tenant<Search>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DetailJson>, ApiError> {
-    let _reading = state.reads.enter(&caller.tenant)?;
+    let reading = state.reads.enter(&caller.tenant)?;
     let Path(id) = path?;
     if id.len() > MAX_ID_LEN {
         return Err(ApiError::not_found("no such log"));
     }
-    match state.reader.detail(&caller.tenant, &id).await? {
+    let (reader, tenant, wanted) = (state.reader.clone(), caller.tenant, id.clone());
+    match reading
+        .run(async move { reader.detail(&tenant, &wanted).await })
+        .await??
+    {
         Some((rec, source)) => Ok(Json(DetailJson::new(rec, source))),
         None => Err(ApiError::not_found(format!("no log {id:?}"))),
     }
@@ -147,7 +161,7 @@ pub async fn stats(
     caller: Tenant<Search>,
     params: Result<QueryParams<ListParams>, QueryRejection>,
 ) -> Result<Json<StatsJson>, ApiError> {
-    let _reading = state.reads.enter(&caller.tenant)?;
+    let reading = state.reads.enter(&caller.tenant)?;
     let QueryParams(p) = params?;
     if p.cursor.is_some() || p.limit.is_some() || p.track_total_hits.is_some() {
         return Err(ApiError::bad_request(
@@ -176,10 +190,15 @@ pub async fn stats(
     {
         return Err(too_many());
     }
-    let stats = match &query {
-        Some(q) => state.reader.search_stats(&caller.tenant, q, &filter, interval).await?,
-        None => state.reader.stats(&caller.tenant, &filter, interval).await?,
-    };
+    let (reader, tenant) = (state.reader.clone(), caller.tenant);
+    let stats = reading
+        .run(async move {
+            match &query {
+                Some(q) => reader.search_stats(&tenant, q, &filter, interval).await,
+                None => reader.stats(&tenant, &filter, interval).await,
+            }
+        })
+        .await??;
     if stats.histogram.len() > STATS_MAX_BUCKETS {
         return Err(too_many());
     }

@@ -29,6 +29,25 @@ pub struct ReadSlot {
     _permit: OwnedSemaphorePermit,
 }
 
+impl ReadSlot {
+    /// Runs `read` to its end holding the slot, even if the caller hangs
+    /// up: the work a read started (a search on the blocking pool) goes on
+    /// after its request is gone, and must count against the tenant's
+    /// share until it ends, or a tenant could start 16, hang up, and start
+    /// 16 more.
+    pub async fn run<T: Send + 'static>(
+        self,
+        read: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        tokio::spawn(async move {
+            let _slot = self;
+            read.await
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("a read failed: {e}")))
+    }
+}
+
 impl ReadSlots {
     /// A slot for one of `tenant`'s reads, or 429 if it has its share
     /// running.
@@ -74,5 +93,24 @@ mod tests {
         assert!(slots.enter("quiet").is_ok(), "another tenant reads");
         drop(held);
         assert!(slots.enter("busy").is_ok(), "ended reads give their slots back");
+    }
+
+    #[tokio::test]
+    async fn a_read_keeps_its_slot_after_its_caller_hangs_up() {
+        let slots = ReadSlots::default();
+        let mut ends = Vec::new();
+        for _ in 0..MAX_READS_PER_TENANT {
+            let (end, ended) = tokio::sync::oneshot::channel::<()>();
+            ends.push(end);
+            let read = slots.enter("busy").expect("a slot").run(async move {
+                let _ = ended.await;
+            });
+            // The caller hangs up: its request's future is dropped.
+            drop(tokio::time::timeout(std::time::Duration::from_millis(10), read).await);
+        }
+        assert!(slots.enter("busy").is_err(), "16 reads still run");
+        ends.clear();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(slots.enter("busy").is_ok(), "their ends gave the slots back");
     }
 }
