@@ -110,6 +110,7 @@ pub async fn run(
         dead_letters: dead_letters.clone(),
         plans: plans.clone(),
         metrics: metrics.clone(),
+        rates: rates.clone(),
         interval: config.upkeep_interval,
     });
     let tenants = Arc::new(Tenants::new(meta.clone(), plans));

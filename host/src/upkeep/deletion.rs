@@ -49,5 +49,11 @@ pub(super) async fn step(up: &Upkeep, t: &Tenant) -> Result<bool, BackendError> 
     if up.raw.purge(tenant, OBJECT_BATCH).await? > 0 {
         return Ok(false);
     }
+    // Its debts go with it: a new tenant of the name starts with full
+    // buckets.
+    if let Err(e) = up.rates.forget(tenant).await {
+        tracing::warn!(tenant, error = %e, "forgetting the tenant's rate buckets");
+        return Ok(false);
+    }
     up.meta.purge_tenant(tenant, RECORD_BATCH).await
 }

@@ -45,6 +45,8 @@ pub struct Upkeep {
     pub dead_letters: Arc<DeadLetters>,
     pub plans: Arc<Plans>,
     pub metrics: Arc<Metrics>,
+    /// The rate buckets, which forget a deleted tenant.
+    pub rates: Arc<dyn crate::ingest::rate::RateLimiter>,
     /// Between two sweeps.
     pub interval: Duration,
 }

@@ -26,16 +26,18 @@ use crate::common::{Server, distributed_flags_on, own_database};
 const SWEEP: &str = "300";
 
 fn plans_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let plan = |seconds: u64| {
+    let rated = |seconds: u64, logs_per_second: u64, burst_seconds: u64| {
         json!({
-            "logs_per_second": 100_000, "bytes_per_second": 100_000_000, "burst_seconds": 10,
+            "logs_per_second": logs_per_second, "bytes_per_second": 100_000_000, "burst_seconds": burst_seconds,
             "daily_logs": 1_000_000_000, "daily_bytes": 1u64 << 40, "retention_days": 1,
             "retention_seconds": seconds, "plugin_cpu_seconds_per_day": 3600, "max_plugins": 10,
             "max_versions": 5, "dead_letter_cap": 100
         })
     };
+    let plan = |seconds: u64| rated(seconds, 100_000, 10);
     let path = dir.join("plans.json");
-    let plans = json!({"hour": plan(3600), "short": plan(120), "blink": plan(4), "decade": plan(10 * 365 * 86_400)});
+    let plans = json!({"hour": plan(3600), "short": plan(120), "blink": plan(4), "decade": plan(10 * 365 * 86_400),
+        "trickle": rated(10 * 365 * 86_400, 1, 1)});
     std::fs::write(&path, plans.to_string()).expect("write plans");
     path
 }
@@ -377,6 +379,24 @@ async fn lifecycle(s: &Server, distributed: bool) {
         );
         assert_eq!(s.post_logs(&doomed, "application/x-ndjson", body).await.0, 202);
     }
+    // A debt of a minute at its rate (one large request on a plan of one
+    // record a second), which must not pass to a new tenant of its name.
+    let (status, _) = s
+        .admin(
+            Method::PATCH,
+            "/v1/admin/tenants/doomed",
+            Some(json!({"plan": "trickle"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = s
+        .post_logs(&doomed, "application/x-ndjson", stamped("indebted", 60, Duration::ZERO))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, err) = s
+        .post_logs(&doomed, "application/x-ndjson", stamped("indebted", 1, Duration::ZERO))
+        .await;
+    assert_eq!((status, &err["error"]["code"]), (429, &json!("rate_limited")), "{err}");
     assert_eq!(active("suspended").await.0, 200);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
@@ -435,7 +455,7 @@ async fn lifecycle(s: &Server, distributed: bool) {
             assert_eq!(count_files(&s.data_dir.join(dir)), 0, "{dir} is not empty");
         }
     }
-    let reborn = s.tenant_on("doomed", "decade").await;
+    let reborn = s.tenant_on("doomed", "trickle").await;
     // Its queued entries went with it: none reaches the new tenant of the
     // same name, and neither do its dead letters.
     s.idle().await;
@@ -451,6 +471,11 @@ async fn lifecycle(s: &Server, distributed: bool) {
     );
     let (_, pipeline) = s.get(&reborn, "/v1/pipeline").await;
     assert!(!pipeline.to_string().contains("pii"), "{pipeline}");
+    // Its rate debt went too: the new tenant's first request is taken.
+    let (status, body) = s
+        .post_logs(&reborn, "application/x-ndjson", stamped("reborn", 1, Duration::ZERO))
+        .await;
+    assert_eq!(status, 202, "the deleted tenant's debt passed to its name: {body}");
 
     // The bystander kept everything.
     let (listed, searched, _) = seen(s, &bystander, "bystander").await;

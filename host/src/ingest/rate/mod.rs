@@ -67,6 +67,9 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// Whether `logs` and `bytes` would fit now, taking nothing: lets a
     /// tenant over its rate be refused before its body is even read.
     async fn check(&self, tenant: &str, rate: Rate, logs: u64, bytes: u64) -> Result<(), RateError>;
+    /// Forgets `tenant`'s buckets, its stored ones too (`stored_key`): a
+    /// deleted tenant's debt is not its name's next owner's.
+    async fn forget(&self, tenant: &str) -> Result<(), RateError>;
 }
 
 /// What a call does with the buckets.
@@ -148,6 +151,13 @@ impl RateLimiter for LocalRates {
 
     async fn check(&self, tenant: &str, rate: Rate, logs: u64, bytes: u64) -> Result<(), RateError> {
         self.local(tenant, rate, logs, bytes, Mode::Check)
+    }
+
+    async fn forget(&self, tenant: &str) -> Result<(), RateError> {
+        let mut all = self.buckets.lock();
+        all.remove(tenant);
+        all.remove(&stored_key(tenant));
+        Ok(())
     }
 }
 
@@ -242,6 +252,15 @@ mod tests {
         r.take("d", RATE, 200, 0).await.expect("take");
         assert!(r.check("d", RATE, 1, 0).await.is_err());
         // A charge takes whatever the bucket holds: the debt is waited out.
+        r.charge("e", RATE, 500, 0).await.expect("charge");
+        r.charge(&stored_key("e"), RATE, 500, 0).await.expect("charge");
+        assert!(r.check(&stored_key("e"), RATE, 1, 0).await.is_err());
+        r.forget("e").await.expect("forget");
+        assert!(
+            r.check("e", RATE, 1, 0).await.is_ok(),
+            "a new tenant of the name starts full"
+        );
+        assert!(r.check(&stored_key("e"), RATE, 1, 0).await.is_ok());
         r.charge("e", RATE, 500, 0).await.expect("charge");
         let Err(RateError::Limited { retry_after, .. }) = r.take("e", RATE, 1, 0).await else {
             panic!("a tenant in debt was let through");

@@ -103,6 +103,22 @@ impl RateLimiter for RedisRates {
     async fn check(&self, tenant: &str, rate: Rate, logs: u64, bytes: u64) -> Result<(), RateError> {
         self.call(tenant, rate, logs, bytes, Mode::Check).await
     }
+
+    async fn forget(&self, tenant: &str) -> Result<(), RateError> {
+        {
+            let mut empty = self.empty_until.lock();
+            empty.remove(tenant);
+            empty.remove(&super::stored_key(tenant));
+        }
+        let mut conn = self.conn.clone();
+        redis::cmd("DEL")
+            .arg(format!("{}:rate:{tenant}", self.name))
+            .arg(format!("{}:rate:{}", self.name, super::stored_key(tenant)))
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
 }
 
 impl RedisRates {
