@@ -145,6 +145,7 @@ pub async fn run(
         roles,
         max_body_bytes: config.limits.max_body_bytes,
         reads: Arc::default(),
+        uploads: Arc::new(crate::api::reads::ReadSlots::uploads()),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -76,6 +76,8 @@ pub struct AppState {
     pub roles: Roles,
     /// Each tenant's reads at once.
     pub reads: Arc<reads::ReadSlots>,
+    /// Each tenant's plugin uploads in flight (`reads::MAX_UPLOADS_PER_TENANT`).
+    pub uploads: Arc<reads::ReadSlots>,
 }
 
 /// The role that serves a request; `None` for /health, /ready, /metrics,

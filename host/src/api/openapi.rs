@@ -208,7 +208,7 @@ error_sets! {
     /// A plugin upload.
     UploadErrors = [
         BadRequest, InvalidStage, InvalidPluginName, InvalidPlugin, MissingApiKey, InvalidApiKey,
-        InsufficientScope, PlanLimit, ReservedPluginName, PayloadTooLarge, WrongRole,
+        InsufficientScope, PlanLimit, ReservedPluginName, PayloadTooLarge, TooManyUploads, WrongRole,
     ];
     /// Removing a plugin.
     PluginDeleteErrors = [

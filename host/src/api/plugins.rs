@@ -67,6 +67,9 @@ pub async fn upload(
     PluginRef { stage, name }: PluginRef,
     body: Body,
 ) -> Result<(StatusCode, Json<PluginUploaded>), ApiError> {
+    // Taken before the body is read: a tenant's uploads hold at most two
+    // bodies in memory, whatever it sends at once.
+    let _uploading = state.uploads.enter(&caller.tenant)?;
     let wasm = axum::body::to_bytes(body, MAX_PLUGIN_BYTES).await.map_err(|_| {
         ApiError::new(
             ErrorCode::PayloadTooLarge,

@@ -19,9 +19,28 @@ pub const MAX_READS_PER_TENANT: usize = 16;
 /// Tenants whose semaphores are kept while idle; past it the idle ones go.
 const KEEP_TENANTS: usize = 10_000;
 
-#[derive(Default)]
+/// Plugin uploads one tenant may have in flight: one compiling and one
+/// waiting for its turn. Each holds its body (up to 64 MiB) meanwhile.
+pub const MAX_UPLOADS_PER_TENANT: usize = 2;
+
+/// Slots per tenant for one kind of request (reads, uploads).
 pub struct ReadSlots {
+    per_tenant: usize,
+    code: ErrorCode,
+    what: &'static str,
     tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Default for ReadSlots {
+    /// Reads: lists, searches, details, stats.
+    fn default() -> Self {
+        ReadSlots {
+            per_tenant: MAX_READS_PER_TENANT,
+            code: ErrorCode::TooManyReads,
+            what: "reads running",
+            tenants: Mutex::default(),
+        }
+    }
 }
 
 /// A running read; dropping it ends it.
@@ -49,26 +68,37 @@ impl ReadSlot {
 }
 
 impl ReadSlots {
-    /// A slot for one of `tenant`'s reads, or 429 if it has its share
+    /// Plugin uploads (`MAX_UPLOADS_PER_TENANT`).
+    pub fn uploads() -> Self {
+        ReadSlots {
+            per_tenant: MAX_UPLOADS_PER_TENANT,
+            code: ErrorCode::TooManyUploads,
+            what: "plugin uploads in flight",
+            tenants: Mutex::default(),
+        }
+    }
+
+    /// A slot for one of `tenant`'s requests, or 429 if it has its share
     /// running.
     pub fn enter(&self, tenant: &str) -> Result<ReadSlot, ApiError> {
         let semaphore = {
             let mut tenants = self.tenants.lock();
             if tenants.len() >= KEEP_TENANTS && !tenants.contains_key(tenant) {
-                tenants.retain(|_, s| s.available_permits() < MAX_READS_PER_TENANT);
+                tenants.retain(|_, s| s.available_permits() < self.per_tenant);
             }
             tenants
                 .entry(tenant.to_string())
-                .or_insert_with(|| Arc::new(Semaphore::new(MAX_READS_PER_TENANT)))
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant)))
                 .clone()
         };
         match semaphore.try_acquire_owned() {
             Ok(permit) => Ok(ReadSlot { _permit: permit }),
             Err(_) => {
                 let mut e = ApiError::new(
-                    ErrorCode::TooManyReads,
+                    self.code,
                     format!(
-                        "this tenant has {MAX_READS_PER_TENANT} reads running; retry after 1 s, or send fewer at once"
+                        "this tenant has {} {}; retry after 1 s, or send fewer at once",
+                        self.per_tenant, self.what
                     ),
                 );
                 e.retry_after = Some(1);

@@ -352,29 +352,11 @@ impl Registry {
         if name.is_builtin() {
             return Err(RegistryError::Reserved(name.to_string()));
         }
-        self.shared(tenant, self.upload_here(tenant, stage, name, wasm, quota))
-            .await
-    }
-
-    async fn upload_here(
-        &self,
-        tenant: &str,
-        stage: Stage,
-        name: PluginName,
-        wasm: &[u8],
-        quota: Quota,
-    ) -> Result<u32, RegistryError> {
-        if self.tree.active(tenant, stage, &name).is_none() {
-            let have: usize = Stage::ALL.iter().map(|s| self.tree.names(tenant, *s).len()).sum();
-            if have >= quota.plugins {
-                return Err(RegistryError::OverPlan(format!(
-                    "the plan allows {} plugins and the tenant has {have}; delete one or ask for a larger plan",
-                    quota.plugins
-                )));
-            }
-        }
         // The tenant's own queue first, then the process's compile slots:
-        // the slots' queue holds at most one upload of each tenant.
+        // the slots' queue holds at most one upload of each tenant. Both
+        // before the lock the processors share (`shared`), which only the
+        // new version's storing takes: one tenant's compile holds no other
+        // tenant's upload, on one processor or many.
         let mine = {
             let mut all = self.tenant_compiles.lock();
             if all.len() > 10_000 {
@@ -392,6 +374,7 @@ impl Registry {
                     validate::COMPILE_TIMEOUT.as_secs()
                 ),
             })?;
+        self.within_quota(tenant, stage, &name, quota)?;
         let plugin = validate::compile_bounded(
             &self.runtime,
             &self.compiles,
@@ -403,6 +386,36 @@ impl Registry {
         .await?;
         let spec = self.tree.pipeline(tenant)?;
         self.dry_run(tenant, &spec, stage, &plugin).await?;
+        self.shared(tenant, self.store_upload(tenant, stage, name, wasm, quota))
+            .await
+    }
+
+    /// A new plugin past the plan's count is refused.
+    fn within_quota(&self, tenant: &str, stage: Stage, name: &PluginName, quota: Quota) -> Result<(), RegistryError> {
+        if self.tree.active(tenant, stage, name).is_none() {
+            let have: usize = Stage::ALL.iter().map(|s| self.tree.names(tenant, *s).len()).sum();
+            if have >= quota.plugins {
+                return Err(RegistryError::OverPlan(format!(
+                    "the plan allows {} plugins and the tenant has {have}; delete one or ask for a larger plan",
+                    quota.plugins
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a validated upload as the plugin's new active version.
+    async fn store_upload(
+        &self,
+        tenant: &str,
+        stage: Stage,
+        name: PluginName,
+        wasm: &[u8],
+        quota: Quota,
+    ) -> Result<u32, RegistryError> {
+        // Again under the lock: another processor may have added one.
+        self.within_quota(tenant, stage, &name, quota)?;
+        let spec = self.tree.pipeline(tenant)?;
         let previous = self.tree.active(tenant, stage, &name);
         let version = self.tree.add_version(tenant, stage, &name, wasm)?;
         let keep = self.max_versions.min(quota.versions).max(2);

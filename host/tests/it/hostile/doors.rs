@@ -842,35 +842,59 @@ async fn syslog_listeners_hold_against_idle_crowds() {
 }
 
 /// Plugin compiles are queued per tenant: a tenant that uploads six
-/// plugins at once holds one place in the process's compile queue, so
-/// another tenant's upload, sent just after, is not compiled last.
-#[tokio::test(flavor = "multi_thread")]
-async fn one_tenants_uploads_do_not_hold_anothers() {
-    let (_d, s) = embedded_with(&[]).await;
-    let busy = s.tenant("uploader").await;
-    let other = s.tenant("other").await;
+/// plugins at once has two in flight (one compiling, one waiting; the
+/// others get 429 before their bodies are read) and holds one place in
+/// the process's compile queue, so another tenant's upload, sent just
+/// after, is not compiled last. On the distributed backends too, where
+/// the processors share the plugin store.
+async fn one_tenants_uploads_do_not_hold_anothers(distributed: bool) {
+    let (_d, s, run) = if distributed {
+        crate::common::distributed_with("uploads", &[]).await
+    } else {
+        let (d, s) = embedded_with(&[]).await;
+        (d, s, String::new())
+    };
+    let busy = s.tenant(&format!("uploader{run}")).await;
+    let other = s.tenant(&format!("other{run}")).await;
     let wasm = std::fs::read(loggerhub::runtime::builtin::PII_REDACTOR_PATH).expect("example plugin built by build.rs");
     let done = std::sync::Mutex::new(Vec::new());
     let upload = |key: String, name: String| {
         let (s, wasm, done) = (&s, wasm.clone(), &done);
         async move {
             let (status, body) = s.put_plugin(&key, "enricher", &name, wasm).await;
-            assert_eq!(status, 201, "{name}: {body}");
-            done.lock().expect("lock").push(name);
+            match status {
+                201 => done.lock().expect("lock").push(name),
+                429 => assert_eq!(body["error"]["code"], "too_many_uploads", "{body}"),
+                _ => panic!("{name}: {status} {body}"),
+            }
+            status
         }
     };
     let many = futures::future::join_all((0..6).map(|i| upload(busy.clone(), format!("busy{i}"))));
     let one = async {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        upload(other.clone(), "other".into()).await;
+        upload(other.clone(), "other".into()).await
     };
-    tokio::join!(many, one);
+    let (statuses, other_status) = tokio::join!(many, one);
+    assert_eq!(other_status, 201);
+    let refused = statuses.iter().filter(|st| **st == 429).count();
+    assert_eq!(refused, 4, "{statuses:?}");
     let order = done.into_inner().expect("order");
     let place = order.iter().position(|n| n == "other").expect("done");
     assert!(
-        place <= 2,
+        place <= 1,
         "the other tenant's upload was compiled after {place} of the busy tenant's: {order:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_tenants_uploads_do_not_hold_anothers_embedded() {
+    one_tenants_uploads_do_not_hold_anothers(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_tenants_uploads_do_not_hold_anothers_distributed() {
+    one_tenants_uploads_do_not_hold_anothers(true).await;
 }
 
 /// The plan counts what is stored: records a tenant's plugins make are
