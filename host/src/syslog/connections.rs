@@ -2,8 +2,10 @@
 //! costs a task and a read buffer, and the listeners serve every tenant:
 //! a stranger holding connections open must not keep anyone else out.
 //!
-//! - **Per source:** at most `MAX_PER_SOURCE` connections from one address,
-//!   over every listener.
+//! - **Per source:** at most `MAX_PER_SOURCE` connections from one address
+//!   (an IPv6 /64 counts as one: a host gets a whole /64), over every
+//!   listener. Senders behind one NAT, or Docker's port forwarding, share
+//!   one source.
 //! - **Per listener:** the shared (keyed) address and each tenant's own
 //!   address have permits of their own, so a crowd on one leaves the others
 //!   alone.
@@ -75,6 +77,7 @@ impl Connections {
     /// A place for a connection from `source`; `unproven` ones (the shared
     /// address) may be closed later to make room for newer ones.
     pub fn open(self: &Arc<Self>, source: IpAddr, unproven: bool) -> Result<Slot, Refused> {
+        let source = source_of(source);
         let mut st = self.state.lock();
         let n = st.per_source.entry(source).or_default();
         if *n >= MAX_PER_SOURCE {
@@ -104,6 +107,18 @@ impl Connections {
     }
 }
 
+/// What counts as one source: an IPv4 address, or an IPv6 /64.
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(segments.into())
+        }
+        v4 => v4,
+    }
+}
+
 impl Slot {
     /// Whether a message of the connection has proven it.
     pub fn proven(&self) -> bool {
@@ -125,6 +140,9 @@ impl Slot {
         *n += 1;
         st.unproven.retain(|(id, _)| *id != self.id);
         self.tenant = Some(tenant.to_string());
+        // An eviction told before it was proven (a permit `notify_one`
+        // kept) no longer applies.
+        self.evicted = Arc::new(Notify::new());
         Ok(())
     }
 }
@@ -206,6 +224,43 @@ mod tests {
             .await
             .expect("skipping the proven one");
         drop(newcomer);
+    }
+
+    #[tokio::test]
+    async fn a_connection_proven_after_its_eviction_stays() {
+        let c = Arc::new(Connections::default());
+        let mut slots = Vec::new();
+        for i in 0..MAX_UNPROVEN {
+            slots.push(
+                c.open(ip(&format!("10.2.{}.{}", i / 200, i % 200 + 1)), true)
+                    .expect("room"),
+            );
+        }
+        // The oldest is told to close while it is busy (its first message
+        // held by its tenant's rate), then proves itself.
+        let _newcomer = c.open(ip("192.168.1.1"), true).expect("room");
+        slots[0].prove("acme").expect("prove");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), slots[0].evicted.notified())
+                .await
+                .is_err(),
+            "a proven connection was closed by an eviction told before"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_source() {
+        let c = Arc::new(Connections::default());
+        let _slots: Vec<Slot> = (0..MAX_PER_SOURCE)
+            .map(|i| c.open(ip(&format!("2001:db8:1:2::{:x}", i + 1)), false).expect("room"))
+            .collect();
+        assert_eq!(
+            c.open(ip("2001:db8:1:2:ffff::1"), false).err(),
+            Some(Refused::Source),
+            "another address of the same /64"
+        );
+        assert!(c.open(ip("2001:db8:1:3::1"), false).is_ok(), "another /64");
+        assert_eq!(source_of(ip("::ffff:10.0.0.1")), ip("10.0.0.1"));
     }
 
     #[test]

@@ -213,13 +213,14 @@ impl Syslog {
                 opened + connections::FIRST_MESSAGE
             };
             let evicted = slot.evicted.clone();
+            let unproven = !slot.proven();
             let n = tokio::select! {
                 n = stream.read(&mut buf) => n,
                 () = tokio::time::sleep_until(deadline) => {
                     tracing::debug!(proven = slot.proven(), "syslog connection closed: silent too long");
                     return;
                 }
-                () = evicted.notified() => {
+                () = async { if unproven { evicted.notified().await } else { std::future::pending().await } } => {
                     tracing::debug!("syslog connection closed: unproven, to make room");
                     return;
                 }
@@ -238,18 +239,22 @@ impl Syslog {
                     return;
                 }
             };
-            // Held here, unread, while the tenant is over its rate.
-            let tenant = self.take(&frames, binding, true).await;
+            let groups = self.group(&frames, binding).await;
+            // Proven by a valid key of a tenant that may send, before its
+            // messages wait out the tenant's rate: an eviction meanwhile
+            // does not close it.
             if !slot.proven()
-                && let Some(tenant) = tenant
-                && slot.prove(&tenant).is_err()
+                && let Some((sender, _)) = groups.iter().find(|(s, c)| !s.suspended && c.count > 0)
+                && slot.prove(&sender.tenant).is_err()
             {
                 tracing::warn!(
-                    tenant,
+                    tenant = sender.tenant,
                     "syslog connection closed: the tenant holds its share of connections"
                 );
                 return;
             }
+            // Held here, unread, while the tenant is over its rate.
+            self.queue_groups(groups, true).await;
         }
     }
 
@@ -290,14 +295,14 @@ impl Syslog {
                 _ = shutdown.changed() => return,
             }
             let frames = std::mem::take(&mut batch);
-            self.take(&frames, &binding, false).await;
+            let groups = self.group(&frames, &binding).await;
+            self.queue_groups(groups, false).await;
         }
     }
 
-    /// Parses `frames`, groups them by tenant and queues each group; `hold`
-    /// waits out a rate limit (TCP) instead of dropping (UDP). Returns a
-    /// tenant a message was taken for (what proves a connection).
-    async fn take(&self, frames: &[String], binding: &SyslogBinding, hold: bool) -> Option<String> {
+    /// Parses `frames` and groups their messages by tenant, each converted
+    /// for the JSON payload.
+    async fn group(&self, frames: &[String], binding: &SyslogBinding) -> Vec<(Sender, Converted)> {
         let now = now_ns();
         let bytes: usize = frames.iter().map(String::len).sum();
         let mut groups: HashMap<String, (Sender, Converted)> = HashMap::new();
@@ -336,17 +341,20 @@ impl Syslog {
                 .or_insert_with(|| (sender, Converted::within(window, bytes)));
             converted.push(&message.document(), &tenant);
         }
-        let mut taken = None;
-        for (_, (sender, mut converted)) in groups {
+        groups.into_values().collect()
+    }
+
+    /// Queues each group; `hold` waits out a rate limit (TCP) instead of
+    /// dropping (UDP).
+    async fn queue_groups(&self, groups: Vec<(Sender, Converted)>, hold: bool) {
+        for (sender, mut converted) in groups {
             if converted.rejected > 0 {
                 self.dropped(Dropped::Refused, converted.rejected);
             }
             if converted.count > 0 {
                 self.queue(&sender, &mut converted, hold).await;
-                taken.get_or_insert(sender.tenant);
             }
         }
-        taken
     }
 
     async fn queue(&self, sender: &Sender, converted: &mut Converted, hold: bool) {
