@@ -80,9 +80,10 @@ pub async fn queue_converted(
     admission: &Admission,
     converted: &mut Converted,
 ) -> Result<(), ApiError> {
-    converted
-        .check_budget()
-        .map_err(|e| ApiError::new(ErrorCode::PayloadTooLarge, e.to_string()))?;
+    if let Err(e) = converted.check_budget() {
+        state.ingest.charge_refused(admission, converted.spent()).await;
+        return Err(ApiError::new(ErrorCode::PayloadTooLarge, e.to_string()));
+    }
     if converted.count == 0 {
         return Ok(());
     }

@@ -54,15 +54,18 @@ pub async fn push(
         )
     })?;
     let Admitted { body, admission } = admitted_body(&state, &caller, &headers, body).await?;
-    let mut decoded =
-        loki::decode(&body, encoding, &caller.tenant, state.max_body_bytes, admission.window).map_err(|e| {
+    let mut decoded = match loki::decode(&body, encoding, &caller.tenant, state.max_body_bytes, admission.window) {
+        Ok(d) => d,
+        Err(e) => {
+            state.ingest.charge_refused(&admission, body.len()).await;
             let code = if e.0.starts_with(loki::INFLATES_PAST_THE_LIMIT) {
                 ErrorCode::PayloadTooLarge
             } else {
                 ErrorCode::InvalidBody
             };
-            ApiError::new(code, e.to_string())
-        })?;
+            return Err(ApiError::new(code, e.to_string()));
+        }
+    };
     drop(body);
     queue_converted(&state, &admission, &mut decoded).await?;
     if decoded.count == 0

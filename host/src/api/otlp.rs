@@ -43,8 +43,13 @@ pub async fn logs(
             )
         })?;
     let Admitted { body, admission } = admitted_body(&state, &caller, &headers, body).await?;
-    let mut decoded = otlp::decode(&body, encoding, &caller.tenant, admission.window)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?;
+    let mut decoded = match otlp::decode(&body, encoding, &caller.tenant, admission.window) {
+        Ok(d) => d,
+        Err(e) => {
+            state.ingest.charge_refused(&admission, body.len()).await;
+            return Err(ApiError::new(ErrorCode::InvalidBody, e.to_string()));
+        }
+    };
     drop(body);
     queue_converted(&state, &admission, &mut decoded).await?;
     let content_type = match encoding {

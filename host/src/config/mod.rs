@@ -217,13 +217,13 @@ impl ServeArgs {
                 "must be at least 2",
             ));
         }
-        // At least one letter of the largest body must fit.
-        if !(1..=1 << 20).contains(&self.dead_letter_max_mib)
-            || (self.dead_letter_max_mib << 20) < self.max_body_bytes as u64
-        {
+        // At least one letter of the largest entry must fit: a body, or a
+        // shipper request's converted part.
+        let largest = self.max_body_bytes.max(crate::ingest::CONVERTED_ENTRY_BYTES) as u64;
+        if !(1..=1 << 20).contains(&self.dead_letter_max_mib) || (self.dead_letter_max_mib << 20) < largest {
             return Err(bad(
                 "--dead-letter-max-mib (LOGGERHUB_DEAD_LETTER_MAX_MIB)",
-                "must hold one letter of the largest body (--max-body-bytes) and be at most 1048576",
+                "must hold one letter of the largest entry (--max-body-bytes, and 8 MiB for a shipper's converted records) and be at most 1048576",
             ));
         }
         if self.dead_letter_cap == 0 {

@@ -322,6 +322,11 @@ impl Converted {
             .get_or_insert_with(|| format!("record {}: {why}", self.count + self.rejected));
     }
 
+    /// Bytes charged so far: what building the records cost.
+    pub fn spent(&self) -> usize {
+        self.spent
+    }
+
     /// The request as a whole: refused when it went past its budget.
     pub fn check_budget(&self) -> Result<(), OverBudget> {
         if self.over {
@@ -541,6 +546,14 @@ impl Ingest {
             body: batch.body,
         };
         self.enqueue(entry, batch.count).await
+    }
+
+    /// Charges the bytes of a request refused after its body was read (a
+    /// conversion past its bound, a body that does not decode) to the
+    /// tenant's rate: refusing cost the server the reading, and a tenant
+    /// must not be able to repeat that for free.
+    pub async fn charge_refused(&self, adm: &Admission, bytes: usize) {
+        let _ = self.rates.charge(&adm.tenant, adm.rate, 0, bytes as u64).await;
     }
 
     /// Queues a shipper request's converted records (`Converted::entries`):

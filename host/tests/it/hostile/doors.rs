@@ -144,7 +144,13 @@ async fn what_a_request_holds_is_bounded_before_it_is_decoded() {
     use loggerhub::ingest::otlp::proto;
     use prost::Message;
 
-    let (_d, s) = embedded_with(&[]).await;
+    let plans = tempfile::tempdir().expect("tempdir");
+    let plans_file = plans.path().join("plans.json");
+    let metered = json!({"logs_per_second": 100_000, "bytes_per_second": 1_000_000, "burst_seconds": 1,
+        "daily_logs": 1u64 << 40, "daily_bytes": 1u64 << 50, "retention_days": 3650,
+        "plugin_cpu_seconds_per_day": 3600, "max_plugins": 10, "max_versions": 5, "dead_letter_cap": 100});
+    std::fs::write(&plans_file, json!({"metered": metered}).to_string()).expect("plans");
+    let (_d, s) = embedded_with(&["--plans", plans_file.to_str().expect("path")]).await;
     let attacker = s.tenant("decoder").await;
     let mut attacks: Vec<(&str, &str, Vec<u8>)> = Vec::new();
     // 3,000,000 empty log records in one scope: 6 MB of protobuf.
@@ -172,6 +178,7 @@ async fn what_a_request_holds_is_bounded_before_it_is_decoded() {
     assert!(attacks.iter().all(|(_, _, b)| b.len() < 512 * 1024));
 
     let before = peak_rss(&s);
+    let first = attacks[0].clone();
     for (path, content_type, body) in attacks {
         let (status, err) = post(&s, &attacker, path, content_type, body).await;
         assert_eq!(
@@ -180,6 +187,22 @@ async fn what_a_request_holds_is_bounded_before_it_is_decoded() {
             "{path} {content_type}: {err}"
         );
     }
+    // A refusal is not free: what building the records cost is charged to
+    // the tenant's rate, so a tenant of a megabyte a second cannot repeat
+    // it at once.
+    let frugal = s.tenant_on("frugal", "metered").await;
+    let (status, _) = post(&s, &frugal, first.0, first.1, first.2).await;
+    assert_eq!(status, 413);
+    let small = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "hi"}}]}]}]});
+    let (status, err) = post(
+        &s,
+        &frugal,
+        "/otlp/v1/logs",
+        "application/json",
+        gzip(small.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!((status, &err["error"]["code"]), (429, &json!("rate_limited")), "{err}");
     // One record whose body is a list of 100,000 empty values: refused
     // alone, undecoded; its neighbour is stored.
     let wide = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
@@ -400,7 +423,8 @@ async fn what_a_plugin_hands_the_host_is_bounded() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        !reason.is_empty() && reason.len() < 4096,
+        // The message cut to 1 KiB, with the plugin's name and code.
+        !reason.is_empty() && reason.len() <= loggerhub::runtime::MAX_ERROR_MESSAGE + 256,
         "a reason of {} bytes: {letters}",
         reason.len()
     );
