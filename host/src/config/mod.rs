@@ -219,7 +219,7 @@ impl ServeArgs {
         }
         // At least one letter of the largest entry must fit: a body, or a
         // shipper request's converted part.
-        let largest = self.max_body_bytes.max(crate::ingest::CONVERTED_ENTRY_BYTES) as u64;
+        let largest = self.max_body_bytes.max(crate::model::CONVERTED_ENTRY_BYTES) as u64;
         if !(1..=1 << 20).contains(&self.dead_letter_max_mib) || (self.dead_letter_max_mib << 20) < largest {
             return Err(bad(
                 "--dead-letter-max-mib (LOGGERHUB_DEAD_LETTER_MAX_MIB)",

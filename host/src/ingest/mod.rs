@@ -218,10 +218,7 @@ pub const CONVERSION_CEILING: usize = 40 << 20;
 /// The least a record is charged, taken or not: `{"message":"","attributes":{}}`
 /// and its newline. An empty record is two bytes of protobuf.
 pub const MIN_RECORD_CHARGE: usize = 32;
-/// The most one queue entry of converted records holds: a larger request
-/// is queued as several, so the pipeline's parser is never handed more
-/// than a `POST /v1/logs` of the default limit could give it.
-pub const CONVERTED_ENTRY_BYTES: usize = 8 << 20;
+pub use crate::model::CONVERTED_ENTRY_BYTES;
 
 /// A shipper protocol's records, converted one by one into lines of the
 /// JSON payload: those the payload decoder takes, and a count of the

@@ -103,6 +103,13 @@ impl LogRecord {
 /// The metadata store keeps this many characters of a message (DESIGN §3).
 pub const MESSAGE_PREVIEW_CHARS: usize = 500;
 
+/// The most one queue entry of a shipper's converted records holds
+/// (`ingest::Converted`): a larger request is queued as several, so the
+/// pipeline's parser is never handed more than a `POST /v1/logs` of the
+/// default limit could give it, and a dead letter of one fits the
+/// dead-letter byte cap (`config`).
+pub const CONVERTED_ENTRY_BYTES: usize = 8 << 20;
+
 /// The first [`MESSAGE_PREVIEW_CHARS`] characters of `s`.
 pub fn preview(s: &str) -> &str {
     match s.char_indices().nth(MESSAGE_PREVIEW_CHARS) {

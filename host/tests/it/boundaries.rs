@@ -65,6 +65,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "model",
             "error",
+            // A deleted tenant's rate buckets go with it.
+            "ingest",
             "queue",
             "plugins",
             "pipeline",
