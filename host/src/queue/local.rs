@@ -16,8 +16,9 @@
 //! plan) would keep the watermark, and every segment after it, for as long
 //! as it waits: disk that grows with everyone's traffic, and a restart
 //! that hands every acked entry above it back to the pipeline. So once the
-//! oldest segment holds the watermark with two more behind it, its waiting
-//! entries are carried forward: written again at the tail (idempotent,
+//! oldest segment holds the watermark with two more behind it, and what
+//! waits in it is at most an eighth of it (a waiting lane, not a backlog),
+//! its waiting entries are carried forward: written again at the tail (idempotent,
 //! since their records may have been stored: ids are made from the batch
 //! id) and the old frames acked (`carry_forward`). A carried entry may then
 //! be processed after entries its tenant sent later.
@@ -49,6 +50,8 @@ pub struct LocalQueue {
     max_bytes: u64,
     /// A new segment starts past this size (`SEGMENT_BYTES`).
     segment_bytes: u64,
+    /// Entries carried forward so far (`carry_forward`).
+    carried: AtomicU64,
     /// Bytes pushed but not yet acked, including those still being written.
     reserved: AtomicU64,
     state: Mutex<State>,
@@ -185,6 +188,7 @@ impl LocalQueue {
             dir: dir.to_path_buf(),
             max_bytes,
             segment_bytes,
+            carried: AtomicU64::new(0),
             reserved: AtomicU64::new(reserved),
             state: Mutex::new(state),
             notify: Notify::new(),
@@ -269,9 +273,12 @@ impl LocalQueue {
     }
 
     /// Moves the waiting entries of the oldest segment to the tail when
-    /// that segment holds the watermark with two more behind it (see the
-    /// module's comment). They leave their lanes while they move, so no
-    /// worker takes them twice; on an error they go back.
+    /// that segment holds the watermark with two more behind it and is
+    /// sparse (what still waits in it is at most an eighth of a segment):
+    /// a lane that waits, not a backlog being worked through, which would
+    /// only be written again and again. They leave their lanes while they
+    /// move, so no worker takes them twice, and are written as one group
+    /// (one sync); those not written go back to their lanes.
     async fn carry_forward(&self) -> Result<(), BackendError> {
         let moving: Vec<Taken> = {
             let mut st = self.state.lock();
@@ -281,14 +288,21 @@ impl LocalQueue {
             }
             let end = st.segments[1].0;
             let mut out = Vec::new();
+            let mut waiting = 0u64;
             for (seq, slot) in st.pending.range(..end) {
-                if !st.in_flight.contains(seq) {
-                    out.push((
-                        *seq,
-                        slot.redelivered,
-                        slot.entry.clone().ok_or_else(|| slot.loc.clone()),
-                    ));
+                if st.in_flight.contains(seq) {
+                    // Being worked on: its ack may free the segment.
+                    return Ok(());
                 }
+                waiting += slot.size;
+                if waiting > self.segment_bytes / 8 {
+                    return Ok(());
+                }
+                out.push((
+                    *seq,
+                    slot.redelivered,
+                    slot.entry.clone().ok_or_else(|| slot.loc.clone()),
+                ));
             }
             if out.is_empty() {
                 return Ok(());
@@ -301,27 +315,36 @@ impl LocalQueue {
             st.in_flight.extend(seqs);
             out
         };
-        let tokens: Vec<u64> = moving.iter().map(|(seq, _, _)| *seq).collect();
-        tracing::info!(entries = tokens.len(), "carrying waiting queue entries forward");
-        for (_, _, got) in moving {
-            let carried = match got {
-                Ok(e) => Ok(e),
-                Err(loc) => Self::read_entry(&loc),
-            };
-            let written = match carried {
+        tracing::info!(entries = moving.len(), "carrying waiting queue entries forward");
+        let mut read = Vec::with_capacity(moving.len());
+        let mut failed = None;
+        for (seq, _, got) in moving {
+            match got.or_else(|loc| Self::read_entry(&loc)) {
                 Ok(mut entry) => {
                     entry.idempotent = true;
-                    self.write(entry, false).await
+                    read.push((seq, entry));
                 }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = written {
-                // Those written twice are idempotent; the rest wait on.
-                self.release(&tokens).await?;
-                return Err(e);
+                Err(e) => {
+                    self.release(&[seq]).await?;
+                    failed.get_or_insert(e);
+                }
             }
         }
-        self.settle(&tokens)
+        let seqs: Vec<u64> = read.iter().map(|(seq, _)| *seq).collect();
+        let written = futures::future::join_all(read.into_iter().map(|(_, entry)| self.write(entry, false))).await;
+        let mut carried = Vec::new();
+        for (seq, result) in seqs.into_iter().zip(written) {
+            match result {
+                Ok(()) => carried.push(seq),
+                Err(e) => {
+                    self.release(&[seq]).await?;
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        self.carried.fetch_add(carried.len() as u64, Ordering::Relaxed);
+        self.settle(&carried)?;
+        failed.map_or(Ok(()), Err)
     }
 
     /// Forgets acked entries and moves the watermark past them.
@@ -798,7 +821,7 @@ mod tests {
                 .count()
         };
         {
-            let q = LocalQueue::open_with(dir.path(), 1 << 30, 1 << 20, 1024).expect("open");
+            let q = LocalQueue::open_with(dir.path(), 1 << 30, 1 << 20, 2048).expect("open");
             for i in 0..2 {
                 let mut held = entry(i);
                 held.tenant = "held".into();
@@ -826,10 +849,31 @@ mod tests {
             .collect();
         assert_eq!(seen[..2], [("held".into(), 0, true), ("held".into(), 1, true)]);
         // What a restart hands back of the others' acked entries is at
-        // most what the last segments hold (ten entries of 100 bytes to a
-        // segment of 1 KiB), not all 200.
+        // most what the last two segments hold (about thirty entries of 70
+        // bytes to a segment of 2 KiB), not all 200.
         let again = seen.iter().filter(|(t, _, _)| t == "busy").count();
-        assert!(again <= 30, "{again} acked entries handed back");
+        assert!(again <= 60, "{again} acked entries handed back");
+    }
+
+    /// A backlog being worked through is not a waiting lane: segments full
+    /// of waiting entries are never written again, however many pile up.
+    #[tokio::test]
+    async fn a_backlog_is_not_carried() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let q = LocalQueue::open_with(dir.path(), 1 << 30, 1 << 20, 1024).expect("open");
+        for i in 0..100 {
+            let mut waiting = entry(i);
+            waiting.tenant = if i % 2 == 0 { "slow" } else { "fast" }.into();
+            q.push(waiting).await.expect("push");
+        }
+        // The fast tenant's half is worked through; the slow one's waits,
+        // half of every segment.
+        let got = q.take_lane("fast", 100, 1 << 20).await.expect("take");
+        q.ack(&got.iter().map(|d| d.token).collect::<Vec<_>>())
+            .await
+            .expect("ack");
+        assert_eq!(q.carried.load(Ordering::Relaxed), 0);
+        assert_eq!(q.depth().entries, 50);
     }
 
     #[tokio::test]
