@@ -146,6 +146,7 @@ pub async fn run(
         max_body_bytes: config.limits.max_body_bytes,
         reads: Arc::default(),
         uploads: Arc::new(crate::api::reads::ReadSlots::uploads()),
+        conversions: Arc::new(crate::api::reads::ReadSlots::conversions()),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -79,6 +79,7 @@ error_codes! {
     ReservedPluginName = 409 "reserved_plugin_name" "The name is a built-in plugin's.",
     PluginInUse = 409 "plugin_in_use" "The plugin is in the tenant's pipeline; change the pipeline first.",
     PayloadTooLarge = 413 "payload_too_large" "The body is over the limit; send smaller batches.",
+    TooManyConversions = 429 "too_many_conversions" "The tenant has 4 OTLP or Loki requests being converted at once; retry after `Retry-After` seconds.",
     TooManyUploads = 429 "too_many_uploads" "The tenant has 2 plugin uploads in flight (one compiling, one waiting); retry after `Retry-After` seconds.",
     TooManyReads = 429 "too_many_reads" "The tenant has 16 reads (lists, searches, details, stats) running at once; retry after `Retry-After` seconds, or send fewer together.",
     RateLimited = 429 "rate_limited" "The tenant is over its plan's ingest rate; the message names the limit. Retry after `Retry-After` seconds.",

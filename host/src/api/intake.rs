@@ -80,9 +80,16 @@ pub async fn queue_converted(
     admission: &Admission,
     converted: &mut Converted,
 ) -> Result<(), ApiError> {
+    // Building records that are not taken cost the server as much as the
+    // taken ones: charged to the tenant's bytes rate, refused or not.
+    let taken: usize = converted.count_bytes();
+    let waste = converted.spent().saturating_sub(taken);
     if let Err(e) = converted.check_budget() {
         state.ingest.charge_refused(admission, converted.spent()).await;
         return Err(ApiError::new(ErrorCode::PayloadTooLarge, e.to_string()));
+    }
+    if waste > 0 {
+        state.ingest.charge_refused(admission, waste).await;
     }
     if converted.count == 0 {
         return Ok(());

@@ -53,11 +53,21 @@ pub async fn push(
             "Loki push takes application/x-protobuf (snappy) or application/json",
         )
     })?;
+    let converting = state.conversions.enter(&caller.tenant)?;
     let Admitted { body, admission } = admitted_body(&state, &caller, &headers, body).await?;
-    let mut decoded = match loki::decode(&body, encoding, &caller.tenant, state.max_body_bytes, admission.window) {
+    let (len, tenant, window, max_inflated) = (
+        body.len(),
+        caller.tenant.clone(),
+        admission.window,
+        state.max_body_bytes,
+    );
+    let decoded = converting
+        .run_blocking(move || loki::decode(&body, encoding, &tenant, max_inflated, window))
+        .await?;
+    let mut decoded = match decoded {
         Ok(d) => d,
         Err(e) => {
-            state.ingest.charge_refused(&admission, body.len()).await;
+            state.ingest.charge_refused(&admission, len).await;
             let code = if e.0.starts_with(loki::INFLATES_PAST_THE_LIMIT) {
                 ErrorCode::PayloadTooLarge
             } else {
@@ -66,7 +76,6 @@ pub async fn push(
             return Err(ApiError::new(code, e.to_string()));
         }
     };
-    drop(body);
     queue_converted(&state, &admission, &mut decoded).await?;
     if decoded.count == 0
         && let Some(reason) = decoded.first_error

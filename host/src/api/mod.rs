@@ -78,6 +78,9 @@ pub struct AppState {
     pub reads: Arc<reads::ReadSlots>,
     /// Each tenant's plugin uploads in flight (`reads::MAX_UPLOADS_PER_TENANT`).
     pub uploads: Arc<reads::ReadSlots>,
+    /// Each tenant's OTLP and Loki conversions at once
+    /// (`reads::MAX_CONVERSIONS_PER_TENANT`).
+    pub conversions: Arc<reads::ReadSlots>,
 }
 
 /// The role that serves a request; `None` for /health, /ready, /metrics,

@@ -179,7 +179,7 @@ error_sets! {
     IngestErrors = [
         InvalidBody, BadRequest, MissingApiKey, InvalidApiKey, InsufficientScope, WrongTenant,
         TenantSuspended, PayloadTooLarge, UnsupportedMediaType, UnsupportedEncoding, RateLimited,
-        DailyQuotaExceeded, QueueFull, BackendUnavailable, WrongRole,
+        TooManyConversions, DailyQuotaExceeded, QueueFull, BackendUnavailable, WrongRole,
     ];
     /// The Elasticsearch probes (`GET /`, health, license).
     ProbeErrors = [MissingApiKey, InvalidApiKey, InsufficientScope];

@@ -42,15 +42,19 @@ pub async fn logs(
                 "OTLP/HTTP takes application/x-protobuf or application/json",
             )
         })?;
+    let converting = state.conversions.enter(&caller.tenant)?;
     let Admitted { body, admission } = admitted_body(&state, &caller, &headers, body).await?;
-    let mut decoded = match otlp::decode(&body, encoding, &caller.tenant, admission.window) {
+    let (len, tenant, window) = (body.len(), caller.tenant.clone(), admission.window);
+    let decoded = converting
+        .run_blocking(move || otlp::decode(&body, encoding, &tenant, window))
+        .await?;
+    let mut decoded = match decoded {
         Ok(d) => d,
         Err(e) => {
-            state.ingest.charge_refused(&admission, body.len()).await;
+            state.ingest.charge_refused(&admission, len).await;
             return Err(ApiError::new(ErrorCode::InvalidBody, e.to_string()));
         }
     };
-    drop(body);
     queue_converted(&state, &admission, &mut decoded).await?;
     let content_type = match encoding {
         WireFormat::Protobuf => "application/x-protobuf",

@@ -69,7 +69,7 @@ pub async fn upload(
 ) -> Result<(StatusCode, Json<PluginUploaded>), ApiError> {
     // Taken before the body is read: a tenant's uploads hold at most two
     // bodies in memory, whatever it sends at once.
-    let _uploading = state.uploads.enter(&caller.tenant)?;
+    let uploading = state.uploads.enter(&caller.tenant)?;
     let wasm = axum::body::to_bytes(body, MAX_PLUGIN_BYTES).await.map_err(|_| {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -81,10 +81,12 @@ pub async fn upload(
         plugins: usize::try_from(plan.max_plugins).unwrap_or(usize::MAX),
         versions: usize::try_from(plan.max_versions).unwrap_or(usize::MAX),
     };
-    let version = state
-        .registry
-        .upload_within(&caller.tenant, stage, &name, &wasm, quota)
-        .await?;
+    // The compile goes on if the caller hangs up: the slot is held until
+    // it ends, as a read's is.
+    let (registry, tenant, plugin) = (state.registry.clone(), caller.tenant.clone(), name.clone());
+    let version = uploading
+        .run(async move { registry.upload_within(&tenant, stage, &plugin, &wasm, quota).await })
+        .await??;
     tracing::info!(
         tenant = caller.tenant,
         stage = stage.as_str(),

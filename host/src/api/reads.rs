@@ -23,6 +23,11 @@ const KEEP_TENANTS: usize = 10_000;
 /// waiting for its turn. Each holds its body (up to 64 MiB) meanwhile.
 pub const MAX_UPLOADS_PER_TENANT: usize = 2;
 
+/// OTLP and Loki requests one tenant may have converted at once: each may
+/// take up to `ingest::CONVERSION_CEILING` while it is (a Collector sends
+/// a few batches at once; the bench four).
+pub const MAX_CONVERSIONS_PER_TENANT: usize = 4;
+
 /// Slots per tenant for one kind of request (reads, uploads).
 pub struct ReadSlots {
     per_tenant: usize,
@@ -49,6 +54,21 @@ pub struct ReadSlot {
 }
 
 impl ReadSlot {
+    /// Runs `work` on the blocking pool holding the slot: a conversion is
+    /// CPU work that must not hold the async workers (`/health` waited 13 s
+    /// behind a few).
+    pub async fn run_blocking<T: Send + 'static>(
+        self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        tokio::task::spawn_blocking(move || {
+            let _slot = self;
+            work()
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("a conversion failed: {e}")))
+    }
+
     /// Runs `read` to its end holding the slot, even if the caller hangs
     /// up: the work a read started (a search on the blocking pool) goes on
     /// after its request is gone, and must count against the tenant's
@@ -74,6 +94,16 @@ impl ReadSlots {
             per_tenant: MAX_UPLOADS_PER_TENANT,
             code: ErrorCode::TooManyUploads,
             what: "plugin uploads in flight",
+            tenants: Mutex::default(),
+        }
+    }
+
+    /// Shipper conversions (`MAX_CONVERSIONS_PER_TENANT`).
+    pub fn conversions() -> Self {
+        ReadSlots {
+            per_tenant: MAX_CONVERSIONS_PER_TENANT,
+            code: ErrorCode::TooManyConversions,
+            what: "OTLP or Loki requests being converted",
             tenants: Mutex::default(),
         }
     }

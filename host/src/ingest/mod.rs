@@ -324,6 +324,11 @@ impl Converted {
         self.spent
     }
 
+    /// Bytes of the records taken, as queued.
+    pub fn count_bytes(&self) -> usize {
+        self.full.iter().map(|(b, _)| b.len()).sum::<usize>() + self.body.len()
+    }
+
     /// The request as a whole: refused when it went past its budget.
     pub fn check_budget(&self) -> Result<(), OverBudget> {
         if self.over {
@@ -354,6 +359,20 @@ impl Converted {
         if !self.charge(extra) {
             return;
         }
+        // An entry holds at most `CONVERTED_ENTRY_BYTES`: a record larger
+        // than a whole entry (escapes can make it six times its body) is
+        // refused alone.
+        if line.len() >= CONVERTED_ENTRY_BYTES {
+            self.rejected += 1;
+            self.first_error.get_or_insert_with(|| {
+                format!(
+                    "record {}: {} bytes once converted, over the {CONVERTED_ENTRY_BYTES} a record may take",
+                    self.count + self.rejected,
+                    line.len()
+                )
+            });
+            return;
+        }
         let checked = payload::scan_json(&line, tenant)
             .map_err(|e| e.message)
             .and_then(|scan| match scan.oldest {
@@ -381,8 +400,8 @@ impl Converted {
     }
 
     /// The records taken, as queue entries of at most
-    /// `CONVERTED_ENTRY_BYTES` (a record larger than that alone), each
-    /// with its count; takes them out.
+    /// `CONVERTED_ENTRY_BYTES` (a larger record is refused by `push`),
+    /// each with its count; takes them out.
     pub fn entries(&mut self) -> Vec<(bytes::Bytes, usize)> {
         let mut entries = std::mem::take(&mut self.full);
         if self.entry_count > 0 {
@@ -457,14 +476,6 @@ impl Ingest {
         if let Err(e) = self.rates.check(tenant, rate, 1, bytes).await {
             self.metrics.error("rate_limited");
             self.metrics.tenant_refused(tenant, "rate_limited");
-            return Err(e.into());
-        }
-        // A pipeline that stores more than it is sent is held to the plan
-        // (`Processor::charge_stored`); while it is, the tenant's lane must
-        // not grow, or it fills the queue every tenant shares.
-        if let Err(e) = self.rates.check(&rate::stored_key(tenant), rate, 1, 1).await {
-            self.metrics.error("rate_limited");
-            self.metrics.tenant_refused(tenant, "stored_rate");
             return Err(e.into());
         }
         Ok(Admission {
@@ -842,6 +853,19 @@ mod tests {
             assert_eq!(ndjson_lines(body).len(), *count);
         }
         assert!(c.entries().is_empty(), "taken out");
+        // One record past a whole entry is refused alone.
+        let mut c = Converted::within(TimeWindow::ALL, 0);
+        let huge = serde_json::json!({"message": "\u{1}".repeat(CONVERTED_ENTRY_BYTES / 5)});
+        assert!(c.fits(1000));
+        c.push(&huge, "t");
+        assert!(c.fits(10));
+        c.push(&serde_json::json!({"message": "small"}), "t");
+        assert_eq!((c.count, c.rejected), (1, 1));
+        assert!(
+            c.first_error.as_deref().is_some_and(|e| e.starts_with("record 1: ")),
+            "{:?}",
+            c.first_error
+        );
     }
 
     #[test]

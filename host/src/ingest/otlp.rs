@@ -266,9 +266,11 @@ fn decode_protobuf(body: &[u8], tenant: &str, out: &mut Converted) -> Result<(),
     for rl in wire::messages(body, 1) {
         let rl = rl?;
         let mut resource = proto::Resource::default();
+        // One count over every `resource` field: a repeated field merges
+        // into one resource.
+        let mut nodes = Nodes::default();
         for r in wire::messages(rl, 1) {
             let r = r?;
-            let mut nodes = Nodes::default();
             for kv in wire::messages(r, 1) {
                 nodes
                     .key_value(kv?, 0)

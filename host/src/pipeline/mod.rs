@@ -37,7 +37,7 @@ use tenant_run::TenantRun;
 
 use crate::config::ProcessorConfig;
 use crate::error::{BackendError, ErrorKind};
-use crate::ingest::rate::{self, Rate, RateError, RateLimiter};
+use crate::ingest::rate::{Rate, RateError, RateLimiter};
 use crate::model::LogRecord;
 use crate::plugins::{Registry, RegistryError};
 use crate::plugins::{base_name, is_builtin};
@@ -118,11 +118,10 @@ pub struct Processor {
     pub meter: Arc<Meter>,
     /// The operator's plans: a tenant's plugin CPU a day.
     pub plans: Arc<Plans>,
-    /// What each tenant's pipeline stored, against its plan's rate, in the
-    /// buckets ingest takes from (`rate::stored_key`; Redis's when
-    /// distributed, so every processor charges the same ones): plugins
-    /// that make more records than the tenant sent are held to the plan as
-    /// ingest is, and ingest refuses the tenant while they are.
+    /// The buckets ingest takes from (Redis's when distributed, so every
+    /// processor charges the same ones): what a tenant's plugins store
+    /// past what it sent is charged to them, so ingest refuses the tenant
+    /// while its pipeline's surplus is unpaid.
     pub stored_rates: Arc<dyn RateLimiter>,
     /// Tenants whose lanes wait until then: their pipeline stored past its
     /// plan's rate or day.
@@ -175,20 +174,26 @@ impl Processor {
         (plan.clone(), day_used)
     }
 
-    /// Charges what a turn stored to the tenant's plan; past its rate, the
-    /// tenant's lane waits until the debt is paid.
-    async fn charge_stored(&self, tenant: &str, plan: &Plan, stored: &Usage) {
+    /// Charges what a turn stored past what was sent (`sent`: records and
+    /// bytes, as ingest charged them) to the tenant's rate, the buckets
+    /// ingest takes from: the tenant's next requests wait for the debt,
+    /// and its lane waits too while it is in debt. A pipeline that stores
+    /// what it was sent charges nothing more, however fast it catches up.
+    async fn charge_stored(&self, tenant: &str, plan: &Plan, stored: &Usage, sent: (u64, u64)) {
+        let (logs, bytes) = (
+            stored.stored_logs.saturating_sub(sent.0),
+            stored.stored_bytes.saturating_sub(sent.1),
+        );
+        if logs == 0 && bytes == 0 {
+            return;
+        }
         let rate = Rate {
             logs_per_second: plan.logs_per_second,
             bytes_per_second: plan.bytes_per_second,
             burst_seconds: plan.burst_seconds,
         };
-        let key = rate::stored_key(tenant);
-        let _ = self
-            .stored_rates
-            .charge(&key, rate, stored.stored_logs, stored.stored_bytes)
-            .await;
-        if let Err(RateError::Limited { retry_after, .. }) = self.stored_rates.check(&key, rate, 1, 1).await {
+        let _ = self.stored_rates.charge(tenant, rate, logs, bytes).await;
+        if let Err(RateError::Limited { retry_after, .. }) = self.stored_rates.check(tenant, rate, 1, 1).await {
             self.metrics.tenant_refused(tenant, "stored_rate");
             tracing::debug!(tenant, ?retry_after, "stored past the plan's rate; the lane waits");
             self.hold(tenant, retry_after);
@@ -210,6 +215,20 @@ impl Processor {
             .get(tenant)
             .is_some_and(|until| *until > Instant::now())
     }
+}
+
+/// What ingest charged for `entries`: records (lines, or a JSON body's
+/// records) and bytes.
+fn sent(entries: &[Delivery], tenant: &str) -> (u64, u64) {
+    entries.iter().fold((0, 0), |(logs, bytes), d| {
+        let e = &d.entry;
+        let records = if e.content_type == "application/json" {
+            loggerhub_codec::payload::scan_json(&e.body, tenant).map_or(1, |s| s.count)
+        } else {
+            crate::ingest::lines_in(&e.body)
+        };
+        (logs + records as u64, bytes + e.body.len() as u64)
+    })
 }
 
 /// How long a tenant's state, once looked up, is trusted by a processor
@@ -480,12 +499,13 @@ impl Processor {
                 stored_bytes: routed.iter().map(|r| r.record.size() as u64).sum(),
                 ..Usage::default()
             };
+            let sent = sent(&group[..outcome.ran], &tenant);
             self.write_stores(&tenant, &group[..outcome.ran], routed).await?;
             // What the pipeline stored counts apart from what ingest took:
             // a tenant's plugins may make more records than it sent.
             self.meter.record(&tenant, stored);
             if let Some(plan) = &plan {
-                self.charge_stored(&tenant, plan, &stored).await;
+                self.charge_stored(&tenant, plan, &stored, sent).await;
             }
             Ok::<_, PipelineError>(outcome)
         }

@@ -358,7 +358,14 @@ impl Syslog {
     }
 
     async fn queue(&self, sender: &Sender, converted: &mut Converted, hold: bool) {
-        let body: bytes::Bytes = std::mem::take(&mut converted.body).into();
+        for (body, count) in converted.entries() {
+            self.queue_entry(sender, body, count, hold).await;
+        }
+    }
+
+    /// Queues one entry of a group's records, holding (TCP) or dropping
+    /// (UDP) while the tenant is over its rate.
+    async fn queue_entry(&self, sender: &Sender, body: bytes::Bytes, count: usize, hold: bool) {
         loop {
             let result = match self.ingest.gate(sender, Some(body.len())).await {
                 Ok(admission) => {
@@ -369,7 +376,7 @@ impl Syslog {
                                 batch_id: ulid::Ulid::new(),
                                 service: None,
                                 body: body.clone(),
-                                count: converted.count,
+                                count,
                                 has_ids: false,
                             },
                         )
@@ -380,19 +387,19 @@ impl Syslog {
             let wait = match result {
                 Ok(_) => return,
                 Err(IngestError::Suspended(_)) => {
-                    self.dropped(Dropped::Suspended, converted.count);
+                    self.dropped(Dropped::Suspended, count);
                     return;
                 }
                 Err(IngestError::RateLimited { retry_after_secs, .. }) => Duration::from_secs(retry_after_secs.into()),
                 Err(IngestError::Queue(_)) => Duration::from_secs(1),
                 Err(e) => {
                     tracing::debug!(tenant = sender.tenant, error = %e, "syslog batch dropped");
-                    self.dropped(Dropped::Limited, converted.count);
+                    self.dropped(Dropped::Limited, count);
                     return;
                 }
             };
             if !hold {
-                self.dropped(Dropped::Limited, converted.count);
+                self.dropped(Dropped::Limited, count);
                 return;
             }
             tokio::time::sleep(wait.min(MAX_HOLD)).await;

@@ -67,8 +67,8 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// Whether `logs` and `bytes` would fit now, taking nothing: lets a
     /// tenant over its rate be refused before its body is even read.
     async fn check(&self, tenant: &str, rate: Rate, logs: u64, bytes: u64) -> Result<(), RateError>;
-    /// Forgets `tenant`'s buckets, its stored ones too (`stored_key`): a
-    /// deleted tenant's debt is not its name's next owner's.
+    /// Forgets `tenant`'s buckets: a deleted tenant's debt is not its
+    /// name's next owner's.
     async fn forget(&self, tenant: &str) -> Result<(), RateError>;
 }
 
@@ -120,14 +120,6 @@ impl Bucket {
     }
 }
 
-/// The buckets that hold what `tenant`'s pipeline stored, apart from what
-/// it sent (`/` is in no tenant's name): the processor charges them, and
-/// the ingest gate refuses a tenant whose pipeline is past its plan's rate,
-/// so that its lane cannot grow while it is held.
-pub fn stored_key(tenant: &str) -> String {
-    format!("{tenant}/stored")
-}
-
 /// Tenants whose buckets one process keeps; past it, full buckets are
 /// forgotten first, then all. (A bucket in debt is never forgotten while
 /// room remains: its tenant would get a full one back.)
@@ -154,9 +146,7 @@ impl RateLimiter for LocalRates {
     }
 
     async fn forget(&self, tenant: &str) -> Result<(), RateError> {
-        let mut all = self.buckets.lock();
-        all.remove(tenant);
-        all.remove(&stored_key(tenant));
+        self.buckets.lock().remove(tenant);
         Ok(())
     }
 }
@@ -253,14 +243,12 @@ mod tests {
         assert!(r.check("d", RATE, 1, 0).await.is_err());
         // A charge takes whatever the bucket holds: the debt is waited out.
         r.charge("e", RATE, 500, 0).await.expect("charge");
-        r.charge(&stored_key("e"), RATE, 500, 0).await.expect("charge");
-        assert!(r.check(&stored_key("e"), RATE, 1, 0).await.is_err());
+        assert!(r.check("e", RATE, 1, 0).await.is_err());
         r.forget("e").await.expect("forget");
         assert!(
             r.check("e", RATE, 1, 0).await.is_ok(),
             "a new tenant of the name starts full"
         );
-        assert!(r.check(&stored_key("e"), RATE, 1, 0).await.is_ok());
         r.charge("e", RATE, 500, 0).await.expect("charge");
         let Err(RateError::Limited { retry_after, .. }) = r.take("e", RATE, 1, 0).await else {
             panic!("a tenant in debt was let through");

@@ -105,15 +105,10 @@ impl RateLimiter for RedisRates {
     }
 
     async fn forget(&self, tenant: &str) -> Result<(), RateError> {
-        {
-            let mut empty = self.empty_until.lock();
-            empty.remove(tenant);
-            empty.remove(&super::stored_key(tenant));
-        }
+        self.empty_until.lock().remove(tenant);
         let mut conn = self.conn.clone();
         redis::cmd("DEL")
             .arg(format!("{}:rate:{tenant}", self.name))
-            .arg(format!("{}:rate:{}", self.name, super::stored_key(tenant)))
             .query_async::<()>(&mut conn)
             .await
             .map_err(err)?;
