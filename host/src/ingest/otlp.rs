@@ -581,6 +581,29 @@ mod tests {
         }
     }
 
+    /// A resource's attributes are counted over every `resource` field of
+    /// its ResourceLogs: repeated, they merge into one resource.
+    #[test]
+    fn a_repeated_resource_is_counted_whole() {
+        let attributes: Vec<KeyValue> = (0..2000).map(|i| kv(&format!("k{i}"), Any::BoolValue(true))).collect();
+        let resource = Resource { attributes }.encode_to_vec();
+        let mut one = Vec::new();
+        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut one);
+        prost::encoding::encode_varint(resource.len() as u64, &mut one);
+        one.extend_from_slice(&resource);
+        let field = |rl: &[u8]| {
+            let mut out = Vec::new();
+            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut out);
+            prost::encoding::encode_varint(rl.len() as u64, &mut out);
+            out.extend_from_slice(rl);
+            out
+        };
+        assert!(decode(&field(&one), WireFormat::Protobuf, "t", any_time()).is_ok());
+        let three = one.repeat(3);
+        let e = decode(&field(&three), WireFormat::Protobuf, "t", any_time()).expect_err("over the count");
+        assert!(e.0.contains("4096"), "{e}");
+    }
+
     #[test]
     fn protobuf_maps_every_field() {
         let d = decode(&request().encode_to_vec(), WireFormat::Protobuf, "acme", any_time()).expect("decodes");
