@@ -10,6 +10,13 @@
 //! request; with `--expired N`, the run happens while retention deletes N
 //! expired records. `--protocol` sends the same records as Elasticsearch
 //! bulk, OTLP/HTTP protobuf or syslog over TCP instead of NDJSON.
+//!
+//! Then, in the same run, the **stores alone**: the same records written
+//! straight into the same embedded stores (raw, then index and metadata
+//! side by side, as the pipeline's sink does), in the same entries and
+//! turns, with no HTTP, queue, WASM or scheduler. End to end is reported
+//! as a share of it, and the server's CPU per record beside the stores'
+//! own: a ratio that holds across machines where absolute figures do not.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -216,6 +223,98 @@ fn record_at(i: u64, timestamp: String) -> String {
         "attributes": {"region": if i.is_multiple_of(2) { "eu-west-1" } else { "us-east-1" }, "host": format!("web-{:02}", i % 16)},
     })
     .to_string()
+}
+
+/// Bytes of entries one turn takes (`pipeline::TURN_BODY_BYTES`).
+const TURN_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the stores alone did: seconds, and CPU seconds of this process.
+struct Baseline {
+    secs: f64,
+    cpu: f64,
+}
+
+/// Writes `total` records, made as the run's were, into fresh embedded
+/// stores under `dir`: entries of `batch` records (each its own raw
+/// object), as many entries a turn as the pipeline takes (4 MiB), index and
+/// metadata side by side. The records are built before the clock starts.
+async fn stores_alone(dir: &std::path::Path, total: u64, batch: usize) -> anyhow::Result<Baseline> {
+    use loggerhub::model::LogRecord;
+    use loggerhub::search::IndexRow;
+    use loggerhub::stores::MetaRow;
+
+    let backends = loggerhub::config::Backends::embedded(dir);
+    let meta = loggerhub::stores::open_metadata(&backends.metadata).await?;
+    let raw = loggerhub::stores::raw::RawStore::open(&backends.raw)?;
+    let index = loggerhub::search::open(&backends.index)?;
+    meta.create_tenant("bench", "unlimited").await?;
+    let now = loggerhub::model::now_ns();
+    let mut entries: Vec<(ulid::Ulid, Vec<LogRecord>)> = Vec::new();
+    let mut entry_bytes = 0;
+    for first in (0..total).step_by(batch) {
+        let batch_id = ulid::Ulid::new();
+        let lines: Vec<String> = (first..(first + batch as u64).min(total)).map(record).collect();
+        entry_bytes = lines.iter().map(|l| l.len() + 1).sum();
+        let parsed = loggerhub_codec::payload::parse_json(lines.join("\n").as_bytes())
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let records = parsed
+            .into_iter()
+            .enumerate()
+            .map(|(j, r)| LogRecord {
+                id: loggerhub::model::ids::record_id(batch_id, j).to_string(),
+                tenant: "bench".into(),
+                service: r.service,
+                level: r.level,
+                timestamp: r.timestamp,
+                received_at: now,
+                message: r.message,
+                full_log: r.full_log,
+                language: r.language,
+                attributes: r.attributes,
+                raw_path: None,
+            })
+            .collect();
+        entries.push((batch_id, records));
+    }
+    let per_turn = (TURN_BODY_BYTES / entry_bytes.max(1)).max(1);
+    let (cpu0, _) = proc_stat(std::process::id())?;
+    let started = Instant::now();
+    for turn in entries.chunks_mut(per_turn) {
+        let keys = futures::future::try_join_all(turn.iter().map(|(batch_id, records)| {
+            let raw = &raw;
+            async move {
+                let refs: Vec<&LogRecord> = records.iter().collect();
+                raw.put_batch("bench", *batch_id, &refs).await
+            }
+        }))
+        .await?;
+        for ((_, records), key) in turn.iter_mut().zip(keys) {
+            for (n, r) in records.iter_mut().enumerate() {
+                r.raw_path = Some(format!("{key}#{}", n + 1));
+            }
+        }
+        let all: Vec<&LogRecord> = turn.iter().flat_map(|(_, records)| records.iter()).collect();
+        let rows: Vec<IndexRow<'_>> = all
+            .iter()
+            .map(|r| IndexRow {
+                record: r,
+                may_exist: false,
+            })
+            .collect();
+        let metas: Vec<MetaRow<'_>> = all
+            .iter()
+            .map(|r| MetaRow {
+                record: r,
+                indexed: true,
+            })
+            .collect();
+        let (indexed, stored) = tokio::join!(index.index("bench", &rows), meta.insert_logs(&metas));
+        indexed?;
+        stored?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (cpu1, _) = proc_stat(std::process::id())?;
+    Ok(Baseline { secs, cpu: cpu1 - cpu0 })
 }
 
 /// Retention of the run's plan with `--expired`.
@@ -572,7 +671,11 @@ async fn main() -> anyhow::Result<()> {
         total as f64 / e2e_secs
     );
     println!("server peak RSS      {} MiB", hwm_kb / 1024);
-    println!("server CPU           {cpu:.1} s ({:.2} cores)", cpu / e2e_secs);
+    println!(
+        "server CPU           {cpu:.1} s ({:.2} cores), {:.1} µs a record",
+        cpu / e2e_secs,
+        cpu * 1e6 / total as f64
+    );
     println!(
         "CPU in WASM stages   {:.1} % ({wasm:.2} s)",
         100.0 * wasm / cpu.max(1e-9)
@@ -598,6 +701,16 @@ async fn main() -> anyhow::Result<()> {
         println!("  {line}");
     }
     drop(server);
+    // The stores alone, with the server stopped: the machine is this
+    // process's.
+    let baseline = stores_alone(&data_dir.join("stores-alone"), total, args.batch).await?;
+    println!(
+        "stores alone         {:.0} logs/s ({:.2} s, {:.1} µs of CPU a record); end to end is {:.0} % of it",
+        total as f64 / baseline.secs,
+        baseline.secs,
+        baseline.cpu * 1e6 / total as f64,
+        100.0 * baseline.secs / e2e_secs
+    );
     if args.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
