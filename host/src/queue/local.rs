@@ -42,6 +42,9 @@ use crate::error::BackendError;
 /// A new segment starts past this size, so acked data is deleted in pieces.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 const FRAME_HEADER: usize = 16;
+/// A lane taken from within this long is being worked through: its
+/// entries are not carried forward, however long they wait.
+const CARRY_IDLE: Duration = Duration::from_secs(10);
 /// Unacked entries kept in memory; the rest wait on disk only.
 const RESIDENT_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -52,6 +55,8 @@ pub struct LocalQueue {
     segment_bytes: u64,
     /// Entries carried forward so far (`carry_forward`).
     carried: AtomicU64,
+    /// The watermark last written to `acked`.
+    persisted: Mutex<u64>,
     /// Bytes pushed but not yet acked, including those still being written.
     reserved: AtomicU64,
     state: Mutex<State>,
@@ -94,6 +99,9 @@ struct State {
     budget: u64,
     /// Sequence numbers waiting to be taken, per tenant, in order.
     lanes: HashMap<Arc<str>, VecDeque<u64>>,
+    /// When each lane was last taken from: a lane taken lately is being
+    /// worked through, not waiting (`carry_forward`).
+    taken_at: HashMap<Arc<str>, std::time::Instant>,
     in_flight: HashSet<u64>,
     /// Raised whenever an entry becomes ready, for `wait`.
     version: u64,
@@ -189,6 +197,7 @@ impl LocalQueue {
             max_bytes,
             segment_bytes,
             carried: AtomicU64::new(0),
+            persisted: Mutex::new(watermark),
             reserved: AtomicU64::new(reserved),
             state: Mutex::new(state),
             notify: Notify::new(),
@@ -232,6 +241,13 @@ impl LocalQueue {
     }
 
     fn persist_watermark(&self, watermark: u64) -> Result<(), BackendError> {
+        // One writer at a time (two acks at once renamed one file twice,
+        // and the second failed), and never backwards.
+        let mut persisted = self.persisted.lock();
+        if watermark <= *persisted {
+            return Ok(());
+        }
+        *persisted = watermark;
         // No fsync: a stale watermark only means redelivery, which the
         // stores absorb.
         let tmp = self.dir.join("acked.tmp");
@@ -289,9 +305,15 @@ impl LocalQueue {
             let end = st.segments[1].0;
             let mut out = Vec::new();
             let mut waiting = 0u64;
+            let now = std::time::Instant::now();
             for (seq, slot) in st.pending.range(..end) {
-                if st.in_flight.contains(seq) {
-                    // Being worked on: its ack may free the segment.
+                let worked = st
+                    .taken_at
+                    .get(&slot.tenant)
+                    .is_some_and(|at| now.duration_since(*at) < CARRY_IDLE);
+                if st.in_flight.contains(seq) || worked {
+                    // Being worked on, or next in a lane being worked
+                    // through: its ack will free the segment.
                     return Ok(());
                 }
                 waiting += slot.size;
@@ -647,6 +669,15 @@ impl Queue for LocalQueue {
         let taken: Vec<Taken> = {
             let mut st = self.state.lock();
             let st = &mut *st;
+            if !st.lanes.contains_key(tenant) {
+                return Ok(Vec::new());
+            }
+            let name = st.tenant(tenant);
+            let now = std::time::Instant::now();
+            if st.taken_at.len() > 10_000 {
+                st.taken_at.retain(|_, at| now.duration_since(*at) < CARRY_IDLE);
+            }
+            st.taken_at.insert(name, now);
             let Some(lane) = st.lanes.get_mut(tenant) else {
                 return Ok(Vec::new());
             };
@@ -853,6 +884,28 @@ mod tests {
         // bytes to a segment of 2 KiB), not all 200.
         let again = seen.iter().filter(|(t, _, _)| t == "busy").count();
         assert!(again <= 60, "{again} acked entries handed back");
+    }
+
+    /// A lane taken from lately is being worked through: even sparse, its
+    /// entries stay where they are.
+    #[tokio::test]
+    async fn a_lane_being_worked_is_not_carried() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let q = LocalQueue::open_with(dir.path(), 1 << 30, 1 << 20, 2048).expect("open");
+        let mut next = entry(0);
+        next.tenant = "worked".into();
+        q.push(next).await.expect("push");
+        assert!(q.take_lane("worked", 0, 1 << 20).await.expect("take").is_empty());
+        for i in 0..200 {
+            let mut busy = entry(100 + i);
+            busy.tenant = "busy".into();
+            q.push(busy).await.expect("push");
+            let got = q.take_lane("busy", 10, 1 << 20).await.expect("take");
+            q.ack(&got.iter().map(|d| d.token).collect::<Vec<_>>())
+                .await
+                .expect("ack");
+        }
+        assert_eq!(q.carried.load(Ordering::Relaxed), 0);
     }
 
     /// A backlog being worked through is not a waiting lane: segments full
