@@ -16,7 +16,7 @@ EXAMPLES_DIST = examples/plugins/dist
 WASM_OUT = $(CARGO_TARGET_DIR)/wasm-plugins/wasm32-wasip2/wasm
 
 .DEFAULT_GOAL := help
-.PHONY: help run install test bench bench-embedded bench-distributed read-bench read-bench-postgres plugin-bench setup tools build lint fmt
+.PHONY: help run install test bench bench-check bench-embedded bench-distributed read-bench read-bench-postgres plugin-bench setup tools build lint fmt
 
 ## What each target does (this list).
 help:
@@ -67,6 +67,16 @@ bench-embedded: setup
 	for p in $(BENCH_PROTOCOLS); do \
 	  $(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub --protocol $$p $(BENCH_ARGS) || exit 1; \
 	done
+
+## One NDJSON run of the end-to-end benchmark (1M records, about 2 minutes
+## with the stores alone) held to docs/bench-baseline.json: fails when end
+## to end's share of the stores alone, or the server's CPU per record over
+## the stores' own in the same run, is more than 10 % worse. Not part of CI (timing on a shared machine is
+## noise); run it for every change to the data path and put its output in
+## the change's notes.
+bench-check: setup
+	$(CARGO) build --release -p loggerhub --bins
+	$(CARGO_TARGET_DIR)/release/loggerhub-bench --server $(CARGO_TARGET_DIR)/release/loggerhub --check docs/bench-baseline.json $(BENCH_ARGS)
 
 ## The benchmark on PostgreSQL + Redis + Garage, sending NDJSON.
 bench-distributed: setup tools

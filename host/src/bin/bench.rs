@@ -60,7 +60,28 @@ struct Args {
     /// every second).
     #[arg(long, default_value_t = 0)]
     expired: u64,
+    /// A baseline (`docs/bench-baseline.json`) to hold the run to: it fails
+    /// when end to end's share of the stores alone, or the server's CPU per
+    /// record over the stores' own, is more than 10 % worse than the
+    /// baseline's (`make bench-check`).
+    #[arg(long)]
+    check: Option<PathBuf>,
 }
+
+/// What `--check` compares: the figures that hold across machines better
+/// than absolute throughput.
+#[derive(serde::Deserialize)]
+struct BenchBaseline {
+    /// End to end's share of the stores alone (0 to 1).
+    share: f64,
+    /// The server's CPU per record over the stores' own CPU per record in
+    /// the same run: the machine's speed cancels out (a slower hour made
+    /// both 20 % dearer).
+    cpu_ratio: f64,
+}
+
+/// How much worse than the baseline a figure may be.
+const CHECK_TOLERANCE: f64 = 0.10;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Protocol {
@@ -655,6 +676,21 @@ async fn main() -> anyhow::Result<()> {
     if searchable != total {
         bail!("{searchable} of {total} searchable");
     }
+    // The metadata store holds each record once too (its exact count).
+    let v: Value = http
+        .get(format!(
+            "{}/v1/logs?limit=1&track_total_hits=true&from={since}",
+            server.url
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let listed = v["total"].as_u64().unwrap_or(0);
+    if listed != total {
+        bail!("{listed} of {total} in the metadata store");
+    }
     let cpu = cpu1 - cpu0;
     println!("protocol             {}", args.protocol.name());
     println!(
@@ -704,13 +740,37 @@ async fn main() -> anyhow::Result<()> {
     // The stores alone, with the server stopped: the machine is this
     // process's.
     let baseline = stores_alone(&data_dir.join("stores-alone"), total, args.batch).await?;
+    let share = baseline.secs / e2e_secs;
+    let cpu_us = cpu * 1e6 / total as f64;
     println!(
         "stores alone         {:.0} logs/s ({:.2} s, {:.1} µs of CPU a record); end to end is {:.0} % of it",
         total as f64 / baseline.secs,
         baseline.secs,
         baseline.cpu * 1e6 / total as f64,
-        100.0 * baseline.secs / e2e_secs
+        100.0 * share
     );
+    if let Some(path) = &args.check {
+        let want: BenchBaseline =
+            serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+                .with_context(|| format!("{} is not a bench baseline", path.display()))?;
+        let cpu_ratio = cpu / baseline.cpu.max(1e-9);
+        let share_ok = share >= want.share * (1.0 - CHECK_TOLERANCE);
+        let cpu_ok = cpu_ratio <= want.cpu_ratio * (1.0 + CHECK_TOLERANCE);
+        println!(
+            "check                share {:.2} (baseline {:.2}) {}, CPU {cpu_us:.1} µs a record, {cpu_ratio:.2}× the stores' (baseline {:.2}×) {}",
+            share,
+            want.share,
+            if share_ok { "ok" } else { "WORSE" },
+            want.cpu_ratio,
+            if cpu_ok { "ok" } else { "WORSE" }
+        );
+        if !(share_ok && cpu_ok) {
+            if args.data_dir.is_none() {
+                let _ = std::fs::remove_dir_all(&data_dir);
+            }
+            bail!("more than 10 % worse than {}", path.display());
+        }
+    }
     if args.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
