@@ -28,6 +28,11 @@ use crate::queue::Lane;
 
 /// Entries a tenant not measured yet gets in its first turn.
 const FIRST_TURN_ENTRIES: usize = 8;
+/// How many budgets a turn may plan for while its tenant is the only one
+/// with work: no one waits behind it, and bigger turns make bigger
+/// batches and fewer index commits (each commit is a segment to merge).
+/// Its debt then lets the next tenant to arrive go first.
+const ALONE_BUDGETS: i64 = 4;
 /// A turn that took more than this many budgets marks its tenant slow.
 const SLOW_FACTOR: u32 = 2;
 /// The most debt a tenant carries: one catastrophic turn (a plugin timing
@@ -159,8 +164,13 @@ impl Scheduler {
             if lane.deficit - lane.reserved <= 0 {
                 continue;
             }
+            let planned = if with_work.len() == 1 {
+                budget * ALONE_BUDGETS
+            } else {
+                budget
+            };
             let entries = match lane.cost_per_entry {
-                Some(cost) => ((budget as f64 / cost.max(1.0)) as usize).clamp(1, max_entries),
+                Some(cost) => ((planned as f64 / cost.max(1.0)) as usize).clamp(1, max_entries),
                 None => FIRST_TURN_ENTRIES.min(max_entries),
             };
             let reserved = lane.cost_per_entry.map_or(budget, |c| (c * entries as f64) as i64);
@@ -285,16 +295,25 @@ mod tests {
     #[test]
     fn turns_are_sized_to_the_budget() {
         let mut s = scheduler();
-        let ready = lanes(&["a"]);
+        let ready = lanes(&["a", "b"]);
         let t = s.pick(&ready).expect("turn");
-        assert_eq!(t.entries, FIRST_TURN_ENTRIES);
+        assert_eq!((t.tenant.as_str(), t.entries), ("a", FIRST_TURN_ENTRIES));
         // 8 entries in 20 ms: 2.5 ms each, so 40 fit in 100 ms.
         s.done(&t, 8, Duration::from_millis(20));
+        let b = s.pick(&ready).expect("b's turn");
+        assert_eq!(b.tenant, "b");
         let t = s.pick(&ready).expect("turn");
-        assert_eq!(t.entries, 40);
+        assert_eq!((t.tenant.as_str(), t.entries), ("a", 40));
         // Fast tenants may run `per_tenant` turns at once, no more.
         assert!(s.pick(&ready).is_some());
-        assert_eq!(s.pick(&ready), None);
+        s.cancel(&b);
+        // Alone, a tenant plans for `ALONE_BUDGETS` budgets: nobody waits.
+        let mut s = scheduler();
+        let alone = lanes(&["a"]);
+        let t = s.pick(&alone).expect("turn");
+        s.done(&t, 8, Duration::from_millis(20));
+        let t = s.pick(&alone).expect("turn");
+        assert_eq!(t.entries, 40 * ALONE_BUDGETS as usize);
     }
 
     #[test]
