@@ -662,34 +662,23 @@ async fn main() -> anyhow::Result<()> {
     let wasm = metric(&http, &server.url, "loggerhub_wasm_seconds_total").await?;
     // The run's records only: expired ones may not all be deleted yet.
     let since = loggerhub::model::format_ts(loggerhub::model::now_ns() - 2 * loggerhub::model::DAY_NS);
-    let v: Value = http
-        .get(format!(
-            "{}/v1/search?limit=1&track_total_hits=true&from={since}",
-            server.url
-        ))
-        .bearer_auth(&key)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let searchable = v["total"].as_u64().unwrap_or(0);
-    if searchable != total {
-        bail!("{searchable} of {total} searchable");
-    }
-    // The metadata store holds each record once too (its exact count).
-    let v: Value = http
-        .get(format!(
-            "{}/v1/logs?limit=1&track_total_hits=true&from={since}",
-            server.url
-        ))
-        .bearer_auth(&key)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let listed = v["total"].as_u64().unwrap_or(0);
-    if listed != total {
-        bail!("{listed} of {total} in the metadata store");
+    // Every record once in the index and in the metadata store (their
+    // exact counts).
+    for (path, store) in [("/v1/search", "the index"), ("/v1/logs", "the metadata store")] {
+        let v: Value = http
+            .get(format!(
+                "{}{path}?limit=1&track_total_hits=true&from={since}",
+                server.url
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let found = v["total"].as_u64().unwrap_or(0);
+        if found != total {
+            bail!("{found} of {total} in {store}");
+        }
     }
     let cpu = cpu1 - cpu0;
     println!("protocol             {}", args.protocol.name());

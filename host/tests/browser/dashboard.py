@@ -149,6 +149,15 @@ with sync_playwright() as pw:
     expect(page).to_have_url(re.compile(r"from=.*&to="))
     expect(page.locator("#range")).to_have_value("custom")
     expect(page.locator("#total")).to_contain_text("logs")
+    # The narrowed histogram is drawn when its stats answer, after the URL
+    # and the total change: wait for it (5 s), then count.
+    try:
+        page.wait_for_function(
+            "() => document.querySelectorAll('#histogram-svg rect.bar').length > 0",
+            timeout=5000,
+        )
+    except Exception:
+        pass
     bars_total = page.evaluate(
         "() => [...document.querySelectorAll('#histogram-svg rect.bar')].length"
     )
