@@ -19,10 +19,11 @@ use crate::config::QueueBackend;
 use crate::ingest::Ingest;
 use crate::ingest::rate::shared::RedisRates;
 use crate::ingest::rate::{LocalRates, RateLimiter};
-use crate::pipeline::{DeadLetters, InstanceBudget, Processor};
+use crate::pipeline::{InstanceBudget, Processor};
 use crate::plugins::Plugins;
 use crate::search::service::Reader;
 use crate::search::tail::Tail;
+use crate::stores::dead_letters::DeadLetters;
 use crate::stores::raw::RawStore;
 use crate::syslog;
 use crate::telemetry::Metrics;
@@ -53,7 +54,7 @@ pub async fn run(
     let b = &config.backends;
     let roles = config.roles;
 
-    let meta = stores::open_metadata(&b.metadata)
+    let stores::Metadata { accounts, logs: meta } = stores::open_metadata(&b.metadata)
         .await
         .context("opening the metadata store")?;
     let raw = RawStore::open(&b.raw).context("opening the raw store")?;
@@ -85,6 +86,7 @@ pub async fn run(
         queue: queue.clone(),
         registry: plugins.registry.clone(),
         meta: meta.clone(),
+        accounts: accounts.clone(),
         raw: raw.clone(),
         index: index.clone(),
         metrics: metrics.clone(),
@@ -103,6 +105,7 @@ pub async fn run(
     });
     let upkeep = Arc::new(Upkeep {
         meta: meta.clone(),
+        accounts: accounts.clone(),
         raw: raw.clone(),
         index: index.clone(),
         queue: queue.clone(),
@@ -113,7 +116,7 @@ pub async fn run(
         rates: rates.clone(),
         interval: config.upkeep_interval,
     });
-    let tenants = Arc::new(Tenants::new(meta.clone(), plans));
+    let tenants = Arc::new(Tenants::new(accounts, plans));
     let ingest = Arc::new(Ingest::new(queue.clone(), metrics.clone(), rates, meter.clone()));
     let syslog = if roles.ingest && !config.syslog.is_empty() {
         let listeners = syslog::Listeners::bind(&config.syslog)

@@ -78,12 +78,14 @@ pub async fn replay(
         .get(&caller.tenant, &batch_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no dead letter {batch_id:?}")))?;
-    let entry = letter.to_entry().filter(|e| e.tenant == caller.tenant).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Internal,
-            format!("dead letter {batch_id:?} is unreadable (its stored form is damaged)"),
-        )
-    })?;
+    let entry = crate::pipeline::replay_entry(&letter)
+        .filter(|e| e.tenant == caller.tenant)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("dead letter {batch_id:?} is unreadable (its stored form is damaged)"),
+            )
+        })?;
     // Through the gate, as any way in: a suspended tenant, or one over
     // its rate or its day, is refused and the letter stays.
     let admission = state

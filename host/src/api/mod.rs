@@ -41,13 +41,13 @@ use tokio::net::TcpListener;
 
 use crate::config::{Role, Roles};
 use crate::ingest::Ingest;
-use crate::pipeline::DeadLetters;
 use crate::plugins::Registry;
 use crate::queue::Queue;
 use crate::search::SearchIndex;
 use crate::search::service::Reader;
 use crate::search::tail::Tail;
 use crate::stores::MetadataStore;
+use crate::stores::dead_letters::DeadLetters;
 use crate::stores::raw::RawStore;
 use crate::telemetry::Metrics;
 use crate::tenants::Tenants;

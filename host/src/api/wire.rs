@@ -8,10 +8,10 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::model::{LogRecord, Page, Stats, format_ts};
-use crate::pipeline::LetterPage;
 use crate::plugins::PluginInfo;
 use crate::plugins::stats::Figures;
 use crate::search::service::Source;
+use crate::stores::dead_letters::LetterPage;
 use crate::stores::{ApiKey, Tenant};
 use crate::tenants::NewKey;
 

@@ -7,7 +7,7 @@
 //! not started go back to the front of the tenant's lane and the tenant
 //! waits for its next turn, so one tenant's slow, failing or huge work
 //! delays only that tenant. Plugin failures end in dead letters
-//! (`dead_letter`); backend failures hand the tenant's entries back to the
+//! (`dead_letter` makes them; `stores::dead_letters` keeps them); backend failures hand the tenant's entries back to the
 //! queue, to be retried after a backoff chosen from the failure's kind
 //! (`backoff`).
 //!
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub use dead_letter::{DeadLetter, DeadLetters, LetterPage};
+pub use dead_letter::replay_entry;
 pub use instances::InstanceBudget;
 use instances::TenantInstances;
 use scheduler::{Scheduler, Turn};
@@ -44,8 +44,9 @@ use crate::plugins::{base_name, is_builtin};
 use crate::queue::{Delivery, Lanes, Queue};
 use crate::runtime::{Route, RuntimeError, Stage};
 use crate::search::SearchIndex;
+use crate::stores::dead_letters::DeadLetters;
 use crate::stores::raw::RawStore;
-use crate::stores::{MetadataStore, Tenant, TenantState};
+use crate::stores::{AccountStore, MetadataStore, Tenant, TenantState};
 use crate::telemetry::Metrics;
 use crate::tenants::plans::{Plan, Plans};
 use crate::usage::{Meter, Usage};
@@ -105,6 +106,8 @@ pub struct Processor {
     pub queue: Arc<dyn Queue>,
     pub registry: Arc<Registry>,
     pub meta: Arc<dyn MetadataStore>,
+    /// Whether a turn's tenant still exists (or is being deleted).
+    pub accounts: Arc<dyn AccountStore>,
     pub raw: RawStore,
     pub index: Arc<dyn SearchIndex>,
     pub metrics: Arc<Metrics>,
@@ -246,13 +249,13 @@ impl Deleting {
     /// The tenant as the metadata store lately said (None: no such tenant,
     /// or the store cannot answer; the turn's own writes then fail and
     /// retry).
-    async fn tenant(&self, meta: &dyn MetadataStore, tenant: &str) -> Option<Tenant> {
+    async fn tenant(&self, accounts: &dyn AccountStore, tenant: &str) -> Option<Tenant> {
         if let Some((at, t)) = self.seen.lock().get(tenant)
             && at.elapsed() < STATE_TTL
         {
             return t.clone();
         }
-        let t = meta.get_tenant(tenant).await.ok().flatten();
+        let t = accounts.get_tenant(tenant).await.ok().flatten();
         let mut seen = self.seen.lock();
         if seen.len() > 100_000 {
             seen.clear();
@@ -439,7 +442,7 @@ impl Processor {
     async fn turn(&self, turn: Turn, group: Vec<Delivery>, mut instances: Option<TenantInstances>) -> TurnDone {
         let tenant = turn.tenant.clone();
         let started = Instant::now();
-        let known = self.deleting.tenant(self.meta.as_ref(), &tenant).await;
+        let known = self.deleting.tenant(self.accounts.as_ref(), &tenant).await;
         let mut plan = None;
         let mut day_used = false;
         if let Some(t) = &known {

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use futures::future::try_join_all;
 
-use super::{PipelineError, Processor, RoutedRecord};
+use super::{PipelineError, Processor, RoutedRecord, dead_letter};
 use crate::error::{BackendError, ErrorKind};
 use crate::model::LogRecord;
 use crate::queue::Delivery;
@@ -135,14 +135,14 @@ impl Processor {
         };
         tracing::error!(tenant, id = record.id, error = %e, "the metadata store refused a record; dead-lettering it");
         self.dead_letters
-            .put_records(
+            .put(dead_letter::of_records(
                 &delivery.entry,
                 vec![delivery.entry.batch_id.to_string()],
                 &[to_record(record)],
                 &e.backend.to_string(),
                 "rejected",
                 &e.source_message(),
-            )
+            ))
             .await?;
         self.metrics.error("rejected");
         self.metrics.dead_lettered();

@@ -13,7 +13,7 @@ use loggerhub_codec::{self as codec, Record, limits};
 
 use super::halving::{self, Halving, Settled};
 use super::instances::TenantInstances;
-use super::{PipelineError, Processor, RoutedRecord};
+use super::{PipelineError, Processor, RoutedRecord, dead_letter};
 use crate::model::window::{ORIGINAL_TIMESTAMP, Placed, TimeWindow};
 use crate::model::{LogRecord, ids};
 use crate::queue::{Delivery, QueueEntry};
@@ -129,7 +129,7 @@ impl<'a> TenantRun<'a> {
                     tracing::error!(tenant = self.tenant, batch = %entry.batch_id, error = %e, "dead-lettering queue entry");
                     self.processor
                         .dead_letters
-                        .put(entry, e.plugin(), e.kind(), &e.to_string())
+                        .put(dead_letter::of_entry(entry, e.plugin(), e.kind(), &e.to_string()))
                         .await?;
                     self.count_dead_letter(&e);
                 }
@@ -323,14 +323,14 @@ impl<'a> TenantRun<'a> {
         batches.dedup();
         self.processor
             .dead_letters
-            .put_records(
+            .put(dead_letter::of_records(
                 &self.entries[first].entry,
                 batches,
                 part,
                 e.plugin(),
                 e.kind(),
                 &e.to_string(),
-            )
+            ))
             .await?;
         self.count_dead_letter(e);
         Ok(())
@@ -355,7 +355,14 @@ impl<'a> TenantRun<'a> {
         let entry = &self.entries[entry].entry;
         self.processor
             .dead_letters
-            .put_records(entry, vec![entry.batch_id.to_string()], part, parser, KIND, reason)
+            .put(dead_letter::of_records(
+                entry,
+                vec![entry.batch_id.to_string()],
+                part,
+                parser,
+                KIND,
+                reason,
+            ))
             .await?;
         self.processor.metrics.error(KIND);
         self.count_letter();

@@ -1,7 +1,8 @@
-//! Where records land: the metadata store (tenants, keys, the list view),
-//! the raw store (NDJSON batches), and folders of small objects beside the
-//! raw logs (`blobs`: dead letters, shared plugins). The search index is in
-//! `search`.
+//! Where records land: the metadata store (`AccountStore`: tenants and
+//! keys; `MetadataStore`: the rows of the list view, their counts, usage),
+//! the raw store (NDJSON batches), folders of small objects beside the raw
+//! logs (`blobs`), and the dead letters kept in one (`dead_letters`). The
+//! search index is in `search`.
 //!
 //! **Invariant:** only `stores::sql`, `stores::accounts`, `stores::sqlite`
 //! and `stores::postgres` know sqlx; only `stores::raw` and `stores::blobs` know
@@ -9,6 +10,7 @@
 
 mod accounts;
 pub mod blobs;
+pub mod dead_letters;
 pub mod postgres;
 pub mod raw;
 mod sql;
@@ -132,9 +134,10 @@ pub struct MetaRow<'a> {
     pub indexed: bool,
 }
 
-/// Structured metadata: tenants, keys and one row per log record.
+/// Accounts: tenants (plan, state) and their API keys. Only `tenants`
+/// (and the tenant deletion job) reach them.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait AccountStore: Send + Sync + 'static {
     /// Creates the tenant on `plan`; false if it already existed.
     async fn create_tenant(&self, slug: &str, plan: &str) -> Result<bool, BackendError>;
     /// Moves the tenant to `plan`; false if there is no such tenant.
@@ -149,7 +152,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, BackendError>;
     /// Revokes a key of `tenant`; false if there is no such key.
     async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, BackendError>;
+}
 
+/// Structured metadata: one row per log record, the counts kept with
+/// them, and each tenant's usage per day.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
     /// Inserts records, skipping ids already present (replays are no-ops).
     /// Returns how many were new.
     async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, BackendError>;
@@ -184,10 +192,28 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), BackendError>;
 }
 
+/// The metadata database as opened: its accounts and its records, over
+/// one connection pool.
+#[derive(Clone)]
+pub struct Metadata {
+    pub accounts: Arc<dyn AccountStore>,
+    pub logs: Arc<dyn MetadataStore>,
+}
+
+impl Metadata {
+    fn of<S: AccountStore + MetadataStore>(store: S) -> Metadata {
+        let store = Arc::new(store);
+        Metadata {
+            accounts: store.clone(),
+            logs: store,
+        }
+    }
+}
+
 /// Opens the metadata store the settings name (`DATABASE_URL`).
-pub async fn open_metadata(backend: &MetadataBackend) -> Result<Arc<dyn MetadataStore>, BackendError> {
+pub async fn open_metadata(backend: &MetadataBackend) -> Result<Metadata, BackendError> {
     Ok(match backend {
-        MetadataBackend::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path).await?),
-        MetadataBackend::Postgres(url) => Arc::new(postgres::PgStore::open(url).await?),
+        MetadataBackend::Sqlite(path) => Metadata::of(sqlite::SqliteStore::open(path).await?),
+        MetadataBackend::Postgres(url) => Metadata::of(postgres::PgStore::open(url).await?),
     })
 }

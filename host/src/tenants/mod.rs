@@ -19,7 +19,7 @@ use plans::{PlanError, PlanName, Plans};
 
 use crate::error::BackendError;
 use crate::model::{self, BadSlug, Slug};
-use crate::stores::{ApiKey, MetadataStore, Tenant, TenantState};
+use crate::stores::{AccountStore, ApiKey, Tenant, TenantState};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -127,13 +127,13 @@ const AUTH_CACHE_TTL: Duration = Duration::from_secs(5);
 const AUTH_STALE_GRACE: Duration = Duration::from_secs(15 * 60);
 
 pub struct Tenants {
-    store: Arc<dyn MetadataStore>,
+    store: Arc<dyn AccountStore>,
     plans: Arc<Plans>,
     cache: RwLock<HashMap<String, (Instant, Option<Principal>)>>,
 }
 
 impl Tenants {
-    pub fn new(store: Arc<dyn MetadataStore>, plans: Arc<Plans>) -> Self {
+    pub fn new(store: Arc<dyn AccountStore>, plans: Arc<Plans>) -> Self {
         Tenants {
             store,
             plans,

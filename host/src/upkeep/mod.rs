@@ -22,12 +22,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::model;
-use crate::pipeline::DeadLetters;
 use crate::plugins::Registry;
 use crate::queue::Queue;
 use crate::search::SearchIndex;
+use crate::stores::dead_letters::DeadLetters;
 use crate::stores::raw::RawStore;
-use crate::stores::{MetadataStore, Stored, Tenant, TenantState};
+use crate::stores::{AccountStore, MetadataStore, Stored, Tenant, TenantState};
 use crate::telemetry::Metrics;
 use crate::tenants::plans::Plans;
 
@@ -38,6 +38,7 @@ const MEASURE_EVERY_SWEEPS: u64 = 10;
 
 pub struct Upkeep {
     pub meta: Arc<dyn MetadataStore>,
+    pub accounts: Arc<dyn AccountStore>,
     pub raw: RawStore,
     pub index: Arc<dyn SearchIndex>,
     pub queue: Arc<dyn Queue>,
@@ -73,7 +74,7 @@ impl Upkeep {
     /// One pass over every tenant; failures are logged and retried at the
     /// next sweep.
     pub async fn sweep(&self, measure: bool) {
-        let tenants = match self.meta.list_tenants().await {
+        let tenants = match self.accounts.list_tenants().await {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "upkeep: cannot list tenants");

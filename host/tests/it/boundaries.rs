@@ -302,3 +302,118 @@ fn the_checker_catches_breaches() {
         "{found:?}"
     );
 }
+
+/// The "Module dependencies" table of docs/ARCHITECTURE.md, parsed: each
+/// line names modules (`a, b`) and what they may use (`→ x, y (why)`, or
+/// `← nothing`); `→ everything` marks the wiring modules the rules leave
+/// out.
+fn documented_layers(doc: &str) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+    let section = doc
+        .split("## Module dependencies")
+        .nth(1)
+        .ok_or("docs/ARCHITECTURE.md has no \"Module dependencies\" section")?;
+    let table = section
+        .split("```")
+        .nth(1)
+        .ok_or("the section has no table in a code block")?;
+    let mut out = BTreeMap::new();
+    for line in table.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (names, deps) = if let Some((n, d)) = line.split_once('→') {
+            (n, d.trim())
+        } else if let Some((n, d)) = line.split_once('←') {
+            if d.trim() != "nothing" {
+                return Err(format!("{line:?}: `←` is only for `← nothing`"));
+            }
+            (n, "")
+        } else {
+            return Err(format!("{line:?} has no arrow"));
+        };
+        if deps == "everything" {
+            continue;
+        }
+        // Drop the parenthesised reasons: "ingest (its rate buckets)".
+        let mut plain = String::new();
+        let mut depth = 0;
+        for c in deps.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ if depth == 0 => plain.push(c),
+                _ => {}
+            }
+        }
+        let deps: BTreeSet<String> = plain
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+            .collect();
+        for name in names.split(',').map(str::trim) {
+            if out.insert(name.to_string(), deps.clone()).is_some() {
+                return Err(format!("{name} is in the table twice"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// docs/ARCHITECTURE.md's table says what the rules above enforce: the
+/// same modules, each allowed the same modules.
+#[test]
+fn the_architecture_table_is_the_rules() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = std::fs::read_to_string(root.join("docs/ARCHITECTURE.md")).expect("read ARCHITECTURE.md");
+    let documented = documented_layers(&doc).unwrap_or_else(|e| panic!("{e}"));
+    let rules: BTreeMap<String, BTreeSet<String>> = LAYERS
+        .iter()
+        .map(|(m, deps)| (m.to_string(), deps.iter().map(|d| d.to_string()).collect()))
+        .collect();
+    let table: Vec<String> = LAYERS
+        .iter()
+        .map(|(m, deps)| {
+            if deps.is_empty() {
+                format!("{m:<35}← nothing")
+            } else {
+                format!("{m:<35}→ {}", deps.join(", "))
+            }
+        })
+        .collect();
+    assert_eq!(
+        documented,
+        rules,
+        "docs/ARCHITECTURE.md's module table differs from LAYERS in tests/it/boundaries.rs; the rules say:\n{}",
+        table.join("\n")
+    );
+}
+
+/// Files of one concept: none in host/src over 500 lines (issue 23: a long
+/// file is one concept carrying its tests, never two).
+#[test]
+fn no_source_file_is_over_500_lines() {
+    const MAX_LINES: usize = 500;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let long: Vec<String> = rust_files(&src)
+        .into_iter()
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(&f).expect("read source").lines().count();
+            (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", f.strip_prefix(&src).unwrap_or(&f).display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these by concept: {long:?}");
+}
+
+#[test]
+fn the_table_parser_reads_groups_reasons_and_nothing() {
+    let doc = "x\n## Module dependencies\ntext\n```\nerror, model   ← nothing\npipeline → model, ingest (its rate buckets)\nserver → everything\n```\n";
+    let got = documented_layers(doc).expect("parse");
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got["error"].is_empty() && got["model"].is_empty());
+    assert_eq!(
+        got["pipeline"],
+        ["model", "ingest"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>()
+    );
+    assert!(documented_layers("## Module dependencies\n```\napi model\n```").is_err());
+}

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use loggerhub::stores::MetadataStore;
+use loggerhub::stores::AccountStore;
 use loggerhub::stores::postgres::{PgStore, tenant_schema_sql};
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

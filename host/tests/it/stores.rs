@@ -184,29 +184,33 @@ async fn index_opensearch() {
 /// lists, reads and removes.
 #[tokio::test]
 async fn dead_letters_shared_through_s3() {
-    use loggerhub::pipeline::DeadLetters;
-    use loggerhub::queue::QueueEntry;
+    use loggerhub::stores::dead_letters::{DeadLetter, DeadLetters};
     let url = service_url("OBJECT_STORE_URL");
     let open = || DeadLetters::shared(&s3(&url));
     let (a, b) = (open(), open());
     let (tenant, _) = crate::conformance::metadata::fresh_tenants();
-    let entry = QueueEntry {
+    let id = ulid::Ulid::new().to_string();
+    let letter = DeadLetter {
         tenant: tenant.clone(),
-        batch_id: ulid::Ulid::new(),
-        received_at: 1_760_000_000_000_000_000,
+        batch_id: id.clone(),
+        received_at: "2025-10-09T08:53:20Z".into(),
         content_type: "text/plain".into(),
         service: Some("web".into()),
         idempotent: false,
-        body: bytes::Bytes::from_static(b"not a log line"),
+        plugin: "parser@v1".into(),
+        kind: "trap".into(),
+        reason: "boom".into(),
+        body: "not a log line".into(),
+        records: None,
+        origin_batches: Vec::new(),
     };
-    a.put(&entry, "parser@v1", "trap", "boom").await.expect("put");
+    a.put(letter).await.expect("put");
     let listed = b.list(&tenant).await.expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (listed[0].reason.as_str(), listed[0].body.as_str()),
         ("boom", "not a log line")
     );
-    let id = entry.batch_id.to_string();
     assert!(b.get(&tenant, &id).await.expect("get").is_some());
     b.remove(&tenant, &id).await.expect("remove");
     assert!(a.list(&tenant).await.expect("list").is_empty());

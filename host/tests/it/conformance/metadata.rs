@@ -3,7 +3,7 @@
 
 use super::{SEC, T0, newest_first};
 use loggerhub::model::{Cursor, Level, LevelCounts, LogFilter, LogRecord};
-use loggerhub::stores::{ApiKey, MetaRow, MetadataStore, Stored, TenantState, Usage};
+use loggerhub::stores::{AccountStore, ApiKey, MetaRow, MetadataStore, Stored, TenantState, Usage};
 
 /// Two fresh tenant slugs, unique per run so a suite can share a server.
 pub fn fresh_tenants() -> (String, String) {
@@ -63,7 +63,7 @@ async fn all_pages(store: &dyn MetadataStore, tenant: &str, filter: &LogFilter, 
     (total.unwrap_or(0), ids)
 }
 
-pub async fn run(store: &dyn MetadataStore, a: &str, b: &str) {
+pub async fn run<S: AccountStore + MetadataStore>(store: &S, a: &str, b: &str) {
     // Tenants.
     assert!(store.create_tenant(a, "free").await.expect("create a"));
     assert!(
@@ -264,7 +264,7 @@ pub async fn run(store: &dyn MetadataStore, a: &str, b: &str) {
 
 /// States, retention, usage and a tenant's purge, each confined to its
 /// tenant. Runs last: it deletes `a`.
-async fn lifecycle(store: &dyn MetadataStore, a: &str, b: &str, recs_a: &[LogRecord]) {
+async fn lifecycle<S: AccountStore + MetadataStore>(store: &S, a: &str, b: &str, recs_a: &[LogRecord]) {
     let state = |slug: &str| {
         let slug = slug.to_string();
         async move {
@@ -377,7 +377,7 @@ async fn lifecycle(store: &dyn MetadataStore, a: &str, b: &str, recs_a: &[LogRec
 /// they must equal counting the rows, for any range and interval, after a
 /// replay of the same rows and after retention deletes; a page's total
 /// stops at the bound and says so.
-pub async fn counts(store: &dyn MetadataStore, tenant: &str) {
+pub async fn counts<S: AccountStore + MetadataStore>(store: &S, tenant: &str) {
     assert!(store.create_tenant(tenant, "free").await.expect("create"));
     const MIN: i64 = 60 * SEC;
     const HOUR: i64 = 60 * MIN;

@@ -1,184 +1,18 @@
-//! The embedded metadata store: one SQLite database in the data dir, with a
-//! `tenant` column on every table (DESIGN §1).
-
-use std::path::Path;
-use std::time::Duration;
+//! The SQLite store's log rows: batched inserts that keep the count
+//! rollups in the same transaction, the list view, stats and retention.
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::accounts::{self, Accounts, Scopes, Statements};
-use super::sql::{self, id_key};
-use super::{ApiKey, MetaRow, MetadataStore, Stored, Tenant, TenantState, Usage, UsageDay};
+use super::SqliteStore;
 use crate::error::BackendError;
 use crate::model::{self, Cursor, Level, LogFilter, LogRecord, Page, Stats};
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS tenants (
-    slug        TEXT PRIMARY KEY,
-    created_at  INTEGER NOT NULL,
-    plan        TEXT NOT NULL DEFAULT 'free',
-    state       TEXT NOT NULL DEFAULT 'active',
-    state_since INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id          TEXT PRIMARY KEY,
-    tenant      TEXT NOT NULL REFERENCES tenants (slug),
-    hash        TEXT NOT NULL UNIQUE,
-    scopes      TEXT NOT NULL,
-    created_at  INTEGER NOT NULL,
-    revoked_at  INTEGER
-);
-CREATE TABLE IF NOT EXISTS logs (
-    tenant      TEXT NOT NULL,
-    id          TEXT NOT NULL,
-    id_key      BLOB NOT NULL,
-    service     TEXT NOT NULL,
-    level       INTEGER NOT NULL,
-    timestamp   INTEGER NOT NULL,
-    received_at INTEGER NOT NULL,
-    message     TEXT NOT NULL,
-    language    TEXT,
-    attributes  TEXT NOT NULL,
-    raw_path    TEXT,
-    indexed     INTEGER NOT NULL,
-    PRIMARY KEY (tenant, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS logs_by_time ON logs (tenant, timestamp DESC, id_key DESC);
-CREATE INDEX IF NOT EXISTS logs_by_service ON logs (tenant, service, timestamp DESC, id_key DESC);
--- A level's page and its bounded count read this index alone (PostgreSQL's
--- tenant schema has the same); without it, counting a day's errors
--- looked up every row of the day in the table: 250 ms at 10M logs.
-CREATE INDEX IF NOT EXISTS logs_by_level ON logs (tenant, level, timestamp DESC, id_key DESC);
-CREATE TABLE IF NOT EXISTS usage (
-    tenant          TEXT NOT NULL,
-    day             INTEGER NOT NULL,
-    logs            INTEGER NOT NULL DEFAULT 0,
-    bytes           INTEGER NOT NULL DEFAULT 0,
-    plugin_cpu_us   INTEGER NOT NULL DEFAULT 0,
-    dead_letters    INTEGER NOT NULL DEFAULT 0,
-    stored_logs     INTEGER NOT NULL DEFAULT 0,
-    stored_bytes    INTEGER NOT NULL DEFAULT 0,
-    metadata_bytes  INTEGER,
-    raw_bytes       INTEGER,
-    index_bytes     INTEGER,
-    PRIMARY KEY (tenant, day)
-) WITHOUT ROWID;
--- No per-level index: it cost ~10 % of ingest throughput (docs/PERFORMANCE.md);
--- level filters walk logs_by_time.
--- Counts per minute and per hour (`grain`, ns) by service and level, kept
--- with every insert and delete of `logs`: stats and exact totals read
--- these instead of the rows (stores::sql::spans).
-CREATE TABLE IF NOT EXISTS log_counts (
-    tenant  TEXT NOT NULL,
-    grain   INTEGER NOT NULL,
-    bucket  INTEGER NOT NULL,
-    service TEXT NOT NULL,
-    level   INTEGER NOT NULL,
-    n       INTEGER NOT NULL,
-    PRIMARY KEY (tenant, grain, bucket, service, level)
-) WITHOUT ROWID;
-
-"#;
-
-/// Columns tables gained after their first version: table, column, DDL.
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
-    (
-        "tenants",
-        "plan",
-        "ALTER TABLE tenants ADD COLUMN plan TEXT NOT NULL DEFAULT 'free'",
-    ),
-    (
-        "tenants",
-        "state",
-        "ALTER TABLE tenants ADD COLUMN state TEXT NOT NULL DEFAULT 'active'",
-    ),
-    (
-        "tenants",
-        "state_since",
-        "ALTER TABLE tenants ADD COLUMN state_since INTEGER NOT NULL DEFAULT 0",
-    ),
-    (
-        "usage",
-        "stored_logs",
-        "ALTER TABLE usage ADD COLUMN stored_logs INTEGER NOT NULL DEFAULT 0",
-    ),
-    (
-        "usage",
-        "stored_bytes",
-        "ALTER TABLE usage ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0",
-    ),
-];
+use crate::stores::sql::{self, id_key};
+use crate::stores::{MetaRow, MetadataStore, Stored, Usage, UsageDay};
 
 /// Rows per INSERT statement: 12 bound values each, under SQLite's limit of
 /// 32766 parameters.
 const INSERT_CHUNK: usize = 2000;
-
-pub struct SqliteStore {
-    pool: SqlitePool,
-    accounts: Accounts<Sqlite, String>,
-}
-
-static ACCOUNTS: Statements = accounts::statements!("");
-
-impl SqliteStore {
-    pub async fn open(path: &Path) -> Result<SqliteStore, BackendError> {
-        // The file's folder is made as the data dir is; the path is given as
-        // a path, never re-read as a URL (a `?` or `%` in it stays a name).
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| BackendError::io(crate::error::Backend::Metadata, e))?;
-        }
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a committed batch survives power loss, since the queue
-            // entry is acked right after.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            // 64 MiB of page cache: the three B-trees of `logs` are updated on
-            // every insert and thrash the 2 MiB default.
-            .pragma("cache_size", "-65536")
-            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
-        let had_counts: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'log_counts'")
-                .fetch_one(&pool)
-                .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        if had_counts == 0 {
-            // A database from before the rollups: count what it holds, once.
-            for g in sql::GRAINS {
-                sqlx::query(
-                    "INSERT INTO log_counts (tenant, grain, bucket, service, level, n) \
-                     SELECT tenant, ?1, timestamp - (((timestamp % ?1) + ?1) % ?1) AS b, service, level, COUNT(*) \
-                     FROM logs GROUP BY tenant, b, service, level",
-                )
-                .bind(g)
-                .execute(&pool)
-                .await?;
-            }
-        }
-        // A database made before tenants had plans and states (issue 11),
-        // or usage its stored counts (issue 22).
-        for (table, column, ddl) in ADDED_COLUMNS {
-            let has: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?")
-                .bind(table)
-                .bind(column)
-                .fetch_one(&pool)
-                .await?;
-            if has == 0 {
-                sqlx::raw_sql(*ddl).execute(&pool).await?;
-            }
-        }
-        Ok(SqliteStore {
-            accounts: Accounts::new(pool.clone(), &ACCOUNTS),
-            pool,
-        })
-    }
-}
 
 fn push_filters(qb: &mut QueryBuilder<Sqlite>, tenant: &str, f: &LogFilter) {
     push_span_filters(qb, tenant, f, None, "timestamp");
@@ -264,48 +98,6 @@ const COLUMNS: &str = "tenant, id, service, level, timestamp, received_at, messa
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
-    async fn create_tenant(&self, slug: &str, plan: &str) -> Result<bool, BackendError> {
-        let r = sqlx::query("INSERT INTO tenants (slug, created_at, plan) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(slug)
-            .bind(model::now_ns())
-            .bind(plan)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    async fn set_state(&self, slug: &str, state: TenantState) -> Result<bool, BackendError> {
-        self.accounts.set_state(slug, state).await
-    }
-
-    async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
-        self.accounts.list_tenants().await
-    }
-
-    async fn get_tenant(&self, slug: &str) -> Result<Option<Tenant>, BackendError> {
-        self.accounts.get_tenant(slug).await
-    }
-
-    async fn set_plan(&self, slug: &str, plan: &str) -> Result<bool, BackendError> {
-        self.accounts.set_plan(slug, plan).await
-    }
-
-    async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError> {
-        self.accounts.insert_key(key).await
-    }
-
-    async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, BackendError> {
-        self.accounts.find_key(hash).await
-    }
-
-    async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, BackendError> {
-        self.accounts.list_keys(tenant).await
-    }
-
-    async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, BackendError> {
-        self.accounts.revoke_key(tenant, id).await
-    }
-
     async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, BackendError> {
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0;
@@ -494,54 +286,3 @@ impl MetadataStore for SqliteStore {
 /// timestamp, id_key), with their page overhead (measured on a database of
 /// 100k rows: about 120 bytes).
 const ROW_OVERHEAD_BYTES: i64 = 120;
-
-/// Scopes are kept comma-separated.
-impl Scopes<Sqlite> for String {
-    fn from_scopes(scopes: &[String]) -> Self {
-        scopes.join(",")
-    }
-
-    fn into_scopes(self) -> Vec<String> {
-        self.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A database made before tenants had plans gains the column on open,
-    /// with every tenant on the default plan; opening again changes nothing.
-    #[tokio::test]
-    async fn a_database_from_before_plans_gains_the_column() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("meta.db");
-        let opts = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
-        let old = SqlitePool::connect_with(opts).await.expect("old db");
-        sqlx::raw_sql(
-            "CREATE TABLE tenants (slug TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
-             INSERT INTO tenants VALUES ('acme', 1);",
-        )
-        .execute(&old)
-        .await
-        .expect("old schema");
-        old.close().await;
-
-        let store = SqliteStore::open(&path).await.expect("open");
-        let tenants = store.list_tenants().await.expect("list");
-        assert_eq!(
-            tenants,
-            vec![Tenant {
-                slug: "acme".into(),
-                created_at: 1,
-                plan: "free".into(),
-                state: TenantState::Active,
-                state_since: 0,
-            }]
-        );
-        assert!(store.set_plan("acme", "pro").await.expect("set plan"));
-        drop(store);
-        let store = SqliteStore::open(&path).await.expect("reopen");
-        assert_eq!(store.list_tenants().await.expect("list")[0].plan, "pro");
-    }
-}

@@ -1,0 +1,166 @@
+//! What the bench checks it measured: once the server is stopped, every
+//! record the run sent is in each of the three stores exactly once, with
+//! its content. The stores are opened as the server opened them (its data
+//! dir, or the URLs of `make bench-distributed`).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use anyhow::{Context, bail};
+use loggerhub::model::{Cursor, LogFilter};
+use loggerhub::search::query::Query;
+
+/// Every record a tenant was sent, by content: how many times each message
+/// (with its service) went out.
+pub struct Expected {
+    pub tenant: String,
+    pub records: HashMap<(String, String), u64>,
+}
+
+impl Expected {
+    fn total(&self) -> u64 {
+        self.records.values().sum()
+    }
+}
+
+/// One page's size: the API's largest.
+const PAGE: usize = 1000;
+/// One record in this many is also read back whole from the index.
+const INDEX_SAMPLE: usize = 97;
+
+fn fingerprint(service: &str, message: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (service, message).hash(&mut h);
+    h.finish()
+}
+
+/// Checks each tenant's records in the metadata store, the raw store and
+/// the index: the same ids in all three, none twice, and the content sent
+/// (service and message) for every record of the metadata and raw stores
+/// and one in [`INDEX_SAMPLE`] of the index's. Only records stamped at or
+/// after `since` count (a run with `--expired` also holds older ones).
+pub async fn every_record_once(data_dir: &std::path::Path, expected: &[Expected], since: i64) -> anyhow::Result<()> {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: loggerhub::config::ServeArgs,
+    }
+    // The same settings the server read: its flags' defaults and the
+    // environment's backend URLs.
+    let config = Serve::try_parse_from(["serve", "--data-dir", &data_dir.to_string_lossy()])?
+        .args
+        .check(loggerhub::config::Secrets::from_env())
+        .context("the server's settings")?;
+    let b = &config.backends;
+    let meta = loggerhub::stores::open_metadata(&b.metadata).await?.logs;
+    let raw = loggerhub::stores::raw::RawStore::open(&b.raw)?;
+    let index = loggerhub::search::open(&b.index)?;
+    let filter = LogFilter {
+        from: Some(since),
+        ..LogFilter::default()
+    };
+    for want in expected {
+        let tenant = want.tenant.as_str();
+        let total = want.total();
+        // The metadata store: every row, by pages.
+        let mut by_id: HashMap<String, u64> = HashMap::with_capacity(total as usize);
+        let mut content: HashMap<(String, String), u64> = HashMap::new();
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let page = meta.list_logs(tenant, &filter, cursor.as_ref(), PAGE).await?;
+            for r in page.hits {
+                let print = fingerprint(&r.service, &r.message);
+                if by_id.insert(r.id.clone(), print).is_some() {
+                    bail!("{tenant}: record {} twice in the metadata store", r.id);
+                }
+                *content.entry((r.service, r.message)).or_default() += 1;
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        same_content(tenant, "the metadata store", &content, want)?;
+        // The raw store: every object of the tenant, every line.
+        let mut seen = HashSet::with_capacity(total as usize);
+        let mut content: HashMap<(String, String), u64> = HashMap::new();
+        for key in raw.batch_keys(tenant).await? {
+            for r in raw.read_batch(&key).await? {
+                if r.timestamp < since {
+                    continue;
+                }
+                if !seen.insert(r.id.clone()) {
+                    bail!("{tenant}: record {} twice in the raw store", r.id);
+                }
+                if !by_id.contains_key(&r.id) {
+                    bail!(
+                        "{tenant}: record {} in the raw store but not in the metadata store",
+                        r.id
+                    );
+                }
+                *content.entry((r.service, r.message)).or_default() += 1;
+            }
+        }
+        same_content(tenant, "the raw store", &content, want)?;
+        // The index: every id by pages, a sample read whole.
+        let query = Query::parse("").map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut seen = HashSet::with_capacity(total as usize);
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let page = index
+                .search(tenant, &query, &filter, cursor.as_ref(), PAGE, false)
+                .await?;
+            for id in page.ids {
+                let Some(print) = by_id.get(&id) else {
+                    bail!("{tenant}: record {id} in the index but not in the metadata store");
+                };
+                if seen.len() % INDEX_SAMPLE == 0 {
+                    let r = index
+                        .get(tenant, &id)
+                        .await?
+                        .with_context(|| format!("{tenant}: the index lists {id} but cannot read it"))?;
+                    if fingerprint(&r.service, &r.message) != *print {
+                        bail!("{tenant}: record {id} differs between the index and the metadata store");
+                    }
+                }
+                if !seen.insert(id.clone()) {
+                    bail!("{tenant}: record {id} twice in the index");
+                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        if seen.len() as u64 != total {
+            bail!("{tenant}: {} of {total} records in the index", seen.len());
+        }
+    }
+    Ok(())
+}
+
+/// The records a store holds are the ones sent: the same contents, each
+/// as many times.
+fn same_content(
+    tenant: &str,
+    store: &str,
+    got: &HashMap<(String, String), u64>,
+    want: &Expected,
+) -> anyhow::Result<()> {
+    let n: u64 = got.values().sum();
+    if n != want.total() {
+        bail!("{tenant}: {n} of {} records in {store}", want.total());
+    }
+    for (record, count) in &want.records {
+        let found = got.get(record).copied().unwrap_or(0);
+        if found != *count {
+            bail!(
+                "{tenant}: {store} holds {found} copies of a record sent {count} times ({:?} of {:?})",
+                record.1,
+                record.0
+            );
+        }
+    }
+    Ok(())
+}
