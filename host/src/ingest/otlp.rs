@@ -12,194 +12,19 @@
 //! A record the payload decoder refuses is rejected alone, and counted in
 //! the answer's `partial_success`, as OTLP asks.
 
-use loggerhub_codec::Level;
+mod document;
+pub mod proto;
+
 use prost::Message;
-use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::json;
 
 use serde_json::value::RawValue;
 
 use super::wire::{self, Field, Nodes, WireError};
 use super::{Converted, WireFormat};
 use crate::model::window::TimeWindow;
-
-/// The request message and what it holds, as opentelemetry-proto defines
-/// them (field numbers from `logs/v1/logs.proto` and `common/v1/common.proto`),
-/// with OTLP/JSON's names for serde.
-pub mod proto {
-    use super::*;
-
-    #[derive(Clone, PartialEq, Message, Deserialize)]
-    #[serde(rename_all = "camelCase", default)]
-    pub struct ExportLogsServiceRequest {
-        #[prost(message, repeated, tag = "1")]
-        pub resource_logs: Vec<ResourceLogs>,
-    }
-
-    #[derive(Clone, PartialEq, Message, Deserialize)]
-    #[serde(rename_all = "camelCase", default)]
-    pub struct ResourceLogs {
-        #[prost(message, optional, tag = "1")]
-        pub resource: Option<Resource>,
-        #[prost(message, repeated, tag = "2")]
-        pub scope_logs: Vec<ScopeLogs>,
-    }
-
-    #[derive(Clone, PartialEq, Message, Deserialize)]
-    #[serde(rename_all = "camelCase", default)]
-    pub struct Resource {
-        #[prost(message, repeated, tag = "1")]
-        pub attributes: Vec<KeyValue>,
-    }
-
-    #[derive(Clone, PartialEq, Message, Deserialize)]
-    #[serde(rename_all = "camelCase", default)]
-    pub struct ScopeLogs {
-        #[prost(message, optional, tag = "1")]
-        pub scope: Option<InstrumentationScope>,
-        #[prost(message, repeated, tag = "2")]
-        pub log_records: Vec<LogRecord>,
-    }
-
-    #[derive(Clone, PartialEq, Message, Deserialize)]
-    #[serde(rename_all = "camelCase", default)]
-    pub struct InstrumentationScope {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub version: String,
-    }
-
-    #[derive(Clone, PartialEq, Message, Deserialize)]
-    #[serde(rename_all = "camelCase", default)]
-    pub struct LogRecord {
-        #[prost(fixed64, tag = "1")]
-        #[serde(deserialize_with = "u64_json")]
-        pub time_unix_nano: u64,
-        #[prost(fixed64, tag = "11")]
-        #[serde(deserialize_with = "u64_json")]
-        pub observed_time_unix_nano: u64,
-        #[prost(int32, tag = "2")]
-        pub severity_number: i32,
-        #[prost(string, tag = "3")]
-        pub severity_text: String,
-        #[prost(message, optional, tag = "5")]
-        pub body: Option<AnyValue>,
-        #[prost(message, repeated, tag = "6")]
-        pub attributes: Vec<KeyValue>,
-        #[prost(bytes = "vec", tag = "9")]
-        #[serde(deserialize_with = "hex_json")]
-        pub trace_id: Vec<u8>,
-        #[prost(bytes = "vec", tag = "10")]
-        #[serde(deserialize_with = "hex_json")]
-        pub span_id: Vec<u8>,
-        #[prost(string, tag = "12")]
-        pub event_name: String,
-    }
-
-    #[derive(Clone, PartialEq, Message, Deserialize)]
-    #[serde(default)]
-    pub struct KeyValue {
-        #[prost(string, tag = "1")]
-        pub key: String,
-        #[prost(message, optional, tag = "2")]
-        pub value: Option<AnyValue>,
-    }
-
-    #[derive(Clone, PartialEq, Message, Deserialize)]
-    pub struct AnyValue {
-        #[prost(oneof = "Any", tags = "1, 2, 3, 4, 5, 6, 7")]
-        #[serde(flatten)]
-        pub value: Option<Any>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Oneof, Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    pub enum Any {
-        #[prost(string, tag = "1")]
-        StringValue(String),
-        #[prost(bool, tag = "2")]
-        BoolValue(bool),
-        #[prost(int64, tag = "3")]
-        IntValue(#[serde(deserialize_with = "i64_json")] i64),
-        #[prost(double, tag = "4")]
-        DoubleValue(f64),
-        #[prost(message, tag = "5")]
-        ArrayValue(ArrayValue),
-        #[prost(message, tag = "6")]
-        KvlistValue(KeyValueList),
-        #[prost(bytes, tag = "7")]
-        BytesValue(#[serde(deserialize_with = "base64_json")] Vec<u8>),
-    }
-
-    #[derive(Clone, PartialEq, Message, Deserialize)]
-    #[serde(default)]
-    pub struct ArrayValue {
-        #[prost(message, repeated, tag = "1")]
-        pub values: Vec<AnyValue>,
-    }
-
-    #[derive(Clone, PartialEq, Message, Deserialize)]
-    #[serde(default)]
-    pub struct KeyValueList {
-        #[prost(message, repeated, tag = "1")]
-        pub values: Vec<KeyValue>,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct ExportLogsServiceResponse {
-        #[prost(message, optional, tag = "1")]
-        pub partial_success: Option<ExportLogsPartialSuccess>,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    pub struct ExportLogsPartialSuccess {
-        #[prost(int64, tag = "1")]
-        pub rejected_log_records: i64,
-        #[prost(string, tag = "2")]
-        pub error_message: String,
-    }
-
-    /// OTLP/JSON writes 64-bit integers as strings (numbers are accepted).
-    fn u64_json<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        match Value::deserialize(d)? {
-            Value::String(s) => s.parse().map_err(serde::de::Error::custom),
-            Value::Number(n) => n
-                .as_u64()
-                .ok_or_else(|| serde::de::Error::custom("expected an unsigned integer")),
-            Value::Null => Ok(0),
-            _ => Err(serde::de::Error::custom("expected an integer or a string of one")),
-        }
-    }
-
-    fn i64_json<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        match Value::deserialize(d)? {
-            Value::String(s) => s.parse().map_err(serde::de::Error::custom),
-            Value::Number(n) => n
-                .as_i64()
-                .ok_or_else(|| serde::de::Error::custom("expected an integer")),
-            _ => Err(serde::de::Error::custom("expected an integer or a string of one")),
-        }
-    }
-
-    /// Trace and span ids are hex in OTLP/JSON.
-    fn hex_json<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = Option::<String>::deserialize(d)?.unwrap_or_default();
-        hex::decode(&s).map_err(serde::de::Error::custom)
-    }
-
-    fn base64_json<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        use base64::Engine;
-        let s = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// How deep an attribute's value may nest before it is cut: bounds the
-/// recursion a hostile body can ask for.
-const MAX_DEPTH: usize = 16;
+use document::{Shared, document};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("not an OTLP logs request: {0}")]
@@ -225,37 +50,6 @@ pub fn decode(body: &[u8], encoding: WireFormat, tenant: &str, window: TimeWindo
 impl From<WireError> for OtlpError {
     fn from(e: WireError) -> Self {
         OtlpError(e.0)
-    }
-}
-
-/// A resource's attributes, rendered once and copied into each of its
-/// records.
-struct Shared {
-    service: Option<String>,
-    attributes: Vec<(String, String)>,
-    /// What they add to each record.
-    bytes: usize,
-}
-
-impl Shared {
-    fn of(resource: &[proto::KeyValue]) -> Shared {
-        let service = resource
-            .iter()
-            .find(|kv| kv.key == "service.name")
-            .and_then(|kv| kv.value.as_ref())
-            .map(|v| text(v, 0));
-        let attributes: Vec<(String, String)> = resource
-            .iter()
-            .filter(|kv| kv.key != "service.name")
-            .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.clone(), text(v, 0))))
-            .collect();
-        let bytes = attributes.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>()
-            + service.as_ref().map_or(0, String::len);
-        Shared {
-            service,
-            attributes,
-            bytes,
-        }
     }
 }
 
@@ -419,107 +213,6 @@ pub fn response(encoding: WireFormat, decoded: &Converted) -> Vec<u8> {
     }
 }
 
-fn document(r: &proto::LogRecord, shared: &Shared, scope: Option<&proto::InstrumentationScope>) -> Value {
-    let mut attributes: Map<String, Value> = shared
-        .attributes
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    for kv in &r.attributes {
-        if let Some(v) = &kv.value {
-            attributes.insert(kv.key.clone(), Value::String(text(v, 0)));
-        }
-    }
-    if let Some(scope) = scope.filter(|s| !s.name.is_empty()) {
-        attributes.insert("otel.scope.name".into(), Value::String(scope.name.clone()));
-    }
-    if !r.event_name.is_empty() {
-        attributes.insert("event.name".into(), Value::String(r.event_name.clone()));
-    }
-    for (key, id) in [("trace_id", &r.trace_id), ("span_id", &r.span_id)] {
-        if id.iter().any(|b| *b != 0) {
-            attributes.insert(key.into(), Value::String(hex::encode(id)));
-        }
-    }
-    let full_log = attributes.remove("exception.stacktrace");
-    let message = r.body.as_ref().map(|b| text(b, 0)).unwrap_or_default();
-    let mut doc = json!({ "message": message, "attributes": attributes });
-    if let Some(level) = level(r) {
-        doc["level"] = json!(level.as_str());
-    }
-    let time = if r.time_unix_nano != 0 {
-        r.time_unix_nano
-    } else {
-        r.observed_time_unix_nano
-    };
-    if let Ok(ns) = i64::try_from(time)
-        && ns != 0
-    {
-        doc["timestamp"] = json!(ns);
-    }
-    if let Some(s) = &shared.service {
-        doc["service"] = json!(s);
-    }
-    if let Some(f) = full_log {
-        doc["full_log"] = f;
-    }
-    doc
-}
-
-/// The severity text when it names a level, else the number's range
-/// (OTLP's SeverityNumber: 1–4 trace … 21–24 fatal).
-fn level(r: &proto::LogRecord) -> Option<Level> {
-    if let Some(l) = Level::parse(&r.severity_text) {
-        return Some(l);
-    }
-    Some(match r.severity_number {
-        1..=4 => Level::Trace,
-        5..=8 => Level::Debug,
-        9..=12 => Level::Info,
-        13..=16 => Level::Warn,
-        17..=20 => Level::Error,
-        21..=24 => Level::Fatal,
-        _ => return None,
-    })
-}
-
-/// An attribute or body value as text: strings as they are, the rest as
-/// JSON.
-fn text(v: &proto::AnyValue, depth: usize) -> String {
-    match &v.value {
-        Some(proto::Any::StringValue(s)) => s.clone(),
-        _ => json_value(v, depth).to_string(),
-    }
-}
-
-fn json_value(v: &proto::AnyValue, depth: usize) -> Value {
-    use proto::Any;
-    if depth > MAX_DEPTH {
-        return Value::String("…".into());
-    }
-    match &v.value {
-        None => Value::Null,
-        Some(Any::StringValue(s)) => json!(s),
-        Some(Any::BoolValue(b)) => json!(b),
-        Some(Any::IntValue(i)) => json!(i),
-        Some(Any::DoubleValue(d)) => json!(d),
-        Some(Any::BytesValue(b)) => {
-            use base64::Engine;
-            json!(base64::engine::general_purpose::STANDARD.encode(b))
-        }
-        Some(Any::ArrayValue(a)) => Value::Array(a.values.iter().map(|x| json_value(x, depth + 1)).collect()),
-        Some(Any::KvlistValue(kv)) => Value::Object(
-            kv.values
-                .iter()
-                .map(|kv| {
-                    let v = kv.value.as_ref().map_or(Value::Null, |x| json_value(x, depth + 1));
-                    (kv.key.clone(), v)
-                })
-                .collect(),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -670,19 +363,5 @@ mod tests {
             )
             .is_err()
         );
-    }
-
-    #[test]
-    fn deep_values_are_cut() {
-        let mut v = AnyValue {
-            value: Some(Any::StringValue("leaf".into())),
-        };
-        for _ in 0..100 {
-            v = AnyValue {
-                value: Some(Any::ArrayValue(ArrayValue { values: vec![v] })),
-            };
-        }
-        let t = text(&v, 0);
-        assert!(t.contains('…') && !t.contains("leaf"), "{t}");
     }
 }

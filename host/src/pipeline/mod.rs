@@ -14,6 +14,9 @@
 //! **Invariant:** the pipeline never chooses a record's tenant: the host
 //! overwrites it after every stage. It knows plugins only through
 //! `plugins::Registry` and `runtime`, the stores only through their traits.
+//!
+//! Here the scheduling loop (`Processor::run`); `turn` is one tenant's
+//! turn, `tenant_state` what its plan and state make of it.
 
 mod dead_letter;
 mod halving;
@@ -21,6 +24,8 @@ mod instances;
 mod scheduler;
 mod sink;
 mod tenant_run;
+mod tenant_state;
+mod turn;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,11 +38,11 @@ pub use dead_letter::replay_entry;
 pub use instances::InstanceBudget;
 use instances::TenantInstances;
 use scheduler::{Scheduler, Turn};
-use tenant_run::TenantRun;
+pub use tenant_state::Deleting;
 
 use crate::config::ProcessorConfig;
 use crate::error::{BackendError, ErrorKind};
-use crate::ingest::rate::{Rate, RateError, RateLimiter};
+use crate::ingest::rate::RateLimiter;
 use crate::model::LogRecord;
 use crate::plugins::{Registry, RegistryError};
 use crate::plugins::{base_name, is_builtin};
@@ -46,9 +51,9 @@ use crate::runtime::{Route, RuntimeError, Stage};
 use crate::search::SearchIndex;
 use crate::stores::dead_letters::DeadLetters;
 use crate::stores::raw::RawStore;
-use crate::stores::{AccountStore, MetadataStore, Tenant, TenantState};
+use crate::stores::{AccountStore, MetadataStore};
 use crate::telemetry::Metrics;
-use crate::tenants::plans::{Plan, Plans};
+use crate::tenants::plans::Plans;
 use crate::usage::{Meter, Usage};
 
 /// Before a tenant's entries are taken again after a backend was
@@ -74,9 +79,6 @@ const IDLE_WAIT: Duration = Duration::from_millis(500);
 /// The scheduler looks at the lanes at most this often when pushes wake
 /// it (a turn ending wakes it at once): on Redis a look is a round trip.
 const LOOK_EVERY: Duration = Duration::from_millis(10);
-/// A turn stops starting entries once it has run this many budgets: its
-/// entry estimate was wrong (the tenant became slow).
-const TURN_OVERRUN: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -159,124 +161,7 @@ impl Processor {
             );
         }
     }
-
-    /// What the tenant's plan says for its turn: the dead letters it
-    /// keeps, and whether it used its plugin CPU for today (then its own
-    /// plugins are skipped and the built-ins take their stages, until
-    /// midnight UTC or a larger plan). Returns the plan, and whether what
-    /// the tenant's pipeline stored today used up its daily volume (its
-    /// lane then waits until midnight UTC or a larger plan).
-    async fn apply_plan(&self, tenant: &str, plan: &str) -> (Plan, bool) {
-        let plan = self.plans.resolve(plan);
-        self.dead_letters
-            .set_plan_cap(tenant, usize::try_from(plan.dead_letter_cap).unwrap_or(usize::MAX));
-        let today = self.meter.today(tenant).await;
-        let over = today.plugin_cpu_us >= plan.plugin_cpu_seconds_per_day.saturating_mul(1_000_000);
-        self.registry.set_cpu_exhausted(tenant, over).await;
-        let day_used = today.stored_logs >= plan.daily_logs || today.stored_bytes >= plan.daily_bytes;
-        (plan.clone(), day_used)
-    }
-
-    /// Charges what a turn stored past what was sent (`sent`: records and
-    /// bytes, as ingest charged them) to the tenant's rate, the buckets
-    /// ingest takes from: the tenant's next requests wait for the debt,
-    /// and its lane waits too while it is in debt. A pipeline that stores
-    /// what it was sent charges nothing more, however fast it catches up.
-    async fn charge_stored(&self, tenant: &str, plan: &Plan, stored: &Usage, sent: (u64, u64)) {
-        let (logs, bytes) = (
-            stored.stored_logs.saturating_sub(sent.0),
-            stored.stored_bytes.saturating_sub(sent.1),
-        );
-        if logs == 0 && bytes == 0 {
-            return;
-        }
-        let rate = Rate {
-            logs_per_second: plan.logs_per_second,
-            bytes_per_second: plan.bytes_per_second,
-            burst_seconds: plan.burst_seconds,
-        };
-        let _ = self.stored_rates.charge(tenant, rate, logs, bytes).await;
-        if let Err(RateError::Limited { retry_after, .. }) = self.stored_rates.check(tenant, rate, 1, 1).await {
-            self.metrics.tenant_refused(tenant, "stored_rate");
-            tracing::debug!(tenant, ?retry_after, "stored past the plan's rate; the lane waits");
-            self.hold(tenant, retry_after);
-        }
-    }
-
-    fn hold(&self, tenant: &str, wait: Duration) {
-        let mut held = self.held.lock();
-        if held.len() > 100_000 {
-            let now = Instant::now();
-            held.retain(|_, until| *until > now);
-        }
-        held.insert(tenant.to_string(), Instant::now() + wait);
-    }
-
-    fn is_held(&self, tenant: &str) -> bool {
-        self.held
-            .lock()
-            .get(tenant)
-            .is_some_and(|until| *until > Instant::now())
-    }
 }
-
-/// What ingest charged for `entries`: records (lines, or a JSON body's
-/// records) and bytes.
-fn sent(entries: &[Delivery], tenant: &str) -> (u64, u64) {
-    entries.iter().fold((0, 0), |(logs, bytes), d| {
-        let e = &d.entry;
-        let records = if e.content_type == "application/json" {
-            loggerhub_codec::payload::scan_json(&e.body, tenant).map_or(1, |s| s.count)
-        } else {
-            crate::ingest::lines_in(&e.body)
-        };
-        (logs + records as u64, bytes + e.body.len() as u64)
-    })
-}
-
-/// How long a tenant's state, once looked up, is trusted by a processor
-/// (`upkeep::deletion` waits longer than this before removing anything).
-const STATE_TTL: Duration = Duration::from_secs(2);
-
-/// The tenants being deleted, per processor: their entries are dropped
-/// instead of written to stores the deletion is emptying.
-#[derive(Default)]
-pub struct Deleting {
-    seen: parking_lot::Mutex<HashMap<String, (Instant, Option<Tenant>)>>,
-}
-
-impl Deleting {
-    /// The tenant as the metadata store lately said (None: no such tenant,
-    /// or the store cannot answer; the turn's own writes then fail and
-    /// retry).
-    async fn tenant(&self, accounts: &dyn AccountStore, tenant: &str) -> Option<Tenant> {
-        if let Some((at, t)) = self.seen.lock().get(tenant)
-            && at.elapsed() < STATE_TTL
-        {
-            return t.clone();
-        }
-        let t = accounts.get_tenant(tenant).await.ok().flatten();
-        let mut seen = self.seen.lock();
-        if seen.len() > 100_000 {
-            seen.clear();
-        }
-        seen.insert(tenant.to_string(), (Instant::now(), t.clone()));
-        t
-    }
-
-    /// Whether the tenant was lately found suspended: its lane is not
-    /// picked until `SUSPENDED_RECHECK` has passed, then one turn looks
-    /// again.
-    fn held(&self, tenant: &str) -> bool {
-        self.seen.lock().get(tenant).is_some_and(|(at, t)| {
-            at.elapsed() < SUSPENDED_RECHECK && t.as_ref().is_some_and(|t| t.state == TenantState::Suspended)
-        })
-    }
-}
-
-/// How long a suspended tenant's lane sits out before a turn looks at its
-/// state again.
-const SUSPENDED_RECHECK: Duration = Duration::from_secs(5);
 
 /// A record that went through the plugins, on its way to the stores.
 pub(crate) struct RoutedRecord {
@@ -433,127 +318,6 @@ impl Processor {
                     }
                 }
             });
-        }
-    }
-
-    /// One turn of one tenant: run its pipeline over the entries the budget
-    /// allows, write the stores, then ack them and release the rest; on a
-    /// backend failure, hand them all back after a backoff.
-    async fn turn(&self, turn: Turn, group: Vec<Delivery>, mut instances: Option<TenantInstances>) -> TurnDone {
-        let tenant = turn.tenant.clone();
-        let started = Instant::now();
-        let known = self.deleting.tenant(self.accounts.as_ref(), &tenant).await;
-        let mut plan = None;
-        let mut day_used = false;
-        if let Some(t) = &known {
-            let (p, used) = self.apply_plan(&tenant, &t.plan).await;
-            plan = Some(p);
-            day_used = used;
-        }
-        let retention = plan.as_ref().map(Plan::retention);
-        // What its plugins stored used up the day: its entries wait, not
-        // lost, until midnight UTC or a larger plan.
-        if day_used {
-            self.metrics.tenant_refused(&tenant, "stored_daily");
-            self.hold(
-                &tenant,
-                Duration::from_secs(60.min(u64::from(crate::usage::seconds_to_midnight()))),
-            );
-            let _ = self.queue.release(&tokens(&group)).await;
-            return TurnDone {
-                turn,
-                instances,
-                ran: 0,
-                elapsed: started.elapsed(),
-            };
-        }
-        if known.as_ref().is_some_and(|t| t.state == TenantState::Suspended) {
-            tracing::debug!(tenant, entries = group.len(), "tenant suspended; its entries wait");
-            let _ = self.queue.release(&tokens(&group)).await;
-            return TurnDone {
-                turn,
-                instances,
-                ran: 0,
-                elapsed: started.elapsed(),
-            };
-        }
-        if known.is_some_and(|t| t.state == TenantState::Deleting) {
-            tracing::debug!(
-                tenant,
-                entries = group.len(),
-                "tenant being deleted; its entries are dropped"
-            );
-            let _ = self.queue.ack(&tokens(&group)).await;
-            return TurnDone {
-                turn,
-                instances,
-                ran: group.len(),
-                elapsed: started.elapsed(),
-            };
-        }
-        let deadline = started + self.config.turn_budget * TURN_OVERRUN;
-        let done = async {
-            let mut outcome = TenantRun::new(self, &tenant, &group, &mut instances, deadline, retention)
-                .run()
-                .await?;
-            let routed = std::mem::take(&mut outcome.routed);
-            let stored = Usage {
-                stored_logs: routed.len() as u64,
-                stored_bytes: routed.iter().map(|r| r.record.size() as u64).sum(),
-                ..Usage::default()
-            };
-            let sent = sent(&group[..outcome.ran], &tenant);
-            self.write_stores(&tenant, &group[..outcome.ran], routed).await?;
-            // What the pipeline stored counts apart from what ingest took:
-            // a tenant's plugins may make more records than it sent.
-            self.meter.record(&tenant, stored);
-            if let Some(plan) = &plan {
-                self.charge_stored(&tenant, plan, &stored, sent).await;
-            }
-            Ok::<_, PipelineError>(outcome)
-        }
-        .await;
-        let ran = match done {
-            Ok(outcome) => {
-                // A plugin is disabled after failing on everything it was
-                // given several times in a row; one bad record among good
-                // ones does not count against it.
-                if outcome.passed > 0 {
-                    self.registry.record_success(&tenant);
-                } else {
-                    for (plugin, reason) in &outcome.failures {
-                        if self.registry.record_failure(&tenant, plugin, reason).await {
-                            self.metrics.plugin_disabled();
-                        }
-                    }
-                }
-                let (ran, unstarted) = group.split_at(outcome.ran);
-                if let Err(e) = self.queue.ack(&tokens(ran)).await {
-                    tracing::error!(error = %e, "queue ack failed");
-                }
-                if !unstarted.is_empty() {
-                    tracing::debug!(
-                        tenant,
-                        entries = unstarted.len(),
-                        "turn over its budget; the rest waits"
-                    );
-                    let _ = self.queue.release(&tokens(unstarted)).await;
-                }
-                outcome.ran
-            }
-            Err(e) => {
-                self.metrics.error("store");
-                tracing::warn!(tenant, error = %e, "batch failed; its entries will be retried");
-                tokio::time::sleep(backoff(&e)).await;
-                let _ = self.queue.nack(&tokens(&group)).await;
-                group.len()
-            }
-        };
-        TurnDone {
-            turn,
-            instances,
-            ran,
-            elapsed: started.elapsed(),
         }
     }
 }
