@@ -1,0 +1,106 @@
+//! The query DSL bodies: a search (the query language, the list filters,
+//! `search_after`) and its histogram, and the histogram's answer read.
+
+use serde_json::{Value, json};
+
+use super::corrupt;
+use super::documents::id_key;
+use crate::error::BackendError;
+use crate::model::{Cursor, Level, LevelCounts, LogFilter, STATS_MAX_BUCKETS, TOTAL_BOUND, format_ts};
+use crate::search::query::{Matcher, Query};
+
+/// The query DSL for a DESIGN §4 query plus the list filters, newest first,
+/// resuming after `cursor`; asks for `size` hits and the total, exact or
+/// counted up to [`TOTAL_BOUND`].
+pub fn search_body(q: &Query, filter: &LogFilter, cursor: Option<&Cursor>, size: usize, exact_total: bool) -> Value {
+    let mut must = Vec::new();
+    let mut must_not = Vec::new();
+    let mut filters = Vec::new();
+    for c in &q.clauses {
+        let clause = match &c.matcher {
+            Matcher::Text(t) => json!({"bool": {
+                "should": [{"match_phrase": {"message": t}}, {"match_phrase": {"full_log": t}}],
+                "minimum_should_match": 1
+            }}),
+            Matcher::Service(s) => json!({"term": {"service": s}}),
+            Matcher::Level(l) => json!({"term": {"level": l.as_str()}}),
+            Matcher::Attribute { key, value } => json!({"term": {format!("attributes.{key}"): value}}),
+        };
+        match (c.negated, &c.matcher) {
+            (true, _) => must_not.push(clause),
+            (false, Matcher::Text(_)) => must.push(clause),
+            // Exact matches do not score: filter context is cached.
+            (false, _) => filters.push(clause),
+        }
+    }
+    if let Some(s) = &filter.service {
+        filters.push(json!({"term": {"service": s}}));
+    }
+    if let Some(l) = filter.level {
+        filters.push(json!({"term": {"level": l.as_str()}}));
+    }
+    if filter.from.is_some() || filter.to.is_some() {
+        let mut range = serde_json::Map::new();
+        if let Some(from) = filter.from {
+            range.insert("gte".into(), json!(format_ts(from)));
+        }
+        if let Some(to) = filter.to {
+            range.insert("lt".into(), json!(format_ts(to)));
+        }
+        filters.push(json!({"range": {"timestamp": range}}));
+    }
+    let mut body = json!({
+        "size": size,
+        "track_total_hits": if exact_total { json!(true) } else { json!(TOTAL_BOUND) },
+        "_source": false,
+        "query": {"bool": {"must": must, "must_not": must_not, "filter": filters}},
+        "sort": [{"timestamp": "desc"}, {"id_key": "desc"}],
+    });
+    if let Some(c) = cursor {
+        body["search_after"] = json!([c.timestamp, id_key(&c.id)]);
+    }
+    body
+}
+
+/// A search's histogram: the same query, no hits, a `date_histogram` of
+/// `interval_ns` (whole milliseconds) with the levels counted per bucket.
+pub fn histogram_body(q: &Query, filter: &LogFilter, interval_ns: i64) -> Value {
+    let mut body = search_body(q, filter, None, 0, false);
+    if let Some(b) = body.as_object_mut() {
+        b.remove("sort");
+        b.insert("track_total_hits".into(), json!(false));
+        b.insert(
+            "aggs".into(),
+            json!({"t": {
+                "date_histogram": {
+                    "field": "timestamp",
+                    "fixed_interval": format!("{}ms", (interval_ns / 1_000_000).max(1)),
+                    "min_doc_count": 1
+                },
+                "aggs": {"l": {"terms": {"field": "level", "size": Level::ALL.len()}}}
+            }}),
+        );
+    }
+    body
+}
+
+/// The buckets of [`histogram_body`]'s answer, oldest first.
+pub(super) fn histogram_of(answer: &Value) -> Result<Vec<(i64, LevelCounts)>, BackendError> {
+    let Some(buckets) = answer.pointer("/aggregations/t/buckets").and_then(Value::as_array) else {
+        return Err(corrupt("a histogram answer without its buckets"));
+    };
+    let mut out = Vec::with_capacity(buckets.len().min(STATS_MAX_BUCKETS + 1));
+    for b in buckets.iter().take(STATS_MAX_BUCKETS + 1) {
+        // Keys are epoch milliseconds, also for date_nanos.
+        let key = b["key"].as_i64().or_else(|| b["key"].as_f64().map(|k| k as i64));
+        let key = key.ok_or_else(|| corrupt(format!("a histogram bucket without a key: {b}")))?;
+        let mut counts = LevelCounts::default();
+        for l in b.pointer("/l/buckets").and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(level), Some(n)) = (l["key"].as_str().and_then(Level::parse), l["doc_count"].as_u64()) {
+                counts.0[level as usize] += n;
+            }
+        }
+        out.push((key.saturating_mul(1_000_000), counts));
+    }
+    Ok(out)
+}

@@ -1,0 +1,207 @@
+//! The embedded index: one Tantivy index per tenant under
+//! `<data>/index/<tenant>`, so tenants never share a segment.
+//!
+//! One concept a file: `schema` (the fields and a record's document),
+//! `query` (the query language as a Tantivy query), `writer` (add and
+//! delete), `slices` (newest-first search in time slices) and `counting`
+//! (the bounded total and the histogram).
+
+mod counting;
+mod query;
+mod schema;
+mod slices;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use tantivy::directory::MmapDirectory;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
+
+use self::schema::{Fields, schema};
+use super::query::Query;
+use super::{IdPage, IndexRow, Rejected, SearchIndex};
+use crate::error::{Backend, BackendError, ErrorKind};
+use crate::model::{Cursor, LevelCounts, LogFilter, LogRecord};
+
+/// A Tantivy failure with its kind: what the index was asked to hold
+/// against its schema is refused for good; a broken segment is corrupt;
+/// the rest (disk, locks, threads) is the index being unavailable.
+impl From<tantivy::TantivyError> for BackendError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        use tantivy::TantivyError as T;
+        let kind = match &e {
+            T::DataCorruption(_) => ErrorKind::Corrupt,
+            T::InvalidArgument(_) | T::SchemaError(_) | T::FieldNotFound(_) => ErrorKind::Rejected,
+            _ => ErrorKind::Unavailable,
+        };
+        BackendError::new(Backend::Index, kind, e)
+    }
+}
+
+fn corrupt(what: impl Into<String>) -> BackendError {
+    BackendError::corrupt(Backend::Index, what.into())
+}
+
+fn io(e: std::io::Error) -> BackendError {
+    BackendError::io(Backend::Index, e)
+}
+
+/// Indexing memory per tenant writer (Tantivy's minimum is 15 MB).
+const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+
+struct TenantIndex {
+    index: Index,
+    writer: Mutex<IndexWriter>,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+pub struct TantivyIndex {
+    root: PathBuf,
+    tenants: Mutex<HashMap<String, Arc<TenantIndex>>>,
+}
+
+impl TantivyIndex {
+    pub fn open(root: impl Into<PathBuf>) -> Result<TantivyIndex, BackendError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(io)?;
+        Ok(TantivyIndex {
+            root,
+            tenants: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn tenant(&self, tenant: &str) -> Result<Arc<TenantIndex>, BackendError> {
+        let mut map = self.tenants.lock();
+        if let Some(t) = map.get(tenant) {
+            return Ok(t.clone());
+        }
+        let dir = self.root.join(tenant);
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let (schema, fields) = schema();
+        let mmap = MmapDirectory::open(&dir).map_err(|e| BackendError::unavailable(Backend::Index, e))?;
+        let index = Index::open_or_create(mmap, schema)?;
+        let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
+        // Reloaded by hand after each commit: a record is searchable as soon
+        // as `index` returns.
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let t = Arc::new(TenantIndex {
+            index,
+            writer: Mutex::new(writer),
+            reader,
+            fields,
+        });
+        map.insert(tenant.to_string(), t.clone());
+        Ok(t)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackendError::unavailable(Backend::Index, e))?
+}
+
+#[async_trait]
+impl SearchIndex for TantivyIndex {
+    async fn provision(&self, tenant: &str) -> Result<(), BackendError> {
+        self.tenant(tenant).map(|_| ())
+    }
+
+    async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, BackendError> {
+        let t = self.tenant(tenant)?;
+        // Each id's delete term costs a lookup in every segment at commit:
+        // only ids that may already be indexed pay it.
+        let docs: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let dedupe = r.may_exist.then(|| Term::from_field_text(t.fields.id, &r.record.id));
+                (dedupe, t.to_doc(r.record))
+            })
+            .collect();
+        blocking(move || t.add(docs)).await?;
+        Ok(Vec::new())
+    }
+
+    async fn search(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+        exact_total: bool,
+    ) -> Result<IdPage, BackendError> {
+        let t = self.tenant(tenant)?;
+        let (query, filter, cursor) = (query.clone(), filter.clone(), cursor.cloned());
+        blocking(move || t.search(&query, &filter, cursor.as_ref(), limit, exact_total)).await
+    }
+
+    async fn histogram(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        interval_ns: i64,
+    ) -> Result<Vec<(i64, LevelCounts)>, BackendError> {
+        let t = self.tenant(tenant)?;
+        let (query, filter) = (query.clone(), filter.clone());
+        blocking(move || t.histogram(&query, &filter, interval_ns)).await
+    }
+
+    async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError> {
+        let t = self.tenant(tenant)?;
+        let id = id.to_string();
+        blocking(move || t.get(&id)).await
+    }
+
+    async fn delete_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError> {
+        if !self.root.join(tenant).exists() {
+            return Ok(0);
+        }
+        let t = self.tenant(tenant)?;
+        blocking(move || t.delete_before(before, max)).await
+    }
+
+    async fn drop_tenant(&self, tenant: &str) -> Result<(), BackendError> {
+        // Taken out of the map first: nothing opens it again meanwhile
+        // unless asked to, and the writer's lock goes with the last handle.
+        let open = self.tenants.lock().remove(tenant);
+        drop(open);
+        let dir = self.root.join(tenant);
+        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        })
+        .await
+        .map_err(|e| BackendError::unavailable(Backend::Index, e))?
+    }
+
+    async fn stored_bytes(&self, tenant: &str) -> Result<u64, BackendError> {
+        let dir = self.root.join(tenant);
+        tokio::task::spawn_blocking(move || {
+            Ok(std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum())
+        })
+        .await
+        .map_err(|e| BackendError::unavailable(Backend::Index, e))?
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        std::fs::metadata(&self.root).map_err(io)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! The query language as a Tantivy query: text as a phrase in the
+//! message or the full log, exact matches as terms, the list filters.
+
+use std::ops::Bound;
+
+use tantivy::Term;
+use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::tokenizer::TextAnalyzer;
+
+use super::{TenantIndex, corrupt};
+use crate::error::BackendError;
+use crate::model::LogFilter;
+use crate::search::query::{Matcher, Query};
+
+impl TenantIndex {
+    fn analyzer(&self) -> Result<TextAnalyzer, BackendError> {
+        self.index
+            .tokenizers()
+            .get("default")
+            .ok_or_else(|| corrupt("default tokenizer missing"))
+    }
+
+    fn tokens(&self, text: &str) -> Result<Vec<String>, BackendError> {
+        let mut analyzer = self.analyzer()?;
+        let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        while let Some(t) = stream.next() {
+            out.push(t.text.clone());
+        }
+        Ok(out)
+    }
+
+    fn text_query(&self, text: &str) -> Result<Box<dyn TQuery>, BackendError> {
+        let tokens = self.tokens(text)?;
+        let f = &self.fields;
+        let per_field = |field: Field| -> Box<dyn TQuery> {
+            let terms: Vec<Term> = tokens.iter().map(|t| Term::from_field_text(field, t)).collect();
+            if terms.len() == 1 {
+                Box::new(TermQuery::new(terms[0].clone(), IndexRecordOption::Basic))
+            } else {
+                Box::new(PhraseQuery::new(terms))
+            }
+        };
+        if tokens.is_empty() {
+            // Only punctuation: matches nothing, as in every full-text engine.
+            return Ok(Box::new(BooleanQuery::new(vec![])));
+        }
+        Ok(Box::new(BooleanQuery::new(vec![
+            (Occur::Should, per_field(f.message)),
+            (Occur::Should, per_field(f.full_log)),
+        ])))
+    }
+
+    pub(super) fn build_query(&self, q: &Query, filter: &LogFilter) -> Result<Box<dyn TQuery>, BackendError> {
+        let f = &self.fields;
+        let exact = |field: Field, v: &str| -> Box<dyn TQuery> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, v),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = vec![(Occur::Must, Box::new(AllQuery))];
+        for c in &q.clauses {
+            let sub = match &c.matcher {
+                Matcher::Text(t) => self.text_query(t)?,
+                Matcher::Service(s) => exact(f.service, s),
+                Matcher::Level(l) => exact(f.level, l.as_str()),
+                Matcher::Attribute { key, value } => exact(f.attr, &format!("{key}={value}")),
+            };
+            clauses.push((if c.negated { Occur::MustNot } else { Occur::Must }, sub));
+        }
+        if let Some(s) = &filter.service {
+            clauses.push((Occur::Must, exact(f.service, s)));
+        }
+        if let Some(l) = filter.level {
+            clauses.push((Occur::Must, exact(f.level, l.as_str())));
+        }
+        if filter.from.is_some() || filter.to.is_some() {
+            let lo = filter.from.map_or(Bound::Unbounded, |v| {
+                Bound::Included(Term::from_field_i64(f.timestamp, v))
+            });
+            let hi = filter.to.map_or(Bound::Unbounded, |v| {
+                Bound::Excluded(Term::from_field_i64(f.timestamp, v))
+            });
+            clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+}
