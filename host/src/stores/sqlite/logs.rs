@@ -99,6 +99,7 @@ const COLUMNS: &str = "tenant, id, service, level, timestamp, received_at, messa
 #[async_trait]
 impl MetadataStore for SqliteStore {
     async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, BackendError> {
+        let _one_writer = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0;
         for chunk in rows.chunks(INSERT_CHUNK) {
@@ -200,6 +201,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn delete_logs_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError> {
+        let _one_writer = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "DELETE FROM logs WHERE tenant = ?1 AND id IN \
@@ -231,6 +233,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn purge_tenant(&self, tenant: &str, max: usize) -> Result<bool, BackendError> {
+        let _one_writer = self.writer.lock().await;
         let r = sqlx::query(
             "DELETE FROM logs WHERE tenant = ?1 AND id IN (SELECT id FROM logs WHERE tenant = ?1 LIMIT ?2)",
         )

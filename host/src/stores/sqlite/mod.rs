@@ -116,6 +116,13 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 pub struct SqliteStore {
     pool: SqlitePool,
     accounts: Accounts<Sqlite, String>,
+    /// One writer of log rows at a time in this process. SQLite lets one
+    /// write transaction through and makes the others poll its lock,
+    /// sleeping 1, 2, 5 … 100 ms between tries: two turns writing at once
+    /// lost up to a poll's sleep each. Queued here, the next starts the
+    /// moment the last commits. (Other processes on the same file still
+    /// meet the busy timeout.)
+    writer: tokio::sync::Mutex<()>,
 }
 
 static ACCOUNTS: Statements = accounts::statements!("");
@@ -174,6 +181,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             accounts: Accounts::new(pool.clone(), &ACCOUNTS),
             pool,
+            writer: tokio::sync::Mutex::new(()),
         })
     }
 }
