@@ -15,9 +15,10 @@ mod writer;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
@@ -55,7 +56,13 @@ const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 
 struct TenantIndex {
     index: Index,
-    writer: Mutex<IndexWriter>,
+    /// Read-locked to add or delete (Tantivy takes both from any thread),
+    /// write-locked to commit: a commit covers every batch added before it.
+    writer: RwLock<IndexWriter>,
+    /// Batches added so far, counted under the read lock.
+    added: AtomicU64,
+    /// The last batch a commit covered (`writer::TenantIndex::add`).
+    committed: Mutex<u64>,
     reader: IndexReader,
     fields: Fields,
 }
@@ -91,7 +98,9 @@ impl TantivyIndex {
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let t = Arc::new(TenantIndex {
             index,
-            writer: Mutex::new(writer),
+            writer: RwLock::new(writer),
+            added: AtomicU64::new(0),
+            committed: Mutex::new(0),
             reader,
             fields,
         });
