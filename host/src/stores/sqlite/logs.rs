@@ -148,13 +148,16 @@ impl MetadataStore for SqliteStore {
         let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM logs"));
         push_filters(&mut qb, tenant, filter);
         if let Some(c) = cursor {
-            qb.push(" AND (timestamp < ")
+            // A row value, which SQLite seeks to in the index: the same
+            // test spelled `timestamp < t OR (timestamp = t AND id_key <
+            // k)` was a scan from the newest row down to the cursor, so
+            // page n cost n pages (the bench's walk of 1M rows took 10
+            // minutes).
+            qb.push(" AND (timestamp, id_key) < (")
                 .push_bind(c.timestamp)
-                .push(" OR (timestamp = ")
-                .push_bind(c.timestamp)
-                .push(" AND id_key < ")
+                .push(", ")
                 .push_bind(id_key(&c.id))
-                .push("))");
+                .push(")");
         }
         qb.push(" ORDER BY timestamp DESC, id_key DESC LIMIT ")
             .push_bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));

@@ -73,11 +73,18 @@ pub struct Server {
     pub http: reqwest::Client,
 }
 
+/// The server under test: this build's, or the binary `LOGGERHUB_TEST_SERVER`
+/// names (the timing tests against a release build: `LOGGERHUB_TEST_SERVER=
+/// $CARGO_TARGET_DIR/release/loggerhub cargo test --test timing`).
+fn server_binary() -> std::path::PathBuf {
+    std::env::var_os("LOGGERHUB_TEST_SERVER").map_or_else(|| env!("CARGO_BIN_EXE_loggerhub").into(), Into::into)
+}
+
 /// `loggerhub serve` on a free port over `data_dir` with the admin token
 /// `ADMIN` and the embedded backends, unless `extra` names others: `make
 /// test` exports the services' URLs for the tests that use them.
 fn serve_command(data_dir: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loggerhub"));
+    let mut cmd = Command::new(server_binary());
     cmd.arg("serve").arg("--data-dir").arg(data_dir);
     if !extra.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
