@@ -61,8 +61,8 @@ struct TenantIndex {
     writer: RwLock<IndexWriter>,
     /// Batches added so far, counted under the read lock.
     added: AtomicU64,
-    /// The last batch a commit covered (`writer::TenantIndex::add`).
-    committed: Mutex<u64>,
+    /// What commits covered and lost (`writer::TenantIndex::add`).
+    committed: Mutex<writer::Commits>,
     reader: IndexReader,
     fields: Fields,
 }
@@ -100,7 +100,7 @@ impl TantivyIndex {
             index,
             writer: RwLock::new(writer),
             added: AtomicU64::new(0),
-            committed: Mutex::new(0),
+            committed: Mutex::new(writer::Commits::default()),
             reader,
             fields,
         });

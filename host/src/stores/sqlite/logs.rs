@@ -146,7 +146,18 @@ impl MetadataStore for SqliteStore {
         let total: i64 = count.build().fetch_one(&self.pool).await?.try_get(0)?;
 
         let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM logs"));
-        push_filters(&mut qb, tenant, filter);
+        // After a cursor, `to` is checked on each row (`+timestamp`), so
+        // that the index is sought by the cursor's row value: with `to` as
+        // a second range on timestamp, SQLite took the range and checked
+        // the cursor row by row.
+        let bounded = LogFilter {
+            to: if cursor.is_some() { None } else { filter.to },
+            ..filter.clone()
+        };
+        push_filters(&mut qb, tenant, &bounded);
+        if let (Some(to), Some(_)) = (filter.to, cursor) {
+            qb.push(" AND +timestamp < ").push_bind(to);
+        }
         if let Some(c) = cursor {
             // A row value, which SQLite seeks to in the index: the same
             // test spelled `timestamp < t OR (timestamp = t AND id_key <
@@ -270,10 +281,12 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn add_usage(&self, rows: &[(String, i64, Usage)]) -> Result<(), BackendError> {
+        let _one_writer = self.writer.lock().await;
         self.accounts.add_usage(rows).await
     }
 
     async fn set_stored(&self, tenant: &str, day: i64, stored: Stored) -> Result<(), BackendError> {
+        let _one_writer = self.writer.lock().await;
         self.accounts.set_stored(tenant, day, stored).await
     }
 

@@ -67,8 +67,6 @@ CREATE TABLE IF NOT EXISTS usage (
     index_bytes     INTEGER,
     PRIMARY KEY (tenant, day)
 ) WITHOUT ROWID;
--- No per-level index: it cost ~10 % of ingest throughput (docs/PERFORMANCE.md);
--- level filters walk logs_by_time.
 -- Counts per minute and per hour (`grain`, ns) by service and level, kept
 -- with every insert and delete of `logs`: stats and exact totals read
 -- these instead of the rows (stores::sql::spans).
@@ -116,7 +114,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 pub struct SqliteStore {
     pool: SqlitePool,
     accounts: Accounts<Sqlite, String>,
-    /// One writer of log rows at a time in this process. SQLite lets one
+    /// One writer at a time in this process (log rows, usage, accounts).
+    /// SQLite lets one
     /// write transaction through and makes the others poll its lock,
     /// sleeping 1, 2, 5 … 100 ms between tries: two turns writing at once
     /// lost up to a poll's sleep each. Queued here, the next starts the
@@ -189,6 +188,7 @@ impl SqliteStore {
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn create_tenant(&self, slug: &str, plan: &str) -> Result<bool, BackendError> {
+        let _one_writer = self.writer.lock().await;
         let r = sqlx::query("INSERT INTO tenants (slug, created_at, plan) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
             .bind(slug)
             .bind(model::now_ns())
@@ -199,6 +199,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn set_state(&self, slug: &str, state: TenantState) -> Result<bool, BackendError> {
+        let _one_writer = self.writer.lock().await;
         self.accounts.set_state(slug, state).await
     }
 
@@ -211,10 +212,12 @@ impl AccountStore for SqliteStore {
     }
 
     async fn set_plan(&self, slug: &str, plan: &str) -> Result<bool, BackendError> {
+        let _one_writer = self.writer.lock().await;
         self.accounts.set_plan(slug, plan).await
     }
 
     async fn insert_key(&self, key: &ApiKey) -> Result<(), BackendError> {
+        let _one_writer = self.writer.lock().await;
         self.accounts.insert_key(key).await
     }
 
@@ -227,6 +230,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, BackendError> {
+        let _one_writer = self.writer.lock().await;
         self.accounts.revoke_key(tenant, id).await
     }
 }
