@@ -5,8 +5,15 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::segments::Loc;
 use crate::queue::QueueEntry;
+
+/// Where an entry's payload sits on disk (`segments` writes and reads it).
+#[derive(Clone)]
+pub(super) struct Loc {
+    pub(super) path: Arc<PathBuf>,
+    pub(super) offset: u64,
+    pub(super) len: usize,
+}
 
 /// A taken entry: token, redelivered, and the entry or where to read it.
 pub(super) type Taken = (u64, bool, Result<QueueEntry, Loc>);

@@ -7,20 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::LocalQueue;
-use super::lanes::{Slot, State};
-use super::writer::WriteReq;
+use super::lanes::{Loc, Slot, State};
 use crate::error::BackendError;
 use crate::queue::{QueueEntry, io};
 
 const FRAME_HEADER: usize = 16;
-
-/// Where an entry's payload sits on disk.
-#[derive(Clone)]
-pub(super) struct Loc {
-    path: Arc<PathBuf>,
-    offset: u64,
-    len: usize,
-}
 
 impl LocalQueue {
     pub(super) fn read_entry(loc: &Loc) -> Result<QueueEntry, BackendError> {
@@ -118,24 +109,26 @@ pub(super) fn open_segment(dir: &Path, first_seq: u64) -> std::io::Result<(Segme
     ))
 }
 
-pub(super) fn append_group(seg: &mut Segment, group: &[WriteReq], first_seq: u64) -> std::io::Result<Vec<Loc>> {
-    let mut locs = Vec::with_capacity(group.len());
-    for (i, req) in group.iter().enumerate() {
+/// Appends one frame per payload, numbered from `first_seq`, and syncs
+/// once.
+pub(super) fn append_group(seg: &mut Segment, payloads: &[&[u8]], first_seq: u64) -> std::io::Result<Vec<Loc>> {
+    let mut locs = Vec::with_capacity(payloads.len());
+    for (i, payload) in payloads.iter().enumerate() {
         let seq = (first_seq + i as u64).to_le_bytes();
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&seq);
-        hasher.update(&req.frame_payload);
-        let len = u32::try_from(req.frame_payload.len()).map_err(std::io::Error::other)?;
+        hasher.update(payload);
+        let len = u32::try_from(payload.len()).map_err(std::io::Error::other)?;
         seg.file.write_all(&len.to_le_bytes())?;
         seg.file.write_all(&hasher.finalize().to_le_bytes())?;
         seg.file.write_all(&seq)?;
-        seg.file.write_all(&req.frame_payload)?;
+        seg.file.write_all(payload)?;
         locs.push(Loc {
             path: seg.path.clone(),
             offset: seg.size + FRAME_HEADER as u64,
-            len: req.frame_payload.len(),
+            len: payload.len(),
         });
-        seg.size += (FRAME_HEADER + req.frame_payload.len()) as u64;
+        seg.size += (FRAME_HEADER + payload.len()) as u64;
     }
     seg.file.flush()?;
     seg.file.get_ref().sync_data()?;

@@ -7,8 +7,8 @@ use std::sync::mpsc as std_mpsc;
 use tokio::sync::oneshot;
 
 use super::LocalQueue;
-use super::lanes::Slot;
-use super::segments::{Loc, Segment, append_group, open_segment};
+use super::lanes::{Loc, Slot};
+use super::segments::{Segment, append_group, open_segment};
 use crate::error::BackendError;
 use crate::queue::{QueueEntry, closed, full, io};
 
@@ -122,7 +122,8 @@ fn write_group(
         return Err(std::io::Error::other("no segment"));
     };
     let start = seg.size;
-    let written = append_group(seg, group, first_seq);
+    let payloads: Vec<&[u8]> = group.iter().map(|req| req.frame_payload.as_slice()).collect();
+    let written = append_group(seg, &payloads, first_seq);
     if written.is_err()
         && let Some(seg) = segment.take()
     {
