@@ -333,7 +333,7 @@ async fn main() -> anyhow::Result<()> {
 fn expected(tenants: &[Tenant]) -> anyhow::Result<Vec<verify::Expected>> {
     let mut out = Vec::new();
     for t in tenants {
-        let mut records: HashMap<(String, String), u64> = HashMap::new();
+        let mut records: HashMap<verify::Content, u64> = HashMap::new();
         for body in &t.bodies {
             let times = body.accepted.load(Ordering::Relaxed);
             if times == 0 {
@@ -341,12 +341,16 @@ fn expected(tenants: &[Tenant]) -> anyhow::Result<Vec<verify::Expected>> {
             }
             for i in body.first..body.first + body.records {
                 let d: Value = serde_json::from_str(&records::record(i))?;
-                // Every protocol carries the service and the message as
-                // they are (syslog's APP-NAME and MSG, OTLP's service.name
-                // and body).
+                // Every protocol carries these as they are (syslog's
+                // APP-NAME, MSG, severity and TIMESTAMP; OTLP's
+                // service.name, body, severity text and time).
                 let service = d["service"].as_str().unwrap_or_default().to_string();
                 let message = d["message"].as_str().unwrap_or_default().to_string();
-                *records.entry((service, message)).or_default() += times;
+                let level = loggerhub::model::Level::parse(d["level"].as_str().unwrap_or_default())
+                    .unwrap_or_default()
+                    .as_str();
+                let timestamp = loggerhub::model::parse_ts(d["timestamp"].as_str().unwrap_or_default()).unwrap_or(0);
+                *records.entry((service, message, level, timestamp)).or_default() += times;
             }
         }
         out.push(verify::Expected {

@@ -10,11 +10,20 @@ use anyhow::{Context, bail};
 use loggerhub::model::{Cursor, LogFilter};
 use loggerhub::search::query::Query;
 
-/// Every record a tenant was sent, by content: how many times each message
-/// (with its service) went out.
+/// What the check compares of a record: service, message, level (its
+/// name) and timestamp (unix ns).
+pub type Content = (String, String, &'static str, i64);
+
+/// The content of a stored record.
+fn content_of(r: &loggerhub::model::LogRecord) -> Content {
+    (r.service.clone(), r.message.clone(), r.level.as_str(), r.timestamp)
+}
+
+/// Every record a tenant was sent, by content: how many times each went
+/// out.
 pub struct Expected {
     pub tenant: String,
-    pub records: HashMap<(String, String), u64>,
+    pub records: HashMap<Content, u64>,
 }
 
 impl Expected {
@@ -26,15 +35,15 @@ impl Expected {
 /// One page's size: the API's largest.
 const PAGE: usize = 1000;
 
-fn fingerprint(service: &str, message: &str) -> u64 {
+fn fingerprint(content: &Content) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (service, message).hash(&mut h);
+    content.hash(&mut h);
     h.finish()
 }
 
 /// Checks each tenant's records in the metadata store, the raw store and
 /// the index: the same ids in all three, none twice, and the content sent
-/// (service and message) for every record of each. Only records stamped at or
+/// (service, message, level, timestamp) for every record of each. Only records stamped at or
 /// after `since` count (a run with `--expired` also holds older ones).
 pub async fn every_record_once(data_dir: &std::path::Path, expected: &[Expected], since: i64) -> anyhow::Result<()> {
     use clap::Parser;
@@ -63,16 +72,17 @@ pub async fn every_record_once(data_dir: &std::path::Path, expected: &[Expected]
         let total = want.total();
         // The metadata store: every row, by pages.
         let mut by_id: HashMap<String, u64> = HashMap::with_capacity(total as usize);
-        let mut content: HashMap<(String, String), u64> = HashMap::new();
+        let mut content: HashMap<Content, u64> = HashMap::new();
         let mut cursor: Option<Cursor> = None;
         loop {
             let page = meta.list_logs(tenant, &filter, cursor.as_ref(), PAGE).await?;
             for r in page.hits {
-                let print = fingerprint(&r.service, &r.message);
+                let content_r = content_of(&r);
+                let print = fingerprint(&content_r);
                 if by_id.insert(r.id.clone(), print).is_some() {
                     bail!("{tenant}: record {} twice in the metadata store", r.id);
                 }
-                *content.entry((r.service, r.message)).or_default() += 1;
+                *content.entry(content_r).or_default() += 1;
             }
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
@@ -83,7 +93,7 @@ pub async fn every_record_once(data_dir: &std::path::Path, expected: &[Expected]
         eprintln!("  verify {tenant}: metadata {:.1} s", t0.elapsed().as_secs_f64());
         // The raw store: every object of the tenant, every line.
         let mut seen = HashSet::with_capacity(total as usize);
-        let mut content: HashMap<(String, String), u64> = HashMap::new();
+        let mut content: HashMap<Content, u64> = HashMap::new();
         for key in raw.batch_keys(tenant).await? {
             for r in raw.read_batch(&key).await? {
                 if r.timestamp < since {
@@ -98,7 +108,7 @@ pub async fn every_record_once(data_dir: &std::path::Path, expected: &[Expected]
                         r.id
                     );
                 }
-                *content.entry((r.service, r.message)).or_default() += 1;
+                *content.entry(content_of(&r)).or_default() += 1;
             }
         }
         same_content(tenant, "the raw store", &content, want)?;
@@ -120,7 +130,7 @@ pub async fn every_record_once(data_dir: &std::path::Path, expected: &[Expected]
                         .get(tenant, id)
                         .await?
                         .with_context(|| format!("{tenant}: record {id} is not in the index"))?;
-                    if fingerprint(&r.service, &r.message) != *print {
+                    if fingerprint(&content_of(&r)) != *print {
                         bail!("{tenant}: record {id} differs between the index and the metadata store");
                     }
                     Ok(())
@@ -136,12 +146,7 @@ pub async fn every_record_once(data_dir: &std::path::Path, expected: &[Expected]
 
 /// The records a store holds are the ones sent: the same contents, each
 /// as many times.
-fn same_content(
-    tenant: &str,
-    store: &str,
-    got: &HashMap<(String, String), u64>,
-    want: &Expected,
-) -> anyhow::Result<()> {
+fn same_content(tenant: &str, store: &str, got: &HashMap<Content, u64>, want: &Expected) -> anyhow::Result<()> {
     let n: u64 = got.values().sum();
     if n != want.total() {
         bail!("{tenant}: {n} of {} records in {store}", want.total());
@@ -149,11 +154,7 @@ fn same_content(
     for (record, count) in &want.records {
         let found = got.get(record).copied().unwrap_or(0);
         if found != *count {
-            bail!(
-                "{tenant}: {store} holds {found} copies of a record sent {count} times ({:?} of {:?})",
-                record.1,
-                record.0
-            );
+            bail!("{tenant}: {store} holds {found} copies of a record sent {count} times: {record:?}");
         }
     }
     Ok(())
