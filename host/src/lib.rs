@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod ingest;
 pub mod model;

@@ -40,6 +40,7 @@ use utoipa_axum::routes;
 use tokio::net::TcpListener;
 
 use crate::config::{Role, Roles};
+use crate::cpu;
 use crate::ingest::Ingest;
 use crate::plugins::Registry;
 use crate::queue::Queue;
@@ -112,7 +113,8 @@ fn is_shipper_intake(path: &str) -> bool {
 /// Answers requests for another role's endpoints with a clear 404, so a
 /// misrouted load balancer shows at once.
 async fn only_my_roles(State(roles): State<Roles>, req: Request, next: Next) -> Response {
-    if let Some(role) = serving_role(req.method(), req.uri().path())
+    let role = serving_role(req.method(), req.uri().path());
+    if let Some(role) = role
         && !roles.has(role)
     {
         return ApiError::new(
@@ -126,6 +128,11 @@ async fn only_my_roles(State(roles): State<Roles>, req: Request, next: Next) -> 
             ),
         )
         .into_response();
+    }
+    if role == Some(Role::Ingest) {
+        // The intake's CPU (body, decoding, the gate) is the bench's
+        // "ingest" stage; its queue push counts as the queue's.
+        return cpu::measured(cpu::Stage::Ingest, next.run(req)).await;
     }
     next.run(req).await
 }

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use loggerhub_codec::limits;
 
+use crate::cpu;
 use crate::error::{BackendError, ErrorKind};
 use crate::model::ids;
 use crate::model::window::TooOld;
@@ -290,7 +291,7 @@ impl Ingest {
     async fn enqueue(&self, entry: QueueEntry, count: usize) -> Result<usize, IngestError> {
         let bytes = entry.body.len();
         let tenant = entry.tenant.clone();
-        match self.queue.push(entry).await {
+        match cpu::measured(cpu::Stage::Queue, self.queue.push(entry)).await {
             Ok(()) => {
                 self.metrics.logs_accepted(count, bytes);
                 self.meter.record(

@@ -41,6 +41,7 @@ use scheduler::{Scheduler, Turn};
 pub use tenant_state::Deleting;
 
 use crate::config::ProcessorConfig;
+use crate::cpu;
 use crate::error::{BackendError, ErrorKind};
 use crate::ingest::rate::RateLimiter;
 use crate::model::LogRecord;
@@ -211,11 +212,14 @@ impl Processor {
             let mut mark = None;
             let looked = tokio::time::Instant::now();
             if turns.len() < slots {
-                match self.queue.lanes().await {
+                match cpu::measured(cpu::Stage::Queue, self.queue.lanes()).await {
                     Ok(lanes) => {
                         mark = Some(lanes.mark);
-                        self.start_turns(lanes, &mut scheduler, &mut idle, &mut turns, slots)
-                            .await;
+                        cpu::measured(
+                            cpu::Stage::Processor,
+                            self.start_turns(lanes, &mut scheduler, &mut idle, &mut turns, slots),
+                        )
+                        .await;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "queue read failed");
@@ -267,7 +271,11 @@ impl Processor {
             let Some(turn) = scheduler.pick(&lanes.ready) else {
                 break;
             };
-            let taken = self.queue.take_lane(&turn.tenant, turn.entries, TURN_BODY_BYTES).await;
+            let taken = cpu::measured(
+                cpu::Stage::Queue,
+                self.queue.take_lane(&turn.tenant, turn.entries, TURN_BODY_BYTES),
+            )
+            .await;
             // What this look at the lanes still counts as waiting.
             if let Some(lane) = lanes.ready.iter_mut().find(|l| l.tenant == turn.tenant) {
                 let got = taken.as_ref().map_or(0, Vec::len) as u64;
@@ -291,7 +299,7 @@ impl Processor {
             };
             let instances = idle.get_mut(&turn.tenant).and_then(Vec::pop);
             let this = self.clone();
-            turns.spawn(async move {
+            turns.spawn(cpu::measured(cpu::Stage::Processor, async move {
                 use futures::FutureExt;
                 let tokens = tokens(&group);
                 let started = Instant::now();
@@ -317,7 +325,7 @@ impl Processor {
                         }
                     }
                 }
-            });
+            }));
         }
     }
 }

@@ -13,6 +13,7 @@ use std::time::Instant;
 use futures::future::try_join_all;
 
 use super::{PipelineError, Processor, RoutedRecord, dead_letter};
+use crate::cpu;
 use crate::error::{BackendError, ErrorKind};
 use crate::model::LogRecord;
 use crate::queue::Delivery;
@@ -45,7 +46,7 @@ impl Processor {
                 .collect();
             if !recs.is_empty() {
                 raw_writes.push(async move {
-                    let key = self.raw.put_batch(tenant, entry.batch_id, &recs).await?;
+                    let key = cpu::measured(cpu::Stage::Raw, self.raw.put_batch(tenant, entry.batch_id, &recs)).await?;
                     Ok::<_, BackendError>((i, key))
                 });
             }
@@ -71,7 +72,7 @@ impl Processor {
                 may_exist: r.may_exist,
             })
             .collect();
-        let index_write = async {
+        let index_write = cpu::measured(cpu::Stage::Index, async {
             let started = Instant::now();
             if !to_index.is_empty() {
                 let rejected = self.index.index(tenant, &to_index).await?;
@@ -88,7 +89,7 @@ impl Processor {
             }
             self.metrics.store_write("index", started.elapsed());
             Ok::<_, PipelineError>(())
-        };
+        });
         let rows: Vec<MetaRow<'_>> = routed
             .iter()
             .filter(|r| r.route.metadata)
@@ -97,7 +98,7 @@ impl Processor {
                 indexed: r.route.index,
             })
             .collect();
-        let meta_write = async {
+        let meta_write = cpu::measured(cpu::Stage::Metadata, async {
             let started = Instant::now();
             let refused = if rows.is_empty() {
                 Vec::new()
@@ -106,7 +107,7 @@ impl Processor {
             };
             self.metrics.store_write("metadata", started.elapsed());
             Ok::<_, PipelineError>(refused)
-        };
+        });
         // Both run to the end even if one fails: with the index down, the
         // list view still shows the records (a retry re-inserts nothing).
         let (indexed, stored) = tokio::join!(index_write, meta_write);

@@ -14,6 +14,7 @@ use loggerhub_codec::{self as codec, Record, limits};
 use super::halving::{self, Halving, Settled};
 use super::instances::TenantInstances;
 use super::{PipelineError, Processor, RoutedRecord, dead_letter};
+use crate::cpu;
 use crate::model::window::{ORIGINAL_TIMESTAMP, Placed, TimeWindow};
 use crate::model::{LogRecord, ids};
 use crate::queue::{Delivery, QueueEntry};
@@ -202,9 +203,11 @@ impl<'a> TenantRun<'a> {
             &mut inst.json
         };
         let started = Instant::now();
-        let out = parser
-            .parse(&entry.content_type, entry.service.as_deref(), &entry.body)
-            .await;
+        let out = cpu::measured(
+            cpu::Stage::Wasm,
+            parser.parse(&entry.content_type, entry.service.as_deref(), &entry.body),
+        )
+        .await;
         let took = started.elapsed();
         let records = out.and_then(|b| codec::decode(&b).map_err(|e| bad_output(parser, e)));
         let returned = records.as_ref().ok().map(Vec::len);
@@ -251,7 +254,7 @@ impl<'a> TenantRun<'a> {
         let mut batch = codec::encode(records);
         for enricher in &mut inst.enrichers {
             let started = Instant::now();
-            let enriched = enricher.enrich(&batch).await;
+            let enriched = cpu::measured(cpu::Stage::Wasm, enricher.enrich(&batch)).await;
             // What it returned is counted from the batch's header; a batch
             // that does not decode fails below, on the last enricher.
             let returned = enriched.as_ref().ok().map(|b| codec::batch_len(b).unwrap_or(0));
@@ -291,7 +294,7 @@ impl<'a> TenantRun<'a> {
             None => records.to_vec(),
         };
         let started = Instant::now();
-        let routes = inst.router.route(&batch, records.len()).await;
+        let routes = cpu::measured(cpu::Stage::Wasm, inst.router.route(&batch, records.len())).await;
         let returned = routes.as_ref().ok().map(Vec::len);
         processor.called(
             tenant,

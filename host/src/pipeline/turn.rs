@@ -8,6 +8,7 @@ use super::instances::TenantInstances;
 use super::scheduler::Turn;
 use super::tenant_run::TenantRun;
 use super::{PipelineError, Processor, TurnDone, backoff, tokens};
+use crate::cpu;
 use crate::queue::Delivery;
 use crate::stores::TenantState;
 use crate::tenants::plans::Plan;
@@ -115,7 +116,7 @@ impl Processor {
                     }
                 }
                 let (ran, unstarted) = group.split_at(outcome.ran);
-                if let Err(e) = self.queue.ack(&tokens(ran)).await {
+                if let Err(e) = cpu::measured(cpu::Stage::Queue, self.queue.ack(&tokens(ran))).await {
                     tracing::error!(error = %e, "queue ack failed");
                 }
                 if !unstarted.is_empty() {

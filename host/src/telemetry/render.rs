@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{BUCKETS, Histogram, Metrics, TenantSeries};
+use crate::cpu;
 use crate::queue::Depth;
 
 impl Metrics {
@@ -87,6 +88,17 @@ impl Metrics {
             "# HELP loggerhub_wasm_seconds_total Time spent in plugin calls.\n# TYPE loggerhub_wasm_seconds_total counter\nloggerhub_wasm_seconds_total {}",
             load(&self.wasm_ns) as f64 / 1e9
         );
+        out.push_str(
+            "# HELP loggerhub_stage_cpu_seconds_total CPU time of each stage of the data path on the runtime's threads (a stage nested in another counts only in the inner one).\n# TYPE loggerhub_stage_cpu_seconds_total counter\n",
+        );
+        for stage in cpu::Stage::ALL {
+            let _ = writeln!(
+                out,
+                "loggerhub_stage_cpu_seconds_total{{stage=\"{}\"}} {}",
+                stage.name(),
+                cpu::spent(stage)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP loggerhub_plugin_instance_bytes Memory and tables of the live plugin instances.\n# TYPE loggerhub_plugin_instance_bytes gauge\nloggerhub_plugin_instance_bytes {}",

@@ -35,13 +35,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("error", &[]),
     ("config", &["model"]),
     ("runtime", &[]),
+    ("cpu", &[]),
     ("queue", &["model", "error", "config"]),
-    ("telemetry", &["queue"]),
+    ("telemetry", &["queue", "cpu"]),
     ("stores", &["model", "error", "config"]),
-    ("search", &["model", "error", "config", "stores"]),
+    ("search", &["model", "error", "config", "stores", "cpu"]),
     ("tenants", &["model", "error", "stores"]),
     ("usage", &["model", "error", "stores", "telemetry"]),
-    ("ingest", &["model", "error", "queue", "telemetry", "usage"]),
+    ("ingest", &["model", "error", "queue", "telemetry", "usage", "cpu"]),
     ("plugins", &["model", "error", "config", "runtime", "stores"]),
     (
         "pipeline",
@@ -58,6 +59,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "telemetry",
             "tenants",
             "usage",
+            "cpu",
         ],
     ),
     (
@@ -97,6 +99,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tenants",
             "ingest",
             "usage",
+            "cpu",
         ],
     ),
 ];

@@ -39,7 +39,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 use load::{EXPIRING_RETENTION_SECS, Tenant};
-use probe::{ADMIN, Server, free_port, metric, plan_checks_cost, proc_stat};
+use probe::{ADMIN, Server, cpu_snapshot, cpu_split, free_port, metric, plan_checks_cost, proc_stat};
 use records::Protocol;
 
 #[derive(Parser)]
@@ -201,6 +201,7 @@ async fn main() -> anyhow::Result<()> {
     // What the preload left processed: the run waits for its own records.
     let processed0 = metric(&http, &server.url, "loggerhub_logs_processed_total").await? as u64;
     let (cpu0, _) = proc_stat(pid)?;
+    let split0 = cpu_snapshot(&http, &server.url, pid).await?;
     let started = Instant::now();
     let retries = load::send(
         &http,
@@ -226,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let e2e_secs = started.elapsed().as_secs_f64();
     let (cpu1, hwm_kb) = proc_stat(pid)?;
+    let split1 = cpu_snapshot(&http, &server.url, pid).await?;
     let wasm = metric(&http, &server.url, "loggerhub_wasm_seconds_total").await?;
     let cpu = cpu1 - cpu0;
     println!("protocol             {}", args.protocol.name());
@@ -252,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
         "CPU in WASM stages   {:.1} % ({wasm:.2} s)",
         100.0 * wasm / cpu.max(1e-9)
     );
+    println!("CPU by stage (µs)    {}", cpu_split(&split0, &split1, cpu, total));
     if args.expired > 0 {
         let gone = metric(&http, &server.url, "loggerhub_expired_total{store=\"metadata\"}").await?;
         println!(

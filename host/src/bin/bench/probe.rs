@@ -1,12 +1,11 @@
 //! The server under test and what the bench reads of it: its process
-//! (CPU time and peak RSS from /proc), its metrics, and the plan checks'
-//! cost timed alone.
+//! (CPU time and peak RSS from /proc, CPU by stage), its metrics, and the
+//! plan checks' cost timed alone.
 
+use std::collections::BTreeMap;
 use std::process::Child;
 use std::sync::Arc;
 use std::time::Instant;
-
-use anyhow::Context;
 
 pub const ADMIN: &str = "bench-admin-token";
 
@@ -84,12 +83,7 @@ pub fn free_port() -> anyhow::Result<u16> {
 }
 
 pub fn proc_stat(pid: u32) -> anyhow::Result<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start at ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad /proc stat")?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let cpu = stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat"))?);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     for l in status
         .lines()
@@ -102,8 +96,7 @@ pub fn proc_stat(pid: u32) -> anyhow::Result<(f64, u64)> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0);
-    // CLK_TCK is 100 on Linux.
-    Ok((ticks / 100.0, hwm_kb))
+    Ok((cpu, hwm_kb))
 }
 
 pub async fn metric(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<f64> {
@@ -113,4 +106,115 @@ pub async fn metric(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Re
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0))
+}
+
+/// The server's CPU by stage at one moment, seconds: its own counters
+/// (`loggerhub_stage_cpu_seconds_total`, on the runtime's threads) and
+/// each of its threads, with what it works for.
+pub struct CpuSnapshot {
+    stages: BTreeMap<String, f64>,
+    threads: BTreeMap<u32, (&'static str, f64)>,
+}
+
+/// What a thread works for, by its name (`comm`, cut at 15 bytes): a
+/// store's own threads, or the runtime's (whose time the counters split).
+fn thread_stage(comm: &str) -> &'static str {
+    const BY_NAME: [(&str, &str); 7] = [
+        ("queue-writer", "queue"),
+        ("sqlx-sqlite-wor", "metadata"),
+        ("thrd-tantivy-in", "index"),
+        ("docstore-compre", "index"),
+        ("tantivy-warm-gc", "index"),
+        ("segment_updater", "merges"),
+        ("merge_thread_", "merges"),
+    ];
+    BY_NAME
+        .iter()
+        .find(|(p, _)| comm.starts_with(p))
+        .map_or("runtime", |(_, s)| *s)
+}
+
+pub async fn cpu_snapshot(http: &reqwest::Client, url: &str, pid: u32) -> anyhow::Result<CpuSnapshot> {
+    let text = http.get(format!("{url}/metrics")).send().await?.text().await?;
+    let stages = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("loggerhub_stage_cpu_seconds_total{stage=\""))
+        .filter_map(|l| {
+            let (stage, rest) = l.split_once("\"} ")?;
+            Some((stage.to_string(), rest.trim().parse().ok()?))
+        })
+        .collect();
+    let mut threads = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let task = task?.path();
+        // A thread may end between the listing and the read.
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(task.join("comm")),
+            std::fs::read_to_string(task.join("stat")),
+        ) else {
+            continue;
+        };
+        let Some(tid) = task.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        threads.insert(tid, (thread_stage(comm.trim()), stat_cpu_seconds(&stat)));
+    }
+    Ok(CpuSnapshot { stages, threads })
+}
+
+/// User and system CPU of a /proc `stat` line, seconds.
+fn stat_cpu_seconds(stat: &str) -> f64 {
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // CLK_TCK is 100 on Linux.
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// CPU per record by stage between two snapshots, µs, in data-path order.
+/// The counters split the runtime's threads; what they leave is `http and
+/// runtime` (HTTP framing, the scheduler of tasks, file writes on the
+/// blocking pool). Threads that ended during the run are counted to the
+/// index: Tantivy starts its indexing and doc-store threads afresh at each
+/// commit, and nothing else of ours ends threads under load.
+pub fn cpu_split(before: &CpuSnapshot, after: &CpuSnapshot, total_cpu: f64, records: u64) -> String {
+    let mut threads: BTreeMap<&str, f64> = BTreeMap::new();
+    for (tid, (stage, secs)) in &after.threads {
+        let was = before.threads.get(tid).map_or(0.0, |(_, s)| *s);
+        *threads.entry(stage).or_default() += secs - was;
+    }
+    let ended = (total_cpu - threads.values().sum::<f64>()).max(0.0);
+    let mut by: BTreeMap<&str, f64> = BTreeMap::new();
+    for (stage, secs) in &after.stages {
+        *by.entry(stage.as_str()).or_default() += secs - before.stages.get(stage).copied().unwrap_or(0.0);
+    }
+    let counted: f64 = by.values().sum();
+    for (stage, secs) in &threads {
+        if *stage == "runtime" {
+            *by.entry("http and runtime").or_default() += secs - counted;
+        } else {
+            *by.entry(stage).or_default() += secs;
+        }
+    }
+    *by.entry("index").or_default() += ended;
+    let us = |secs: f64| secs * 1e6 / records.max(1) as f64;
+    [
+        "http and runtime",
+        "ingest",
+        "queue",
+        "processor",
+        "wasm",
+        "metadata",
+        "raw",
+        "index",
+        "merges",
+    ]
+    .iter()
+    .map(|s| format!("{s} {:.1}", us(by.get(s).copied().unwrap_or(0.0))))
+    .collect::<Vec<_>>()
+    .join(", ")
 }

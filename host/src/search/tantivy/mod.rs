@@ -25,6 +25,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 use self::schema::{Fields, schema};
 use super::query::Query;
 use super::{IdPage, IndexRow, Rejected, SearchIndex};
+use crate::cpu;
 use crate::error::{Backend, BackendError, ErrorKind};
 use crate::model::{Cursor, LevelCounts, LogFilter, LogRecord};
 
@@ -112,7 +113,7 @@ impl TantivyIndex {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
 ) -> Result<T, BackendError> {
-    tokio::task::spawn_blocking(f)
+    tokio::task::spawn_blocking(|| cpu::measure(cpu::Stage::Index, f))
         .await
         .map_err(|e| BackendError::unavailable(Backend::Index, e))?
 }
