@@ -38,6 +38,7 @@ pub use dead_letter::replay_entry;
 pub use instances::InstanceBudget;
 use instances::TenantInstances;
 use scheduler::{Scheduler, Turn};
+pub use sink::raw_groups;
 pub use tenant_state::Deleting;
 
 use crate::config::ProcessorConfig;

@@ -19,13 +19,41 @@ use crate::model::LogRecord;
 use crate::queue::Delivery;
 use crate::search::IndexRow;
 use crate::stores::MetaRow;
+use crate::stores::raw::BatchName;
 use crate::usage::Usage;
 use loggerhub_codec::Record;
 
+/// Small entries of one turn go to the raw store together, up to this many
+/// bytes of bodies an object: an entry a record (what SDKs send) was a
+/// file and an fsync a record (5,383 logs/s, issue 23). Entries larger
+/// than this stay an object each, which keeps a detail read from the raw
+/// store small.
+const RAW_OBJECT_BYTES: usize = 1024 * 1024;
+
+/// A turn's entries in raw objects, from their bodies' sizes: runs of
+/// consecutive entries, each run under `RAW_OBJECT_BYTES` of bodies (an
+/// entry alone may be more); the object each entry goes to, by entry.
+pub fn raw_groups(body_sizes: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    let mut group = 0;
+    let mut bytes = 0;
+    body_sizes
+        .into_iter()
+        .enumerate()
+        .map(|(i, len)| {
+            if i > 0 && bytes + len > RAW_OBJECT_BYTES {
+                group += 1;
+                bytes = 0;
+            }
+            bytes += len;
+            group
+        })
+        .collect()
+}
+
 impl Processor {
-    /// raw (one object per entry), then index and metadata together: the
-    /// raw path must be known before either records it. The entries are
-    /// acked only after all three committed.
+    /// raw (small entries together, `raw_groups`), then index and metadata
+    /// together: the raw path must be known before either records it. The
+    /// entries are acked only after all three committed.
     pub(super) async fn write_stores(
         &self,
         tenant: &str,
@@ -36,27 +64,39 @@ impl Processor {
             return Ok(());
         }
         let started = Instant::now();
+        let group_of = raw_groups(entries.iter().map(|d| d.entry.body.len()));
+        let groups = group_of.last().map_or(0, |g| g + 1);
         let mut raw_writes = Vec::new();
-        for (i, delivery) in entries.iter().enumerate() {
-            let entry = &delivery.entry;
+        for g in 0..groups {
             let recs: Vec<&LogRecord> = routed
                 .iter()
-                .filter(|r| r.entry == i && r.route.raw)
+                .filter(|r| r.route.raw && group_of.get(r.entry) == Some(&g))
                 .map(|r| &r.record)
                 .collect();
-            if !recs.is_empty() {
-                raw_writes.push(async move {
-                    let key = cpu::measured(cpu::Stage::Raw, self.raw.put_batch(tenant, entry.batch_id, &recs)).await?;
-                    Ok::<_, BackendError>((i, key))
-                });
+            if recs.is_empty() {
+                continue;
             }
+            let batches: Vec<ulid::Ulid> = entries
+                .iter()
+                .zip(&group_of)
+                .filter(|(_, eg)| **eg == g)
+                .map(|(d, _)| d.entry.batch_id)
+                .collect();
+            raw_writes.push(async move {
+                let name = BatchName::of_group(&batches);
+                let key = cpu::measured(cpu::Stage::Raw, self.raw.put_batch(tenant, name, &recs)).await?;
+                Ok::<_, BackendError>((g, key))
+            });
         }
         let keys: HashMap<usize, String> = try_join_all(raw_writes).await?.into_iter().collect();
         let mut line: HashMap<usize, usize> = HashMap::new();
         for r in routed.iter_mut().filter(|r| r.route.raw) {
-            let n = line.entry(r.entry).or_insert(0);
+            let Some(g) = group_of.get(r.entry) else {
+                continue;
+            };
+            let n = line.entry(*g).or_insert(0);
             *n += 1;
-            if let Some(key) = keys.get(&r.entry) {
+            if let Some(key) = keys.get(g) {
                 r.record.raw_path = Some(format!("{key}#{n}"));
             }
         }
@@ -208,6 +248,17 @@ mod tests {
     use super::*;
     use crate::error::Backend;
     use std::cell::RefCell;
+
+    /// Small entries share objects up to the bound; a large one is alone.
+    #[test]
+    fn small_entries_share_a_raw_object_and_large_ones_do_not() {
+        let kib = 1024;
+        assert_eq!(raw_groups([300; 5]), [0; 5]);
+        assert_eq!(raw_groups([] as [usize; 0]), Vec::<usize>::new());
+        let many = raw_groups(std::iter::repeat_n(300, 10_000));
+        assert_eq!(many.last(), Some(&((10_000 * 300) / RAW_OBJECT_BYTES)));
+        assert_eq!(raw_groups([600 * kib, 600 * kib, 2048 * kib, 10, 10]), [0, 1, 2, 3, 3]);
+    }
 
     #[tokio::test]
     async fn refused_items_are_found_alone_and_the_rest_written() {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use loggerhub::model::LogRecord;
 use loggerhub::search::IndexRow;
 use loggerhub::stores::MetaRow;
+use loggerhub::stores::raw::BatchName;
 
 use crate::probe::proc_stat;
 use crate::records::record;
@@ -81,7 +82,10 @@ pub async fn stores_alone(
             records,
         });
     }
-    let per_turn = (TURN_BODY_BYTES / entry_bytes.max(1)).max(1);
+    // The processor's turns: 4 MiB of bodies, and no more entries than
+    // it takes at once.
+    let max_entries = loggerhub::config::ProcessorConfig::default().max_entries;
+    let per_turn = (TURN_BODY_BYTES / entry_bytes.max(1)).clamp(1, max_entries);
     let mut turns: Vec<Vec<Entry>> = Vec::new();
     let mut lanes: Vec<std::vec::IntoIter<Entry>> = lanes.into_iter().map(Vec::into_iter).collect();
     loop {
@@ -100,17 +104,24 @@ pub async fn stores_alone(
     let started = Instant::now();
     for mut turn in turns {
         let tenant = tenants[turn[0].tenant].as_str();
-        let keys = futures::future::try_join_all(turn.iter().map(|e| {
-            let raw = &raw;
+        // Small entries share raw objects as the pipeline's do.
+        let group_of = loggerhub::pipeline::raw_groups(turn.iter().map(|_| entry_bytes));
+        let groups = group_of.last().map_or(0, |g| g + 1);
+        let keys = futures::future::try_join_all((0..groups).map(|g| {
+            let (raw, turn, group_of) = (&raw, &turn, &group_of);
             async move {
-                let refs: Vec<&LogRecord> = e.records.iter().collect();
-                raw.put_batch(tenant, e.batch_id, &refs).await
+                let members = || turn.iter().zip(group_of).filter(|(_, eg)| **eg == g).map(|(e, _)| e);
+                let refs: Vec<&LogRecord> = members().flat_map(|e| e.records.iter()).collect();
+                let batches: Vec<ulid::Ulid> = members().map(|e| e.batch_id).collect();
+                raw.put_batch(tenant, BatchName::of_group(&batches), &refs).await
             }
         }))
         .await?;
-        for (e, key) in turn.iter_mut().zip(keys) {
-            for (n, r) in e.records.iter_mut().enumerate() {
-                r.raw_path = Some(format!("{key}#{}", n + 1));
+        let mut lines = vec![0; groups];
+        for (e, g) in turn.iter_mut().zip(&group_of) {
+            for r in &mut e.records {
+                lines[*g] += 1;
+                r.raw_path = Some(format!("{}#{}", keys[*g], lines[*g]));
             }
         }
         let all: Vec<&LogRecord> = turn.iter().flat_map(|e| e.records.iter()).collect();

@@ -213,4 +213,43 @@ mod tests {
             .expect("search");
         assert_eq!(page.total, ROUNDS as u64, "copies of records replayed side by side");
     }
+
+    /// Past `OPEN_TENANTS`, the least recently used indexes close: one in
+    /// use stays open, and a closed one opens again with what it held.
+    #[tokio::test]
+    async fn past_the_bound_idle_indexes_close_and_reopen_with_their_records() {
+        use super::super::OPEN_TENANTS;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = TantivyIndex::open(dir.path()).expect("open");
+        let held = index.tenant("held").expect("open held");
+        for i in 0..OPEN_TENANTS * 2 {
+            let id = ulid::Ulid::new().to_string();
+            let r = record(&id);
+            let rows = [IndexRow {
+                record: &r,
+                may_exist: false,
+            }];
+            index.index(&format!("t{i}"), &rows).await.expect("index");
+            assert!(index.open.lock().tenants.len() <= OPEN_TENANTS);
+        }
+        let open = index.open.lock().tenants.keys().cloned().collect::<Vec<_>>();
+        assert!(
+            open.contains(&"held".to_string()),
+            "an index in use was closed: {open:?}"
+        );
+        assert!(
+            !open.contains(&"t0".to_string()),
+            "the least recently used stayed open: {open:?}"
+        );
+        drop(held);
+        let query = Query::parse("").expect("query");
+        for tenant in ["t0", "t1", "held"] {
+            let page = index
+                .search(tenant, &query, &LogFilter::default(), None, 10, true)
+                .await
+                .expect("search");
+            let want = u64::from(tenant != "held");
+            assert_eq!(page.total, want, "{tenant} after reopening");
+        }
+    }
 }

@@ -15,6 +15,10 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload};
 
+mod name;
+
+pub use self::name::BatchName;
+use self::name::newest_of;
 use super::blobs::{Blobs, local, object_err};
 use crate::config::{RawBackend, S3Settings};
 use crate::error::{Backend, BackendError};
@@ -72,15 +76,17 @@ impl RawStore {
         Blobs::new(self.store.clone(), prefix, backend)
     }
 
-    /// Writes `records` as one object named after `batch_id` and returns its
-    /// key; record `i` is line `i + 1`. The same records always give the same
-    /// key and bytes, so a replay overwrites rather than duplicates.
+    /// Writes `records` as one object named after `batch` (a queue entry,
+    /// or several written together) and returns its key; record `i` is line
+    /// `i + 1`. The same records always give the same key and bytes, so a
+    /// replay overwrites rather than duplicates.
     pub async fn put_batch(
         &self,
         tenant: &str,
-        batch_id: ulid::Ulid,
+        batch: impl Into<BatchName>,
         records: &[&LogRecord],
     ) -> Result<String, BackendError> {
+        let batch = batch.into();
         let mut ndjson = Vec::with_capacity(records.iter().map(|r| r.full_log.len() + r.message.len() + 256).sum());
         for r in records {
             // The raw store is where raw_path points; it never holds it.
@@ -91,10 +97,10 @@ impl RawStore {
             .iter()
             .map(|r| r.timestamp.div_euclid(1_000_000))
             .max()
-            .unwrap_or_else(|| i64::try_from(batch_id.timestamp_ms()).unwrap_or(0))
+            .unwrap_or_else(|| batch.time_ms())
             .max(0);
         let (y, m, d) = civil_date(newest_ms.saturating_mul(1_000_000));
-        let mut key = format!("logs/{tenant}/{y:04}/{m:02}/{d:02}/{batch_id}-{newest_ms}.ndjson");
+        let mut key = format!("logs/{tenant}/{y:04}/{m:02}/{d:02}/{batch}-{newest_ms}.ndjson");
         let body = if ndjson.len() >= COMPRESS_FROM_BYTES {
             key.push_str(".gz");
             let mut enc =
@@ -280,13 +286,6 @@ impl RawStore {
             Err(e) => Err(err(e)),
         }
     }
-}
-
-/// The newest record's time (unix ms) an object's name carries:
-/// `<batch-id>-<ms>.ndjson[.gz]`.
-fn newest_of(name: &str) -> Option<i64> {
-    let stem = name.strip_suffix(".gz").unwrap_or(name).strip_suffix(".ndjson")?;
-    stem.split_once('-')?.1.parse().ok()
 }
 
 /// An S3 client: our retry and timeout bounds first, then every `AWS_*`
