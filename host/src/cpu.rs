@@ -23,9 +23,10 @@ use std::task::{Context, Poll};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
     /// Request handlers: reading and decoding bodies, the gate, records
-    /// into queue entries.
+    /// into queue entries and their push.
     Ingest,
-    /// Queue pushes, takes, acks, and the local queue's writer thread.
+    /// The processor's takes and acks (and, in the bench's split, the
+    /// local queue's writer thread).
     Queue,
     /// The processor's own work: the scheduler, plans, batches between
     /// stages, routes.
@@ -89,9 +90,14 @@ pub fn measured<F: Future>(stage: Stage, fut: F) -> Measured<F> {
     SPENT.measured(stage, fut)
 }
 
+/// The thread's CPU time, ns; 0 where the clock is refused (a sandbox),
+/// which only makes the counters read 0.
 fn thread_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+    use rustix::time::{ClockId, DynamicClockId, clock_gettime_dynamic};
+    match clock_gettime_dynamic(DynamicClockId::Known(ClockId::ThreadCPUTime)) {
+        Ok(t) => u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0),
+        Err(_) => 0,
+    }
 }
 
 impl Spent {
@@ -104,13 +110,28 @@ impl Spent {
     }
 
     fn measure<T>(&self, stage: Stage, f: impl FnOnce() -> T) -> T {
-        let outer = NESTED_NS.replace(0);
-        let start = thread_ns();
-        let out = f();
-        let took = thread_ns().saturating_sub(start);
-        let nested = NESTED_NS.replace(outer + took);
-        self.0[stage as usize].fetch_add(took.saturating_sub(nested), Ordering::Relaxed);
-        out
+        // Counted on drop, so that a panic in `f` (a turn's, caught above
+        // it) leaves the outer stage's nesting as it was.
+        struct Count<'a> {
+            spent: &'a Spent,
+            stage: Stage,
+            outer: u64,
+            start: u64,
+        }
+        impl Drop for Count<'_> {
+            fn drop(&mut self) {
+                let took = thread_ns().saturating_sub(self.start);
+                let nested = NESTED_NS.replace(self.outer + took);
+                self.spent.0[self.stage as usize].fetch_add(took.saturating_sub(nested), Ordering::Relaxed);
+            }
+        }
+        let _count = Count {
+            spent: self,
+            stage,
+            outer: NESTED_NS.replace(0),
+            start: thread_ns(),
+        };
+        f()
     }
 
     fn measured<F: Future>(&'static self, stage: Stage, fut: F) -> Measured<F> {

@@ -101,6 +101,13 @@ impl InstanceBudget {
         if total <= self.limit {
             return;
         }
+        // One tenant holding more than half the budget (a guest that grew
+        // its memory) gives its own back rather than throwing out every
+        // other tenant's warm instances, turn after turn.
+        if bytes > self.limit / 2 {
+            lease.evict.store(true, Ordering::Relaxed);
+            return;
+        }
         let mut others: Vec<&Held> = leases
             .held
             .iter()
@@ -219,9 +226,11 @@ mod tests {
         assert!(budget.should_drop(&a));
         assert!(!budget.should_drop(&b) && !budget.should_drop(&c));
         drop(a);
-        // Alone over the limit, the one that just ran goes too.
+        // Holding more than half the budget alone, the one that just ran
+        // goes, and only it: one tenant's big guest does not throw out
+        // everyone else's instances.
         budget.record(&c, 500);
-        assert!(budget.should_drop(&b));
+        assert!(!budget.should_drop(&b));
         assert!(budget.should_drop(&c));
         assert_eq!(budget.leases.lock().held.len(), 2);
         drop((b, c));

@@ -24,19 +24,21 @@ use crate::usage::Usage;
 use loggerhub_codec::Record;
 
 /// Small entries of one turn go to the raw store together, up to this many
-/// bytes of bodies an object: an entry a record (what SDKs send) was a
+/// bytes of records an object: an entry a record (what SDKs send) was a
 /// file and an fsync a record (5,383 logs/s, issue 23). Entries larger
 /// than this stay an object each, which keeps a detail read from the raw
 /// store small.
 const RAW_OBJECT_BYTES: usize = 1024 * 1024;
 
-/// A turn's entries in raw objects, from their bodies' sizes: runs of
-/// consecutive entries, each run under `RAW_OBJECT_BYTES` of bodies (an
-/// entry alone may be more); the object each entry goes to, by entry.
-pub fn raw_groups(body_sizes: impl IntoIterator<Item = usize>) -> Vec<usize> {
+/// A turn's entries in raw objects, from the bytes of the records each
+/// sends there (what its plugins made, not its body: a parser may make
+/// more than it was given): runs of consecutive entries, each run under
+/// `RAW_OBJECT_BYTES` (an entry alone may be more); the object each entry
+/// goes to, by entry.
+pub fn raw_groups(sizes: impl IntoIterator<Item = usize>) -> Vec<usize> {
     let mut group = 0;
     let mut bytes = 0;
-    body_sizes
+    sizes
         .into_iter()
         .enumerate()
         .map(|(i, len)| {
@@ -64,7 +66,13 @@ impl Processor {
             return Ok(());
         }
         let started = Instant::now();
-        let group_of = raw_groups(entries.iter().map(|d| d.entry.body.len()));
+        let mut sizes = vec![0; entries.len()];
+        for r in routed.iter().filter(|r| r.route.raw) {
+            if let Some(n) = sizes.get_mut(r.entry) {
+                *n += r.record.size();
+            }
+        }
+        let group_of = raw_groups(sizes);
         let groups = group_of.last().map_or(0, |g| g + 1);
         let mut raw_writes = Vec::new();
         for g in 0..groups {

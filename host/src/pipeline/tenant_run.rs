@@ -64,6 +64,23 @@ pub(super) struct TenantRun<'a> {
     failures: Vec<(String, String)>,
 }
 
+/// Bytes of records one turn's parsers may make before it starts no more
+/// entries: four times the bodies it takes. A parser may return more than
+/// it was given (16 records and 64 KiB over its input a call) and a turn
+/// may run 4,096 small entries: unbounded, 1-byte requests and a padding
+/// parser made 256 MiB in one turn.
+const TURN_RECORD_BYTES: usize = 4 * super::TURN_BODY_BYTES;
+
+/// About what a parsed record holds, in bytes.
+fn record_bytes(r: &Record) -> usize {
+    r.id.len()
+        + r.service.len()
+        + r.message.len()
+        + r.full_log.len()
+        + r.language.as_ref().map_or(0, String::len)
+        + r.attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+}
+
 impl<'a> TenantRun<'a> {
     pub fn new(
         processor: &'a Processor,
@@ -107,8 +124,9 @@ impl<'a> TenantRun<'a> {
 
     async fn parse_entries(&mut self) -> Result<Vec<Record>, PipelineError> {
         let mut records = Vec::new();
+        let mut made = 0;
         for (i, delivery) in self.entries.iter().enumerate() {
-            if i > 0 && Instant::now() >= self.deadline {
+            if i > 0 && (Instant::now() >= self.deadline || made >= TURN_RECORD_BYTES) {
                 break;
             }
             self.ran = i + 1;
@@ -137,6 +155,7 @@ impl<'a> TenantRun<'a> {
                 continue;
             };
             let (parser, parsed) = parsed;
+            made += parsed.iter().map(record_bytes).sum::<usize>();
             let fresh = !delivery.redelivered && !entry.idempotent;
             let window = self.retention.map(|r| TimeWindow::at(entry.received_at, r));
             let mut unstorable = Vec::new();

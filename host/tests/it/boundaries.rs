@@ -42,7 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("search", &["model", "error", "config", "stores", "cpu"]),
     ("tenants", &["model", "error", "stores"]),
     ("usage", &["model", "error", "stores", "telemetry"]),
-    ("ingest", &["model", "error", "queue", "telemetry", "usage", "cpu"]),
+    ("ingest", &["model", "error", "queue", "telemetry", "usage"]),
     ("plugins", &["model", "error", "config", "runtime", "stores"]),
     (
         "pipeline",

@@ -105,7 +105,8 @@ pub async fn stores_alone(
     for mut turn in turns {
         let tenant = tenants[turn[0].tenant].as_str();
         // Small entries share raw objects as the pipeline's do.
-        let group_of = loggerhub::pipeline::raw_groups(turn.iter().map(|_| entry_bytes));
+        let group_of =
+            loggerhub::pipeline::raw_groups(turn.iter().map(|e| e.records.iter().map(LogRecord::size).sum()));
         let groups = group_of.last().map_or(0, |g| g + 1);
         let keys = futures::future::try_join_all((0..groups).map(|g| {
             let (raw, turn, group_of) = (&raw, &turn, &group_of);

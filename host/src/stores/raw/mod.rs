@@ -1,5 +1,6 @@
 //! The raw store: every record routed to it, whole, as one NDJSON object per
-//! batch under `logs/<tenant>/<yyyy>/<mm>/<dd>/<batch-id>-<newest>.ndjson[.gz]`
+//! batch under `logs/<tenant>/<yyyy>/<mm>/<dd>/<name>-<newest>.ndjson[.gz]`
+//! (`<name>`: `name::BatchName`)
 //! (DESIGN §3), where the date and `<newest>` (unix ms) are those of the
 //! newest record in it: retention deletes an object once its newest record
 //! has expired, from the name alone. One implementation over
@@ -100,7 +101,8 @@ impl RawStore {
             .unwrap_or_else(|| batch.time_ms())
             .max(0);
         let (y, m, d) = civil_date(newest_ms.saturating_mul(1_000_000));
-        let mut key = format!("logs/{tenant}/{y:04}/{m:02}/{d:02}/{batch}-{newest_ms}.ndjson");
+        let stem = batch.stem(records.iter().map(|r| r.id.as_str()));
+        let mut key = format!("logs/{tenant}/{y:04}/{m:02}/{d:02}/{stem}-{newest_ms}.ndjson");
         let body = if ndjson.len() >= COMPRESS_FROM_BYTES {
             key.push_str(".gz");
             let mut enc =
