@@ -76,8 +76,19 @@ struct TenantIndex {
 }
 
 pub struct TantivyIndex {
-    root: PathBuf,
-    open: Mutex<Open>,
+    opener: Opener,
+    /// The same for every tenant: documents are made before their index is
+    /// open.
+    fields: Fields,
+}
+
+/// What opens a tenant's index, for a blocking closure: opening one (its
+/// segments, a writer and its thread) and closing another takes
+/// milliseconds, never on the runtime's threads.
+#[derive(Clone)]
+struct Opener {
+    root: Arc<PathBuf>,
+    open: Arc<Mutex<Open>>,
 }
 
 /// The open tenant indexes, each with when it was last asked for.
@@ -114,11 +125,27 @@ impl TantivyIndex {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(io)?;
         Ok(TantivyIndex {
-            root,
-            open: Mutex::new(Open::default()),
+            opener: Opener {
+                root: Arc::new(root),
+                open: Arc::default(),
+            },
+            fields: schema().1,
         })
     }
 
+    /// Runs `f` on the tenant's index, opened if need be, on a blocking
+    /// thread.
+    async fn with<T: Send + 'static>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce(&TenantIndex) -> Result<T, BackendError> + Send + 'static,
+    ) -> Result<T, BackendError> {
+        let (opener, tenant) = (self.opener.clone(), tenant.to_string());
+        blocking(move || f(opener.tenant(&tenant)?.as_ref())).await
+    }
+}
+
+impl Opener {
     fn tenant(&self, tenant: &str) -> Result<Arc<TenantIndex>, BackendError> {
         let mut open = self.open.lock();
         open.tick += 1;
@@ -161,21 +188,20 @@ async fn blocking<T: Send + 'static>(
 #[async_trait]
 impl SearchIndex for TantivyIndex {
     async fn provision(&self, tenant: &str) -> Result<(), BackendError> {
-        self.tenant(tenant).map(|_| ())
+        self.with(tenant, |_| Ok(())).await
     }
 
     async fn index(&self, tenant: &str, rows: &[IndexRow<'_>]) -> Result<Vec<Rejected>, BackendError> {
-        let t = self.tenant(tenant)?;
         // Each id's delete term costs a lookup in every segment at commit:
         // only ids that may already be indexed pay it.
         let docs: Vec<_> = rows
             .iter()
             .map(|r| {
-                let dedupe = r.may_exist.then(|| Term::from_field_text(t.fields.id, &r.record.id));
-                (dedupe, t.to_doc(r.record))
+                let dedupe = r.may_exist.then(|| Term::from_field_text(self.fields.id, &r.record.id));
+                (dedupe, self.fields.to_doc(r.record))
             })
             .collect();
-        blocking(move || t.add(docs)).await?;
+        self.with(tenant, move |t| t.add(docs)).await?;
         Ok(Vec::new())
     }
 
@@ -188,9 +214,11 @@ impl SearchIndex for TantivyIndex {
         limit: usize,
         exact_total: bool,
     ) -> Result<IdPage, BackendError> {
-        let t = self.tenant(tenant)?;
         let (query, filter, cursor) = (query.clone(), filter.clone(), cursor.cloned());
-        blocking(move || t.search(&query, &filter, cursor.as_ref(), limit, exact_total)).await
+        self.with(tenant, move |t| {
+            t.search(&query, &filter, cursor.as_ref(), limit, exact_total)
+        })
+        .await
     }
 
     async fn histogram(
@@ -200,31 +228,29 @@ impl SearchIndex for TantivyIndex {
         filter: &LogFilter,
         interval_ns: i64,
     ) -> Result<Vec<(i64, LevelCounts)>, BackendError> {
-        let t = self.tenant(tenant)?;
         let (query, filter) = (query.clone(), filter.clone());
-        blocking(move || t.histogram(&query, &filter, interval_ns)).await
+        self.with(tenant, move |t| t.histogram(&query, &filter, interval_ns))
+            .await
     }
 
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError> {
-        let t = self.tenant(tenant)?;
         let id = id.to_string();
-        blocking(move || t.get(&id)).await
+        self.with(tenant, move |t| t.get(&id)).await
     }
 
     async fn delete_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError> {
-        if !self.root.join(tenant).exists() {
+        if !self.opener.root.join(tenant).exists() {
             return Ok(0);
         }
-        let t = self.tenant(tenant)?;
-        blocking(move || t.delete_before(before, max)).await
+        self.with(tenant, move |t| t.delete_before(before, max)).await
     }
 
     async fn drop_tenant(&self, tenant: &str) -> Result<(), BackendError> {
         // Taken out of the map first: nothing opens it again meanwhile
         // unless asked to, and the writer's lock goes with the last handle.
-        let open = self.open.lock().tenants.remove(tenant);
+        let open = self.opener.open.lock().tenants.remove(tenant);
         drop(open);
-        let dir = self.root.join(tenant);
+        let dir = self.opener.root.join(tenant);
         tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -235,7 +261,7 @@ impl SearchIndex for TantivyIndex {
     }
 
     async fn stored_bytes(&self, tenant: &str) -> Result<u64, BackendError> {
-        let dir = self.root.join(tenant);
+        let dir = self.opener.root.join(tenant);
         tokio::task::spawn_blocking(move || {
             Ok(std::fs::read_dir(&dir)
                 .into_iter()
@@ -251,7 +277,7 @@ impl SearchIndex for TantivyIndex {
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
-        std::fs::metadata(&self.root).map_err(io)?;
+        std::fs::metadata(self.opener.root.as_path()).map_err(io)?;
         Ok(())
     }
 }

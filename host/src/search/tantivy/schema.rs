@@ -41,9 +41,9 @@ pub(super) fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
-impl TenantIndex {
+impl Fields {
     pub(super) fn to_doc(&self, r: &LogRecord) -> TantivyDocument {
-        let f = &self.fields;
+        let f = self;
         let key = id_sort_key(&r.id);
         let mut doc = TantivyDocument::default();
         doc.add_text(f.id, &r.id);
@@ -60,7 +60,9 @@ impl TenantIndex {
         doc.add_bytes(f.source, &record_to_json(r));
         doc
     }
+}
 
+impl TenantIndex {
     /// The id of the document at `addr` of `searcher`: an address is only
     /// good in the searcher that found it (a commit between two searchers
     /// renumbers segments).

@@ -221,7 +221,7 @@ mod tests {
         use super::super::OPEN_TENANTS;
         let dir = tempfile::tempdir().expect("tempdir");
         let index = TantivyIndex::open(dir.path()).expect("open");
-        let held = index.tenant("held").expect("open held");
+        let held = index.opener.tenant("held").expect("open held");
         for i in 0..OPEN_TENANTS * 2 {
             let id = ulid::Ulid::new().to_string();
             let r = record(&id);
@@ -230,9 +230,9 @@ mod tests {
                 may_exist: false,
             }];
             index.index(&format!("t{i}"), &rows).await.expect("index");
-            assert!(index.open.lock().tenants.len() <= OPEN_TENANTS);
+            assert!(index.opener.open.lock().tenants.len() <= OPEN_TENANTS);
         }
-        let open = index.open.lock().tenants.keys().cloned().collect::<Vec<_>>();
+        let open = index.opener.open.lock().tenants.keys().cloned().collect::<Vec<_>>();
         assert!(
             open.contains(&"held".to_string()),
             "an index in use was closed: {open:?}"
