@@ -63,7 +63,8 @@ impl ReadSlot {
     ) -> Result<T, ApiError> {
         tokio::task::spawn_blocking(move || {
             let _slot = self;
-            work()
+            // Conversions are the intake's work (OTLP, Loki), on another thread.
+            crate::cpu::measure(crate::cpu::Stage::Ingest, work)
         })
         .await
         .map_err(|e| ApiError::internal(format!("a conversion failed: {e}")))

@@ -30,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::{Senders, SyslogBinding};
+use crate::cpu;
 use crate::ingest::rate::Rate;
 use crate::ingest::syslog::{self, Framer};
 use crate::ingest::{CheckedBatch, Converted, Daily, Ingest, IngestError, Sender};
@@ -95,7 +96,10 @@ impl Listeners {
                     .clone()
                     .accept(tcp, binding.clone(), permits, connections.clone(), shutdown.clone()),
             );
-            tasks.spawn(service.clone().datagrams(udp, binding, shutdown.clone()));
+            tasks.spawn(cpu::measured(
+                cpu::Stage::Ingest,
+                service.clone().datagrams(udp, binding, shutdown.clone()),
+            ));
         }
         while tasks.join_next().await.is_some() {}
     }
@@ -188,7 +192,11 @@ impl Syslog {
             let binding = binding.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                this.connection(stream, &binding, &mut slot, shutdown).await;
+                cpu::measured(
+                    cpu::Stage::Ingest,
+                    this.connection(stream, &binding, &mut slot, shutdown),
+                )
+                .await;
                 drop(permit);
             });
         }

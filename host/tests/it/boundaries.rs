@@ -81,7 +81,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "syslog",
-        &["config", "model", "ingest", "stores", "telemetry", "tenants"],
+        &["config", "model", "ingest", "stores", "telemetry", "tenants", "cpu"],
     ),
     (
         "api",
