@@ -130,8 +130,8 @@ async fn only_my_roles(State(roles): State<Roles>, req: Request, next: Next) -> 
         .into_response();
     }
     if role == Some(Role::Ingest) {
-        // The intake's CPU (body, decoding, the gate) is the bench's
-        // "ingest" stage; its queue push counts as the queue's.
+        // The intake's CPU (body, decoding, the gate, the queue push) is
+        // the bench's "ingest" stage.
         return cpu::measured(cpu::Stage::Ingest, next.run(req)).await;
     }
     next.run(req).await

@@ -74,28 +74,28 @@ impl Processor {
         }
         let group_of = raw_groups(sizes);
         let groups = group_of.last().map_or(0, |g| g + 1);
-        let mut raw_writes = Vec::new();
-        for g in 0..groups {
-            let recs: Vec<&LogRecord> = routed
-                .iter()
-                .filter(|r| r.route.raw && group_of.get(r.entry) == Some(&g))
-                .map(|r| &r.record)
-                .collect();
-            if recs.is_empty() {
-                continue;
+        // One pass: each group's records in routed order (their lines) and
+        // its entries' batch ids in entry order (its name).
+        let mut recs: Vec<Vec<&LogRecord>> = vec![Vec::new(); groups];
+        for r in routed.iter().filter(|r| r.route.raw) {
+            if let Some(g) = group_of.get(r.entry) {
+                recs[*g].push(&r.record);
             }
-            let batches: Vec<ulid::Ulid> = entries
-                .iter()
-                .zip(&group_of)
-                .filter(|(_, eg)| **eg == g)
-                .map(|(d, _)| d.entry.batch_id)
-                .collect();
-            raw_writes.push(async move {
+        }
+        let mut batches: Vec<Vec<ulid::Ulid>> = vec![Vec::new(); groups];
+        for (d, g) in entries.iter().zip(&group_of) {
+            batches[*g].push(d.entry.batch_id);
+        }
+        let raw_writes = recs
+            .into_iter()
+            .zip(batches)
+            .enumerate()
+            .filter(|(_, (recs, _))| !recs.is_empty())
+            .map(|(g, (recs, batches))| async move {
                 let name = BatchName::of_group(&batches);
                 let key = cpu::measured(cpu::Stage::Raw, self.raw.put_batch(tenant, name, &recs)).await?;
                 Ok::<_, BackendError>((g, key))
             });
-        }
         let keys: HashMap<usize, String> = try_join_all(raw_writes).await?.into_iter().collect();
         let mut line: HashMap<usize, usize> = HashMap::new();
         for r in routed.iter_mut().filter(|r| r.route.raw) {
