@@ -38,7 +38,10 @@ pub(super) struct Statements {
 }
 
 pub(super) struct Accounts<DB: Database, S> {
-    pool: Pool<DB>,
+    read: Pool<DB>,
+    /// Where every change goes: SQLite's single writer connection, whose
+    /// page cache stays warm only while no other connection writes.
+    write: Pool<DB>,
     sql: &'static Statements,
     scopes: PhantomData<S>,
 }
@@ -80,23 +83,24 @@ where
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> KeyRow<S>: FromRow<'r, DB::Row>,
 {
-    pub fn new(pool: Pool<DB>, sql: &'static Statements) -> Self {
+    pub fn new(read: Pool<DB>, write: Pool<DB>, sql: &'static Statements) -> Self {
         Accounts {
-            pool,
+            read,
+            write,
             sql,
             scopes: PhantomData,
         }
     }
 
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, BackendError> {
-        let rows: Vec<TenantRow> = sqlx::query_as(self.sql.list_tenants).fetch_all(&self.pool).await?;
+        let rows: Vec<TenantRow> = sqlx::query_as(self.sql.list_tenants).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(to_tenant).collect())
     }
 
     pub async fn get_tenant(&self, slug: &str) -> Result<Option<Tenant>, BackendError> {
         let row: Option<TenantRow> = sqlx::query_as(self.sql.get_tenant)
             .bind(slug)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?;
         Ok(row.map(to_tenant))
     }
@@ -106,7 +110,7 @@ where
         let updated: Option<(String,)> = sqlx::query_as(self.sql.set_plan)
             .bind(plan)
             .bind(slug)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.write)
             .await?;
         Ok(updated.is_some())
     }
@@ -117,7 +121,7 @@ where
             .bind(state.as_str())
             .bind(model::now_ns())
             .bind(slug)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.write)
             .await?;
         Ok(updated.is_some())
     }
@@ -128,7 +132,7 @@ where
     where
         for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         for sql in self.sql.drop_tenant {
             sqlx::query(sql).bind(slug).execute(&mut *tx).await?;
         }
@@ -140,7 +144,7 @@ where
     where
         for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         for (tenant, day, u) in rows {
             sqlx::query(self.sql.add_usage)
                 .bind(tenant.as_str())
@@ -165,7 +169,7 @@ where
             .bind(Some(db(stored.metadata)))
             .bind(Some(db(stored.raw)))
             .bind(Some(db(stored.index)))
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -174,7 +178,7 @@ where
         let rows: Vec<UsageRow> = sqlx::query_as(self.sql.usage)
             .bind(tenant)
             .bind(from_day)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await?;
         Ok(rows
             .into_iter()
@@ -209,7 +213,7 @@ where
             .bind(key.hash.as_str())
             .bind(S::from_scopes(&key.scopes))
             .bind(key.created_at)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -217,7 +221,7 @@ where
     pub async fn find_key(&self, hash: &str) -> Result<Option<ApiKey>, BackendError> {
         let row: Option<KeyRow<S>> = sqlx::query_as(self.sql.find_key)
             .bind(hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?;
         Ok(row.map(Self::to_key))
     }
@@ -225,7 +229,7 @@ where
     pub async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, BackendError> {
         let rows: Vec<KeyRow<S>> = sqlx::query_as(self.sql.list_keys)
             .bind(tenant)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await?;
         Ok(rows.into_iter().map(Self::to_key).collect())
     }
@@ -237,7 +241,7 @@ where
             .bind(model::now_ns())
             .bind(tenant)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.write)
             .await?;
         Ok(revoked.is_some())
     }

@@ -93,7 +93,7 @@ impl PgStore {
             .await?;
         migrate(&pool).await?;
         Ok(PgStore {
-            accounts: Accounts::new(pool.clone(), &ACCOUNTS),
+            accounts: Accounts::new(pool.clone(), pool.clone(), &ACCOUNTS),
             pool,
         })
     }

@@ -94,39 +94,91 @@ fn row_to_record(row: &sqlx::sqlite::SqliteRow) -> Result<LogRecord, BackendErro
     })
 }
 
+/// What an insert did: how many rows it inserted, or (asked to return
+/// them) those rows.
+enum Inserted {
+    Counted(u64),
+    Returned(Vec<sqlx::sqlite::SqliteRow>),
+}
+
+/// Inserts `chunk`, skipping the ids stored already; with `returning`,
+/// gives back what the rollups need of the rows it inserted.
+async fn insert_rows(
+    tx: &mut sqlx::SqliteConnection,
+    chunk: &[MetaRow<'_>],
+    returning: bool,
+) -> Result<Inserted, BackendError> {
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO logs (tenant, id, id_key, service, level, timestamp, received_at, message, language, attributes, raw_path, indexed) ",
+    );
+    qb.push_values(chunk, |mut b, row| {
+        let r = row.record;
+        b.push_bind(r.tenant.clone())
+            .push_bind(r.id.clone())
+            .push_bind(id_key(&r.id))
+            .push_bind(r.service.clone())
+            .push_bind(r.level as i64)
+            .push_bind(r.timestamp)
+            .push_bind(r.received_at)
+            .push_bind(model::preview(&r.message).to_string())
+            .push_bind(r.language.clone())
+            .push_bind(sql::attributes_json(&r.attributes))
+            .push_bind(r.raw_path.clone())
+            .push_bind(row.indexed);
+    });
+    qb.push(" ON CONFLICT (tenant, id) DO NOTHING");
+    if returning {
+        qb.push(" RETURNING tenant, timestamp, service, level");
+        return Ok(Inserted::Returned(qb.build().fetch_all(&mut *tx).await?));
+    }
+    Ok(Inserted::Counted(qb.build().execute(&mut *tx).await?.rows_affected()))
+}
+
+/// A record as the rollups count it.
+fn logged(r: &LogRecord) -> sql::LoggedRow {
+    sql::LoggedRow {
+        tenant: r.tenant.clone(),
+        timestamp: r.timestamp,
+        service: r.service.clone(),
+        level: r.level as i64,
+    }
+}
+
 const COLUMNS: &str = "tenant, id, service, level, timestamp, received_at, message, language, attributes, raw_path";
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
     async fn insert_logs(&self, rows: &[MetaRow<'_>]) -> Result<u64, BackendError> {
         let _one_writer = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         let mut inserted = 0;
         for chunk in rows.chunks(INSERT_CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO logs (tenant, id, id_key, service, level, timestamp, received_at, message, language, attributes, raw_path, indexed) ",
-            );
-            qb.push_values(chunk, |mut b, row| {
-                let r = row.record;
-                b.push_bind(r.tenant.clone())
-                    .push_bind(r.id.clone())
-                    .push_bind(id_key(&r.id))
-                    .push_bind(r.service.clone())
-                    .push_bind(r.level as i64)
-                    .push_bind(r.timestamp)
-                    .push_bind(r.received_at)
-                    .push_bind(model::preview(&r.message).to_string())
-                    .push_bind(r.language.clone())
-                    .push_bind(sql::attributes_json(&r.attributes))
-                    .push_bind(r.raw_path.clone())
-                    .push_bind(row.indexed);
-            });
-            // Only the rows new to the store come back: a replay counts
-            // nothing twice.
-            qb.push(" ON CONFLICT (tenant, id) DO NOTHING RETURNING tenant, timestamp, service, level");
-            let rows = qb.build().fetch_all(&mut *tx).await?;
-            inserted += rows.len() as u64;
-            add_counts(&mut tx, &deltas_of(&rows, 1)?).await?;
+            // A chunk of records new to the store (nearly all of them) is
+            // counted from its own rows: RETURNING made SQLite keep every
+            // row it inserted in a temporary table and sqlx decode it. A
+            // chunk that met a stored record (a redelivery) is undone and
+            // inserted again, returning only the rows new to the store: a
+            // replay counts nothing twice.
+            sqlx::query("SAVEPOINT chunk").execute(&mut *tx).await?;
+            let (new, deltas) = match insert_rows(&mut tx, chunk, false).await? {
+                Inserted::Counted(n) if n == chunk.len() as u64 => {
+                    sqlx::query("RELEASE chunk").execute(&mut *tx).await?;
+                    let rows: Vec<_> = chunk.iter().map(|r| logged(r.record)).collect();
+                    (n, sql::rollup_deltas(&rows, 1))
+                }
+                _ => {
+                    sqlx::query("ROLLBACK TO chunk; RELEASE chunk")
+                        .execute(&mut *tx)
+                        .await?;
+                    let rows = match insert_rows(&mut tx, chunk, true).await? {
+                        Inserted::Returned(rows) => rows,
+                        Inserted::Counted(_) => Vec::new(),
+                    };
+                    (rows.len() as u64, deltas_of(&rows, 1)?)
+                }
+            };
+            inserted += new;
+            add_counts(&mut tx, &deltas).await?;
         }
         tx.commit().await?;
         Ok(inserted)
@@ -216,7 +268,7 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_logs_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError> {
         let _one_writer = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         let rows = sqlx::query(
             "DELETE FROM logs WHERE tenant = ?1 AND id IN \
              (SELECT id FROM logs WHERE tenant = ?1 AND timestamp < ?2 ORDER BY timestamp LIMIT ?3) \
@@ -253,14 +305,14 @@ impl MetadataStore for SqliteStore {
         )
         .bind(tenant)
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         if r.rows_affected() > 0 {
             return Ok(false);
         }
         sqlx::query("DELETE FROM log_counts WHERE tenant = ?")
             .bind(tenant)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         self.accounts.drop_tenant(tenant).await?;
         Ok(true)

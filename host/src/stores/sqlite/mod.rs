@@ -45,8 +45,8 @@ CREATE TABLE IF NOT EXISTS logs (
     attributes  TEXT NOT NULL,
     raw_path    TEXT,
     indexed     INTEGER NOT NULL,
-    PRIMARY KEY (tenant, id)
-) WITHOUT ROWID;
+    UNIQUE (tenant, id)
+);
 CREATE INDEX IF NOT EXISTS logs_by_time ON logs (tenant, timestamp DESC, id_key DESC);
 CREATE INDEX IF NOT EXISTS logs_by_service ON logs (tenant, service, timestamp DESC, id_key DESC);
 -- A level's page and its bounded count read this index alone (PostgreSQL's
@@ -112,7 +112,15 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 ];
 
 pub struct SqliteStore {
+    /// Readers.
     pool: SqlitePool,
+    /// The one connection every change goes through. A SQLite connection
+    /// drops its whole page cache when it finds that another connection
+    /// wrote: with writes spread over the pool, each turn's insert began
+    /// with cold B-trees and read their pages back from the file (and
+    /// its commit cost as much as its inserts). One writer connection
+    /// keeps them warm.
+    write: SqlitePool,
     accounts: Accounts<Sqlite, String>,
     /// One writer at a time in this process (log rows, usage, accounts).
     /// SQLite lets one
@@ -146,12 +154,18 @@ impl SqliteStore {
             .pragma("cache_size", "-65536")
             .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30))
             .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            // A big statement's rollback journal (kept by SQLite for every
+            // multi-row insert) stays in memory, not in a temp file.
+            .connect_with(opts.clone().pragma("temp_store", "memory"))
+            .await?;
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         let had_counts: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'log_counts'")
                 .fetch_one(&pool)
                 .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(SCHEMA).execute(&write).await?;
         if had_counts == 0 {
             // A database from before the rollups: count what it holds, once.
             for g in sql::GRAINS {
@@ -161,7 +175,7 @@ impl SqliteStore {
                      FROM logs GROUP BY tenant, b, service, level",
                 )
                 .bind(g)
-                .execute(&pool)
+                .execute(&write)
                 .await?;
             }
         }
@@ -174,12 +188,13 @@ impl SqliteStore {
                 .fetch_one(&pool)
                 .await?;
             if has == 0 {
-                sqlx::raw_sql(*ddl).execute(&pool).await?;
+                sqlx::raw_sql(*ddl).execute(&write).await?;
             }
         }
         Ok(SqliteStore {
-            accounts: Accounts::new(pool.clone(), &ACCOUNTS),
+            accounts: Accounts::new(pool.clone(), write.clone(), &ACCOUNTS),
             pool,
+            write,
             writer: tokio::sync::Mutex::new(()),
         })
     }
@@ -193,7 +208,7 @@ impl AccountStore for SqliteStore {
             .bind(slug)
             .bind(model::now_ns())
             .bind(plan)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -283,5 +298,71 @@ mod tests {
         drop(store);
         let store = SqliteStore::open(&path).await.expect("reopen");
         assert_eq!(store.list_tenants().await.expect("list")[0].plan, "pro");
+    }
+
+    /// A database whose `logs` was made `WITHOUT ROWID` (before 2026-12-07)
+    /// keeps its layout and works as a new one: inserts, a replay that
+    /// overlaps them, counts and pages.
+    #[tokio::test]
+    async fn a_database_with_the_old_log_table_keeps_working() {
+        fn meta(rs: &[crate::model::LogRecord]) -> Vec<crate::stores::MetaRow<'_>> {
+            rs.iter()
+                .map(|r| crate::stores::MetaRow {
+                    record: r,
+                    indexed: true,
+                })
+                .collect()
+        }
+        use crate::model::{LogFilter, LogRecord};
+        use crate::stores::MetadataStore;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("meta.db");
+        let opts = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let old = SqlitePool::connect_with(opts).await.expect("old db");
+        sqlx::raw_sql(
+            "CREATE TABLE logs (tenant TEXT NOT NULL, id TEXT NOT NULL, id_key BLOB NOT NULL, \
+             service TEXT NOT NULL, level INTEGER NOT NULL, timestamp INTEGER NOT NULL, \
+             received_at INTEGER NOT NULL, message TEXT NOT NULL, language TEXT, attributes TEXT NOT NULL, \
+             raw_path TEXT, indexed INTEGER NOT NULL, PRIMARY KEY (tenant, id)) WITHOUT ROWID;",
+        )
+        .execute(&old)
+        .await
+        .expect("old schema");
+        old.close().await;
+
+        let store = SqliteStore::open(&path).await.expect("open");
+        let records: Vec<LogRecord> = (0..3000)
+            .map(|i| LogRecord {
+                id: ulid::Ulid::from_parts(1_700_000_000_000 + i, 7).to_string(),
+                tenant: "acme".into(),
+                service: "web".into(),
+                level: crate::model::Level::Info,
+                timestamp: 1_700_000_000_000_000_000 + i as i64,
+                received_at: 1_700_000_000_000_000_000,
+                message: format!("record {i}"),
+                full_log: String::new(),
+                language: None,
+                attributes: Vec::new(),
+                raw_path: None,
+            })
+            .collect();
+        assert_eq!(store.insert_logs(&meta(&records[..2000])).await.expect("insert"), 2000);
+        assert_eq!(store.insert_logs(&meta(&records[1500..])).await.expect("replay"), 1000);
+        let page = store
+            .list_logs("acme", &LogFilter::default(), None, 5)
+            .await
+            .expect("list");
+        assert_eq!((page.total, page.hits[0].message.as_str()), (3000, "record 2999"));
+        let stats = store
+            .stats("acme", &LogFilter::default(), 60_000_000_000)
+            .await
+            .expect("stats");
+        assert_eq!(stats.total, 3000);
+        let layout: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'logs'")
+            .fetch_one(&store.pool)
+            .await
+            .expect("layout");
+        assert!(layout.contains("WITHOUT ROWID"), "{layout}");
     }
 }
