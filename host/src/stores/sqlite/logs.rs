@@ -167,9 +167,8 @@ impl MetadataStore for SqliteStore {
                     (n, sql::rollup_deltas(&rows, 1))
                 }
                 _ => {
-                    sqlx::query("ROLLBACK TO chunk; RELEASE chunk")
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query("ROLLBACK TO chunk").execute(&mut *tx).await?;
+                    sqlx::query("RELEASE chunk").execute(&mut *tx).await?;
                     let rows = match insert_rows(&mut tx, chunk, true).await? {
                         Inserted::Returned(rows) => rows,
                         Inserted::Counted(_) => Vec::new(),
