@@ -173,6 +173,7 @@ async fn load(dir: &Path, n: u64, postgres: Option<&str>) -> anyhow::Result<Load
             .map(|r| MetaRow {
                 record: r,
                 indexed: true,
+                may_exist: false,
             })
             .collect();
         meta.insert_logs(&rows).await?;

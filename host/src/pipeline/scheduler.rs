@@ -168,7 +168,9 @@ impl Scheduler {
             if lane.deficit - lane.reserved <= 0 {
                 continue;
             }
-            let planned = if with_work.len() == 1 {
+            // A tenant not measured yet plans its first turn for one budget,
+            // alone or not.
+            let planned = if with_work.len() == 1 && lane.cost_per_entry.is_some() {
                 budget * ALONE_BUDGETS
             } else {
                 budget
@@ -197,8 +199,11 @@ impl Scheduler {
         let Some(lane) = self.end(turn) else { return };
         let spent = micros(elapsed);
         lane.deficit = (lane.deficit - spent).max(-micros(MAX_DEBT));
+        // One entry past a budget fits no plan, alone or not.
+        let mut entry_over_budget = false;
         if entries > 0 {
             let per_entry = spent as f64 / entries as f64;
+            entry_over_budget = per_entry > budget as f64;
             lane.cost_per_entry = Some(match lane.cost_per_entry {
                 Some(c) => 0.5 * c + 0.5 * per_entry,
                 None => per_entry,
@@ -208,7 +213,7 @@ impl Scheduler {
         // several budgets, and its turns' taking longer than one budget
         // must not make it run one at a time (with one SQLite writer, the
         // other turn's commit is most of the time the turn waits).
-        lane.slow = spent > turn.planned.max(budget) * i64::from(SLOW_FACTOR);
+        lane.slow = entry_over_budget || spent > turn.planned.max(budget) * i64::from(SLOW_FACTOR);
     }
 
     /// A picked turn found nothing to take (another process took it).
@@ -361,6 +366,16 @@ mod tests {
             1,
             "a slow tenant runs one turn: {next:?}"
         );
+
+        // Alone, one entry that takes three budgets fits no plan: slow.
+        let mut s = scheduler();
+        let t = s.pick(&alone).expect("turn");
+        assert_eq!(t.planned, micros(BUDGET), "a first turn plans for one budget");
+        s.done(&t, 8, Duration::from_millis(20));
+        let t = s.pick(&alone).expect("turn");
+        s.done(&t, 1, 3 * BUDGET);
+        assert!(s.pick(&alone).is_some());
+        assert_eq!(s.pick(&alone), None, "an entry over a budget runs one turn at a time");
     }
 
     #[test]

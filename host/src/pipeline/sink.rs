@@ -144,6 +144,7 @@ impl Processor {
             .map(|r| MetaRow {
                 record: &r.record,
                 indexed: r.route.index,
+                may_exist: r.may_exist,
             })
             .collect();
         let meta_write = cpu::measured(cpu::Stage::Metadata, async {

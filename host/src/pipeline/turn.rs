@@ -14,8 +14,9 @@ use crate::stores::TenantState;
 use crate::tenants::plans::Plan;
 use crate::usage::Usage;
 
-/// A turn stops starting entries once it has run this many budgets: its
-/// entry estimate was wrong (the tenant became slow).
+/// A turn stops starting entries once it has run this many budgets (a
+/// turn planned for more, by a tenant alone, is cut here too): its entry
+/// estimate was wrong, or no one should wait longer behind it.
 const TURN_OVERRUN: u32 = 2;
 
 impl Processor {

@@ -132,6 +132,9 @@ pub struct UsageDay {
 pub struct MetaRow<'a> {
     pub record: &'a LogRecord,
     pub indexed: bool,
+    /// The record's entry was delivered before (a redelivery): the row may
+    /// be stored already.
+    pub may_exist: bool,
 }
 
 /// Accounts: tenants (plan, state) and their API keys. Only `tenants`

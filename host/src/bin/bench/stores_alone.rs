@@ -138,6 +138,7 @@ pub async fn stores_alone(
             .map(|r| MetaRow {
                 record: r,
                 indexed: true,
+                may_exist: false,
             })
             .collect();
         let (indexed, stored) = tokio::join!(index.index(tenant, &rows), meta.insert_logs(&metas));

@@ -94,20 +94,8 @@ fn row_to_record(row: &sqlx::sqlite::SqliteRow) -> Result<LogRecord, BackendErro
     })
 }
 
-/// What an insert did: how many rows it inserted, or (asked to return
-/// them) those rows.
-enum Inserted {
-    Counted(u64),
-    Returned(Vec<sqlx::sqlite::SqliteRow>),
-}
-
-/// Inserts `chunk`, skipping the ids stored already; with `returning`,
-/// gives back what the rollups need of the rows it inserted.
-async fn insert_rows(
-    tx: &mut sqlx::SqliteConnection,
-    chunk: &[MetaRow<'_>],
-    returning: bool,
-) -> Result<Inserted, BackendError> {
+/// `INSERT` of `chunk` that skips the ids stored already.
+fn insert_query(chunk: &[MetaRow<'_>]) -> QueryBuilder<Sqlite> {
     let mut qb = QueryBuilder::<Sqlite>::new(
         "INSERT INTO logs (tenant, id, id_key, service, level, timestamp, received_at, message, language, attributes, raw_path, indexed) ",
     );
@@ -127,11 +115,23 @@ async fn insert_rows(
             .push_bind(row.indexed);
     });
     qb.push(" ON CONFLICT (tenant, id) DO NOTHING");
-    if returning {
-        qb.push(" RETURNING tenant, timestamp, service, level");
-        return Ok(Inserted::Returned(qb.build().fetch_all(&mut *tx).await?));
-    }
-    Ok(Inserted::Counted(qb.build().execute(&mut *tx).await?.rows_affected()))
+    qb
+}
+
+/// Inserts `chunk` and says how many rows were new.
+async fn insert_counted(tx: &mut sqlx::SqliteConnection, chunk: &[MetaRow<'_>]) -> Result<u64, BackendError> {
+    Ok(insert_query(chunk).build().execute(&mut *tx).await?.rows_affected())
+}
+
+/// Inserts `chunk` and gives back what the rollups need of the rows that
+/// were new.
+async fn insert_returning(
+    tx: &mut sqlx::SqliteConnection,
+    chunk: &[MetaRow<'_>],
+) -> Result<Vec<sqlx::sqlite::SqliteRow>, BackendError> {
+    let mut qb = insert_query(chunk);
+    qb.push(" RETURNING tenant, timestamp, service, level");
+    Ok(qb.build().fetch_all(&mut *tx).await?)
 }
 
 /// A record as the rollups count it.
@@ -156,23 +156,23 @@ impl MetadataStore for SqliteStore {
             // A chunk of records new to the store (nearly all of them) is
             // counted from its own rows: RETURNING made SQLite keep every
             // row it inserted in a temporary table and sqlx decode it. A
-            // chunk that met a stored record (a redelivery) is undone and
-            // inserted again, returning only the rows new to the store: a
-            // replay counts nothing twice.
-            sqlx::query("SAVEPOINT chunk").execute(&mut *tx).await?;
-            let (new, deltas) = match insert_rows(&mut tx, chunk, false).await? {
-                Inserted::Counted(n) if n == chunk.len() as u64 => {
+            // chunk that may hold stored records (a redelivery), or that
+            // met one, is inserted returning only the rows new to the
+            // store: a replay counts nothing twice.
+            let (new, deltas) = if chunk.iter().any(|r| r.may_exist) {
+                let rows = insert_returning(&mut tx, chunk).await?;
+                (rows.len() as u64, deltas_of(&rows, 1)?)
+            } else {
+                sqlx::query("SAVEPOINT chunk").execute(&mut *tx).await?;
+                let n = insert_counted(&mut tx, chunk).await?;
+                if n == chunk.len() as u64 {
                     sqlx::query("RELEASE chunk").execute(&mut *tx).await?;
                     let rows: Vec<_> = chunk.iter().map(|r| logged(r.record)).collect();
                     (n, sql::rollup_deltas(&rows, 1))
-                }
-                _ => {
+                } else {
                     sqlx::query("ROLLBACK TO chunk").execute(&mut *tx).await?;
                     sqlx::query("RELEASE chunk").execute(&mut *tx).await?;
-                    let rows = match insert_rows(&mut tx, chunk, true).await? {
-                        Inserted::Returned(rows) => rows,
-                        Inserted::Counted(_) => Vec::new(),
-                    };
+                    let rows = insert_returning(&mut tx, chunk).await?;
                     (rows.len() as u64, deltas_of(&rows, 1)?)
                 }
             };
@@ -268,11 +268,17 @@ impl MetadataStore for SqliteStore {
     async fn delete_logs_before(&self, tenant: &str, before: i64, max: usize) -> Result<u64, BackendError> {
         let _one_writer = self.writer.lock().await;
         let mut tx = self.write.begin().await?;
-        let rows = sqlx::query(
+        // By rowid where the table has one: `logs_by_time` holds it, where
+        // `id` would be a lookup in the table for every row.
+        let rows = sqlx::query(if self.rowid {
+            "DELETE FROM logs WHERE rowid IN \
+             (SELECT rowid FROM logs WHERE tenant = ?1 AND timestamp < ?2 ORDER BY timestamp LIMIT ?3) \
+             RETURNING tenant, timestamp, service, level"
+        } else {
             "DELETE FROM logs WHERE tenant = ?1 AND id IN \
              (SELECT id FROM logs WHERE tenant = ?1 AND timestamp < ?2 ORDER BY timestamp LIMIT ?3) \
-             RETURNING tenant, timestamp, service, level",
-        )
+             RETURNING tenant, timestamp, service, level"
+        })
         .bind(tenant)
         .bind(before)
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
@@ -299,9 +305,11 @@ impl MetadataStore for SqliteStore {
 
     async fn purge_tenant(&self, tenant: &str, max: usize) -> Result<bool, BackendError> {
         let _one_writer = self.writer.lock().await;
-        let r = sqlx::query(
-            "DELETE FROM logs WHERE tenant = ?1 AND id IN (SELECT id FROM logs WHERE tenant = ?1 LIMIT ?2)",
-        )
+        let r = sqlx::query(if self.rowid {
+            "DELETE FROM logs WHERE rowid IN (SELECT rowid FROM logs WHERE tenant = ?1 LIMIT ?2)"
+        } else {
+            "DELETE FROM logs WHERE tenant = ?1 AND id IN (SELECT id FROM logs WHERE tenant = ?1 LIMIT ?2)"
+        })
         .bind(tenant)
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
         .execute(&self.write)

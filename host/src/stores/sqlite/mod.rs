@@ -122,14 +122,15 @@ pub struct SqliteStore {
     /// keeps them warm.
     write: SqlitePool,
     accounts: Accounts<Sqlite, String>,
-    /// One writer at a time in this process (log rows, usage, accounts).
-    /// SQLite lets one
-    /// write transaction through and makes the others poll its lock,
-    /// sleeping 1, 2, 5 … 100 ms between tries: two turns writing at once
-    /// lost up to a poll's sleep each. Queued here, the next starts the
-    /// moment the last commits. (Other processes on the same file still
-    /// meet the busy timeout.)
+    /// One writer at a time in this process (log rows, usage, accounts),
+    /// queued here without a deadline: the write pool's own queue gives up
+    /// after its acquire timeout (30 s), which a backlog of turns waiting
+    /// on the one connection can pass. (Other processes on the same file
+    /// meet SQLite's busy timeout.)
     writer: tokio::sync::Mutex<()>,
+    /// `logs` is a rowid table (databases made since 2026-12-07); older
+    /// ones keep theirs `WITHOUT ROWID`, and their deletes go by id.
+    rowid: bool,
 }
 
 static ACCOUNTS: Statements = accounts::statements!("");
@@ -154,11 +155,13 @@ impl SqliteStore {
             .pragma("cache_size", "-65536")
             .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30))
             .foreign_keys(true);
+        // Kept open for good: a new connection starts with a cold cache.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            // A big statement's rollback journal (kept by SQLite for every
-            // multi-row insert) stays in memory, not in a temp file.
-            .connect_with(opts.clone().pragma("temp_store", "memory"))
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts.clone())
             .await?;
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         let had_counts: i64 =
@@ -191,7 +194,11 @@ impl SqliteStore {
                 sqlx::raw_sql(*ddl).execute(&write).await?;
             }
         }
+        let layout: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'logs'")
+            .fetch_one(&write)
+            .await?;
         Ok(SqliteStore {
+            rowid: !layout.to_ascii_uppercase().contains("WITHOUT ROWID"),
             accounts: Accounts::new(pool.clone(), write.clone(), &ACCOUNTS),
             pool,
             write,
@@ -300,6 +307,78 @@ mod tests {
         assert_eq!(store.list_tenants().await.expect("list")[0].plan, "pro");
     }
 
+    fn record(tenant: &str, i: u64) -> crate::model::LogRecord {
+        crate::model::LogRecord {
+            id: ulid::Ulid::from_parts(1_700_000_000_000 + i, 7).to_string(),
+            tenant: tenant.into(),
+            service: "web".into(),
+            level: crate::model::Level::Info,
+            timestamp: 1_700_000_000_000_000_000 + i as i64,
+            received_at: 1_700_000_000_000_000_000,
+            message: format!("record {i}"),
+            full_log: String::new(),
+            language: None,
+            attributes: Vec::new(),
+            raw_path: None,
+        }
+    }
+
+    /// An id twice in one call, two tenants in one call, and a redelivery
+    /// (`may_exist`) that is half new: each new row counted once, in its
+    /// own tenant.
+    #[tokio::test]
+    async fn every_new_row_counts_once_whatever_a_call_holds() {
+        use crate::model::LogFilter;
+        use crate::stores::{MetaRow, MetadataStore};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("meta.db")).await.expect("open");
+        let acme: Vec<_> = (0..12).map(|i| record("acme", i)).collect();
+        let other: Vec<_> = (100..103).map(|i| record("other", i)).collect();
+        let row = |r, may_exist| MetaRow {
+            record: r,
+            indexed: true,
+            may_exist,
+        };
+        let call: Vec<_> = acme[..10]
+            .iter()
+            .chain(&acme[5..10])
+            .chain(&other)
+            .map(|r| row(r, false))
+            .collect();
+        assert_eq!(store.insert_logs(&call).await.expect("insert"), 13);
+        let replay: Vec<_> = acme.iter().map(|r| row(r, true)).collect();
+        assert_eq!(store.insert_logs(&replay).await.expect("replay"), 2);
+        for (tenant, n) in [("acme", 12), ("other", 3)] {
+            let stats = store
+                .stats(tenant, &LogFilter::default(), 60_000_000_000)
+                .await
+                .expect("stats");
+            let page = store
+                .list_logs(tenant, &LogFilter::default(), None, 100)
+                .await
+                .expect("list");
+            assert_eq!((stats.total, page.hits.len()), (n, n as usize), "{tenant}");
+        }
+    }
+
+    /// The bundled SQLite is built with the options `.cargo/config.toml`
+    /// gives it: a build from outside the workspace would lose them
+    /// silently (and a third of the metadata writer's speed).
+    #[tokio::test]
+    async fn sqlite_is_built_with_the_workspace_options() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("meta.db")).await.expect("open");
+        let options: Vec<String> = sqlx::query_scalar("SELECT compile_options FROM pragma_compile_options")
+            .fetch_all(&store.pool)
+            .await
+            .expect("options");
+        for want in ["DEFAULT_MEMSTATUS=0", "STMTJRNL_SPILL=67108864"] {
+            assert!(options.iter().any(|o| o == want), "{want} not in {options:?}");
+        }
+        assert!(store.rowid, "a new database's logs table has rowids");
+    }
+
     /// A database whose `logs` was made `WITHOUT ROWID` (before 2026-12-07)
     /// keeps its layout and works as a new one: inserts, a replay that
     /// overlaps them, counts and pages.
@@ -310,6 +389,7 @@ mod tests {
                 .map(|r| crate::stores::MetaRow {
                     record: r,
                     indexed: true,
+                    may_exist: false,
                 })
                 .collect()
         }
@@ -332,21 +412,8 @@ mod tests {
         old.close().await;
 
         let store = SqliteStore::open(&path).await.expect("open");
-        let records: Vec<LogRecord> = (0..3000)
-            .map(|i| LogRecord {
-                id: ulid::Ulid::from_parts(1_700_000_000_000 + i, 7).to_string(),
-                tenant: "acme".into(),
-                service: "web".into(),
-                level: crate::model::Level::Info,
-                timestamp: 1_700_000_000_000_000_000 + i as i64,
-                received_at: 1_700_000_000_000_000_000,
-                message: format!("record {i}"),
-                full_log: String::new(),
-                language: None,
-                attributes: Vec::new(),
-                raw_path: None,
-            })
-            .collect();
+        assert!(!store.rowid);
+        let records: Vec<LogRecord> = (0..3000).map(|i| record("acme", i)).collect();
         assert_eq!(store.insert_logs(&meta(&records[..2000])).await.expect("insert"), 2000);
         assert_eq!(store.insert_logs(&meta(&records[1500..])).await.expect("replay"), 1000);
         let page = store
@@ -359,6 +426,16 @@ mod tests {
             .await
             .expect("stats");
         assert_eq!(stats.total, 3000);
+        let cut = records[1000].timestamp;
+        assert_eq!(
+            store.delete_logs_before("acme", cut, 5000).await.expect("retention"),
+            1000
+        );
+        let stats = store
+            .stats("acme", &LogFilter::default(), 60_000_000_000)
+            .await
+            .expect("stats");
+        assert_eq!(stats.total, 2000);
         let layout: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'logs'")
             .fetch_one(&store.pool)
             .await

@@ -121,6 +121,7 @@ pub async fn run<S: AccountStore + MetadataStore>(store: &S, a: &str, b: &str) {
         .map(|r| MetaRow {
             record: r,
             indexed: true,
+            may_exist: false,
         })
         .collect();
     assert_eq!(store.insert_logs(&meta).await.expect("insert"), 25);
@@ -134,6 +135,7 @@ pub async fn run<S: AccountStore + MetadataStore>(store: &S, a: &str, b: &str) {
         .map(|r| MetaRow {
             record: r,
             indexed: false,
+            may_exist: false,
         })
         .collect();
     assert_eq!(store.insert_logs(&b_meta).await.expect("insert b"), 5);
@@ -509,6 +511,7 @@ async fn insert_all(store: &dyn MetadataStore, rs: &[LogRecord]) -> u64 {
         .map(|r| MetaRow {
             record: r,
             indexed: true,
+            may_exist: false,
         })
         .collect();
     store.insert_logs(&rows).await.expect("insert")
