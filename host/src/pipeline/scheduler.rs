@@ -12,8 +12,7 @@
 //! while there is work it may run.
 //!
 //! Two more rules keep slow tenants from taking every slot at once:
-//! - a tenant that is slow (its last turn ran well over the time it was
-//!   planned for: a budget, or `ALONE_BUDGETS` of them alone) or not
+//! - a tenant that is slow (its last turn ran well over the budget) or not
 //!   yet measured runs one turn at a time; any other runs at most
 //!   `per_tenant` turns at once;
 //! - slow tenants together hold at most all slots but one, so the tenants
@@ -51,9 +50,6 @@ pub struct Turn {
     /// Time held against the tenant's credit while the turn runs, in
     /// microseconds; given back by `done` or `cancel`.
     reserved: i64,
-    /// The time the turn was sized for, in microseconds: what `done`
-    /// measures it against.
-    planned: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -168,9 +164,7 @@ impl Scheduler {
             if lane.deficit - lane.reserved <= 0 {
                 continue;
             }
-            // A tenant not measured yet plans its first turn for one budget,
-            // alone or not.
-            let planned = if with_work.len() == 1 && lane.cost_per_entry.is_some() {
+            let planned = if with_work.len() == 1 {
                 budget * ALONE_BUDGETS
             } else {
                 budget
@@ -186,7 +180,6 @@ impl Scheduler {
                 tenant,
                 entries,
                 reserved,
-                planned,
             });
         }
         None
@@ -199,21 +192,14 @@ impl Scheduler {
         let Some(lane) = self.end(turn) else { return };
         let spent = micros(elapsed);
         lane.deficit = (lane.deficit - spent).max(-micros(MAX_DEBT));
-        // One entry past a budget fits no plan, alone or not.
-        let mut entry_over_budget = false;
         if entries > 0 {
             let per_entry = spent as f64 / entries as f64;
-            entry_over_budget = per_entry > budget as f64;
             lane.cost_per_entry = Some(match lane.cost_per_entry {
                 Some(c) => 0.5 * c + 0.5 * per_entry,
                 None => per_entry,
             });
         }
-        // Against what the turn was sized for: a tenant alone plans for
-        // several budgets, and its turns' taking longer than one budget
-        // must not make it run one at a time (with one SQLite writer, the
-        // other turn's commit is most of the time the turn waits).
-        lane.slow = entry_over_budget || spent > turn.planned.max(budget) * i64::from(SLOW_FACTOR);
+        lane.slow = spent > budget * i64::from(SLOW_FACTOR);
     }
 
     /// A picked turn found nothing to take (another process took it).
@@ -328,54 +314,6 @@ mod tests {
         s.done(&t, 8, Duration::from_millis(20));
         let t = s.pick(&alone).expect("turn");
         assert_eq!(t.entries, 40 * ALONE_BUDGETS as usize);
-    }
-
-    /// A tenant alone sizes its turns for `ALONE_BUDGETS` budgets: a turn
-    /// that takes three budgets is on plan, and the tenant keeps running
-    /// two turns at once; the same turn beside another tenant (planned for
-    /// one budget) marks it slow.
-    #[test]
-    fn a_tenant_alone_is_measured_against_the_turns_it_planned() {
-        let mut s = scheduler();
-        let alone = lanes(&["a"]);
-        let t = s.pick(&alone).expect("turn");
-        s.done(&t, 8, Duration::from_millis(20));
-        let t = s.pick(&alone).expect("turn");
-        assert_eq!(t.planned, micros(BUDGET) * ALONE_BUDGETS);
-        s.done(&t, t.entries, 3 * BUDGET);
-        let first = s.pick(&alone).expect("turn");
-        assert!(
-            s.pick(&alone).is_some(),
-            "a tenant alone on plan runs two turns at once"
-        );
-        s.done(&first, first.entries, 3 * BUDGET);
-
-        let mut s = scheduler();
-        let two = lanes(&["a", "b"]);
-        let t = s.pick(&two).expect("turn");
-        s.done(&t, 8, Duration::from_millis(20));
-        let t = s.pick(&two).expect("turn");
-        assert_eq!(t.tenant, "b");
-        s.cancel(&t);
-        let t = s.pick(&two).expect("turn");
-        assert_eq!((t.tenant.as_str(), t.planned), ("a", micros(BUDGET)));
-        s.done(&t, t.entries, 3 * BUDGET);
-        let next: Vec<String> = std::iter::from_fn(|| s.pick(&two)).map(|t| t.tenant).collect();
-        assert_eq!(
-            next.iter().filter(|t| *t == "a").count(),
-            1,
-            "a slow tenant runs one turn: {next:?}"
-        );
-
-        // Alone, one entry that takes three budgets fits no plan: slow.
-        let mut s = scheduler();
-        let t = s.pick(&alone).expect("turn");
-        assert_eq!(t.planned, micros(BUDGET), "a first turn plans for one budget");
-        s.done(&t, 8, Duration::from_millis(20));
-        let t = s.pick(&alone).expect("turn");
-        s.done(&t, 1, 3 * BUDGET);
-        assert!(s.pick(&alone).is_some());
-        assert_eq!(s.pick(&alone), None, "an entry over a budget runs one turn at a time");
     }
 
     #[test]
