@@ -118,9 +118,23 @@ fn insert_query(chunk: &[MetaRow<'_>]) -> QueryBuilder<Sqlite> {
     qb
 }
 
-/// Inserts `chunk` and says how many rows were new.
-async fn insert_counted(tx: &mut sqlx::SqliteConnection, chunk: &[MetaRow<'_>]) -> Result<u64, BackendError> {
-    Ok(insert_query(chunk).build().execute(&mut *tx).await?.rows_affected())
+/// Inserts `chunk` when every row of it is new to the store, with the
+/// count and rollup changes taken from the chunk itself; `None`, and
+/// nothing inserted, when a row was stored already.
+async fn insert_all_new(
+    tx: &mut sqlx::SqliteConnection,
+    chunk: &[MetaRow<'_>],
+) -> Result<Option<(u64, sql::Deltas)>, BackendError> {
+    sqlx::query("SAVEPOINT chunk").execute(&mut *tx).await?;
+    let n = insert_query(chunk).build().execute(&mut *tx).await?.rows_affected();
+    if n != chunk.len() as u64 {
+        sqlx::query("ROLLBACK TO chunk").execute(&mut *tx).await?;
+        sqlx::query("RELEASE chunk").execute(&mut *tx).await?;
+        return Ok(None);
+    }
+    sqlx::query("RELEASE chunk").execute(&mut *tx).await?;
+    let rows: Vec<_> = chunk.iter().map(|r| logged(r.record)).collect();
+    Ok(Some((n, sql::rollup_deltas(&rows, 1))))
 }
 
 /// Inserts `chunk` and gives back what the rollups need of the rows that
@@ -159,19 +173,14 @@ impl MetadataStore for SqliteStore {
             // chunk that may hold stored records (a redelivery), or that
             // met one, is inserted returning only the rows new to the
             // store: a replay counts nothing twice.
-            let (new, deltas) = if chunk.iter().any(|r| r.may_exist) {
-                let rows = insert_returning(&mut tx, chunk).await?;
-                (rows.len() as u64, deltas_of(&rows, 1)?)
+            let counted = if chunk.iter().any(|r| r.may_exist) {
+                None
             } else {
-                sqlx::query("SAVEPOINT chunk").execute(&mut *tx).await?;
-                let n = insert_counted(&mut tx, chunk).await?;
-                if n == chunk.len() as u64 {
-                    sqlx::query("RELEASE chunk").execute(&mut *tx).await?;
-                    let rows: Vec<_> = chunk.iter().map(|r| logged(r.record)).collect();
-                    (n, sql::rollup_deltas(&rows, 1))
-                } else {
-                    sqlx::query("ROLLBACK TO chunk").execute(&mut *tx).await?;
-                    sqlx::query("RELEASE chunk").execute(&mut *tx).await?;
+                insert_all_new(&mut tx, chunk).await?
+            };
+            let (new, deltas) = match counted {
+                Some(counted) => counted,
+                None => {
                     let rows = insert_returning(&mut tx, chunk).await?;
                     (rows.len() as u64, deltas_of(&rows, 1)?)
                 }
