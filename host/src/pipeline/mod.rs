@@ -230,10 +230,15 @@ impl Processor {
                 }
             }
             let wait_for_queue = (turns.len() < slots).then_some(mark).flatten();
+            // A lane waiting for more entries is looked at again when its
+            // wait is over, whether or not anything is pushed meanwhile.
+            let wait = scheduler.next_due(Instant::now()).map_or(IDLE_WAIT, |due| {
+                due.saturating_duration_since(Instant::now()).min(IDLE_WAIT)
+            });
             let queue_changed = async {
                 match wait_for_queue {
                     Some(mark) => {
-                        self.queue.wait(mark, IDLE_WAIT).await;
+                        self.queue.wait(mark, wait).await;
                         // A flood of pushes from a tenant that may not run
                         // now must not become one look at the lanes each.
                         tokio::time::sleep_until(looked + LOOK_EVERY).await;
@@ -269,7 +274,7 @@ impl Processor {
             .ready
             .retain(|l| !self.deleting.held(&l.tenant) && !self.is_held(&l.tenant));
         while turns.len() < slots {
-            let Some(turn) = scheduler.pick(&lanes.ready) else {
+            let Some(turn) = scheduler.pick(&lanes.ready, Instant::now()) else {
                 break;
             };
             let taken = cpu::measured(

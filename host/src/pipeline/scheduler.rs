@@ -22,7 +22,7 @@
 //! turn when a slot is free and reports `done` when the turn ends.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::queue::Lane;
 
@@ -40,6 +40,18 @@ const SLOW_FACTOR: u32 = 2;
 const MAX_DEBT: Duration = Duration::from_secs(10);
 /// Tenants whose measurements are kept while they have no work.
 const REMEMBERED: usize = 10_000;
+/// How long a lane holding less than a full turn waits for more before
+/// its turn starts anyway. Each turn is a commit in every store, and a
+/// commit's cost barely depends on its size (an index segment to write
+/// and merge, a transaction): records sent one per request would
+/// otherwise be stored a few hundred at a time, at twice the CPU per
+/// record of full turns. Search sees records this much later at most,
+/// as with OpenSearch's refresh interval or Quickwit's commit timeout.
+pub const LINGER: Duration = Duration::from_millis(250);
+/// Only a lane whose entries arrive fast enough to bring this many in a
+/// [`LINGER`] waits: a tenant sending now and then gains nothing from
+/// waiting, and its records are searchable without the delay.
+const LINGER_GAIN: f64 = 16.0;
 
 /// One turn the processor should run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +75,13 @@ struct LaneState {
     in_flight: usize,
     slow: bool,
     in_round: bool,
+    /// Since when the scheduler has seen entries waiting in the lane
+    /// without taking them.
+    waiting_since: Option<Instant>,
+    /// When its last turn was picked, and the entries a second that came
+    /// in between turns (moving average).
+    last_pick: Option<Instant>,
+    arrivals: f64,
 }
 
 impl Default for LaneState {
@@ -76,6 +95,9 @@ impl Default for LaneState {
             // fits the budget.
             slow: true,
             in_round: false,
+            waiting_since: None,
+            last_pick: None,
+            arrivals: 0.0,
         }
     }
 }
@@ -104,26 +126,33 @@ impl Scheduler {
     }
 
     /// The next turn among the lanes with entries waiting, or `None` when
-    /// none may run now (all are at their share of the slots).
-    pub fn pick(&mut self, ready: &[Lane]) -> Option<Turn> {
-        let with_work: HashSet<&str> = ready
+    /// none may run now (all are at their share of the slots, or have
+    /// less than a turn waiting for less than [`LINGER`]).
+    pub fn pick(&mut self, ready: &[Lane], now: Instant) -> Option<Turn> {
+        let waiting: HashMap<&str, u64> = ready
             .iter()
             .filter(|l| l.entries > 0)
-            .map(|l| l.tenant.as_str())
+            .map(|l| (l.tenant.as_str(), l.entries))
             .collect();
-        self.join(ready, &with_work);
+        let alone = waiting.len() == 1;
+        self.join(ready, now);
         let slow_in_flight: usize = self.lanes.values().filter(|l| l.slow).map(|l| l.in_flight).sum();
-        let may_run = |l: &LaneState| {
-            if l.slow {
+        let may_run = |l: &LaneState, entries: u64| {
+            let slot = if l.slow {
                 l.in_flight == 0 && slow_in_flight < self.slots.saturating_sub(1).max(1)
             } else {
                 l.in_flight < self.per_tenant
-            }
+            };
+            slot && !self.lingers(l, entries, alone, now)
         };
         let eligible: HashSet<String> = self
             .round
             .iter()
-            .filter(|t| with_work.contains(t.as_str()) && self.lanes.get(*t).is_some_and(may_run))
+            .filter(|t| {
+                waiting
+                    .get(t.as_str())
+                    .is_some_and(|&n| self.lanes.get(*t).is_some_and(|l| may_run(l, n)))
+            })
             .cloned()
             .collect();
         if eligible.is_empty() {
@@ -164,18 +193,16 @@ impl Scheduler {
             if lane.deficit - lane.reserved <= 0 {
                 continue;
             }
-            let planned = if with_work.len() == 1 {
-                budget * ALONE_BUDGETS
-            } else {
-                budget
-            };
-            let entries = match lane.cost_per_entry {
-                Some(cost) => ((planned as f64 / cost.max(1.0)) as usize).clamp(1, max_entries),
-                None => FIRST_TURN_ENTRIES.min(max_entries),
-            };
+            let entries = turn_entries(lane, budget, max_entries, alone);
             let reserved = lane.cost_per_entry.map_or(budget, |c| (c * entries as f64) as i64);
             lane.in_flight += 1;
             lane.reserved += reserved;
+            lane.waiting_since = None;
+            let taking = waiting.get(tenant.as_str()).map_or(0, |&n| n.min(entries as u64));
+            if let Some(last) = lane.last_pick.replace(now) {
+                let between = now.saturating_duration_since(last).as_secs_f64().max(1e-3);
+                lane.arrivals = 0.5 * lane.arrivals + 0.5 * taking as f64 / between;
+            }
             return Some(Turn {
                 tenant,
                 entries,
@@ -183,6 +210,30 @@ impl Scheduler {
             });
         }
         None
+    }
+
+    /// Whether a lane waits for more entries: they arrive fast enough
+    /// that waiting makes its turn bigger, it holds less than a full turn,
+    /// and it has waited less than [`LINGER`] so far. A tenant not
+    /// measured yet never waits (its first turn is small anyway).
+    fn lingers(&self, lane: &LaneState, entries: u64, alone: bool, now: Instant) -> bool {
+        lingering(lane)
+            && entries < turn_entries(lane, self.budget, self.max_entries, alone) as u64
+            && lane
+                .waiting_since
+                .is_some_and(|since| now.saturating_duration_since(since) < LINGER)
+    }
+
+    /// When the first lane that waits for more entries stops waiting:
+    /// the caller looks at the lanes again then, pushes or not.
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
+        self.lanes
+            .values()
+            .filter(|l| l.in_round && lingering(l))
+            .filter_map(|l| l.waiting_since)
+            .map(|since| since + LINGER)
+            .filter(|&due| due > now)
+            .min()
     }
 
     /// `turn` ended: it ran `entries` entries in `elapsed` (entries it took
@@ -218,16 +269,25 @@ impl Scheduler {
     /// Lanes with new work join the round at its end; lanes without work
     /// or turns leave it, keeping their debt and their measurements but
     /// not their credit.
-    fn join(&mut self, ready: &[Lane], with_work: &HashSet<&str>) {
+    fn join(&mut self, ready: &[Lane], now: Instant) {
+        let mut with_work = HashSet::new();
         // In the order the queue listed them (oldest first on the local queue).
         for lane in ready.iter().filter(|l| l.entries > 0) {
-            if self.lanes.get(&lane.tenant).is_some_and(|l| l.in_round) {
+            with_work.insert(lane.tenant.as_str());
+            let state = self.lanes.entry(lane.tenant.clone()).or_default();
+            state.waiting_since.get_or_insert(now);
+            if state.in_round {
                 continue;
             }
-            self.lanes.entry(lane.tenant.clone()).or_default().in_round = true;
+            state.in_round = true;
             self.round.push_back(lane.tenant.clone());
         }
         let lanes = &mut self.lanes;
+        for (tenant, lane) in lanes.iter_mut() {
+            if !with_work.contains(tenant.as_str()) {
+                lane.waiting_since = None;
+            }
+        }
         self.round.retain(|t| {
             let keep = with_work.contains(t.as_str()) || lanes.get(t).is_some_and(|l| l.in_flight > 0);
             if !keep && let Some(l) = lanes.get_mut(t) {
@@ -239,6 +299,21 @@ impl Scheduler {
         if self.lanes.len() > REMEMBERED {
             self.lanes.retain(|_, l| l.in_round || l.deficit < 0);
         }
+    }
+}
+
+/// Whether a lane's entries come in fast enough for it to wait for more.
+fn lingering(lane: &LaneState) -> bool {
+    lane.cost_per_entry.is_some() && lane.arrivals * LINGER.as_secs_f64() >= LINGER_GAIN
+}
+
+/// The entries of a turn that fills its lane's time: the budget, or
+/// `ALONE_BUDGETS` of them for a tenant alone, at what its entries cost.
+fn turn_entries(lane: &LaneState, budget: i64, max_entries: usize, alone: bool) -> usize {
+    let planned = if alone { budget * ALONE_BUDGETS } else { budget };
+    match lane.cost_per_entry {
+        Some(cost) => ((planned as f64 / cost.max(1.0)) as usize).clamp(1, max_entries),
+        None => FIRST_TURN_ENTRIES.min(max_entries),
     }
 }
 
@@ -270,17 +345,17 @@ mod tests {
     fn a_slow_tenant_runs_one_turn_at_a_time_and_waits_out_its_debt() {
         let mut s = scheduler();
         let ready = lanes(&["slow", "b"]);
-        let first = s.pick(&ready).expect("a turn");
+        let first = s.pick(&ready, Instant::now()).expect("a turn");
         assert_eq!(first.tenant, "slow");
         // Not measured yet: no second turn for it.
-        let second = s.pick(&ready).expect("a turn");
+        let second = s.pick(&ready, Instant::now()).expect("a turn");
         assert_eq!(second.tenant, "b");
         s.done(&first, 1, Duration::from_secs(4));
         s.done(&second, 8, Duration::from_millis(40));
         // "slow" owes 4 s: "b" gets the turns meanwhile, many of them.
         let mut b_turns = 0;
         for _ in 0..20 {
-            let t = s.pick(&ready).expect("a turn");
+            let t = s.pick(&ready, Instant::now()).expect("a turn");
             assert_eq!(t.tenant, "b", "a tenant in debt ran before its debt was paid");
             b_turns += 1;
             s.done(&t, t.entries, Duration::from_millis(90));
@@ -288,32 +363,74 @@ mod tests {
         assert_eq!(b_turns, 20);
         // Alone, the indebted tenant runs at once (fast-forward), one turn.
         let alone = lanes(&["slow"]);
-        assert_eq!(s.pick(&alone).map(|t| t.tenant), Some("slow".to_string()));
-        assert_eq!(s.pick(&alone), None);
+        assert_eq!(
+            s.pick(&alone, Instant::now()).map(|t| t.tenant),
+            Some("slow".to_string())
+        );
+        assert_eq!(s.pick(&alone, Instant::now()), None);
     }
 
     #[test]
     fn turns_are_sized_to_the_budget() {
         let mut s = scheduler();
         let ready = lanes(&["a", "b"]);
-        let t = s.pick(&ready).expect("turn");
+        let t = s.pick(&ready, Instant::now()).expect("turn");
         assert_eq!((t.tenant.as_str(), t.entries), ("a", FIRST_TURN_ENTRIES));
         // 8 entries in 20 ms: 2.5 ms each, so 40 fit in 100 ms.
         s.done(&t, 8, Duration::from_millis(20));
-        let b = s.pick(&ready).expect("b's turn");
+        let b = s.pick(&ready, Instant::now()).expect("b's turn");
         assert_eq!(b.tenant, "b");
-        let t = s.pick(&ready).expect("turn");
+        let t = s.pick(&ready, Instant::now()).expect("turn");
         assert_eq!((t.tenant.as_str(), t.entries), ("a", 40));
         // Fast tenants may run `per_tenant` turns at once, no more.
-        assert!(s.pick(&ready).is_some());
+        assert!(s.pick(&ready, Instant::now()).is_some());
         s.cancel(&b);
         // Alone, a tenant plans for `ALONE_BUDGETS` budgets: nobody waits.
         let mut s = scheduler();
         let alone = lanes(&["a"]);
-        let t = s.pick(&alone).expect("turn");
+        let t = s.pick(&alone, Instant::now()).expect("turn");
         s.done(&t, 8, Duration::from_millis(20));
-        let t = s.pick(&alone).expect("turn");
+        let t = s.pick(&alone, Instant::now()).expect("turn");
         assert_eq!(t.entries, 40 * ALONE_BUDGETS as usize);
+    }
+
+    #[test]
+    fn a_lane_fed_fast_waits_for_a_fuller_turn_and_one_fed_slowly_never_waits() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let lane = |n: u64| {
+            vec![Lane {
+                tenant: "a".to_string(),
+                entries: n,
+            }]
+        };
+        let mut s = scheduler();
+        // Not measured yet: at once. Then 1 ms an entry: a turn alone is
+        // 400 entries, cut to the scheduler's 256.
+        let t = s.pick(&lane(8), at(0)).expect("a first turn at once");
+        s.done(&t, 8, Duration::from_millis(8));
+        // 100 entries came in 10 ms: no rate known before, so at once.
+        let t = s.pick(&lane(100), at(10)).expect("a turn");
+        s.done(&t, 100, Duration::from_millis(5));
+        // At 10,000 entries a second, 50 waiting wait for more...
+        assert_eq!(s.pick(&lane(50), at(20)), None);
+        assert_eq!(s.next_due(at(20)), Some(at(20) + LINGER));
+        assert_eq!(s.pick(&lane(120), at(60)), None);
+        // ...until a full turn is there, or the wait is over.
+        let full = s.pick(&lane(300), at(70)).expect("a full turn at once");
+        assert_eq!(full.entries, 256);
+        s.done(&full, 256, Duration::from_millis(10));
+        assert_eq!(s.pick(&lane(30), at(90)), None);
+        assert_eq!(s.next_due(at(90)), Some(at(90) + LINGER));
+        assert!(s.pick(&lane(30), at(90) + LINGER).is_some());
+
+        // One entry every 300 ms: never waits.
+        let mut s = scheduler();
+        for i in 0..10 {
+            let t = s.pick(&lane(1), at(300 * i)).expect("a turn at once");
+            assert_eq!(s.next_due(at(300 * i)), None);
+            s.done(&t, 1, Duration::from_millis(2));
+        }
     }
 
     #[test]
@@ -321,7 +438,7 @@ mod tests {
         let mut s = scheduler();
         let ready = lanes(&["s1", "s2", "s3", "s4", "ok"]);
         let mut picked = Vec::new();
-        while let Some(t) = s.pick(&ready) {
+        while let Some(t) = s.pick(&ready, Instant::now()) {
             picked.push(t);
             if picked.len() > 10 {
                 break;
@@ -335,13 +452,13 @@ mod tests {
         for t in &picked {
             s.done(t, 1, Duration::from_secs(3));
         }
-        let t = s.pick(&ready).expect("turn");
+        let t = s.pick(&ready, Instant::now()).expect("turn");
         assert_eq!(t.tenant, "s4");
-        let t = s.pick(&ready).expect("turn");
+        let t = s.pick(&ready, Instant::now()).expect("turn");
         assert_eq!(t.tenant, "ok");
         s.done(&t, 8, Duration::from_millis(10));
         // "ok" is fast now: it runs again before the indebted ones.
-        let t = s.pick(&ready).expect("turn");
+        let t = s.pick(&ready, Instant::now()).expect("turn");
         assert_eq!(t.tenant, "ok");
     }
 
@@ -372,7 +489,7 @@ mod tests {
                 if good_waiting.is_some() {
                     ready.push(lane("good"));
                 }
-                while running.len() < 4 && let Some(t) = s.pick(&ready) {
+                while running.len() < 4 && let Some(t) = s.pick(&ready, Instant::now()) {
                     let cost = match t.tenant.strip_prefix('t') {
                         Some(i) => costs[i.parse::<usize>().unwrap_or(0)],
                         None => 3_000,

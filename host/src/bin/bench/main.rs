@@ -151,7 +151,10 @@ async fn main() -> anyhow::Result<()> {
         .arg("--data-dir")
         .arg(&data_dir)
         .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", args.server.display()))?;
@@ -193,7 +196,15 @@ async fn main() -> anyhow::Result<()> {
         if args.expired > 0 {
             load::preload_expired(&http, &server.url, &key, args.expired, args.batch).await?;
         }
-        tenants.push(Tenant::new(slug, key, t, args.tenants, args.batch, args.protocol));
+        let requests = args.logs.div_ceil(args.batch as u64).div_ceil(args.tenants as u64);
+        tenants.push(Tenant::new(
+            slug,
+            key,
+            t,
+            args.tenants,
+            (args.batch, usize::try_from(requests).unwrap_or(usize::MAX)),
+            args.protocol,
+        ));
     }
     let tenants = Arc::new(tenants);
     let avg_record = tenants[0].bodies[0].bytes.len() / args.batch;
@@ -272,7 +283,10 @@ async fn main() -> anyhow::Result<()> {
     );
     // Where the pipeline's time went, from the server's own histograms.
     let text = http.get(format!("{}/metrics", server.url)).send().await?.text().await?;
-    for line in text.lines().filter(|l| l.contains("_seconds_sum{")) {
+    for line in text
+        .lines()
+        .filter(|l| l.contains("_seconds_sum{") || l.starts_with("loggerhub_store_write_seconds_count"))
+    {
         println!("  {line}");
     }
     drop(server);

@@ -85,12 +85,6 @@ pub fn free_port() -> anyhow::Result<u16> {
 pub fn proc_stat(pid: u32) -> anyhow::Result<(f64, u64)> {
     let cpu = stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat"))?);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    for l in status
-        .lines()
-        .filter(|l| l.starts_with("RssAnon") || l.starts_with("RssFile"))
-    {
-        eprintln!("  {}", l.split_whitespace().collect::<Vec<_>>().join(" "));
-    }
     let hwm_kb = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
