@@ -130,7 +130,7 @@ pub async fn run(
     } else {
         None
     };
-    let state = AppState {
+    let state = AppState::new(crate::api::Shared {
         tenants,
         ingest,
         meter: meter.clone(),
@@ -150,7 +150,7 @@ pub async fn run(
         reads: Arc::default(),
         uploads: Arc::new(crate::api::reads::ReadSlots::uploads()),
         conversions: Arc::new(crate::api::reads::ReadSlots::conversions()),
-    };
+    });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared_plugins = plugins.shared.clone();

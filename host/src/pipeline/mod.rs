@@ -212,13 +212,14 @@ impl Processor {
             });
             let mut mark = None;
             let looked = tokio::time::Instant::now();
+            let now = Instant::now();
             if turns.len() < slots {
                 match cpu::measured(cpu::Stage::Queue, self.queue.lanes()).await {
                     Ok(lanes) => {
                         mark = Some(lanes.mark);
                         cpu::measured(
                             cpu::Stage::Processor,
-                            self.start_turns(lanes, &mut scheduler, &mut idle, &mut turns, slots),
+                            self.start_turns(lanes, now, &mut scheduler, &mut idle, &mut turns, slots),
                         )
                         .await;
                     }
@@ -232,7 +233,7 @@ impl Processor {
             let wait_for_queue = (turns.len() < slots).then_some(mark).flatten();
             // A lane waiting for more entries is looked at again when its
             // wait is over, whether or not anything is pushed meanwhile.
-            let wait = scheduler.next_due(Instant::now()).map_or(IDLE_WAIT, |due| {
+            let wait = scheduler.next_due(now).map_or(IDLE_WAIT, |due| {
                 due.saturating_duration_since(Instant::now()).min(IDLE_WAIT)
             });
             let queue_changed = async {
@@ -263,6 +264,7 @@ impl Processor {
     async fn start_turns(
         self: &Arc<Self>,
         mut lanes: Lanes,
+        now: Instant,
         scheduler: &mut Scheduler,
         idle: &mut HashMap<String, Vec<TenantInstances>>,
         turns: &mut JoinSet<TurnDone>,
@@ -274,7 +276,7 @@ impl Processor {
             .ready
             .retain(|l| !self.deleting.held(&l.tenant) && !self.is_held(&l.tenant));
         while turns.len() < slots {
-            let Some(turn) = scheduler.pick(&lanes.ready, Instant::now()) else {
+            let Some(turn) = scheduler.pick(&lanes.ready, now) else {
                 break;
             };
             let taken = cpu::measured(
@@ -285,6 +287,7 @@ impl Processor {
             // What this look at the lanes still counts as waiting.
             if let Some(lane) = lanes.ready.iter_mut().find(|l| l.tenant == turn.tenant) {
                 let got = taken.as_ref().map_or(0, Vec::len) as u64;
+                scheduler.taken(&turn, lane.entries, got as usize);
                 lane.entries = if got < turn.entries as u64 {
                     0
                 } else {

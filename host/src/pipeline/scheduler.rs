@@ -45,13 +45,20 @@ const REMEMBERED: usize = 10_000;
 /// commit's cost barely depends on its size (an index segment to write
 /// and merge, a transaction): records sent one per request would
 /// otherwise be stored a few hundred at a time, at twice the CPU per
-/// record of full turns. Search sees records this much later at most,
-/// as with OpenSearch's refresh interval or Quickwit's commit timeout.
+/// record of full turns. Search sees a busy sender's records up to this
+/// much later (plus any wait for a slot), as with OpenSearch's refresh
+/// interval or Quickwit's commit timeout.
 pub const LINGER: Duration = Duration::from_millis(250);
 /// Only a lane whose entries arrive fast enough to bring this many in a
 /// [`LINGER`] waits: a tenant sending now and then gains nothing from
 /// waiting, and its records are searchable without the delay.
 const LINGER_GAIN: f64 = 16.0;
+/// A lane that got nothing new for this long stops waiting: its sender
+/// paused or stopped, and what came is stored now rather than at the end
+/// of [`LINGER`].
+const LINGER_QUIET: Duration = Duration::from_millis(20);
+/// Over how long a lane's arrival rate is averaged.
+const RATE_WINDOW: Duration = Duration::from_millis(100);
 
 /// One turn the processor should run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,10 +85,17 @@ struct LaneState {
     /// Since when the scheduler has seen entries waiting in the lane
     /// without taking them.
     waiting_since: Option<Instant>,
-    /// When its last turn was picked, and the entries a second that came
-    /// in between turns (moving average).
-    last_pick: Option<Instant>,
+    /// Entries the last look saw waiting (less what it took), when that
+    /// was, and when a look last saw more.
+    seen: u64,
+    looked_at: Option<Instant>,
+    grew_at: Option<Instant>,
+    /// Entries a second that come into the lane, averaged over
+    /// [`RATE_WINDOW`].
     arrivals: f64,
+    /// Its last take stopped at the turn's bytes with entries left: the
+    /// lane holds a full turn whatever its count says.
+    full: bool,
 }
 
 impl Default for LaneState {
@@ -96,8 +110,11 @@ impl Default for LaneState {
             slow: true,
             in_round: false,
             waiting_since: None,
-            last_pick: None,
+            seen: 0,
+            looked_at: None,
+            grew_at: None,
             arrivals: 0.0,
+            full: false,
         }
     }
 }
@@ -134,8 +151,14 @@ impl Scheduler {
             .filter(|l| l.entries > 0)
             .map(|l| (l.tenant.as_str(), l.entries))
             .collect();
-        let alone = waiting.len() == 1;
         self.join(ready, now);
+        // A lane waiting for more does not make a tenant with a backlog
+        // share the machine: it is alone among those that would run.
+        let alone = waiting
+            .iter()
+            .filter(|(t, n)| self.lanes.get(**t).is_none_or(|l| !self.lingers(l, **n, false, now)))
+            .count()
+            <= 1;
         let slow_in_flight: usize = self.lanes.values().filter(|l| l.slow).map(|l| l.in_flight).sum();
         let may_run = |l: &LaneState, entries: u64| {
             let slot = if l.slow {
@@ -198,11 +221,8 @@ impl Scheduler {
             lane.in_flight += 1;
             lane.reserved += reserved;
             lane.waiting_since = None;
-            let taking = waiting.get(tenant.as_str()).map_or(0, |&n| n.min(entries as u64));
-            if let Some(last) = lane.last_pick.replace(now) {
-                let between = now.saturating_duration_since(last).as_secs_f64().max(1e-3);
-                lane.arrivals = 0.5 * lane.arrivals + 0.5 * taking as f64 / between;
-            }
+            let left = waiting.get(tenant.as_str()).copied().unwrap_or(0);
+            lane.seen = left.saturating_sub(entries as u64);
             return Some(Turn {
                 tenant,
                 entries,
@@ -214,14 +234,19 @@ impl Scheduler {
 
     /// Whether a lane waits for more entries: they arrive fast enough
     /// that waiting makes its turn bigger, it holds less than a full turn,
-    /// and it has waited less than [`LINGER`] so far. A tenant not
-    /// measured yet never waits (its first turn is small anyway).
+    /// it has waited less than [`LINGER`] so far and got more within
+    /// [`LINGER_QUIET`]. A tenant not measured yet never waits (its first
+    /// turn is small anyway).
     fn lingers(&self, lane: &LaneState, entries: u64, alone: bool, now: Instant) -> bool {
         lingering(lane)
+            && !lane.full
             && entries < turn_entries(lane, self.budget, self.max_entries, alone) as u64
             && lane
                 .waiting_since
                 .is_some_and(|since| now.saturating_duration_since(since) < LINGER)
+            && lane
+                .grew_at
+                .is_some_and(|grew| now.saturating_duration_since(grew) < LINGER_QUIET)
     }
 
     /// When the first lane that waits for more entries stops waiting:
@@ -229,11 +254,19 @@ impl Scheduler {
     pub fn next_due(&self, now: Instant) -> Option<Instant> {
         self.lanes
             .values()
-            .filter(|l| l.in_round && lingering(l))
-            .filter_map(|l| l.waiting_since)
-            .map(|since| since + LINGER)
+            .filter(|l| l.in_round && lingering(l) && !l.full)
+            .filter_map(|l| Some((l.waiting_since? + LINGER).min(l.grew_at? + LINGER_QUIET)))
             .filter(|&due| due > now)
             .min()
+    }
+
+    /// `turn`'s take got `got` of the `waiting` entries its lane had: fewer
+    /// than both the turn's and the lane's means the turn's bytes were
+    /// full, so the rest is at least a turn too.
+    pub fn taken(&mut self, turn: &Turn, waiting: u64, got: usize) {
+        if let Some(lane) = self.lanes.get_mut(&turn.tenant) {
+            lane.full = got < turn.entries && (got as u64) < waiting;
+        }
     }
 
     /// `turn` ended: it ran `entries` entries in `elapsed` (entries it took
@@ -276,6 +309,7 @@ impl Scheduler {
             with_work.insert(lane.tenant.as_str());
             let state = self.lanes.entry(lane.tenant.clone()).or_default();
             state.waiting_since.get_or_insert(now);
+            state.observe(lane.entries, now);
             if state.in_round {
                 continue;
             }
@@ -286,6 +320,7 @@ impl Scheduler {
         for (tenant, lane) in lanes.iter_mut() {
             if !with_work.contains(tenant.as_str()) {
                 lane.waiting_since = None;
+                lane.observe(0, now);
             }
         }
         self.round.retain(|t| {
@@ -299,6 +334,27 @@ impl Scheduler {
         if self.lanes.len() > REMEMBERED {
             self.lanes.retain(|_, l| l.in_round || l.deficit < 0);
         }
+    }
+}
+
+impl LaneState {
+    /// A look saw `entries` waiting: what came since the last look goes
+    /// into the arrival rate. (Looks in the same instant, a pick after
+    /// another, add nothing.)
+    fn observe(&mut self, entries: u64, now: Instant) {
+        let grew = entries.saturating_sub(self.seen);
+        if grew > 0 {
+            self.grew_at = Some(now);
+        }
+        if let Some(before) = self.looked_at {
+            let dt = now.saturating_duration_since(before).as_secs_f64();
+            if dt > 0.0 {
+                let w = (dt / RATE_WINDOW.as_secs_f64()).min(1.0);
+                self.arrivals = (1.0 - w) * self.arrivals + w * grew as f64 / dt;
+            }
+        }
+        self.looked_at = Some(now);
+        self.seen = entries;
     }
 }
 
@@ -409,20 +465,33 @@ mod tests {
         // 400 entries, cut to the scheduler's 256.
         let t = s.pick(&lane(8), at(0)).expect("a first turn at once");
         s.done(&t, 8, Duration::from_millis(8));
-        // 100 entries came in 10 ms: no rate known before, so at once.
-        let t = s.pick(&lane(100), at(10)).expect("a turn");
-        s.done(&t, 100, Duration::from_millis(5));
-        // At 10,000 entries a second, 50 waiting wait for more...
-        assert_eq!(s.pick(&lane(50), at(20)), None);
-        assert_eq!(s.next_due(at(20)), Some(at(20) + LINGER));
-        assert_eq!(s.pick(&lane(120), at(60)), None);
-        // ...until a full turn is there, or the wait is over.
-        let full = s.pick(&lane(300), at(70)).expect("a full turn at once");
+        // 100 entries came in 10 ms: they wait for more while more come
+        // (looked at again when the quiet would end)...
+        assert_eq!(s.pick(&lane(100), at(10)), None);
+        assert_eq!(s.next_due(at(10)), Some(at(10) + LINGER_QUIET));
+        assert_eq!(s.pick(&lane(150), at(20)), None);
+        // ...until a full turn is there...
+        let full = s.pick(&lane(300), at(30)).expect("a full turn at once");
         assert_eq!(full.entries, 256);
         s.done(&full, 256, Duration::from_millis(10));
-        assert_eq!(s.pick(&lane(30), at(90)), None);
-        assert_eq!(s.next_due(at(90)), Some(at(90) + LINGER));
-        assert!(s.pick(&lane(30), at(90) + LINGER).is_some());
+        // ...or the wait is over, however fast they keep coming...
+        let mut n = 44;
+        for ms in (40..40 + LINGER.as_millis() as u64).step_by(10) {
+            n += 5;
+            assert_eq!(s.pick(&lane(n), at(ms)), None, "at {ms} ms");
+        }
+        let t = s.pick(&lane(n + 5), at(40) + LINGER).expect("the wait is over");
+        s.done(&t, t.entries, Duration::from_millis(10));
+        // ...or nothing new came for a while: the sender stopped.
+        assert_eq!(s.pick(&lane(30), at(400)), None);
+        assert_eq!(s.pick(&lane(30), at(410)), None);
+        assert_eq!(s.next_due(at(410)), Some(at(400) + LINGER_QUIET));
+        let t = s.pick(&lane(30), at(400) + LINGER_QUIET).expect("quiet: at once");
+        // A take cut short by the turn's bytes leaves a full turn behind,
+        // whatever its count.
+        s.taken(&t, 200, 20);
+        s.done(&t, 20, Duration::from_millis(10));
+        assert!(s.pick(&lane(180), at(430)).is_some());
 
         // One entry every 300 ms: never waits.
         let mut s = scheduler();
@@ -476,6 +545,8 @@ mod tests {
             const EVERY: u64 = 250_000;
             let budget = micros(BUDGET) as u64;
             let mut s = Scheduler::new(BUDGET, 256, 4, 2);
+            // Simulated time, which the lanes' waits for more entries read.
+            let t0 = Instant::now();
             let lane = |t: &str| Lane { tenant: t.to_string(), entries: 1_000_000 };
             let mut now = 0u64;
             let mut running: Vec<(u64, Turn, usize, u64)> = Vec::new();
@@ -489,7 +560,7 @@ mod tests {
                 if good_waiting.is_some() {
                     ready.push(lane("good"));
                 }
-                while running.len() < 4 && let Some(t) = s.pick(&ready, Instant::now()) {
+                while running.len() < 4 && let Some(t) = s.pick(&ready, t0 + Duration::from_micros(now)) {
                     let cost = match t.tenant.strip_prefix('t') {
                         Some(i) => costs[i.parse::<usize>().unwrap_or(0)],
                         None => 3_000,

@@ -43,9 +43,19 @@ impl LocalQueue {
     }
 }
 
+/// After a group this large, the writer waits this long for more before
+/// the next sync: each sync is a disk flush, and the VM's flush cost most
+/// of the writer's CPU with one record a request (64 connections).
+const BUSY_GROUP: usize = 8;
+const GATHER: std::time::Duration = std::time::Duration::from_micros(250);
+
 pub(super) fn writer_loop(queue: std::sync::Weak<LocalQueue>, rx: std_mpsc::Receiver<WriteReq>, mut next_seq: u64) {
     let mut segment: Option<Segment> = None;
+    let mut busy = false;
     while let Ok(first) = rx.recv() {
+        if busy {
+            std::thread::sleep(GATHER);
+        }
         let mut group = vec![first];
         while let Ok(more) = rx.try_recv() {
             group.push(more);
@@ -53,6 +63,7 @@ pub(super) fn writer_loop(queue: std::sync::Weak<LocalQueue>, rx: std_mpsc::Rece
                 break;
             }
         }
+        busy = group.len() >= BUSY_GROUP;
         let Some(q) = queue.upgrade() else { return };
         let first_seq = next_seq;
         let result = write_group(&q, &mut segment, &group, first_seq);
