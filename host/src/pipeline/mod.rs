@@ -212,7 +212,7 @@ impl Processor {
             });
             let mut mark = None;
             let looked = tokio::time::Instant::now();
-            let now = Instant::now();
+            let now = looked.into_std();
             if turns.len() < slots {
                 match cpu::measured(cpu::Stage::Queue, self.queue.lanes()).await {
                     Ok(lanes) => {

@@ -151,10 +151,7 @@ async fn main() -> anyhow::Result<()> {
         .arg("--data-dir")
         .arg(&data_dir)
         .env("LOGGERHUB_ADMIN_TOKEN", ADMIN)
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}", args.server.display()))?;

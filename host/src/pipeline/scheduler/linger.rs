@@ -34,7 +34,6 @@ impl Scheduler {
     /// turn is small anyway).
     pub(super) fn lingers(&self, lane: &LaneState, entries: u64, alone: bool, now: Instant) -> bool {
         lingering(lane)
-            && !lane.full
             && entries < turn_entries(lane, self.budget, self.max_entries, alone) as u64
             && lane
                 .waiting_since
@@ -49,7 +48,7 @@ impl Scheduler {
     pub fn next_due(&self, now: Instant) -> Option<Instant> {
         self.lanes
             .values()
-            .filter(|l| l.in_round && lingering(l) && !l.full)
+            .filter(|l| l.in_round && lingering(l))
             .filter_map(|l| Some((l.waiting_since? + LINGER).min(l.grew_at? + LINGER_QUIET)))
             .filter(|&due| due > now)
             .min()
@@ -86,7 +85,8 @@ impl LaneState {
     }
 }
 
-/// Whether a lane's entries come in fast enough for it to wait for more.
+/// Whether a lane's entries come in fast enough for it to wait for more
+/// (and its last take did not show a full turn already).
 pub(super) fn lingering(lane: &LaneState) -> bool {
-    lane.cost_per_entry.is_some() && lane.arrivals * LINGER.as_secs_f64() >= LINGER_GAIN
+    lane.cost_per_entry.is_some() && !lane.full && lane.arrivals * LINGER.as_secs_f64() >= LINGER_GAIN
 }

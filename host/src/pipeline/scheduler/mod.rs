@@ -134,7 +134,7 @@ impl Scheduler {
             .filter(|l| l.entries > 0)
             .map(|l| (l.tenant.as_str(), l.entries))
             .collect();
-        self.join(ready, now);
+        self.join(ready, &waiting, now);
         // A lane waiting for more does not make a tenant with a backlog
         // share the machine: it is alone among those that would run.
         let alone = waiting
@@ -248,11 +248,9 @@ impl Scheduler {
     /// Lanes with new work join the round at its end; lanes without work
     /// or turns leave it, keeping their debt and their measurements but
     /// not their credit.
-    fn join(&mut self, ready: &[Lane], now: Instant) {
-        let mut with_work = HashSet::new();
+    fn join(&mut self, ready: &[Lane], with_work: &HashMap<&str, u64>, now: Instant) {
         // In the order the queue listed them (oldest first on the local queue).
         for lane in ready.iter().filter(|l| l.entries > 0) {
-            with_work.insert(lane.tenant.as_str());
             let state = self.lanes.entry(lane.tenant.clone()).or_default();
             state.waiting_since.get_or_insert(now);
             state.observe(lane.entries, now);
@@ -264,13 +262,13 @@ impl Scheduler {
         }
         let lanes = &mut self.lanes;
         for (tenant, lane) in lanes.iter_mut() {
-            if !with_work.contains(tenant.as_str()) {
+            if !with_work.contains_key(tenant.as_str()) {
                 lane.waiting_since = None;
                 lane.observe(0, now);
             }
         }
         self.round.retain(|t| {
-            let keep = with_work.contains(t.as_str()) || lanes.get(t).is_some_and(|l| l.in_flight > 0);
+            let keep = with_work.contains_key(t.as_str()) || lanes.get(t).is_some_and(|l| l.in_flight > 0);
             if !keep && let Some(l) = lanes.get_mut(t) {
                 l.in_round = false;
                 l.deficit = l.deficit.min(0);

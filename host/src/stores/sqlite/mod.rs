@@ -323,32 +323,34 @@ mod tests {
         }
     }
 
+    fn meta<'a>(
+        rs: impl IntoIterator<Item = &'a crate::model::LogRecord>,
+        may_exist: bool,
+    ) -> Vec<crate::stores::MetaRow<'a>> {
+        rs.into_iter()
+            .map(|record| crate::stores::MetaRow {
+                record,
+                indexed: true,
+                may_exist,
+            })
+            .collect()
+    }
+
     /// An id twice in one call, two tenants in one call, and a redelivery
     /// (`may_exist`) that is half new: each new row counted once, in its
     /// own tenant.
     #[tokio::test]
     async fn every_new_row_counts_once_whatever_a_call_holds() {
         use crate::model::LogFilter;
-        use crate::stores::{MetaRow, MetadataStore};
+        use crate::stores::MetadataStore;
 
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(&dir.path().join("meta.db")).await.expect("open");
         let acme: Vec<_> = (0..12).map(|i| record("acme", i)).collect();
         let other: Vec<_> = (100..103).map(|i| record("other", i)).collect();
-        let row = |r, may_exist| MetaRow {
-            record: r,
-            indexed: true,
-            may_exist,
-        };
-        let call: Vec<_> = acme[..10]
-            .iter()
-            .chain(&acme[5..10])
-            .chain(&other)
-            .map(|r| row(r, false))
-            .collect();
+        let call = meta(acme[..10].iter().chain(&acme[5..10]).chain(&other), false);
         assert_eq!(store.insert_logs(&call).await.expect("insert"), 13);
-        let replay: Vec<_> = acme.iter().map(|r| row(r, true)).collect();
-        assert_eq!(store.insert_logs(&replay).await.expect("replay"), 2);
+        assert_eq!(store.insert_logs(&meta(&acme, true)).await.expect("replay"), 2);
         for (tenant, n) in [("acme", 12), ("other", 3)] {
             let stats = store
                 .stats(tenant, &LogFilter::default(), 60_000_000_000)
@@ -384,15 +386,6 @@ mod tests {
     /// overlaps them, counts and pages.
     #[tokio::test]
     async fn a_database_with_the_old_log_table_keeps_working() {
-        fn meta(rs: &[crate::model::LogRecord]) -> Vec<crate::stores::MetaRow<'_>> {
-            rs.iter()
-                .map(|r| crate::stores::MetaRow {
-                    record: r,
-                    indexed: true,
-                    may_exist: false,
-                })
-                .collect()
-        }
         use crate::model::{LogFilter, LogRecord};
         use crate::stores::MetadataStore;
 
@@ -414,8 +407,14 @@ mod tests {
         let store = SqliteStore::open(&path).await.expect("open");
         assert!(!store.rowid);
         let records: Vec<LogRecord> = (0..3000).map(|i| record("acme", i)).collect();
-        assert_eq!(store.insert_logs(&meta(&records[..2000])).await.expect("insert"), 2000);
-        assert_eq!(store.insert_logs(&meta(&records[1500..])).await.expect("replay"), 1000);
+        assert_eq!(
+            store.insert_logs(&meta(&records[..2000], false)).await.expect("insert"),
+            2000
+        );
+        assert_eq!(
+            store.insert_logs(&meta(&records[1500..], false)).await.expect("replay"),
+            1000
+        );
         let page = store
             .list_logs("acme", &LogFilter::default(), None, 5)
             .await
