@@ -151,7 +151,7 @@ async fn only_my_roles(State(roles): State<Roles>, req: Request, next: Next) -> 
     if role == Some(Role::Ingest) {
         // The intake's CPU (body, decoding, the gate, the queue push) is
         // the bench's "ingest" stage.
-        return cpu::measured(cpu::Stage::Ingest, next.run(req)).await;
+        return cpu::sampled(cpu::Stage::Ingest, next.run(req)).await;
     }
     next.run(req).await
 }

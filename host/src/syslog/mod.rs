@@ -96,7 +96,7 @@ impl Listeners {
                     .clone()
                     .accept(tcp, binding.clone(), permits, connections.clone(), shutdown.clone()),
             );
-            tasks.spawn(cpu::measured(
+            tasks.spawn(cpu::sampled(
                 cpu::Stage::Ingest,
                 service.clone().datagrams(udp, binding, shutdown.clone()),
             ));
@@ -192,7 +192,7 @@ impl Syslog {
             let binding = binding.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                cpu::measured(
+                cpu::sampled(
                     cpu::Stage::Ingest,
                     this.connection(stream, &binding, &mut slot, shutdown),
                 )
