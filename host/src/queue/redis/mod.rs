@@ -24,13 +24,14 @@
 //! always` for 202 to mean "on disk" (infra/ does).
 //!
 //! One concept a file: `scripts` (the Lua, from the `.lua` files beside
-//! it), `consumer` (what this consumer took and handed back), `claim`
+//! it), `push` (pushes that arrive together, in one call), `consumer` (what this consumer took and handed back), `claim`
 //! (a silent consumer's entries), `signal` (the reader that wakes `wait`)
 //! and `migrate` (a one-stream queue moved into lanes).
 
 mod claim;
 mod consumer;
 mod migrate;
+mod push;
 mod scripts;
 mod signal;
 
@@ -56,7 +57,6 @@ const GROUP: &str = "processors";
 pub struct RedisQueue {
     name: String,
     consumer: String,
-    max_bytes: u64,
     claim_idle: Duration,
     /// Pushes, takes and acks. Connection managers reconnect (with
     /// backoff) after Redis went away, so a restarted Redis is picked up
@@ -66,6 +66,7 @@ pub struct RedisQueue {
     /// every later reply on its connection.
     reader: ConnectionManager,
     scripts: Scripts,
+    pusher: push::Pusher,
     shared: Arc<Shared>,
     signal_reader: Once,
     entries: AtomicU64,
@@ -102,15 +103,23 @@ impl RedisQueue {
             .map_err(err)?;
         let reader = client.get_connection_manager_with_config(config).await.map_err(err)?;
         let consumer = format!("{}-{}-{:08x}", hostname(), std::process::id(), rand::random::<u32>());
+        let key = |what: &str| format!("{name}:{what}");
+        let pusher = push::Pusher::start(push::Target {
+            conn: conn.clone(),
+            script: Script::new(PUSH),
+            bytes: key("bytes"),
+            ready: key("ready"),
+            lanes: key("lanes"),
+            signal: key("signal"),
+            max_bytes,
+        });
         let q = RedisQueue {
             name: name.to_string(),
             consumer,
-            max_bytes,
             claim_idle,
             conn,
             reader,
             scripts: Scripts {
-                push: Script::new(PUSH),
                 take: Script::new(TAKE),
                 ack: Script::new(ACK),
                 migrate: Script::new(MIGRATE),
@@ -119,6 +128,7 @@ impl RedisQueue {
                 state: Mutex::new(State::default()),
                 notify: Notify::new(),
             }),
+            pusher,
             signal_reader: Once::new(),
             entries: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -177,26 +187,9 @@ impl Queue for RedisQueue {
     async fn push(&self, entry: QueueEntry) -> Result<(), BackendError> {
         let payload = entry.encode();
         let size = payload.len() as u64;
-        let mut conn = self.conn.clone();
-        let (added, held): (i64, redis::Value) = self
-            .scripts
-            .push
-            .key(self.lane(&entry.tenant))
-            .key(self.key("bytes"))
-            .key(self.key("ready"))
-            .key(self.key("lanes"))
-            .key(self.key("signal"))
-            .arg(payload)
-            .arg(size)
-            .arg(self.max_bytes)
-            .arg(&entry.tenant)
-            .arg(GROUP)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(err)?;
-        if added == 0 {
-            let bytes = redis::from_redis_value::<u64>(held).unwrap_or(self.max_bytes);
-            return Err(full(bytes));
+        let lane = self.lane(&entry.tenant);
+        if let Err(held) = self.pusher.push(lane, entry.tenant, payload).await? {
+            return Err(full(held));
         }
         self.entries.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(size, Ordering::Relaxed);

@@ -1,14 +1,33 @@
-local held = tonumber(redis.call('GET', KEYS[2]) or '0')
-local size = tonumber(ARGV[2])
-if held > 0 and held + size > tonumber(ARGV[3]) then
-  return {0, held}
+local held = tonumber(redis.call('GET', KEYS[1]) or '0')
+local max = tonumber(ARGV[1])
+local out = {0}
+local added, per_tenant, lanes = 0, {}, {}
+for i = 5, #KEYS do
+  local a = 3 + (i - 5) * 3
+  local tenant, size = ARGV[a], tonumber(ARGV[a + 1])
+  if held > 0 and held + size > max then
+    out[#out + 1] = 0
+  else
+    if not lanes[KEYS[i]] then
+      lanes[KEYS[i]] = true
+      if redis.call('EXISTS', KEYS[i]) == 0 then
+        redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[2], '0', 'MKSTREAM')
+      end
+    end
+    redis.call('XADD', KEYS[i], '*', 'e', ARGV[a + 2])
+    held = held + size
+    added = added + size
+    per_tenant[tenant] = (per_tenant[tenant] or 0) + 1
+    out[#out + 1] = 1
+  end
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[5], '0', 'MKSTREAM')
+if added > 0 then
+  redis.call('INCRBY', KEYS[1], added)
+  for tenant, n in pairs(per_tenant) do
+    redis.call('SADD', KEYS[3], tenant)
+    redis.call('HINCRBY', KEYS[2], tenant, n)
+  end
+  redis.call('XADD', KEYS[4], 'MAXLEN', '1', '*', 'n', '1')
 end
-redis.call('SADD', KEYS[4], ARGV[4])
-redis.call('INCRBY', KEYS[2], size)
-local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
-redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
-redis.call('XADD', KEYS[5], 'MAXLEN', '1', '*', 'n', '1')
-return {1, id}
+out[1] = held
+return out

@@ -4,7 +4,6 @@
 use redis::Script;
 
 pub(super) struct Scripts {
-    pub(super) push: Script,
     pub(super) take: Script,
     pub(super) ack: Script,
     pub(super) migrate: Script,
@@ -13,11 +12,13 @@ pub(super) struct Scripts {
 // Each script is its file after a newline: the bytes the scripts had as
 // raw strings in Rust, so their SHA1 (`EVALSHA`) is the same.
 
-/// Adds an entry to its tenant's lane unless the queue already holds `max`
-/// bytes (an entry bigger than `max` still gets into an empty queue, as in
-/// the local queue). A new lane gets its consumer group here.
-/// KEYS: lane, bytes, ready, lanes, signal. ARGV: payload, size, max,
-/// tenant, group.
+/// Adds entries, each to its tenant's lane, in order, unless the queue
+/// already holds `max` bytes (an entry bigger than `max` still gets into an
+/// empty queue, as in the local queue): one call for the pushes that
+/// arrived together. A new lane gets its consumer group here. Answers the
+/// bytes held after it, then 1 (added) or 0 (full) for each entry.
+/// KEYS: bytes, ready, lanes, signal, then each entry's lane. ARGV: max,
+/// group, then tenant, size and payload of each entry.
 pub(super) const PUSH: &str = concat!("\n", include_str!("push.lua"));
 
 /// Reads up to `count` new entries of one lane, stopping once `max_bytes`

@@ -108,6 +108,80 @@ pub async fn run(open: Open<'_>, name: &str) {
     drop(q);
 
     lanes(open, name).await;
+    together(open, name).await;
+}
+
+/// Pushes that arrive at once (ingest's handlers on many connections) are
+/// each kept once, in each pusher's order, counted in their lanes and
+/// bytes; and past the bound exactly the entries that do not fit are
+/// refused, however the implementation groups them.
+async fn together(open: Open<'_>, name: &str) {
+    let q = open(format!("{name}-together"), 1 << 30).await;
+    let pushers = (0..8).map(|p| {
+        let q = q.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let tenant = ["ta", "tb", "tc", "td"][p % 4];
+                q.push(of(tenant, p as i64 * 1_000 + i)).await.expect("push");
+            }
+        })
+    });
+    for p in futures::future::join_all(pushers).await {
+        p.expect("pusher");
+    }
+    assert_eq!(q.depth().entries, 320);
+    assert_eq!(
+        lane_counts(q.as_ref()).await,
+        ["ta", "tb", "tc", "td"].map(|t| (t.to_string(), 80)).to_vec()
+    );
+    let mut all = Vec::new();
+    for tenant in ["ta", "tb", "tc", "td"] {
+        let got = q.take_lane(tenant, 1_000, usize::MAX).await.expect("take");
+        assert!(got.iter().all(|d| d.entry.tenant == tenant));
+        for p in 0..8 {
+            let mine: Vec<i64> = arrivals(&got).into_iter().filter(|a| a / 1_000 == p).collect();
+            assert!(
+                mine.is_sorted(),
+                "pusher {p}'s entries out of order in {tenant}: {mine:?}"
+            );
+        }
+        all.extend(got);
+    }
+    let mut seen = arrivals(&all);
+    seen.sort_unstable();
+    let expected: Vec<i64> = (0..8).flat_map(|p| (0..40).map(move |i| p * 1_000 + i)).collect();
+    assert_eq!(seen, expected, "an entry lost or kept twice");
+    q.ack(&tokens(&all)).await.expect("ack");
+    assert_eq!(q.depth().bytes, 0);
+    drop(q);
+
+    // 40 same-sized entries at once into room for 10 of them.
+    let sized = |tenant: &str, i: i64| QueueEntry {
+        service: Some("web".into()),
+        idempotent: false,
+        ..of(tenant, i)
+    };
+    let probe = open(format!("{name}-together-probe"), 1 << 30).await;
+    probe.push(sized("ta", 100)).await.expect("push");
+    let one = probe.depth().bytes;
+    drop(probe);
+    let q = open(format!("{name}-together-small"), 10 * one).await;
+    let pushes = (0..40).map(|i| {
+        let q = q.clone();
+        let entry = sized(["ta", "tb"][i % 2], 100 + i as i64);
+        tokio::spawn(async move { q.push(entry).await })
+    });
+    let (mut added, mut full) = (0, 0);
+    for r in futures::future::join_all(pushes).await {
+        match r.expect("push") {
+            Ok(()) => added += 1,
+            Err(e) if e.kind == ErrorKind::Full => full += 1,
+            Err(e) => panic!("push failed: {e}"),
+        }
+    }
+    assert_eq!((added, full), (10, 30), "the bound let through {added}");
+    assert_eq!(q.depth().entries, 10);
+    assert_eq!(q.depth().bytes, 10 * one);
 }
 
 fn of(tenant: &str, i: i64) -> QueueEntry {
