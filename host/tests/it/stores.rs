@@ -88,6 +88,85 @@ async fn queue_redis() {
     crate::conformance::queue::run(&open, &redis_prefix()).await;
 }
 
+/// Pushes that arrive together share a script call; an entry Redis refuses
+/// (its lane is not a stream: an operator's mistake) fails alone, and only
+/// what was added is counted.
+#[tokio::test]
+async fn redis_pushes_that_arrive_together_share_a_call_and_fail_alone() {
+    let url = service_url("REDIS_URL");
+    let name = redis_prefix();
+    let q = Arc::new(RedisQueue::open(&url, &name, 1 << 30, CLAIM_IDLE).await.expect("open"));
+    let pushers = (0..8).map(|p| {
+        let q = q.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                q.push(crate::conformance::queue::entry(p * 1_000 + i))
+                    .await
+                    .expect("push");
+            }
+        })
+    });
+    for p in futures::future::join_all(pushers).await {
+        p.expect("pusher");
+    }
+    let calls = q.push_calls();
+    assert!(calls <= 160, "320 pushes at once took {calls} calls");
+
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let _: () = redis::cmd("SET")
+        .arg(format!("{name}:lane:broken"))
+        .arg("not a stream")
+        .query_async(&mut conn)
+        .await
+        .expect("set");
+    let of = |tenant: &str, i: i64| loggerhub::queue::QueueEntry {
+        tenant: tenant.into(),
+        ..crate::conformance::queue::entry(i)
+    };
+    let before = q.push_calls();
+    let pushes = (0..6).map(|i| {
+        let (q, entry) = (q.clone(), of(if i == 2 { "broken" } else { "fine" }, 9_000 + i));
+        tokio::spawn(async move { q.push(entry).await })
+    });
+    let results: Vec<_> = futures::future::join_all(pushes)
+        .await
+        .into_iter()
+        .map(|r| r.expect("push"))
+        .collect();
+    assert_eq!(q.push_calls() - before, 1, "the six pushes were not one call");
+    for (i, r) in results.iter().enumerate() {
+        match (i, r) {
+            (2, Err(e)) => assert_eq!(e.kind, loggerhub::error::ErrorKind::Corrupt),
+            (2, Ok(())) => panic!("an entry for a lane that is not a stream was accepted"),
+            (_, r) => assert!(r.is_ok(), "push {i} failed with the broken one: {r:?}"),
+        }
+    }
+    let fine: u64 = (0..6)
+        .filter(|i| *i != 2)
+        .map(|i| of("fine", 9_000 + i).encode().len() as u64)
+        .sum();
+    let all: u64 = (0..8)
+        .flat_map(|p| (0..40).map(move |i| crate::conformance::queue::entry(p * 1_000 + i).encode().len() as u64))
+        .sum();
+    drop(q);
+    let q = RedisQueue::open(&url, &name, 1 << 30, CLAIM_IDLE)
+        .await
+        .expect("reopen");
+    assert_eq!(q.depth().bytes, all + fine, "Redis counted the refused entry's bytes");
+    let ready: std::collections::HashMap<String, u64> = q
+        .lanes()
+        .await
+        .expect("lanes")
+        .ready
+        .into_iter()
+        .map(|l| (l.tenant, l.entries))
+        .collect();
+    assert_eq!(ready.get("fine"), Some(&5));
+    assert_eq!(ready.get("acme"), Some(&320));
+    assert_eq!(ready.get("broken"), None);
+}
+
 /// Two processors share the stream: each entry goes to one of them, and the
 /// entries a processor took and never acked go to the other one once it has
 /// been silent for the claim delay.

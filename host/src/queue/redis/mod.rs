@@ -54,6 +54,10 @@ use crate::error::{Backend, BackendError, ErrorKind};
 
 const GROUP: &str = "processors";
 
+/// How long a call on the data connection may go unanswered: the largest
+/// (a take or a push of 4 MiB with `appendfsync always`) take milliseconds.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct RedisQueue {
     name: String,
     consumer: String,
@@ -92,16 +96,20 @@ impl RedisQueue {
     /// with a silent consumer before another takes it.
     pub async fn open(url: &str, name: &str, max_bytes: u64, claim_idle: Duration) -> Result<RedisQueue, BackendError> {
         let client = redis::Client::open(url).map_err(err)?;
-        // No response timeout: the signal reader blocks.
         let config = ConnectionManagerConfig::new()
-            .set_response_timeout(None)
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_max_delay(Duration::from_secs(2));
+        // Nothing on this connection blocks by design: a call that does
+        // not answer means Redis is gone for now.
         let conn = client
-            .get_connection_manager_with_config(config.clone())
+            .get_connection_manager_with_config(config.clone().set_response_timeout(Some(RESPONSE_TIMEOUT)))
             .await
             .map_err(err)?;
-        let reader = client.get_connection_manager_with_config(config).await.map_err(err)?;
+        // No response timeout: the signal reader blocks.
+        let reader = client
+            .get_connection_manager_with_config(config.set_response_timeout(None))
+            .await
+            .map_err(err)?;
         let consumer = format!("{}-{}-{:08x}", hostname(), std::process::id(), rand::random::<u32>());
         let key = |what: &str| format!("{name}:{what}");
         let pusher = push::Pusher::start(push::Target {
@@ -136,6 +144,12 @@ impl RedisQueue {
         q.migrate_single_stream().await?;
         q.refresh_depth().await?;
         Ok(q)
+    }
+
+    /// Script calls this process made for its pushes: fewer than the
+    /// pushes when they arrive together.
+    pub fn push_calls(&self) -> u64 {
+        self.pusher.calls()
     }
 
     fn key(&self, what: &str) -> String {
@@ -180,6 +194,7 @@ fn hostname() -> String {
 #[async_trait]
 impl Queue for RedisQueue {
     async fn ping(&self) -> Result<(), BackendError> {
+        self.pusher.running()?;
         let mut conn = self.conn.clone();
         redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(err)
     }

@@ -14,11 +14,15 @@ for i = 5, #KEYS do
         redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[2], '0', 'MKSTREAM')
       end
     end
-    redis.call('XADD', KEYS[i], '*', 'e', ARGV[a + 2])
-    held = held + size
-    added = added + size
-    per_tenant[tenant] = (per_tenant[tenant] or 0) + 1
-    out[#out + 1] = 1
+    local id = redis.pcall('XADD', KEYS[i], '*', 'e', ARGV[a + 2])
+    if type(id) == 'table' and id.err then
+      out[#out + 1] = id.err
+    else
+      held = held + size
+      added = added + size
+      per_tenant[tenant] = (per_tenant[tenant] or 0) + 1
+      out[#out + 1] = 1
+    end
   end
 end
 if added > 0 then

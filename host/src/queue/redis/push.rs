@@ -1,46 +1,60 @@
 //! Pushes that arrive together go to Redis in one script call, as the
 //! local queue's writer shares one flush between them.
 //!
-//! One push a call cost Redis about 50 µs of CPU (the script's seven
-//! commands, its call and its reply): at one record a request, Redis took
-//! more of the machine than the server. A gatherer task takes what the
-//! handlers queued, calls the script once for all of it while further
-//! pushes queue behind, and answers each handler, so a busy intake makes
-//! bigger calls and an idle one waits for nothing.
+//! One push a call cost Redis a Lua call, seven commands and a reply per
+//! request. A gatherer task takes what the handlers queued, calls the
+//! script once for all of it while further pushes queue behind, and
+//! answers each handler, so a busy intake makes bigger calls and an idle
+//! one waits for nothing. The gatherer is the one way to Redis for every
+//! tenant's pushes, so nothing in it may wait without a bound: a call has
+//! a deadline, a failed call fails what waits with it (they would wait out
+//! the same reconnect), and a full channel is a 503, not a wait.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use redis::Script;
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{GROUP, err};
-use crate::error::BackendError;
+use crate::error::{Backend, BackendError, ErrorKind};
 
 /// Entries of one call at most: the script runs alone in Redis, and a call
 /// of this many ~3 KB entries is about a millisecond there.
 const MAX_ENTRIES: usize = 256;
 
-/// Payload bytes past which no more entries join a call (Redis buffers a
-/// whole call; one entry larger than this still goes, alone).
+/// Payload bytes of one call at most; an entry larger than this goes in a
+/// call of its own.
 const MAX_BYTES: usize = 4 << 20;
 
-/// Pushes waiting for the gatherer at most: past it a handler waits to
-/// queue its push (ingest's own bounds keep this far away).
+/// Pushes waiting for the gatherer at most: past it ingest answers 503,
+/// as for a full queue (Redis is that far behind).
 const WAITING: usize = 4_096;
+
+/// How long one call may take before its pushes are answered 503: a
+/// 4 MiB call with `appendfsync always` takes milliseconds; a Redis that
+/// does not answer for this long is down for the intake.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the script made of one entry: added, or refused because the queue
 /// held this many bytes.
 pub(super) type Pushed = Result<(), u64>;
 
+type Reply = oneshot::Sender<Result<Pushed, BackendError>>;
+
 struct Pending {
     lane: String,
     tenant: String,
     payload: Vec<u8>,
-    reply: oneshot::Sender<Result<Pushed, BackendError>>,
+    reply: Reply,
 }
 
 /// The handlers' side of the gatherer.
 pub(super) struct Pusher {
     tx: mpsc::Sender<Pending>,
+    calls: Arc<AtomicU64>,
 }
 
 /// The keys and bound every call names.
@@ -54,12 +68,17 @@ pub(super) struct Target {
     pub(super) max_bytes: u64,
 }
 
+fn gone() -> BackendError {
+    BackendError::unavailable(Backend::Queue, "the queue's push task has ended")
+}
+
 impl Pusher {
     /// Starts the gatherer; it ends when the pusher is dropped.
     pub(super) fn start(target: Target) -> Pusher {
         let (tx, rx) = mpsc::channel(WAITING);
-        tokio::spawn(gather(target, rx));
-        Pusher { tx }
+        let calls = Arc::new(AtomicU64::new(0));
+        tokio::spawn(gather(target, rx, calls.clone()));
+        Pusher { tx, calls }
     }
 
     pub(super) async fn push(&self, lane: String, tenant: String, payload: Vec<u8>) -> Result<Pushed, BackendError> {
@@ -70,43 +89,89 @@ impl Pusher {
             payload,
             reply,
         };
-        self.tx.send(pending).await.map_err(|_| crate::queue::closed())?;
-        answer.await.map_err(|_| crate::queue::closed())?
+        self.tx.try_send(pending).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => BackendError::new(
+                Backend::Queue,
+                ErrorKind::Full,
+                format!("{WAITING} pushes are waiting for Redis already"),
+            ),
+            mpsc::error::TrySendError::Closed(_) => gone(),
+        })?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Whether the gatherer still runs (a readiness check).
+    pub(super) fn running(&self) -> Result<(), BackendError> {
+        if self.tx.is_closed() { Err(gone()) } else { Ok(()) }
+    }
+
+    /// Script calls made for pushes so far.
+    pub(super) fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 }
 
-async fn gather(mut target: Target, mut rx: mpsc::Receiver<Pending>) {
-    while let Some(first) = rx.recv().await {
+async fn gather(mut target: Target, mut rx: mpsc::Receiver<Pending>, calls: Arc<AtomicU64>) {
+    let mut carried: Option<Pending> = None;
+    loop {
+        let first = match carried.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
         let mut bytes = first.payload.len();
         let mut group = vec![first];
-        while group.len() < MAX_ENTRIES && bytes < MAX_BYTES {
-            match rx.try_recv() {
-                Ok(p) => {
-                    bytes += p.payload.len();
-                    group.push(p);
-                }
-                Err(_) => break,
+        while group.len() < MAX_ENTRIES {
+            let Ok(p) = rx.try_recv() else { break };
+            // A handler that gave up (its client hung up) gets no entry:
+            // it would be stored without being counted as accepted.
+            if p.reply.is_closed() {
+                continue;
             }
+            if bytes + p.payload.len() > MAX_BYTES {
+                carried = Some(p);
+                break;
+            }
+            bytes += p.payload.len();
+            group.push(p);
         }
-        match call(&mut target, &group).await {
-            Ok((held, added)) => {
-                for (p, added) in group.into_iter().zip(added) {
-                    let _ = p.reply.send(Ok(if added == 1 { Ok(()) } else { Err(held) }));
+        group.retain(|p| !p.reply.is_closed());
+        if group.is_empty() {
+            continue;
+        }
+        calls.fetch_add(1, Ordering::Relaxed);
+        let outcome = match tokio::time::timeout(CALL_TIMEOUT, call(&mut target, &group)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(BackendError::unavailable(
+                Backend::Queue,
+                format!("Redis did not answer a push within {CALL_TIMEOUT:?}"),
+            )),
+        };
+        match outcome {
+            Ok((held, each)) => {
+                for (p, one) in group.into_iter().zip(each) {
+                    let _ = p.reply.send(one.map(|added| if added { Ok(()) } else { Err(held) }));
                 }
             }
             Err(e) => {
-                for p in group {
-                    let each = BackendError::new(e.backend, e.kind, e.source_message());
-                    let _ = p.reply.send(Err(each));
+                // What waits behind a failed call would wait out the same
+                // reconnect: it fails now, and its handlers answer 503.
+                let waiting = std::iter::from_fn(|| rx.try_recv().ok());
+                for p in group.into_iter().chain(carried.take()).chain(waiting) {
+                    let _ = p
+                        .reply
+                        .send(Err(BackendError::new(e.backend, e.kind, e.source_message())));
                 }
             }
         }
     }
 }
 
-/// One script call for `group`: the bytes held after it, and 1 or 0 for
-/// each entry.
-async fn call(target: &mut Target, group: &[Pending]) -> Result<(u64, Vec<i64>), BackendError> {
+/// One script call for `group`: the bytes held after it, and for each
+/// entry whether it was added, or Redis's refusal of it.
+async fn call(target: &mut Target, group: &[Pending]) -> Result<(u64, Vec<Result<bool, BackendError>>), BackendError> {
     let mut invocation = target.script.prepare_invoke();
     invocation
         .key(&target.bytes)
@@ -122,16 +187,31 @@ async fn call(target: &mut Target, group: &[Pending]) -> Result<(u64, Vec<i64>),
             .arg(p.payload.len())
             .arg(&p.payload);
     }
-    let reply: Vec<i64> = invocation.invoke_async(&mut target.conn).await.map_err(err)?;
-    let Some((&held, added)) = reply.split_first() else {
+    let reply: Vec<redis::Value> = invocation.invoke_async(&mut target.conn).await.map_err(err)?;
+    let Some((held, each)) = reply.split_first() else {
         return Err(crate::queue::corrupt("the push script answered nothing"));
     };
-    if added.len() != group.len() {
+    if each.len() != group.len() {
         return Err(crate::queue::corrupt(format!(
             "the push script answered {} entries for {}",
-            added.len(),
+            each.len(),
             group.len()
         )));
     }
-    Ok((u64::try_from(held).unwrap_or(0), added.to_vec()))
+    let held = redis::from_redis_value::<u64>(held.clone()).unwrap_or(target.max_bytes);
+    let each = each
+        .iter()
+        .map(|v| match redis::from_redis_value::<i64>(v.clone()) {
+            Ok(1) => Ok(true),
+            Ok(_) => Ok(false),
+            Err(_) => Err(BackendError::corrupt(
+                Backend::Queue,
+                format!(
+                    "Redis refused the entry: {}",
+                    redis::from_redis_value::<String>(v.clone()).unwrap_or_default()
+                ),
+            )),
+        })
+        .collect();
+    Ok((held, each))
 }

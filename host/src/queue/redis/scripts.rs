@@ -16,7 +16,9 @@ pub(super) struct Scripts {
 /// already holds `max` bytes (an entry bigger than `max` still gets into an
 /// empty queue, as in the local queue): one call for the pushes that
 /// arrived together. A new lane gets its consumer group here. Answers the
-/// bytes held after it, then 1 (added) or 0 (full) for each entry.
+/// bytes held after it, then 1 (added), 0 (full) or Redis's refusal of its
+/// `XADD` for each entry: an entry Redis refuses fails alone, and only
+/// what was added is counted.
 /// KEYS: bytes, ready, lanes, signal, then each entry's lane. ARGV: max,
 /// group, then tenant, size and payload of each entry.
 pub(super) const PUSH: &str = concat!("\n", include_str!("push.lua"));

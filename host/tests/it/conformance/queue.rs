@@ -129,6 +129,9 @@ async fn together(open: Open<'_>, name: &str) {
     for p in futures::future::join_all(pushers).await {
         p.expect("pusher");
     }
+    // Counted where the queue keeps its counts: a restart reads them back.
+    drop(q);
+    let q = open(format!("{name}-together"), 1 << 30).await;
     assert_eq!(q.depth().entries, 320);
     assert_eq!(
         lane_counts(q.as_ref()).await,
@@ -180,8 +183,11 @@ async fn together(open: Open<'_>, name: &str) {
         }
     }
     assert_eq!((added, full), (10, 30), "the bound let through {added}");
+    drop(q);
+    let q = open(format!("{name}-together-small"), 10 * one).await;
     assert_eq!(q.depth().entries, 10);
     assert_eq!(q.depth().bytes, 10 * one);
+    assert_eq!(lane_counts(q.as_ref()).await, vec![("ta".into(), 5), ("tb".into(), 5)]);
 }
 
 fn of(tenant: &str, i: i64) -> QueueEntry {
