@@ -197,7 +197,7 @@ fn of(tenant: &str, i: i64) -> QueueEntry {
     }
 }
 
-async fn lane_counts(q: &dyn Queue) -> Vec<(String, u64)> {
+pub async fn lane_counts(q: &dyn Queue) -> Vec<(String, u64)> {
     let mut lanes: Vec<(String, u64)> = q
         .lanes()
         .await
