@@ -294,16 +294,28 @@ impl Server {
 
     /// PUT /v1/plugins/{stage}/{name}; returns (status, body).
     pub async fn put_plugin(&self, key: &str, stage: &str, name: &str, wasm: Vec<u8>) -> (u16, Value) {
+        self.try_put_plugin(key, stage, name, wasm).await.expect("put plugin")
+    }
+
+    /// The same, with the connection's failure as an error: a refusal the
+    /// server answers before reading the body may reach the client as a
+    /// reset while it still sends.
+    pub async fn try_put_plugin(
+        &self,
+        key: &str,
+        stage: &str,
+        name: &str,
+        wasm: Vec<u8>,
+    ) -> Result<(u16, Value), reqwest::Error> {
         let r = self
             .http
             .put(self.url(&format!("/v1/plugins/{stage}/{name}")))
             .bearer_auth(key)
             .body(wasm)
             .send()
-            .await
-            .expect("put plugin");
+            .await?;
         let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
     }
 
     /// PUT /v1/pipeline; returns (status, body).
