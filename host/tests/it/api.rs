@@ -277,8 +277,18 @@ async fn list_search_detail_stats_and_isolation() {
     assert_eq!(total("attributes.n:7").await, 2);
     assert_eq!(total("trace 42").await, 2);
     assert_eq!(total("-level:info").await, 84);
+    // AND, OR, NOT, parentheses (docs/QUERY.md).
+    assert_eq!(total("payment OR served").await, 250);
+    assert_eq!(total("NOT (payment OR served)").await, 0);
+    assert_eq!(total("(level:error service:web) OR attributes.n:7").await, 36);
     let (status, body) = s.get(&key, "/v1/search?q=%22open").await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
+    let (status, body) = s
+        .get(&key, &format!("/v1/search?q={}", urlencode("payment AND (served OR")))
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.ends_with("(at character 23)"), "{message}");
 
     // Search pages with a cursor too, and hits carry metadata.
     let (_, p1) = s.get(&key, "/v1/search?q=payment&limit=100").await;

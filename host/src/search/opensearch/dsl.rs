@@ -7,30 +7,24 @@ use super::corrupt;
 use super::documents::id_key;
 use crate::error::BackendError;
 use crate::model::{Cursor, Level, LevelCounts, LogFilter, STATS_MAX_BUCKETS, TOTAL_BOUND, format_ts};
-use crate::search::query::{Matcher, Query};
+use crate::search::query::{Expr, Matcher, Query};
 
 /// The query DSL for a DESIGN §4 query plus the list filters, newest first,
 /// resuming after `cursor`; asks for `size` hits and the total, exact or
 /// counted up to [`TOTAL_BOUND`].
 pub fn search_body(q: &Query, filter: &LogFilter, cursor: Option<&Cursor>, size: usize, exact_total: bool) -> Value {
-    let mut must = Vec::new();
-    let mut must_not = Vec::new();
-    let mut filters = Vec::new();
-    for c in &q.clauses {
-        let clause = match &c.matcher {
-            Matcher::Text(t) => json!({"bool": {
-                "should": [{"match_phrase": {"message": t}}, {"match_phrase": {"full_log": t}}],
-                "minimum_should_match": 1
-            }}),
-            Matcher::Service(s) => json!({"term": {"service": s}}),
-            Matcher::Level(l) => json!({"term": {"level": l.as_str()}}),
-            Matcher::Attribute { key, value } => json!({"term": {format!("attributes.{key}"): value}}),
-        };
-        match (c.negated, &c.matcher) {
-            (true, _) => must_not.push(clause),
-            (false, Matcher::Text(_)) => must.push(clause),
+    let (mut must, mut must_not, mut filters) = (Vec::new(), Vec::new(), Vec::new());
+    let top: Vec<&Expr> = match &q.expr {
+        None => Vec::new(),
+        Some(Expr::And(parts)) => parts.iter().collect(),
+        Some(e) => vec![e],
+    };
+    for e in top {
+        match e {
+            Expr::Not(inner) => must_not.push(expr_query(inner)),
             // Exact matches do not score: filter context is cached.
-            (false, _) => filters.push(clause),
+            Expr::Match(m) if !matches!(m, Matcher::Text(_)) => filters.push(matcher_query(m)),
+            _ => must.push(expr_query(e)),
         }
     }
     if let Some(s) = &filter.service {
@@ -103,4 +97,41 @@ pub(super) fn histogram_of(answer: &Value) -> Result<Vec<(i64, LevelCounts)>, Ba
         out.push((key.saturating_mul(1_000_000), counts));
     }
     Ok(out)
+}
+
+fn matcher_query(m: &Matcher) -> Value {
+    match m {
+        Matcher::Text(t) => json!({"bool": {
+            "should": [{"match_phrase": {"message": t}}, {"match_phrase": {"full_log": t}}],
+            "minimum_should_match": 1
+        }}),
+        Matcher::Service(s) => json!({"term": {"service": s}}),
+        Matcher::Level(l) => json!({"term": {"level": l.as_str()}}),
+        Matcher::Attribute { key, value } => json!({"term": {format!("attributes.{key}"): value}}),
+    }
+}
+
+/// The tree as nested `bool` queries (a `bool` of only `must_not` matches
+/// every other document in OpenSearch).
+fn expr_query(e: &Expr) -> Value {
+    match e {
+        Expr::Match(m) => matcher_query(m),
+        Expr::Not(inner) => json!({"bool": {"must_not": [expr_query(inner)]}}),
+        Expr::And(parts) => {
+            let (not, yes): (Vec<&Expr>, Vec<&Expr>) = parts.iter().partition(|p| matches!(p, Expr::Not(_)));
+            let must_not: Vec<Value> = not
+                .into_iter()
+                .filter_map(|p| match p {
+                    Expr::Not(inner) => Some(expr_query(inner)),
+                    _ => None,
+                })
+                .collect();
+            let must: Vec<Value> = yes.into_iter().map(expr_query).collect();
+            json!({"bool": {"must": must, "must_not": must_not}})
+        }
+        Expr::Or(parts) => json!({"bool": {
+            "should": parts.iter().map(expr_query).collect::<Vec<_>>(),
+            "minimum_should_match": 1
+        }}),
+    }
 }

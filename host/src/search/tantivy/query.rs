@@ -11,7 +11,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use super::{TenantIndex, corrupt};
 use crate::error::BackendError;
 use crate::model::LogFilter;
-use crate::search::query::{Matcher, Query};
+use crate::search::query::{Expr, Matcher, Query};
 
 impl TenantIndex {
     fn analyzer(&self) -> Result<TextAnalyzer, BackendError> {
@@ -52,23 +52,53 @@ impl TenantIndex {
         ])))
     }
 
+    fn matcher_query(&self, m: &Matcher) -> Result<Box<dyn TQuery>, BackendError> {
+        let f = &self.fields;
+        Ok(match m {
+            Matcher::Text(t) => self.text_query(t)?,
+            Matcher::Service(s) => exact(f.service, s),
+            Matcher::Level(l) => exact(f.level, l.as_str()),
+            Matcher::Attribute { key, value } => exact(f.attr, &format!("{key}={value}")),
+        })
+    }
+
+    /// The tree as nested boolean queries. Tantivy matches nothing with
+    /// only `MustNot` clauses, so a part that excludes alone starts from
+    /// every document.
+    fn expr_query(&self, e: &Expr) -> Result<Box<dyn TQuery>, BackendError> {
+        Ok(match e {
+            Expr::Match(m) => self.matcher_query(m)?,
+            Expr::Not(inner) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, Box::new(AllQuery)),
+                (Occur::MustNot, self.expr_query(inner)?),
+            ])),
+            Expr::And(parts) => {
+                let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = Vec::with_capacity(parts.len() + 1);
+                for p in parts {
+                    clauses.push(match p {
+                        Expr::Not(inner) => (Occur::MustNot, self.expr_query(inner)?),
+                        _ => (Occur::Must, self.expr_query(p)?),
+                    });
+                }
+                if clauses.iter().all(|(o, _)| *o == Occur::MustNot) {
+                    clauses.push((Occur::Must, Box::new(AllQuery)));
+                }
+                Box::new(BooleanQuery::new(clauses))
+            }
+            Expr::Or(parts) => Box::new(BooleanQuery::new(
+                parts
+                    .iter()
+                    .map(|p| Ok((Occur::Should, self.expr_query(p)?)))
+                    .collect::<Result<_, BackendError>>()?,
+            )),
+        })
+    }
+
     pub(super) fn build_query(&self, q: &Query, filter: &LogFilter) -> Result<Box<dyn TQuery>, BackendError> {
         let f = &self.fields;
-        let exact = |field: Field, v: &str| -> Box<dyn TQuery> {
-            Box::new(TermQuery::new(
-                Term::from_field_text(field, v),
-                IndexRecordOption::Basic,
-            ))
-        };
         let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = vec![(Occur::Must, Box::new(AllQuery))];
-        for c in &q.clauses {
-            let sub = match &c.matcher {
-                Matcher::Text(t) => self.text_query(t)?,
-                Matcher::Service(s) => exact(f.service, s),
-                Matcher::Level(l) => exact(f.level, l.as_str()),
-                Matcher::Attribute { key, value } => exact(f.attr, &format!("{key}={value}")),
-            };
-            clauses.push((if c.negated { Occur::MustNot } else { Occur::Must }, sub));
+        if let Some(e) = &q.expr {
+            clauses.push((Occur::Must, self.expr_query(e)?));
         }
         if let Some(s) = &filter.service {
             clauses.push((Occur::Must, exact(f.service, s)));
@@ -87,4 +117,11 @@ impl TenantIndex {
         }
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
+}
+
+fn exact(field: Field, v: &str) -> Box<dyn TQuery> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, v),
+        IndexRecordOption::Basic,
+    ))
 }

@@ -145,6 +145,45 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
         }),
         ("attributes.region:eu", none.clone(), |_| false),
         ("nothingmatchesthis", none.clone(), |_| false),
+        // AND, OR, NOT and parentheses (docs/QUERY.md).
+        ("service:auth OR service:web", none.clone(), |r| {
+            r.service == "auth" || r.service == "web"
+        }),
+        ("payment OR uuid", none.clone(), |r| {
+            r.message.contains("payment") || r.full_log.contains("UUID")
+        }),
+        ("level:error OR level:fatal OR service:billing", none.clone(), |r| {
+            matches!(r.level, Level::Error | Level::Fatal) || r.service == "billing"
+        }),
+        ("(service:auth OR service:web) AND -payment", none.clone(), |r| {
+            (r.service == "auth" || r.service == "web") && !r.message.contains("payment")
+        }),
+        ("service:auth OR service:web payment", none.clone(), |r| {
+            r.service == "auth" || (r.service == "web" && r.message.contains("payment"))
+        }),
+        ("NOT service:auth", none.clone(), |r| r.service != "auth"),
+        ("-(service:auth OR level:error)", none.clone(), |r| {
+            r.service != "auth" && r.level != Level::Error
+        }),
+        ("NOT payment OR uuid", none.clone(), |r| {
+            !r.message.contains("payment") || r.full_log.contains("UUID")
+        }),
+        ("payment AND NOT (uuid OR service:billing)", none.clone(), |r| {
+            r.message.contains("payment") && !r.full_log.contains("UUID") && r.service != "billing"
+        }),
+        (r#"attributes.region:"eu west" OR attributes.n:39"#, none.clone(), |r| {
+            r.attributes
+                .iter()
+                .any(|(k, v)| (k == "region" && v == "eu west") || (k == "n" && v == "39"))
+        }),
+        (
+            "service:auth OR service:web",
+            LogFilter {
+                level: Some(Level::Info),
+                ..Default::default()
+            },
+            |r| (r.service == "auth" || r.service == "web") && r.level == Level::Info,
+        ),
         (
             "",
             LogFilter {
