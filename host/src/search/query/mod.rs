@@ -1,0 +1,118 @@
+//! The query language shared by every index backend (docs/QUERY.md):
+//! terms (words or `"quoted phrases"`) and `field:value` matches, combined
+//! with `AND` (also two terms side by side), `OR`, `NOT` (or a leading `-`)
+//! and parentheses; `NOT` binds tighter than `AND`, `AND` than `OR`, as in
+//! Lucene's `query_string`. The fields: `service:`, `level:` and
+//! `attributes.<key>:`.
+//!
+//! **Invariant:** a query is parsed here once, into an [`Expr`] within the
+//! bounds below, and every backend translates that tree; no backend reads
+//! the query string. `parse` reads the string, `print` writes a tree back.
+
+mod parse;
+mod print;
+#[cfg(test)]
+mod tests;
+
+use crate::model::{Level, LogRecord};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    /// Free text (one word or a phrase) in the message or the full log.
+    Text(String),
+    Service(String),
+    Level(Level),
+    Attribute {
+        key: String,
+        value: String,
+    },
+}
+
+/// A query as a tree: `And` and `Or` hold two or more parts, never one;
+/// a `Not` never holds a `Not`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expr {
+    Match(Matcher),
+    Not(Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+}
+
+/// A parsed query; no expression matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    pub expr: Option<Expr>,
+}
+
+/// What is wrong with a query, and where (1-based, in characters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid query: {message} (at character {at})")]
+pub struct QueryError {
+    pub message: String,
+    pub at: usize,
+}
+
+/// Longest query accepted; a search box never needs more.
+pub const MAX_QUERY_CHARS: usize = 4096;
+
+/// Most terms in a query.
+pub const MAX_TERMS: usize = 256;
+
+/// Most `NOT`s (and `-`s) in a query: a `NOT` that is not one of an
+/// `AND`'s parts reads every record of the tenant to take its matches out.
+pub const MAX_NOTS: usize = 32;
+
+/// Most clauses the query makes in an index's query tree (a phrase three,
+/// an exact match one, a `NOT` two, an `AND` or `OR` one more than its
+/// parts): OpenSearch refuses more than 1,024 in one search, and the list
+/// filters add a few.
+pub const MAX_CLAUSES: usize = 1_000;
+
+/// Deepest nesting of parentheses and `NOT`s: the parser and every
+/// backend's translation recurse once per level.
+pub const MAX_DEPTH: usize = 32;
+
+impl Query {
+    pub fn parse(input: &str) -> Result<Query, QueryError> {
+        parse::parse(input)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.expr.is_none()
+    }
+
+    /// Whether `r` holds, read as the indexes read it: text as words
+    /// (letters and digits, any case), a phrase as consecutive words,
+    /// fields exactly. For records already in hand (the live tail); the
+    /// metadata store's copy holds the message's first 500 characters and
+    /// no full log, and that is what text matches against.
+    pub fn matches(&self, r: &LogRecord) -> bool {
+        let mut words: Option<Vec<String>> = None;
+        self.expr.as_ref().is_none_or(|e| holds(e, r, &mut words))
+    }
+}
+
+fn holds(e: &Expr, r: &LogRecord, words: &mut Option<Vec<String>>) -> bool {
+    match e {
+        Expr::Match(m) => match m {
+            Matcher::Service(s) => r.service == *s,
+            Matcher::Level(l) => r.level == *l,
+            Matcher::Attribute { key, value } => r.attributes.iter().any(|(k, v)| k == key && v == value),
+            Matcher::Text(t) => {
+                let words = words.get_or_insert_with(|| words_of(&r.message).collect());
+                let phrase: Vec<String> = words_of(t).collect();
+                !phrase.is_empty() && words.windows(phrase.len()).any(|w| w == phrase.as_slice())
+            }
+        },
+        Expr::Not(inner) => !holds(inner, r, words),
+        Expr::And(parts) => parts.iter().all(|p| holds(p, r, words)),
+        Expr::Or(parts) => parts.iter().any(|p| holds(p, r, words)),
+    }
+}
+
+/// Lower-cased runs of letters and digits, as the indexes' tokenizers cut.
+fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}

@@ -1,0 +1,297 @@
+//! The query string into an [`Expr`]: tokens, then a recursive descent
+//! (`or` over `and` over `unary`), every bound checked on the way.
+
+use super::{Expr, MAX_CLAUSES, MAX_DEPTH, MAX_NOTS, MAX_QUERY_CHARS, MAX_TERMS, Matcher, Query, QueryError};
+use crate::model::Level;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Open,
+    Close,
+    And,
+    Or,
+    Not,
+    /// A term: `-` in front (excluded), the text before any quote (where a
+    /// field name is), the whole text without its quotes.
+    Term {
+        minus: bool,
+        unquoted: String,
+        text: String,
+    },
+}
+
+fn err(message: impl Into<String>, at: usize) -> QueryError {
+    QueryError {
+        message: message.into(),
+        at,
+    }
+}
+
+fn operator(text: &str) -> Option<Token> {
+    match text {
+        "AND" => Some(Token::And),
+        "OR" => Some(Token::Or),
+        "NOT" => Some(Token::Not),
+        _ => None,
+    }
+}
+
+/// The tokens of `input` with the character (1-based) each starts at.
+///
+/// Parentheses group only where they can: `(` at the start of a term, `)`
+/// while a group is open and the term has no `(` of its own. Elsewhere
+/// they are text, as they were before groups existed (`main()`,
+/// `Bar.baz(Bar.java:42)`, `:)`).
+fn tokens(chars: &[char]) -> Result<Vec<(Token, usize)>, QueryError> {
+    let mut out = Vec::new();
+    let mut open = 0usize;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let at = i + 1;
+        if c == '(' || (c == ')' && open > 0) {
+            if c == '(' {
+                open += 1;
+                out.push((Token::Open, at));
+            } else {
+                open -= 1;
+                out.push((Token::Close, at));
+            }
+            i += 1;
+            continue;
+        }
+        let minus = c == '-';
+        if minus {
+            i += 1;
+            if chars.get(i) == Some(&'(') {
+                // `-(…)` is `NOT (…)`.
+                out.push((Token::Not, at));
+                continue;
+            }
+        }
+        let (mut text, mut unquoted) = (String::new(), None::<String>);
+        let (mut quote_at, mut own) = (None, 0usize);
+        while i < chars.len() {
+            let c = chars[i];
+            if quote_at.is_none() {
+                if c.is_whitespace() || (c == ')' && own == 0 && open > 0) {
+                    break;
+                }
+                // `NOT(`, `AND(`, `OR(`: the operator, then a group.
+                if c == '(' && !minus && unquoted.is_none() && operator(&text).is_some() {
+                    break;
+                }
+                match c {
+                    '(' => own += 1,
+                    ')' => own = own.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            i += 1;
+            if c == '"' {
+                if quote_at.is_some() {
+                    quote_at = None;
+                } else {
+                    unquoted.get_or_insert_with(|| text.clone());
+                    quote_at = Some(i);
+                }
+                continue;
+            }
+            text.push(c);
+        }
+        if let Some(q) = quote_at {
+            return Err(err("a quote is not closed", q));
+        }
+        let quoted = unquoted.is_some();
+        if text.is_empty() {
+            return Err(err(
+                if quoted {
+                    "an empty phrase matches nothing"
+                } else {
+                    "`-` must be followed by a term"
+                },
+                at,
+            ));
+        }
+        let token = match operator(&text) {
+            Some(op) if !minus && !quoted => op,
+            _ => Token::Term {
+                minus,
+                unquoted: unquoted.unwrap_or_else(|| text.clone()),
+                text,
+            },
+        };
+        out.push((token, at));
+    }
+    Ok(out)
+}
+
+struct Parser {
+    tokens: Vec<(Token, usize)>,
+    next: usize,
+    end: usize,
+    terms: usize,
+    nots: usize,
+    groups: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.next).map(|(t, _)| t)
+    }
+
+    fn at(&self) -> usize {
+        self.tokens.get(self.next).map_or(self.end, |(_, at)| *at)
+    }
+
+    fn or(&mut self, depth: usize) -> Result<Expr, QueryError> {
+        let mut parts = vec![self.and(depth)?];
+        while self.peek() == Some(&Token::Or) {
+            self.next += 1;
+            parts.push(self.and(depth)?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::Or(parts)
+        })
+    }
+
+    fn and(&mut self, depth: usize) -> Result<Expr, QueryError> {
+        let mut parts = vec![self.unary(depth)?];
+        loop {
+            match self.peek() {
+                None | Some(Token::Or) | Some(Token::Close) => break,
+                Some(Token::And) => self.next += 1,
+                _ => {}
+            }
+            parts.push(self.unary(depth)?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::And(parts)
+        })
+    }
+
+    fn not(&mut self, inner: Expr, at: usize) -> Result<Expr, QueryError> {
+        self.nots += 1;
+        if self.nots > MAX_NOTS {
+            return Err(err(format!("more than {MAX_NOTS} NOTs"), at));
+        }
+        // `NOT NOT x` is `x`.
+        Ok(match inner {
+            Expr::Not(x) => *x,
+            x => Expr::Not(Box::new(x)),
+        })
+    }
+
+    fn unary(&mut self, depth: usize) -> Result<Expr, QueryError> {
+        let at = self.at();
+        if depth > MAX_DEPTH {
+            return Err(err(format!("nested deeper than {MAX_DEPTH} levels"), at));
+        }
+        let Some((token, _)) = self.tokens.get(self.next).cloned() else {
+            return Err(err("a term is missing here", at));
+        };
+        self.next += 1;
+        match token {
+            Token::Not => {
+                let inner = self.unary(depth + 1)?;
+                self.not(inner, at)
+            }
+            Token::Open => {
+                self.groups += 1;
+                let inner = self.or(depth + 1)?;
+                if self.peek() != Some(&Token::Close) {
+                    return Err(err("`(` is not closed", at));
+                }
+                self.groups -= 1;
+                self.next += 1;
+                Ok(inner)
+            }
+            Token::Close if self.groups > 0 => Err(err("a term is missing here", at)),
+            Token::Close => Err(err("`)` closes nothing", at)),
+            Token::And | Token::Or => Err(err("a term is missing before this operator", at)),
+            Token::Term { minus, unquoted, text } => {
+                self.terms += 1;
+                if self.terms > MAX_TERMS {
+                    return Err(err(format!("more than {MAX_TERMS} terms"), at));
+                }
+                let matcher = match unquoted.split_once(':') {
+                    Some((field, _)) if is_field(field) => field_matcher(field, &text[field.len() + 1..], at)?,
+                    _ => Matcher::Text(text),
+                };
+                let m = Expr::Match(matcher);
+                if minus { self.not(m, at) } else { Ok(m) }
+            }
+        }
+    }
+}
+
+/// Clauses `e` makes in an index's query tree (see [`MAX_CLAUSES`]).
+fn clauses(e: &Expr) -> usize {
+    match e {
+        Expr::Match(Matcher::Text(_)) => 3,
+        Expr::Match(_) => 1,
+        Expr::Not(inner) => 2 + clauses(inner),
+        Expr::And(parts) | Expr::Or(parts) => 1 + parts.iter().map(clauses).sum::<usize>(),
+    }
+}
+
+pub(super) fn parse(input: &str) -> Result<Query, QueryError> {
+    let chars: Vec<char> = input.chars().collect();
+    if chars.len() > MAX_QUERY_CHARS {
+        return Err(err(
+            format!("longer than {MAX_QUERY_CHARS} characters"),
+            MAX_QUERY_CHARS + 1,
+        ));
+    }
+    let mut p = Parser {
+        tokens: tokens(&chars)?,
+        next: 0,
+        end: chars.len() + 1,
+        terms: 0,
+        nots: 0,
+        groups: 0,
+    };
+    if p.tokens.is_empty() {
+        return Ok(Query::default());
+    }
+    let expr = p.or(0)?;
+    if p.next < p.tokens.len() {
+        return Err(err("`)` closes nothing", p.at()));
+    }
+    if clauses(&expr) > MAX_CLAUSES {
+        return Err(err(format!("the query would make more than {MAX_CLAUSES} clauses"), 1));
+    }
+    Ok(Query { expr: Some(expr) })
+}
+
+fn is_field(f: &str) -> bool {
+    matches!(f, "service" | "level") || f.starts_with("attributes.")
+}
+
+fn field_matcher(field: &str, value: &str, at: usize) -> Result<Matcher, QueryError> {
+    if value.is_empty() {
+        return Err(err(format!("`{field}:` needs a value"), at));
+    }
+    Ok(match field {
+        "service" => Matcher::Service(value.to_string()),
+        "level" => Matcher::Level(Level::parse(value).ok_or_else(|| err(format!("unknown level {value:?}"), at))?),
+        _ => {
+            let key = &field["attributes.".len()..];
+            if key.is_empty() {
+                return Err(err("`attributes.` needs a key", at));
+            }
+            Matcher::Attribute {
+                key: key.to_string(),
+                value: value.to_string(),
+            }
+        }
+    })
+}

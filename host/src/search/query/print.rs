@@ -1,0 +1,74 @@
+//! A tree back into the language: the canonical form, which parses back
+//! to the same tree (a query near the bounds may print longer than it was
+//! written: quotes, ` OR `).
+
+use std::fmt;
+
+use super::{Expr, Matcher, Query};
+
+impl fmt::Display for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.expr {
+            Some(e) => write!(f, "{e}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let part = |f: &mut fmt::Formatter<'_>, e: &Expr, bare: bool| {
+            if bare { write!(f, "{e}") } else { write!(f, "({e})") }
+        };
+        match self {
+            Expr::Match(m) => write!(f, "{m}"),
+            Expr::Not(inner) => match **inner {
+                Expr::Match(_) => write!(f, "-{inner}"),
+                _ => write!(f, "-({inner})"),
+            },
+            Expr::And(parts) | Expr::Or(parts) => {
+                let or = matches!(self, Expr::Or(_));
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(if or { " OR " } else { " " })?;
+                    }
+                    // A part of the same kind, or an OR inside an AND, needs
+                    // its parentheses to parse back as it was.
+                    let bare = match p {
+                        Expr::Match(_) | Expr::Not(_) => true,
+                        Expr::And(_) => or,
+                        Expr::Or(_) => false,
+                    };
+                    part(f, p, bare)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Matcher::Text(t) => write_value(f, t, true),
+            Matcher::Service(s) => {
+                f.write_str("service:")?;
+                write_value(f, s, false)
+            }
+            Matcher::Level(l) => write!(f, "level:{}", l.as_str()),
+            Matcher::Attribute { key, value } => {
+                write!(f, "attributes.{key}:")?;
+                write_value(f, value, false)
+            }
+        }
+    }
+}
+
+/// A value as it parses back: quoted where it holds what ends or changes
+/// a term (text that looks like an operator or a field, too).
+fn write_value(f: &mut fmt::Formatter<'_>, v: &str, text: bool) -> fmt::Result {
+    let plain = !v.is_empty()
+        && !v.contains(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '"'))
+        && !(text && (matches!(v, "AND" | "OR" | "NOT") || v.starts_with('-') || v.contains(':')));
+    if plain { f.write_str(v) } else { write!(f, "\"{v}\"") }
+}
