@@ -281,6 +281,8 @@ async fn list_search_detail_stats_and_isolation() {
     assert_eq!(total("payment OR served").await, 250);
     assert_eq!(total("NOT (payment OR served)").await, 0);
     assert_eq!(total("(level:error service:web) OR attributes.n:7").await, 36);
+    assert_eq!(total("serv* OR PAYM?NT").await, 250);
+    assert_eq!(total("service:w*").await, 100);
     let (status, body) = s.get(&key, "/v1/search?q=%22open").await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
     let (status, body) = s

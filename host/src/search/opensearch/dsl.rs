@@ -7,7 +7,7 @@ use super::corrupt;
 use super::documents::id_key;
 use crate::error::BackendError;
 use crate::model::{Cursor, Level, LevelCounts, LogFilter, STATS_MAX_BUCKETS, TOTAL_BOUND, format_ts};
-use crate::search::query::{Expr, Matcher, Query};
+use crate::search::query::{Expr, Matcher, PatternField, Query};
 
 /// The query DSL for a DESIGN §4 query plus the list filters, newest first,
 /// resuming after `cursor`; asks for `size` hits and the total, exact or
@@ -108,6 +108,19 @@ fn matcher_query(m: &Matcher) -> Value {
         Matcher::Service(s) => json!({"term": {"service": s}}),
         Matcher::Level(l) => json!({"term": {"level": l.as_str()}}),
         Matcher::Attribute { key, value } => json!({"term": {format!("attributes.{key}"): value}}),
+        Matcher::Exists(key) => json!({"exists": {"field": format!("attributes.{key}")}}),
+        Matcher::Pattern { field, pattern } => match field {
+            PatternField::Service => json!({"wildcard": {"service": {"value": pattern}}}),
+            // The parser lets only a prefix through here: `flat_object`
+            // answers `prefix`.
+            PatternField::Attribute(key) => json!({"prefix": {
+                format!("attributes.{key}"): {"value": pattern.trim_end_matches('*')}
+            }}),
+            PatternField::Text => json!({"bool": {
+                "should": [{"wildcard": {"message": {"value": pattern}}}, {"wildcard": {"full_log": {"value": pattern}}}],
+                "minimum_should_match": 1
+            }}),
+        },
     }
 }
 

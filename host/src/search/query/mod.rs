@@ -3,12 +3,14 @@
 //! with `AND` (also two terms side by side), `OR`, `NOT` (or a leading `-`)
 //! and parentheses; `NOT` binds tighter than `AND`, `AND` than `OR`, as in
 //! Lucene's `query_string`. The fields: `service:`, `level:` and
-//! `attributes.<key>:`.
+//! `attributes.<key>:`; `*` and `?` in a value make it a pattern, and
+//! `_exists_:attributes.<key>` asks for records that have the attribute.
 //!
 //! **Invariant:** a query is parsed here once, into an [`Expr`] within the
 //! bounds below, and every backend translates that tree; no backend reads
 //! the query string. `parse` reads the string, `print` writes a tree back.
 
+pub mod glob;
 mod parse;
 mod print;
 #[cfg(test)]
@@ -26,6 +28,22 @@ pub enum Matcher {
         key: String,
         value: String,
     },
+    /// `*` (any run of characters) and `?` (one character) in a service
+    /// name, at the end of an attribute's value (a prefix), or in one word
+    /// of the text (lower case, as the indexes keep words).
+    Pattern {
+        field: PatternField,
+        pattern: String,
+    },
+    /// The record has the attribute (`_exists_:attributes.<key>`).
+    Exists(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternField {
+    Text,
+    Service,
+    Attribute(String),
 }
 
 /// A query as a tree: `And` and `Or` hold two or more parts, never one;
@@ -72,6 +90,12 @@ pub const MAX_CLAUSES: usize = 1_000;
 /// backend's translation recurse once per level.
 pub const MAX_DEPTH: usize = 32;
 
+/// Longest pattern, and most `*`s in one: a pattern becomes an automaton
+/// over the index's words (and a match over each tailed record), whose
+/// size grows with both.
+pub const MAX_PATTERN_CHARS: usize = 128;
+pub const MAX_PATTERN_STARS: usize = 8;
+
 impl Query {
     pub fn parse(input: &str) -> Result<Query, QueryError> {
         parse::parse(input)
@@ -98,6 +122,15 @@ fn holds(e: &Expr, r: &LogRecord, words: &mut Option<Vec<String>>) -> bool {
             Matcher::Service(s) => r.service == *s,
             Matcher::Level(l) => r.level == *l,
             Matcher::Attribute { key, value } => r.attributes.iter().any(|(k, v)| k == key && v == value),
+            Matcher::Exists(key) => r.attributes.iter().any(|(k, _)| k == key),
+            Matcher::Pattern { field, pattern } => match field {
+                PatternField::Service => glob::matches(pattern, &r.service),
+                PatternField::Attribute(key) => r.attributes.iter().any(|(k, v)| k == key && glob::matches(pattern, v)),
+                PatternField::Text => {
+                    let words = words.get_or_insert_with(|| words_of(&r.message).collect());
+                    words.iter().any(|w| glob::matches(pattern, w))
+                }
+            },
             Matcher::Text(t) => {
                 let words = words.get_or_insert_with(|| words_of(&r.message).collect());
                 let phrase: Vec<String> = words_of(t).collect();

@@ -1,7 +1,10 @@
 //! The query string into an [`Expr`]: tokens, then a recursive descent
 //! (`or` over `and` over `unary`), every bound checked on the way.
 
-use super::{Expr, MAX_CLAUSES, MAX_DEPTH, MAX_NOTS, MAX_QUERY_CHARS, MAX_TERMS, Matcher, Query, QueryError};
+use super::{
+    Expr, MAX_CLAUSES, MAX_DEPTH, MAX_NOTS, MAX_PATTERN_CHARS, MAX_PATTERN_STARS, MAX_QUERY_CHARS, MAX_TERMS, Matcher,
+    PatternField, Query, QueryError,
+};
 use crate::model::Level;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,11 +15,13 @@ enum Token {
     Or,
     Not,
     /// A term: `-` in front (excluded), the text before any quote (where a
-    /// field name is), the whole text without its quotes.
+    /// field name is), the whole text without its quotes, and whether a `*`
+    /// or `?` stood outside quotes (a pattern).
     Term {
         minus: bool,
         unquoted: String,
         text: String,
+        wild: bool,
     },
 }
 
@@ -74,7 +79,7 @@ fn tokens(chars: &[char]) -> Result<Vec<(Token, usize)>, QueryError> {
             }
         }
         let (mut text, mut unquoted) = (String::new(), None::<String>);
-        let (mut quote_at, mut own) = (None, 0usize);
+        let (mut quote_at, mut own, mut wild) = (None, 0usize, false);
         while i < chars.len() {
             let c = chars[i];
             if quote_at.is_none() {
@@ -88,6 +93,7 @@ fn tokens(chars: &[char]) -> Result<Vec<(Token, usize)>, QueryError> {
                 match c {
                     '(' => own += 1,
                     ')' => own = own.saturating_sub(1),
+                    '*' | '?' => wild = true,
                     _ => {}
                 }
             }
@@ -123,6 +129,7 @@ fn tokens(chars: &[char]) -> Result<Vec<(Token, usize)>, QueryError> {
                 minus,
                 unquoted: unquoted.unwrap_or_else(|| text.clone()),
                 text,
+                wild,
             },
         };
         out.push((token, at));
@@ -217,13 +224,23 @@ impl Parser {
             Token::Close if self.groups > 0 => Err(err("a term is missing here", at)),
             Token::Close => Err(err("`)` closes nothing", at)),
             Token::And | Token::Or => Err(err("a term is missing before this operator", at)),
-            Token::Term { minus, unquoted, text } => {
+            Token::Term {
+                minus,
+                unquoted,
+                text,
+                wild,
+            } => {
                 self.terms += 1;
                 if self.terms > MAX_TERMS {
                     return Err(err(format!("more than {MAX_TERMS} terms"), at));
                 }
+                // A pattern is one unquoted word: quotes make `*` and `?`
+                // literal, and a pattern cannot say which are which.
+                let wild = wild && unquoted == text;
                 let matcher = match unquoted.split_once(':') {
-                    Some((field, _)) if is_field(field) => field_matcher(field, &text[field.len() + 1..], at)?,
+                    Some(("_exists_", field)) => exists(field, at)?,
+                    Some((field, _)) if is_field(field) => field_matcher(field, &text[field.len() + 1..], wild, at)?,
+                    _ if wild && is_word_pattern(&text) => text_pattern(&text, at)?,
                     _ => Matcher::Text(text),
                 };
                 let m = Expr::Match(matcher);
@@ -237,6 +254,10 @@ impl Parser {
 fn clauses(e: &Expr) -> usize {
     match e {
         Expr::Match(Matcher::Text(_)) => 3,
+        Expr::Match(Matcher::Pattern {
+            field: PatternField::Text,
+            ..
+        }) => 3,
         Expr::Match(_) => 1,
         Expr::Not(inner) => 2 + clauses(inner),
         Expr::And(parts) | Expr::Or(parts) => 1 + parts.iter().map(clauses).sum::<usize>(),
@@ -276,22 +297,90 @@ fn is_field(f: &str) -> bool {
     matches!(f, "service" | "level") || f.starts_with("attributes.")
 }
 
-fn field_matcher(field: &str, value: &str, at: usize) -> Result<Matcher, QueryError> {
+fn attribute_key(field: &str, at: usize) -> Result<&str, QueryError> {
+    match field.strip_prefix("attributes.") {
+        Some(key) if !key.is_empty() => Ok(key),
+        _ => Err(err("`attributes.` needs a key", at)),
+    }
+}
+
+fn exists(field: &str, at: usize) -> Result<Matcher, QueryError> {
+    if !field.starts_with("attributes.") {
+        return Err(err("`_exists_:` takes `attributes.<key>`", at));
+    }
+    Ok(Matcher::Exists(attribute_key(field, at)?.to_string()))
+}
+
+/// A word of letters and digits with `*` or `?` in it: a pattern over the
+/// text's words. Anything with other characters (`/api/orders?id=5`) is
+/// text, as it was before patterns.
+fn is_word_pattern(text: &str) -> bool {
+    text.chars().all(|c| c.is_alphanumeric() || c == '*' || c == '?') && text.chars().any(char::is_alphanumeric)
+}
+
+fn pattern_bounds(pattern: &str, at: usize) -> Result<(), QueryError> {
+    if pattern.chars().count() > MAX_PATTERN_CHARS {
+        return Err(err(
+            format!("a pattern is longer than {MAX_PATTERN_CHARS} characters"),
+            at,
+        ));
+    }
+    if pattern.chars().filter(|c| *c == '*').count() > MAX_PATTERN_STARS {
+        return Err(err(format!("a pattern holds more than {MAX_PATTERN_STARS} `*`"), at));
+    }
+    if pattern.contains('\\') {
+        return Err(err("a pattern cannot hold `\\`", at));
+    }
+    Ok(())
+}
+
+fn text_pattern(text: &str, at: usize) -> Result<Matcher, QueryError> {
+    // A leading wildcard would read every word of the tenant's index.
+    if !text.starts_with(char::is_alphanumeric) {
+        return Err(err("a pattern in the text must start with a letter or a digit", at));
+    }
+    pattern_bounds(text, at)?;
+    Ok(Matcher::Pattern {
+        field: PatternField::Text,
+        pattern: text.to_lowercase(),
+    })
+}
+
+fn field_matcher(field: &str, value: &str, wild: bool, at: usize) -> Result<Matcher, QueryError> {
     if value.is_empty() {
         return Err(err(format!("`{field}:` needs a value"), at));
+    }
+    if wild {
+        pattern_bounds(value, at)?;
+        return Ok(match field {
+            "service" => Matcher::Pattern {
+                field: PatternField::Service,
+                pattern: value.to_string(),
+            },
+            "level" => return Err(err("`level:` takes a level, not a pattern", at)),
+            _ => {
+                let key = attribute_key(field, at)?.to_string();
+                if value == "*" {
+                    return Ok(Matcher::Exists(key));
+                }
+                // Only a prefix: what OpenSearch's `flat_object` answers.
+                let prefix = value.strip_suffix('*').filter(|p| !p.contains(['*', '?']));
+                if prefix.is_none() {
+                    return Err(err("an attribute's value takes one `*`, at its end (a prefix)", at));
+                }
+                Matcher::Pattern {
+                    field: PatternField::Attribute(key),
+                    pattern: value.to_string(),
+                }
+            }
+        });
     }
     Ok(match field {
         "service" => Matcher::Service(value.to_string()),
         "level" => Matcher::Level(Level::parse(value).ok_or_else(|| err(format!("unknown level {value:?}"), at))?),
-        _ => {
-            let key = &field["attributes.".len()..];
-            if key.is_empty() {
-                return Err(err("`attributes.` needs a key", at));
-            }
-            Matcher::Attribute {
-                key: key.to_string(),
-                value: value.to_string(),
-            }
-        }
+        _ => Matcher::Attribute {
+            key: attribute_key(field, at)?.to_string(),
+            value: value.to_string(),
+        },
     })
 }

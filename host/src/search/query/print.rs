@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::{Expr, Matcher, Query};
+use super::{Expr, Matcher, PatternField, Query};
 
 impl fmt::Display for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -60,6 +60,13 @@ impl fmt::Display for Matcher {
                 write!(f, "attributes.{key}:")?;
                 write_value(f, value, false)
             }
+            // A pattern is one unquoted word (the parser sees to it).
+            Matcher::Pattern { field, pattern } => match field {
+                PatternField::Text => f.write_str(pattern),
+                PatternField::Service => write!(f, "service:{pattern}"),
+                PatternField::Attribute(key) => write!(f, "attributes.{key}:{pattern}"),
+            },
+            Matcher::Exists(key) => write!(f, "_exists_:attributes.{key}"),
         }
     }
 }
@@ -68,7 +75,7 @@ impl fmt::Display for Matcher {
 /// a term (text that looks like an operator or a field, too).
 fn write_value(f: &mut fmt::Formatter<'_>, v: &str, text: bool) -> fmt::Result {
     let plain = !v.is_empty()
-        && !v.contains(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '"'))
+        && !v.contains(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '"' | '*' | '?'))
         && !(text && (matches!(v, "AND" | "OR" | "NOT") || v.starts_with('-') || v.contains(':')));
     if plain { f.write_str(v) } else { write!(f, "\"{v}\"") }
 }

@@ -50,6 +50,13 @@ fn records_match_as_the_indexes_read_them() {
         "NOT refund",
         "-(refund OR timeout)",
         "NOT (level:error AND refund)",
+        "pay*",
+        "inv?lid",
+        "service:bill*",
+        "service:*ing",
+        "attributes.region:eu*",
+        "_exists_:attributes.region",
+        "attributes.region:*",
     ] {
         assert!(m(yes), "{yes}");
     }
@@ -68,6 +75,11 @@ fn records_match_as_the_indexes_read_them() {
         "-(payment OR timeout)",
         // `and` is a word, not the operator.
         "payment and failed",
+        "refund*",
+        "pay?",
+        "service:auth*",
+        "attributes.region:us*",
+        "_exists_:attributes.nope",
     ] {
         assert!(!m(no), "{no}");
     }
@@ -108,6 +120,49 @@ fn the_syntax_that_came_before_reads_as_it_did() {
         Expr::And(vec![text(":)"), text("foo)bar"), text("a"), text("b)")])
     );
     assert_eq!(parsed("(order-42)"), text("order-42"));
+}
+
+fn pattern(field: PatternField, p: &str) -> Expr {
+    Expr::Match(Matcher::Pattern {
+        field,
+        pattern: p.into(),
+    })
+}
+
+#[test]
+fn stars_and_question_marks_make_patterns() {
+    assert_eq!(parsed("service:payment-*"), pattern(PatternField::Service, "payment-*"));
+    assert_eq!(parsed("service:*-api?"), pattern(PatternField::Service, "*-api?"));
+    assert_eq!(parsed("Pay*ENT"), pattern(PatternField::Text, "pay*ent"));
+    assert_eq!(
+        parsed("attributes.user_id:42*"),
+        pattern(PatternField::Attribute("user_id".into()), "42*")
+    );
+    assert_eq!(
+        parsed("attributes.user_id:*"),
+        Expr::Match(Matcher::Exists("user_id".into()))
+    );
+    assert_eq!(
+        parsed("_exists_:attributes.region"),
+        Expr::Match(Matcher::Exists("region".into()))
+    );
+    // Quoted, `*` and `?` are themselves; with other punctuation, text.
+    assert_eq!(parsed(r#"service:"a*""#), service("a*"));
+    assert_eq!(parsed(r#""pay*""#), text("pay*"));
+    assert_eq!(parsed("/api/orders?id=5"), text("/api/orders?id=5"));
+    for (bad, what) in [
+        ("*ment", "start with a letter"),
+        ("level:err*", "not a pattern"),
+        ("attributes.n:*1", "prefix"),
+        ("attributes.n:1*2*", "prefix"),
+        ("_exists_:service", "attributes"),
+        ("_exists_:attributes.", "needs a key"),
+    ] {
+        let e = Query::parse(bad).expect_err(bad);
+        assert!(e.message.contains(what), "{bad}: {e}");
+    }
+    assert!(Query::parse(&format!("a{}", "*b".repeat(MAX_PATTERN_STARS + 1))).is_err());
+    assert!(Query::parse(&format!("service:{}*", "x".repeat(MAX_PATTERN_CHARS))).is_err());
 }
 
 #[test]
@@ -217,6 +272,23 @@ fn value() -> impl Strategy<Value = String> {
 
 fn matcher() -> impl Strategy<Value = Matcher> {
     prop_oneof![
+        "[a-z][a-z0-9*?]{0,6}"
+            .prop_filter("a wildcard", |p| p.contains(['*', '?']))
+            .prop_map(|p| Matcher::Pattern {
+                field: PatternField::Text,
+                pattern: p
+            }),
+        "[a-z0-9*?_.-]{1,8}"
+            .prop_filter("a wildcard", |p| p.contains(['*', '?']))
+            .prop_map(|p| Matcher::Pattern {
+                field: PatternField::Service,
+                pattern: p
+            }),
+        ("[a-z][a-z0-9_]{0,6}", "[a-z0-9._-]{1,6}").prop_map(|(key, p)| Matcher::Pattern {
+            field: PatternField::Attribute(key),
+            pattern: p + "*"
+        }),
+        "[a-z][a-z0-9_.]{0,6}".prop_map(Matcher::Exists),
         value().prop_map(Matcher::Text),
         value()
             .prop_map(|v| Matcher::Service(v.trim().to_string()))

@@ -4,14 +4,14 @@
 use std::ops::Bound;
 
 use tantivy::Term;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, RegexQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
 
 use super::{TenantIndex, corrupt};
 use crate::error::BackendError;
 use crate::model::LogFilter;
-use crate::search::query::{Expr, Matcher, Query};
+use crate::search::query::{Expr, Matcher, PatternField, Query, glob};
 
 impl TenantIndex {
     fn analyzer(&self) -> Result<TextAnalyzer, BackendError> {
@@ -59,6 +59,19 @@ impl TenantIndex {
             Matcher::Service(s) => exact(f.service, s),
             Matcher::Level(l) => exact(f.level, l.as_str()),
             Matcher::Attribute { key, value } => exact(f.attr, &format!("{key}={value}")),
+            // Attributes are indexed as `key=value` terms of one field.
+            Matcher::Exists(key) => regex(f.attr, &format!("{}=(?s:.*)", literal(key)))?,
+            Matcher::Pattern { field, pattern } => {
+                let re = glob::to_regex(pattern);
+                match field {
+                    PatternField::Service => regex(f.service, &re)?,
+                    PatternField::Attribute(key) => regex(f.attr, &format!("{}={re}", literal(key)))?,
+                    PatternField::Text => Box::new(BooleanQuery::new(vec![
+                        (Occur::Should, regex(f.message, &re)?),
+                        (Occur::Should, regex(f.full_log, &re)?),
+                    ])),
+                }
+            }
         })
     }
 
@@ -124,4 +137,19 @@ fn exact(field: Field, v: &str) -> Box<dyn TQuery> {
         Term::from_field_text(field, v),
         IndexRecordOption::Basic,
     ))
+}
+
+/// Terms of `field` that `re` matches whole (an automaton over the term
+/// dictionary; the parser bounds the pattern it comes from).
+fn regex(field: Field, re: &str) -> Result<Box<dyn TQuery>, BackendError> {
+    let q = RegexQuery::from_pattern(re, field).map_err(|e| corrupt(format!("pattern {re:?}: {e}")))?;
+    Ok(Box::new(q))
+}
+
+fn literal(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        glob::push_literal(&mut out, c);
+    }
+    out
 }

@@ -176,6 +176,27 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
                 .iter()
                 .any(|(k, v)| (k == "region" && v == "eu west") || (k == "n" && v == "39"))
         }),
+        // Patterns and `_exists_`.
+        ("service:bill*", none.clone(), |r| r.service == "billing"),
+        ("service:*th OR service:?eb", none.clone(), |r| r.service != "billing"),
+        ("pay*", none.clone(), |r| r.message.contains("payment")),
+        ("PAY*ENT", none.clone(), |r| r.message.contains("payment")),
+        ("sess* -service:web", none.clone(), |r| {
+            r.message.contains("session") && r.service != "web"
+        }),
+        ("uu?d", none.clone(), |r| r.full_log.contains("UUID")),
+        ("attributes.n:1*", none.clone(), |r| {
+            r.attributes.iter().any(|(k, v)| k == "n" && v.starts_with('1'))
+        }),
+        ("attributes.region:eu*", none.clone(), |r| {
+            r.attributes.iter().any(|(k, v)| k == "region" && v == "eu west")
+        }),
+        ("_exists_:attributes.region", none.clone(), |_| true),
+        ("attributes.n:*", none.clone(), |_| true),
+        ("_exists_:attributes.nope", none.clone(), |_| false),
+        ("NOT _exists_:attributes.nope service:web", none.clone(), |r| {
+            r.service == "web"
+        }),
         (
             "service:auth OR service:web",
             LogFilter {
