@@ -90,11 +90,21 @@ pub const MAX_CLAUSES: usize = 1_000;
 /// backend's translation recurse once per level.
 pub const MAX_DEPTH: usize = 32;
 
-/// Longest pattern, and most `*`s in one: a pattern becomes an automaton
-/// over the index's words (and a match over each tailed record), whose
-/// size grows with both.
+/// Longest pattern, most `*`s and `?`s in one, and most patterns in a
+/// query: a pattern becomes an automaton over the index's words (and a
+/// match over each tailed record). Its states grow with the `?`s after a
+/// `*` (2^n: Tantivy's automaton refuses past 1,000 states) and its walk
+/// with the words it may match.
 pub const MAX_PATTERN_CHARS: usize = 128;
 pub const MAX_PATTERN_STARS: usize = 8;
+pub const MAX_PATTERN_QUESTIONS: usize = 4;
+pub const MAX_PATTERNS: usize = 16;
+
+/// Longest pattern in the text, and the letters or digits it must start
+/// with: Tantivy keeps no word of 40 bytes or more, and a short start
+/// walks a large part of the tenant's words.
+pub const MAX_TEXT_PATTERN_BYTES: usize = 39;
+pub const TEXT_PATTERN_PREFIX: usize = 2;
 
 impl Query {
     pub fn parse(input: &str) -> Result<Query, QueryError> {

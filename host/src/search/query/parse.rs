@@ -2,8 +2,8 @@
 //! (`or` over `and` over `unary`), every bound checked on the way.
 
 use super::{
-    Expr, MAX_CLAUSES, MAX_DEPTH, MAX_NOTS, MAX_PATTERN_CHARS, MAX_PATTERN_STARS, MAX_QUERY_CHARS, MAX_TERMS, Matcher,
-    PatternField, Query, QueryError,
+    Expr, MAX_CLAUSES, MAX_DEPTH, MAX_NOTS, MAX_PATTERN_CHARS, MAX_PATTERN_QUESTIONS, MAX_PATTERN_STARS, MAX_PATTERNS,
+    MAX_QUERY_CHARS, MAX_TERMS, MAX_TEXT_PATTERN_BYTES, Matcher, PatternField, Query, QueryError, TEXT_PATTERN_PREFIX,
 };
 use crate::model::Level;
 
@@ -142,6 +142,7 @@ struct Parser {
     next: usize,
     end: usize,
     terms: usize,
+    patterns: usize,
     nots: usize,
     groups: usize,
 }
@@ -238,11 +239,20 @@ impl Parser {
                 // literal, and a pattern cannot say which are which.
                 let wild = wild && unquoted == text;
                 let matcher = match unquoted.split_once(':') {
+                    Some(("_exists_", _)) if unquoted != text => {
+                        return Err(err("`_exists_:` takes an unquoted key", at));
+                    }
                     Some(("_exists_", field)) => exists(field, at)?,
                     Some((field, _)) if is_field(field) => field_matcher(field, &text[field.len() + 1..], wild, at)?,
                     _ if wild && is_word_pattern(&text) => text_pattern(&text, at)?,
                     _ => Matcher::Text(text),
                 };
+                if matches!(matcher, Matcher::Pattern { .. } | Matcher::Exists(_)) {
+                    self.patterns += 1;
+                    if self.patterns > MAX_PATTERNS {
+                        return Err(err(format!("more than {MAX_PATTERNS} patterns"), at));
+                    }
+                }
                 let m = Expr::Match(matcher);
                 if minus { self.not(m, at) } else { Ok(m) }
             }
@@ -277,6 +287,7 @@ pub(super) fn parse(input: &str) -> Result<Query, QueryError> {
         next: 0,
         end: chars.len() + 1,
         terms: 0,
+        patterns: 0,
         nots: 0,
         groups: 0,
     };
@@ -299,6 +310,7 @@ fn is_field(f: &str) -> bool {
 
 fn attribute_key(field: &str, at: usize) -> Result<&str, QueryError> {
     match field.strip_prefix("attributes.") {
+        Some(key) if key.contains(['*', '?']) => Err(err("an attribute's key takes no `*` or `?`", at)),
         Some(key) if !key.is_empty() => Ok(key),
         _ => Err(err("`attributes.` needs a key", at)),
     }
@@ -328,6 +340,12 @@ fn pattern_bounds(pattern: &str, at: usize) -> Result<(), QueryError> {
     if pattern.chars().filter(|c| *c == '*').count() > MAX_PATTERN_STARS {
         return Err(err(format!("a pattern holds more than {MAX_PATTERN_STARS} `*`"), at));
     }
+    if pattern.chars().filter(|c| *c == '?').count() > MAX_PATTERN_QUESTIONS {
+        return Err(err(
+            format!("a pattern holds more than {MAX_PATTERN_QUESTIONS} `?`"),
+            at,
+        ));
+    }
     if pattern.contains('\\') {
         return Err(err("a pattern cannot hold `\\`", at));
     }
@@ -336,13 +354,32 @@ fn pattern_bounds(pattern: &str, at: usize) -> Result<(), QueryError> {
 
 fn text_pattern(text: &str, at: usize) -> Result<Matcher, QueryError> {
     // A leading wildcard would read every word of the tenant's index.
-    if !text.starts_with(char::is_alphanumeric) {
-        return Err(err("a pattern in the text must start with a letter or a digit", at));
+    if text
+        .chars()
+        .take(TEXT_PATTERN_PREFIX)
+        .filter(|c| c.is_alphanumeric())
+        .count()
+        < TEXT_PATTERN_PREFIX
+    {
+        return Err(err(
+            format!("a pattern in the text starts with {TEXT_PATTERN_PREFIX} letters or digits"),
+            at,
+        ));
+    }
+    if text.len() > MAX_TEXT_PATTERN_BYTES {
+        return Err(err(
+            format!(
+                "a pattern in the text is at most {MAX_TEXT_PATTERN_BYTES} bytes (the indexes keep no longer word)"
+            ),
+            at,
+        ));
     }
     pattern_bounds(text, at)?;
+    // One character at a time, as the indexes' lower-casing does (a
+    // final sigma stays a sigma).
     Ok(Matcher::Pattern {
         field: PatternField::Text,
-        pattern: text.to_lowercase(),
+        pattern: text.chars().flat_map(char::to_lowercase).collect(),
     })
 }
 
@@ -363,10 +400,15 @@ fn field_matcher(field: &str, value: &str, wild: bool, at: usize) -> Result<Matc
                 if value == "*" {
                     return Ok(Matcher::Exists(key));
                 }
-                // Only a prefix: what OpenSearch's `flat_object` answers.
+                // Only a prefix, what OpenSearch's `flat_object` answers:
+                // any other `*` or `?` is itself, as before patterns
+                // (`attributes.url:/orders?id=5`).
                 let prefix = value.strip_suffix('*').filter(|p| !p.contains(['*', '?']));
                 if prefix.is_none() {
-                    return Err(err("an attribute's value takes one `*`, at its end (a prefix)", at));
+                    return Ok(Matcher::Attribute {
+                        key,
+                        value: value.to_string(),
+                    });
                 }
                 Matcher::Pattern {
                     field: PatternField::Attribute(key),
