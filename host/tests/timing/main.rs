@@ -15,7 +15,15 @@ mod flood;
 
 /// Tests that measure latency against a bound take the machine to
 /// themselves: two of them at once on two cores measure each other.
+/// The disk is flushed first: the test before may have left gigabytes
+/// to write back (a million-log backlog), and the kernel's writeback
+/// stalls the fsyncs of the stores the next test times.
 pub async fn timing_exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    TIMING.lock().await
+    let guard = TIMING.lock().await;
+    let synced = tokio::task::spawn_blocking(|| std::process::Command::new("sync").status())
+        .await
+        .expect("sync task");
+    assert!(synced.as_ref().is_ok_and(|s| s.success()), "sync failed: {synced:?}");
+    guard
 }

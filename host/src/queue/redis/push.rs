@@ -1,5 +1,8 @@
 //! Pushes that arrive together go to Redis in one script call, as the
-//! local queue's writer shares one flush between them.
+//! local queue's writer shares one flush between them. Only small entries
+//! are gathered: a call's cost is per call, and a large entry (a shipper's
+//! batch of a thousand records) goes straight to Redis in a call of its
+//! own, pipelined with the others on the connection, as before gathering.
 //!
 //! One push a call cost Redis a Lua call, seven commands and a reply per
 //! request. A gatherer task takes what the handlers queued, calls the
@@ -24,6 +27,11 @@ use crate::error::{Backend, BackendError, ErrorKind};
 /// Entries of one call at most: the script runs alone in Redis, and a call
 /// of this many ~3 KB entries is about a millisecond there.
 const MAX_ENTRIES: usize = 256;
+
+/// Entries larger than this are not gathered: their call's cost is their
+/// bytes, and gathering them would queue them one at a time behind the
+/// gatherer instead of side by side on the connection.
+const GATHERED_MAX_BYTES: usize = 16 << 10;
 
 /// Payload bytes of one call at most; an entry larger than this goes in a
 /// call of its own. Small: grouping pays for small entries (a call's cost
@@ -59,9 +67,12 @@ struct Pending {
 pub(super) struct Pusher {
     tx: mpsc::Sender<Pending>,
     calls: Arc<AtomicU64>,
+    /// For the entries that are not gathered.
+    direct: Target,
 }
 
 /// The keys and bound every call names.
+#[derive(Clone)]
 pub(super) struct Target {
     pub(super) conn: ConnectionManager,
     pub(super) script: Script,
@@ -81,18 +92,29 @@ impl Pusher {
     pub(super) fn start(target: Target) -> Pusher {
         let (tx, rx) = mpsc::channel(WAITING);
         let calls = Arc::new(AtomicU64::new(0));
+        let direct = target.clone();
         tokio::spawn(gather(target, rx, calls.clone()));
-        Pusher { tx, calls }
+        Pusher { tx, calls, direct }
     }
 
     pub(super) async fn push(&self, lane: String, tenant: String, payload: Vec<u8>) -> Result<Pushed, BackendError> {
         let (reply, answer) = oneshot::channel();
+        let large = payload.len() > GATHERED_MAX_BYTES;
         let pending = Pending {
             lane,
             tenant,
             payload,
             reply,
         };
+        if large {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let mut target = self.direct.clone();
+            let (held, mut each) = timed(call(&mut target, std::slice::from_ref(&pending))).await?;
+            return match each.pop() {
+                Some(one) => one.map(|added| if added { Ok(()) } else { Err(held) }),
+                None => Err(crate::queue::corrupt("the push script answered nothing")),
+            };
+        }
         self.tx.try_send(pending).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => BackendError::new(
                 Backend::Queue,
@@ -146,14 +168,7 @@ async fn gather(mut target: Target, mut rx: mpsc::Receiver<Pending>, calls: Arc<
             continue;
         }
         calls.fetch_add(1, Ordering::Relaxed);
-        let outcome = match tokio::time::timeout(CALL_TIMEOUT, call(&mut target, &group)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(BackendError::unavailable(
-                Backend::Queue,
-                format!("Redis did not answer a push within {CALL_TIMEOUT:?}"),
-            )),
-        };
-        match outcome {
+        match timed(call(&mut target, &group)).await {
             Ok((held, each)) => {
                 for (p, one) in group.into_iter().zip(each) {
                     let _ = p.reply.send(one.map(|added| if added { Ok(()) } else { Err(held) }));
@@ -170,6 +185,17 @@ async fn gather(mut target: Target, mut rx: mpsc::Receiver<Pending>, calls: Arc<
                 }
             }
         }
+    }
+}
+
+/// `call` within [`CALL_TIMEOUT`].
+async fn timed<T>(call: impl std::future::Future<Output = Result<T, BackendError>>) -> Result<T, BackendError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(BackendError::unavailable(
+            Backend::Queue,
+            format!("Redis did not answer a push within {CALL_TIMEOUT:?}"),
+        )),
     }
 }
 
