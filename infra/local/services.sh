@@ -186,6 +186,12 @@ stop_pidfile() {
       sleep 0.1
     done
     kill -9 "$pid" 2>/dev/null || true
+    # Its ports are free only once it is gone: a `start` right after
+    # (make test starts fresh services for the timing suite) needs them.
+    for _ in $(seq 100); do
+      kill -0 "$pid" 2>/dev/null || return 0
+      sleep 0.1
+    done
   fi
 }
 
