@@ -305,20 +305,26 @@ pub(super) fn parse(input: &str) -> Result<Query, QueryError> {
 }
 
 fn is_field(f: &str) -> bool {
-    matches!(f, "service" | "level") || f.starts_with("attributes.")
+    matches!(f, "service" | "level") || is_attribute(f)
+}
+
+/// `attributes.<key>`, or its short form `@<key>` (as Datadog writes
+/// facets).
+fn is_attribute(f: &str) -> bool {
+    f.starts_with("attributes.") || f.starts_with('@')
 }
 
 fn attribute_key(field: &str, at: usize) -> Result<&str, QueryError> {
-    match field.strip_prefix("attributes.") {
+    match field.strip_prefix("attributes.").or_else(|| field.strip_prefix('@')) {
         Some(key) if key.contains(['*', '?']) => Err(err("an attribute's key takes no `*` or `?`", at)),
         Some(key) if !key.is_empty() => Ok(key),
-        _ => Err(err("`attributes.` needs a key", at)),
+        _ => Err(err("`attributes.` (or `@`) needs a key", at)),
     }
 }
 
 fn exists(field: &str, at: usize) -> Result<Matcher, QueryError> {
-    if !field.starts_with("attributes.") {
-        return Err(err("`_exists_:` takes `attributes.<key>`", at));
+    if !is_attribute(field) {
+        return Err(err("`_exists_:` takes `attributes.<key>` or `@<key>`", at));
     }
     Ok(Matcher::Exists(attribute_key(field, at)?.to_string()))
 }

@@ -146,6 +146,23 @@ fn stars_and_question_marks_make_patterns() {
         parsed("_exists_:attributes.region"),
         Expr::Match(Matcher::Exists("region".into()))
     );
+    // `@key` is short for `attributes.key`.
+    assert_eq!(
+        parsed("_exists_:@region"),
+        Expr::Match(Matcher::Exists("region".into()))
+    );
+    assert_eq!(
+        parsed("@user_id:42*"),
+        pattern(PatternField::Attribute("user_id".into()), "42*")
+    );
+    assert_eq!(
+        parsed(r#"@http.status:"500""#),
+        Expr::Match(Matcher::Attribute {
+            key: "http.status".into(),
+            value: "500".into()
+        })
+    );
+    assert!(Query::parse("@:x").expect_err("no key").message.contains("needs a key"));
     // Quoted, `*` and `?` are themselves; with other punctuation, text.
     assert_eq!(parsed(r#"service:"a*""#), service("a*"));
     assert_eq!(parsed(r#""pay*""#), text("pay*"));

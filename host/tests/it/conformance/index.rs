@@ -192,6 +192,10 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
             r.attributes.iter().any(|(k, v)| k == "region" && v == "eu west")
         }),
         ("_exists_:attributes.region", none.clone(), |_| true),
+        (r#"@region:"eu west" -@n:3*"#, none.clone(), |r| {
+            r.attributes.iter().any(|(k, v)| k == "region" && v == "eu west")
+                && !r.attributes.iter().any(|(k, v)| k == "n" && v.starts_with('3'))
+        }),
         ("attributes.n:*", none.clone(), |_| true),
         ("_exists_:attributes.nope", none.clone(), |_| false),
         ("NOT _exists_:attributes.nope service:web", none.clone(), |r| {
