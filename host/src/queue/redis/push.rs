@@ -56,10 +56,16 @@ pub(super) type Pushed = Result<(), u64>;
 
 type Reply = oneshot::Sender<Result<Pushed, BackendError>>;
 
-struct Pending {
+/// One entry for the script: its lane, tenant and bytes.
+struct Entry {
     lane: String,
     tenant: String,
     payload: Vec<u8>,
+}
+
+/// A gathered entry and the handler waiting for it.
+struct Pending {
+    entry: Entry,
     reply: Reply,
 }
 
@@ -98,23 +104,18 @@ impl Pusher {
     }
 
     pub(super) async fn push(&self, lane: String, tenant: String, payload: Vec<u8>) -> Result<Pushed, BackendError> {
-        let (reply, answer) = oneshot::channel();
-        let large = payload.len() > GATHERED_MAX_BYTES;
-        let pending = Pending {
-            lane,
-            tenant,
-            payload,
-            reply,
-        };
-        if large {
+        let entry = Entry { lane, tenant, payload };
+        if entry.payload.len() > GATHERED_MAX_BYTES {
             self.calls.fetch_add(1, Ordering::Relaxed);
             let mut target = self.direct.clone();
-            let (held, mut each) = timed(call(&mut target, std::slice::from_ref(&pending))).await?;
+            let (held, mut each) = timed(call(&mut target, &[&entry])).await?;
             return match each.pop() {
-                Some(one) => one.map(|added| if added { Ok(()) } else { Err(held) }),
+                Some(one) => pushed(held, one),
                 None => Err(crate::queue::corrupt("the push script answered nothing")),
             };
         }
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending { entry, reply };
         self.tx.try_send(pending).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => BackendError::new(
                 Backend::Queue,
@@ -147,7 +148,7 @@ async fn gather(mut target: Target, mut rx: mpsc::Receiver<Pending>, calls: Arc<
                 None => return,
             },
         };
-        let mut bytes = first.payload.len();
+        let mut bytes = first.entry.payload.len();
         let mut group = vec![first];
         while group.len() < MAX_ENTRIES {
             let Ok(p) = rx.try_recv() else { break };
@@ -156,11 +157,11 @@ async fn gather(mut target: Target, mut rx: mpsc::Receiver<Pending>, calls: Arc<
             if p.reply.is_closed() {
                 continue;
             }
-            if bytes + p.payload.len() > MAX_BYTES {
+            if bytes + p.entry.payload.len() > MAX_BYTES {
                 carried = Some(p);
                 break;
             }
-            bytes += p.payload.len();
+            bytes += p.entry.payload.len();
             group.push(p);
         }
         group.retain(|p| !p.reply.is_closed());
@@ -168,10 +169,11 @@ async fn gather(mut target: Target, mut rx: mpsc::Receiver<Pending>, calls: Arc<
             continue;
         }
         calls.fetch_add(1, Ordering::Relaxed);
-        match timed(call(&mut target, &group)).await {
+        let entries: Vec<&Entry> = group.iter().map(|p| &p.entry).collect();
+        match timed(call(&mut target, &entries)).await {
             Ok((held, each)) => {
                 for (p, one) in group.into_iter().zip(each) {
-                    let _ = p.reply.send(one.map(|added| if added { Ok(()) } else { Err(held) }));
+                    let _ = p.reply.send(pushed(held, one));
                 }
             }
             Err(e) => {
@@ -188,6 +190,11 @@ async fn gather(mut target: Target, mut rx: mpsc::Receiver<Pending>, calls: Arc<
     }
 }
 
+/// One entry's answer from a call that held `held` bytes after it.
+fn pushed(held: u64, one: Result<bool, BackendError>) -> Result<Pushed, BackendError> {
+    one.map(|added| if added { Ok(()) } else { Err(held) })
+}
+
 /// `call` within [`CALL_TIMEOUT`].
 async fn timed<T>(call: impl std::future::Future<Output = Result<T, BackendError>>) -> Result<T, BackendError> {
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
@@ -201,7 +208,7 @@ async fn timed<T>(call: impl std::future::Future<Output = Result<T, BackendError
 
 /// One script call for `group`: the bytes held after it, and for each
 /// entry whether it was added, or Redis's refusal of it.
-async fn call(target: &mut Target, group: &[Pending]) -> Result<(u64, Vec<Result<bool, BackendError>>), BackendError> {
+async fn call(target: &mut Target, group: &[&Entry]) -> Result<(u64, Vec<Result<bool, BackendError>>), BackendError> {
     let mut invocation = target.script.prepare_invoke();
     invocation
         .key(&target.bytes)
