@@ -283,6 +283,15 @@ async fn list_search_detail_stats_and_isolation() {
     assert_eq!(total("(level:error service:web) OR attributes.n:7").await, 36);
     assert_eq!(total("serv* OR PAYM?NT").await, 250);
     assert_eq!(total("service:w*").await, 100);
+    // Time ranges in the query, the same as `from`/`to`.
+    assert_eq!(
+        total("timestamp:[2025-10-10T12:01:00Z TO 2025-10-10T12:02:00Z}").await,
+        100
+    );
+    assert_eq!(total("timestamp:<now-1h payment").await, 150);
+    assert_eq!(total("timestamp:>now-1h").await, 0);
+    let (status, body) = s.get(&key, "/v1/search?q=payment%20timestamp:soon").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
     let (status, body) = s.get(&key, "/v1/search?q=%22open").await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
     let (status, body) = s

@@ -59,7 +59,8 @@ async fn python_logging_loki_distributed() {
     python_client(&s, &run).await;
 }
 
-fn snappy_push(labels: &str, lines: &[&str]) -> Vec<u8> {
+/// A push as Promtail sends it: its lines read (and stamped) at `secs`.
+pub(crate) fn snappy_push(labels: &str, secs: i64, lines: &[&str]) -> Vec<u8> {
     let push = proto::PushRequest {
         streams: vec![proto::Stream {
             labels: labels.into(),
@@ -68,7 +69,7 @@ fn snappy_push(labels: &str, lines: &[&str]) -> Vec<u8> {
                 .enumerate()
                 .map(|(i, l)| proto::Entry {
                     timestamp: Some(proto::Timestamp {
-                        seconds: 1_760_099_196 + i as i64,
+                        seconds: secs,
                         nanos: 0,
                     }),
                     line: l.to_string(),
@@ -103,6 +104,7 @@ async fn protobuf_snappy_and_refusals() {
     };
     let body = snappy_push(
         r#"{job="varlogs", level="info", filename="/var/log/app.log"}"#,
+        1_760_099_196,
         &["one", "two"],
     );
     let r = post(body.clone(), Some("lokipb")).await.expect("post");
@@ -120,11 +122,11 @@ async fn protobuf_snappy_and_refusals() {
     assert_eq!(e["error"]["code"], "wrong_tenant");
     // A snappy bomb: under the 64 KiB limit on the wire, 1 MiB inflated.
     let big = "x".repeat(1 << 20);
-    let r = post(snappy_push("{job=\"a\"}", &[&big]), None).await.expect("post");
+    let r = post(snappy_push("{job=\"a\"}", 0, &[&big]), None).await.expect("post");
     assert_eq!(r.status(), 413, "as a gzip bomb is");
     let e: Value = r.json().await.expect("json");
     assert_eq!(e["error"]["code"], "payload_too_large");
-    let r = post(snappy_push("{job=a}", &["x"]), None).await.expect("post");
+    let r = post(snappy_push("{job=a}", 0, &["x"]), None).await.expect("post");
     assert_eq!(r.status(), 400, "unquoted label");
     let r = s
         .http

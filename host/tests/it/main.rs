@@ -34,6 +34,7 @@ mod roles;
 mod sandbox;
 mod sdk;
 mod settings;
+mod shipped;
 mod stores;
 mod syslog;
 mod usage;

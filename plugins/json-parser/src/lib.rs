@@ -1,16 +1,18 @@
 //! Built-in parser for JSON bodies: one object, an array, or NDJSON, in the
 //! SDK payload format (DESIGN.md §3). Ingest validated the body with the same
-//! decoder before it answered 202.
+//! decoder before it answered 202. A record that names no level of its own
+//! is a shipped line, read as the line parser reads one
+//! (`payload::parse_json_ref_reading_lines`).
 
-use loggerhub_codec::payload;
+use loggerhub_codec::{line, payload};
 use loggerhub_plugin_sdk::{Host, Parser, PluginError, RawInput, Record};
 
 pub struct JsonParser;
 
 impl Parser for JsonParser {
     fn parse<'a>(input: RawInput<'a>, _host: &dyn Host) -> Result<Vec<Record<'a>>, PluginError> {
-        let mut records =
-            payload::parse_json_ref(input.body).map_err(|e| PluginError::new("invalid_json", e.to_string()))?;
+        let mut records = payload::parse_json_ref_reading_lines(input.body, line::now_ns())
+            .map_err(|e| PluginError::new("invalid_json", e.to_string()))?;
         if let Some(service) = input.service {
             for r in records.iter_mut().filter(|r| r.service.is_empty()) {
                 r.service = service.into();

@@ -1,15 +1,11 @@
 //! Built-in parser for `text/plain` bodies: one record per non-empty line,
-//! with the line's own timestamp and level where it has them, in the
-//! conventions of common software (docs/PARSING.md lists them, with the
-//! corpus and the figures): RFC 3339 / ISO 8601 in their variants, syslog
-//! (RFC 3164 and 5424), Apache and nginx, log4j and logback, Python, Go,
-//! java.util.logging, Android logcat, klog, Redis, PostgreSQL, compact and
-//! year-less dates, epoch seconds. The whole line stays the message.
+//! with the line's own timestamp and level where it has them
+//! (`loggerhub_codec::line`, shared with the JSON parser's reading of
+//! shipped lines). The whole line stays the message.
 
-mod level;
-mod stamp;
+use loggerhub_plugin_sdk::{Host, Parser, PluginError, RawInput, Record};
 
-use loggerhub_plugin_sdk::{Host, Level, Parser, PluginError, RawInput, Record};
+pub use loggerhub_codec::line::{detect, now_ns};
 
 pub struct LineParser;
 
@@ -26,15 +22,6 @@ impl Parser for LineParser {
             .map(|line| parse_line(line, service, now))
             .collect())
     }
-}
-
-/// Now, which places times written without a year or a date. (The host
-/// grants plugins the clock; a batch parsed later than it arrived, such as
-/// a dead letter replayed, still places them within the year.)
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// One line as a record; `now` places year-less and date-less times.
@@ -55,17 +42,12 @@ pub fn parse_line<'a>(line: &'a str, service: &'a str, now: i64) -> Record<'a> {
     rec
 }
 
-/// The timestamp and level a line carries, if it does.
-pub fn detect(line: &str, now: i64) -> (Option<i64>, Option<Level>) {
-    let found = stamp::find(line, now);
-    (found.map(|f| f.ns), level::find(line, found.map(|f| f.end)))
-}
-
 loggerhub_plugin_sdk::export_parser!(LineParser, wit = "../../wit");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loggerhub_plugin_sdk::Level;
     use loggerhub_plugin_sdk::testing::TestHost;
 
     fn parse(body: &str) -> Vec<Record<'_>> {

@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 pub mod limits;
+pub mod line;
 #[cfg(feature = "payload")]
 pub mod payload;
 pub mod time;

@@ -19,6 +19,11 @@ pub const MAX_LANGUAGE_BYTES: usize = 64;
 pub const MAX_ATTRIBUTES: usize = 256;
 pub const MAX_ATTRIBUTE_KEY_BYTES: usize = 256;
 pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 16 * 1024;
+/// Deepest key a nested object in a JSON record flattens to
+/// (`a.b.c`…): OpenSearch refuses a mapping deeper than 20 by default,
+/// and no logger nests this far. Deeper, the object stays whole, as its
+/// JSON text.
+pub const MAX_ATTRIBUTE_DEPTH: usize = 8;
 /// 1900-01-01T00:00:00Z, in ns.
 pub const MIN_TIMESTAMP: i64 = -2_208_988_800 * 1_000_000_000;
 /// 2200-01-01T00:00:00Z, in ns (exclusive).

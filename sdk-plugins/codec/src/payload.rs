@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::{Level, Record, RecordOf, RecordRef, limits, time};
+use crate::{Level, Record, RecordOf, RecordRef, limits, line, time};
 
 /// Why a body is not a valid payload; `line` is 1-based.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,23 @@ pub fn parse_json(body: &[u8]) -> Result<Vec<Record>, PayloadError> {
 pub fn parse_json_ref(body: &[u8]) -> Result<Vec<RecordRef<'_>>, PayloadError> {
     let mut out = Vec::new();
     for_each(body, |r| out.push(r.into_record()))?;
+    Ok(out)
+}
+
+/// [`parse_json_ref`], reading a shipped line as the line parser reads a
+/// `text/plain` one (`line::detect`). A record that names no level of its
+/// own is taken for a line a shipper tailed and wrapped: Fluent Bit's and
+/// Docker's `{"log": …}`, Filebeat's and Vector's `message`, a Loki line,
+/// an OTLP body (ingest writes a level for those only when the sender gave
+/// one). Such a record takes the level its line names, and the time its
+/// line names replaces the one the shipper stamped when it read the line.
+/// The line stays the message. `now` places times written without a year.
+pub fn parse_json_ref_reading_lines(body: &[u8], now: i64) -> Result<Vec<RecordRef<'_>>, PayloadError> {
+    let mut out = Vec::new();
+    for_each(body, |mut r| {
+        r.read_line(now);
+        out.push(r.into_record())
+    })?;
     Ok(out)
 }
 
@@ -162,6 +179,25 @@ impl<'a> Incoming<'a> {
         limits::check_attributes(self.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
+    /// A shipped line's own level and time (`parse_json_ref_reading_lines`).
+    fn read_line(&mut self, now: i64) {
+        if self.level.is_some() {
+            return;
+        }
+        let line = match (&self.message, &self.full_log) {
+            (Some(m), _) if !m.is_empty() => m,
+            (_, Some(f)) => f,
+            _ => return,
+        };
+        let (timestamp, level) = line::detect(line, now);
+        if level.is_some() {
+            self.level = level;
+        }
+        if timestamp.is_some() {
+            self.timestamp = timestamp;
+        }
+    }
+
     fn into_record<S: From<Cow<'a, str>> + From<String>>(self) -> RecordOf<S> {
         let s = |v: Option<Cow<'a, str>>| S::from(v.unwrap_or_default());
         RecordOf {
@@ -224,6 +260,7 @@ impl<'de> Visitor<'de> for IncomingVisitor {
                         if let Some(Value::String(name)) = o.remove("name") {
                             r.service = Some(Cow::Owned(name));
                         }
+                        flatten(&mut r.attributes, "service".into(), Value::Object(o), 1);
                     }
                     v => r.service = text_field("service", v)?,
                 },
@@ -245,10 +282,13 @@ impl<'de> Visitor<'de> for IncomingVisitor {
                         r.message = Some(Cow::Owned(line.strip_suffix('\r').unwrap_or(line).to_string()));
                         r.message_from_log = true;
                     }
+                    // ECS's other `log.*` (Filebeat's `log.file.path`,
+                    // `log.offset`) stay as attributes.
                     Value::Object(mut o) => {
                         if let Some(v) = o.remove("level") {
                             r.level = level_value(v)?;
                         }
+                        flatten(&mut r.attributes, "log".into(), Value::Object(o), 1);
                     }
                     Value::Null => {}
                     v => {
@@ -286,15 +326,7 @@ impl<'de> Visitor<'de> for IncomingVisitor {
                     Value::Null => {}
                     Value::Object(obj) => {
                         for (k, v) in obj {
-                            match scalar(v) {
-                                Ok(Some(v)) => r.attributes.push((k, v)),
-                                Ok(None) => {}
-                                Err(kind) => {
-                                    return Err(de::Error::custom(format!(
-                                        "field `attributes.{k}`: expected a string, got {kind}"
-                                    )));
-                                }
-                            }
+                            flatten(&mut r.attributes, k, v, 1);
                         }
                     }
                     other => {
@@ -308,15 +340,7 @@ impl<'de> Visitor<'de> for IncomingVisitor {
                 // shippers add their own (host, pid, trace_id…).
                 other => {
                     let key = other.to_string();
-                    match map.next_value::<Value>()? {
-                        Value::Null => {}
-                        v @ (Value::Object(_) | Value::Array(_)) => r.attributes.push((key, v.to_string())),
-                        v => {
-                            if let Ok(Some(s)) = scalar(v) {
-                                r.attributes.push((key, s));
-                            }
-                        }
-                    }
+                    flatten(&mut r.attributes, key, map.next_value::<Value>()?, 1);
                 }
             }
         }
@@ -400,6 +424,39 @@ fn scalar(v: Value) -> Result<Option<String>, &'static str> {
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Array(_) => Err("an array"),
         Value::Object(_) => Err("an object"),
+    }
+}
+
+/// An attribute's value into `out`: a nested object becomes dotted keys
+/// (`{"http": {"status": 500}}` is `http.status`), as OpenSearch names
+/// an object's fields; an array stays one attribute holding its JSON; a
+/// null, or an empty object, is nothing. `depth` is the key's depth (1
+/// for a top-level one). Past `limits::MAX_ATTRIBUTE_DEPTH`, or where a
+/// dotted key would pass `limits::MAX_ATTRIBUTE_KEY_BYTES`, the object
+/// stays whole, as its JSON.
+///
+/// Stops once the record has more attributes than it may hold: a long key
+/// over many small members would otherwise be copied once per member
+/// before the record is checked.
+fn flatten(out: &mut Vec<(String, String)>, key: String, v: Value, depth: usize) {
+    if out.len() > limits::MAX_ATTRIBUTES {
+        return;
+    }
+    match v {
+        Value::Null => {}
+        Value::Object(o)
+            if depth < limits::MAX_ATTRIBUTE_DEPTH
+                && o.keys()
+                    .all(|k| key.len() + 1 + k.len() <= limits::MAX_ATTRIBUTE_KEY_BYTES) =>
+        {
+            for (k, v) in o {
+                flatten(out, format!("{key}.{k}"), v, depth + 1);
+            }
+        }
+        v @ (Value::Object(_) | Value::Array(_)) => out.push((key, v.to_string())),
+        Value::String(s) => out.push((key, s)),
+        Value::Bool(b) => out.push((key, b.to_string())),
+        Value::Number(n) => out.push((key, n.to_string())),
     }
 }
 
@@ -511,9 +568,6 @@ mod tests {
         let e = parse_json(b"{\"message\":\"ok\"}\n{not json").expect_err("syntax");
         assert_eq!(e.line, 2);
 
-        let e = parse_json(b"{\"message\":\"ok\",\"attributes\":{\"a\":{\"b\":1}}}").expect_err("nested");
-        assert!(e.message.contains("attributes.a"), "{e}");
-
         let e = parse_json(b"{\"message\":\"ok\",\"id\":\"nope\"}").expect_err("bad id");
         assert!(e.message.contains("field `id`"), "{e}");
 
@@ -563,6 +617,101 @@ mod tests {
         assert_eq!(r.level, Level::Fatal);
         assert!(parse_json(br#"{"msg":"x","level":99}"#).is_err());
         assert!(parse_json(br#"{"msg":"x","service":["a"]}"#).is_err());
+    }
+
+    /// Nested objects are dotted keys, under `attributes` and at the top
+    /// level alike, to a depth; arrays stay JSON text.
+    #[test]
+    fn nested_objects_are_dotted_keys() {
+        let r = &parse_json(
+            br#"{"message":"m","attributes":{"http":{"status":500,"route":{"name":"pay"}},"tags":["a",1],"gone":null,"none":{}},
+                 "user":{"id":7,"admin":false},"log":{"level":"warn","file":{"path":"/var/log/app.log"},"offset":12},
+                 "service":{"name":"api","version":"1.2"}}"#,
+        )
+        .expect("parses")[0];
+        let mut attrs = r.attributes.clone();
+        attrs.sort();
+        let want = [
+            ("http.route.name", "pay"),
+            ("http.status", "500"),
+            ("log.file.path", "/var/log/app.log"),
+            ("log.offset", "12"),
+            ("service.version", "1.2"),
+            ("tags", r#"["a",1]"#),
+            ("user.admin", "false"),
+            ("user.id", "7"),
+        ];
+        assert_eq!(attrs, want.map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!((r.level, r.service.as_str()), (Level::Warn, "api"));
+
+        // Past the depth, the rest stays whole; so does an object whose
+        // dotted keys would be too long.
+        let deep = r#"{"message":"m","a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":1}}}}}}}}}"#;
+        let r = &parse_json(deep.as_bytes()).expect("parses")[0];
+        assert_eq!(
+            r.attributes,
+            vec![("a.b.c.d.e.f.g.h".to_string(), r#"{"i":1}"#.to_string())]
+        );
+        let long = format!(
+            r#"{{"message":"m","{}":{{"k":1}}}}"#,
+            "x".repeat(limits::MAX_ATTRIBUTE_KEY_BYTES - 1)
+        );
+        let r = &parse_json(long.as_bytes()).expect("parses")[0];
+        assert_eq!(r.attributes[0].1, r#"{"k":1}"#);
+        // Flattening makes no more than the bound: too many keys is a 400.
+        let many: Vec<String> = (0..=limits::MAX_ATTRIBUTES).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        let body = format!(r#"{{"message":"m","o":{{{}}}}}"#, many.join(","));
+        assert!(parse_json(body.as_bytes()).is_err());
+        let mut out = Vec::new();
+        let wide: serde_json::Map<String, Value> = (0..100_000).map(|i| (format!("k{i}"), Value::from(i))).collect();
+        flatten(&mut out, "x".repeat(200), Value::Object(wide), 1);
+        assert_eq!(
+            out.len(),
+            limits::MAX_ATTRIBUTES + 1,
+            "copies the long key once per member"
+        );
+    }
+
+    /// A record without a level of its own is a shipped line: the line's
+    /// level and time apply, the shipper's read time gives way, the line
+    /// stays the message. A record that names its level keeps its own.
+    #[test]
+    fn shipped_lines_are_read_like_text() {
+        const NOW: i64 = 1_765_839_600_000_000_000;
+        const READ_AT: &str = "2025-12-15T23:00:00Z";
+        let read = |body: &str| {
+            parse_json_ref_reading_lines(body.as_bytes(), NOW)
+                .expect("parses")
+                .into_iter()
+                .map(|r| (r.level, r.timestamp, r.message.into_owned()))
+                .collect::<Vec<_>>()
+        };
+        let fluent_bit =
+            format!(r#"{{"@timestamp":"{READ_AT}","log":"2025-10-10 12:26:36,123 ERROR [main] payment failed\n"}}"#);
+        assert_eq!(
+            read(&fluent_bit),
+            vec![(
+                Level::Error,
+                1_760_099_196_123_000_000,
+                "2025-10-10 12:26:36,123 ERROR [main] payment failed".to_string()
+            )]
+        );
+        let read_at = time::parse_rfc3339(READ_AT).expect("time");
+        let shipped = format!(
+            "{{\"timestamp\":\"{READ_AT}\",\"message\":\"WARNING:root:disk almost full\"}}\n\
+             {{\"message\":\"<11>Oct 11 22:14:15 host app: fell over\"}}\n\
+             {{\"message\":\"no time, no level\",\"timestamp\":\"{READ_AT}\"}}\n\
+             {{\"level\":\"debug\",\"timestamp\":\"{READ_AT}\",\"message\":\"2025-10-10T12:26:36Z ERROR own level\"}}"
+        );
+        let out = read(&shipped);
+        assert_eq!((out[0].0, out[0].1), (Level::Warn, read_at));
+        assert_eq!(out[1].0, Level::Error);
+        assert_eq!(time::format_rfc3339(out[1].1), "2025-10-11T22:14:15Z");
+        assert_eq!((out[2].0, out[2].1), (Level::Info, read_at));
+        assert_eq!((out[3].0, out[3].1), (Level::Debug, read_at));
+        // The decoder ingest validates with reads no line.
+        let plain = parse_json(fluent_bit.as_bytes()).expect("parses");
+        assert_eq!((plain[0].level, plain[0].timestamp), (Level::Info, read_at));
     }
 
     #[test]

@@ -109,6 +109,17 @@ fn matcher_query(m: &Matcher) -> Value {
         Matcher::Level(l) => json!({"term": {"level": l.as_str()}}),
         Matcher::Attribute { key, value } => json!({"term": {format!("attributes.{key}"): value}}),
         Matcher::Exists(key) => json!({"exists": {"field": format!("attributes.{key}")}}),
+        Matcher::Time { from: None, to: None } => json!({"match_all": {}}),
+        Matcher::Time { from, to } => {
+            let mut range = serde_json::Map::new();
+            if let Some(from) = from {
+                range.insert("gte".into(), json!(format_ts(*from)));
+            }
+            if let Some(to) = to {
+                range.insert("lte".into(), json!(format_ts(*to)));
+            }
+            json!({"range": {"timestamp": range}})
+        }
         Matcher::Pattern { field, pattern } => match field {
             PatternField::Service => json!({"wildcard": {"service": {"value": pattern}}}),
             // The parser lets only a prefix through here: `flat_object`

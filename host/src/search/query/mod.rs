@@ -4,7 +4,8 @@
 //! and parentheses; `NOT` binds tighter than `AND`, `AND` than `OR`, as in
 //! Lucene's `query_string`. The fields: `service:`, `level:` and
 //! `attributes.<key>:`; `*` and `?` in a value make it a pattern, and
-//! `_exists_:attributes.<key>` asks for records that have the attribute.
+//! `_exists_:attributes.<key>` asks for records that have the attribute;
+//! `timestamp:` takes a range (`range`).
 //!
 //! **Invariant:** a query is parsed here once, into an [`Expr`] within the
 //! bounds below, and every backend translates that tree; no backend reads
@@ -13,6 +14,7 @@
 pub mod glob;
 mod parse;
 mod print;
+mod range;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +39,12 @@ pub enum Matcher {
     },
     /// The record has the attribute (`_exists_:attributes.<key>`).
     Exists(String),
+    /// The record's time is within `from..=to` (unix ns; `None` is open):
+    /// `timestamp:>now-15m`, `timestamp:[2025-10-10 TO 2025-10-11}`.
+    Time {
+        from: Option<i64>,
+        to: Option<i64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +116,12 @@ pub const TEXT_PATTERN_PREFIX: usize = 2;
 
 impl Query {
     pub fn parse(input: &str) -> Result<Query, QueryError> {
-        parse::parse(input)
+        parse::parse(input, loggerhub_codec::line::now_ns())
+    }
+
+    /// [`Query::parse`], with `now` (unix ns) for `now` in times.
+    pub fn parse_at(input: &str, now: i64) -> Result<Query, QueryError> {
+        parse::parse(input, now)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -133,6 +146,7 @@ fn holds(e: &Expr, r: &LogRecord, words: &mut Option<Vec<String>>) -> bool {
             Matcher::Level(l) => r.level == *l,
             Matcher::Attribute { key, value } => r.attributes.iter().any(|(k, v)| k == key && v == value),
             Matcher::Exists(key) => r.attributes.iter().any(|(k, _)| k == key),
+            Matcher::Time { from, to } => from.is_none_or(|f| r.timestamp >= f) && to.is_none_or(|t| r.timestamp <= t),
             Matcher::Pattern { field, pattern } => match field {
                 PatternField::Service => glob::matches(pattern, &r.service),
                 PatternField::Attribute(key) => r.attributes.iter().any(|(k, v)| k == key && glob::matches(pattern, v)),

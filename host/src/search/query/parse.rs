@@ -4,6 +4,7 @@
 use super::{
     Expr, MAX_CLAUSES, MAX_DEPTH, MAX_NOTS, MAX_PATTERN_CHARS, MAX_PATTERN_QUESTIONS, MAX_PATTERN_STARS, MAX_PATTERNS,
     MAX_QUERY_CHARS, MAX_TERMS, MAX_TEXT_PATTERN_BYTES, Matcher, PatternField, Query, QueryError, TEXT_PATTERN_PREFIX,
+    range,
 };
 use crate::model::Level;
 
@@ -86,6 +87,16 @@ fn tokens(chars: &[char]) -> Result<Vec<(Token, usize)>, QueryError> {
                 if c.is_whitespace() || (c == ')' && own == 0 && open > 0) {
                     break;
                 }
+                // `timestamp:[from TO to]` reads to its closing bracket,
+                // spaces and all.
+                if matches!(c, '[' | '{') && unquoted.is_none() && text == "timestamp:" {
+                    let Some(len) = chars[i..].iter().position(|c| matches!(c, ']' | '}')) else {
+                        return Err(err("a range is not closed with `]` or `}`", i + 1));
+                    };
+                    text.extend(&chars[i..=i + len]);
+                    i += len + 1;
+                    continue;
+                }
                 // `NOT(`, `AND(`, `OR(`: the operator, then a group.
                 if c == '(' && !minus && unquoted.is_none() && operator(&text).is_some() {
                     break;
@@ -145,6 +156,8 @@ struct Parser {
     patterns: usize,
     nots: usize,
     groups: usize,
+    /// What `now` means in times (unix ns).
+    now: i64,
 }
 
 impl Parser {
@@ -243,6 +256,7 @@ impl Parser {
                         return Err(err("`_exists_:` takes an unquoted key", at));
                     }
                     Some(("_exists_", field)) => exists(field, at)?,
+                    Some(("timestamp", _)) => range::time_range(&text["timestamp:".len()..], self.now, at)?,
                     Some((field, _)) if is_field(field) => field_matcher(field, &text[field.len() + 1..], wild, at)?,
                     _ if wild && is_word_pattern(&text) => text_pattern(&text, at)?,
                     _ => Matcher::Text(text),
@@ -274,7 +288,7 @@ fn clauses(e: &Expr) -> usize {
     }
 }
 
-pub(super) fn parse(input: &str) -> Result<Query, QueryError> {
+pub(super) fn parse(input: &str, now: i64) -> Result<Query, QueryError> {
     let chars: Vec<char> = input.chars().collect();
     if chars.len() > MAX_QUERY_CHARS {
         return Err(err(
@@ -290,6 +304,7 @@ pub(super) fn parse(input: &str) -> Result<Query, QueryError> {
         patterns: 0,
         nots: 0,
         groups: 0,
+        now,
     };
     if p.tokens.is_empty() {
         return Ok(Query::default());

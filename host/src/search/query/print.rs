@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use loggerhub_codec::time::format_rfc3339;
+
 use super::{Expr, Matcher, PatternField, Query};
 
 impl fmt::Display for Query {
@@ -67,6 +69,10 @@ impl fmt::Display for Matcher {
                 PatternField::Attribute(key) => write!(f, "attributes.{key}:{pattern}"),
             },
             Matcher::Exists(key) => write!(f, "_exists_:attributes.{key}"),
+            Matcher::Time { from, to } => {
+                let end = |t: &Option<i64>| t.map_or_else(|| "*".to_string(), format_rfc3339);
+                write!(f, "timestamp:[{} TO {}]", end(from), end(to))
+            }
         }
     }
 }

@@ -330,6 +330,11 @@ fn matcher() -> impl Strategy<Value = Matcher> {
             pattern: p + "*"
         }),
         "[a-z][a-z0-9_.]{0,6}".prop_map(Matcher::Exists),
+        (
+            prop::option::of(0..4_000_000_000_000_000_000i64),
+            prop::option::of(0..4_000_000_000_000_000_000i64)
+        )
+            .prop_map(|(from, to)| Matcher::Time { from, to }),
         value().prop_map(Matcher::Text),
         value()
             .prop_map(|v| Matcher::Service(v.trim().to_string()))
@@ -360,6 +365,75 @@ fn expr() -> impl Strategy<Value = Expr> {
             prop::collection::vec(inner, 2..4).prop_map(Expr::Or),
         ]
     })
+}
+
+#[test]
+fn timestamp_ranges_as_opensearch_reads_them() {
+    const NOW: i64 = 1_760_097_600_000_000_000; // 2025-10-10T12:00:00Z
+    const MIN: i64 = 60_000_000_000;
+    const DAY: i64 = 1_440 * MIN;
+    let midnight = NOW - 12 * 60 * MIN;
+    let time = |q: &str| match Query::parse_at(q, NOW).map(|q| q.expr) {
+        Ok(Some(Expr::Match(Matcher::Time { from, to }))) => (from, to),
+        other => panic!("{q}: {other:?}"),
+    };
+    assert_eq!(time("timestamp:>=now-15m"), (Some(NOW - 15 * MIN), None));
+    assert_eq!(time("timestamp:>now-15m"), (Some(NOW - 15 * MIN + 1), None));
+    assert_eq!(time("timestamp:<now+1h"), (None, Some(NOW + 60 * MIN - 1)));
+    assert_eq!(time("timestamp:<=now"), (None, Some(NOW)));
+    // A date is its whole day.
+    assert_eq!(time("timestamp:<2025-10-10"), (None, Some(midnight - 1)));
+    assert_eq!(time("timestamp:<=2025-10-10"), (None, Some(midnight + DAY - 1)));
+    assert_eq!(time("timestamp:>2025-10-10"), (Some(midnight + DAY), None));
+    assert_eq!(
+        time("timestamp:[2025-10-10 TO 2025-10-11}"),
+        (Some(midnight), Some(midnight + DAY - 1))
+    );
+    assert_eq!(
+        time("timestamp:{2025-10-10T00:00:00Z TO *]"),
+        (Some(midnight + 1), None)
+    );
+    assert_eq!(time("timestamp:[* TO now-1w]"), (None, Some(NOW - 7 * DAY)));
+    assert_eq!(
+        time("timestamp:[2025-10-10T14:00:00+02:00 TO now]"),
+        (Some(NOW), Some(NOW))
+    );
+    assert_eq!(
+        Query::parse_at("level:error AND timestamp:>now-1h OR x", NOW)
+            .expect("parses")
+            .to_string(),
+        "level:ERROR timestamp:[2025-10-10T11:00:00.000000001Z TO *] OR x"
+    );
+
+    let r = |timestamp: i64| LogRecord {
+        id: "01JB8X6J7Z9Q0R1S2T3V4W5X6Y".into(),
+        tenant: "acme".into(),
+        service: "billing".into(),
+        level: Level::Error,
+        timestamp,
+        received_at: 0,
+        message: String::new(),
+        full_log: String::new(),
+        language: None,
+        attributes: vec![],
+        raw_path: None,
+    };
+    let q = Query::parse_at("timestamp:[now-15m TO now]", NOW).expect("parses");
+    assert!(q.matches(&r(NOW)) && q.matches(&r(NOW - 15 * MIN)));
+    assert!(!q.matches(&r(NOW + 1)) && !q.matches(&r(NOW - 15 * MIN - 1)));
+
+    for (bad, at) in [
+        ("timestamp:2025-10-10", 1),
+        ("a timestamp:>yesterday", 3),
+        ("timestamp:>now-1y", 1),
+        ("timestamp:>now-9999999999m", 1),
+        ("timestamp:[now now]", 1),
+        ("timestamp:[now TO now", 11),
+        ("timestamp:[now TO 2025-13-40]", 1),
+    ] {
+        let e = Query::parse_at(bad, NOW).expect_err(bad);
+        assert_eq!(e.at, at, "{bad}: {e}");
+    }
 }
 
 proptest! {

@@ -61,6 +61,17 @@ impl TenantIndex {
             Matcher::Attribute { key, value } => exact(f.attr, &format!("{key}={value}")),
             // Attributes are indexed as `key=value` terms of one field.
             Matcher::Exists(key) => regex(f.attr, &format!("{}=(?s:.*)", literal(key)))?,
+            // `[* TO *]`: every record has a time (and a range names its
+            // field only through its ends).
+            Matcher::Time { from: None, to: None } => Box::new(AllQuery),
+            Matcher::Time { from, to } => {
+                let end = |t: &Option<i64>| {
+                    t.map_or(Bound::Unbounded, |t| {
+                        Bound::Included(Term::from_field_i64(f.timestamp, t))
+                    })
+                };
+                Box::new(RangeQuery::new(end(from), end(to)))
+            }
             Matcher::Pattern { field, pattern } => {
                 let re = glob::to_regex(pattern);
                 match field {

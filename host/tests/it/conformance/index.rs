@@ -197,6 +197,35 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
                 && !r.attributes.iter().any(|(k, v)| k == "n" && v.starts_with('3'))
         }),
         ("attributes.n:*", none.clone(), |_| true),
+        // Time ranges (T0 is 2025-10-09T08:53:20Z; records come three
+        // to a second).
+        ("timestamp:>=2025-10-09T08:53:23Z", none.clone(), |r| {
+            r.timestamp >= T0 + 3 * SEC
+        }),
+        ("timestamp:>2025-10-09T08:53:23Z level:error", none.clone(), |r| {
+            r.timestamp > T0 + 3 * SEC && r.level == Level::Error
+        }),
+        (
+            "timestamp:[2025-10-09T08:53:22Z TO 2025-10-09T08:53:25Z}",
+            none.clone(),
+            |r| r.timestamp >= T0 + 2 * SEC && r.timestamp < T0 + 5 * SEC,
+        ),
+        (
+            "timestamp:{* TO 2025-10-09T08:53:21Z] OR service:web",
+            none.clone(),
+            |r| r.timestamp <= T0 + SEC || r.service == "web",
+        ),
+        (
+            "timestamp:<=2025-10-08 OR NOT timestamp:<2025-10-10",
+            none.clone(),
+            |_| false,
+        ),
+        (
+            "timestamp:[2025-10-09 TO 2025-10-09] -timestamp:<now-1w",
+            none.clone(),
+            |_| false,
+        ),
+        ("timestamp:[* TO *] service:auth", none.clone(), |r| r.service == "auth"),
         ("_exists_:attributes.nope", none.clone(), |_| false),
         ("NOT _exists_:attributes.nope service:web", none.clone(), |r| {
             r.service == "web"

@@ -4,7 +4,7 @@
 //! year that puts it closest before `now` (a day's grace for clocks ahead),
 //! and a time without a date, the day that does.
 
-use loggerhub_codec::time::from_parts;
+use crate::time::from_parts;
 
 /// Words of a line whose starts are tried: timestamps sit in the first few
 /// (after a PID, a host or a file name at most).
@@ -393,7 +393,7 @@ fn klog(c: Cur<'_>, now: i64) -> Option<Found> {
 
 /// Month, day and time of the year that puts them closest before `now`.
 fn yearless(mo: i64, d: i64, secs: i64, frac: i64, now: i64) -> Option<i64> {
-    let (year, _, _) = loggerhub_codec::time::civil_date(now);
+    let (year, _, _) = crate::time::civil_date(now);
     (0..=4)
         .filter_map(|back| stamp(year - back, mo, d, secs, frac, 0))
         .find(|ns| *ns <= now + DAY_NS)
@@ -402,7 +402,7 @@ fn yearless(mo: i64, d: i64, secs: i64, frac: i64, now: i64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loggerhub_codec::time::{format_rfc3339, parse_rfc3339};
+    use crate::time::{format_rfc3339, parse_rfc3339};
 
     fn ts(line: &str, now: &str) -> Option<String> {
         find(line, parse_rfc3339(now).expect("now")).map(|f| format_rfc3339(f.ns))

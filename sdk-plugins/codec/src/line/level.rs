@@ -5,7 +5,7 @@
 //! `level=info`, `[core:error]`), or as the first word after the timestamp
 //! (`2016-09-28 04:30:30, Info  CBS …`). A level word inside prose does not.
 
-use loggerhub_plugin_sdk::Level;
+use crate::Level;
 
 /// How far into a line a level word is looked for.
 const WINDOW: usize = 128;
@@ -167,7 +167,7 @@ mod tests {
 
     fn level(line: &str) -> Option<Level> {
         let now = 1_765_839_600_000_000_000;
-        find(line, crate::stamp::find(line, now).map(|f| f.end))
+        find(line, crate::line::stamp::find(line, now).map(|f| f.end))
     }
 
     #[test]
