@@ -253,6 +253,22 @@ async fn index_opensearch() {
     crate::conformance::index::spread(&index, &c).await;
 }
 
+/// The same records and a few hundred random queries on Tantivy and on
+/// OpenSearch: both find what the tail's `Query::matches` finds.
+#[tokio::test]
+async fn index_differential() {
+    let Ok(url) = std::env::var("OPENSEARCH_URL") else {
+        say("query differential: NOT RUN (OPENSEARCH_URL unset)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tantivy = TantivyIndex::open(dir.path()).expect("open");
+    let prefix = format!("lhtest-{:08x}-", rand::random::<u32>());
+    let opensearch = OpenSearchIndex::open(&url, &prefix).expect("connect to OpenSearch");
+    let (tenant, _) = crate::conformance::metadata::fresh_tenants();
+    crate::conformance::differential::run(&tantivy, &opensearch, &tenant).await;
+}
+
 /// Dead letters in a bucket two processors share: what one wrote, the other
 /// lists, reads and removes.
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! (the bounded total and the histogram).
 
 mod counting;
+mod materialized;
 mod query;
 mod schema;
 mod slices;

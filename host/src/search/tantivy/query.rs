@@ -8,6 +8,7 @@ use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query as TQuery
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
 
+use super::materialized::Materialized;
 use super::{TenantIndex, corrupt};
 use crate::error::BackendError;
 use crate::model::LogFilter;
@@ -86,6 +87,13 @@ impl TenantIndex {
         })
     }
 
+    /// What a `NOT` takes out: read into a bit set first when it holds
+    /// text (`materialized`: Tantivy's phrase scorer cannot be excluded).
+    fn excluded(&self, e: &Expr) -> Result<Box<dyn TQuery>, BackendError> {
+        let q = self.expr_query(e)?;
+        Ok(if holds_text(e) { Box::new(Materialized(q)) } else { q })
+    }
+
     /// The tree as nested boolean queries. Tantivy matches nothing with
     /// only `MustNot` clauses, so a part that excludes alone starts from
     /// every document.
@@ -94,13 +102,13 @@ impl TenantIndex {
             Expr::Match(m) => self.matcher_query(m)?,
             Expr::Not(inner) => Box::new(BooleanQuery::new(vec![
                 (Occur::Must, Box::new(AllQuery)),
-                (Occur::MustNot, self.expr_query(inner)?),
+                (Occur::MustNot, self.excluded(inner)?),
             ])),
             Expr::And(parts) => {
                 let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = Vec::with_capacity(parts.len() + 1);
                 for p in parts {
                     clauses.push(match p {
-                        Expr::Not(inner) => (Occur::MustNot, self.expr_query(inner)?),
+                        Expr::Not(inner) => (Occur::MustNot, self.excluded(inner)?),
                         _ => (Occur::Must, self.expr_query(p)?),
                     });
                 }
@@ -140,6 +148,14 @@ impl TenantIndex {
             clauses.push((Occur::Must, Box::new(RangeQuery::new(lo, hi))));
         }
         Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+}
+
+fn holds_text(e: &Expr) -> bool {
+    match e {
+        Expr::Match(m) => matches!(m, Matcher::Text(_)),
+        Expr::Not(inner) => holds_text(inner),
+        Expr::And(parts) | Expr::Or(parts) => parts.iter().any(holds_text),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Conformance suites, one per backend trait.
 
+pub mod differential;
 pub mod index;
 pub mod metadata;
 pub mod queue;
