@@ -193,8 +193,9 @@ impl<'a> Incoming<'a> {
         if level.is_some() {
             self.level = level;
         }
-        if timestamp.is_some() {
-            self.timestamp = timestamp;
+        // A time no record may hold is no reading of the line.
+        if let Some(ts) = timestamp.filter(|ts| limits::check_timestamp(*ts).is_ok()) {
+            self.timestamp = Some(ts);
         }
     }
 
@@ -260,7 +261,7 @@ impl<'de> Visitor<'de> for IncomingVisitor {
                         if let Some(Value::String(name)) = o.remove("name") {
                             r.service = Some(Cow::Owned(name));
                         }
-                        flatten(&mut r.attributes, "service".into(), Value::Object(o), 1);
+                        add_attribute(&mut r.attributes, "service".into(), Value::Object(o));
                     }
                     v => r.service = text_field("service", v)?,
                 },
@@ -288,7 +289,7 @@ impl<'de> Visitor<'de> for IncomingVisitor {
                         if let Some(v) = o.remove("level") {
                             r.level = level_value(v)?;
                         }
-                        flatten(&mut r.attributes, "log".into(), Value::Object(o), 1);
+                        add_attribute(&mut r.attributes, "log".into(), Value::Object(o));
                     }
                     Value::Null => {}
                     v => {
@@ -326,7 +327,7 @@ impl<'de> Visitor<'de> for IncomingVisitor {
                     Value::Null => {}
                     Value::Object(obj) => {
                         for (k, v) in obj {
-                            flatten(&mut r.attributes, k, v, 1);
+                            add_attribute(&mut r.attributes, k, v);
                         }
                     }
                     other => {
@@ -340,7 +341,7 @@ impl<'de> Visitor<'de> for IncomingVisitor {
                 // shippers add their own (host, pid, trace_id…).
                 other => {
                     let key = other.to_string();
-                    flatten(&mut r.attributes, key, map.next_value::<Value>()?, 1);
+                    add_attribute(&mut r.attributes, key, map.next_value::<Value>()?);
                 }
             }
         }
@@ -430,34 +431,88 @@ fn scalar(v: Value) -> Result<Option<String>, &'static str> {
 /// An attribute's value into `out`: a nested object becomes dotted keys
 /// (`{"http": {"status": 500}}` is `http.status`), as OpenSearch names
 /// an object's fields; an array stays one attribute holding its JSON; a
-/// null, or an empty object, is nothing. `depth` is the key's depth (1
-/// for a top-level one). Past `limits::MAX_ATTRIBUTE_DEPTH`, or where a
-/// dotted key would pass `limits::MAX_ATTRIBUTE_KEY_BYTES`, the object
-/// stays whole, as its JSON.
+/// null, or an empty object, is nothing; a key already there keeps its
+/// first value (so that every index agrees on it).
 ///
-/// Stops once the record has more attributes than it may hold: a long key
-/// over many small members would otherwise be copied once per member
-/// before the record is checked.
-fn flatten(out: &mut Vec<(String, String)>, key: String, v: Value, depth: usize) {
-    if out.len() > limits::MAX_ATTRIBUTES {
-        return;
+/// An object stays whole, as its JSON, past `limits::MAX_ATTRIBUTE_DEPTH`,
+/// where a member's dotted key would not be a valid key (empty, past
+/// `limits::MAX_ATTRIBUTE_KEY_BYTES`, a control character), where its
+/// keys would pass the record's `limits::MAX_ATTRIBUTES`, or where they
+/// would take more than twice its JSON's bytes (a long key over many
+/// small members): what a record turns into stays within a few times what
+/// was sent, below the pipeline's bound on a parser's output.
+fn add_attribute(out: &mut Vec<(String, String)>, key: String, v: Value) {
+    if let Value::Object(o) = &v
+        && flattens(key.len(), o, 1)
+    {
+        let (count, key_bytes) = shape(key.len(), &v, 1);
+        if out.len() + count > limits::MAX_ATTRIBUTES || key_bytes > 2 * json_len(&v) + key.len() {
+            let text = v.to_string();
+            return push_new(out, key, text);
+        }
     }
+    flatten(out, key, v, 1);
+}
+
+/// Whether `o`, under a key of `key_len` bytes at `depth`, becomes
+/// dotted keys.
+fn flattens(key_len: usize, o: &serde_json::Map<String, Value>, depth: usize) -> bool {
+    depth < limits::MAX_ATTRIBUTE_DEPTH
+        && o.keys().all(|k| {
+            !k.is_empty() && key_len + 1 + k.len() <= limits::MAX_ATTRIBUTE_KEY_BYTES && !k.contains(char::is_control)
+        })
+}
+
+/// The attributes `flatten` makes of `v`, and the bytes of their keys.
+fn shape(key_len: usize, v: &Value, depth: usize) -> (usize, usize) {
+    match v {
+        Value::Null => (0, 0),
+        Value::Object(o) if flattens(key_len, o, depth) => o.iter().fold((0, 0), |(n, b), (k, v)| {
+            let (cn, cb) = shape(key_len + 1 + k.len(), v, depth + 1);
+            (n + cn, b + cb)
+        }),
+        _ => (1, key_len),
+    }
+}
+
+fn flatten(out: &mut Vec<(String, String)>, key: String, v: Value, depth: usize) {
     match v {
         Value::Null => {}
-        Value::Object(o)
-            if depth < limits::MAX_ATTRIBUTE_DEPTH
-                && o.keys()
-                    .all(|k| key.len() + 1 + k.len() <= limits::MAX_ATTRIBUTE_KEY_BYTES) =>
-        {
+        Value::Object(o) if flattens(key.len(), &o, depth) => {
             for (k, v) in o {
                 flatten(out, format!("{key}.{k}"), v, depth + 1);
             }
         }
-        v @ (Value::Object(_) | Value::Array(_)) => out.push((key, v.to_string())),
-        Value::String(s) => out.push((key, s)),
-        Value::Bool(b) => out.push((key, b.to_string())),
-        Value::Number(n) => out.push((key, n.to_string())),
+        v @ (Value::Object(_) | Value::Array(_)) => push_new(out, key, v.to_string()),
+        Value::String(s) => push_new(out, key, s),
+        Value::Bool(b) => push_new(out, key, b.to_string()),
+        Value::Number(n) => push_new(out, key, n.to_string()),
     }
+}
+
+/// Stops one past the record's bound, which the check then refuses: a
+/// record of many thousand keys is not searched for each of them.
+fn push_new(out: &mut Vec<(String, String)>, key: String, value: String) {
+    if out.len() <= limits::MAX_ATTRIBUTES && !out.iter().any(|(k, _)| *k == key) {
+        out.push((key, value));
+    }
+}
+
+/// Bytes of `v` as compact JSON, counted without writing them.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -658,18 +713,37 @@ mod tests {
         );
         let r = &parse_json(long.as_bytes()).expect("parses")[0];
         assert_eq!(r.attributes[0].1, r#"{"k":1}"#);
-        // Flattening makes no more than the bound: too many keys is a 400.
+        // An object whose keys would pass the record's bound stays whole,
+        // as one whose dotted keys would outweigh it does (a long key over
+        // many small members), and one with a key that is no valid key.
         let many: Vec<String> = (0..=limits::MAX_ATTRIBUTES).map(|i| format!(r#""k{i}":{i}"#)).collect();
         let body = format!(r#"{{"message":"m","o":{{{}}}}}"#, many.join(","));
-        assert!(parse_json(body.as_bytes()).is_err());
-        let mut out = Vec::new();
-        let wide: serde_json::Map<String, Value> = (0..100_000).map(|i| (format!("k{i}"), Value::from(i))).collect();
-        flatten(&mut out, "x".repeat(200), Value::Object(wide), 1);
+        let r = &parse_json(body.as_bytes()).expect("parses")[0];
+        assert_eq!((r.attributes.len(), r.attributes[0].0.as_str()), (1, "o"));
+        let wide: Vec<String> = (0..200).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        let body = format!(r#"{{"message":"m","{}":{{{}}}}}"#, "x".repeat(200), wide.join(","));
+        let r = &parse_json(body.as_bytes()).expect("parses")[0];
+        let made: usize = r.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert_eq!(r.attributes.len(), 1);
+        assert!(made < 2 * body.len(), "{made} bytes from {}", body.len());
+        let r = &parse_json(br#"{"message":"m","o":{"a\u0007":1,"b":2}}"#).expect("parses")[0];
         assert_eq!(
-            out.len(),
-            limits::MAX_ATTRIBUTES + 1,
-            "copies the long key once per member"
+            r.attributes,
+            vec![("o".to_string(), r#"{"a\u0007":1,"b":2}"#.to_string())]
         );
+        // Many thousand keys are refused, in time.
+        let keys: Vec<String> = (0..200_000).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        let body = format!(r#"{{"message":"m",{}}}"#, keys.join(","));
+        let started = std::time::Instant::now();
+        assert!(parse_json(body.as_bytes()).is_err());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // A key already there keeps its first value.
+        let r = &parse_json(br#"{"message":"m","http.status":"200","http":{"status":500}}"#).expect("parses")[0];
+        assert_eq!(r.attributes, vec![("http.status".to_string(), "200".to_string())]);
     }
 
     /// A record without a level of its own is a shipped line: the line's
@@ -709,6 +783,8 @@ mod tests {
         assert_eq!(time::format_rfc3339(out[1].1), "2025-10-11T22:14:15Z");
         assert_eq!((out[2].0, out[2].1), (Level::Info, read_at));
         assert_eq!((out[3].0, out[3].1), (Level::Debug, read_at));
+        let ancient = format!(r#"{{"timestamp":"{READ_AT}","message":"1850-01-01T00:00:00Z ERROR old"}}"#);
+        assert_eq!(read(&ancient)[0].1, read_at, "a time no record may hold is no reading");
         // The decoder ingest validates with reads no line.
         let plain = parse_json(fluent_bit.as_bytes()).expect("parses");
         assert_eq!((plain[0].level, plain[0].timestamp), (Level::Info, read_at));

@@ -257,6 +257,9 @@ impl Parser {
                     }
                     Some(("_exists_", field)) => exists(field, at)?,
                     Some(("timestamp", _)) => range::time_range(&text["timestamp:".len()..], self.now, at)?,
+                    // Kibana's name for it, which would otherwise be an
+                    // attribute that no record has.
+                    Some(("@timestamp", _)) => return Err(err("the record's time is `timestamp:`", at)),
                     Some((field, _)) if is_field(field) => field_matcher(field, &text[field.len() + 1..], wild, at)?,
                     _ if wild && is_word_pattern(&text) => text_pattern(&text, at)?,
                     _ => Matcher::Text(text),

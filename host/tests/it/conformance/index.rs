@@ -232,6 +232,11 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
             |_| false,
         ),
         ("timestamp:[* TO *] service:auth", none.clone(), |r| r.service == "auth"),
+        // A date is its whole day: `]` and `<=` end at its last instant.
+        ("timestamp:[* TO 2025-10-09] service:web", none.clone(), |r| {
+            r.service == "web"
+        }),
+        ("timestamp:<=2025-10-09 -timestamp:<2025-10-09", none.clone(), |_| true),
         ("_exists_:attributes.nope", none.clone(), |_| false),
         ("NOT _exists_:attributes.nope service:web", none.clone(), |r| {
             r.service == "web"

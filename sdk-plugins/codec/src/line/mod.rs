@@ -6,7 +6,7 @@
 //! epoch seconds.
 //!
 //! The built-in line parser reads every `text/plain` line with it, and the
-//! JSON decoder reads a shipped line with it (`payload::parse_json_read`):
+//! JSON decoder reads a shipped line with it (`payload::parse_json_ref_reading_lines`):
 //! a record that names no level of its own, as Fluent Bit, Filebeat,
 //! Promtail and Vector wrap the lines they tail.
 
