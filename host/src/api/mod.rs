@@ -7,6 +7,7 @@
 //! request.
 
 mod admin;
+mod aggregate;
 mod auth;
 mod dashboard;
 mod dead_letters;
@@ -179,6 +180,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logs::detail))
         .routes(routes!(logs::search))
         .routes(routes!(logs::stats))
+        .routes(routes!(aggregate::aggregate))
         .routes(routes!(tail::tail))
         .routes(routes!(usage::usage))
         .routes(routes!(admin::create_tenant, admin::list_tenants))

@@ -193,6 +193,11 @@ error_sets! {
         BadRequest, InvalidParameter, InvalidQuery, MissingApiKey, InvalidApiKey,
         InsufficientScope, TooManyReads, WrongRole, BackendUnavailable,
     ];
+    /// Counting by a field.
+    AggregateErrors = [
+        BadRequest, InvalidJson, InvalidParameter, InvalidQuery, MissingApiKey, InvalidApiKey,
+        InsufficientScope, TooManyReads, WrongRole, BackendUnavailable,
+    ];
     /// The live tail.
     TailErrors = [
         BadRequest, InvalidParameter, InvalidQuery, MissingApiKey, InvalidApiKey,

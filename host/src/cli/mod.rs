@@ -1,6 +1,7 @@
 //! The CLI client: mirrors the admin and search API over HTTP, and runs
 //! the plugin author's tools (new, validate, test) locally.
 
+mod aggregate;
 mod import;
 mod plugin;
 mod show;
@@ -70,6 +71,14 @@ pub enum ClientCommand {
         limit: u64,
         #[command(flatten)]
         show: show::Args,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Count a search's logs by a field: its most common values
+    /// (API key: LOGGERHUB_API_KEY).
+    Aggregate {
+        #[command(flatten)]
+        args: aggregate::AggregateArgs,
         #[command(flatten)]
         conn: Conn,
     },
@@ -307,6 +316,16 @@ impl ClientCommand {
                     if cursor.is_none() || hits.is_empty() {
                         break;
                     }
+                }
+            }
+            ClientCommand::Aggregate { args, conn } => {
+                let key = token("LOGGERHUB_API_KEY")?;
+                let url = format!("{}/v1/aggregate", conn.url.trim_end_matches('/'));
+                let v = call(http.post(&url).bearer_auth(&key).json(&args.body())).await?;
+                if args.json {
+                    print(&v);
+                } else {
+                    print!("{}", aggregate::table(&v));
                 }
             }
             ClientCommand::Tail {

@@ -13,6 +13,7 @@ pub mod query;
 pub mod service;
 pub mod tail;
 pub mod tantivy;
+pub mod terms;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use crate::config::IndexBackend;
 use crate::error::BackendError;
 use crate::model::{Cursor, LogFilter, LogRecord};
 pub use query::{Query, QueryError};
+pub use terms::{Terms, TermsField};
 
 /// A record the index refused for good (a mapping conflict, a term too
 /// long): it stays in the metadata and raw stores, and retrying would not
@@ -82,6 +84,17 @@ pub trait SearchIndex: Send + Sync + 'static {
         filter: &LogFilter,
         interval_ns: i64,
     ) -> Result<Vec<(i64, crate::model::LevelCounts)>, BackendError>;
+    /// The values of `field` in the matches of `query` within `filter`:
+    /// the `size` most common (at most [`terms::MAX_TERMS_SIZE`]), with
+    /// every match counted.
+    async fn terms(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        field: &TermsField,
+        size: usize,
+    ) -> Result<Terms, BackendError>;
     /// The whole record, as indexed.
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError>;
     /// Deletes up to `max` of the tenant's records whose timestamp is before

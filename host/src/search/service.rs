@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Query, SearchIndex};
+use super::{Query, SearchIndex, Terms, TermsField};
 use crate::error::BackendError;
 use crate::model::{Cursor, LogFilter, LogRecord, Page, Stats, TOTAL_BOUND};
 use crate::stores::MetadataStore;
@@ -116,6 +116,18 @@ impl Reader {
 
     pub async fn stats(&self, tenant: &str, f: &LogFilter, interval_ns: i64) -> Result<Stats, BackendError> {
         self.meta.stats(tenant, f, interval_ns).await
+    }
+
+    /// A search's matches counted by a field, from the index.
+    pub async fn terms(
+        &self,
+        tenant: &str,
+        q: &Query,
+        f: &LogFilter,
+        field: &TermsField,
+        size: usize,
+    ) -> Result<Terms, BackendError> {
+        self.index.terms(tenant, q, f, field, size).await
     }
 
     /// A search's histogram, from the index: its matches per bucket and

@@ -301,6 +301,68 @@ async fn list_search_detail_stats_and_isolation() {
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.ends_with("(at character 23)"), "{message}");
 
+    // Counting by a field: the tenant's own records only.
+    let aggregate = |body: Value| {
+        let s = &s;
+        let key = key.clone();
+        async move {
+            let r = s
+                .http
+                .post(s.url("/v1/aggregate"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .expect("post");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let pairs = |v: &Value| -> Vec<(String, u64)> {
+        v["buckets"]
+            .as_array()
+            .expect("buckets")
+            .iter()
+            .map(|b| {
+                (
+                    b["value"].as_str().unwrap_or_default().to_string(),
+                    b["count"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let (status, v) = aggregate(json!({"by": "service"})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(pairs(&v), [("billing".to_string(), 150), ("web".to_string(), 100)]);
+    assert_eq!(
+        (v["total"].as_u64(), v["other"].as_u64(), v["missing"].as_u64()),
+        (Some(250), Some(0), Some(0))
+    );
+    let (_, v) = aggregate(json!({"q": "payment", "by": "level"})).await;
+    assert_eq!(pairs(&v), [("INFO".to_string(), 100), ("ERROR".to_string(), 50)]);
+    let (_, v) = aggregate(json!({"by": "@n", "size": 3})).await;
+    assert_eq!(
+        pairs(&v),
+        [("0".to_string(), 2), ("1".to_string(), 2), ("10".to_string(), 2)]
+    );
+    assert_eq!(
+        (v["other"].as_u64(), v["by"].as_str()),
+        (Some(244), Some("attributes.n"))
+    );
+    let (_, v) = aggregate(json!({"by": "attributes.nope", "level": "error"})).await;
+    assert_eq!((v["total"].as_u64(), v["missing"].as_u64()), (Some(84), Some(84)));
+    for (bad, code) in [
+        (json!({"by": "message"}), "bad_request"),
+        (json!({"by": "service", "size": 0}), "bad_request"),
+        (json!({"by": "service", "size": 1001}), "bad_request"),
+        (json!({"by": "service", "bogus": 1}), "invalid_json"),
+        (json!({"by": "service", "q": "(open"}), "invalid_query"),
+        (json!({"by": "service", "from": "yesterday"}), "bad_request"),
+    ] {
+        let (status, v) = aggregate(bad.clone()).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (400, Some(code)), "{bad}");
+    }
+
     // Search pages with a cursor too, and hits carry metadata.
     let (_, p1) = s.get(&key, "/v1/search?q=payment&limit=100").await;
     let c = p1["next_cursor"].as_str().expect("cursor");

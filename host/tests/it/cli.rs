@@ -311,4 +311,35 @@ async fn search_prints_a_coloured_table_or_ndjson() {
     assert_eq!(records.len(), 1200);
     let ids: std::collections::HashSet<&str> = records.iter().filter_map(|r| r["id"].as_str()).collect();
     assert_eq!(ids.len(), 1200);
+
+    // Counting by a field: a table, or the API's JSON.
+    let out = loggerhub(&s, &key, dir.path())
+        .args(["aggregate", "--by", "level", "payment"])
+        .output()
+        .expect("aggregate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 4, "{table}");
+    assert!(
+        rows[1].starts_with("ERROR") && rows[1].contains(" 750 ") && rows[1].ends_with("50.0%"),
+        "{table}"
+    );
+    assert!(rows[3].starts_with("total") && rows[3].ends_with(" 1500"), "{table}");
+    let out = loggerhub(&s, &key, dir.path())
+        .args(["aggregate", "--by", "service", "--level", "info", "--json"])
+        .output()
+        .expect("aggregate");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["buckets"], json!([{"value": "billing", "count": 750}]), "{v}");
+    let out = loggerhub(&s, &key, dir.path())
+        .args(["aggregate", "--by", "message"])
+        .output()
+        .expect("aggregate");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot count by"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

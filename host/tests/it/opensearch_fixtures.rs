@@ -34,13 +34,15 @@ struct Replay {
     errors: Vec<String>,
 }
 
-/// `"$template"` and `"$template.template"` stand for the shipped index
-/// template and its `template` part, so fixtures do not copy it.
+/// `"$template"`, `"$template.template"` and
+/// `"$template.template.mappings"` stand for the shipped index template
+/// and its parts, so fixtures do not copy it.
 fn expand(v: Value) -> Value {
     let template: Value = serde_json::from_str(TEMPLATE).expect("template");
     match v.as_str() {
         Some("$template") => template,
         Some("$template.template") => template["template"].clone(),
+        Some("$template.template.mappings") => template["template"]["mappings"].clone(),
         _ => v,
     }
 }

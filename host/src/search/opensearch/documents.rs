@@ -26,6 +26,8 @@ pub fn to_document(r: &LogRecord) -> Value {
         "message": r.message,
         "full_log": r.full_log,
         "attributes": attributes,
+        // The attributes again as `key=value`, what counting by one reads.
+        "attr": r.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     });
     if let Some(l) = &r.language {
         doc["language"] = json!(l);

@@ -8,6 +8,7 @@ use super::documents::id_key;
 use crate::error::BackendError;
 use crate::model::{Cursor, Level, LevelCounts, LogFilter, STATS_MAX_BUCKETS, TOTAL_BOUND, format_ts};
 use crate::search::query::{Expr, Matcher, PatternField, Query};
+use crate::search::{Terms, TermsField};
 
 /// The query DSL for a DESIGN §4 query plus the list filters, newest first,
 /// resuming after `cursor`; asks for `size` hits and the total, exact or
@@ -76,6 +77,111 @@ pub fn histogram_body(q: &Query, filter: &LogFilter, interval_ns: i64) -> Value 
         );
     }
     body
+}
+
+/// Counting by a field: the same query, no hits, every match counted, a
+/// `terms` aggregation of the `size` most common values (ties by value),
+/// and for an attribute the matches that lack it. An attribute is counted
+/// over `attr`, which holds each attribute as `key=value` (a `flat_object`
+/// answers no aggregation): the values that start with `key=`.
+pub fn terms_body(q: &Query, filter: &LogFilter, field: &TermsField, size: usize) -> Value {
+    let mut body = search_body(q, filter, None, 0, true);
+    let (on, include) = match field {
+        TermsField::Service => ("service", None),
+        TermsField::Level => ("level", None),
+        TermsField::Attribute(key) => ("attr", Some(format!("{}=.*", lucene_literal(key)))),
+    };
+    let mut terms = json!({
+        "field": on,
+        "size": size.max(1),
+        "order": [{"_count": "desc"}, {"_key": "asc"}]
+    });
+    if let Some(include) = include {
+        terms["include"] = json!(include);
+    }
+    let mut aggs = json!({"t": {"terms": terms}});
+    if let TermsField::Attribute(key) = field {
+        aggs["m"] = json!({"filter": {"bool": {"must_not": [{"exists": {"field": format!("attributes.{key}")}}]}}});
+    }
+    if let Some(b) = body.as_object_mut() {
+        b.remove("sort");
+        b.insert("aggs".into(), aggs);
+    }
+    body
+}
+
+/// [`terms_body`]'s answer.
+pub(super) fn terms_of(answer: &Value, field: &TermsField, size: usize) -> Result<Terms, BackendError> {
+    let total = answer
+        .pointer("/hits/total/value")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| corrupt("a count without its total"))?;
+    let Some(buckets) = answer.pointer("/aggregations/t/buckets").and_then(Value::as_array) else {
+        return Err(corrupt("a count without its buckets"));
+    };
+    let prefix = match field {
+        TermsField::Attribute(key) => format!("{key}="),
+        _ => String::new(),
+    };
+    let mut counts = Vec::with_capacity(buckets.len().min(size));
+    for b in buckets.iter().take(size) {
+        let (Some(key), Some(n)) = (b["key"].as_str(), b["doc_count"].as_u64()) else {
+            return Err(corrupt(format!("a count's bucket without its key: {b}")));
+        };
+        counts.push((key.strip_prefix(prefix.as_str()).unwrap_or(key).to_string(), n));
+    }
+    let other = answer
+        .pointer("/aggregations/t/sum_other_doc_count")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        + buckets
+            .iter()
+            .skip(size)
+            .filter_map(|b| b["doc_count"].as_u64())
+            .sum::<u64>();
+    let missing = answer
+        .pointer("/aggregations/m/doc_count")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    Ok(Terms {
+        total,
+        buckets: counts,
+        other,
+        missing,
+    })
+}
+
+/// `s` as itself in a Lucene regular expression (a `terms` aggregation's
+/// `include`).
+fn lucene_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(
+            c,
+            '.' | '?'
+                | '+'
+                | '*'
+                | '|'
+                | '{'
+                | '}'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '"'
+                | '\\'
+                | '#'
+                | '@'
+                | '&'
+                | '<'
+                | '>'
+                | '~'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The buckets of [`histogram_body`]'s answer, oldest first.

@@ -36,11 +36,11 @@ use serde_json::{Value, json};
 
 use self::answers::{GetResponse, SearchResponse, answer, expect_ok};
 pub use self::documents::{from_document, to_document};
-use self::dsl::histogram_of;
-pub use self::dsl::{histogram_body, search_body};
+pub use self::dsl::{histogram_body, search_body, terms_body};
+use self::dsl::{histogram_of, terms_of};
 pub use self::template::TEMPLATE;
 use super::query::Query;
-use super::{IdPage, IndexRow, Rejected, SearchIndex};
+use super::{IdPage, IndexRow, Rejected, SearchIndex, Terms, TermsField};
 use crate::error::{Backend, BackendError, ErrorKind};
 use crate::model::{Cursor, LevelCounts, LogFilter, LogRecord, format_ts};
 
@@ -208,6 +208,29 @@ impl SearchIndex for OpenSearchIndex {
         match answer::<Value>(resp).await? {
             Ok(v) => histogram_of(&v),
             Err(f) if f.is("index_not_found_exception") => Ok(Vec::new()),
+            Err(f) => Err(f.into()),
+        }
+    }
+
+    async fn terms(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        field: &TermsField,
+        size: usize,
+    ) -> Result<Terms, BackendError> {
+        let index = self.index_name(tenant);
+        let resp = self
+            .client
+            .search(SearchParts::Index(&[&index]))
+            .body(terms_body(query, filter, field, size))
+            .send()
+            .await
+            .map_err(os_err)?;
+        match answer::<Value>(resp).await? {
+            Ok(v) => terms_of(&v, field, size),
+            Err(f) if f.is("index_not_found_exception") => Ok(Terms::default()),
             Err(f) => Err(f.into()),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use opensearch::indices::{IndicesCreateParts, IndicesPutIndexTemplateParts};
+use opensearch::indices::{IndicesCreateParts, IndicesPutIndexTemplateParts, IndicesPutMappingParts};
 use serde_json::Value;
 
 use super::answers::{answer, expect_ok};
@@ -58,7 +58,19 @@ impl OpenSearchIndex {
             .map_err(os_err)?;
         match answer::<Value>(resp).await? {
             Ok(_) => {}
-            Err(f) if f.is("resource_already_exists_exception") => {}
+            // An index made by an older version: the template's fields
+            // added (a mapping only grows; `attr` came with counting).
+            Err(f) if f.is("resource_already_exists_exception") => {
+                let resp = self
+                    .client
+                    .indices()
+                    .put_mapping(IndicesPutMappingParts::Index(&[&index]))
+                    .body(template["template"]["mappings"].clone())
+                    .send()
+                    .await
+                    .map_err(os_err)?;
+                expect_ok::<Value>(resp).await?;
+            }
             Err(f) => return Err(f.into()),
         }
         self.provisioned.lock().insert(tenant.to_string());

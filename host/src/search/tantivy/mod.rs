@@ -11,6 +11,7 @@ mod materialized;
 mod query;
 mod schema;
 mod slices;
+mod terms;
 mod writer;
 
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
 use self::schema::{Fields, schema};
 use super::query::Query;
-use super::{IdPage, IndexRow, Rejected, SearchIndex};
+use super::{IdPage, IndexRow, Rejected, SearchIndex, Terms, TermsField};
 use crate::cpu;
 use crate::error::{Backend, BackendError, ErrorKind};
 use crate::model::{Cursor, LevelCounts, LogFilter, LogRecord};
@@ -232,6 +233,18 @@ impl SearchIndex for TantivyIndex {
         let (query, filter) = (query.clone(), filter.clone());
         self.with(tenant, move |t| t.histogram(&query, &filter, interval_ns))
             .await
+    }
+
+    async fn terms(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        field: &TermsField,
+        size: usize,
+    ) -> Result<Terms, BackendError> {
+        let (query, filter, field) = (query.clone(), filter.clone(), field.clone());
+        self.with(tenant, move |t| t.terms(&query, &filter, &field, size)).await
     }
 
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError> {

@@ -5,7 +5,7 @@
 
 use super::{SEC, T0, newest_first};
 use loggerhub::model::{Cursor, Level, LevelCounts, LogFilter, LogRecord};
-use loggerhub::search::{IndexRow, Query, SearchIndex};
+use loggerhub::search::{IndexRow, Query, SearchIndex, Terms, TermsField};
 
 const N: usize = 40;
 
@@ -282,6 +282,28 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
         assert_eq!(total, want.len() as u64, "total of {q:?}");
     }
 
+    // Counting by a field (`POST /v1/aggregate`): the most common values
+    // of the matches, ties by value, the rest as `other`.
+    let counted: Vec<(&str, &str, usize, Pred)> = vec![
+        ("", "service", 2, |_| true),
+        ("payment", "level", 10, |r| r.message.contains("payment")),
+        ("", "attributes.region", 1, |_| true),
+        ("service:web", "@n", 3, |r| r.service == "web"),
+        ("-service:web", "@n", 1000, |r| r.service != "web"),
+        ("level:error OR uuid", "@nope", 5, |r| {
+            r.level == Level::Error || r.full_log.contains("UUID")
+        }),
+        ("nothingmatchesthis", "service", 5, |_| false),
+    ];
+    for (q, by, size, pred) in counted {
+        let field = TermsField::parse(by).expect("field");
+        let got = index
+            .terms(a, &Query::parse(q).expect("parses"), &none, &field, size)
+            .await
+            .expect("terms");
+        assert_eq!(got, expected_terms(&recs, pred, &field, size), "{q:?} by {by}");
+    }
+
     // Detail by id: the whole record, as indexed.
     for r in [&recs[0], &recs[5], &recs[N - 1]] {
         let got = index.get(a, &r.id).await.expect("get").expect("found");
@@ -339,6 +361,25 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
     index.drop_tenant(a).await.expect("drop is idempotent");
     assert_eq!(all_pages(index, a, "", &none, 100).await.0, 0);
     assert_eq!(all_pages(index, b, "", &none, 100).await.0, b_before);
+}
+
+/// What counting `recs` that `pred` keeps by `field` must answer.
+fn expected_terms(recs: &[LogRecord], pred: fn(&LogRecord) -> bool, field: &TermsField, size: usize) -> Terms {
+    let mut counts: std::collections::HashMap<String, u64> = Default::default();
+    let (mut total, mut missing) = (0, 0);
+    for r in recs.iter().filter(|r| pred(r)) {
+        total += 1;
+        let value = match field {
+            TermsField::Service => Some(r.service.clone()),
+            TermsField::Level => Some(r.level.as_str().to_string()),
+            TermsField::Attribute(key) => r.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()),
+        };
+        match value {
+            Some(v) => *counts.entry(v).or_default() += 1,
+            None => missing += 1,
+        }
+    }
+    Terms::top(total, counts.into_iter().collect(), size, missing)
 }
 
 /// A query, its filters, and which records it must find.

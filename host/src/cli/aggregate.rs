@@ -1,0 +1,99 @@
+//! `loggerhub aggregate`: a search's matches counted by a field, as a
+//! table of the most common values (or the API's JSON).
+
+use serde_json::{Value, json};
+
+#[derive(clap::Args)]
+pub struct AggregateArgs {
+    /// The field to count by: service, level, attributes.<key> or @<key>.
+    #[arg(long)]
+    pub by: String,
+    /// The search (docs/QUERY.md); every log when empty.
+    #[arg(default_value = "")]
+    pub query: String,
+    #[arg(long)]
+    pub service: Option<String>,
+    #[arg(long)]
+    pub level: Option<String>,
+    /// RFC 3339 times, or from the query: timestamp:>now-1h.
+    #[arg(long)]
+    pub from: Option<String>,
+    #[arg(long)]
+    pub to: Option<String>,
+    /// How many of the most common values (1 to 1000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub size: u64,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl AggregateArgs {
+    pub fn body(&self) -> Value {
+        let mut body = json!({"q": self.query, "by": self.by, "size": self.size});
+        for (name, v) in [
+            ("service", &self.service),
+            ("level", &self.level),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            if let Some(v) = v {
+                body[name] = json!(v);
+            }
+        }
+        body
+    }
+}
+
+/// The answer as a table: value, count, share of the matches.
+pub fn table(v: &Value) -> String {
+    let total = v["total"].as_u64().unwrap_or(0);
+    let mut rows: Vec<(String, u64)> = v["buckets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            (
+                b["value"].as_str().unwrap_or_default().to_string(),
+                b["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    for (label, field) in [("(other values)", "other"), ("(missing)", "missing")] {
+        if let Some(n) = v[field].as_u64().filter(|n| *n > 0) {
+            rows.push((label.to_string(), n));
+        }
+    }
+    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0).max(5);
+    let by = v["by"].as_str().unwrap_or("value");
+    let mut out = format!("{by:<width$}  {:>10}  {:>6}\n", "count", "share");
+    for (k, n) in rows {
+        let share = if total == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / total as f64
+        };
+        out.push_str(&format!("{k:<width$}  {n:>10}  {share:>5.1}%\n"));
+    }
+    out.push_str(&format!("{:<width$}  {total:>10}\n", "total"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_of_the_counts() {
+        let v = json!({"total": 8, "by": "service", "buckets": [{"value": "billing", "count": 5}, {"value": "web", "count": 2}], "other": 1, "missing": 0});
+        let t = table(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 5, "{t}");
+        assert!(lines[1].starts_with("billing") && lines[1].ends_with("62.5%"), "{t}");
+        assert!(
+            lines[3].starts_with("(other values)") && lines[3].contains(" 1 "),
+            "{t}"
+        );
+        assert!(lines[4].starts_with("total") && lines[4].ends_with(" 8"), "{t}");
+    }
+}

@@ -1,0 +1,100 @@
+//! Counting by a field: the values a field takes in a search's matches,
+//! the most common first (`POST /v1/aggregate`, docs/QUERY.md,
+//! "Aggregations"). Every index answers [`Terms`] the same way: counts
+//! descending, ties by value ascending, the rest summed as `other`.
+
+use super::query::QueryError;
+
+/// Most values one count may return.
+pub const MAX_TERMS_SIZE: usize = 1_000;
+
+/// A field to count by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TermsField {
+    Service,
+    Level,
+    /// `attributes.<key>` or `@<key>`.
+    Attribute(String),
+}
+
+impl TermsField {
+    /// `service`, `level`, `attributes.<key>` or `@<key>`.
+    pub fn parse(by: &str) -> Result<TermsField, QueryError> {
+        let bad = |message: String| QueryError { message, at: 1 };
+        match by {
+            "service" => Ok(TermsField::Service),
+            "level" => Ok(TermsField::Level),
+            _ => match by.strip_prefix("attributes.").or_else(|| by.strip_prefix('@')) {
+                Some(key) if !key.is_empty() && key.len() <= loggerhub_codec::limits::MAX_ATTRIBUTE_KEY_BYTES => {
+                    Ok(TermsField::Attribute(key.to_string()))
+                }
+                _ => Err(bad(format!(
+                    "cannot count by {by:?}: name `service`, `level`, `attributes.<key>` or `@<key>`"
+                ))),
+            },
+        }
+    }
+
+    /// As the query language writes it.
+    pub fn name(&self) -> String {
+        match self {
+            TermsField::Service => "service".into(),
+            TermsField::Level => "level".into(),
+            TermsField::Attribute(key) => format!("attributes.{key}"),
+        }
+    }
+}
+
+/// The values of a field in a search's matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Terms {
+    /// Matches of the search.
+    pub total: u64,
+    /// The `size` most common values and their matches, most first.
+    pub buckets: Vec<(String, u64)>,
+    /// Matches of every other value.
+    pub other: u64,
+    /// Matches without the field (an attribute they lack).
+    pub missing: u64,
+}
+
+impl Terms {
+    /// From every value's count: the `size` most common (ties by value),
+    /// the rest summed.
+    pub fn top(total: u64, mut counts: Vec<(String, u64)>, size: usize, missing: u64) -> Terms {
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let other = counts.iter().skip(size).map(|(_, n)| n).sum();
+        counts.truncate(size);
+        Terms {
+            total,
+            buckets: counts,
+            other,
+            missing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_and_the_top() {
+        assert_eq!(TermsField::parse("service"), Ok(TermsField::Service));
+        assert_eq!(
+            TermsField::parse("@http.status"),
+            Ok(TermsField::Attribute("http.status".into()))
+        );
+        assert_eq!(
+            TermsField::parse("attributes.k").map(|f| f.name()),
+            Ok("attributes.k".into())
+        );
+        for bad in ["", "message", "attributes.", "@", "timestamp"] {
+            assert!(TermsField::parse(bad).is_err(), "{bad}");
+        }
+        let counts = vec![("b".into(), 3), ("a".into(), 3), ("c".into(), 5), ("d".into(), 1)];
+        let t = Terms::top(20, counts, 2, 8);
+        assert_eq!(t.buckets, vec![("c".to_string(), 5), ("a".to_string(), 3)]);
+        assert_eq!((t.other, t.missing, t.total), (4, 8, 20));
+    }
+}
