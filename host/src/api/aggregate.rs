@@ -1,5 +1,7 @@
 //! POST /v1/aggregate: a search's matches counted by a field.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -11,7 +13,8 @@ use super::auth::{Search, Tenant};
 use super::error::ApiError;
 use super::openapi::AggregateErrors;
 use super::params::ListParams;
-use crate::search::terms::MAX_TERMS_SIZE;
+use crate::model::{STATS_MAX_BUCKETS, format_ts};
+use crate::search::terms::{MAX_SERIES_CELLS, MAX_TERMS_SIZE};
 use crate::search::{Query, Terms, TermsField};
 
 /// Values returned when `size` is not given.
@@ -36,6 +39,10 @@ pub struct AggregateRequest {
     pub by: String,
     /// How many of the most common values: 1 to 1000, default 10.
     pub size: Option<usize>,
+    /// A time series too, per bucket of this (`30s`, `5m`, `1h`, `1d`):
+    /// it needs `from`, and its values (`size` and two) times its buckets
+    /// are at most 60,000.
+    pub interval: Option<String>,
 }
 
 /// One value and the matches that have it.
@@ -43,6 +50,18 @@ pub struct AggregateRequest {
 pub struct ValueCount {
     pub value: String,
     pub count: u64,
+}
+
+/// One time bucket of a series by a field.
+#[derive(Serialize, ToSchema)]
+pub struct SeriesJson {
+    /// RFC 3339: the bucket's start.
+    pub start: String,
+    pub count: u64,
+    /// The bucket's matches per value of `buckets`.
+    pub by_value: BTreeMap<String, u64>,
+    pub other: u64,
+    pub missing: u64,
 }
 
 /// The most common values first (ties by value), every match counted.
@@ -57,13 +76,35 @@ pub struct AggregateJson {
     pub other: u64,
     /// Matches without the field (an attribute they lack).
     pub missing: u64,
+    /// With `interval`: per time bucket, oldest first (empty ones left out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Vec<SeriesJson>>,
 }
 
 impl AggregateJson {
-    fn new(t: Terms, by: String) -> Self {
+    fn new(t: Terms, by: String, with_series: bool) -> Self {
+        let series = with_series.then(|| {
+            t.series
+                .iter()
+                .map(|b| SeriesJson {
+                    start: format_ts(b.start),
+                    count: b.total,
+                    by_value: t
+                        .buckets
+                        .iter()
+                        .zip(&b.counts)
+                        .filter(|(_, n)| **n > 0)
+                        .map(|((v, _), n)| (v.clone(), *n))
+                        .collect(),
+                    other: b.other,
+                    missing: b.missing,
+                })
+                .collect()
+        });
         AggregateJson {
             total: t.total,
             by,
+            series,
             buckets: t
                 .buckets
                 .into_iter()
@@ -93,17 +134,46 @@ pub async fn aggregate(
     if !(1..=MAX_TERMS_SIZE).contains(&size) {
         return Err(ApiError::bad_request(format!("`size` is 1 to {MAX_TERMS_SIZE}")));
     }
-    let filter = ListParams {
+    let params = ListParams {
         service: req.service,
         level: req.level,
         from: req.from,
         to: req.to,
+        interval: req.interval,
         ..ListParams::default()
-    }
-    .filter()?;
+    };
+    let filter = params.filter()?;
+    let too_many = || {
+        ApiError::bad_request(format!(
+            "a series of more than {MAX_SERIES_CELLS} counts (values and two, times buckets) or {STATS_MAX_BUCKETS} \
+             buckets: widen `interval`, narrow `from`/`to` or ask fewer values"
+        ))
+    };
+    let interval = match params.interval {
+        None => None,
+        Some(_) => {
+            let interval = params.interval_ns()?;
+            // Bounded by its range before anything is counted: it needs a
+            // start.
+            let Some(from) = filter.from else {
+                return Err(ApiError::bad_request("a series (`interval`) needs `from`"));
+            };
+            let to = filter.to.unwrap_or_else(crate::model::now_ns);
+            let buckets = usize::try_from((to.saturating_sub(from)) / interval + 1).unwrap_or(usize::MAX);
+            if buckets > STATS_MAX_BUCKETS || buckets.saturating_mul(size + 2) > MAX_SERIES_CELLS {
+                return Err(too_many());
+            }
+            Some(interval)
+        }
+    };
     let (reader, tenant, by) = (state.reader.clone(), caller.tenant, field.name());
     let terms = reading
-        .run(async move { reader.terms(&tenant, &query, &filter, &field, size).await })
+        .run(async move { reader.terms(&tenant, &query, &filter, &field, size, interval).await })
         .await??;
-    Ok(Json(AggregateJson::new(terms, by)))
+    // Records stamped past `to` (or now) may still fall in buckets beyond
+    // the range's.
+    if terms.series.len() > STATS_MAX_BUCKETS {
+        return Err(too_many());
+    }
+    Ok(Json(AggregateJson::new(terms, by, interval.is_some())))
 }

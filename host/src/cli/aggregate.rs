@@ -23,6 +23,10 @@ pub struct AggregateArgs {
     /// How many of the most common values (1 to 1000).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub size: u64,
+    /// A time series too, per bucket of this (30s, 5m, 1h, 1d): one row
+    /// a bucket, one column a value (needs --from).
+    #[arg(long)]
+    pub interval: Option<String>,
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -36,6 +40,7 @@ impl AggregateArgs {
             ("level", &self.level),
             ("from", &self.from),
             ("to", &self.to),
+            ("interval", &self.interval),
         ] {
             if let Some(v) = v {
                 body[name] = json!(v);
@@ -43,6 +48,38 @@ impl AggregateArgs {
         }
         body
     }
+}
+
+/// A series as a table: a row per bucket, a column per value, then the
+/// other values and the missing.
+pub fn series_table(v: &Value) -> String {
+    let values: Vec<&str> = v["buckets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["value"].as_str())
+        .collect();
+    let mut columns: Vec<String> = values.iter().map(|s| s.to_string()).collect();
+    columns.extend(["(other)".to_string(), "(missing)".to_string()]);
+    let width = |c: &String| c.chars().count().max(8);
+    let mut out = format!("{:<30}", "start");
+    for c in &columns {
+        out.push_str(&format!("  {c:>w$}", w = width(c)));
+    }
+    out.push('\n');
+    for b in v["series"].as_array().into_iter().flatten() {
+        out.push_str(&format!("{:<30}", b["start"].as_str().unwrap_or_default()));
+        for (i, c) in columns.iter().enumerate() {
+            let n = match i.checked_sub(values.len()) {
+                None => b["by_value"][values[i]].as_u64().unwrap_or(0),
+                Some(0) => b["other"].as_u64().unwrap_or(0),
+                Some(_) => b["missing"].as_u64().unwrap_or(0),
+            };
+            out.push_str(&format!("  {n:>w$}", w = width(c)));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The answer as a table: value, count, share of the matches.
@@ -82,6 +119,18 @@ pub fn table(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_of_a_series() {
+        let v = json!({"buckets": [{"value": "api", "count": 3}], "series": [
+            {"start": "2025-10-10T12:00:00Z", "count": 4, "by_value": {"api": 3}, "other": 1, "missing": 0},
+            {"start": "2025-10-10T12:01:00Z", "count": 0, "by_value": {}, "other": 0, "missing": 2}]});
+        let t = series_table(&v);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0], ["start", "api", "(other)", "(missing)"]);
+        assert_eq!(lines[1], ["2025-10-10T12:00:00Z", "3", "1", "0"]);
+        assert_eq!(lines[2], ["2025-10-10T12:01:00Z", "0", "0", "2"]);
+    }
 
     #[test]
     fn a_table_of_the_counts() {

@@ -324,6 +324,8 @@ impl ClientCommand {
                 let v = call(http.post(&url).bearer_auth(&key).json(&args.body())).await?;
                 if args.json {
                     print(&v);
+                } else if args.interval.is_some() {
+                    print!("{}", aggregate::series_table(&v));
                 } else {
                     print!("{}", aggregate::table(&v));
                 }

@@ -23,7 +23,7 @@ use crate::config::IndexBackend;
 use crate::error::BackendError;
 use crate::model::{Cursor, LogFilter, LogRecord};
 pub use query::{Query, QueryError};
-pub use terms::{Terms, TermsField};
+pub use terms::{SeriesBucket, Terms, TermsField};
 
 /// A record the index refused for good (a mapping conflict, a term too
 /// long): it stays in the metadata and raw stores, and retrying would not
@@ -86,7 +86,8 @@ pub trait SearchIndex: Send + Sync + 'static {
     ) -> Result<Vec<(i64, crate::model::LevelCounts)>, BackendError>;
     /// The values of `field` in the matches of `query` within `filter`:
     /// the `size` most common (at most [`terms::MAX_TERMS_SIZE`]), with
-    /// every match counted.
+    /// every match counted; with `interval_ns`, also per time bucket of
+    /// it (`Terms::series`).
     async fn terms(
         &self,
         tenant: &str,
@@ -94,6 +95,7 @@ pub trait SearchIndex: Send + Sync + 'static {
         filter: &LogFilter,
         field: &TermsField,
         size: usize,
+        interval_ns: Option<i64>,
     ) -> Result<Terms, BackendError>;
     /// The whole record, as indexed.
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError>;

@@ -126,8 +126,9 @@ impl Reader {
         f: &LogFilter,
         field: &TermsField,
         size: usize,
+        interval_ns: Option<i64>,
     ) -> Result<Terms, BackendError> {
-        self.index.terms(tenant, q, f, field, size).await
+        self.index.terms(tenant, q, f, field, size, interval_ns).await
     }
 
     /// A search's histogram, from the index: its matches per bucket and

@@ -8,6 +8,12 @@ use super::query::QueryError;
 /// Most values one count may return.
 pub const MAX_TERMS_SIZE: usize = 1_000;
 
+/// Most cells of a time series by a field (its values and two more,
+/// `other` and `missing`, times its buckets): what a stacked chart can
+/// show, and below OpenSearch's default `search.max_buckets` (65,535) for
+/// the aggregation that makes it.
+pub const MAX_SERIES_CELLS: usize = 60_000;
+
 /// A field to count by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TermsField {
@@ -45,6 +51,18 @@ impl TermsField {
     }
 }
 
+/// One bucket of a time series by a field: its matches per value of
+/// [`Terms::buckets`], in their order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeriesBucket {
+    /// Unix ns, a multiple of the interval.
+    pub start: i64,
+    pub total: u64,
+    pub counts: Vec<u64>,
+    pub other: u64,
+    pub missing: u64,
+}
+
 /// The values of a field in a search's matches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Terms {
@@ -56,6 +74,10 @@ pub struct Terms {
     pub other: u64,
     /// Matches without the field (an attribute they lack).
     pub missing: u64,
+    /// When asked for, the same per time bucket, oldest first: at most
+    /// [`crate::model::STATS_MAX_BUCKETS`] + 1 buckets (the caller
+    /// refuses more), empty ones left out.
+    pub series: Vec<SeriesBucket>,
 }
 
 impl Terms {
@@ -70,7 +92,68 @@ impl Terms {
             buckets: counts,
             other,
             missing,
+            series: Vec::new(),
         }
+    }
+}
+
+/// A time series being counted: buckets by start, each with its total,
+/// its count per value and its missing; `other` is what is left.
+#[derive(Debug, Default)]
+pub struct SeriesCounts {
+    values: usize,
+    buckets: std::collections::BTreeMap<i64, (u64, Vec<u64>, u64)>,
+}
+
+impl SeriesCounts {
+    pub fn new(values: usize) -> Self {
+        SeriesCounts {
+            values,
+            buckets: Default::default(),
+        }
+    }
+
+    /// The bucket of `start`, unless past the bound (one more than
+    /// [`crate::model::STATS_MAX_BUCKETS`], so that the caller can tell).
+    fn bucket(&mut self, start: i64) -> Option<&mut (u64, Vec<u64>, u64)> {
+        if self.buckets.len() > crate::model::STATS_MAX_BUCKETS && !self.buckets.contains_key(&start) {
+            return None;
+        }
+        let values = self.values;
+        Some(self.buckets.entry(start).or_insert_with(|| (0, vec![0; values], 0)))
+    }
+
+    pub fn add_total(&mut self, start: i64, n: u64) {
+        if let Some(b) = self.bucket(start) {
+            b.0 += n;
+        }
+    }
+
+    pub fn add_value(&mut self, start: i64, value: usize, n: u64) {
+        if let Some(b) = self.bucket(start)
+            && let Some(c) = b.1.get_mut(value)
+        {
+            *c += n;
+        }
+    }
+
+    pub fn add_missing(&mut self, start: i64, n: u64) {
+        if let Some(b) = self.bucket(start) {
+            b.2 += n;
+        }
+    }
+
+    pub fn finish(self) -> Vec<SeriesBucket> {
+        self.buckets
+            .into_iter()
+            .map(|(start, (total, counts, missing))| SeriesBucket {
+                start,
+                total,
+                other: total.saturating_sub(counts.iter().sum::<u64>() + missing),
+                counts,
+                missing,
+            })
+            .collect()
     }
 }
 

@@ -351,7 +351,39 @@ async fn list_search_detail_stats_and_isolation() {
     );
     let (_, v) = aggregate(json!({"by": "attributes.nope", "level": "error"})).await;
     assert_eq!((v["total"].as_u64(), v["missing"].as_u64()), (Some(84), Some(84)));
+    // And per time bucket: the values' series, stacked.
+    let (status, v) = aggregate(json!({"by": "service", "from": "2025-10-10T12:00:00Z",
+                                        "to": "2025-10-10T12:03:00Z", "interval": "1m"}))
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["series"],
+        json!([
+            {"start": "2025-10-10T12:00:00Z", "count": 120, "by_value": {"billing": 60, "web": 60}, "other": 0, "missing": 0},
+            {"start": "2025-10-10T12:01:00Z", "count": 100, "by_value": {"billing": 60, "web": 40}, "other": 0, "missing": 0},
+            {"start": "2025-10-10T12:02:00Z", "count": 30, "by_value": {"billing": 30}, "other": 0, "missing": 0},
+        ])
+    );
+    let (_, v) = aggregate(
+        json!({"by": "@n", "size": 1, "from": "2025-10-10T12:00:00Z", "to": "2025-10-10T13:00:00Z", "interval": "1h"}),
+    )
+    .await;
+    assert_eq!(
+        v["series"],
+        json!([{"start": "2025-10-10T12:00:00Z", "count": 250, "by_value": {"0": 2}, "other": 248, "missing": 0}])
+    );
     for (bad, code) in [
+        (json!({"by": "service", "interval": "1m"}), "bad_request"),
+        (
+            json!({"by": "service", "from": "2025-10-10T00:00:00Z", "to": "2025-10-11T00:00:00Z",
+                "interval": "1s"}),
+            "bad_request",
+        ),
+        (
+            json!({"by": "service", "size": 1000, "from": "2025-10-10T00:00:00Z",
+                "to": "2025-10-17T00:00:00Z", "interval": "1h"}),
+            "bad_request",
+        ),
         (json!({"by": "message"}), "bad_request"),
         (json!({"by": "service", "size": 0}), "bad_request"),
         (json!({"by": "service", "size": 1001}), "bad_request"),

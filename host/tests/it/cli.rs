@@ -332,6 +332,21 @@ async fn search_prints_a_coloured_table_or_ndjson() {
         .expect("aggregate");
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["buckets"], json!([{"value": "billing", "count": 750}]), "{v}");
+    // A series: a row per bucket, a column per value.
+    let from = loggerhub::model::format_ts(loggerhub::model::now_ns() - 3_600_000_000_000);
+    let out = loggerhub(&s, &key, dir.path())
+        .args(["aggregate", "--by", "level", "--from", &from, "--interval", "1d"])
+        .output()
+        .expect("aggregate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["start", "ERROR", "INFO", "(other)", "(missing)"], "{table}");
+    let counted: u64 = rows[1..]
+        .iter()
+        .map(|r| r[1].parse::<u64>().unwrap_or(0) + r[2].parse::<u64>().unwrap_or(0))
+        .sum();
+    assert_eq!(counted, 1500, "{table}");
     let out = loggerhub(&s, &key, dir.path())
         .args(["aggregate", "--by", "message"])
         .output()

@@ -8,6 +8,7 @@ use super::documents::id_key;
 use crate::error::BackendError;
 use crate::model::{Cursor, Level, LevelCounts, LogFilter, STATS_MAX_BUCKETS, TOTAL_BOUND, format_ts};
 use crate::search::query::{Expr, Matcher, PatternField, Query};
+use crate::search::terms::SeriesCounts;
 use crate::search::{Terms, TermsField};
 
 /// The query DSL for a DESIGN §4 query plus the list filters, newest first,
@@ -84,7 +85,10 @@ pub fn histogram_body(q: &Query, filter: &LogFilter, interval_ns: i64) -> Value 
 /// and for an attribute the matches that lack it. An attribute is counted
 /// over `attr`, which holds each attribute as `key=value` (a `flat_object`
 /// answers no aggregation): the values that start with `key=`.
-pub fn terms_body(q: &Query, filter: &LogFilter, field: &TermsField, size: usize) -> Value {
+///
+/// With `interval_ns`, each value's matches, all matches and those that
+/// lack the attribute are counted per `date_histogram` bucket too.
+pub fn terms_body(q: &Query, filter: &LogFilter, field: &TermsField, size: usize, interval_ns: Option<i64>) -> Value {
     let mut body = search_body(q, filter, None, 0, true);
     let (on, include) = match field {
         TermsField::Service => ("service", None),
@@ -102,6 +106,19 @@ pub fn terms_body(q: &Query, filter: &LogFilter, field: &TermsField, size: usize
     let mut aggs = json!({"t": {"terms": terms}});
     if let TermsField::Attribute(key) = field {
         aggs["m"] = json!({"filter": {"bool": {"must_not": [{"exists": {"field": format!("attributes.{key}")}}]}}});
+    }
+    if let Some(interval) = interval_ns {
+        let h = json!({"date_histogram": {
+            "field": "timestamp",
+            "fixed_interval": format!("{}ms", (interval / 1_000_000).max(1)),
+            "min_doc_count": 1
+        }});
+        for name in ["t", "m"] {
+            if let Some(agg) = aggs.get_mut(name) {
+                agg["aggs"] = json!({"h": h.clone()});
+            }
+        }
+        aggs["h"] = h;
     }
     if let Some(b) = body.as_object_mut() {
         b.remove("sort");
@@ -143,12 +160,48 @@ pub(super) fn terms_of(answer: &Value, field: &TermsField, size: usize) -> Resul
         .pointer("/aggregations/m/doc_count")
         .and_then(Value::as_u64)
         .unwrap_or(0);
+    let mut series = Vec::new();
+    if let Some(all) = answer.pointer("/aggregations/h/buckets").and_then(Value::as_array) {
+        let mut out = SeriesCounts::new(counts.len());
+        for (b, n) in date_buckets(all)? {
+            out.add_total(b, n);
+        }
+        for (i, value) in buckets.iter().take(size).enumerate() {
+            let per_bucket = value.pointer("/h/buckets").and_then(Value::as_array);
+            for (b, n) in date_buckets(per_bucket.map_or(&[][..], Vec::as_slice))? {
+                out.add_value(b, i, n);
+            }
+        }
+        if let Some(lacking) = answer.pointer("/aggregations/m/h/buckets").and_then(Value::as_array) {
+            for (b, n) in date_buckets(lacking)? {
+                out.add_missing(b, n);
+            }
+        }
+        series = out.finish();
+    }
     Ok(Terms {
         total,
         buckets: counts,
         other,
         missing,
+        series,
     })
+}
+
+/// A `date_histogram`'s buckets: (start in ns, count). Keys are epoch
+/// milliseconds, also for `date_nanos`.
+fn date_buckets(buckets: &[Value]) -> Result<Vec<(i64, u64)>, BackendError> {
+    buckets
+        .iter()
+        .take(STATS_MAX_BUCKETS + 1)
+        .map(|b| {
+            let key = b["key"].as_i64().or_else(|| b["key"].as_f64().map(|k| k as i64));
+            match (key, b["doc_count"].as_u64()) {
+                (Some(k), Some(n)) => Ok((k.saturating_mul(1_000_000), n)),
+                _ => Err(corrupt(format!("a histogram bucket without its key: {b}"))),
+            }
+        })
+        .collect()
 }
 
 /// `s` as itself in a Lucene regular expression (a `terms` aggregation's

@@ -219,12 +219,13 @@ impl SearchIndex for OpenSearchIndex {
         filter: &LogFilter,
         field: &TermsField,
         size: usize,
+        interval_ns: Option<i64>,
     ) -> Result<Terms, BackendError> {
         let index = self.index_name(tenant);
         let resp = self
             .client
             .search(SearchParts::Index(&[&index]))
-            .body(terms_body(query, filter, field, size))
+            .body(terms_body(query, filter, field, size, interval_ns))
             .send()
             .await
             .map_err(os_err)?;

@@ -242,9 +242,11 @@ impl SearchIndex for TantivyIndex {
         filter: &LogFilter,
         field: &TermsField,
         size: usize,
+        interval_ns: Option<i64>,
     ) -> Result<Terms, BackendError> {
         let (query, filter, field) = (query.clone(), filter.clone(), field.clone());
-        self.with(tenant, move |t| t.terms(&query, &filter, &field, size)).await
+        self.with(tenant, move |t| t.terms(&query, &filter, &field, size, interval_ns))
+            .await
     }
 
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError> {

@@ -5,7 +5,7 @@
 
 use super::{SEC, T0, newest_first};
 use loggerhub::model::{Cursor, Level, LevelCounts, LogFilter, LogRecord};
-use loggerhub::search::{IndexRow, Query, SearchIndex, Terms, TermsField};
+use loggerhub::search::{IndexRow, Query, SearchIndex, SeriesBucket, Terms, TermsField};
 
 const N: usize = 40;
 
@@ -298,10 +298,32 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
     for (q, by, size, pred) in counted {
         let field = TermsField::parse(by).expect("field");
         let got = index
-            .terms(a, &Query::parse(q).expect("parses"), &none, &field, size)
+            .terms(a, &Query::parse(q).expect("parses"), &none, &field, size, None)
             .await
             .expect("terms");
         assert_eq!(got, expected_terms(&recs, pred, &field, size), "{q:?} by {by}");
+    }
+    // And per time bucket (5 s; three records a second).
+    let series: Vec<(&str, &str, usize, Pred)> = vec![
+        ("", "service", 2, |_| true),
+        ("-payment", "@region", 1, |r| !r.message.contains("payment")),
+        ("level:error OR level:warn", "@n", 3, |r| {
+            matches!(r.level, Level::Error | Level::Warn)
+        }),
+    ];
+    for (q, by, size, pred) in series {
+        let field = TermsField::parse(by).expect("field");
+        let got = index
+            .terms(a, &Query::parse(q).expect("parses"), &none, &field, size, Some(5 * SEC))
+            .await
+            .expect("terms");
+        let want = expected_terms(&recs, pred, &field, size);
+        assert_eq!((&got.buckets, got.other), (&want.buckets, want.other), "{q:?} by {by}");
+        assert_eq!(
+            got.series,
+            expected_series(&recs, pred, &field, &want, 5 * SEC),
+            "{q:?} by {by}"
+        );
     }
 
     // Detail by id: the whole record, as indexed.
@@ -380,6 +402,40 @@ fn expected_terms(recs: &[LogRecord], pred: fn(&LogRecord) -> bool, field: &Term
         }
     }
     Terms::top(total, counts.into_iter().collect(), size, missing)
+}
+
+/// What a series of `recs` that `pred` keeps must answer, per bucket of
+/// `interval`, for the values `top` kept.
+fn expected_series(
+    recs: &[LogRecord],
+    pred: fn(&LogRecord) -> bool,
+    field: &TermsField,
+    top: &Terms,
+    interval: i64,
+) -> Vec<SeriesBucket> {
+    let mut buckets: std::collections::BTreeMap<i64, SeriesBucket> = Default::default();
+    for r in recs.iter().filter(|r| pred(r)) {
+        let start = r.timestamp - r.timestamp.rem_euclid(interval);
+        let b = buckets.entry(start).or_insert_with(|| SeriesBucket {
+            start,
+            counts: vec![0; top.buckets.len()],
+            ..SeriesBucket::default()
+        });
+        b.total += 1;
+        let value = match field {
+            TermsField::Service => Some(r.service.clone()),
+            TermsField::Level => Some(r.level.as_str().to_string()),
+            TermsField::Attribute(key) => r.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()),
+        };
+        match value.and_then(|v| top.buckets.iter().position(|(t, _)| *t == v)) {
+            Some(i) => b.counts[i] += 1,
+            None if matches!(field, TermsField::Attribute(k) if !r.attributes.iter().any(|(a, _)| a == k)) => {
+                b.missing += 1
+            }
+            None => b.other += 1,
+        }
+    }
+    buckets.into_values().collect()
 }
 
 /// A query, its filters, and which records it must find.

@@ -460,6 +460,8 @@ const NOT_WAYS_IN: &[(&str, &str)] = &[
     ("put", "/v1/plugins/{stage}/{name}"),
     ("post", "/v1/plugins/{stage}/{name}/rollback"),
     ("put", "/v1/pipeline"),
+    // A read that takes its question as a body.
+    ("post", "/v1/aggregate"),
 ];
 
 /// How each way in of the OpenAPI document is sent; `letter` is a dead
