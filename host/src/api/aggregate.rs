@@ -142,7 +142,7 @@ pub async fn aggregate(
         interval: req.interval,
         ..ListParams::default()
     };
-    let filter = params.filter()?;
+    let mut filter = params.filter()?;
     let too_many = || {
         ApiError::bad_request(format!(
             "a series of more than {MAX_SERIES_CELLS} counts (values and two, times buckets) or {STATS_MAX_BUCKETS} \
@@ -158,8 +158,11 @@ pub async fn aggregate(
             let Some(from) = filter.from else {
                 return Err(ApiError::bad_request("a series (`interval`) needs `from`"));
             };
-            let to = filter.to.unwrap_or_else(crate::model::now_ns);
-            let buckets = usize::try_from((to.saturating_sub(from)) / interval + 1).unwrap_or(usize::MAX);
+            // The series ends at `to`, or now: records stamped ahead (up
+            // to 2200) would otherwise add buckets past the bound.
+            let to = *filter.to.get_or_insert_with(crate::model::now_ns);
+            let buckets = (to - 1).div_euclid(interval) - from.div_euclid(interval) + 1;
+            let buckets = usize::try_from(buckets.max(0)).unwrap_or(usize::MAX);
             if buckets > STATS_MAX_BUCKETS || buckets.saturating_mul(size + 2) > MAX_SERIES_CELLS {
                 return Err(too_many());
             }
@@ -170,9 +173,9 @@ pub async fn aggregate(
     let terms = reading
         .run(async move { reader.terms(&tenant, &query, &filter, &field, size, interval).await })
         .await??;
-    // Records stamped past `to` (or now) may still fall in buckets beyond
-    // the range's.
-    if terms.series.len() > STATS_MAX_BUCKETS {
+    if terms.series.len() > STATS_MAX_BUCKETS
+        || terms.series.len().saturating_mul(terms.buckets.len() + 2) > MAX_SERIES_CELLS
+    {
         return Err(too_many());
     }
     Ok(Json(AggregateJson::new(terms, by, interval.is_some())))

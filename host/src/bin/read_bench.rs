@@ -202,8 +202,20 @@ async fn load(dir: &Path, n: u64, postgres: Option<&str>) -> anyhow::Result<Load
     Ok(loaded)
 }
 
-/// The path of a read's i-th sample.
-type PathOf = Box<dyn Fn(usize) -> String>;
+/// A read: a GET of a path, or a POST of a JSON body to it.
+enum Read {
+    Get(String),
+    Post(&'static str, Value),
+}
+
+impl From<String> for Read {
+    fn from(path: String) -> Self {
+        Read::Get(path)
+    }
+}
+
+/// A read's i-th sample.
+type PathOf = Box<dyn Fn(usize) -> Read>;
 
 struct Server(Child);
 
@@ -263,13 +275,22 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let get = |path: String| {
+    let get = |read: Read| {
         let http = http.clone();
-        let url = format!("{url}{path}");
         let key = loaded.key.clone();
+        let (request, url) = match read {
+            Read::Get(path) => {
+                let url = format!("{url}{path}");
+                (http.get(&url), url)
+            }
+            Read::Post(path, body) => (
+                http.post(format!("{url}{path}")).json(&body),
+                format!("POST {path} {body}"),
+            ),
+        };
         async move {
             let started = Instant::now();
-            let resp = http.get(&url).bearer_auth(key).send().await?;
+            let resp = request.bearer_auth(key).send().await?;
             let status = resp.status();
             let v: Value = resp.json().await?;
             let took = started.elapsed().as_secs_f64();
@@ -289,23 +310,27 @@ async fn main() -> anyhow::Result<()> {
     let day_ago = ts(loaded.newest - DAY_NS);
     let now = ts(loaded.newest + 1);
     let (day_from, day_to) = (day_ago.clone(), now.clone());
+    let (agg_from, agg_to) = (day_ago.clone(), now.clone());
     let reads: Vec<(&str, PathOf)> = vec![
-        ("list, newest page", Box::new(|_| "/v1/logs?limit=100".to_string())),
+        (
+            "list, newest page",
+            Box::new(|_| "/v1/logs?limit=100".to_string().into()),
+        ),
         (
             "list by service",
-            Box::new(|i| format!("/v1/logs?limit=100&service=svc-{:02}", i % SERVICES)),
+            Box::new(|i| format!("/v1/logs?limit=100&service=svc-{:02}", i % SERVICES).into()),
         ),
         (
             "list by level=error",
-            Box::new(|_| "/v1/logs?limit=100&level=error".to_string()),
+            Box::new(|_| "/v1/logs?limit=100&level=error".to_string().into()),
         ),
         (
             "search, common term",
-            Box::new(|_| "/v1/search?limit=100&q=orders".to_string()),
+            Box::new(|_| "/v1/search?limit=100&q=orders".to_string().into()),
         ),
         (
             "search, rare term",
-            Box::new(|_| "/v1/search?limit=100&q=quota".to_string()),
+            Box::new(|_| "/v1/search?limit=100&q=quota".to_string().into()),
         ),
         (
             "search, phrase + filter",
@@ -314,15 +339,29 @@ async fn main() -> anyhow::Result<()> {
                     "/v1/search?limit=100&q=%22payment%20failed%22%20service:svc-{:02}",
                     i % SERVICES
                 )
+                .into()
             }),
         ),
         (
             "stats, 1 h buckets over 7 days",
-            Box::new(move |_| format!("/v1/stats?interval=1h&from={week_ago}&to={now}")),
+            Box::new(move |_| format!("/v1/stats?interval=1h&from={week_ago}&to={now}").into()),
         ),
         (
             "histogram of a search (common term), 1 h buckets over a day",
-            Box::new(move |_| format!("/v1/stats?q=orders&interval=1h&from={day_from}&to={day_to}")),
+            Box::new(move |_| format!("/v1/stats?q=orders&interval=1h&from={day_from}&to={day_to}").into()),
+        ),
+        (
+            "count by service, top 10",
+            Box::new(|_| Read::Post("/v1/aggregate", serde_json::json!({"by": "service", "size": 10}))),
+        ),
+        (
+            "count errors by an attribute over a day, 1 h series",
+            Box::new(move |_| {
+                Read::Post(
+                    "/v1/aggregate",
+                    serde_json::json!({"q": "level:error", "by": "@region", "from": agg_from, "to": agg_to, "interval": "1h"}),
+                )
+            }),
         ),
     ];
     println!(
@@ -354,7 +393,7 @@ async fn main() -> anyhow::Result<()> {
                 Some(c) => format!("/v1/logs?limit=100&cursor={c}"),
                 None => "/v1/logs?limit=100".to_string(),
             };
-            let (t, v) = get(path).await?;
+            let (t, v) = get(path.into()).await?;
             times.push(t);
             cursor = v["next_cursor"].as_str().map(str::to_string);
         }

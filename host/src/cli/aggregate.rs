@@ -50,6 +50,21 @@ impl AggregateArgs {
     }
 }
 
+/// A value as a cell: control characters escaped, so that a tenant's
+/// value cannot break the table or drive the terminal.
+fn cell(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 /// A series as a table: a row per bucket, a column per value, then the
 /// other values and the missing.
 pub fn series_table(v: &Value) -> String {
@@ -59,7 +74,7 @@ pub fn series_table(v: &Value) -> String {
         .flatten()
         .filter_map(|b| b["value"].as_str())
         .collect();
-    let mut columns: Vec<String> = values.iter().map(|s| s.to_string()).collect();
+    let mut columns: Vec<String> = values.iter().map(|s| cell(s)).collect();
     columns.extend(["(other)".to_string(), "(missing)".to_string()]);
     let width = |c: &String| c.chars().count().max(8);
     let mut out = format!("{:<30}", "start");
@@ -91,7 +106,7 @@ pub fn table(v: &Value) -> String {
         .flatten()
         .map(|b| {
             (
-                b["value"].as_str().unwrap_or_default().to_string(),
+                cell(b["value"].as_str().unwrap_or_default()),
                 b["count"].as_u64().unwrap_or(0),
             )
         })
@@ -144,5 +159,11 @@ mod tests {
             "{t}"
         );
         assert!(lines[4].starts_with("total") && lines[4].ends_with(" 8"), "{t}");
+        let v = json!({"total": 1, "by": "k", "buckets": [{"value": "a\u{1b}[31m\nb", "count": 1}], "other": 0, "missing": 0});
+        assert!(
+            !table(&v).contains('\u{1b}') && table(&v).contains("a\\u{1b}[31m\\nb"),
+            "{}",
+            table(&v)
+        );
     }
 }

@@ -95,9 +95,11 @@ pub fn terms_body(q: &Query, filter: &LogFilter, field: &TermsField, size: usize
         TermsField::Level => ("level", None),
         TermsField::Attribute(key) => ("attr", Some(format!("{}=.*", lucene_literal(key)))),
     };
+    // One shard per tenant index: its own list is the answer, no wider.
     let mut terms = json!({
         "field": on,
         "size": size.max(1),
+        "shard_size": size.max(1),
         "order": [{"_count": "desc"}, {"_key": "asc"}]
     });
     if let Some(include) = include {
@@ -105,7 +107,9 @@ pub fn terms_body(q: &Query, filter: &LogFilter, field: &TermsField, size: usize
     }
     let mut aggs = json!({"t": {"terms": terms}});
     if let TermsField::Attribute(key) = field {
-        aggs["m"] = json!({"filter": {"bool": {"must_not": [{"exists": {"field": format!("attributes.{key}")}}]}}});
+        // Lacking a `key=` in `attr`, as Tantivy counts it: a record
+        // indexed before `attr` existed counts as missing.
+        aggs["m"] = json!({"filter": {"bool": {"must_not": [{"prefix": {"attr": format!("{key}=")}}]}}});
     }
     if let Some(interval) = interval_ns {
         let h = json!({"date_histogram": {

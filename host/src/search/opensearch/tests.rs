@@ -78,3 +78,65 @@ fn query_translation() {
     let bounded = search_body(&q, &filter, None, 11, false);
     assert_eq!(bounded["track_total_hits"], json!(TOTAL_BOUND));
 }
+
+/// Counting by an attribute, on the wire: the key's characters literal in
+/// `include`, one shard's list, missing as no `key=` in `attr`, and the
+/// answer (with its series) read back.
+#[test]
+fn counting_by_a_field_both_ways() {
+    use crate::search::{SeriesBucket, TermsField};
+    let field = TermsField::Attribute("http.status(x)".into());
+    let body = super::terms_body(
+        &Query::parse("level:error").expect("parses"),
+        &LogFilter::default(),
+        &field,
+        2,
+        Some(60_000_000_000),
+    );
+    let t = &body["aggs"]["t"];
+    assert_eq!(t["terms"]["include"], r"http\.status\(x\)=.*");
+    assert_eq!(
+        (t["terms"]["size"].as_u64(), t["terms"]["shard_size"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(t["aggs"]["h"]["date_histogram"]["fixed_interval"], "60000ms");
+    assert_eq!(
+        body["aggs"]["m"]["filter"]["bool"]["must_not"][0],
+        json!({"prefix": {"attr": "http.status(x)="}})
+    );
+    assert_eq!(body["track_total_hits"], true);
+    let minute = |m: i64| json!(1_760_099_160_000i64 + m * 60_000);
+    let answer = json!({
+        "hits": {"total": {"value": 9, "relation": "eq"}},
+        "aggregations": {
+            "t": {"sum_other_doc_count": 2, "buckets": [
+                {"key": "http.status(x)=500", "doc_count": 4, "h": {"buckets": [{"key": minute(0), "doc_count": 4}]}},
+                {"key": "http.status(x)=404", "doc_count": 2, "h": {"buckets": [{"key": minute(1), "doc_count": 2}]}}]},
+            "m": {"doc_count": 1, "h": {"buckets": [{"key": minute(1), "doc_count": 1}]}},
+            "h": {"buckets": [{"key": minute(0), "doc_count": 5}, {"key": minute(1), "doc_count": 4}]}
+        }
+    });
+    let got = super::dsl::terms_of(&answer, &field, 2).expect("reads");
+    assert_eq!(got.buckets, vec![("500".to_string(), 4), ("404".to_string(), 2)]);
+    assert_eq!((got.total, got.other, got.missing), (9, 2, 1));
+    let at = |m: i64| (1_760_099_160_000i64 + m * 60_000) * 1_000_000;
+    assert_eq!(
+        got.series,
+        vec![
+            SeriesBucket {
+                start: at(0),
+                total: 5,
+                counts: vec![4, 0],
+                other: 1,
+                missing: 0
+            },
+            SeriesBucket {
+                start: at(1),
+                total: 4,
+                counts: vec![0, 2],
+                other: 1,
+                missing: 1
+            },
+        ]
+    );
+}

@@ -1,14 +1,20 @@
 //! Counting by a field (`SearchIndex::terms`): the search's matches as a
 //! bit set per segment, then the field's terms (an attribute's: those that
-//! start with `key=`) and their postings, counted against it. The work is
-//! the field's postings, as a terms aggregation's is. A time series reads
-//! the timestamp column of the matches, and the postings of the values
-//! kept.
+//! start with `key=`) of every segment merged in order, each value's
+//! postings counted against the matches. A value's count is whole when it
+//! is read, so only the `size` best are kept (exact, in memory of `size`).
+//! The work is the field's postings, as a terms aggregation's is. A time
+//! series reads the timestamp column of the matches, and the postings of
+//! the values kept.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 
+use tantivy::index::InvertedIndexReader;
 use tantivy::query::EnableScoring;
 use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::termdict::TermMerger;
 use tantivy::{BitSet, DocSet, SegmentReader, TERMINATED, Term};
 
 use super::{TenantIndex, io};
@@ -18,16 +24,29 @@ use crate::search::query::Query;
 use crate::search::terms::SeriesCounts;
 use crate::search::{Terms, TermsField};
 
-/// Most distinct values counted one by one; past it (a key with a value per
-/// record, such as a request id), the others are counted in `other`, so
-/// that memory stays bounded whatever the tenant's values.
-const MAX_DISTINCT: usize = 100_000;
-
 /// One segment's matches, and those of them that have the field.
 struct Matched<'a> {
     seg: &'a SegmentReader,
+    inverted: Arc<InvertedIndexReader>,
     matches: BitSet,
     has: BitSet,
+}
+
+/// A value kept, ordered so that the worst one kept is the heap's top:
+/// fewer matches, then a later value.
+#[derive(PartialEq, Eq)]
+struct Kept(u64, String);
+
+impl Ord for Kept {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.0.cmp(&self.0).then_with(|| self.1.cmp(&other.1))
+    }
+}
+
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl TenantIndex {
@@ -48,8 +67,7 @@ impl TenantIndex {
             TermsField::Level => (f.level, String::new()),
             TermsField::Attribute(key) => (f.attr, format!("{key}=")),
         };
-        let mut counts: HashMap<String, u64> = HashMap::new();
-        let (mut total, mut having, mut overflow) = (0u64, 0u64, 0u64);
+        let mut total = 0u64;
         let mut matched = Vec::new();
         for seg in searcher.segment_readers() {
             let alive = seg.alive_bitset();
@@ -65,58 +83,87 @@ impl TenantIndex {
                 doc = scorer.advance();
             }
             total += n;
-            if n == 0 {
-                continue;
+            if n > 0 {
+                matched.push(Matched {
+                    seg,
+                    inverted: seg.inverted_index(tfield)?,
+                    has: BitSet::with_max_value(seg.max_doc()),
+                    matches,
+                });
             }
-            let mut has = BitSet::with_max_value(seg.max_doc());
-            let inverted = seg.inverted_index(tfield)?;
-            let dict = inverted.terms();
-            let mut stream = if prefix.is_empty() {
+        }
+        // Past every `key=…`: `>` follows `=`.
+        let end = prefix
+            .strip_suffix('=')
+            .map(|key| format!("{key}>"))
+            .unwrap_or_default();
+        let mut streams = Vec::with_capacity(matched.len());
+        for m in &matched {
+            let dict = m.inverted.terms();
+            streams.push(if prefix.is_empty() {
                 dict.stream().map_err(io)?
             } else {
-                // Past every `key=…`: `>` follows `=`.
-                let end = format!("{}>", &prefix[..prefix.len() - 1]);
                 dict.range()
                     .ge(prefix.as_bytes())
                     .lt(end.as_bytes())
                     .into_stream()
                     .map_err(io)?
+            });
+        }
+        let mut merged = TermMerger::new(streams);
+        let mut kept: BinaryHeap<Kept> = BinaryHeap::with_capacity(size + 1);
+        let mut other = 0u64;
+        let mut has: Vec<BitSet> = matched
+            .iter()
+            .map(|m| BitSet::with_max_value(m.seg.max_doc()))
+            .collect();
+        while merged.advance() {
+            let Some(value) = std::str::from_utf8(merged.key())
+                .ok()
+                .and_then(|t| t.get(prefix.len()..))
+                .map(str::to_string)
+            else {
+                continue;
             };
-            while stream.advance() {
-                let Some(value) = std::str::from_utf8(stream.key())
-                    .ok()
-                    .and_then(|t| t.get(prefix.len()..))
-                else {
-                    continue;
-                };
-                let mut postings = inverted
-                    .read_postings_from_terminfo(stream.value(), IndexRecordOption::Basic)
+            let mut n = 0u64;
+            for (i, info) in merged.current_segment_ords_and_term_infos() {
+                let m = &matched[i];
+                let mut postings = m
+                    .inverted
+                    .read_postings_from_terminfo(&info, IndexRecordOption::Basic)
                     .map_err(io)?;
-                let mut n = 0u64;
                 let mut d = postings.doc();
                 while d != TERMINATED {
-                    if matches.contains(d) {
+                    if m.matches.contains(d) {
                         n += 1;
-                        has.insert(d);
+                        has[i].insert(d);
                     }
                     d = postings.advance();
                 }
-                if n == 0 {
-                    continue;
-                }
-                if let Some(c) = counts.get_mut(value) {
-                    *c += n;
-                } else if counts.len() < MAX_DISTINCT {
-                    counts.insert(value.to_string(), n);
-                } else {
-                    overflow += n;
-                }
             }
-            having += has.len() as u64;
-            matched.push(Matched { seg, matches, has });
+            if n == 0 {
+                continue;
+            }
+            let candidate = Kept(n, value);
+            if kept.len() < size {
+                kept.push(candidate);
+            } else if kept.peek().is_some_and(|worst| candidate < *worst) {
+                if let Some(out) = kept.pop() {
+                    other += out.0;
+                }
+                kept.push(candidate);
+            } else {
+                other += candidate.0;
+            }
         }
-        let mut t = Terms::top(total, counts.into_iter().collect(), size, total.saturating_sub(having));
-        t.other += overflow;
+        drop(merged);
+        for (m, h) in matched.iter_mut().zip(has) {
+            m.has = h;
+        }
+        let having: u64 = matched.iter().map(|m| m.has.len() as u64).sum();
+        let buckets: Vec<(String, u64)> = kept.into_sorted_vec().into_iter().map(|Kept(n, v)| (v, n)).collect();
+        let mut t = Terms::top(total, buckets, size, total.saturating_sub(having));
+        t.other += other;
         if let Some(interval) = interval {
             let values: Vec<String> = t.buckets.iter().map(|(v, _)| format!("{prefix}{v}")).collect();
             t.series = series(&matched, tfield, &values, interval.max(1))?;
@@ -152,9 +199,9 @@ fn series(
                 }
             }
         }
-        let inverted = m.seg.inverted_index(field)?;
         for (i, term) in terms.iter().enumerate() {
-            let Some(mut postings) = inverted
+            let Some(mut postings) = m
+                .inverted
                 .read_postings(&Term::from_field_text(field, term), IndexRecordOption::Basic)
                 .map_err(io)?
             else {

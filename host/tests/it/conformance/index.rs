@@ -310,6 +310,7 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
         ("level:error OR level:warn", "@n", 3, |r| {
             matches!(r.level, Level::Error | Level::Warn)
         }),
+        ("service:auth", "@nope", 2, |r| r.service == "auth"),
     ];
     for (q, by, size, pred) in series {
         let field = TermsField::parse(by).expect("field");
