@@ -128,12 +128,36 @@ with sync_playwright() as pw:
     expect(page.locator("#level")).to_have_value("ERROR")
     expect(rows).to_have_count(40)
 
-    step("a malformed query shows the API's message")
-    page.fill("#q", '"unclosed')
+    step("a malformed query is shown where it was typed, its place selected")
+    page.fill("#q", 'payment AND (card OR')
     page.press("#q", "Enter")
-    expect(page.locator("#banner")).to_contain_text("invalid_query")
-    expect(page.locator("#banner")).not_to_be_empty()
+    expect(page.locator("#q-error")).to_contain_text("a term is missing here (at character 21)")
+    expect(page.locator("#q")).to_have_attribute("aria-invalid", "true")
+    assert page.evaluate("() => [document.activeElement.id, document.activeElement.selectionStart]") == ["q", 20]
+    expect(page.locator("#banner")).to_be_empty()
     shot(page, "04-bad-query")
+    page.type("#q", " x")
+    expect(page.locator("#q-error")).to_be_hidden()
+
+    step("the facets count the search's services and levels; a click adds a term, or its NOT")
+    page.goto(BASE + "/")
+    expect(rows).to_have_count(100)
+    services = page.locator("#facets [data-facet=service] li[data-value]")
+    expect(services).to_have_count(3)
+    assert services.evaluate_all("lis => lis.map(li => [li.dataset.value, li.querySelector('.facet-count').textContent])") == [
+        ["checkout", "85"], ["web", "84"], ["db", "83"]], "services by count"
+    levels = page.locator("#facets [data-facet=level] li[data-value]")
+    expect(levels).to_have_count(3)
+    assert levels.evaluate_all("lis => lis.map(li => li.dataset.value)") == ["INFO", "ERROR", "WARN"]
+    shot(page, "04b-facets")
+    services.filter(has_text="db").locator(".facet-pick").click()
+    expect(page.locator("#q")).to_have_value('service:"db"')
+    expect(page.locator("#total")).to_contain_text("83 logs")
+    expect(rows).to_have_count(83)
+    page.locator("#facets [data-facet=level] li[data-value=INFO] .facet-not").click()
+    expect(page.locator("#q")).to_have_value('service:"db" -level:"info"')
+    expect(page.locator("#total")).to_contain_text("17 logs")
+    expect(page.locator("#facets [data-facet=level] li[data-value]")).to_have_count(2)
 
     step("the histogram narrows the range to a dragged span")
     page.goto(BASE + "/?range=6h")
@@ -280,6 +304,11 @@ with sync_playwright() as pw:
     page.fill("#key", fresh["key"])
     page.press("#key", "Enter")
     expect(rows).to_have_count(100)
+    # The reads after the first rows (histogram, facets) are done: the
+    # next search is the first to meet the revoked key.
+    for facet in ("service", "level"):
+        expect(page.locator(f"#facets [data-facet={facet}] li[data-value]").first).to_be_visible()
+    expect(page.locator("#histogram-svg rect.bar").first).to_be_visible()
     call("DELETE", f"/v1/admin/tenants/{TENANT}/keys/{urllib.parse.quote(fresh['id'])}", ADMIN)
     page.fill("#q", "handled")
     page.press("#q", "Enter")

@@ -301,6 +301,9 @@ function renderSearch(main, params) {
     submit({ live: !st.live, ...(st.range === "custom" && !st.live ? { range: "1h" } : {}) });
   });
 
+  const qError = h("p", { id: "q-error", class: "q-error", role: "alert", hidden: true });
+  const addTerm = (term) => submit({ q: [qInput.value.trim(), term].filter(Boolean).join(" ") });
+  qInput.addEventListener("input", () => { qError.hidden = true; qInput.removeAttribute("aria-invalid"); });
   const summary = h("div", { class: "summary", "aria-live": "polite" },
     h("span", { id: "total" }, "searching…"), h("span", { id: "live-state" }));
   const hist = h("div", { class: "histogram", id: "histogram" });
@@ -311,16 +314,19 @@ function renderSearch(main, params) {
     tbody);
   const more = h("div", { class: "more", id: "more" });
   const detail = h("aside", { class: "detail", id: "detail", hidden: true, "aria-label": "Log detail" });
+  const facets = h("aside", { class: "facets", id: "facets", "aria-label": "Most common values" });
   main.append(
     form,
+    qError,
     h("p", { id: "q-help", class: "visually-hidden" }, "Terms are ANDed; \"quoted phrases\"; -term excludes; service:, level:, attributes.key:value. Keys: / to search, j and k to move, Enter to open, Escape to close."),
     h("datalist", { id: "services" }),
-    summary, hist, table, more, detail);
+    summary, hist, h("div", { class: "with-facets" }, facets, h("div", {}, table, more)), detail);
 
-  const results = new Results(st, tbody, more, $("#total", summary), ctl.signal);
+  const results = new Results(st, tbody, more, $("#total", summary), ctl.signal, (e) => showQueryError(qInput, qError, e));
   const shown = results.first();
   // Drawn once the first rows are: its layout must not hold them up.
   loadHistogram(st, hist, ctl.signal, shown, (f, t) => submit({ range: "custom", from: iso(f), to: iso(t) }));
+  loadFacets(st, facets, ctl.signal, shown, addTerm);
   if (st.live) {
     const tail = new LiveTail(st, results, $("#live-state"));
     app.cleanup.push(() => tail.stop());
@@ -346,8 +352,8 @@ function renderSearch(main, params) {
 
 /** The results table: the first page, then the next as the end scrolls in. */
 class Results {
-  constructor(st, tbody, more, total, signal) {
-    Object.assign(this, { st, tbody, more, total, signal, cursor: null, loading: false });
+  constructor(st, tbody, more, total, signal, badQuery) {
+    Object.assign(this, { st, tbody, more, total, signal, badQuery, cursor: null, loading: false });
     this.observer = new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) this.next();
     }, { rootMargin: "400px" });
@@ -375,7 +381,9 @@ class Results {
       await afterPaint();
     } catch (e) {
       this.total.textContent = "";
-      onError(e);
+      // A query that does not parse is shown where it was typed.
+      if (e instanceof ApiError && e.code === "invalid_query") this.badQuery(e);
+      else onError(e);
     } finally {
       this.loading = false;
     }

@@ -1,0 +1,71 @@
+// ------------------------------------------------------------ facets --
+// Served after app.js, in the same script (the page's one asset).
+
+/** The facets: for each field, how many of its values to show. */
+const FACETS = [["service", 8], ["level", 6]];
+
+/**
+ * The facet column: the most common services and levels of the current
+ * search, counted by the index (POST /v1/aggregate). A value adds
+ * `field:"value"` to the query, its "−" adds `-field:"value"`. Asked for
+ * once the first rows are painted: it never holds them up.
+ */
+async function loadFacets(st, box, signal, after, addTerm) {
+  await after;
+  const span = timeRange(st);
+  const ask = { q: st.q, service: st.service, level: st.level.toLowerCase(), from: iso(span.from), to: span.open ? "" : iso(span.to) };
+  for (const k of Object.keys(ask)) if (!ask[k]) delete ask[k];
+  await Promise.all(FACETS.map(async ([by, size]) => {
+    const list = h("ul", { class: "facet-values", "aria-label": `most common ${by}s` });
+    const group = h("section", { class: "facet", "data-facet": by }, h("h2", {}, by), list);
+    box.append(group);
+    try {
+      const a = await api("/v1/aggregate", {
+        method: "POST", signal, headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ ...ask, by, size }),
+      });
+      if (!a.buckets.length) list.append(h("li", { class: "note" }, "none"));
+      for (const { value, count } of a.buckets) list.append(facetValue(by, value, count, a.total, addTerm));
+      if (a.other) list.append(h("li", { class: "note" }, `${fmt(a.other)} in other values`));
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      list.append(h("li", { class: "note" }, `unavailable: ${e.message}`));
+    }
+  }));
+}
+
+/** One value of a facet: its count, a share bar, and the two clicks. */
+function facetValue(by, value, count, total, addTerm) {
+  const shown = by === "level" ? value.toLowerCase() : value;
+  // The query language has no escape for `"`: such a value cannot be
+  // written as a term, so it is shown without its clicks.
+  const writable = !value.includes('"');
+  const term = `${by}:"${shown}"`;
+  const share = total ? Math.max(1, Math.round((count * 100) / total)) : 0;
+  const pick = h("button", { type: "button", class: "facet-pick", disabled: !writable, title: `add ${term} to the query`, onclick: () => addTerm(term) },
+    h("span", { class: "facet-name" }, shown), h("span", { class: "facet-count" }, fmt(count)));
+  const bar = h("span", { class: "facet-bar", "aria-hidden": "true" });
+  bar.style.setProperty("--share", `${share}%`);
+  return h("li", { "data-value": value }, pick,
+    h("button", { type: "button", class: "facet-not", disabled: !writable, title: `add -${term} to the query`, "aria-label": `exclude ${shown}`, onclick: () => addTerm(`-${term}`) }, "−"),
+    bar);
+}
+
+/**
+ * The API's `invalid_query` under the query box, its place selected in
+ * the box: `… (at character 23)`.
+ */
+function showQueryError(input, box, e) {
+  box.textContent = e.message;
+  box.hidden = false;
+  input.setAttribute("aria-invalid", "true");
+  const at = /\(at character (\d+)\)/.exec(e.message);
+  if (at) {
+    // Characters, as the server counts them, to the box's UTF-16 units.
+    const chars = [...input.value];
+    const start = chars.slice(0, Number(at[1]) - 1).join("").length;
+    const end = start + (chars[Number(at[1]) - 1] || "").length;
+    input.focus();
+    input.setSelectionRange(start, Math.max(end, start));
+  }
+}
