@@ -159,6 +159,23 @@ with sync_playwright() as pw:
     expect(page.locator("#total")).to_contain_text("17 logs")
     expect(page.locator("#facets [data-facet=level] li[data-value]")).to_have_count(2)
 
+    step("the histogram stacked by a field: its values, the rest as other or missing")
+    page.goto(BASE + "/?group=service")
+    expect(rows).to_have_count(100)
+    expect(page.locator("#group")).to_have_value("service")
+    legend = page.locator("#histogram-legend span")
+    expect(legend).to_have_count(3)
+    assert legend.all_inner_texts() == ["checkout", "web", "db"], legend.all_inner_texts()
+    expect(page.locator("#histogram")).to_contain_text("252 logs")
+    parts = set(page.eval_on_selector_all("#histogram-svg rect.bar", "rs => rs.map(r => r.dataset.part)"))
+    assert parts == {"checkout", "web", "db"}, parts
+    shot(page, "04c-grouped")
+    page.fill("#group", "@order_id")
+    page.press("#group", "Enter")
+    expect(page).to_have_url(re.compile(r"group=%40order_id"))
+    expect(legend).to_have_count(2)
+    assert legend.all_inner_texts() == ["o-77", "no attributes.order_id"], legend.all_inner_texts()
+
     step("the histogram narrows the range to a dragged span")
     page.goto(BASE + "/?range=6h")
     expect(rows).to_have_count(100)

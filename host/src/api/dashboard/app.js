@@ -223,6 +223,8 @@ function searchState(params) {
     from: params.get("from") || "",
     to: params.get("to") || "",
     live: params.get("live") === "1",
+    // The histogram stacked by: the level, or any field (`service`, `@key`).
+    group: params.get("group") || "",
   };
   if (st.from || st.to) st.range = "custom";
   if (!LEVELS.includes(st.level)) st.level = "";
@@ -235,6 +237,7 @@ function stateQuery(st) {
     q: st.q, service: st.service, level: st.level.toLowerCase(),
     range: custom || st.range === DEFAULT_RANGE ? "" : st.range,
     from: custom ? st.from : "", to: custom ? st.to : "", live: st.live ? "1" : "",
+    group: st.group === "level" ? "" : st.group,
   });
 }
 
@@ -276,11 +279,12 @@ function renderSearch(main, params) {
     h("label", {}, "from", from), h("label", {}, "to (empty: now)", to));
   range.addEventListener("change", () => { abs.hidden = range.value !== "custom"; });
   const live = h("button", { type: "button", id: "live", "aria-pressed": String(st.live), title: "Show new logs as they arrive (l)" }, "Live");
+  const group = h("input", { id: "group", name: "group", value: st.group, list: "groups", placeholder: "level", autocomplete: "off", spellcheck: "false", title: "Stack the histogram by: level, service, or an attribute as @key" });
 
   const submit = (extra = {}) => {
     const next = {
       ...st, q: qInput.value.trim(), service: service.value.trim(), level: level.value, range: range.value,
-      from: "", to: "", ...extra,
+      group: group.value.trim(), from: "", to: "", ...extra,
     };
     if (next.range === "custom" && !extra.from) {
       if (from.value) next.from = new Date(from.value).toISOString();
@@ -294,6 +298,7 @@ function renderSearch(main, params) {
     h("label", {}, "level", level),
     h("label", {}, "time", range),
     abs,
+    h("label", {}, "stack by", group),
     h("button", { type: "submit", class: "primary" }, "Search"),
     live);
   live.addEventListener("click", () => {
@@ -320,6 +325,7 @@ function renderSearch(main, params) {
     qError,
     h("p", { id: "q-help", class: "visually-hidden" }, "Terms are ANDed; \"quoted phrases\"; -term excludes; service:, level:, attributes.key:value. Keys: / to search, j and k to move, Enter to open, Escape to close."),
     h("datalist", { id: "services" }),
+    h("datalist", { id: "groups" }, ["level", "service"].map((g) => h("option", { value: g }))),
     summary, hist, h("div", { class: "with-facets" }, facets, h("div", {}, table, more)), detail);
 
   const results = new Results(st, tbody, more, $("#total", summary), ctl.signal, (e) => showQueryError(qInput, qError, e));
@@ -528,6 +534,7 @@ async function loadHistogram(st, box, signal, after, narrow) {
   const [secs, interval] = pickInterval(span.to - span.from);
   const step = secs * 1000;
   put(box, h("span", { class: "hint" }, "counting…"));
+  if (st.group && st.group !== "level") return loadGrouped(st, box, signal, after, narrow, span, interval, step);
   let stats;
   try {
     // With a query, the search's own matches (counted in the index).
@@ -550,7 +557,7 @@ async function loadHistogram(st, box, signal, after, narrow) {
   drawHistogram(box, buckets, step, st, narrow);
 }
 
-function drawHistogram(box, buckets, step, st, narrow) {
+function drawHistogram(box, buckets, step, st, narrow, groups = null) {
   const W = Math.max(box.clientWidth - 12, 200);
   const H = 120, top = 6, bottom = 18, left = 40;
   const max = Math.max(1, ...buckets.map(({ b }) => (b ? b.count : 0)));
@@ -558,7 +565,7 @@ function drawHistogram(box, buckets, step, st, narrow) {
   const y = (n) => (n / max) * (H - top - bottom);
   const svg = s("svg", {
     viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", tabindex: "0", role: "img", id: "histogram-svg",
-    "aria-label": `Logs over time by level, ${buckets.length} buckets. Drag or use the arrow keys and Enter to narrow the time range.`,
+    "aria-label": `Logs over time by ${groups ? groups.by : "level"}, ${buckets.length} buckets. Drag or use the arrow keys and Enter to narrow the time range.`,
   });
   const label = (x, yy, text, anchor = "start") => {
     const t = s("text", { x, y: yy, "text-anchor": anchor });
@@ -569,14 +576,14 @@ function drawHistogram(box, buckets, step, st, narrow) {
   buckets.forEach(({ t, b }, i) => {
     if (!b) return;
     let base = H - bottom;
-    for (const l of LEVELS) {
-      const n = b.by_level?.[l] || 0;
+    const parts = groups ? groups.parts(b) : LEVELS.map((l) => [l.toLowerCase(), b.by_level?.[l] || 0, `lvl-${l}`]);
+    for (const [name, n, cls] of parts) {
       if (!n) continue;
       const hgt = Math.max(y(n), 1);
       base -= hgt;
-      const rect = s("rect", { x: left + i * bw + 0.5, y: base, width: Math.max(bw - 1, 1), height: hgt, class: `bar lvl-${l}`, "data-level": l });
+      const rect = s("rect", { x: left + i * bw + 0.5, y: base, width: Math.max(bw - 1, 1), height: hgt, class: `bar ${cls}`, "data-part": name });
       const tip = s("title", {});
-      tip.textContent = `${new Date(t).toLocaleString()}: ${fmt(n)} ${l.toLowerCase()}`;
+      tip.textContent = `${new Date(t).toLocaleString()}: ${fmt(n)} ${name}`;
       rect.append(tip);
       svg.append(rect);
     }
@@ -625,7 +632,9 @@ function drawHistogram(box, buckets, step, st, narrow) {
   svg.addEventListener("focus", () => setAll(cur, { x: left + at * bw, visibility: "visible" }));
   svg.addEventListener("blur", () => setAll(cur, { visibility: "hidden" }));
 
-  const legend = h("div", { class: "legend" }, LEVELS.map((l) => h("span", { class: `lvl-${l}` }, l.toLowerCase())));
+  const legend = h("div", { class: "legend", id: "histogram-legend" }, groups
+    ? groups.legend.map(([name, cls]) => h("span", { class: cls }, name))
+    : LEVELS.map((l) => h("span", { class: `lvl-${l}` }, l.toLowerCase())));
   const total = buckets.reduce((n, { b }) => n + (b ? b.count : 0), 0);
   const hint = h("span", { class: "hint" },
     `${fmt(total)} ${st.q ? "matches" : "logs"} in ${INTERVALS.find(([secs]) => secs * 1000 === step)?.[1] || ""} buckets · drag to narrow`);

@@ -1,5 +1,49 @@
-// ------------------------------------------------------------ facets --
+// ------------------------------------------------ facets and groups --
 // Served after app.js, in the same script (the page's one asset).
+
+/** Values a histogram stacked by a field shows; the rest are "other". */
+const GROUP_VALUES = 8;
+
+/**
+ * The histogram stacked by a field (`service`, `@key`): the range's most
+ * common values, counted per bucket by the index (POST /v1/aggregate
+ * with an interval), drawn as the level histogram is.
+ */
+async function loadGrouped(st, box, signal, after, narrow, span, interval, step) {
+  const ask = { q: st.q, service: st.service, level: st.level.toLowerCase(), from: iso(span.from), to: span.open ? "" : iso(span.to) };
+  for (const k of Object.keys(ask)) if (!ask[k]) delete ask[k];
+  let a;
+  try {
+    a = await api("/v1/aggregate", {
+      method: "POST", signal, headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ...ask, by: st.group, size: GROUP_VALUES, interval }),
+    });
+    await after;
+  } catch (e) {
+    put(box, h("span", { class: "hint" }, e instanceof ApiError ? `histogram: ${e}` : ""));
+    if (e.name !== "AbortError" && !(e instanceof ApiError)) onError(e);
+    return;
+  }
+  const values = a.buckets.map((b) => b.value);
+  const cls = (i) => `grp-${i}`;
+  const legend = values.map((v, i) => [v, cls(i)]);
+  if (a.other) legend.push(["other values", "grp-other"]);
+  if (a.missing) legend.push([`no ${a.by}`, "grp-missing"]);
+  const groups = {
+    by: a.by,
+    legend,
+    parts: (b) => [
+      ...values.map((v, i) => [v, b.by_value[v] || 0, cls(i)]),
+      ["other values", b.other, "grp-other"],
+      [`no ${a.by}`, b.missing, "grp-missing"],
+    ],
+  };
+  const first = Math.floor(span.from / step) * step;
+  const byStart = new Map((a.series || []).map((b) => [Date.parse(b.start), b]));
+  const buckets = [];
+  for (let t = first; t < span.to; t += step) buckets.push({ t, b: byStart.get(t) });
+  drawHistogram(box, buckets, step, st, narrow, groups);
+}
 
 /** The facets: for each field, how many of its values to show. */
 const FACETS = [["service", 8], ["level", 6]];
