@@ -272,6 +272,61 @@ impl Scopes<Sqlite> for String {
 mod tests {
     use super::*;
 
+    /// A stats span's edge reads the time index (the plan SQLite makes
+    /// without it scans every row of the tenant): each of its three
+    /// queries, as the store builds them.
+    #[tokio::test]
+    async fn a_stats_edge_reads_the_time_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("meta.db")).await.expect("open");
+        let hour = crate::stores::sql::HOUR_NS;
+        for (span, indexed) in [
+            (
+                sql::Span {
+                    grain: None,
+                    from: Some(hour + 5),
+                    to: Some(hour + 60_000_000_000),
+                },
+                true,
+            ),
+            (
+                sql::Span {
+                    grain: None,
+                    from: Some(0),
+                    to: Some(30 * hour),
+                },
+                false,
+            ),
+            (
+                sql::Span {
+                    grain: None,
+                    from: None,
+                    to: Some(hour),
+                },
+                false,
+            ),
+        ] {
+            let table = logs::raw_table(&span);
+            assert_eq!(table.contains("INDEXED BY"), indexed, "{span:?}");
+            if !indexed {
+                continue;
+            }
+            for (head, tail) in span.stats_queries(table, "log_counts", "level", hour) {
+                let q = format!(
+                    "EXPLAIN QUERY PLAN {head} WHERE tenant = 'acme' AND timestamp >= 0 AND timestamp < 9{tail}"
+                );
+                let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(q.clone()))
+                    .fetch_all(&store.pool)
+                    .await
+                    .expect("plan");
+                assert!(
+                    plan.iter().any(|(_, _, _, d)| d.contains("logs_by_time")),
+                    "{q}: {plan:?}"
+                );
+            }
+        }
+    }
+
     /// A database made before tenants had plans gains the column on open,
     /// with every tenant on the default plan; opening again changes nothing.
     #[tokio::test]
