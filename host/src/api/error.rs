@@ -65,9 +65,9 @@ error_codes! {
     InvalidOperatorToken = 401 "invalid_operator_token" "`/metrics` answers the operator: whoever sends the operator token (`LOGGERHUB_OPERATOR_TOKEN`), or, when none is set, a caller on the server's own machine (loopback, not through a proxy).",
     InsufficientScope = 403 "insufficient_scope" "The key lacks the scope the endpoint needs.",
     WrongTenant = 403 "wrong_tenant" "A record names another tenant than the key's.",
-    PlanLimit = 403 "plan_limit" "The tenant's plan allows no more of this (plugins); the message names the limit. Delete one or ask for a larger plan.",
+    PlanLimit = 403 "plan_limit" "The tenant's plan allows no more of this (plugins, saved searches); the message names the limit. Delete one or ask for a larger plan.",
     TenantSuspended = 403 "tenant_suspended" "The tenant is suspended: ingest is refused and reads still work, until the operator resumes it.",
-    NotFound = 404 "not_found" "No such endpoint, log or dead letter.",
+    NotFound = 404 "not_found" "No such endpoint, log, dead letter or saved search.",
     TenantNotFound = 404 "tenant_not_found" "No such tenant.",
     KeyNotFound = 404 "key_not_found" "No such key of the tenant.",
     PluginNotFound = 404 "plugin_not_found" "No such plugin of the tenant.",
@@ -227,6 +227,9 @@ impl From<TenantError> for ApiError {
             TenantError::Plan(_) => ErrorCode::InvalidPlan,
             TenantError::Deleting(_) => ErrorCode::TenantDeleting,
             TenantError::BadState => ErrorCode::InvalidState,
+            TenantError::BadSavedName(_) => ErrorCode::BadRequest,
+            TenantError::NoSavedSearch(_) => ErrorCode::NotFound,
+            TenantError::TooManySavedSearches(_) => ErrorCode::PlanLimit,
         };
         ApiError::new(code, e.to_string())
     }

@@ -22,6 +22,7 @@ mod otlp;
 mod params;
 mod plugins;
 pub mod reads;
+mod saved;
 mod tail;
 mod usage;
 mod wire;
@@ -181,6 +182,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logs::search))
         .routes(routes!(logs::stats))
         .routes(routes!(aggregate::aggregate))
+        .routes(routes!(saved::list))
+        .routes(routes!(saved::get, saved::put, saved::delete))
         .routes(routes!(tail::tail))
         .routes(routes!(usage::usage))
         .routes(routes!(admin::create_tenant, admin::list_tenants))

@@ -193,6 +193,16 @@ error_sets! {
         BadRequest, InvalidParameter, InvalidQuery, MissingApiKey, InvalidApiKey,
         InsufficientScope, TooManyReads, WrongRole, BackendUnavailable,
     ];
+    /// Saved searches: read and delete.
+    SavedReadErrors = [
+        BadRequest, MissingApiKey, InvalidApiKey, InsufficientScope, NotFound, TooManyReads, WrongRole,
+        BackendUnavailable,
+    ];
+    /// Saving a search.
+    SavedErrors = [
+        BadRequest, InvalidJson, InvalidQuery, InvalidParameter, MissingApiKey, InvalidApiKey,
+        InsufficientScope, NotFound, PlanLimit, WrongRole, BackendUnavailable,
+    ];
     /// Counting by a field.
     AggregateErrors = [
         BadRequest, InvalidJson, InvalidParameter, InvalidQuery, MissingApiKey, InvalidApiKey,

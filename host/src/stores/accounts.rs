@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
-use super::{ApiKey, Stored, Tenant, TenantState, Usage, UsageDay};
+use super::{ApiKey, Saved, SavedSearch, Stored, Tenant, TenantState, Usage, UsageDay};
 use crate::error::BackendError;
 use crate::model;
 
@@ -27,7 +27,7 @@ pub(super) struct Statements {
     pub get_tenant: &'static str,
     pub set_plan: &'static str,
     pub set_state: &'static str,
-    pub drop_tenant: [&'static str; 3],
+    pub drop_tenant: [&'static str; 4],
     pub add_usage: &'static str,
     pub set_stored: &'static str,
     pub usage: &'static str,
@@ -35,6 +35,16 @@ pub(super) struct Statements {
     pub find_key: &'static str,
     pub list_keys: &'static str,
     pub revoke_key: &'static str,
+    /// Holds the tenant's row until the transaction ends, so that two
+    /// saves of new names cannot both pass the bound (PostgreSQL; SQLite
+    /// has one writer).
+    pub lock_tenant: Option<&'static str>,
+    pub count_saved: &'static str,
+    pub saved_exists: &'static str,
+    pub put_saved: &'static str,
+    pub list_saved: &'static str,
+    pub get_saved: &'static str,
+    pub delete_saved: &'static str,
 }
 
 pub(super) struct Accounts<DB: Database, S> {
@@ -47,6 +57,7 @@ pub(super) struct Accounts<DB: Database, S> {
 }
 
 type KeyRow<S> = (String, String, String, S, i64, Option<i64>);
+type SavedRow = (String, String, String, String, i64, i64);
 type TenantRow = (String, i64, String, String, i64);
 type UsageRow = (i64, i64, i64, i64, i64, i64, i64, Option<i64>, Option<i64>, Option<i64>);
 
@@ -61,6 +72,17 @@ fn to_tenant((slug, created_at, plan, state, state_since): TenantRow) -> Tenant 
 }
 
 /// Counters are u64 in the host and BIGINT in both databases.
+fn to_saved((tenant, name, query, filters, created_at, updated_at): SavedRow) -> SavedSearch {
+    SavedSearch {
+        tenant,
+        name,
+        query,
+        filters,
+        created_at,
+        updated_at,
+    }
+}
+
 fn db(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -82,6 +104,8 @@ where
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> KeyRow<S>: FromRow<'r, DB::Row>,
+    for<'r> SavedRow: FromRow<'r, DB::Row>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
 {
     pub fn new(read: Pool<DB>, write: Pool<DB>, sql: &'static Statements) -> Self {
         Accounts {
@@ -246,6 +270,71 @@ where
         Ok(revoked.is_some())
     }
 
+    pub async fn put_saved_search(&self, s: &SavedSearch, max: usize) -> Result<Saved, BackendError>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    {
+        let mut tx = self.write.begin().await?;
+        if let Some(lock) = self.sql.lock_tenant {
+            sqlx::query(lock).bind(s.tenant.as_str()).execute(&mut *tx).await?;
+        }
+        let exists: Option<(String,)> = sqlx::query_as(self.sql.saved_exists)
+            .bind(s.tenant.as_str())
+            .bind(s.name.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            let (n,): (i64,) = sqlx::query_as(self.sql.count_saved)
+                .bind(s.tenant.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            if host(n) >= max as u64 {
+                return Ok(Saved::Full);
+            }
+        }
+        sqlx::query(self.sql.put_saved)
+            .bind(s.tenant.as_str())
+            .bind(s.name.as_str())
+            .bind(s.query.as_str())
+            .bind(s.filters.as_str())
+            .bind(s.created_at)
+            .bind(s.updated_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(if exists.is_some() {
+            Saved::Replaced
+        } else {
+            Saved::Created
+        })
+    }
+
+    pub async fn list_saved_searches(&self, tenant: &str) -> Result<Vec<SavedSearch>, BackendError> {
+        let rows: Vec<SavedRow> = sqlx::query_as(self.sql.list_saved)
+            .bind(tenant)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(to_saved).collect())
+    }
+
+    pub async fn get_saved_search(&self, tenant: &str, name: &str) -> Result<Option<SavedSearch>, BackendError> {
+        let row: Option<SavedRow> = sqlx::query_as(self.sql.get_saved)
+            .bind(tenant)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(to_saved))
+    }
+
+    pub async fn delete_saved_search(&self, tenant: &str, name: &str) -> Result<bool, BackendError> {
+        let gone: Option<(String,)> = sqlx::query_as(self.sql.delete_saved)
+            .bind(tenant)
+            .bind(name)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(gone.is_some())
+    }
+
     fn to_key((id, tenant, hash, scopes, created_at, revoked_at): KeyRow<S>) -> ApiKey {
         ApiKey {
             id,
@@ -261,7 +350,7 @@ where
 /// The statements over `tenants` and `api_keys` in `$schema` (`""` or
 /// `"public."`).
 macro_rules! statements {
-    ($schema:literal) => {
+    ($schema:literal, $lock_tenant:expr) => {
         $crate::stores::accounts::Statements {
             list_tenants: concat!(
                 "SELECT slug, created_at, plan, state, state_since FROM ",
@@ -284,6 +373,7 @@ macro_rules! statements {
                 "tenants SET state = $1, state_since = $2 WHERE slug = $3 RETURNING slug"
             ),
             drop_tenant: [
+                concat!("DELETE FROM ", $schema, "saved_searches WHERE tenant = $1"),
                 concat!("DELETE FROM ", $schema, "api_keys WHERE tenant = $1"),
                 concat!("DELETE FROM ", $schema, "usage WHERE tenant = $1"),
                 concat!("DELETE FROM ", $schema, "tenants WHERE slug = $1"),
@@ -328,6 +418,32 @@ macro_rules! statements {
                 "UPDATE ",
                 $schema,
                 "api_keys SET revoked_at = $1 WHERE tenant = $2 AND id = $3 AND revoked_at IS NULL RETURNING id"
+            ),
+            lock_tenant: $lock_tenant,
+            count_saved: concat!("SELECT COUNT(*) FROM ", $schema, "saved_searches WHERE tenant = $1"),
+            saved_exists: concat!("SELECT name FROM ", $schema, "saved_searches WHERE tenant = $1 AND name = $2"),
+            put_saved: concat!(
+                "INSERT INTO ",
+                $schema,
+                "saved_searches AS s (tenant, name, query, filters, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (tenant, name) DO UPDATE SET query = excluded.query, filters = excluded.filters, \
+                 updated_at = excluded.updated_at"
+            ),
+            list_saved: concat!(
+                "SELECT tenant, name, query, filters, created_at, updated_at FROM ",
+                $schema,
+                "saved_searches WHERE tenant = $1 ORDER BY name"
+            ),
+            get_saved: concat!(
+                "SELECT tenant, name, query, filters, created_at, updated_at FROM ",
+                $schema,
+                "saved_searches WHERE tenant = $1 AND name = $2"
+            ),
+            delete_saved: concat!(
+                "DELETE FROM ",
+                $schema,
+                "saved_searches WHERE tenant = $1 AND name = $2 RETURNING name"
             ),
         }
     };

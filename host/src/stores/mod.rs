@@ -155,6 +155,35 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn list_keys(&self, tenant: &str) -> Result<Vec<ApiKey>, BackendError>;
     /// Revokes a key of `tenant`; false if there is no such key.
     async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, BackendError>;
+    /// Saves `s` under its name, replacing the tenant's search of that
+    /// name; a new name only while the tenant keeps fewer than `max`.
+    async fn put_saved_search(&self, s: &SavedSearch, max: usize) -> Result<Saved, BackendError>;
+    /// The tenant's saved searches, by name.
+    async fn list_saved_searches(&self, tenant: &str) -> Result<Vec<SavedSearch>, BackendError>;
+    async fn get_saved_search(&self, tenant: &str, name: &str) -> Result<Option<SavedSearch>, BackendError>;
+    /// False if the tenant has no search of that name.
+    async fn delete_saved_search(&self, tenant: &str, name: &str) -> Result<bool, BackendError>;
+}
+
+/// A search a tenant keeps under a name: its query and its filters (a JSON
+/// object `tenants::saved` reads and writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSearch {
+    pub tenant: String,
+    pub name: String,
+    pub query: String,
+    pub filters: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What saving a search did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    Created,
+    Replaced,
+    /// A new name, and the tenant keeps `max` already.
+    Full,
 }
 
 /// Structured metadata: one row per log record, the counts kept with

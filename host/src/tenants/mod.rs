@@ -14,6 +14,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 pub mod plans;
+pub mod saved;
 
 use plans::{PlanError, PlanName, Plans};
 
@@ -79,6 +80,12 @@ pub enum TenantError {
     BadState,
     #[error("no key {0:?}")]
     NoKey(String),
+    #[error("a saved search's name is 1 to 64 of a-z, 0-9, -, _ and ., starting with a letter or digit; got {0:?}")]
+    BadSavedName(String),
+    #[error("no saved search {0:?}")]
+    NoSavedSearch(String),
+    #[error("a tenant keeps at most {0} saved searches: delete one first")]
+    TooManySavedSearches(usize),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]

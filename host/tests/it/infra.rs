@@ -71,7 +71,15 @@ async fn postgres_init_scripts_and_tenant_template_run_on_a_real_server() {
     .iter()
     .map(|r| r.get("t"))
     .collect();
-    assert_eq!(tables, vec!["public.api_keys", "public.tenants", "public.usage"]);
+    assert_eq!(
+        tables,
+        vec![
+            "public.api_keys",
+            "public.saved_searches",
+            "public.tenants",
+            "public.usage"
+        ]
+    );
 
     // The tenant template makes the schema, its tables (the logs and their
     // count rollups) and the list-view indexes, and is idempotent.

@@ -32,6 +32,7 @@ mod rates;
 mod readme;
 mod roles;
 mod sandbox;
+mod saved;
 mod sdk;
 mod settings;
 mod shipped;

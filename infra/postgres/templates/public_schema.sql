@@ -45,3 +45,15 @@ CREATE TABLE IF NOT EXISTS public.api_keys (
 );
 
 CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON public.api_keys (tenant, created_at);
+
+-- Searches a tenant keeps under a name (issue 24; LoggerHub's migration 6
+-- for older databases): the query and its filters as JSON.
+CREATE TABLE IF NOT EXISTS public.saved_searches (
+    tenant      TEXT NOT NULL REFERENCES public.tenants (slug) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    query       TEXT NOT NULL,
+    filters     TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    PRIMARY KEY (tenant, name)
+);

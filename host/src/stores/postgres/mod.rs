@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Postgres};
 
 use super::accounts::{self, Accounts, Scopes, Statements};
-use super::{AccountStore, ApiKey, Tenant, TenantState};
+use super::{AccountStore, ApiKey, Saved, SavedSearch, Tenant, TenantState};
 use crate::error::{Backend, BackendError};
 use crate::model::{self, valid_slug};
 
@@ -32,6 +32,9 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, STATES_AND_USAGE),
     (4, LOG_COUNTS),
     (5, STORED_USAGE),
+    // Saved searches (issue 24): the public schema's template again (it is
+    // idempotent), which makes their table on older databases.
+    (6, PUBLIC_SCHEMA),
 ];
 /// Tenant schemas gained their count rollups (issue 13): made and filled
 /// from the logs once for the schemas that predate them; the template
@@ -71,7 +74,10 @@ pub struct PgStore {
     accounts: Accounts<Postgres, Vec<String>>,
 }
 
-static ACCOUNTS: Statements = accounts::statements!("public.");
+static ACCOUNTS: Statements = accounts::statements!(
+    "public.",
+    Some("SELECT slug FROM public.tenants WHERE slug = $1 FOR UPDATE")
+);
 
 impl PgStore {
     /// Connects to `url` (`postgres://…`) and brings `public` up to date.
@@ -248,6 +254,22 @@ impl AccountStore for PgStore {
 
     async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, BackendError> {
         self.accounts.revoke_key(tenant, id).await
+    }
+
+    async fn put_saved_search(&self, s: &SavedSearch, max: usize) -> Result<Saved, BackendError> {
+        self.accounts.put_saved_search(s, max).await
+    }
+
+    async fn list_saved_searches(&self, tenant: &str) -> Result<Vec<SavedSearch>, BackendError> {
+        self.accounts.list_saved_searches(tenant).await
+    }
+
+    async fn get_saved_search(&self, tenant: &str, name: &str) -> Result<Option<SavedSearch>, BackendError> {
+        self.accounts.get_saved_search(tenant, name).await
+    }
+
+    async fn delete_saved_search(&self, tenant: &str, name: &str) -> Result<bool, BackendError> {
+        self.accounts.delete_saved_search(tenant, name).await
     }
 }
 

@@ -10,7 +10,7 @@ use sqlx::{ConnectOptions, Sqlite};
 
 use super::accounts::{self, Accounts, Scopes, Statements};
 use super::sql;
-use super::{AccountStore, ApiKey, Tenant, TenantState};
+use super::{AccountStore, ApiKey, Saved, SavedSearch, Tenant, TenantState};
 use crate::error::BackendError;
 use crate::model;
 
@@ -79,7 +79,16 @@ CREATE TABLE IF NOT EXISTS log_counts (
     n       INTEGER NOT NULL,
     PRIMARY KEY (tenant, grain, bucket, service, level)
 ) WITHOUT ROWID;
-
+-- Searches a tenant keeps under a name: the query and its filters (JSON).
+CREATE TABLE IF NOT EXISTS saved_searches (
+    tenant      TEXT NOT NULL REFERENCES tenants (slug),
+    name        TEXT NOT NULL,
+    query       TEXT NOT NULL,
+    filters     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+) WITHOUT ROWID;
 "#;
 
 /// Columns tables gained after their first version: table, column, DDL.
@@ -133,7 +142,7 @@ pub struct SqliteStore {
     rowid: bool,
 }
 
-static ACCOUNTS: Statements = accounts::statements!("");
+static ACCOUNTS: Statements = accounts::statements!("", None);
 
 impl SqliteStore {
     pub async fn open(path: &Path) -> Result<SqliteStore, BackendError> {
@@ -254,6 +263,24 @@ impl AccountStore for SqliteStore {
     async fn revoke_key(&self, tenant: &str, id: &str) -> Result<bool, BackendError> {
         let _one_writer = self.writer.lock().await;
         self.accounts.revoke_key(tenant, id).await
+    }
+
+    async fn put_saved_search(&self, s: &SavedSearch, max: usize) -> Result<Saved, BackendError> {
+        let _one_writer = self.writer.lock().await;
+        self.accounts.put_saved_search(s, max).await
+    }
+
+    async fn list_saved_searches(&self, tenant: &str) -> Result<Vec<SavedSearch>, BackendError> {
+        self.accounts.list_saved_searches(tenant).await
+    }
+
+    async fn get_saved_search(&self, tenant: &str, name: &str) -> Result<Option<SavedSearch>, BackendError> {
+        self.accounts.get_saved_search(tenant, name).await
+    }
+
+    async fn delete_saved_search(&self, tenant: &str, name: &str) -> Result<bool, BackendError> {
+        let _one_writer = self.writer.lock().await;
+        self.accounts.delete_saved_search(tenant, name).await
     }
 }
 

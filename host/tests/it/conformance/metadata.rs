@@ -3,7 +3,7 @@
 
 use super::{SEC, T0, newest_first};
 use loggerhub::model::{Cursor, Level, LevelCounts, LogFilter, LogRecord};
-use loggerhub::stores::{AccountStore, ApiKey, MetaRow, MetadataStore, Stored, TenantState, Usage};
+use loggerhub::stores::{AccountStore, ApiKey, MetaRow, MetadataStore, Saved, SavedSearch, Stored, TenantState, Usage};
 
 /// Two fresh tenant slugs, unique per run so a suite can share a server.
 pub fn fresh_tenants() -> (String, String) {
@@ -103,6 +103,74 @@ pub async fn run<S: AccountStore + MetadataStore>(store: &S, a: &str, b: &str) {
     );
     assert!(store.revoke_key(a, &key.id).await.expect("revoke"));
     assert!(!store.revoke_key(a, &key.id).await.expect("revoke twice"));
+
+    // Saved searches: kept by name, replaced in place, bounded, per tenant.
+    let saved = |tenant: &str, name: &str, query: &str, at: i64| SavedSearch {
+        tenant: tenant.into(),
+        name: name.into(),
+        query: query.into(),
+        filters: r#"{"level":"error"}"#.into(),
+        created_at: at,
+        updated_at: at,
+    };
+    assert_eq!(
+        store
+            .put_saved_search(&saved(a, "errors", "level:error", 1), 2)
+            .await
+            .expect("save"),
+        Saved::Created
+    );
+    assert_eq!(
+        store
+            .put_saved_search(&saved(a, "billing", "service:billing", 2), 2)
+            .await
+            .expect("save"),
+        Saved::Created
+    );
+    assert_eq!(
+        store
+            .put_saved_search(&saved(a, "third", "x", 3), 2)
+            .await
+            .expect("save"),
+        Saved::Full
+    );
+    assert_eq!(
+        store
+            .put_saved_search(&saved(a, "errors", "level:fatal", 4), 2)
+            .await
+            .expect("save"),
+        Saved::Replaced
+    );
+    assert_eq!(
+        store
+            .put_saved_search(&saved(b, "errors", "b's own", 5), 2)
+            .await
+            .expect("save b"),
+        Saved::Created
+    );
+    let listed = store.list_saved_searches(a).await.expect("list");
+    assert_eq!(
+        listed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["billing", "errors"]
+    );
+    let errors = store.get_saved_search(a, "errors").await.expect("get").expect("there");
+    assert_eq!(
+        (errors.query.as_str(), errors.created_at, errors.updated_at),
+        ("level:fatal", 1, 4)
+    );
+    assert_eq!(errors.filters, r#"{"level":"error"}"#);
+    assert_eq!(
+        store.get_saved_search(b, "billing").await.expect("get"),
+        None,
+        "another tenant's"
+    );
+    assert!(
+        !store.delete_saved_search(b, "billing").await.expect("delete as b"),
+        "deleted another tenant's"
+    );
+    assert!(store.delete_saved_search(a, "billing").await.expect("delete"));
+    assert!(!store.delete_saved_search(a, "billing").await.expect("delete twice"));
+    assert_eq!(store.list_saved_searches(b).await.expect("list b")[0].query, "b's own");
     assert!(
         store
             .find_key(&key.hash)
@@ -360,6 +428,8 @@ async fn lifecycle<S: AccountStore + MetadataStore>(store: &S, a: &str, b: &str,
     while !store.purge_tenant(a, 3).await.expect("purge") {}
     assert_eq!(store.get_tenant(a).await.expect("get"), None);
     assert!(store.list_keys(a).await.expect("keys").is_empty());
+    assert!(store.list_saved_searches(a).await.expect("saved").is_empty());
+    assert_eq!(store.list_saved_searches(b).await.expect("saved of b").len(), 1);
     assert!(store.usage(a, 0).await.expect("usage").is_empty());
     assert!(store.get_tenant(b).await.expect("get").is_some());
     assert_eq!(

@@ -462,6 +462,8 @@ const NOT_WAYS_IN: &[(&str, &str)] = &[
     ("put", "/v1/pipeline"),
     // A read that takes its question as a body.
     ("post", "/v1/aggregate"),
+    // A tenant's own settings, no records.
+    ("put", "/v1/saved-searches/{name}"),
 ];
 
 /// How each way in of the OpenAPI document is sent; `letter` is a dead
