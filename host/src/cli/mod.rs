@@ -4,6 +4,7 @@
 mod aggregate;
 mod import;
 mod plugin;
+mod saved;
 mod show;
 mod tail;
 mod template;
@@ -66,11 +67,23 @@ pub enum ClientCommand {
         from: Option<String>,
         #[arg(long)]
         to: Option<String>,
+        /// Run this saved search (`loggerhub saved list`); the query and
+        /// the flags given here replace its own.
+        #[arg(long)]
+        saved: Option<String>,
         /// Logs to print; past a page, the next pages are fetched.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_SEARCH as u64))]
         limit: u64,
         #[command(flatten)]
         show: show::Args,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Saved searches: list, save, show, delete (API key:
+    /// LOGGERHUB_API_KEY); `search --saved NAME` runs one.
+    Saved {
+        #[command(subcommand)]
+        cmd: saved::SavedCmd,
         #[command(flatten)]
         conn: Conn,
     },
@@ -287,16 +300,28 @@ impl ClientCommand {
                 level,
                 from,
                 to,
+                saved,
                 limit,
                 show,
                 conn,
             } => {
                 let key = token("LOGGERHUB_API_KEY")?;
-                let mut params = vec![("q", query)];
-                params.extend(service.map(|s| ("service", s)));
-                params.extend(level.map(|l| ("level", l)));
-                params.extend(from.map(|t| ("from", t)));
-                params.extend(to.map(|t| ("to", t)));
+                let mut params = match &saved {
+                    Some(name) => saved::search_params(&saved::fetch(&http, &conn.url, &key, name).await?)?,
+                    None => Vec::new(),
+                };
+                let mut set = |k: &'static str, v: String| {
+                    params.retain(|(p, _)| *p != k);
+                    params.push((k, v));
+                };
+                if saved.is_none() || !query.is_empty() {
+                    set("q", query);
+                }
+                for (k, v) in [("service", service), ("level", level), ("from", from), ("to", to)] {
+                    if let Some(v) = v {
+                        set(k, v);
+                    }
+                }
                 let printer = show.printer();
                 let url = format!("{}/v1/search", conn.url.trim_end_matches('/'));
                 let mut left = limit as usize;
@@ -316,6 +341,21 @@ impl ClientCommand {
                     if cursor.is_none() || hits.is_empty() {
                         break;
                     }
+                }
+            }
+            ClientCommand::Saved { cmd, conn } => {
+                let key = token("LOGGERHUB_API_KEY")?;
+                let (method, path, body) = cmd.request();
+                let url = format!("{}/v1/saved-searches{path}", conn.url.trim_end_matches('/'));
+                let mut req = http.request(method, &url).bearer_auth(&key);
+                if let Some(b) = body {
+                    req = req.json(&b);
+                }
+                let v = call(req).await?;
+                match cmd {
+                    saved::SavedCmd::List => print!("{}", saved::table(&v)),
+                    saved::SavedCmd::Delete { name } => println!("deleted {name}"),
+                    _ => print(&v),
                 }
             }
             ClientCommand::Aggregate { args, conn } => {

@@ -312,6 +312,42 @@ async fn search_prints_a_coloured_table_or_ndjson() {
     let ids: std::collections::HashSet<&str> = records.iter().filter_map(|r| r["id"].as_str()).collect();
     assert_eq!(ids.len(), 1200);
 
+    // A saved search: kept, listed, run by name (its flags replaced by
+    // those given), deleted.
+    let run = |args: &[&str]| {
+        let out = loggerhub(&s, &key, dir.path()).args(args).output().expect("run");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&[
+        "saved", "save", "errors", "payment", "--level", "error", "--range", "24h",
+    ]);
+    let listed = run(&["saved", "list"]);
+    assert_eq!(
+        listed.lines().nth(1),
+        Some("errors  payment  level=error range=24h"),
+        "{listed}"
+    );
+    let found = run(&["search", "--saved", "errors", "--limit", "1000", "--output", "ndjson"]);
+    assert_eq!(found.lines().count(), 750, "the saved search's level applies");
+    let found = run(&[
+        "search", "--saved", "errors", "--level", "info", "--limit", "5", "--output", "ndjson",
+    ]);
+    assert!(
+        found.lines().all(|l| l.contains("\"INFO\"")),
+        "a flag replaces the saved one: {found}"
+    );
+    run(&["saved", "delete", "errors"]);
+    let out = loggerhub(&s, &key, dir.path())
+        .args(["search", "--saved", "errors"])
+        .output()
+        .expect("search");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no saved search"));
+
     // Counting by a field: a table, or the API's JSON.
     let out = loggerhub(&s, &key, dir.path())
         .args(["aggregate", "--by", "level", "payment"])
