@@ -120,6 +120,25 @@ with sync_playwright() as pw:
     shared = page.url
     shot(page, "03-search")
 
+    step("the search is saved under a name, and opened again from the list")
+    page.click("#save")
+    page.fill("#save-name", "card-errors")
+    page.press("#save-name", "Enter")
+    expect(page.locator("#save-note")).to_have_text("saved as card-errors")
+    expect(page.locator("#saved option[value=card-errors]")).to_have_count(1)
+    kept = call("GET", "/v1/saved-searches/card-errors", KEY)
+    assert kept["query"] == '"card declined"' and kept["filters"] == {"level": "error", "range": "24h"}, kept
+    page.goto(BASE + "/")
+    expect(rows).to_have_count(100)
+    page.select_option("#saved", "card-errors")
+    expect(page.locator("#q")).to_have_value('"card declined"')
+    expect(page.locator("#level")).to_have_value("ERROR")
+    expect(rows).to_have_count(40)
+    page.click("#save")
+    page.fill("#save-name", "Not A Name")
+    page.press("#save-name", "Enter")
+    expect(page.locator("#save-note")).to_contain_text("a saved search's name is")
+
     step("the shared URL opens the same search")
     page.goto(BASE + "/")
     expect(rows).to_have_count(100)

@@ -322,6 +322,7 @@ function renderSearch(main, params) {
   const facets = h("aside", { class: "facets", id: "facets", "aria-label": "Most common values" });
   main.append(
     form,
+    savedBar(st, ctl.signal),
     qError,
     h("p", { id: "q-help", class: "visually-hidden" }, "Terms are ANDed; \"quoted phrases\"; -term excludes; service:, level:, attributes.key:value. Keys: / to search, j and k to move, Enter to open, Escape to close."),
     h("datalist", { id: "services" }),
