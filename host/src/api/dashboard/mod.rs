@@ -19,7 +19,11 @@ use super::openapi::AssetErrors;
 const INDEX: &str = include_str!("index.html");
 /// One script: the views of `app.js`, then `facets.js` and `saved.js`
 /// (functions it calls once the page runs).
-const SCRIPT: &str = concat!(include_str!("app.js"), include_str!("facets.js"), include_str!("saved.js"));
+const SCRIPT: &str = concat!(
+    include_str!("app.js"),
+    include_str!("facets.js"),
+    include_str!("saved.js")
+);
 const STYLE: &str = include_str!("app.css");
 
 /// The page only runs its own script and style and talks to its own
