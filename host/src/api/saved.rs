@@ -14,7 +14,6 @@ use super::error::ApiError;
 use super::openapi::{SavedErrors, SavedReadErrors};
 use super::params::ListParams;
 use crate::model::format_ts;
-use crate::search::query::MAX_QUERY_CHARS;
 use crate::search::{Query, TermsField};
 use crate::stores::SavedSearch;
 
@@ -46,9 +45,12 @@ pub struct SavedFilters {
 }
 
 impl SavedFilters {
-    /// Refuses what a search could not use.
-    fn check(&self) -> Result<(), ApiError> {
-        ListParams {
+    /// Refuses what a search could not use, and returns the filters as
+    /// they are kept: times and the level in their canonical form, so
+    /// that what a tenant stores is bounded by the fields' own bounds
+    /// (a time's fraction or padding is not kept as sent).
+    fn checked(self) -> Result<SavedFilters, ApiError> {
+        let f = ListParams {
             service: self.service.clone(),
             level: self.level.clone(),
             from: self.from.clone(),
@@ -70,7 +72,13 @@ impl SavedFilters {
         if let Some(g) = self.group.as_deref().filter(|g| *g != "level") {
             TermsField::parse(g).map_err(|e| ApiError::bad_request(e.message))?;
         }
-        Ok(())
+        Ok(SavedFilters {
+            service: f.service,
+            level: f.level.map(|l| l.as_str().to_ascii_lowercase()),
+            from: f.from.map(format_ts),
+            to: f.to.map(format_ts),
+            ..self
+        })
     }
 }
 
@@ -96,8 +104,12 @@ pub struct SavedSearchJson {
 impl From<SavedSearch> for SavedSearchJson {
     fn from(s: SavedSearch) -> Self {
         SavedSearchJson {
-            // Kept by this API only, so always the shape it wrote.
-            filters: serde_json::from_str(&s.filters).unwrap_or_default(),
+            // Kept by this API only, in the shape it writes; one it cannot
+            // read (written by a newer version) is shown without filters.
+            filters: serde_json::from_str(&s.filters).unwrap_or_else(|e| {
+                tracing::warn!(tenant = s.tenant, name = s.name, error = %e, "saved search filters unreadable");
+                SavedFilters::default()
+            }),
             name: s.name,
             query: s.query,
             created_at: format_ts(s.created_at),
@@ -151,14 +163,9 @@ pub async fn put(
 ) -> Result<(StatusCode, Json<SavedSearchJson>), ApiError> {
     let Path(name) = path?;
     let Json(req) = body?;
-    if req.query.chars().count() > MAX_QUERY_CHARS {
-        return Err(ApiError::bad_request(format!(
-            "`query` is at most {MAX_QUERY_CHARS} characters"
-        )));
-    }
+    // Bounded by the query language's own bounds (4,096 characters).
     Query::parse(&req.query)?;
-    req.filters.check()?;
-    let filters = serde_json::to_string(&req.filters).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let filters = serde_json::to_string(&req.filters.checked()?).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let created = state
         .tenants
         .save_search(&caller.tenant, &name, &req.query, &filters)

@@ -345,7 +345,7 @@ impl ClientCommand {
             }
             ClientCommand::Saved { cmd, conn } => {
                 let key = token("LOGGERHUB_API_KEY")?;
-                let (method, path, body) = cmd.request();
+                let (method, path, body) = cmd.request()?;
                 let url = format!("{}/v1/saved-searches{path}", conn.url.trim_end_matches('/'));
                 let mut req = http.request(method, &url).bearer_auth(&key);
                 if let Some(b) = body {

@@ -41,14 +41,26 @@ pub struct SaveArgs {
     group: Option<String>,
 }
 
+/// A name as it goes in a path: checked here, so that `a?x` or
+/// `../plugins/…` can never name another resource.
+fn checked(name: &str) -> anyhow::Result<&str> {
+    if loggerhub::tenants::saved::valid_saved_name(name) {
+        Ok(name)
+    } else {
+        anyhow::bail!(
+            "a saved search's name is 1 to 64 of a-z, 0-9, -, _ and ., starting with a letter or digit; got {name:?}"
+        )
+    }
+}
+
 impl SavedCmd {
     /// The request: method, path under /v1/saved-searches, body.
-    pub fn request(&self) -> (reqwest::Method, String, Option<Value>) {
+    pub fn request(&self) -> anyhow::Result<(reqwest::Method, String, Option<Value>)> {
         use reqwest::Method;
-        match self {
+        Ok(match self {
             SavedCmd::List => (Method::GET, String::new(), None),
-            SavedCmd::Show { name } => (Method::GET, format!("/{name}"), None),
-            SavedCmd::Delete { name } => (Method::DELETE, format!("/{name}"), None),
+            SavedCmd::Show { name } => (Method::GET, format!("/{}", checked(name)?), None),
+            SavedCmd::Delete { name } => (Method::DELETE, format!("/{}", checked(name)?), None),
             SavedCmd::Save(a) => {
                 let SaveArgs {
                     name,
@@ -75,11 +87,11 @@ impl SavedCmd {
                 }
                 (
                     Method::PUT,
-                    format!("/{name}"),
+                    format!("/{}", checked(name)?),
                     Some(json!({"query": query, "filters": filters})),
                 )
             }
-        }
+        })
     }
 }
 
@@ -144,6 +156,7 @@ pub fn search_params(saved: &Value) -> anyhow::Result<Vec<(&'static str, String)
 
 /// `GET /v1/saved-searches/{name}`'s answer, with the name in the error.
 pub async fn fetch(http: &reqwest::Client, url: &str, key: &str, name: &str) -> anyhow::Result<Value> {
+    let name = checked(name)?;
     super::call(
         http.get(format!("{}/v1/saved-searches/{name}", url.trim_end_matches('/')))
             .bearer_auth(key),
@@ -165,6 +178,10 @@ mod tests {
             &[("q", "level:error".to_string()), ("service", "api".to_string())]
         );
         assert_eq!(p[2].0, "from");
+        for bad in ["../plugins/parse/p", "a?x", "a#x", "A"] {
+            let cmd = SavedCmd::Delete { name: bad.into() };
+            assert!(cmd.request().is_err(), "{bad}");
+        }
         let t = table(&json!({"saved_searches": [saved]}));
         assert_eq!(t.lines().nth(1), Some("e     level:error  range=1h service=api"));
     }

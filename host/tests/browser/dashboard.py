@@ -131,6 +131,8 @@ with sync_playwright() as pw:
     page.goto(BASE + "/")
     expect(rows).to_have_count(100)
     page.select_option("#saved", "card-errors")
+    expect(page.locator("#q")).to_have_value("")
+    page.click("#open-saved")
     expect(page.locator("#q")).to_have_value('"card declined"')
     expect(page.locator("#level")).to_have_value("ERROR")
     expect(rows).to_have_count(40)

@@ -337,6 +337,7 @@ async fn search_prints_a_coloured_table_or_ndjson() {
     let found = run(&[
         "search", "--saved", "errors", "--level", "info", "--limit", "5", "--output", "ndjson",
     ]);
+    assert_eq!(found.lines().count(), 5, "{found}");
     assert!(
         found.lines().all(|l| l.contains("\"INFO\"")),
         "a flag replaces the saved one: {found}"

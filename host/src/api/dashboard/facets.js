@@ -33,7 +33,7 @@ async function loadGrouped(st, box, signal, after, narrow, span, interval, step)
     by: a.by,
     legend,
     parts: (b) => [
-      ...values.map((v, i) => [v, b.by_value[v] || 0, cls(i)]),
+      ...values.map((v, i) => [v, Object.hasOwn(b.by_value, v) ? b.by_value[v] : 0, cls(i)]),
       ["other values", b.other, "grp-other"],
       [`no ${a.by}`, b.missing, "grp-missing"],
     ],

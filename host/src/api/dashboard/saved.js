@@ -29,6 +29,7 @@ function stateOfSaved(s) {
 function savedBar(st, signal) {
   const pick = h("select", { id: "saved", "aria-label": "Open a saved search" }, h("option", { value: "" }, "saved searches…"));
   const name = h("input", { id: "save-name", "aria-label": "Name to save the search as", placeholder: "name (a-z 0-9 - _ .)", hidden: true, autocomplete: "off", spellcheck: "false" });
+  const open = h("button", { type: "button", id: "open-saved", title: "Open the saved search chosen" }, "Open");
   const save = h("button", { type: "button", id: "save", title: "Keep this search under a name" }, "Save…");
   const note = h("span", { id: "save-note", role: "status" });
   let saved = [];
@@ -38,10 +39,14 @@ function savedBar(st, signal) {
       ...saved.map((s) => h("option", { value: s.name }, s.name)));
   }).catch((e) => { if (e.name !== "AbortError") note.textContent = `saved searches: ${e.message}`; });
   refresh();
-  pick.addEventListener("change", () => {
+  // Opened by the button (or Enter), not on `change`: arrow keys on a
+  // closed list change its value, and would open each search in turn.
+  const openPicked = () => {
     const s = saved.find((x) => x.name === pick.value);
     if (s) navigate(stateQuery(stateOfSaved(s)));
-  });
+  };
+  open.addEventListener("click", openPicked);
+  pick.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); openPicked(); } });
   const keep = async () => {
     if (name.hidden) {
       name.hidden = false;
@@ -57,6 +62,7 @@ function savedBar(st, signal) {
       note.textContent = `saved as ${n}`;
       name.hidden = true;
       name.value = "";
+      save.focus();
       refresh();
     } catch (e) {
       if (e.name !== "AbortError") note.textContent = e.message;
@@ -64,5 +70,5 @@ function savedBar(st, signal) {
   };
   save.addEventListener("click", keep);
   name.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); keep(); } });
-  return h("div", { class: "saved-bar" }, pick, name, save, note);
+  return h("div", { class: "saved-bar" }, pick, open, name, save, note);
 }

@@ -32,10 +32,22 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, STATES_AND_USAGE),
     (4, LOG_COUNTS),
     (5, STORED_USAGE),
-    // Saved searches (issue 24): the public schema's template again (it is
-    // idempotent), which makes their table on older databases.
-    (6, PUBLIC_SCHEMA),
+    (6, SAVED_SEARCHES),
 ];
+/// Saved searches (issue 24) on databases that predate them: the table as
+/// the public schema's template makes it for new ones (a migration's text
+/// is fixed once applied, so it does not re-run the template).
+const SAVED_SEARCHES: &str = r#"
+CREATE TABLE IF NOT EXISTS public.saved_searches (
+    tenant      TEXT NOT NULL REFERENCES public.tenants (slug) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    query       TEXT NOT NULL,
+    filters     TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+"#;
 /// Tenant schemas gained their count rollups (issue 13): made and filled
 /// from the logs once for the schemas that predate them; the template
 /// makes them for new ones.
@@ -76,7 +88,7 @@ pub struct PgStore {
 
 static ACCOUNTS: Statements = accounts::statements!(
     "public.",
-    Some("SELECT slug FROM public.tenants WHERE slug = $1 FOR UPDATE")
+    Some("SELECT slug FROM public.tenants WHERE slug = $1 FOR NO KEY UPDATE")
 );
 
 impl PgStore {
