@@ -329,7 +329,9 @@ mod tests {
             br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"cart"}}]},
           "scopeLogs":[{"scope":{"name":"s"},"logRecords":[{"timeUnixNano":"1760099196000000000","severityNumber":9,
           "severityText":"INFO","body":{"stringValue":"added"},"attributes":[{"key":"n","value":{"intValue":"3"}},
-          {"key":"l","value":{"arrayValue":{"values":[{"doubleValue":1.5}]}}}],
+          {"key":"l","value":{"arrayValue":{"values":[{"doubleValue":1.5}]}}},
+          {"key":"http","value":{"kvlistValue":{"values":[{"key":"status","value":{"intValue":"500"}},
+            {"key":"route","value":{"stringValue":"/pay"}}]}}}],
           "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
         let d = decode(body, WireFormat::Json, "acme", any_time()).expect("decodes");
         let doc = &crate::ingest::ndjson_lines(&d.body)[0];
@@ -337,6 +339,19 @@ mod tests {
         assert_eq!(doc["level"], "INFO");
         assert_eq!(doc["attributes"]["n"], "3");
         assert_eq!(doc["attributes"]["l"], "[1.5]");
+        // A map's members are dotted keys, as a JSON record's are.
+        let records = loggerhub_codec::payload::parse_json(&d.body).expect("payload");
+        let attr = |k: &str| {
+            records[0]
+                .attributes
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            (attr("http.status"), attr("http.route"), attr("http")),
+            (Some("500"), Some("/pay"), None)
+        );
         assert_eq!(doc["attributes"]["trace_id"], "5b8efff798038103d269b633813fc60c");
         assert_eq!(
             decode(b"{}", WireFormat::Json, "acme", any_time()).map(|d| d.count),

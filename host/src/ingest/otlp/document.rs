@@ -50,7 +50,13 @@ pub(super) fn document(r: &proto::LogRecord, shared: &Shared, scope: Option<&pro
         .collect();
     for kv in &r.attributes {
         if let Some(v) = &kv.value {
-            attributes.insert(kv.key.clone(), Value::String(text(v, 0)));
+            // A map stays an object: the payload decoder makes dotted keys
+            // of it (`http.status`), as it does of a JSON record's.
+            let value = match &v.value {
+                Some(proto::Any::KvlistValue(_)) => json_value(v, 0),
+                _ => Value::String(text(v, 0)),
+            };
+            attributes.insert(kv.key.clone(), value);
         }
     }
     if let Some(scope) = scope.filter(|s| !s.name.is_empty()) {
