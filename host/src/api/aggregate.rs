@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -12,7 +12,7 @@ use super::AppState;
 use super::auth::{Search, Tenant};
 use super::error::ApiError;
 use super::openapi::AggregateErrors;
-use super::params::ListParams;
+use super::params::{ListParams, json_body};
 use crate::model::{STATS_MAX_BUCKETS, format_ts};
 use crate::search::terms::{MAX_SERIES_CELLS, MAX_TERMS_SIZE};
 use crate::search::{Query, Terms, TermsField};
@@ -124,10 +124,10 @@ impl AggregateJson {
 pub async fn aggregate(
     State(state): State<AppState>,
     caller: Tenant<Search>,
-    body: Result<Json<AggregateRequest>, JsonRejection>,
+    body: Bytes,
 ) -> Result<Json<AggregateJson>, ApiError> {
     let reading = state.reads.enter(&caller.tenant)?;
-    let Json(req) = body?;
+    let req: AggregateRequest = json_body(&body)?;
     let query = Query::parse(&req.q)?;
     let field = TermsField::parse(&req.by).map_err(|e| ApiError::bad_request(e.message))?;
     let size = req.size.unwrap_or(DEFAULT_SIZE);

@@ -9,6 +9,18 @@ use crate::model::{Cursor, Level, LogFilter};
 use loggerhub_codec::limits::MAX_SERVICE_BYTES;
 use loggerhub_codec::time::parse_rfc3339;
 
+/// A JSON body, whatever its `Content-Type` says: `curl -d` says a form,
+/// and a person trying the API should not have to add a header to be
+/// understood. Refused as `invalid_json`, like a body that does not parse.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            super::error::ErrorCode::InvalidJson,
+            format!("the body is not the JSON this takes: {e}"),
+        )
+    })
+}
+
 /// Largest page (DESIGN §4).
 pub const MAX_LIMIT: usize = 1000;
 pub const DEFAULT_LIMIT: usize = 100;

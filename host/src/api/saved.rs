@@ -2,7 +2,8 @@
 //! again from the dashboard and the CLI.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use super::AppState;
 use super::auth::{Search, Tenant};
 use super::error::ApiError;
 use super::openapi::{SavedErrors, SavedReadErrors};
-use super::params::ListParams;
+use super::params::{ListParams, json_body};
 use crate::model::format_ts;
 use crate::search::{Query, TermsField};
 use crate::stores::SavedSearch;
@@ -159,10 +160,10 @@ pub async fn put(
     State(state): State<AppState>,
     caller: Tenant<Search>,
     path: Result<Path<String>, PathRejection>,
-    body: Result<Json<SaveSearch>, JsonRejection>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<SavedSearchJson>), ApiError> {
     let Path(name) = path?;
-    let Json(req) = body?;
+    let req: SaveSearch = json_body(&body)?;
     // Bounded by the query language's own bounds (4,096 characters).
     Query::parse(&req.query)?;
     let filters = serde_json::to_string(&req.filters.checked()?).map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -351,6 +351,18 @@ async fn list_search_detail_stats_and_isolation() {
     );
     let (_, v) = aggregate(json!({"by": "attributes.nope", "level": "error"})).await;
     assert_eq!((v["total"].as_u64(), v["missing"].as_u64()), (Some(84), Some(84)));
+    // The body is JSON whatever the Content-Type says (curl -d says a form).
+    let r = s
+        .http
+        .post(s.url("/v1/aggregate"))
+        .bearer_auth(&key)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"by": "service"}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+
     // And per time bucket: the values' series, stacked.
     let (status, v) = aggregate(json!({"by": "service", "from": "2025-10-10T12:00:00Z",
                                         "to": "2025-10-10T12:03:00Z", "interval": "1m"}))
