@@ -151,6 +151,11 @@ pub async fn aggregate(
     };
     let interval = match params.interval {
         None => None,
+        Some(_) if field == TermsField::AttributeKeys => {
+            return Err(ApiError::bad_request(
+                "a series is by a field's values: `by` `service`, `level` or an attribute",
+            ));
+        }
         Some(_) => {
             let interval = params.interval_ns()?;
             // Bounded by its range before anything is counted: it needs a

@@ -21,6 +21,9 @@ pub enum TermsField {
     Level,
     /// `attributes.<key>` or `@<key>`.
     Attribute(String),
+    /// `attributes`: the attributes' keys, each counted by the matches
+    /// that have it (the tenant's most common attributes).
+    AttributeKeys,
 }
 
 impl TermsField {
@@ -30,12 +33,13 @@ impl TermsField {
         match by {
             "service" => Ok(TermsField::Service),
             "level" => Ok(TermsField::Level),
+            "attributes" => Ok(TermsField::AttributeKeys),
             _ => match by.strip_prefix("attributes.").or_else(|| by.strip_prefix('@')) {
                 Some(key) if !key.is_empty() && key.len() <= loggerhub_codec::limits::MAX_ATTRIBUTE_KEY_BYTES => {
                     Ok(TermsField::Attribute(key.to_string()))
                 }
                 _ => Err(bad(format!(
-                    "cannot count by {by:?}: name `service`, `level`, `attributes.<key>` or `@<key>`"
+                    "cannot count by {by:?}: name `service`, `level`, `attributes` (their keys), `attributes.<key>` or `@<key>`"
                 ))),
             },
         }
@@ -47,6 +51,7 @@ impl TermsField {
             TermsField::Service => "service".into(),
             TermsField::Level => "level".into(),
             TermsField::Attribute(key) => format!("attributes.{key}"),
+            TermsField::AttributeKeys => "attributes".into(),
         }
     }
 }
@@ -172,6 +177,7 @@ mod tests {
             TermsField::parse("attributes.k").map(|f| f.name()),
             Ok("attributes.k".into())
         );
+        assert_eq!(TermsField::parse("attributes"), Ok(TermsField::AttributeKeys));
         for bad in ["", "message", "attributes.", "@", "timestamp"] {
             assert!(TermsField::parse(bad).is_err(), "{bad}");
         }

@@ -170,7 +170,15 @@ with sync_playwright() as pw:
     levels = page.locator("#facets [data-facet=level] li[data-value]")
     expect(levels).to_have_count(3)
     assert levels.evaluate_all("lis => lis.map(li => li.dataset.value)") == ["INFO", "ERROR", "WARN"]
+    # The search's most common attribute (one log has one), with its values.
+    attribute = page.locator('#facets [data-facet="@order_id"] li[data-value="o-77"]')
+    expect(attribute).to_have_count(1)
     shot(page, "04b-facets")
+    attribute.locator(".facet-pick").click()
+    expect(page.locator("#q")).to_have_value('@order_id:"o-77"')
+    expect(rows).to_have_count(1)
+    page.goto(BASE + "/")
+    expect(rows).to_have_count(100)
     services.filter(has_text="db").locator(".facet-pick").click()
     expect(page.locator("#q")).to_have_value('service:"db"')
     expect(page.locator("#total")).to_contain_text("83 logs")

@@ -349,6 +349,11 @@ async fn list_search_detail_stats_and_isolation() {
         (v["other"].as_u64(), v["by"].as_str()),
         (Some(244), Some("attributes.n"))
     );
+    // The tenant's attributes: each key by the matches that have it.
+    let (_, v) = aggregate(json!({"by": "attributes"})).await;
+    assert_eq!(pairs(&v), [("n".to_string(), 250)]);
+    let (status, _) = aggregate(json!({"by": "attributes", "from": "2025-10-10T12:00:00Z", "interval": "1h"})).await;
+    assert_eq!(status, 400, "a series is by values");
     let (_, v) = aggregate(json!({"by": "attributes.nope", "level": "error"})).await;
     assert_eq!((v["total"].as_u64(), v["missing"].as_u64()), (Some(84), Some(84)));
     // The body is JSON whatever the Content-Type says (curl -d says a form).

@@ -47,6 +47,9 @@ async function loadGrouped(st, box, signal, after, narrow, span, interval, step)
 
 /** The facets: for each field, how many of its values to show. */
 const FACETS = [["service", 8], ["level", 6]];
+/** The search's most common attributes shown as facets, and their values. */
+const ATTRIBUTE_FACETS = 3;
+const ATTRIBUTE_VALUES = 5;
 
 /**
  * The facet column: the most common services and levels of the current
@@ -59,23 +62,40 @@ async function loadFacets(st, box, signal, after, addTerm) {
   const span = timeRange(st);
   const ask = { q: st.q, service: st.service, level: st.level.toLowerCase(), from: iso(span.from), to: span.open ? "" : iso(span.to) };
   for (const k of Object.keys(ask)) if (!ask[k]) delete ask[k];
-  await Promise.all(FACETS.map(async ([by, size]) => {
-    const list = h("ul", { class: "facet-values", "aria-label": `most common ${by}s` });
+  const count = (body) => api("/v1/aggregate", {
+    method: "POST", signal, headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...ask, ...body }),
+  });
+  const facet = async (by, size, slot = null) => {
+    const list = h("ul", { class: "facet-values", "aria-label": `most common values of ${by}` });
     const group = h("section", { class: "facet", "data-facet": by }, h("h2", {}, by), list);
-    box.append(group);
+    if (slot) slot.replaceWith(group);
+    else box.append(group);
     try {
-      const a = await api("/v1/aggregate", {
-        method: "POST", signal, headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ ...ask, by, size }),
-      });
+      const a = await count({ by, size });
       if (!a.buckets.length) list.append(h("li", { class: "note" }, "none"));
-      for (const { value, count } of a.buckets) list.append(facetValue(by, value, count, a.total, addTerm));
+      for (const { value, count: n } of a.buckets) list.append(facetValue(by, value, n, a.total, addTerm));
       if (a.other) list.append(h("li", { class: "note" }, `${fmt(a.other)} in other values`));
     } catch (e) {
       if (e.name === "AbortError") return;
       list.append(h("li", { class: "note" }, `unavailable: ${e.message}`));
     }
-  }));
+  };
+  // The search's most common attributes, each a facet of its values, in
+  // the places kept for them after service and level.
+  const slots = Array.from({ length: ATTRIBUTE_FACETS }, () => h("span", { hidden: true }));
+  const attributes = (async () => {
+    try {
+      const keys = await count({ by: "attributes", size: ATTRIBUTE_FACETS });
+      // A key the query language can write as `@key` (no space, quote…).
+      const writable = keys.buckets.filter(({ value }) => /^[\w.\-]+$/.test(value));
+      await Promise.all(writable.map(({ value }, i) => facet(`@${value}`, ATTRIBUTE_VALUES, slots[i])));
+    } catch (e) {
+      if (e.name !== "AbortError") box.append(h("p", { class: "note" }, `attributes unavailable: ${e.message}`));
+    }
+  })();
+  const fields = FACETS.map(([by, size]) => facet(by, size));
+  box.append(...slots);
+  await Promise.all([...fields, attributes]);
 }
 
 /** One value of a facet: its count, a share bar, and the two clicks. */

@@ -28,6 +28,8 @@ pub fn to_document(r: &LogRecord) -> Value {
         "attributes": attributes,
         // The attributes again as `key=value`, what counting by one reads.
         "attr": r.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        // And their keys, what counting the tenant's attributes reads.
+        "attr_key": r.attributes.iter().map(|(k, _)| k.as_str()).collect::<std::collections::BTreeSet<_>>(),
     });
     if let Some(l) = &r.language {
         doc["language"] = json!(l);

@@ -94,6 +94,7 @@ pub fn terms_body(q: &Query, filter: &LogFilter, field: &TermsField, size: usize
         TermsField::Service => ("service", None),
         TermsField::Level => ("level", None),
         TermsField::Attribute(key) => ("attr", Some(format!("{}=.*", lucene_literal(key)))),
+        TermsField::AttributeKeys => ("attr_key", None),
     };
     // One shard per tenant index: its own list is the answer, no wider.
     let mut terms = json!({
@@ -106,6 +107,9 @@ pub fn terms_body(q: &Query, filter: &LogFilter, field: &TermsField, size: usize
         terms["include"] = json!(include);
     }
     let mut aggs = json!({"t": {"terms": terms}});
+    if let TermsField::AttributeKeys = field {
+        aggs["m"] = json!({"filter": {"bool": {"must_not": [{"exists": {"field": "attr_key"}}]}}});
+    }
     if let TermsField::Attribute(key) = field {
         // Lacking a `key=` in `attr`, as Tantivy counts it: a record
         // indexed before `attr` existed counts as missing.

@@ -66,7 +66,9 @@ impl TenantIndex {
             TermsField::Service => (f.service, String::new()),
             TermsField::Level => (f.level, String::new()),
             TermsField::Attribute(key) => (f.attr, format!("{key}=")),
+            TermsField::AttributeKeys => (f.attr, String::new()),
         };
+        let keys = matches!(field, TermsField::AttributeKeys);
         let mut total = 0u64;
         let mut matched = Vec::new();
         for seg in searcher.segment_readers() {
@@ -113,6 +115,21 @@ impl TenantIndex {
         let mut merged = TermMerger::new(streams);
         let mut kept: BinaryHeap<Kept> = BinaryHeap::with_capacity(size + 1);
         let mut other = 0u64;
+        let mut keep = |candidate: Kept| {
+            if kept.len() < size {
+                kept.push(candidate);
+            } else if kept.peek().is_some_and(|worst| candidate < *worst) {
+                if let Some(out) = kept.pop() {
+                    other += out.0;
+                }
+                kept.push(candidate);
+            } else {
+                other += candidate.0;
+            }
+        };
+        // A value's terms are side by side in order: a value of a field is
+        // one term, an attribute key's terms all start with `key=`.
+        let mut run: Option<Kept> = None;
         let mut has: Vec<BitSet> = matched
             .iter()
             .map(|m| BitSet::with_max_value(m.seg.max_doc()))
@@ -120,7 +137,13 @@ impl TenantIndex {
         while merged.advance() {
             let Some(value) = std::str::from_utf8(merged.key())
                 .ok()
-                .and_then(|t| t.get(prefix.len()..))
+                .and_then(|t| {
+                    if keys {
+                        t.split_once('=').map(|(k, _)| k)
+                    } else {
+                        t.get(prefix.len()..)
+                    }
+                })
                 .map(str::to_string)
             else {
                 continue;
@@ -141,20 +164,18 @@ impl TenantIndex {
                     d = postings.advance();
                 }
             }
-            if n == 0 {
-                continue;
-            }
-            let candidate = Kept(n, value);
-            if kept.len() < size {
-                kept.push(candidate);
-            } else if kept.peek().is_some_and(|worst| candidate < *worst) {
-                if let Some(out) = kept.pop() {
-                    other += out.0;
+            match &mut run {
+                Some(r) if r.1 == value => r.0 += n,
+                _ => {
+                    if let Some(done) = run.take().filter(|r| r.0 > 0) {
+                        keep(done);
+                    }
+                    run = Some(Kept(n, value));
                 }
-                kept.push(candidate);
-            } else {
-                other += candidate.0;
             }
+        }
+        if let Some(done) = run.take().filter(|r| r.0 > 0) {
+            keep(done);
         }
         drop(merged);
         for (m, h) in matched.iter_mut().zip(has) {
@@ -164,7 +185,7 @@ impl TenantIndex {
         let buckets: Vec<(String, u64)> = kept.into_sorted_vec().into_iter().map(|Kept(n, v)| (v, n)).collect();
         let mut t = Terms::top(total, buckets, size, total.saturating_sub(having));
         t.other += other;
-        if let Some(interval) = interval {
+        if let Some(interval) = interval.filter(|_| !keys) {
             let values: Vec<String> = t.buckets.iter().map(|(v, _)| format!("{prefix}{v}")).collect();
             t.series = series(&matched, tfield, &values, interval.max(1))?;
         }

@@ -294,6 +294,8 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
             r.level == Level::Error || r.full_log.contains("UUID")
         }),
         ("nothingmatchesthis", "service", 5, |_| false),
+        ("payment", "attributes", 5, |r| r.message.contains("payment")),
+        ("service:web", "attributes", 1, |r| r.service == "web"),
     ];
     for (q, by, size, pred) in counted {
         let field = TermsField::parse(by).expect("field");
@@ -396,6 +398,15 @@ fn expected_terms(recs: &[LogRecord], pred: fn(&LogRecord) -> bool, field: &Term
             TermsField::Service => Some(r.service.clone()),
             TermsField::Level => Some(r.level.as_str().to_string()),
             TermsField::Attribute(key) => r.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()),
+            TermsField::AttributeKeys => {
+                for (k, _) in &r.attributes {
+                    *counts.entry(k.clone()).or_default() += 1;
+                }
+                if r.attributes.is_empty() {
+                    missing += 1;
+                }
+                continue;
+            }
         };
         match value {
             Some(v) => *counts.entry(v).or_default() += 1,
@@ -427,6 +438,7 @@ fn expected_series(
             TermsField::Service => Some(r.service.clone()),
             TermsField::Level => Some(r.level.as_str().to_string()),
             TermsField::Attribute(key) => r.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()),
+            TermsField::AttributeKeys => None,
         };
         match value.and_then(|v| top.buckets.iter().position(|(t, _)| *t == v)) {
             Some(i) => b.counts[i] += 1,
