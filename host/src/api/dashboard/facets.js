@@ -1,6 +1,15 @@
 // ------------------------------------------------ facets and groups --
 // Served after app.js, in the same script (the page's one asset).
 
+/** The search on the page counted by the index: POST /v1/aggregate with `body` (`by`, `size`, `interval`). */
+function aggregate(st, signal, body, span = timeRange(st)) {
+  const ask = { q: st.q, service: st.service, level: st.level.toLowerCase(), from: iso(span.from), to: span.open ? "" : iso(span.to) };
+  for (const k of Object.keys(ask)) if (!ask[k]) delete ask[k];
+  return api("/v1/aggregate", {
+    method: "POST", signal, headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...ask, ...body }),
+  });
+}
+
 /** Values a histogram stacked by a field shows; the rest are "other". */
 const GROUP_VALUES = 8;
 
@@ -10,14 +19,9 @@ const GROUP_VALUES = 8;
  * with an interval), drawn as the level histogram is.
  */
 async function loadGrouped(st, box, signal, after, narrow, span, interval, step) {
-  const ask = { q: st.q, service: st.service, level: st.level.toLowerCase(), from: iso(span.from), to: span.open ? "" : iso(span.to) };
-  for (const k of Object.keys(ask)) if (!ask[k]) delete ask[k];
   let a;
   try {
-    a = await api("/v1/aggregate", {
-      method: "POST", signal, headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ ...ask, by: st.group, size: GROUP_VALUES, interval }),
-    });
+    a = await aggregate(st, signal, { by: st.group, size: GROUP_VALUES, interval }, span);
     await after;
   } catch (e) {
     put(box, h("span", { class: "hint" }, e instanceof ApiError ? `histogram: ${e}` : ""));
@@ -59,12 +63,7 @@ const ATTRIBUTE_VALUES = 5;
  */
 async function loadFacets(st, box, signal, after, addTerm) {
   await after;
-  const span = timeRange(st);
-  const ask = { q: st.q, service: st.service, level: st.level.toLowerCase(), from: iso(span.from), to: span.open ? "" : iso(span.to) };
-  for (const k of Object.keys(ask)) if (!ask[k]) delete ask[k];
-  const count = (body) => api("/v1/aggregate", {
-    method: "POST", signal, headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...ask, ...body }),
-  });
+  const count = (body) => aggregate(st, signal, body);
   const facet = async (by, size, slot = null) => {
     const list = h("ul", { class: "facet-values", "aria-label": `most common values of ${by}` });
     const group = h("section", { class: "facet", "data-facet": by }, h("h2", {}, by), list);

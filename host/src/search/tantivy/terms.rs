@@ -24,12 +24,11 @@ use crate::search::query::Query;
 use crate::search::terms::SeriesCounts;
 use crate::search::{Terms, TermsField};
 
-/// One segment's matches, and those of them that have the field.
+/// One segment's matches.
 struct Matched<'a> {
     seg: &'a SegmentReader,
     inverted: Arc<InvertedIndexReader>,
     matches: BitSet,
-    has: BitSet,
 }
 
 /// A value kept, ordered so that the worst one kept is the heap's top:
@@ -89,7 +88,6 @@ impl TenantIndex {
                 matched.push(Matched {
                     seg,
                     inverted: seg.inverted_index(tfield)?,
-                    has: BitSet::with_max_value(seg.max_doc()),
                     matches,
                 });
             }
@@ -178,16 +176,13 @@ impl TenantIndex {
             keep(done);
         }
         drop(merged);
-        for (m, h) in matched.iter_mut().zip(has) {
-            m.has = h;
-        }
-        let having: u64 = matched.iter().map(|m| m.has.len() as u64).sum();
+        let having: u64 = has.iter().map(|h| h.len() as u64).sum();
         let buckets: Vec<(String, u64)> = kept.into_sorted_vec().into_iter().map(|Kept(n, v)| (v, n)).collect();
         let mut t = Terms::top(total, buckets, size, total.saturating_sub(having));
         t.other += other;
         if let Some(interval) = interval.filter(|_| !keys) {
             let values: Vec<String> = t.buckets.iter().map(|(v, _)| format!("{prefix}{v}")).collect();
-            t.series = series(&matched, tfield, &values, interval.max(1))?;
+            t.series = series(&matched, &has, tfield, &values, interval.max(1))?;
         }
         Ok(t)
     }
@@ -195,16 +190,17 @@ impl TenantIndex {
 
 /// The matches per bucket of `interval`: all of them, those of each of
 /// `terms` (the field's terms of the values kept), and those without the
-/// field.
+/// field (not in the segment's `has`).
 fn series(
     matched: &[Matched<'_>],
+    has: &[BitSet],
     field: Field,
     terms: &[String],
     interval: i64,
 ) -> Result<Vec<crate::search::SeriesBucket>, BackendError> {
     let mut out = SeriesCounts::new(terms.len());
     let bucket = |ts: i64| ts - ts.rem_euclid(interval);
-    for m in matched {
+    for (m, has) in matched.iter().zip(has) {
         let Ok(timestamps) = m.seg.fast_fields().i64("timestamp") else {
             continue;
         };
@@ -215,7 +211,7 @@ fn series(
             }
             if let Some(b) = at(doc) {
                 out.add_total(b, 1);
-                if !m.has.contains(doc) {
+                if !has.contains(doc) {
                     out.add_missing(b, 1);
                 }
             }
