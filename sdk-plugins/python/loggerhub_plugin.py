@@ -33,17 +33,57 @@ class Record:
     attributes: list[tuple[str, str]] = field(default_factory=list)
 
     def attr(self, key: str) -> str | None:
+        """The attribute's text: a string, or a number's or a boolean's
+        literal ("500", "true"); `attr_value` gives its type."""
         for k, v in self.attributes:
             if k == key:
-                return v
+                return v[1:] if v.startswith(MARK) else v
         return None
 
-    def set_attr(self, key: str, value: str) -> None:
+    def attr_value(self, key: str) -> str | int | float | bool | None:
+        """The attribute as the JSON value it was sent as."""
+        for k, v in self.attributes:
+            if k == key:
+                return _typed(v)
+        return None
+
+    def set_attr(self, key: str, value: str | int | float | bool) -> None:
+        """Sets an attribute; a number or a boolean keeps its type."""
+        value = _mark(value)
         for i, (k, _) in enumerate(self.attributes):
             if k == key:
                 self.attributes[i] = (key, value)
                 return
         self.attributes.append((key, value))
+
+
+# A number or a boolean is held as NUL and its JSON literal ("\0500",
+# "\0true"); no string holds a NUL (docs/PLUGINS.md, "Typed values").
+MARK = "\0"
+
+
+def _typed(v: str) -> str | int | float | bool:
+    if not v.startswith(MARK):
+        return v
+    literal = v[1:]
+    if literal in ("true", "false"):
+        return literal == "true"
+    try:
+        return int(literal)
+    except ValueError:
+        return float(literal)
+
+
+def _mark(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return MARK + ("true" if value else "false")
+    if isinstance(value, int):
+        return MARK + str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("JSON has no NaN or infinity")
+        return MARK + (str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value))
+    return value
 
 
 class _Reader:

@@ -31,7 +31,7 @@
 //! see `Vec<Record>`, whose strings borrow from the batch until changed.
 //! [`testing`] runs the same logic natively in unit tests.
 
-pub use loggerhub_codec::{DecodeError, Level, time};
+pub use loggerhub_codec::{AttrValue, DecodeError, Level, time};
 
 /// A log record as a plugin sees it. Its strings are `Cow<str>`: they
 /// borrow from the batch the host sent until the plugin changes them, so a

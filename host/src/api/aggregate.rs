@@ -1,4 +1,5 @@
-//! POST /v1/aggregate: a search's matches counted by a field.
+//! POST /v1/aggregate: a search's matches counted by a field, and the
+//! statistics of a number attribute over them.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,7 @@ use super::openapi::AggregateErrors;
 use super::params::{ListParams, json_body};
 use crate::model::{STATS_MAX_BUCKETS, format_ts};
 use crate::search::terms::{MAX_SERIES_CELLS, MAX_TERMS_SIZE};
-use crate::search::{Query, Terms, TermsField};
+use crate::search::{Numbers, Query, Summary, Terms, TermsField};
 
 /// Values returned when `size` is not given.
 const DEFAULT_SIZE: usize = 10;
@@ -35,8 +36,13 @@ pub struct AggregateRequest {
     pub from: Option<String>,
     /// RFC 3339; exclusive.
     pub to: Option<String>,
-    /// `service`, `level`, `attributes.<key>` or `@<key>`.
-    pub by: String,
+    /// `service`, `level`, `attributes.<key>` or `@<key>`; or
+    /// `attributes` to count the attributes' keys. Needed without `stats`.
+    pub by: Option<String>,
+    /// A number attribute (`@duration_ms`): its count, min, max, avg, sum
+    /// and p50/p90/p95/p99 over the matches; per value of `by`, or per
+    /// bucket of `interval` (one of the two at most).
+    pub stats: Option<String>,
     /// How many of the most common values: 1 to 1000, default 10.
     pub size: Option<usize>,
     /// A time series too, per bucket of this (`30s`, `5m`, `1h`, `1d`):
@@ -50,6 +56,43 @@ pub struct AggregateRequest {
 pub struct ValueCount {
     pub value: String,
     pub count: u64,
+    /// With `stats`: the number attribute over these matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<StatsJson>,
+}
+
+/// A number attribute over some matches: those whose attribute is a
+/// number count (a string that reads as one does not). Percentiles are
+/// interpolated between the two closest values (exact on the embedded
+/// index; OpenSearch's t-digest estimates them). `null` without numbers.
+#[derive(Serialize, ToSchema, Debug, PartialEq)]
+pub struct StatsJson {
+    pub count: u64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub avg: Option<f64>,
+    pub sum: f64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+impl From<&Summary> for StatsJson {
+    fn from(s: &Summary) -> Self {
+        let [p50, p90, p95, p99] = s.percentiles;
+        StatsJson {
+            count: s.count,
+            min: s.min,
+            max: s.max,
+            avg: s.avg(),
+            sum: s.sum,
+            p50,
+            p90,
+            p95,
+            p99,
+        }
+    }
 }
 
 /// One time bucket of a series by a field.
@@ -62,6 +105,9 @@ pub struct SeriesJson {
     pub by_value: BTreeMap<String, u64>,
     pub other: u64,
     pub missing: u64,
+    /// With `stats`: the number attribute over the bucket's matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<StatsJson>,
 }
 
 /// The most common values first (ties by value), every match counted.
@@ -70,7 +116,15 @@ pub struct AggregateJson {
     /// Matches of the search.
     pub total: u64,
     /// The field counted, as the query language writes it.
-    pub by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// The number attribute of `stats`, as the query language writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// With `stats`: the number attribute over every match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<StatsJson>,
+    /// With `by`: its most common values.
     pub buckets: Vec<ValueCount>,
     /// Matches of the values past `size`.
     pub other: u64,
@@ -98,20 +152,65 @@ impl AggregateJson {
                         .collect(),
                     other: b.other,
                     missing: b.missing,
+                    stats: None,
                 })
                 .collect()
         });
         AggregateJson {
             total: t.total,
-            by,
+            by: Some(by),
+            number: None,
+            stats: None,
             series,
             buckets: t
                 .buckets
                 .into_iter()
-                .map(|(value, count)| ValueCount { value, count })
+                .map(|(value, count)| ValueCount {
+                    value,
+                    count,
+                    stats: None,
+                })
                 .collect(),
             other: t.other,
             missing: t.missing,
+        }
+    }
+
+    /// Statistics of `number`: of all the matches, per value of `by` or
+    /// per time bucket.
+    fn numbers(n: Numbers, by: Option<String>, number: String) -> Self {
+        let series = (!n.series.is_empty() || by.is_none()).then(|| {
+            n.series
+                .iter()
+                .map(|(start, count, s)| SeriesJson {
+                    start: format_ts(*start),
+                    count: *count,
+                    by_value: BTreeMap::new(),
+                    other: 0,
+                    missing: count.saturating_sub(s.count),
+                    stats: Some(s.into()),
+                })
+                .collect()
+        });
+        let terms = n.terms.unwrap_or_default();
+        AggregateJson {
+            total: n.total,
+            by,
+            number: Some(number),
+            stats: Some((&n.all).into()),
+            series: series.filter(|s: &Vec<SeriesJson>| !s.is_empty()),
+            buckets: terms
+                .buckets
+                .into_iter()
+                .zip(n.per_value.iter().map(Some).chain(std::iter::repeat(None)))
+                .map(|((value, count), s)| ValueCount {
+                    value,
+                    count,
+                    stats: s.map(StatsJson::from),
+                })
+                .collect(),
+            other: terms.other,
+            missing: terms.missing,
         }
     }
 }
@@ -129,7 +228,38 @@ pub async fn aggregate(
     let reading = state.reads.enter(&caller.tenant)?;
     let req: AggregateRequest = json_body(&body)?;
     let query = Query::parse(&req.q)?;
-    let field = TermsField::parse(&req.by).map_err(|e| ApiError::bad_request(e.message))?;
+    let field = req
+        .by
+        .as_deref()
+        .map(TermsField::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.message))?;
+    let number = match req.stats.as_deref() {
+        None => None,
+        Some(stats) => match TermsField::parse(stats) {
+            Ok(TermsField::Attribute(key)) => Some(key),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "`stats` takes a number attribute (`@<key>` or `attributes.<key>`), not {stats:?}"
+                )));
+            }
+        },
+    };
+    if field.is_none() && number.is_none() {
+        return Err(ApiError::bad_request(
+            "name what to aggregate: `by` (a field to count by) or `stats` (a number attribute)",
+        ));
+    }
+    if number.is_some() && field.is_some() && req.interval.is_some() {
+        return Err(ApiError::bad_request(
+            "`stats` are per value of `by` or per bucket of `interval`, not both",
+        ));
+    }
+    if number.is_some() && field == Some(TermsField::AttributeKeys) {
+        return Err(ApiError::bad_request(
+            "`stats` per value of `by` takes `service`, `level` or an attribute",
+        ));
+    }
     let size = req.size.unwrap_or(DEFAULT_SIZE);
     if !(1..=MAX_TERMS_SIZE).contains(&size) {
         return Err(ApiError::bad_request(format!("`size` is 1 to {MAX_TERMS_SIZE}")));
@@ -151,7 +281,7 @@ pub async fn aggregate(
     };
     let interval = match params.interval {
         None => None,
-        Some(_) if field == TermsField::AttributeKeys => {
+        Some(_) if field == Some(TermsField::AttributeKeys) => {
             return Err(ApiError::bad_request(
                 "a series is by a field's values: `by` `service`, `level` or an attribute",
             ));
@@ -168,11 +298,31 @@ pub async fn aggregate(
             let to = *filter.to.get_or_insert_with(crate::model::now_ns);
             let buckets = (to - 1).div_euclid(interval) - from.div_euclid(interval) + 1;
             let buckets = usize::try_from(buckets.max(0)).unwrap_or(usize::MAX);
-            if buckets > STATS_MAX_BUCKETS || buckets.saturating_mul(size + 2) > MAX_SERIES_CELLS {
+            // A series of statistics has one figure a bucket.
+            let per_bucket = if field.is_some() { size + 2 } else { 1 };
+            if buckets > STATS_MAX_BUCKETS || buckets.saturating_mul(per_bucket) > MAX_SERIES_CELLS {
                 return Err(too_many());
             }
             Some(interval)
         }
+    };
+    if let Some(key) = number {
+        let (reader, tenant, by) = (
+            state.reader.clone(),
+            caller.tenant,
+            field.as_ref().map(TermsField::name),
+        );
+        let name = TermsField::Attribute(key.clone()).name();
+        let numbers = reading
+            .run(async move {
+                let group = field.as_ref().map(|f| (f, size));
+                reader.numbers(&tenant, &query, &filter, &key, group, interval).await
+            })
+            .await??;
+        return Ok(Json(AggregateJson::numbers(numbers, by, name)));
+    }
+    let Some(field) = field else {
+        return Err(ApiError::bad_request("`by` names the field to count by"));
     };
     let (reader, tenant, by) = (state.reader.clone(), caller.tenant, field.name());
     let terms = reading

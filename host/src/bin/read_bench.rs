@@ -92,16 +92,21 @@ fn record(i: u64, n: u64, newest: i64) -> LogRecord {
     // The service takes other bits of the hash than the message's choice
     // below, so every message occurs in every service.
     let service = format!("svc-{:02}", (h >> 32) % SERVICES as u64);
+    // A request's duration, a number attribute (fractions of a millisecond).
+    let duration = match h % 100 {
+        10..=19 => 200.0 + (h % 300_000) as f64 / 100.0,
+        _ => (h % 40_000) as f64 / 100.0,
+    };
     let (level, message) = match h % 100 {
         0..=2 => (Level::Debug, format!("cache miss for key session:{}", h % 100_000)),
         3..=9 => (
             Level::Error,
             format!("payment failed for order {}: card declined by issuer", h % 1_000_000),
         ),
-        10..=19 => (Level::Warn, format!("slow query on orders took {} ms", 200 + h % 3000)),
+        10..=19 => (Level::Warn, format!("slow query on orders took {duration} ms")),
         _ => (
             Level::Info,
-            format!("request GET /api/v1/orders/{} handled in {} ms", h % 1_000_000, h % 400),
+            format!("request GET /api/v1/orders/{} handled in {duration} ms", h % 1_000_000),
         ),
     };
     let message = if i % 10_000 == 7 {
@@ -120,7 +125,13 @@ fn record(i: u64, n: u64, newest: i64) -> LogRecord {
         full_log: message.clone(),
         message,
         language: Some("rust".into()),
-        attributes: vec![("region".into(), ["eu", "us", "ap"][((h >> 16) % 3) as usize].into())],
+        attributes: vec![
+            ("region".into(), ["eu", "us", "ap"][((h >> 16) % 3) as usize].into()),
+            (
+                "duration_ms".into(),
+                loggerhub_codec::value::number_of(duration).unwrap_or_default(),
+            ),
+        ],
         raw_path: None,
     }
 }
@@ -311,6 +322,8 @@ async fn main() -> anyhow::Result<()> {
     let now = ts(loaded.newest + 1);
     let (day_from, day_to) = (day_ago.clone(), now.clone());
     let (agg_from, agg_to) = (day_ago.clone(), now.clone());
+    let (stats_from, stats_to) = (day_ago.clone(), now.clone());
+    let (by_from, by_to) = (day_ago.clone(), now.clone());
     let reads: Vec<(&str, PathOf)> = vec![
         (
             "list, newest page",
@@ -360,6 +373,24 @@ async fn main() -> anyhow::Result<()> {
                 Read::Post(
                     "/v1/aggregate",
                     serde_json::json!({"q": "level:error", "by": "@region", "from": agg_from, "to": agg_to, "interval": "1h"}),
+                )
+            }),
+        ),
+        (
+            "p95 (and the rest) of a number attribute over a day",
+            Box::new(move |_| {
+                Read::Post(
+                    "/v1/aggregate",
+                    serde_json::json!({"stats": "@duration_ms", "from": stats_from, "to": stats_to}),
+                )
+            }),
+        ),
+        (
+            "p95 of a number attribute per service over a day",
+            Box::new(move |_| {
+                Read::Post(
+                    "/v1/aggregate",
+                    serde_json::json!({"stats": "@duration_ms", "by": "service", "size": 10, "from": by_from, "to": by_to}),
                 )
             }),
         ),

@@ -1,13 +1,19 @@
 //! `loggerhub aggregate`: a search's matches counted by a field, as a
-//! table of the most common values (or the API's JSON).
+//! table of the most common values, or a number attribute's statistics
+//! over them (or the API's JSON).
 
 use serde_json::{Value, json};
 
 #[derive(clap::Args)]
 pub struct AggregateArgs {
-    /// The field to count by: service, level, attributes.<key> or @<key>.
+    /// The field to count by: service, level, attributes.<key> or @<key>
+    /// (with --stats: the statistics per value of it).
+    #[arg(long, required_unless_present = "stats")]
+    pub by: Option<String>,
+    /// A number attribute (@duration_ms): count, min, max, avg and
+    /// p50/p90/p95/p99 over the matches.
     #[arg(long)]
-    pub by: String,
+    pub stats: Option<String>,
     /// The search (docs/QUERY.md); every log when empty.
     #[arg(default_value = "")]
     pub query: String,
@@ -34,8 +40,10 @@ pub struct AggregateArgs {
 
 impl AggregateArgs {
     pub fn body(&self) -> Value {
-        let mut body = json!({"q": self.query, "by": self.by, "size": self.size});
+        let mut body = json!({"q": self.query, "size": self.size});
         for (name, v) in [
+            ("by", &self.by),
+            ("stats", &self.stats),
             ("service", &self.service),
             ("level", &self.level),
             ("from", &self.from),
@@ -97,6 +105,47 @@ pub fn series_table(v: &Value) -> String {
     out
 }
 
+/// Statistics as a table: a row for all the matches, then one per value
+/// of `by` or per time bucket.
+pub fn stats_table(v: &Value) -> String {
+    const FIGURES: [&str; 9] = ["count", "min", "max", "avg", "sum", "p50", "p90", "p95", "p99"];
+    let mut rows: Vec<(String, &Value)> = vec![("(all)".to_string(), &v["stats"])];
+    for b in v["buckets"].as_array().into_iter().flatten() {
+        rows.push((cell(b["value"].as_str().unwrap_or_default()), &b["stats"]));
+    }
+    for b in v["series"].as_array().into_iter().flatten() {
+        rows.push((cell(b["start"].as_str().unwrap_or_default()), &b["stats"]));
+    }
+    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0).max(5);
+    let mut out = format!("{:<width$}", v["number"].as_str().unwrap_or("stats"));
+    for f in FIGURES {
+        out.push_str(&format!("  {f:>10}"));
+    }
+    out.push('\n');
+    for (label, s) in rows {
+        out.push_str(&format!("{label:<width$}"));
+        for f in FIGURES {
+            let figure = match &s[f] {
+                Value::Number(n) if f == "count" => n.to_string(),
+                // Four decimals at most, none written when they are zeros.
+                Value::Number(n) => n.as_f64().map_or_else(
+                    || n.to_string(),
+                    |x| {
+                        format!("{x:.4}")
+                            .trim_end_matches('0')
+                            .trim_end_matches('.')
+                            .to_string()
+                    },
+                ),
+                _ => "-".to_string(),
+            };
+            out.push_str(&format!("  {figure:>10}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// The answer as a table: value, count, share of the matches.
 pub fn table(v: &Value) -> String {
     let total = v["total"].as_u64().unwrap_or(0);
@@ -145,6 +194,46 @@ mod tests {
         assert_eq!(lines[0], ["start", "api", "(other)", "(missing)"]);
         assert_eq!(lines[1], ["2025-10-10T12:00:00Z", "3", "1", "0"]);
         assert_eq!(lines[2], ["2025-10-10T12:01:00Z", "0", "0", "2"]);
+    }
+
+    #[test]
+    fn a_table_of_statistics() {
+        let v = json!({"total": 3, "number": "attributes.ms", "stats": {"count": 2, "min": 1.5, "max": 10.0, "avg": 5.75,
+            "sum": 11.5, "p50": 5.75, "p90": 9.15, "p95": 9.575, "p99": 9.915},
+            "buckets": [{"value": "api", "count": 3, "stats": {"count": 0, "min": null, "max": null, "avg": null, "sum": 0.0,
+            "p50": null, "p90": null, "p95": null, "p99": null}}]});
+        let t = stats_table(&v);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            lines[0],
+            [
+                "attributes.ms",
+                "count",
+                "min",
+                "max",
+                "avg",
+                "sum",
+                "p50",
+                "p90",
+                "p95",
+                "p99"
+            ]
+        );
+        assert_eq!(
+            lines[1],
+            [
+                "(all)", "2", "1.5", "10", "5.75", "11.5", "5.75", "9.15", "9.575", "9.915"
+            ]
+        );
+        assert_eq!(lines[2], ["api", "0", "-", "-", "-", "0", "-", "-", "-", "-"]);
+        let v = json!({"stats": {"count": 100, "sum": 1000.0}});
+        assert_eq!(
+            stats_table(&v)
+                .lines()
+                .nth(1)
+                .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>()),
+            Some(vec!["(all)", "100"])
+        );
     }
 
     #[test]

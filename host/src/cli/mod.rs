@@ -87,11 +87,11 @@ pub enum ClientCommand {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Count a search's logs by a field: its most common values
-    /// (API key: LOGGERHUB_API_KEY).
+    /// Count a search's logs by a field (its most common values), or a
+    /// number attribute's statistics over them (API key: LOGGERHUB_API_KEY).
     Aggregate {
         #[command(flatten)]
-        args: aggregate::AggregateArgs,
+        args: Box<aggregate::AggregateArgs>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -364,6 +364,8 @@ impl ClientCommand {
                 let v = call(http.post(&url).bearer_auth(&key).json(&args.body())).await?;
                 if args.json {
                     print(&v);
+                } else if args.stats.is_some() {
+                    print!("{}", aggregate::stats_table(&v));
                 } else if args.interval.is_some() {
                     print!("{}", aggregate::series_table(&v));
                 } else {

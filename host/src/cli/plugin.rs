@@ -75,7 +75,7 @@ fn record_json(r: &Record) -> Value {
         "id": r.id, "tenant": r.tenant, "service": r.service, "level": r.level.as_str(),
         "timestamp": codec::time::format_rfc3339(r.timestamp), "message": r.message,
         "full_log": r.full_log, "language": r.language,
-        "attributes": r.attributes.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        "attributes": loggerhub::model::attributes_to_json(&r.attributes),
     })
 }
 

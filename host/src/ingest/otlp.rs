@@ -308,7 +308,8 @@ mod tests {
         assert_eq!(first["service"], "checkout");
         assert_eq!(first["timestamp"], 1_760_099_196_000_000_000i64);
         assert_eq!(first["full_log"], "Traceback\n  line 1");
-        assert_eq!(first["attributes"]["order.id"], "42");
+        // Numbers stay numbers (issue 24).
+        assert_eq!(first["attributes"]["order.id"], 42);
         assert_eq!(first["attributes"]["host.name"], "web-1");
         assert_eq!(first["attributes"]["otel.scope.name"], "app.orders");
         assert_eq!(first["attributes"]["trace_id"], "ab".repeat(16));
@@ -337,7 +338,7 @@ mod tests {
         let doc = &crate::ingest::ndjson_lines(&d.body)[0];
         assert_eq!(doc["service"], "cart");
         assert_eq!(doc["level"], "INFO");
-        assert_eq!(doc["attributes"]["n"], "3");
+        assert_eq!(doc["attributes"]["n"], 3);
         assert_eq!(doc["attributes"]["l"], "[1.5]");
         // A map's members are dotted keys, as a JSON record's are.
         let records = loggerhub_codec::payload::parse_json(&d.body).expect("payload");
@@ -350,7 +351,7 @@ mod tests {
         };
         assert_eq!(
             (attr("http.status"), attr("http.route"), attr("http")),
-            (Some("500"), Some("/pay"), None)
+            (Some("\u{0}500"), Some("/pay"), None)
         );
         assert_eq!(doc["attributes"]["trace_id"], "5b8efff798038103d269b633813fc60c");
         assert_eq!(

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Level, LogRecord, format_ts};
 use loggerhub_codec::time::parse_rfc3339;
+use loggerhub_codec::{AttrValue, value};
 
 #[derive(Serialize, Deserialize)]
 struct Line<'a> {
@@ -43,13 +44,44 @@ fn to_line(r: &LogRecord, with_raw_path: bool) -> Line<'_> {
         message: Cow::Borrowed(&r.message),
         full_log: Cow::Borrowed(&r.full_log),
         language: r.language.as_deref().map(Cow::Borrowed),
-        attributes: r
-            .attributes
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect(),
+        attributes: attributes_to_json(&r.attributes),
         raw_path: r.raw_path.as_deref().filter(|_| with_raw_path).map(Cow::Borrowed),
     }
+}
+
+/// An attribute's value as JSON: its string, or the number or boolean
+/// it holds (`loggerhub_codec::value`).
+pub fn attr_to_json(v: &str) -> serde_json::Value {
+    match AttrValue::of(v) {
+        AttrValue::Str(s) => serde_json::Value::String(s.to_string()),
+        AttrValue::Bool(b) => serde_json::Value::Bool(b),
+        AttrValue::Number(n) => serde_json::from_str::<serde_json::Number>(n)
+            .map_or_else(|_| serde_json::Value::String(n.to_string()), serde_json::Value::Number),
+    }
+}
+
+/// What [`attr_to_json`] makes of a value, read back into the value a
+/// record holds; anything else (an array, an object) as its JSON text.
+pub fn attr_from_json(v: serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Bool(b) => value::boolean(b).to_string(),
+        serde_json::Value::Number(n) => {
+            let text = n.to_string();
+            value::number(&text).unwrap_or(text)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The attributes as one JSON object, each value typed.
+pub fn attributes_to_json(attrs: &[(String, String)]) -> serde_json::Map<String, serde_json::Value> {
+    attrs.iter().map(|(k, v)| (k.clone(), attr_to_json(v))).collect()
+}
+
+/// Reads what [`attributes_to_json`] wrote.
+pub fn attributes_from_json(map: serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+    map.into_iter().map(|(k, v)| (k, attr_from_json(v))).collect()
 }
 
 /// Appends `r` as one JSON object to `out`; `with_raw_path` keeps its raw
@@ -80,14 +112,7 @@ pub fn record_from_json(bytes: &[u8]) -> Result<LogRecord, String> {
         message: l.message.into_owned(),
         full_log: l.full_log.into_owned(),
         language: l.language.map(Cow::into_owned),
-        attributes: l
-            .attributes
-            .into_iter()
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => (k, s),
-                other => (k, other.to_string()),
-            })
-            .collect(),
+        attributes: attributes_from_json(l.attributes),
         raw_path: l.raw_path.map(Cow::into_owned),
     })
 }
@@ -108,9 +133,21 @@ mod tests {
             message: "m \"q\"".into(),
             full_log: "a\nb".into(),
             language: Some("rust".into()),
-            attributes: vec![("k".into(), "v".into())],
+            // In key order: a JSON object keeps its keys sorted.
+            attributes: vec![
+                ("id".into(), "123".into()),
+                ("k".into(), "v".into()),
+                ("ms".into(), "\u{0}12.5".into()),
+                ("ok".into(), "\0true".into()),
+            ],
             raw_path: Some("logs/acme/x.ndjson#3".into()),
         };
+        let json: serde_json::Value = serde_json::from_slice(&record_to_json(&r)).expect("json");
+        assert_eq!(
+            json["attributes"],
+            serde_json::json!({"k": "v", "id": "123", "ms": 12.5, "ok": true}),
+            "numbers and booleans are written as JSON's"
+        );
         assert_eq!(record_from_json(&record_to_json(&r)), Ok(r.clone()));
         let mut line = Vec::new();
         write_record(&mut line, &r, false);

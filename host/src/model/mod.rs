@@ -8,7 +8,9 @@ pub mod window;
 
 use std::fmt;
 
-pub use json::{record_from_json, record_to_json};
+pub use json::{
+    attr_from_json, attr_to_json, attributes_from_json, attributes_to_json, record_from_json, record_to_json,
+};
 use loggerhub_codec::time;
 pub use loggerhub_codec::{Level, Record};
 

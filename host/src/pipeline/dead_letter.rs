@@ -85,11 +85,7 @@ pub fn replay_entry(letter: &DeadLetter) -> Option<QueueEntry> {
 /// A record as one line of the ingest payload, so that a replay parses it
 /// back into the same record, id included.
 fn payload_line(r: &Record) -> String {
-    let attributes: serde_json::Map<String, serde_json::Value> = r
-        .attributes
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
+    let attributes = crate::model::attributes_to_json(&r.attributes);
     let mut line = serde_json::json!({
         "service": r.service,
         "level": r.level.as_str(),
@@ -137,7 +133,7 @@ mod tests {
             message: "poison \"quoted\"".into(),
             full_log: "line one\nline two".into(),
             language: Some("rust".into()),
-            attributes: vec![("k".into(), "v".into())],
+            attributes: vec![("k".into(), "v".into()), ("n".into(), "\u{0}42".into())],
         };
         // The same records name the same letter: a retried batch rewrites it.
         for _ in 0..2 {

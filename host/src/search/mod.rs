@@ -8,6 +8,7 @@
 //! depends on `model`, `error`, `config` and `stores` (the read paths join
 //! index hits with the metadata and raw stores).
 
+pub mod numbers;
 pub mod opensearch;
 pub mod query;
 pub mod service;
@@ -22,6 +23,7 @@ use async_trait::async_trait;
 use crate::config::IndexBackend;
 use crate::error::BackendError;
 use crate::model::{Cursor, LogFilter, LogRecord};
+pub use numbers::{Numbers, Summary};
 pub use query::{Query, QueryError};
 pub use terms::{SeriesBucket, Terms, TermsField};
 
@@ -98,6 +100,18 @@ pub trait SearchIndex: Send + Sync + 'static {
         interval_ns: Option<i64>,
     ) -> Result<Terms, BackendError>;
     /// The whole record, as indexed.
+    /// Statistics of the number attribute `key` over the matches: of all,
+    /// of each of `group`'s most common values, or per bucket of
+    /// `interval_ns` (`numbers`).
+    async fn numbers(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        key: &str,
+        group: Option<(&TermsField, usize)>,
+        interval_ns: Option<i64>,
+    ) -> Result<Numbers, BackendError>;
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError>;
     /// Deletes up to `max` of the tenant's records whose timestamp is before
     /// `before` (unix ns); returns how many (at most `max`).

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Query, SearchIndex, Terms, TermsField};
+use super::{Numbers, Query, SearchIndex, Terms, TermsField};
 use crate::error::BackendError;
 use crate::model::{Cursor, LogFilter, LogRecord, Page, Stats, TOTAL_BOUND};
 use crate::stores::MetadataStore;
@@ -129,6 +129,20 @@ impl Reader {
         interval_ns: Option<i64>,
     ) -> Result<Terms, BackendError> {
         self.index.terms(tenant, q, f, field, size, interval_ns).await
+    }
+
+    /// Statistics of a number attribute over a search's matches, from the
+    /// index.
+    pub async fn numbers(
+        &self,
+        tenant: &str,
+        q: &Query,
+        f: &LogFilter,
+        key: &str,
+        group: Option<(&TermsField, usize)>,
+        interval_ns: Option<i64>,
+    ) -> Result<Numbers, BackendError> {
+        self.index.numbers(tenant, q, f, key, group, interval_ns).await
     }
 
     /// A search's histogram, from the index: its matches per bucket and

@@ -300,22 +300,13 @@ impl StatsSum {
 
 /// Attributes as a JSON object of strings, as both stores keep them.
 pub(super) fn attributes_json(attrs: &[(String, String)]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = attrs
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    serde_json::Value::Object(map).to_string()
+    serde_json::Value::Object(crate::model::attributes_to_json(attrs)).to_string()
 }
 
 pub(super) fn attributes_from_json(json: &str) -> Result<Vec<(String, String)>, BackendError> {
-    Ok(serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
-        .map_err(|e| BackendError::corrupt(Backend::Metadata, format!("attributes: {e}")))?
-        .into_iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => (k, s),
-            other => (k, other.to_string()),
-        })
-        .collect())
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+        .map(crate::model::attributes_from_json)
+        .map_err(|e| BackendError::corrupt(Backend::Metadata, format!("attributes: {e}")))
 }
 
 #[cfg(test)]

@@ -205,6 +205,27 @@ with sync_playwright() as pw:
     expect(legend).to_have_count(2)
     assert legend.all_inner_texts() == ["o-77", "no attributes.order_id"], legend.all_inner_texts()
 
+    step("a number attribute charted per bucket: its max, in the URL")
+    page.goto(BASE + "/")
+    expect(rows).to_have_count(100)
+    page.select_option("#chart", "max")
+    page.fill("#of", "@duration_ms")
+    page.press("#of", "Enter")
+    expect(page).to_have_url(re.compile(r"chart=max&of=%40duration_ms"))
+    expect(page.locator("#histogram-legend span")).to_have_text(["max of attributes.duration_ms"])
+    expect(page.locator("#histogram")).to_contain_text(
+        "max of attributes.duration_ms: 89 over the range, 200 numbers in 252 logs")
+    bars = page.eval_on_selector_all("#histogram-svg rect.bar title", "ts => ts.map(t => t.textContent)")
+    assert bars and all("max of attributes.duration_ms" in t for t in bars), bars
+    shot(page, "04d-chart")
+    page.select_option("#chart", "p95")
+    page.press("#of", "Enter")
+    expect(page).to_have_url(re.compile(r"chart=p95"))
+    expect(page.locator("#histogram")).to_contain_text("p95 of attributes.duration_ms")
+    page.fill("#of", "@nope")
+    page.press("#of", "Enter")
+    expect(page.locator("#histogram")).to_contain_text("no numbers")
+
     step("the histogram narrows the range to a dragged span")
     page.goto(BASE + "/?range=6h")
     expect(rows).to_have_count(100)

@@ -511,7 +511,7 @@ async fn list_search_detail_stats_and_isolation() {
     assert_eq!(status, 400, "too many buckets");
 }
 
-fn urlencode(s: &str) -> String {
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),

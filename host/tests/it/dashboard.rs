@@ -26,8 +26,9 @@ fn rfc3339(unix_s: u64) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// 250 logs over the last 50 minutes, a stack trace and a log whose
-/// message is markup.
+/// 250 logs over the last 50 minutes (the 200 requests with their
+/// `duration_ms`, a number), a stack trace and a log whose message is
+/// markup.
 fn logs() -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
     let mut out: Vec<Value> = (0..250u64)
@@ -38,12 +39,17 @@ fn logs() -> String {
                 _ => ("INFO", format!("GET /orders/{i} handled in {} ms", i % 90)),
             };
             let service = ["checkout", "web", "db"][(i % 3) as usize];
-            json!({
+            let mut log = json!({
                 "service": service,
                 "level": level,
                 "timestamp": rfc3339(now - (250 - i) * 12),
                 "message": message,
-            })
+            });
+            if level == "INFO" {
+                // A number attribute, for the charts.
+                log["attributes"] = json!({"duration_ms": i % 90});
+            }
+            log
         })
         .collect();
     out.push(json!({

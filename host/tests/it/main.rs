@@ -22,6 +22,7 @@ mod hostile;
 mod infra;
 mod lifecycle;
 mod loki;
+mod numbers;
 mod openapi;
 mod opensearch_fixtures;
 mod otlp;

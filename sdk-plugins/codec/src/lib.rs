@@ -23,6 +23,9 @@ pub mod line;
 #[cfg(feature = "payload")]
 pub mod payload;
 pub mod time;
+pub mod value;
+
+pub use value::AttrValue;
 
 const MAGIC: &[u8; 4] = b"LHB1";
 
@@ -119,12 +122,19 @@ pub type Record = RecordOf<String>;
 pub type RecordRef<'a> = RecordOf<Cow<'a, str>>;
 
 impl<S: AsRef<str>> RecordOf<S> {
-    /// The value of attribute `key`, if set.
+    /// The text of attribute `key`, if set: a string, or a number's or a
+    /// boolean's literal (`"500"`, `"true"`); [`RecordOf::attr_value`]
+    /// tells which.
     pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attr_value(key).map(AttrValue::text)
+    }
+
+    /// The value of attribute `key`, with its type, if set.
+    pub fn attr_value(&self, key: &str) -> Option<AttrValue<'_>> {
         self.attributes
             .iter()
             .find(|(k, _)| k.as_ref() == key)
-            .map(|(_, v)| v.as_ref())
+            .map(|(_, v)| AttrValue::of(v.as_ref()))
     }
 
     /// Sets attribute `key`, replacing an earlier value.
@@ -135,6 +145,29 @@ impl<S: AsRef<str>> RecordOf<S> {
             Some(slot) => slot.1 = value,
             None => self.attributes.push((key, value)),
         }
+    }
+
+    /// Sets attribute `key` to a number (a non-finite one removes it:
+    /// JSON has none).
+    pub fn set_attr_number(&mut self, key: impl Into<S>, n: f64)
+    where
+        S: From<String>,
+    {
+        let key = key.into();
+        match value::number_of(n) {
+            Some(v) => self.set_attr(key, S::from(v)),
+            None => {
+                self.remove_attr(key.as_ref());
+            }
+        }
+    }
+
+    /// Sets attribute `key` to a boolean.
+    pub fn set_attr_bool(&mut self, key: impl Into<S>, b: bool)
+    where
+        S: From<String>,
+    {
+        self.set_attr(key, S::from(value::boolean(b).to_string()));
     }
 
     /// Removes attribute `key`, returning its value.
@@ -474,5 +507,23 @@ mod tests {
         assert_eq!(r.attr("a"), Some("2"));
         assert_eq!(r.remove_attr("a").as_deref(), Some("2"));
         assert!(r.attributes.is_empty());
+    }
+
+    #[test]
+    fn typed_attributes_read_as_text_and_as_values() {
+        let mut r = Record::default();
+        r.set_attr_number("ms", 12.5);
+        r.set_attr_bool("ok", true);
+        r.set_attr("id", "123");
+        assert_eq!(r.attr("ms"), Some("12.5"));
+        assert_eq!(r.attr_value("ms").and_then(AttrValue::as_f64), Some(12.5));
+        assert_eq!(r.attr("ok"), Some("true"));
+        assert_eq!(r.attr_value("ok"), Some(AttrValue::Bool(true)));
+        assert_eq!(r.attr_value("id"), Some(AttrValue::Str("123")));
+        assert!(limits::check_record(&r).is_ok());
+        let back = decode(&encode(std::slice::from_ref(&r))).expect("decodes");
+        assert_eq!(back[0].attr_value("ms"), Some(AttrValue::Number("12.5")));
+        r.set_attr_number("ms", f64::INFINITY);
+        assert_eq!(r.attr("ms"), None);
     }
 }

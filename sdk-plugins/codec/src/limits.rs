@@ -107,7 +107,7 @@ pub fn check_attributes<'a>(attrs: impl ExactSizeIterator<Item = (&'a str, &'a s
                 (v.len() > MAX_ATTRIBUTE_VALUE_BYTES)
                     .then(|| format!("{} bytes; at most {MAX_ATTRIBUTE_VALUE_BYTES}", v.len()))
             })
-            .or_else(|| v.as_bytes().contains(&0).then(|| "holds a NUL character".to_string()));
+            .or_else(|| crate::value::problem(v).map(str::to_string));
         if let Some(p) = problem {
             return Err(err(&format!("attributes.{k}"), p));
         }

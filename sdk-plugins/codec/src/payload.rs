@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::{Level, Record, RecordOf, RecordRef, limits, line, time};
+use crate::{Level, Record, RecordOf, RecordRef, limits, line, time, value};
 
 /// Why a body is not a valid payload; `line` is 1-based.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,9 +293,7 @@ impl<'de> Visitor<'de> for IncomingVisitor {
                     }
                     Value::Null => {}
                     v => {
-                        if let Ok(Some(v)) = scalar(v) {
-                            r.attributes.push(("log".into(), v));
-                        }
+                        add_attribute(&mut r.attributes, "log".into(), v);
                     }
                 },
                 "full_log" => r.full_log = opt_str(&mut map, "full_log")?,
@@ -485,8 +483,14 @@ fn flatten(out: &mut Vec<(String, String)>, key: String, v: Value, depth: usize)
         }
         v @ (Value::Object(_) | Value::Array(_)) => push_new(out, key, v.to_string()),
         Value::String(s) => push_new(out, key, s),
-        Value::Bool(b) => push_new(out, key, b.to_string()),
-        Value::Number(n) => push_new(out, key, n.to_string()),
+        Value::Bool(b) => push_new(out, key, value::boolean(b).to_string()),
+        // A number keeps its type (`value`); serde_json writes every one it
+        // reads within the literal bound, the fallback is for safety only.
+        Value::Number(n) => {
+            let text = n.to_string();
+            let v = value::number(&text).unwrap_or(text);
+            push_new(out, key, v)
+        }
     }
 }
 
@@ -597,9 +601,9 @@ mod tests {
             r[1].attributes,
             vec![
                 ("host".into(), "h1".into()),
-                ("pid".into(), "7".into()),
+                ("pid".into(), "\u{0}7".into()),
                 ("k".into(), "v".into()),
-                ("n".into(), "1".into())
+                ("n".into(), "\u{0}1".into())
             ]
         );
         let nd = b"{\"message\":\"a\"}\n\n{\"message\":\"b\\n\",\"timestamp\":1760099196}\n";
@@ -688,13 +692,13 @@ mod tests {
         attrs.sort();
         let want = [
             ("http.route.name", "pay"),
-            ("http.status", "500"),
+            ("http.status", "\u{0}500"),
             ("log.file.path", "/var/log/app.log"),
-            ("log.offset", "12"),
+            ("log.offset", "\u{0}12"),
             ("service.version", "1.2"),
             ("tags", r#"["a",1]"#),
-            ("user.admin", "false"),
-            ("user.id", "7"),
+            ("user.admin", "\0false"),
+            ("user.id", "\u{0}7"),
         ];
         assert_eq!(attrs, want.map(|(k, v)| (k.to_string(), v.to_string())));
         assert_eq!((r.level, r.service.as_str()), (Level::Warn, "api"));

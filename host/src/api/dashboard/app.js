@@ -225,6 +225,9 @@ function searchState(params) {
     live: params.get("live") === "1",
     // The histogram stacked by: the level, or any field (`service`, `@key`).
     group: params.get("group") || "",
+    // Or a number attribute charted per bucket (`chart=p95&of=@ms`).
+    chart: CHART_STATS.includes(params.get("chart")) ? params.get("chart") : "",
+    of: params.get("of") || "",
   };
   if (st.from || st.to) st.range = "custom";
   if (!LEVELS.includes(st.level)) st.level = "";
@@ -238,6 +241,7 @@ function stateQuery(st) {
     range: custom || st.range === DEFAULT_RANGE ? "" : st.range,
     from: custom ? st.from : "", to: custom ? st.to : "", live: st.live ? "1" : "",
     group: st.group === "level" ? "" : st.group,
+    chart: st.of ? st.chart : "", of: st.chart ? st.of : "",
   });
 }
 
@@ -280,11 +284,14 @@ function renderSearch(main, params) {
   range.addEventListener("change", () => { abs.hidden = range.value !== "custom"; });
   const live = h("button", { type: "button", id: "live", "aria-pressed": String(st.live), title: "Show new logs as they arrive (l)" }, "Live");
   const group = h("input", { id: "group", name: "group", value: st.group, list: "groups", placeholder: "level", autocomplete: "off", spellcheck: "false", title: "Stack the histogram by: level, service, or an attribute as @key" });
+  const chart = h("select", { id: "chart", name: "chart", title: "Chart the logs' count, or a number attribute's figure per bucket" },
+    h("option", { value: "" }, "count"), CHART_STATS.map((c) => h("option", { value: c, selected: st.chart === c }, c)));
+  const of = h("input", { id: "of", name: "of", value: st.of, placeholder: "@duration_ms", autocomplete: "off", spellcheck: "false", title: "The number attribute to chart, as @key" });
 
   const submit = (extra = {}) => {
     const next = {
       ...st, q: qInput.value.trim(), service: service.value.trim(), level: level.value, range: range.value,
-      group: group.value.trim(), from: "", to: "", ...extra,
+      group: group.value.trim(), chart: chart.value, of: of.value.trim(), from: "", to: "", ...extra,
     };
     if (next.range === "custom" && !extra.from) {
       if (from.value) next.from = new Date(from.value).toISOString();
@@ -299,6 +306,8 @@ function renderSearch(main, params) {
     h("label", {}, "time", range),
     abs,
     h("label", {}, "stack by", group),
+    h("label", {}, "chart", chart),
+    h("label", {}, "of", of),
     h("button", { type: "submit", class: "primary" }, "Search"),
     live);
   live.addEventListener("click", () => {
@@ -535,6 +544,7 @@ async function loadHistogram(st, box, signal, after, narrow) {
   const [secs, interval] = pickInterval(span.to - span.from);
   const step = secs * 1000;
   put(box, h("span", { class: "hint" }, "counting…"));
+  if (st.chart && st.of) return loadNumberChart(st, box, signal, after, narrow, span, interval, step);
   if (st.group && st.group !== "level") return loadGrouped(st, box, signal, after, narrow, span, interval, step);
   let stats;
   try {
@@ -637,7 +647,7 @@ function drawHistogram(box, buckets, step, st, narrow, groups = null) {
     ? groups.legend.map(([name, cls]) => h("span", { class: cls }, name))
     : LEVELS.map((l) => h("span", { class: `lvl-${l}` }, l.toLowerCase())));
   const total = buckets.reduce((n, { b }) => n + (b ? b.count : 0), 0);
-  const hint = h("span", { class: "hint" },
+  const hint = h("span", { class: "hint" }, groups?.hint ||
     `${fmt(total)} ${st.q ? "matches" : "logs"} in ${INTERVALS.find(([secs]) => secs * 1000 === step)?.[1] || ""} buckets · drag to narrow`);
   put(box, svg, h("div", { class: "legend" }, hint), legend);
 }

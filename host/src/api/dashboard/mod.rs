@@ -22,7 +22,8 @@ const INDEX: &str = include_str!("index.html");
 const SCRIPT: &str = concat!(
     include_str!("app.js"),
     include_str!("facets.js"),
-    include_str!("saved.js")
+    include_str!("saved.js"),
+    include_str!("charts.js")
 );
 const STYLE: &str = include_str!("app.css");
 

@@ -21,7 +21,8 @@ pub struct RecordJson {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
-    #[schema(value_type = BTreeMap<String, String>)]
+    /// Each value as it was sent: a string, a number or a boolean.
+    #[schema(value_type = BTreeMap<String, Object>)]
     pub attributes: Map<String, Value>,
 }
 
@@ -45,7 +46,10 @@ pub struct RecordIn {
     /// The whole log, e.g. a stack trace.
     full_log: Option<String>,
     language: Option<String>,
-    attributes: Option<BTreeMap<String, String>>,
+    /// Strings, numbers and booleans keep their type; a nested object
+    /// becomes dotted keys (`http.status`).
+    #[schema(value_type = Option<BTreeMap<String, Object>>)]
+    attributes: Option<BTreeMap<String, Value>>,
 }
 
 impl From<LogRecord> for RecordJson {
@@ -54,7 +58,7 @@ impl From<LogRecord> for RecordJson {
             level: r.level.as_str(),
             timestamp: format_ts(r.timestamp),
             received_at: format_ts(r.received_at),
-            attributes: r.attributes.into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+            attributes: crate::model::attributes_to_json(&r.attributes),
             id: r.id,
             tenant: r.tenant,
             service: r.service,

@@ -15,7 +15,7 @@ const MAX_DEPTH: usize = 16;
 /// records.
 pub(super) struct Shared {
     service: Option<String>,
-    attributes: Vec<(String, String)>,
+    attributes: Vec<(String, Value)>,
     /// What they add to each record.
     pub(super) bytes: usize,
 }
@@ -27,12 +27,15 @@ impl Shared {
             .find(|kv| kv.key == "service.name")
             .and_then(|kv| kv.value.as_ref())
             .map(|v| text(v, 0));
-        let attributes: Vec<(String, String)> = resource
+        let attributes: Vec<(String, Value)> = resource
             .iter()
             .filter(|kv| kv.key != "service.name")
-            .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.clone(), text(v, 0))))
+            .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.clone(), attribute(v))))
             .collect();
-        let bytes = attributes.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>()
+        let bytes = attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.to_string().len() + 6)
+            .sum::<usize>()
             + service.as_ref().map_or(0, String::len);
         Shared {
             service,
@@ -43,20 +46,10 @@ impl Shared {
 }
 
 pub(super) fn document(r: &proto::LogRecord, shared: &Shared, scope: Option<&proto::InstrumentationScope>) -> Value {
-    let mut attributes: Map<String, Value> = shared
-        .attributes
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
+    let mut attributes: Map<String, Value> = shared.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for kv in &r.attributes {
         if let Some(v) = &kv.value {
-            // A map stays an object: the payload decoder makes dotted keys
-            // of it (`http.status`), as it does of a JSON record's.
-            let value = match &v.value {
-                Some(proto::Any::KvlistValue(_)) => json_value(v, 0),
-                _ => Value::String(text(v, 0)),
-            };
-            attributes.insert(kv.key.clone(), value);
+            attributes.insert(kv.key.clone(), attribute(v));
         }
     }
     if let Some(scope) = scope.filter(|s| !s.name.is_empty()) {
@@ -110,6 +103,20 @@ fn level(r: &proto::LogRecord) -> Option<Level> {
         21..=24 => Level::Fatal,
         _ => return None,
     })
+}
+
+/// An attribute's value as the payload decoder reads it: a string, a
+/// number or a boolean keeps its type; a map stays an object (the decoder
+/// makes dotted keys of it, `http.status`, as of a JSON record's); an
+/// array or bytes become text.
+fn attribute(v: &proto::AnyValue) -> Value {
+    use proto::Any;
+    match &v.value {
+        Some(
+            Any::KvlistValue(_) | Any::StringValue(_) | Any::BoolValue(_) | Any::IntValue(_) | Any::DoubleValue(_),
+        ) => json_value(v, 0),
+        _ => Value::String(text(v, 0)),
+    }
 }
 
 /// An attribute or body value as text: strings as they are, the rest as

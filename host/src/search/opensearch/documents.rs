@@ -6,14 +6,19 @@ use serde_json::{Value, json};
 
 use super::corrupt;
 use crate::error::BackendError;
-use crate::model::{Level, LogRecord, format_ts, id_sort_key};
+use crate::model::{Level, LogRecord, attributes_from_json, attributes_to_json, format_ts, id_sort_key};
+use loggerhub_codec::AttrValue;
 
 /// The document of one record, as the template maps it.
 pub fn to_document(r: &LogRecord) -> Value {
-    let attributes: serde_json::Map<String, Value> = r
+    let text = |v: &str| AttrValue::of(v).text().to_string();
+    // Numbers again as (key, value) pairs of a nested field: one `double`
+    // for every key, so no tenant's keys grow the mapping and a key that
+    // is a number in one record and a string in another refuses nothing.
+    let numbers: Vec<Value> = r
         .attributes
         .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .filter_map(|(k, v)| Some(json!({"k": k, "v": AttrValue::of(v).as_f64()?})))
         .collect();
     let mut doc = json!({
         "id": r.id,
@@ -25,12 +30,15 @@ pub fn to_document(r: &LogRecord) -> Value {
         "received_at": format_ts(r.received_at),
         "message": r.message,
         "full_log": r.full_log,
-        "attributes": attributes,
+        "attributes": attributes_to_json(&r.attributes),
         // The attributes again as `key=value`, what counting by one reads.
-        "attr": r.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "attr": r.attributes.iter().map(|(k, v)| format!("{k}={}", text(v))).collect::<Vec<_>>(),
         // And their keys, what counting the tenant's attributes reads.
         "attr_key": r.attributes.iter().map(|(k, _)| k.as_str()).collect::<std::collections::BTreeSet<_>>(),
     });
+    if !numbers.is_empty() {
+        doc["num"] = Value::Array(numbers);
+    }
     if let Some(l) = &r.language {
         doc["language"] = json!(l);
     }
@@ -76,14 +84,7 @@ pub fn from_document(source: Value) -> Result<LogRecord, BackendError> {
         message: s.message,
         full_log: s.full_log,
         language: s.language,
-        attributes: s
-            .attributes
-            .into_iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => (k, s),
-                other => (k, other.to_string()),
-            })
-            .collect(),
+        attributes: attributes_from_json(s.attributes),
         raw_path: s.raw_path,
     })
 }

@@ -7,7 +7,7 @@ use super::corrupt;
 use super::documents::id_key;
 use crate::error::BackendError;
 use crate::model::{Cursor, Level, LevelCounts, LogFilter, STATS_MAX_BUCKETS, TOTAL_BOUND, format_ts};
-use crate::search::query::{Expr, Matcher, PatternField, Query};
+use crate::search::query::{Expr, Matcher, PatternField, Query, unsortable};
 use crate::search::terms::SeriesCounts;
 use crate::search::{Terms, TermsField};
 
@@ -198,7 +198,7 @@ pub(super) fn terms_of(answer: &Value, field: &TermsField, size: usize) -> Resul
 
 /// A `date_histogram`'s buckets: (start in ns, count). Keys are epoch
 /// milliseconds, also for `date_nanos`.
-fn date_buckets(buckets: &[Value]) -> Result<Vec<(i64, u64)>, BackendError> {
+pub(super) fn date_buckets(buckets: &[Value]) -> Result<Vec<(i64, u64)>, BackendError> {
     buckets
         .iter()
         .take(STATS_MAX_BUCKETS + 1)
@@ -276,6 +276,21 @@ fn matcher_query(m: &Matcher) -> Value {
         Matcher::Level(l) => json!({"term": {"level": l.as_str()}}),
         Matcher::Attribute { key, value } => json!({"term": {format!("attributes.{key}"): value}}),
         Matcher::Exists(key) => json!({"exists": {"field": format!("attributes.{key}")}}),
+        Matcher::Number { key, from, to } => {
+            let mut range = serde_json::Map::new();
+            if let Some(from) = from {
+                range.insert("gte".into(), json!(unsortable(*from)));
+            }
+            if let Some(to) = to {
+                range.insert("lte".into(), json!(unsortable(*to)));
+            }
+            // `[* TO *]`: the attribute is a number.
+            let mut filter = vec![json!({"term": {"num.k": key}})];
+            if !range.is_empty() {
+                filter.push(json!({"range": {"num.v": range}}));
+            }
+            json!({"nested": {"path": "num", "query": {"bool": {"filter": filter}}}})
+        }
         Matcher::Time { from: None, to: None } => json!({"match_all": {}}),
         Matcher::Time { from, to } => {
             let mut range = serde_json::Map::new();

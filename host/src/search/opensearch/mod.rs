@@ -16,6 +16,7 @@ mod answers;
 mod bulk;
 mod documents;
 mod dsl;
+mod numbers;
 mod template;
 #[cfg(test)]
 mod tests;
@@ -38,9 +39,11 @@ use self::answers::{GetResponse, SearchResponse, answer, expect_ok};
 pub use self::documents::{from_document, to_document};
 pub use self::dsl::{histogram_body, search_body, terms_body};
 use self::dsl::{histogram_of, terms_of};
+pub use self::numbers::numbers_body;
+use self::numbers::numbers_of;
 pub use self::template::TEMPLATE;
 use super::query::Query;
-use super::{IdPage, IndexRow, Rejected, SearchIndex, Terms, TermsField};
+use super::{IdPage, IndexRow, Numbers, Rejected, SearchIndex, Terms, TermsField};
 use crate::error::{Backend, BackendError, ErrorKind};
 use crate::model::{Cursor, LevelCounts, LogFilter, LogRecord, format_ts};
 
@@ -232,6 +235,30 @@ impl SearchIndex for OpenSearchIndex {
         match answer::<Value>(resp).await? {
             Ok(v) => terms_of(&v, field, size),
             Err(f) if f.is("index_not_found_exception") => Ok(Terms::default()),
+            Err(f) => Err(f.into()),
+        }
+    }
+
+    async fn numbers(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        key: &str,
+        group: Option<(&TermsField, usize)>,
+        interval_ns: Option<i64>,
+    ) -> Result<Numbers, BackendError> {
+        let index = self.index_name(tenant);
+        let resp = self
+            .client
+            .search(SearchParts::Index(&[&index]))
+            .body(numbers_body(query, filter, key, group, interval_ns))
+            .send()
+            .await
+            .map_err(os_err)?;
+        match answer::<Value>(resp).await? {
+            Ok(v) => numbers_of(&v, group, interval_ns),
+            Err(f) if f.is("index_not_found_exception") => Ok(Numbers::default()),
             Err(f) => Err(f.into()),
         }
     }

@@ -5,7 +5,8 @@
 //! Lucene's `query_string`. The fields: `service:`, `level:` and
 //! `attributes.<key>:`; `*` and `?` in a value make it a pattern, and
 //! `_exists_:attributes.<key>` asks for records that have the attribute;
-//! `timestamp:` takes a range (`range`).
+//! `timestamp:` and an attribute take a range (`range`): an attribute's
+//! is of numbers.
 //!
 //! **Invariant:** a query is parsed here once, into an [`Expr`] within the
 //! bounds below, and every backend translates that tree; no backend reads
@@ -15,8 +16,12 @@ pub mod glob;
 mod parse;
 mod print;
 mod range;
+
+pub use range::{sortable, unsortable};
 #[cfg(test)]
 mod tests;
+
+use loggerhub_codec::AttrValue;
 
 use crate::model::{Level, LogRecord};
 
@@ -39,6 +44,14 @@ pub enum Matcher {
     },
     /// The record has the attribute (`_exists_:attributes.<key>`).
     Exists(String),
+    /// The record's attribute `key` is a number within `from..=to`
+    /// ([`sortable`] keys; `None` is open): `attributes.ms:>500`,
+    /// `@status:[500 TO 599]`. A string that reads as a number is not one.
+    Number {
+        key: String,
+        from: Option<u64>,
+        to: Option<u64>,
+    },
     /// The record's time is within `from..=to` (unix ns; `None` is open):
     /// `timestamp:>now-15m`, `timestamp:[2025-10-10 TO 2025-10-11}`.
     Time {
@@ -88,10 +101,10 @@ pub const MAX_TERMS: usize = 256;
 /// `AND`'s parts reads every record of the tenant to take its matches out.
 pub const MAX_NOTS: usize = 32;
 
-/// Most clauses the query makes in an index's query tree (a phrase three,
-/// an exact match one, a `NOT` two, an `AND` or `OR` one more than its
-/// parts): OpenSearch refuses more than 1,024 in one search, and the list
-/// filters add a few.
+/// Most clauses the query makes in an index's query tree (a phrase or a
+/// range of numbers three, an exact match one, a `NOT` two, an `AND` or
+/// `OR` one more than its parts): OpenSearch refuses more than 1,024 in
+/// one search, and the list filters add a few.
 pub const MAX_CLAUSES: usize = 1_000;
 
 /// Deepest nesting of parentheses and `NOT`s: the parser and every
@@ -144,12 +157,22 @@ fn holds(e: &Expr, r: &LogRecord, words: &mut Option<Vec<String>>) -> bool {
         Expr::Match(m) => match m {
             Matcher::Service(s) => r.service == *s,
             Matcher::Level(l) => r.level == *l,
-            Matcher::Attribute { key, value } => r.attributes.iter().any(|(k, v)| k == key && v == value),
+            Matcher::Attribute { key, value } => r.attributes.iter().any(|(k, v)| k == key && text(v) == value),
+            Matcher::Number { key, from, to } => r.attributes.iter().any(|(k, v)| {
+                k == key
+                    && AttrValue::of(v)
+                        .as_f64()
+                        .map(sortable)
+                        .is_some_and(|n| from.is_none_or(|f| n >= f) && to.is_none_or(|t| n <= t))
+            }),
             Matcher::Exists(key) => r.attributes.iter().any(|(k, _)| k == key),
             Matcher::Time { from, to } => from.is_none_or(|f| r.timestamp >= f) && to.is_none_or(|t| r.timestamp <= t),
             Matcher::Pattern { field, pattern } => match field {
                 PatternField::Service => glob::matches(pattern, &r.service),
-                PatternField::Attribute(key) => r.attributes.iter().any(|(k, v)| k == key && glob::matches(pattern, v)),
+                PatternField::Attribute(key) => r
+                    .attributes
+                    .iter()
+                    .any(|(k, v)| k == key && glob::matches(pattern, text(v))),
                 PatternField::Text => {
                     let words = words.get_or_insert_with(|| words_of(&r.message).collect());
                     words.iter().any(|w| glob::matches(pattern, w))
@@ -165,6 +188,12 @@ fn holds(e: &Expr, r: &LogRecord, words: &mut Option<Vec<String>>) -> bool {
         Expr::And(parts) => parts.iter().all(|p| holds(p, r, words)),
         Expr::Or(parts) => parts.iter().any(|p| holds(p, r, words)),
     }
+}
+
+/// An attribute's value as exact matches and patterns read it: a number's
+/// or a boolean's literal.
+fn text(v: &str) -> &str {
+    AttrValue::of(v).text()
 }
 
 /// Lower-cased runs of letters and digits, as the indexes' tokenizers cut.

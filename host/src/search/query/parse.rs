@@ -87,9 +87,14 @@ fn tokens(chars: &[char]) -> Result<Vec<(Token, usize)>, QueryError> {
                 if c.is_whitespace() || (c == ')' && own == 0 && open > 0) {
                     break;
                 }
-                // `timestamp:[from TO to]` reads to its closing bracket,
-                // spaces and all.
-                if matches!(c, '[' | '{') && unquoted.is_none() && text == "timestamp:" {
+                // `timestamp:[from TO to]` (or an attribute's range) reads
+                // to its closing bracket, spaces and all.
+                if matches!(c, '[' | '{')
+                    && unquoted.is_none()
+                    && text
+                        .strip_suffix(':')
+                        .is_some_and(|f| f == "timestamp" || is_attribute(f))
+                {
                     let Some(len) = chars[i..].iter().position(|c| matches!(c, ']' | '}')) else {
                         return Err(err("a range is not closed with `]` or `}`", i + 1));
                     };
@@ -260,6 +265,11 @@ impl Parser {
                     // Kibana's name for it, which would otherwise be an
                     // attribute that no record has.
                     Some(("@timestamp", _)) => return Err(err("the record's time is `timestamp:`", at)),
+                    // An unquoted `>`, `<`, `[` or `{` starts a range of
+                    // numbers; quoted, it is the value.
+                    Some((field, value)) if is_attribute(field) && unquoted == text && range::is_range(value) => {
+                        range::number_range(attribute_key(field, at)?, value, at)?
+                    }
                     Some((field, _)) if is_field(field) => field_matcher(field, &text[field.len() + 1..], wild, at)?,
                     _ if wild && is_word_pattern(&text) => text_pattern(&text, at)?,
                     _ => Matcher::Text(text),
@@ -280,7 +290,8 @@ impl Parser {
 /// Clauses `e` makes in an index's query tree (see [`MAX_CLAUSES`]).
 fn clauses(e: &Expr) -> usize {
     match e {
-        Expr::Match(Matcher::Text(_)) => 3,
+        // A range of numbers is a nested query of a key and a range.
+        Expr::Match(Matcher::Text(_) | Matcher::Number { .. }) => 3,
         Expr::Match(Matcher::Pattern {
             field: PatternField::Text,
             ..

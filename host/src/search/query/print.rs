@@ -6,7 +6,7 @@ use std::fmt;
 
 use loggerhub_codec::time::format_rfc3339;
 
-use super::{Expr, Matcher, PatternField, Query};
+use super::{Expr, Matcher, PatternField, Query, unsortable};
 
 impl fmt::Display for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -69,6 +69,10 @@ impl fmt::Display for Matcher {
                 PatternField::Attribute(key) => write!(f, "attributes.{key}:{pattern}"),
             },
             Matcher::Exists(key) => write!(f, "_exists_:attributes.{key}"),
+            Matcher::Number { key, from, to } => {
+                let end = |n: &Option<u64>| n.map_or_else(|| "*".to_string(), |n| number(unsortable(n)));
+                write!(f, "attributes.{key}:[{} TO {}]", end(from), end(to))
+            }
             Matcher::Time { from, to } => {
                 let end = |t: &Option<i64>| t.map_or_else(|| "*".to_string(), format_rfc3339);
                 write!(f, "timestamp:[{} TO {}]", end(from), end(to))
@@ -77,11 +81,20 @@ impl fmt::Display for Matcher {
     }
 }
 
+/// `x` as JSON writes it and the parser reads it back exactly: plain
+/// digits, or an exponent where they would be many (1e300, 5e-324).
+fn number(x: f64) -> String {
+    let plain = x.to_string();
+    if plain.len() <= 24 { plain } else { format!("{x:e}") }
+}
+
 /// A value as it parses back: quoted where it holds what ends or changes
 /// a term (text that looks like an operator or a field, too).
 fn write_value(f: &mut fmt::Formatter<'_>, v: &str, text: bool) -> fmt::Result {
     let plain = !v.is_empty()
         && !v.contains(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '"' | '*' | '?'))
+        // Unquoted, a field's value starting so is a range.
+        && !v.starts_with(['>', '<', '[', '{'])
         && !(text && (matches!(v, "AND" | "OR" | "NOT") || v.starts_with('-') || v.contains(':')));
     if plain { f.write_str(v) } else { write!(f, "\"{v}\"") }
 }

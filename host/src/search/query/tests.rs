@@ -341,6 +341,16 @@ fn matcher() -> impl Strategy<Value = Matcher> {
             .prop_filter("non-empty", |m| { !matches!(m, Matcher::Service(s) if s.is_empty()) }),
         prop_oneof![Just(Level::Debug), Just(Level::Error), Just(Level::Warn)].prop_map(Matcher::Level),
         ("[a-z][a-z0-9_.]{0,8}", value()).prop_map(|(key, value)| Matcher::Attribute { key, value }),
+        (
+            "[a-z][a-z0-9_.]{0,8}",
+            prop::option::of(prop::num::f64::NORMAL | prop::num::f64::SUBNORMAL | prop::num::f64::ZERO),
+            prop::option::of(prop::num::f64::NORMAL | prop::num::f64::ZERO),
+        )
+            .prop_map(|(key, from, to)| Matcher::Number {
+                key,
+                from: from.map(sortable),
+                to: to.map(sortable),
+            }),
     ]
 }
 

@@ -8,6 +8,7 @@
 
 mod counting;
 mod materialized;
+mod numbers;
 mod query;
 mod schema;
 mod slices;
@@ -26,7 +27,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
 use self::schema::{Fields, schema};
 use super::query::Query;
-use super::{IdPage, IndexRow, Rejected, SearchIndex, Terms, TermsField};
+use super::{IdPage, IndexRow, Numbers, Rejected, SearchIndex, Terms, TermsField};
 use crate::cpu;
 use crate::error::{Backend, BackendError, ErrorKind};
 use crate::model::{Cursor, LevelCounts, LogFilter, LogRecord};
@@ -247,6 +248,23 @@ impl SearchIndex for TantivyIndex {
         let (query, filter, field) = (query.clone(), filter.clone(), field.clone());
         self.with(tenant, move |t| t.terms(&query, &filter, &field, size, interval_ns))
             .await
+    }
+
+    async fn numbers(
+        &self,
+        tenant: &str,
+        query: &Query,
+        filter: &LogFilter,
+        key: &str,
+        group: Option<(&TermsField, usize)>,
+        interval_ns: Option<i64>,
+    ) -> Result<Numbers, BackendError> {
+        let (query, filter, key) = (query.clone(), filter.clone(), key.to_string());
+        let group = group.map(|(f, n)| (f.clone(), n));
+        self.with(tenant, move |t| {
+            t.numbers(&query, &filter, &key, group.as_ref().map(|(f, n)| (f, *n)), interval_ns)
+        })
+        .await
     }
 
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError> {

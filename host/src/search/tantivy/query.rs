@@ -9,6 +9,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
 
 use super::materialized::Materialized;
+use super::schema::number_term;
 use super::{TenantIndex, corrupt};
 use crate::error::BackendError;
 use crate::model::LogFilter;
@@ -64,6 +65,10 @@ impl TenantIndex {
             Matcher::Exists(key) => regex(f.attr, &format!("{}=(?s:.*)", literal(key)))?,
             // `[* TO *]`: every record has a time (and a range names its
             // field only through its ends).
+            Matcher::Number { key, from, to } => {
+                let end = |n: u64| Bound::Included(Term::from_field_text(f.attr, &number_term(key, n)));
+                Box::new(RangeQuery::new(end(from.unwrap_or(0)), end(to.unwrap_or(u64::MAX))))
+            }
             Matcher::Time { from: None, to: None } => Box::new(AllQuery),
             Matcher::Time { from, to } => {
                 let end = |t: &Option<i64>| {

@@ -9,6 +9,8 @@ use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 use super::{TenantIndex, corrupt};
 use crate::error::BackendError;
 use crate::model::{LogRecord, id_sort_key, record_from_json, record_to_json};
+use crate::search::query::sortable;
+use loggerhub_codec::AttrValue;
 
 pub(super) struct Fields {
     pub(super) id: Field,
@@ -34,7 +36,9 @@ pub(super) fn schema() -> (Schema, Fields) {
         timestamp: b.add_i64_field("timestamp", INDEXED | FAST),
         message: b.add_text_field("message", TEXT),
         full_log: b.add_text_field("full_log", TEXT),
-        // `key=value`, one value per attribute: exact attribute matches.
+        // `key=value`, one value per attribute: exact attribute matches;
+        // and a number again as `number_term` (no field is added to an
+        // index that exists: Tantivy opens it only with its own schema).
         attr: b.add_text_field("attr", STRING),
         source: b.add_bytes_field("source", STORED),
     };
@@ -55,11 +59,26 @@ impl Fields {
         doc.add_text(f.message, &r.message);
         doc.add_text(f.full_log, &r.full_log);
         for (k, v) in &r.attributes {
-            doc.add_text(f.attr, format!("{k}={v}"));
+            let v = AttrValue::of(v);
+            doc.add_text(f.attr, format!("{k}={}", v.text()));
+            if let Some(n) = v.as_f64() {
+                doc.add_text(f.attr, number_term(k, sortable(n)));
+            }
         }
         doc.add_bytes(f.source, &record_to_json(r));
         doc
     }
+}
+
+/// Where a number attribute's terms start in `attr`: a key never starts
+/// with a control character, so none is read as a `key=value`.
+pub(super) const NUMBERS: char = '\u{1}';
+
+/// The term of attribute `key` holding the number whose [`sortable`] key
+/// is `n`: 16 hex digits after the key, so that the terms of one key
+/// order as its numbers do and a range of numbers is a range of terms.
+pub(super) fn number_term(key: &str, n: u64) -> String {
+    format!("{NUMBERS}{key}\u{1f}{n:016x}")
 }
 
 impl TenantIndex {

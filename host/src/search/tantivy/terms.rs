@@ -12,11 +12,13 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use tantivy::index::InvertedIndexReader;
-use tantivy::query::EnableScoring;
+use tantivy::postings::TermInfo;
+use tantivy::query::{EnableScoring, Weight};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::termdict::TermMerger;
-use tantivy::{BitSet, DocSet, SegmentReader, TERMINATED, Term};
+use tantivy::{BitSet, DocId, DocSet, Searcher, SegmentReader, TERMINATED, Term};
 
+use super::schema::NUMBERS;
 use super::{TenantIndex, io};
 use crate::error::BackendError;
 use crate::model::LogFilter;
@@ -25,10 +27,61 @@ use crate::search::terms::SeriesCounts;
 use crate::search::{Terms, TermsField};
 
 /// One segment's matches.
-struct Matched<'a> {
-    seg: &'a SegmentReader,
-    inverted: Arc<InvertedIndexReader>,
-    matches: BitSet,
+pub(super) struct Matched<'a> {
+    pub(super) seg: &'a SegmentReader,
+    /// The inverted index of the field read.
+    pub(super) inverted: Arc<InvertedIndexReader>,
+    pub(super) matches: BitSet,
+}
+
+/// Calls `f` with each match of segment `m` that holds the term `info`
+/// (of the field `m.inverted` reads).
+pub(super) fn each_match(m: &Matched<'_>, info: &TermInfo, mut f: impl FnMut(DocId)) -> Result<(), BackendError> {
+    let mut postings = m
+        .inverted
+        .read_postings_from_terminfo(info, IndexRecordOption::Basic)
+        .map_err(io)?;
+    let mut d = postings.doc();
+    while d != TERMINATED {
+        if m.matches.contains(d) {
+            f(d);
+        }
+        d = postings.advance();
+    }
+    Ok(())
+}
+
+/// The search's matches in every segment that has some, and how many.
+pub(super) fn matched<'s>(
+    searcher: &'s Searcher,
+    weight: &dyn Weight,
+    field: Field,
+) -> Result<(u64, Vec<Matched<'s>>), BackendError> {
+    let mut total = 0u64;
+    let mut matched = Vec::new();
+    for seg in searcher.segment_readers() {
+        let alive = seg.alive_bitset();
+        let mut matches = BitSet::with_max_value(seg.max_doc());
+        let mut scorer = weight.scorer(seg, 1.0)?;
+        let mut doc = scorer.doc();
+        let mut n = 0u64;
+        while doc != TERMINATED {
+            if alive.is_none_or(|a| a.is_alive(doc)) {
+                matches.insert(doc);
+                n += 1;
+            }
+            doc = scorer.advance();
+        }
+        total += n;
+        if n > 0 {
+            matched.push(Matched {
+                seg,
+                inverted: seg.inverted_index(field)?,
+                matches,
+            });
+        }
+    }
+    Ok((total, matched))
 }
 
 /// A value kept, ordered so that the worst one kept is the heap's top:
@@ -68,30 +121,7 @@ impl TenantIndex {
             TermsField::AttributeKeys => (f.attr, String::new()),
         };
         let keys = matches!(field, TermsField::AttributeKeys);
-        let mut total = 0u64;
-        let mut matched = Vec::new();
-        for seg in searcher.segment_readers() {
-            let alive = seg.alive_bitset();
-            let mut matches = BitSet::with_max_value(seg.max_doc());
-            let mut scorer = weight.scorer(seg, 1.0)?;
-            let mut doc = scorer.doc();
-            let mut n = 0u64;
-            while doc != TERMINATED {
-                if alive.is_none_or(|a| a.is_alive(doc)) {
-                    matches.insert(doc);
-                    n += 1;
-                }
-                doc = scorer.advance();
-            }
-            total += n;
-            if n > 0 {
-                matched.push(Matched {
-                    seg,
-                    inverted: seg.inverted_index(tfield)?,
-                    matches,
-                });
-            }
-        }
+        let (total, matched) = matched(&searcher, weight.as_ref(), tfield)?;
         // Past every `key=…`: `>` follows `=`.
         let end = prefix
             .strip_suffix('=')
@@ -100,7 +130,10 @@ impl TenantIndex {
         let mut streams = Vec::with_capacity(matched.len());
         for m in &matched {
             let dict = m.inverted.terms();
-            streams.push(if prefix.is_empty() {
+            streams.push(if keys {
+                // Past the numbers' terms (`schema::NUMBERS`).
+                dict.range().ge([NUMBERS as u8 + 1]).into_stream().map_err(io)?
+            } else if prefix.is_empty() {
                 dict.stream().map_err(io)?
             } else {
                 dict.range()
@@ -148,19 +181,10 @@ impl TenantIndex {
             };
             let mut n = 0u64;
             for (i, info) in merged.current_segment_ords_and_term_infos() {
-                let m = &matched[i];
-                let mut postings = m
-                    .inverted
-                    .read_postings_from_terminfo(&info, IndexRecordOption::Basic)
-                    .map_err(io)?;
-                let mut d = postings.doc();
-                while d != TERMINATED {
-                    if m.matches.contains(d) {
-                        n += 1;
-                        has[i].insert(d);
-                    }
-                    d = postings.advance();
-                }
+                each_match(&matched[i], &info, |d| {
+                    n += 1;
+                    has[i].insert(d);
+                })?;
             }
             match &mut run {
                 Some(r) if r.1 == value => r.0 += n,

@@ -52,6 +52,13 @@ const FIELDS: &[&str] = &[
     "timestamp:<2025-10-09T08:53:35Z",
     "timestamp:[2025-10-09T08:53:25Z TO 2025-10-09T08:53:40Z}",
     "timestamp:{2025-10-09T08:53:38Z TO *]",
+    "@ms:>5",
+    "@ms:<=2.5",
+    "@ms:[1 TO 8}",
+    "@ms:{-1 TO 3]",
+    "@ms:[* TO *]",
+    "@ms:4",
+    "@n:>3",
 ];
 
 fn record(tenant: &str, i: usize) -> LogRecord {
@@ -68,10 +75,20 @@ fn record(tenant: &str, i: usize) -> LogRecord {
         language: None,
         attributes: match i % 3 {
             0 => vec![("region".into(), "eu".into()), ("n".into(), (i % 20).to_string())],
-            1 => vec![("region".into(), "us".into())],
-            _ => vec![("n".into(), (i % 20).to_string())],
+            1 => vec![("region".into(), "us".into()), ("ms".into(), ms(i))],
+            _ => vec![("n".into(), (i % 20).to_string()), ("ms".into(), ms(i))],
         },
         raw_path: None,
+    }
+}
+
+/// A number in halves from -1 to 9, or a string that reads as one.
+fn ms(i: usize) -> String {
+    let text = ((i % 21) as f64 / 2.0 - 1.0).to_string();
+    if i.is_multiple_of(5) {
+        text
+    } else {
+        loggerhub_codec::value::number(&text).expect("a number")
     }
 }
 

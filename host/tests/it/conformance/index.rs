@@ -31,10 +31,28 @@ fn record(tenant: &str, i: usize) -> LogRecord {
         language: i.is_multiple_of(2).then(|| "rust".to_string()),
         attributes: vec![
             ("region".into(), if i < N / 2 { "eu west" } else { "us" }.into()),
+            // A string that reads as a number: never in a range.
             ("n".into(), i.to_string()),
+            // A number in most records (negative, fractional, huge), a
+            // string in every seventh: one key, two types, nothing refused.
+            ("ms".into(), ms(i)),
         ],
         raw_path: Some(format!("logs/{tenant}/batch.ndjson#{}", i + 1)),
     }
+}
+
+fn ms(i: usize) -> String {
+    match i {
+        _ if i.is_multiple_of(7) => "slow".into(),
+        3 => loggerhub_codec::value::number("1e300").expect("a number"),
+        _ => loggerhub_codec::value::number(&(((i * 37) % 101) as f64 / 4.0 - 5.0).to_string()).expect("a number"),
+    }
+}
+
+/// A record's attribute `key` if it holds a number.
+fn num(r: &LogRecord, key: &str) -> Option<f64> {
+    let v = &r.attributes.iter().find(|(k, _)| k == key)?.1;
+    loggerhub_codec::AttrValue::of(v).as_f64()
 }
 
 async fn all_pages(
@@ -203,6 +221,32 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
                 && !r.attributes.iter().any(|(k, v)| k == "n" && v.starts_with('3'))
         }),
         ("attributes.n:*", none.clone(), |_| true),
+        // Ranges of numbers: only values that are numbers are in one.
+        ("@ms:>10", none.clone(), |r| num(r, "ms").is_some_and(|x| x > 10.0)),
+        ("attributes.ms:[0 TO 5]", none.clone(), |r| {
+            num(r, "ms").is_some_and(|x| (0.0..=5.0).contains(&x))
+        }),
+        ("@ms:{0 TO 5}", none.clone(), |r| {
+            num(r, "ms").is_some_and(|x| x > 0.0 && x < 5.0)
+        }),
+        ("@ms:<=-2.5", none.clone(), |r| num(r, "ms").is_some_and(|x| x <= -2.5)),
+        ("@ms:[1e10 TO *]", none.clone(), |r| {
+            num(r, "ms").is_some_and(|x| x >= 1e10)
+        }),
+        ("@ms:[* TO *]", none.clone(), |r| num(r, "ms").is_some()),
+        ("@ms:>10 OR @ms:<-4", none.clone(), |r| {
+            num(r, "ms").is_some_and(|x| !(-4.0..=10.0).contains(&x))
+        }),
+        ("service:web -@ms:>0", none.clone(), |r| {
+            r.service == "web" && !num(r, "ms").is_some_and(|x| x > 0.0)
+        }),
+        ("@n:>5", none.clone(), |_| false),
+        ("@nope:<1", none.clone(), |_| false),
+        // An exact match reads a number's text.
+        ("@ms:slow", none.clone(), |r| {
+            r.attributes.iter().any(|(k, v)| k == "ms" && v == "slow")
+        }),
+        ("@ms:-4.75", none.clone(), |r| num(r, "ms") == Some(-4.75)),
         // Time ranges (T0 is 2025-10-09T08:53:20Z; records come three
         // to a second).
         ("timestamp:>=2025-10-09T08:53:23Z", none.clone(), |r| {
@@ -329,6 +373,83 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
         );
     }
 
+    // Statistics of a number attribute: of all the matches, per value of
+    // a field, per time bucket.
+    type Group<'a> = Option<(&'a str, usize)>;
+    let numbered: Vec<(&str, Group<'_>, Option<i64>, Pred)> = vec![
+        ("", None, None, |_| true),
+        ("-@ms:>100", None, None, |r| !num(r, "ms").is_some_and(|x| x > 100.0)),
+        ("payment OR level:error", Some(("service", 2)), None, |r| {
+            r.message.contains("payment") || r.level == Level::Error
+        }),
+        ("", Some(("@region", 5)), None, |_| true),
+        ("level:error OR level:warn OR level:info", None, Some(5 * SEC), |r| {
+            matches!(r.level, Level::Error | Level::Warn | Level::Info)
+        }),
+        ("nothingmatchesthis", None, Some(5 * SEC), |_| false),
+    ];
+    for (q, group, interval, pred) in numbered {
+        let field = group.map(|(by, size)| (TermsField::parse(by).expect("field"), size));
+        let got = index
+            .numbers(
+                a,
+                &Query::parse(q).expect("parses"),
+                &none,
+                "ms",
+                field.as_ref().map(|(f, n)| (f, *n)),
+                interval,
+            )
+            .await
+            .expect("numbers");
+        let kept: Vec<&LogRecord> = recs.iter().filter(|r| pred(r)).collect();
+        let what = format!("{q:?} by {group:?} every {interval:?}");
+        assert_eq!(got.total, kept.len() as u64, "{what}");
+        check_summary(&got.all, &kept, &what);
+        match &field {
+            Some((f, size)) => {
+                let want = expected_terms(&recs, pred, f, *size);
+                let terms = got.terms.as_ref().expect("the field's counts");
+                assert_eq!(
+                    (&terms.buckets, terms.other, terms.missing),
+                    (&want.buckets, want.other, want.missing),
+                    "{what}"
+                );
+                assert_eq!(got.per_value.len(), want.buckets.len(), "{what}");
+                for ((value, _), s) in want.buckets.iter().zip(&got.per_value) {
+                    let of: Vec<&LogRecord> = kept
+                        .iter()
+                        .copied()
+                        .filter(|r| field_value(r, f) == Some(value.as_str()))
+                        .collect();
+                    check_summary(s, &of, &format!("{what}, {value}"));
+                }
+            }
+            None => assert!(got.terms.is_none() && got.per_value.is_empty(), "{what}"),
+        }
+        if let Some(interval) = interval {
+            let mut starts: Vec<i64> = kept
+                .iter()
+                .map(|r| r.timestamp - r.timestamp.rem_euclid(interval))
+                .collect();
+            starts.dedup();
+            starts.sort();
+            starts.dedup();
+            let got_starts: Vec<i64> = got.series.iter().map(|(b, _, _)| *b).collect();
+            assert_eq!(got_starts, starts, "{what}");
+            for (b, n, s) in &got.series {
+                let of: Vec<&LogRecord> = kept
+                    .iter()
+                    .copied()
+                    .filter(|r| r.timestamp - r.timestamp.rem_euclid(interval) == *b)
+                    .collect();
+                assert_eq!(*n, of.len() as u64, "{what} at {b}");
+                check_summary(s, &of, &format!("{what} at {b}"));
+            }
+        } else {
+            assert!(got.series.is_empty(), "{what}");
+        }
+    }
+
     // Detail by id: the whole record, as indexed.
     for r in [&recs[0], &recs[5], &recs[N - 1]] {
         let got = index.get(a, &r.id).await.expect("get").expect("found");
@@ -386,6 +507,51 @@ pub async fn run(index: &dyn SearchIndex, a: &str, b: &str) {
     index.drop_tenant(a).await.expect("drop is idempotent");
     assert_eq!(all_pages(index, a, "", &none, 100).await.0, 0);
     assert_eq!(all_pages(index, b, "", &none, 100).await.0, b_before);
+}
+
+/// A record's value of a field counted by.
+fn field_value<'r>(r: &'r LogRecord, f: &TermsField) -> Option<&'r str> {
+    match f {
+        TermsField::Service => Some(&r.service),
+        TermsField::Level => Some(r.level.as_str()),
+        TermsField::Attribute(key) => r
+            .attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| loggerhub_codec::AttrValue::of(v).text()),
+        TermsField::AttributeKeys => None,
+    }
+}
+
+/// `got` against the numbers `ms` of `recs`: count, min and max exactly,
+/// the sum to rounding, each percentile within one rank of where it falls
+/// (an interpolation, or OpenSearch's t-digest estimate).
+fn check_summary(got: &loggerhub::search::Summary, recs: &[&LogRecord], what: &str) {
+    let mut v: Vec<f64> = recs.iter().filter_map(|r| num(r, "ms")).collect();
+    v.sort_by(f64::total_cmp);
+    assert_eq!(got.count, v.len() as u64, "count of {what}");
+    assert_eq!(
+        (got.min, got.max),
+        (v.first().copied(), v.last().copied()),
+        "min, max of {what}"
+    );
+    let sum: f64 = v.iter().sum();
+    assert!(
+        (got.sum - sum).abs() <= sum.abs() * 1e-9 + 1e-9,
+        "sum of {what}: {} against {sum}",
+        got.sum
+    );
+    for (p, value) in loggerhub::search::numbers::PERCENTS.iter().zip(got.percentiles) {
+        if v.is_empty() {
+            assert_eq!(value, None, "p{p} of {what}");
+            continue;
+        }
+        let x = value.unwrap_or_else(|| panic!("p{p} of {what}"));
+        let rank = p / 100.0 * (v.len() - 1) as f64;
+        let lo = v[(rank.floor() as usize).saturating_sub(1)];
+        let hi = v[(rank.ceil() as usize + 1).min(v.len() - 1)];
+        assert!(lo <= x && x <= hi, "p{p} of {what}: {x} not in [{lo}, {hi}] ({v:?})");
+    }
 }
 
 /// What counting `recs` that `pred` keeps by `field` must answer.
