@@ -74,6 +74,25 @@ pub fn attr_from_json(v: serde_json::Value) -> String {
     }
 }
 
+/// A value as the host keeps it: a mark before what is not a number or a
+/// boolean taken off (`value::settle`), and a number written as JSON
+/// writes it (`1E3` and `1000.0` are `1000.0`, `1e16` is `1e+16`), so that
+/// its text is the same in every store and index whoever wrote it (a
+/// plugin's SDK, Python's `repr`).
+pub fn settle_attr(v: &mut String) {
+    value::settle(v);
+    if let AttrValue::Number(n) = AttrValue::of(v)
+        && let Ok(json) = serde_json::from_str::<serde_json::Number>(n)
+    {
+        let text = json.to_string();
+        if text != n
+            && let Some(canonical) = value::number(&text)
+        {
+            *v = canonical;
+        }
+    }
+}
+
 /// The attributes as one JSON object, each value typed.
 pub fn attributes_to_json(attrs: &[(String, String)]) -> serde_json::Map<String, serde_json::Value> {
     attrs.iter().map(|(k, v)| (k.clone(), attr_to_json(v))).collect()
@@ -120,6 +139,28 @@ pub fn record_from_json(bytes: &[u8]) -> Result<LogRecord, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_settle_as_json_writes_them() {
+        for (given, kept) in [
+            ("\u{0}1E3", "\u{0}1000.0"),
+            ("\u{0}1e16", "\u{0}1e+16"),
+            ("\u{0}1E+16", "\u{0}1e+16"),
+            ("\u{0}500", "\u{0}500"),
+            ("\u{0}0.25", "\u{0}0.25"),
+            ("\u{0}[REDACTED]", "[REDACTED]"),
+            ("plain", "plain"),
+        ] {
+            let mut v = given.to_string();
+            settle_attr(&mut v);
+            assert_eq!(v, kept);
+            assert_eq!(
+                attr_from_json(attr_to_json(&v)),
+                kept,
+                "the stores read back what they wrote"
+            );
+        }
+    }
 
     #[test]
     fn round_trip_with_and_without_raw_path() {

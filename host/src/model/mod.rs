@@ -10,6 +10,7 @@ use std::fmt;
 
 pub use json::{
     attr_from_json, attr_to_json, attributes_from_json, attributes_to_json, record_from_json, record_to_json,
+    settle_attr,
 };
 use loggerhub_codec::time;
 pub use loggerhub_codec::{Level, Record};

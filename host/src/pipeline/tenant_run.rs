@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use loggerhub_codec::{self as codec, Record, limits, value};
+use loggerhub_codec::{self as codec, Record, limits};
 
 use super::halving::{self, Halving, Settled};
 use super::instances::TenantInstances;
@@ -172,7 +172,7 @@ impl<'a> TenantRun<'a> {
                     r.timestamp = entry.received_at;
                 }
                 self.origin.insert(r.id.clone(), i);
-                r.attributes.iter_mut().for_each(|(_, v)| value::settle(v));
+                r.attributes.iter_mut().for_each(|(_, v)| crate::model::settle_attr(v));
                 match limits::check_record(&r) {
                     Ok(()) => match window.map(|w| w.check(r.timestamp)) {
                         Some(Err(e)) => out_of_window.push((r, e)),
@@ -307,7 +307,7 @@ impl<'a> TenantRun<'a> {
                         w.check(r.timestamp).map_err(|e| bad(r, &e))?;
                         place(w, r);
                     }
-                    r.attributes.iter_mut().for_each(|(_, v)| value::settle(v));
+                    r.attributes.iter_mut().for_each(|(_, v)| crate::model::settle_attr(v));
                     limits::check_record(r).map_err(|e| bad(r, &e))?;
                 }
                 records

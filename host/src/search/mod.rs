@@ -99,7 +99,6 @@ pub trait SearchIndex: Send + Sync + 'static {
         size: usize,
         interval_ns: Option<i64>,
     ) -> Result<Terms, BackendError>;
-    /// The whole record, as indexed.
     /// Statistics of the number attribute `key` over the matches: of all,
     /// of each of `group`'s most common values, or per bucket of
     /// `interval_ns` (`numbers`).
@@ -112,6 +111,7 @@ pub trait SearchIndex: Send + Sync + 'static {
         group: Option<(&TermsField, usize)>,
         interval_ns: Option<i64>,
     ) -> Result<Numbers, BackendError>;
+    /// The whole record, as indexed.
     async fn get(&self, tenant: &str, id: &str) -> Result<Option<LogRecord>, BackendError>;
     /// Deletes up to `max` of the tenant's records whose timestamp is before
     /// `before` (unix ns); returns how many (at most `max`).

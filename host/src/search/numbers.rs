@@ -15,12 +15,14 @@ use super::Terms;
 /// The percentiles every statistic carries.
 pub const PERCENTS: [f64; 4] = [50.0, 90.0, 95.0, 99.0];
 
-/// Most distinct values one request keeps in memory across its
-/// distributions (16 bytes each): past it, neighbours merge.
+/// Most distinct values the statistics of all the matches keep (16 bytes
+/// each, and as many again while a vector grows): past it, neighbours
+/// merge. The values or buckets of `by` or `interval` share as many more.
 pub const MAX_DISTINCT_VALUES: usize = 1 << 20;
 
-/// Fewest a distribution keeps, however many buckets share the bound.
-const MIN_DISTINCT_VALUES: usize = 256;
+/// Fewest a distribution keeps, however many buckets share the bound:
+/// 10,000 buckets of 64 are 640,000 values, within the bound.
+const MIN_DISTINCT_VALUES: usize = 64;
 
 /// One statistic of a number attribute.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -101,7 +103,8 @@ impl Distribution {
                 .chunks(2)
                 .map(|pair| {
                     let n: u64 = pair.iter().map(|(_, c)| c).sum();
-                    let mean = pair.iter().map(|(v, c)| v * *c as f64).sum::<f64>() / n as f64;
+                    // Weights under one: no product passes the largest f64.
+                    let mean = pair.iter().map(|(v, c)| v * (*c as f64 / n as f64)).sum::<f64>();
                     (mean, n)
                 })
                 .collect();
@@ -131,7 +134,10 @@ impl Distribution {
         let rank = p / 100.0 * (self.count - 1) as f64;
         let (lo, hi) = (rank.floor() as u64, rank.ceil() as u64);
         let (a, b) = (self.at(lo)?, self.at(hi)?);
-        Some(a + (b - a) * (rank - lo as f64))
+        let t = rank - lo as f64;
+        // Not `a + (b - a) * t`: `b - a` passes the largest f64 when the
+        // two are far apart.
+        Some(if t == 0.0 { a } else { a * (1.0 - t) + b * t })
     }
 
     /// The value at 0-based rank `r`.
@@ -170,6 +176,19 @@ mod tests {
         assert_eq!(runs.summary().percentiles[0], Some(10.0));
         assert_eq!(Distribution::new(1).summary(), Summary::default());
         assert_eq!(Summary::default().avg(), None);
+    }
+
+    #[test]
+    fn the_largest_numbers_stay_finite() {
+        let mut d = Distribution::new(MAX_DISTINCT_VALUES);
+        d.add(-f64::MAX, 1);
+        d.add(f64::MAX, 1);
+        let p = d.summary().percentiles;
+        assert!(p.iter().all(|x| x.is_some_and(f64::is_finite)), "{p:?}");
+        for v in 0..200 {
+            d.add(f64::MAX, 1 + v);
+        }
+        assert!(d.summary().percentiles.iter().all(|x| x.is_some_and(f64::is_finite)));
     }
 
     #[test]

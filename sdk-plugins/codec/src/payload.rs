@@ -482,7 +482,15 @@ fn flatten(out: &mut Vec<(String, String)>, key: String, v: Value, depth: usize)
             }
         }
         v @ (Value::Object(_) | Value::Array(_)) => push_new(out, key, v.to_string()),
-        Value::String(s) => push_new(out, key, s),
+        // A string that holds a NUL gets one more at its end: the record's
+        // check then refuses it as the string it is (a NUL at its start
+        // would otherwise read as a number's mark, `value`).
+        Value::String(mut s) => {
+            if s.contains('\0') {
+                s.push('\0');
+            }
+            push_new(out, key, s)
+        }
         Value::Bool(b) => push_new(out, key, value::boolean(b).to_string()),
         // A number keeps its type (`value`); serde_json writes every one it
         // reads within the literal bound, the fallback is for safety only.
@@ -676,6 +684,24 @@ mod tests {
         assert_eq!(r.level, Level::Fatal);
         assert!(parse_json(br#"{"msg":"x","level":99}"#).is_err());
         assert!(parse_json(br#"{"msg":"x","service":["a"]}"#).is_err());
+    }
+
+    /// A number keeps its type; a string with a NUL is refused, even one
+    /// that would read as a number's mark.
+    #[test]
+    fn numbers_are_marked_and_strings_never() {
+        let r = &parse_json(br#"{"message":"m","a":500,"b":"500","c":true}"#).expect("parses")[0];
+        assert_eq!(r.attr_value("a"), Some(crate::AttrValue::Number("500")));
+        assert_eq!(r.attr_value("b"), Some(crate::AttrValue::Str("500")));
+        assert_eq!(r.attr_value("c"), Some(crate::AttrValue::Bool(true)));
+        for body in [
+            r#"{"message":"m","a":"\u0000500"}"#,
+            r#"{"message":"m","attributes":{"a":"\u0000true"}}"#,
+            r#"{"message":"m","a":{"b":"x\u0000"}}"#,
+        ] {
+            let e = parse_json(body.as_bytes()).expect_err(body).to_string();
+            assert!(e.contains("NUL"), "{body}: {e}");
+        }
     }
 
     /// Nested objects are dotted keys, under `attributes` and at the top

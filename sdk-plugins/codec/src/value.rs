@@ -66,13 +66,16 @@ pub fn number(literal: &str) -> Option<String> {
     is_number(literal).then(|| format!("{MARK}{literal}"))
 }
 
-/// The value a record holds for a number: its shortest literal.
+/// The value a record holds for a number: an integer's digits, else the
+/// shortest literal that reads back as `n` (with an exponent where plain
+/// digits would be many: `1e300`, `1.5e-7`). The host writes every number
+/// again as JSON writes it (`model::json::settle_attr`).
 pub fn number_of(n: f64) -> Option<String> {
     n.is_finite().then(|| {
         if n.fract() == 0.0 && n.abs() < 1e15 {
             format!("{MARK}{}", n as i64)
         } else {
-            format!("{MARK}{n}")
+            format!("{MARK}{n:?}")
         }
     })
 }
@@ -163,6 +166,10 @@ mod tests {
         assert_eq!(number_of(500.0).as_deref(), Some("\u{0}500"));
         assert_eq!(number_of(0.25).as_deref(), Some("\u{0}0.25"));
         assert_eq!(number_of(f64::NAN), None);
+        for n in [1e300, -1.5e-300, 1e15, 0.1] {
+            let v = number_of(n).expect("finite");
+            assert_eq!(AttrValue::of(&v).as_f64(), Some(n), "{v:?}");
+        }
     }
 
     #[test]

@@ -18,7 +18,11 @@ pub fn to_document(r: &LogRecord) -> Value {
     let numbers: Vec<Value> = r
         .attributes
         .iter()
-        .filter_map(|(k, v)| Some(json!({"k": k, "v": AttrValue::of(v).as_f64()?})))
+        .filter_map(|(k, v)| {
+            // -0 is 0, as in Tantivy and the tail (Lucene orders -0 first).
+            let n = AttrValue::of(v).as_f64()?;
+            Some(json!({"k": k, "v": if n == 0.0 { 0.0 } else { n }}))
+        })
         .collect();
     let mut doc = json!({
         "id": r.id,

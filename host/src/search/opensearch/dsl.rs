@@ -289,7 +289,9 @@ fn matcher_query(m: &Matcher) -> Value {
             if !range.is_empty() {
                 filter.push(json!({"range": {"num.v": range}}));
             }
-            json!({"nested": {"path": "num", "query": {"bool": {"filter": filter}}}})
+            // An index made before `num` gets it at its next write; until
+            // then it holds no number.
+            json!({"nested": {"path": "num", "ignore_unmapped": true, "query": {"bool": {"filter": filter}}}})
         }
         Matcher::Time { from: None, to: None } => json!({"match_all": {}}),
         Matcher::Time { from, to } => {

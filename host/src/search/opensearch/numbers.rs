@@ -126,7 +126,8 @@ fn summary(n: Option<&Value>) -> Result<Summary, BackendError> {
     }
     Ok(Summary {
         count,
-        sum: figure("sum").unwrap_or(0.0),
+        // OpenSearch writes an overflowed sum as the string "Infinity".
+        sum: figure("sum").unwrap_or(f64::INFINITY),
         min: figure("min"),
         max: figure("max"),
         percentiles,

@@ -56,11 +56,17 @@ pub(super) fn number_range(key: &str, value: &str, at: usize) -> Result<Matcher,
             )
         })?;
         let x = if x == 0.0 { 0.0 } else { x };
-        Ok(sortable(match end {
+        let bound = match end {
             End::From { inclusive: false } => x.next_up(),
             End::To { inclusive: false } => x.next_down(),
             End::From { .. } | End::To { .. } => x,
-        }))
+        };
+        // Past the largest number there is none: an infinite end would
+        // be no end at all to OpenSearch (JSON has no infinity).
+        if !bound.is_finite() {
+            return Err(err(format!("no number lies beyond {v}"), at));
+        }
+        Ok(sortable(bound))
     })?;
     Ok(Matcher::Number {
         key: key.to_string(),
@@ -223,6 +229,17 @@ mod tests {
         assert!(at("@ms:[1 TO 2").message.contains("not closed"));
         assert!(at("@ms:>1e999").message.contains("not a number"));
         assert!(at("@ms:>NaN").message.contains("not a number"));
+        assert!(
+            at("@ms:>1.7976931348623157e308")
+                .message
+                .contains("no number lies beyond")
+        );
+        assert!(
+            at("@ms:<-1.7976931348623157e308")
+                .message
+                .contains("no number lies beyond")
+        );
+        assert!(Query::parse("@ms:>=1.7976931348623157e308").is_ok());
         // Keys order as numbers do, -0 and 0 alike.
         let mut xs = [-1e300, -2.5, -0.0, 0.0, 1e-300, 3.0, 1e300];
         xs.sort_by_key(|x| sortable(*x));

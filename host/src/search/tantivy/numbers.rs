@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use tantivy::query::EnableScoring;
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::termdict::TermMerger;
-use tantivy::{DocSet, TERMINATED, Term};
+use tantivy::{DocId, DocSet, TERMINATED, Term};
 
 use super::schema::number_term;
 use super::terms::{Matched, each_match, matched};
@@ -23,15 +23,47 @@ use crate::search::numbers::{Distribution, Numbers};
 use crate::search::query::{Query, unsortable};
 use crate::search::{Terms, TermsField};
 
-/// No value of the field counted (a match's slot in `Groups`).
-const NONE: u16 = u16::MAX;
+/// Which of the field's kept values each document of a segment holds: a
+/// byte a document while there are fewer than 255 values, two past that
+/// (`size` is at most 1,000). The memory is the tenant's own segments',
+/// a byte or two per record, whatever the request asks.
+enum Slots {
+    Narrow(Vec<u8>),
+    Wide(Vec<u16>),
+}
+
+impl Slots {
+    fn new(docs: usize, values: usize) -> Slots {
+        if values < usize::from(u8::MAX) {
+            Slots::Narrow(vec![u8::MAX; docs])
+        } else {
+            Slots::Wide(vec![u16::MAX; docs])
+        }
+    }
+
+    fn set(&mut self, doc: DocId, slot: usize) {
+        match self {
+            Slots::Narrow(s) => s[doc as usize] = u8::try_from(slot).unwrap_or(u8::MAX),
+            Slots::Wide(s) => s[doc as usize] = u16::try_from(slot).unwrap_or(u16::MAX),
+        }
+    }
+
+    fn of(&self, doc: DocId) -> Option<usize> {
+        match self {
+            Slots::Narrow(s) => s.get(doc as usize).filter(|v| **v != u8::MAX).map(|v| usize::from(*v)),
+            Slots::Wide(s) => s.get(doc as usize).filter(|v| **v != u16::MAX).map(|v| usize::from(*v)),
+        }
+    }
+}
 
 /// Which of the field's kept values each match holds, per segment.
 struct Groups {
-    slots: Vec<Vec<u16>>,
+    slots: Vec<Slots>,
     dists: Vec<Distribution>,
-    /// Per value, the matches of the number being read.
+    /// Per value, the matches of the number being read, and which values
+    /// it has touched.
     counts: Vec<u64>,
+    touched: Vec<usize>,
 }
 
 impl TenantIndex {
@@ -47,8 +79,10 @@ impl TenantIndex {
         let query = self.build_query(q, filter)?;
         let weight = query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
         let (total, matched) = matched(&searcher, weight.as_ref(), self.fields.attr)?;
+        // Counted on the same snapshot as the numbers, so that no value's
+        // statistics count more matches than it has.
         let terms = match group {
-            Some((field, size)) => Some(self.terms(q, filter, field, size, None)?),
+            Some((field, size)) => Some(self.terms_in(&searcher, q, filter, field, size, None)?),
             None => None,
         };
         let mut groups = match (&terms, group) {
@@ -59,8 +93,7 @@ impl TenantIndex {
             Some(i) => bucket_matches(&matched, i.max(1))?,
             None => BTreeMap::new(),
         };
-        let shares = 1 + groups.as_ref().map_or(0, |g| g.dists.len()) + series.len();
-        let mut all = Distribution::new(shares);
+        let mut all = Distribution::new(1);
         let timestamps: Vec<_> = matched
             .iter()
             .map(|m| m.seg.fast_fields().i64("timestamp").ok())
@@ -88,11 +121,13 @@ impl TenantIndex {
             for (i, info) in merged.current_segment_ords_and_term_infos() {
                 each_match(&matched[i], &info, |d| {
                     n += 1;
-                    if let Some(g) = &mut groups {
-                        let slot = g.slots[i][d as usize];
-                        if slot != NONE {
-                            g.counts[usize::from(slot)] += 1;
+                    if let Some(g) = &mut groups
+                        && let Some(slot) = g.slots[i].of(d)
+                    {
+                        if g.counts[slot] == 0 {
+                            g.touched.push(slot);
                         }
+                        g.counts[slot] += 1;
                     }
                     if let (Some(interval), Some(Some(ts))) = (interval, timestamps.get(i))
                         && let Some(t) = ts.first(d)
@@ -102,9 +137,11 @@ impl TenantIndex {
                 })?;
             }
             all.add(v, n);
+            // Only the values this number's matches hold: a number is read
+            // once per value it has, not once per value kept.
             if let Some(g) = &mut groups {
-                for (dist, c) in g.dists.iter_mut().zip(&mut g.counts) {
-                    dist.add(v, std::mem::take(c));
+                for slot in g.touched.drain(..) {
+                    g.dists[slot].add(v, std::mem::take(&mut g.counts[slot]));
                 }
             }
             for (b, c) in per_bucket.drain() {
@@ -138,8 +175,9 @@ impl TenantIndex {
             TermsField::AttributeKeys => (f.attr, String::new()),
         };
         let mut slots = Vec::with_capacity(matched.len());
+        let n = terms.buckets.len();
         for m in matched {
-            let mut slot = vec![NONE; m.seg.max_doc() as usize];
+            let mut slot = Slots::new(m.seg.max_doc() as usize, n);
             let inverted = m.seg.inverted_index(tfield)?;
             for (i, (value, _)) in terms.buckets.iter().enumerate() {
                 let term = Term::from_field_text(tfield, &format!("{prefix}{value}"));
@@ -149,18 +187,18 @@ impl TenantIndex {
                 let mut d = postings.doc();
                 while d != TERMINATED {
                     if m.matches.contains(d) {
-                        slot[d as usize] = u16::try_from(i).unwrap_or(NONE);
+                        slot.set(d, i);
                     }
                     d = postings.advance();
                 }
             }
             slots.push(slot);
         }
-        let n = terms.buckets.len();
         Ok(Groups {
             slots,
-            dists: (0..n).map(|_| Distribution::new(n + 1)).collect(),
+            dists: (0..n).map(|_| Distribution::new(n)).collect(),
             counts: vec![0; n],
+            touched: Vec::with_capacity(n),
         })
     }
 }
@@ -180,7 +218,7 @@ fn bucket_matches(matched: &[Matched<'_>], interval: i64) -> Result<BTreeMap<i64
             }
         }
     }
-    let shares = counts.len() + 1;
+    let shares = counts.len();
     Ok(counts
         .into_iter()
         .map(|(b, n)| (b, (n, Distribution::new(shares))))

@@ -110,10 +110,22 @@ impl TenantIndex {
         size: usize,
         interval: Option<i64>,
     ) -> Result<Terms, BackendError> {
+        self.terms_in(&self.reader.searcher(), q, filter, field, size, interval)
+    }
+
+    /// [`TenantIndex::terms`] on `searcher`'s snapshot.
+    pub(super) fn terms_in(
+        &self,
+        searcher: &Searcher,
+        q: &Query,
+        filter: &LogFilter,
+        field: &TermsField,
+        size: usize,
+        interval: Option<i64>,
+    ) -> Result<Terms, BackendError> {
         let f = &self.fields;
-        let searcher = self.reader.searcher();
         let query = self.build_query(q, filter)?;
-        let weight = query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
+        let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
         let (tfield, prefix) = match field {
             TermsField::Service => (f.service, String::new()),
             TermsField::Level => (f.level, String::new()),
@@ -121,7 +133,7 @@ impl TenantIndex {
             TermsField::AttributeKeys => (f.attr, String::new()),
         };
         let keys = matches!(field, TermsField::AttributeKeys);
-        let (total, matched) = matched(&searcher, weight.as_ref(), tfield)?;
+        let (total, matched) = matched(searcher, weight.as_ref(), tfield)?;
         // Past every `key=…`: `>` follows `=`.
         let end = prefix
             .strip_suffix('=')
