@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use tantivy::query::EnableScoring;
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::termdict::TermMerger;
-use tantivy::{DocId, DocSet, TERMINATED, Term};
+use tantivy::{DocId, Term};
 
 use super::schema::number_term;
-use super::terms::{Matched, each_match, matched};
+use super::terms::{Matched, each_in, each_match, matched};
 use super::{TenantIndex, io};
 use crate::error::BackendError;
 use crate::model::LogFilter;
@@ -23,35 +23,57 @@ use crate::search::numbers::{Distribution, Numbers};
 use crate::search::query::{Query, unsortable};
 use crate::search::{Terms, TermsField};
 
-/// Which of the field's kept values each document of a segment holds: a
-/// byte a document while there are fewer than 255 values, two past that
-/// (`size` is at most 1,000). The memory is the tenant's own segments',
-/// a byte or two per record, whatever the request asks.
-enum Slots {
+/// Which of the field's kept values each document of a segment's run of
+/// matches (`Matched::first..=last`) holds: a byte a document while there
+/// are fewer than 255 values, two past that (`size` is at most 1,000).
+/// The memory is a byte or two per record of the tenant's own index in
+/// the matches' run, whatever the request asks.
+struct Slots {
+    base: DocId,
+    of: SlotVec,
+}
+
+enum SlotVec {
     Narrow(Vec<u8>),
     Wide(Vec<u16>),
 }
 
 impl Slots {
-    fn new(docs: usize, values: usize) -> Slots {
-        if values < usize::from(u8::MAX) {
-            Slots::Narrow(vec![u8::MAX; docs])
-        } else {
-            Slots::Wide(vec![u16::MAX; docs])
+    fn new(m: &Matched<'_>, values: usize) -> Slots {
+        let docs = (m.last - m.first) as usize + 1;
+        Slots {
+            base: m.first,
+            of: if values < usize::from(u8::MAX) {
+                SlotVec::Narrow(vec![u8::MAX; docs])
+            } else {
+                SlotVec::Wide(vec![u16::MAX; docs])
+            },
         }
     }
 
     fn set(&mut self, doc: DocId, slot: usize) {
-        match self {
-            Slots::Narrow(s) => s[doc as usize] = u8::try_from(slot).unwrap_or(u8::MAX),
-            Slots::Wide(s) => s[doc as usize] = u16::try_from(slot).unwrap_or(u16::MAX),
+        let Some(at) = doc.checked_sub(self.base).map(|d| d as usize) else {
+            return;
+        };
+        match &mut self.of {
+            SlotVec::Narrow(s) => {
+                if let Some(v) = s.get_mut(at) {
+                    *v = u8::try_from(slot).unwrap_or(u8::MAX);
+                }
+            }
+            SlotVec::Wide(s) => {
+                if let Some(v) = s.get_mut(at) {
+                    *v = u16::try_from(slot).unwrap_or(u16::MAX);
+                }
+            }
         }
     }
 
     fn of(&self, doc: DocId) -> Option<usize> {
-        match self {
-            Slots::Narrow(s) => s.get(doc as usize).filter(|v| **v != u8::MAX).map(|v| usize::from(*v)),
-            Slots::Wide(s) => s.get(doc as usize).filter(|v| **v != u16::MAX).map(|v| usize::from(*v)),
+        let at = doc.checked_sub(self.base)? as usize;
+        match &self.of {
+            SlotVec::Narrow(s) => s.get(at).filter(|v| **v != u8::MAX).map(|v| usize::from(*v)),
+            SlotVec::Wide(s) => s.get(at).filter(|v| **v != u16::MAX).map(|v| usize::from(*v)),
         }
     }
 }
@@ -177,20 +199,14 @@ impl TenantIndex {
         let mut slots = Vec::with_capacity(matched.len());
         let n = terms.buckets.len();
         for m in matched {
-            let mut slot = Slots::new(m.seg.max_doc() as usize, n);
+            let mut slot = Slots::new(m, n);
             let inverted = m.seg.inverted_index(tfield)?;
             for (i, (value, _)) in terms.buckets.iter().enumerate() {
                 let term = Term::from_field_text(tfield, &format!("{prefix}{value}"));
                 let Some(mut postings) = inverted.read_postings(&term, IndexRecordOption::Basic).map_err(io)? else {
                     continue;
                 };
-                let mut d = postings.doc();
-                while d != TERMINATED {
-                    if m.matches.contains(d) {
-                        slot.set(d, i);
-                    }
-                    d = postings.advance();
-                }
+                each_in(m, &mut postings, |d| slot.set(d, i));
             }
             slots.push(slot);
         }
@@ -210,7 +226,7 @@ fn bucket_matches(matched: &[Matched<'_>], interval: i64) -> Result<BTreeMap<i64
         let Ok(timestamps) = m.seg.fast_fields().i64("timestamp") else {
             continue;
         };
-        for doc in 0..m.seg.max_doc() {
+        for doc in m.first..=m.last {
             if m.matches.contains(doc)
                 && let Some(t) = timestamps.first(doc)
             {

@@ -12,7 +12,7 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use tantivy::index::InvertedIndexReader;
-use tantivy::postings::TermInfo;
+use tantivy::postings::{SegmentPostings, TermInfo};
 use tantivy::query::{EnableScoring, Weight};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::termdict::TermMerger;
@@ -32,23 +32,38 @@ pub(super) struct Matched<'a> {
     /// The inverted index of the field read.
     pub(super) inverted: Arc<InvertedIndexReader>,
     pub(super) matches: BitSet,
+    /// The first and the last match: a range of time is a run of
+    /// documents (segments are written, and merged, in order), which a
+    /// term's postings skip to rather than read through.
+    pub(super) first: DocId,
+    pub(super) last: DocId,
 }
 
 /// Calls `f` with each match of segment `m` that holds the term `info`
 /// (of the field `m.inverted` reads).
-pub(super) fn each_match(m: &Matched<'_>, info: &TermInfo, mut f: impl FnMut(DocId)) -> Result<(), BackendError> {
+pub(super) fn each_match(m: &Matched<'_>, info: &TermInfo, f: impl FnMut(DocId)) -> Result<(), BackendError> {
     let mut postings = m
         .inverted
         .read_postings_from_terminfo(info, IndexRecordOption::Basic)
         .map_err(io)?;
+    each_in(m, &mut postings, f);
+    Ok(())
+}
+
+/// Calls `f` with each match of segment `m` that `postings` holds,
+/// skipping to the matches' run and stopping past it.
+pub(super) fn each_in(m: &Matched<'_>, postings: &mut SegmentPostings, mut f: impl FnMut(DocId)) {
+    // `seek` wants a target at or past where the postings are.
     let mut d = postings.doc();
-    while d != TERMINATED {
+    if d < m.first {
+        d = postings.seek(m.first);
+    }
+    while d != TERMINATED && d <= m.last {
         if m.matches.contains(d) {
             f(d);
         }
         d = postings.advance();
     }
-    Ok(())
 }
 
 /// The search's matches in every segment that has some, and how many.
@@ -65,10 +80,13 @@ pub(super) fn matched<'s>(
         let mut scorer = weight.scorer(seg, 1.0)?;
         let mut doc = scorer.doc();
         let mut n = 0u64;
+        let (mut first, mut last) = (TERMINATED, 0);
         while doc != TERMINATED {
             if alive.is_none_or(|a| a.is_alive(doc)) {
                 matches.insert(doc);
                 n += 1;
+                first = first.min(doc);
+                last = doc;
             }
             doc = scorer.advance();
         }
@@ -78,6 +96,8 @@ pub(super) fn matched<'s>(
                 seg,
                 inverted: seg.inverted_index(field)?,
                 matches,
+                first,
+                last,
             });
         }
     }
@@ -241,7 +261,7 @@ fn series(
             continue;
         };
         let at = |doc| timestamps.first(doc).map(bucket);
-        for doc in 0..m.seg.max_doc() {
+        for doc in m.first..=m.last {
             if !m.matches.contains(doc) {
                 continue;
             }
@@ -260,15 +280,11 @@ fn series(
             else {
                 continue;
             };
-            let mut d = postings.doc();
-            while d != TERMINATED {
-                if m.matches.contains(d)
-                    && let Some(b) = at(d)
-                {
+            each_in(m, &mut postings, |d| {
+                if let Some(b) = at(d) {
                     out.add_value(b, i, 1);
                 }
-                d = postings.advance();
-            }
+            });
         }
     }
     Ok(out.finish())
