@@ -83,13 +83,10 @@ pub fn settle_attr(v: &mut String) {
     value::settle(v);
     if let AttrValue::Number(n) = AttrValue::of(v)
         && let Ok(json) = serde_json::from_str::<serde_json::Number>(n)
+        && let Some(canonical) = value::number(&json.to_string())
+        && canonical != *v
     {
-        let text = json.to_string();
-        if text != n
-            && let Some(canonical) = value::number(&text)
-        {
-            *v = canonical;
-        }
+        *v = canonical;
     }
 }
 
@@ -148,6 +145,8 @@ mod tests {
             ("\u{0}1E+16", "\u{0}1e+16"),
             ("\u{0}500", "\u{0}500"),
             ("\u{0}0.25", "\u{0}0.25"),
+            ("\u{0}-0", "\u{0}0"),
+            ("\u{0}-0.0", "\u{0}0"),
             ("\u{0}[REDACTED]", "[REDACTED]"),
             ("plain", "plain"),
         ] {

@@ -61,9 +61,18 @@ impl<'a> AttrValue<'a> {
 }
 
 /// The value a record holds for the JSON number `literal`, or `None` when
-/// it is not one (or is too long, or overflows an f64).
+/// it is not one (or is too long, or overflows an f64). Zero is `0`
+/// however written (`-0`, `0.0`): PostgreSQL keeps no -0, and a range
+/// reads -0 as 0.
 pub fn number(literal: &str) -> Option<String> {
-    is_number(literal).then(|| format!("{MARK}{literal}"))
+    if !is_number(literal) {
+        return None;
+    }
+    Some(if literal.parse::<f64>().is_ok_and(|x| x == 0.0) {
+        format!("{MARK}0")
+    } else {
+        format!("{MARK}{literal}")
+    })
 }
 
 /// The value a record holds for a number: an integer's digits, else the
@@ -166,6 +175,10 @@ mod tests {
         assert_eq!(number_of(500.0).as_deref(), Some("\u{0}500"));
         assert_eq!(number_of(0.25).as_deref(), Some("\u{0}0.25"));
         assert_eq!(number_of(f64::NAN), None);
+        for zero in ["-0", "0.0", "-0.0e5", "0"] {
+            assert_eq!(number(zero).as_deref(), Some("\u{0}0"), "{zero}");
+        }
+        assert_eq!(number_of(-0.0).as_deref(), Some("\u{0}0"));
         for n in [1e300, -1.5e-300, 1e15, 0.1] {
             let v = number_of(n).expect("finite");
             assert_eq!(AttrValue::of(&v).as_f64(), Some(n), "{v:?}");
