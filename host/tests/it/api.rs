@@ -305,18 +305,7 @@ async fn list_search_detail_stats_and_isolation() {
     let aggregate = |body: Value| {
         let s = &s;
         let key = key.clone();
-        async move {
-            let r = s
-                .http
-                .post(s.url("/v1/aggregate"))
-                .bearer_auth(&key)
-                .json(&body)
-                .send()
-                .await
-                .expect("post");
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        async move { s.post_json(&key, "/v1/aggregate", &body).await }
     };
     let pairs = |v: &Value| -> Vec<(String, u64)> {
         v["buckets"]

@@ -37,16 +37,7 @@ fn durations(keep: impl Fn(i64) -> bool) -> Vec<f64> {
 }
 
 async fn aggregate(s: &Server, key: &str, body: Value) -> (u16, Value) {
-    let r = s
-        .http
-        .post(s.url("/v1/aggregate"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .expect("post");
-    let status = r.status().as_u16();
-    (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    s.post_json(key, "/v1/aggregate", &body).await
 }
 
 /// `stats` against the numbers `v`: count, min, max, sum exactly; each

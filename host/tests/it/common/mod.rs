@@ -344,6 +344,20 @@ impl Server {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// POST of a JSON body, as the tenant `key`.
+    pub async fn post_json(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("post");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// The hits of the list or search at `path`, once it has at least `n`
     /// (the pipeline runs after the 202).
     pub async fn hits(&self, key: &str, path: &str, n: usize) -> Vec<Value> {
